@@ -1,0 +1,79 @@
+"""Helpers for the public macros: naming, tags and early checks."""
+
+load(":release.bzl", "artifact_ci_release", "artifact_dev_release")
+
+# Tags that steer Bazel or CI rather than name an image; they never become image tags.
+_CONTROL_TAGS = ["manual", "local", "exclusive", "external", "flaky"]
+_CONTROL_TAG_PREFIXES = ["no-", "requires-", "supports-", "block-", "cpu:", "resources:"]
+
+# Tags the hidden helper targets inherit (the ones that change how an action runs).
+_PROPAGATED_TAGS = ["no-remote", "no-remote-exec", "no-remote-cache", "no-cache", "no-sandbox", "requires-network", "local"]
+
+_REPOSITORY_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-/"
+
+def where(name):
+    return "//{}:{}".format(native.package_name(), name)
+
+def is_control_tag(tag):
+    if tag in _CONTROL_TAGS:
+        return True
+    for prefix in _CONTROL_TAG_PREFIXES:
+        if tag.startswith(prefix):
+            return True
+    return False
+
+def image_tags_of(tags):
+    """The declared tags that name image tags (all but Bazel and CI control tags)."""
+    return [t for t in tags if not is_control_tag(t)]
+
+def helper_tags(tags):
+    return ["manual"] + [t for t in tags if t in _PROPAGATED_TAGS and t != "manual"]
+
+def check_name(name):
+    if not name or name.endswith(".ci") or name.endswith(".dev"):
+        fail("{}: name must not be empty or end in .ci/.dev; the macro adds those suffixes itself.".format(where(name)))
+
+def check_repository(name, repository):
+    problem = None
+    if not repository:
+        problem = "is empty"
+    else:
+        for char in repository.elems():
+            if char not in _REPOSITORY_CHARS:
+                problem = "contains '{}' (use lowercase letters, digits, '.', '_', '-' and '/')".format(char)
+                break
+    if not problem:
+        for part in repository.split("/"):
+            if not part or part in (".", "..") or part[0] in "._-" or part[-1] in "._-":
+                problem = "has the path part '{}' (parts start and end with a letter or digit; no '..' or empty parts)".format(part)
+                break
+    if problem:
+        fail("{}: attribute repository '{}' {}.".format(where(name), repository, problem))
+
+def check_image_tags(name, tags):
+    for tag in tags:
+        ok = len(tag) <= 128 and tag[0] not in ".-"
+        for char in tag.elems():
+            if not (char.isalnum() or char in "_.-"):
+                ok = False
+        if not ok:
+            fail("{}: attribute tags: '{}' is not a valid image tag (up to 128 letters, digits, '_', '.', '-'; not starting with '.' or '-').".format(where(name), tag))
+
+def release_pair(name, artifact, tags, visibility, release_deps_ci = [], release_deps_dev = [], **kwargs):
+    """Declares <name>.ci and <name>.dev over one artifact target."""
+    artifact_ci_release(
+        name = name + ".ci",
+        artifact = artifact,
+        release_deps = release_deps_ci,
+        tags = tags,
+        visibility = visibility,
+        **kwargs
+    )
+    artifact_dev_release(
+        name = name + ".dev",
+        artifact = artifact,
+        release_deps = release_deps_dev,
+        tags = tags,
+        visibility = visibility,
+        **kwargs
+    )

@@ -1,0 +1,118 @@
+"""The two release rule kinds every artifact macro expands into.
+
+`artifact_ci_release` publishes to the channel `ci` (production), `artifact_dev_release` to
+the channel `dev`. `bazel build` writes a release manifest (what to publish, from which
+files); `bazel run` publishes it. Destinations are read from releasekit.yaml when the
+release runs, so a build never hard-codes where it goes.
+"""
+
+load(":paths.bzl", "label_text", "runfiles_path")
+load(":providers.bzl", "ReleaseArtifactInfo", "ReleaseInfo")
+
+_MANIFEST_SCHEMA_VERSION = 1
+
+_ATTRS = {
+    "artifact": attr.label(
+        mandatory = True,
+        providers = [ReleaseArtifactInfo],
+        doc = "The artifact to publish: a target providing ReleaseArtifactInfo (made by the container_release, jar_release or deploy_release macros).",
+    ),
+    "release_deps": attr.label_list(
+        providers = [ReleaseInfo],
+        doc = "Releases of the same channel that must be published before this one (a deploy release's images).",
+    ),
+    "_entry": attr.label(
+        default = "//tools:releasekit_entry.py",
+        allow_single_file = True,
+        doc = "The releasekit entry point the launcher runs.",
+    ),
+    "_releasekit": attr.label(
+        default = "//tools:releasekit_srcs",
+        doc = "The releasekit sources, shipped in the runfiles so rules and publisher always match.",
+    ),
+    "_launcher": attr.label(
+        default = "//rules/private:launcher.sh.tpl",
+        allow_single_file = True,
+        doc = "Template of the executable that runs the release.",
+    ),
+}
+
+def _release_name(label):
+    for suffix in (".ci", ".dev"):
+        if label.name.endswith(suffix):
+            return label_text(label)[:-len(suffix)]
+    return label_text(label)
+
+def _release_impl(ctx):
+    channel = ctx.attr._channel
+    artifact = ctx.attr.artifact[ReleaseArtifactInfo]
+    for dep in ctx.attr.release_deps:
+        if dep[ReleaseInfo].channel != channel:
+            fail("{}: attribute release_deps: {} is a {} release; a {} release may only depend on {} releases.".format(
+                label_text(ctx.label),
+                label_text(dep.label),
+                dep[ReleaseInfo].channel,
+                channel,
+                channel,
+            ))
+    manifest = ctx.actions.declare_file(ctx.label.name + ".release.json")
+    ctx.actions.write(manifest, json.encode({
+        "schema_version": _MANIFEST_SCHEMA_VERSION,
+        "target": label_text(ctx.label),
+        "release": _release_name(ctx.label),
+        "channel": channel,
+        "kind": artifact.kind,
+        artifact.kind: artifact.fields,
+        "depends_on": [dep[ReleaseInfo].release for dep in ctx.attr.release_deps],
+    }))
+    executable = ctx.actions.declare_file(ctx.label.name)
+    ctx.actions.expand_template(
+        template = ctx.file._launcher,
+        output = executable,
+        substitutions = {
+            "%{entry}": runfiles_path(ctx, ctx.file._entry),
+            "%{manifest}": runfiles_path(ctx, manifest),
+            "%{target}": label_text(ctx.label),
+        },
+        is_executable = True,
+    )
+    runfiles = ctx.runfiles(
+        files = [manifest, ctx.file._entry] + ctx.files._releasekit,
+        transitive_files = artifact.files,
+    )
+    for dep in ctx.attr.release_deps:
+        runfiles = runfiles.merge(dep[DefaultInfo].default_runfiles)
+    return [
+        DefaultInfo(executable = executable, files = depset([executable, manifest]), runfiles = runfiles),
+        ReleaseInfo(channel = channel, kind = artifact.kind, release = _release_name(ctx.label), manifest = manifest),
+    ]
+
+def _channel_attrs(channel):
+    attrs = dict(_ATTRS)
+    attrs["_channel"] = attr.string(default = channel, doc = "The channel this rule kind publishes to.")
+    return attrs
+
+artifact_ci_release = rule(
+    implementation = _release_impl,
+    executable = True,
+    attrs = _channel_attrs("ci"),
+    doc = """Publishes an artifact to the production (ci) destinations of releasekit.yaml.
+
+Refuses to run unless CI=true. Tags the full commit SHA plus the declared tags. On a
+partial failure nothing is visible: blobs are pushed before the manifest, the manifest
+by digest before its tags, so a failed run leaves no tag and a re-run completes it.""",
+)
+
+artifact_dev_release = rule(
+    implementation = _release_impl,
+    executable = True,
+    attrs = _channel_attrs("dev"),
+    doc = """Publishes an artifact to the dev destinations of releasekit.yaml, from a laptop or CI.
+
+Tags `dev-<user>-<short sha>`, plus `-dirty` when the working tree has uncommitted changes.""",
+)
+
+release_lib = struct(
+    attrs = _ATTRS,
+    impl = _release_impl,
+)

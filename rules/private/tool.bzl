@@ -1,0 +1,27 @@
+"""Running releasekit as a build action (standard library only, any python3)."""
+
+RELEASEKIT_TOOL_ATTRS = {
+    "_tool": attr.label(
+        default = "//tools:releasekit_entry.py",
+        allow_single_file = True,
+        executable = True,
+        cfg = "exec",
+        doc = "The releasekit entry point, run as a build action.",
+    ),
+    "_tool_srcs": attr.label(
+        default = "//tools:releasekit_srcs",
+        cfg = "exec",
+        doc = "The releasekit sources the build action imports.",
+    ),
+}
+
+def run_releasekit(ctx, arguments, inputs, outputs, mnemonic, progress_message):
+    ctx.actions.run(
+        executable = ctx.executable._tool,
+        tools = ctx.files._tool_srcs,
+        inputs = inputs,
+        outputs = outputs,
+        arguments = arguments,
+        mnemonic = mnemonic,
+        progress_message = progress_message,
+    )

@@ -1,0 +1,229 @@
+"""releasekit.yaml: the destinations of each channel.
+
+    channels:
+      ci:  {registry: "registry.example.com/prod", maven: "https://repo.example.com/releases"}
+      dev: {registry: "registry.example.com/dev",  maven: "https://repo.example.com/snapshots"}
+
+An entry is a string or a mapping {url, insecure, ca_bundle}; a channel may set
+`insecure: true` for all its entries. Which file wins: --config, then
+RELEASEKIT_CONFIG, then releasekit.yaml at the workspace root.
+"""
+
+import dataclasses
+import ipaddress
+import os
+import re
+
+import yaml
+
+from .errors import ConfigError
+
+CHANNELS = ("ci", "dev")
+DESTINATION_KINDS = ("registry", "maven", "deploy")
+CONFIG_FILE_NAME = "releasekit.yaml"
+_STORE_SCHEMES = ("http", "https", "s3", "file")
+_HOST_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$")
+_PATH_SEGMENT_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Destination:
+    """One place a channel publishes to."""
+
+    kind: str
+    channel: str
+    text: str
+    scheme: str
+    host: str
+    path: str
+    insecure: bool = False
+    ca_bundle: str = None
+
+    @property
+    def is_plain_http(self):
+        return self.scheme == "http"
+
+    def describe(self):
+        return "channels.{}.{} ({})".format(self.channel, self.kind, self.text)
+
+    def overlaps(self, other):
+        """True when one destination contains the other (same place, or one nested in the other)."""
+        if self.location_family() != other.location_family() or self.host != other.host:
+            return False
+        mine = [s for s in self.path.split("/") if s]
+        theirs = [s for s in other.path.split("/") if s]
+        shorter = min(len(mine), len(theirs))
+        return mine[:shorter] == theirs[:shorter]
+
+    def location_family(self):
+        # http and https of one host are the same store; s3 and file are their own.
+        if self.kind == "registry":
+            return "registry"
+        return "http" if self.scheme in ("http", "https") else self.scheme
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The parsed releasekit.yaml."""
+
+    source: str
+    channels: dict
+
+    def destination(self, channel, kind):
+        entry = self.channels.get(channel, {}).get(kind)
+        if entry is None:
+            raise ConfigError(
+                "{}: channel '{}' has no '{}' destination. Add one under channels.{}.{}.".format(
+                    self.source, channel, kind, channel, kind
+                )
+            )
+        return entry
+
+
+def is_loopback(host):
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1 : host.index("]")]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_registry(text, channel="?", insecure=False, ca_bundle=None, source="releasekit.yaml"):
+    """Parse `[http://|https://]host[:port][/namespace]`."""
+    where = "{}: channels.{}.registry".format(source, channel)
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("{} must be a string like 'registry.example.com/team'.".format(where))
+    scheme = "https"
+    rest = text.strip()
+    match = re.match(r"^([a-z0-9+]+)://(.*)$", rest)
+    if match:
+        scheme, rest = match.group(1), match.group(2)
+        if scheme not in ("http", "https"):
+            raise ConfigError(
+                "{} '{}' uses the scheme '{}'; a registry is 'host[:port][/namespace]', "
+                "optionally with http:// or https://.".format(where, text, scheme)
+            )
+    host, _, path = rest.partition("/")
+    path = path.strip("/")
+    if not _HOST_RE.match(host):
+        raise ConfigError("{} '{}': '{}' is not a valid host[:port].".format(where, text, host))
+    for segment in path.split("/") if path else []:
+        if not _PATH_SEGMENT_RE.match(segment):
+            raise ConfigError(
+                "{} '{}': namespace part '{}' is not allowed; use lowercase letters, digits "
+                "and single separators (. _ -), no '..' or empty parts.".format(where, text, segment)
+            )
+    destination = Destination("registry", channel, text, scheme, host.lower(), path, insecure, ca_bundle)
+    _check_transport(destination, where)
+    return destination
+
+
+def parse_store(text, kind, channel="?", insecure=False, ca_bundle=None, source="releasekit.yaml"):
+    """Parse an artifact store URL: https://..., http://... (loopback), s3://bucket/prefix, file:///dir."""
+    where = "{}: channels.{}.{}".format(source, channel, kind)
+    match = re.match(r"^([a-z0-9]+)://([^/]*)(/.*)?$", text.strip()) if isinstance(text, str) else None
+    if not match or match.group(1) not in _STORE_SCHEMES:
+        raise ConfigError(
+            "{} '{}' is not a store URL; use https://host/path, s3://bucket/prefix or "
+            "file:///absolute/path.".format(where, text)
+        )
+    scheme, host, path = match.group(1), match.group(2).lower(), (match.group(3) or "").rstrip("/")
+    if ".." in path.split("/"):
+        raise ConfigError("{} '{}' contains '..'; give the store's real path.".format(where, text))
+    if scheme == "file" and (host or not path):
+        raise ConfigError("{} '{}' must be file:///absolute/path (three slashes).".format(where, text))
+    if scheme in ("http", "https", "s3") and not host:
+        raise ConfigError("{} '{}' has no host or bucket.".format(where, text))
+    destination = Destination(kind, channel, text, scheme, host, path, insecure, ca_bundle)
+    _check_transport(destination, where)
+    return destination
+
+
+def _check_transport(destination, where):
+    if destination.is_plain_http and not destination.insecure and not is_loopback(destination.host):
+        raise ConfigError(
+            "{} '{}' is plain HTTP to a host that is not loopback; use https://, or set "
+            "'insecure: true' on that entry if you accept unencrypted traffic.".format(where, destination.text)
+        )
+
+
+def find_config_path(explicit=None, environ=None):
+    """Return (path, how it was chosen)."""
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return explicit, "--config"
+    if environ.get("RELEASEKIT_CONFIG"):
+        return environ["RELEASEKIT_CONFIG"], "RELEASEKIT_CONFIG"
+    root = environ.get("BUILD_WORKSPACE_DIRECTORY") or os.getcwd()
+    return os.path.join(root, CONFIG_FILE_NAME), "workspace root"
+
+
+def load_config(explicit=None, environ=None):
+    path, chosen_by = find_config_path(explicit, environ)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(
+            "No releasekit config at {} (chosen by {}). Create {} at the workspace root, or point "
+            "RELEASEKIT_CONFIG at one.".format(path, chosen_by, CONFIG_FILE_NAME)
+        ) from None
+    except OSError as error:
+        raise ConfigError("Cannot read releasekit config {}: {}.".format(path, error.strerror)) from None
+    return parse_config(text, path)
+
+
+def parse_config(text, source):
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = " line {}".format(mark.line + 1) if mark else ""
+        raise ConfigError("{}{}: not valid YAML ({}).".format(source, line, getattr(error, "problem", error))) from None
+    if not isinstance(data, dict) or not isinstance(data.get("channels"), dict):
+        raise ConfigError("{}: expected a top-level 'channels:' mapping with 'ci' and 'dev' entries.".format(source))
+    channels = {}
+    for channel, entries in data["channels"].items():
+        if channel not in CHANNELS:
+            raise ConfigError("{}: unknown channel '{}'; the channels are ci and dev.".format(source, channel))
+        if not isinstance(entries, dict):
+            raise ConfigError("{}: channels.{} must be a mapping of destinations.".format(source, channel))
+        channel_insecure = bool(entries.get("insecure", False))
+        parsed = {}
+        for kind, value in entries.items():
+            if kind == "insecure":
+                continue
+            if kind not in DESTINATION_KINDS:
+                raise ConfigError(
+                    "{}: channels.{}.{} is not a destination; use {}.".format(
+                        source, channel, kind, ", ".join(DESTINATION_KINDS)
+                    )
+                )
+            url, insecure, ca_bundle = value, channel_insecure, None
+            if isinstance(value, dict):
+                url = value.get("url")
+                insecure = bool(value.get("insecure", channel_insecure))
+                ca_bundle = value.get("ca_bundle")
+            if kind == "registry":
+                parsed[kind] = parse_registry(url, channel, insecure, ca_bundle, source)
+            else:
+                parsed[kind] = parse_store(url, kind, channel, insecure, ca_bundle, source)
+        channels[channel] = parsed
+    config = Config(source=source, channels=channels)
+    check_channels_apart(config)
+    return config
+
+
+def check_channels_apart(config):
+    """Refuse a dev destination that equals or nests with a CI one: dev must never write to production."""
+    for dev in config.channels.get("dev", {}).values():
+        for ci in config.channels.get("ci", {}).values():
+            if dev.overlaps(ci):
+                raise ConfigError(
+                    "{}: {} overlaps {}; a dev release could overwrite production artifacts. "
+                    "Give the dev channel its own namespace or path (e.g. '.../dev').".format(
+                        config.source, dev.describe(), ci.describe()
+                    )
+                )

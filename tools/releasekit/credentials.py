@@ -1,0 +1,81 @@
+"""Registry credentials: environment variables first, then the Docker config.
+
+  RELEASEKIT_REGISTRY_USERNAME / RELEASEKIT_REGISTRY_PASSWORD   basic credentials
+  RELEASEKIT_REGISTRY_TOKEN                                     a bearer token sent as is
+  ~/.docker/config.json (or $DOCKER_CONFIG/config.json)         auths, credHelpers, credsStore
+
+Every secret found is registered for redaction before it is used.
+"""
+
+import dataclasses
+import logging
+import os
+
+from .errors import AuthError
+from .redact import register_secret
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    username: str = None
+    password: str = dataclasses.field(default=None, repr=False)
+    token: str = dataclasses.field(default=None, repr=False)
+    source: str = "anonymous"
+
+    @property
+    def has_basic(self):
+        return bool(self.username and self.password is not None)
+
+
+ANONYMOUS = Credentials()
+
+
+def registry_credentials(host, environ=None):
+    environ = os.environ if environ is None else environ
+    username = environ.get("RELEASEKIT_REGISTRY_USERNAME")
+    password = environ.get("RELEASEKIT_REGISTRY_PASSWORD")
+    token = environ.get("RELEASEKIT_REGISTRY_TOKEN")
+    if token:
+        register_secret(token)
+        return Credentials(token=token, source="RELEASEKIT_REGISTRY_TOKEN")
+    if username or password:
+        if not (username and password):
+            raise AuthError(
+                "Only one of RELEASEKIT_REGISTRY_USERNAME and RELEASEKIT_REGISTRY_PASSWORD is set; set both "
+                "or neither."
+            )
+        register_secret(password)
+        return Credentials(username=username, password=password, source="environment")
+    return _docker_config_credentials(host, environ)
+
+
+def _docker_config_credentials(host, environ):
+    try:
+        import docker.auth
+        import docker.errors
+    except ImportError:  # the docker package is only needed for config files
+        return ANONYMOUS
+    config_dir = environ.get("DOCKER_CONFIG")
+    config_path = os.path.join(config_dir, "config.json") if config_dir else None
+    try:
+        config = docker.auth.load_config(config_path=config_path)
+        entry = docker.auth.resolve_authconfig(config, registry=host)
+    except (docker.errors.DockerException, OSError, ValueError) as error:
+        raise AuthError(
+            "Cannot read registry credentials for {} from the Docker config ({}). Check "
+            "~/.docker/config.json and its credential helper.".format(host, type(error).__name__)
+        ) from None
+    if not entry:
+        return ANONYMOUS
+    identity_token = entry.get("IdentityToken")
+    username, password = entry.get("Username"), entry.get("Password")
+    for secret in (identity_token, password):
+        register_secret(secret)
+    if identity_token:
+        # An identity token is a refresh token for the bearer realm.
+        return Credentials(username=username or "<token>", password=identity_token, source="docker config")
+    if username and password is not None:
+        return Credentials(username=username, password=password, source="docker config")
+    return ANONYMOUS

@@ -1,0 +1,359 @@
+"""Image inputs: OCI image layouts and docker-save tarballs, read without a Docker engine.
+
+Both are turned into one *image plan* (JSON) at build time: the blobs to upload with
+where their bytes live (file and offset), and the manifests to put after them,
+children first, the root last. The publisher needs nothing else. Standard library
+only: build actions run this with a bare python3.
+"""
+
+import hashlib
+import json
+import os
+import re
+import tarfile
+
+from .errors import ImageError
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+PLAN_SCHEMA_VERSION = 1
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_READ_SIZE = 1 << 20
+
+
+def sha256_digest(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def check_digest(digest, where):
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise ImageError("{}: '{}' is not a sha256 digest (sha256:<64 hex>).".format(where, digest))
+    return digest
+
+
+class BlobLocation:
+    """Bytes of one blob inside a file: the whole file, or a slice of a tarball."""
+
+    def __init__(self, path, offset, size):
+        self.path, self.offset, self.size = path, offset, size
+
+    def chunks(self, start=0, end=None, read_size=_READ_SIZE):
+        end = self.size if end is None else end
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset + start)
+            remaining = end - start
+            while remaining > 0:
+                chunk = handle.read(min(read_size, remaining))
+                if not chunk:
+                    raise ImageError("{}: file ended {} bytes early.".format(self.path, remaining))
+                remaining -= len(chunk)
+                yield chunk
+
+    def digest(self):
+        hasher = hashlib.sha256()
+        for chunk in self.chunks():
+            hasher.update(chunk)
+        return "sha256:" + hasher.hexdigest()
+
+
+def _verify(location, descriptor, where):
+    if location.size != descriptor.get("size"):
+        raise ImageError(
+            "{}: blob {} has {} bytes but its descriptor says {}; the image is corrupt or "
+            "truncated. Rebuild it.".format(where, descriptor["digest"], location.size, descriptor.get("size"))
+        )
+    actual = location.digest()
+    if actual != descriptor["digest"]:
+        raise ImageError(
+            "{}: blob {} does not match its digest (its content hashes to {}); the image is "
+            "corrupt. Rebuild it.".format(where, descriptor["digest"], actual)
+        )
+
+
+class _Reader:
+    """Common plan building over a source of named files."""
+
+    format = None
+
+    def __init__(self, path, display):
+        self.path = path
+        self.display = display
+        self.blobs = {}
+        self.manifests = []
+
+    def read_json(self, data, what):
+        try:
+            return json.loads(data)
+        except ValueError as error:
+            raise ImageError("{}: {} is not valid JSON ({}).".format(self.display, what, error)) from None
+
+    def blob_location(self, digest):
+        raise NotImplementedError
+
+    def add_manifest(self, descriptor, verify):
+        digest = check_digest(descriptor.get("digest"), self.display)
+        location = self.blob_location(digest)
+        if location is None:
+            raise ImageError("{}: manifest {} is missing from the image.".format(self.display, digest))
+        if verify:
+            _verify(location, descriptor, self.display)
+        content = b"".join(location.chunks())
+        manifest = self.read_json(content, "manifest " + digest)
+        media_type = descriptor.get("mediaType") or manifest.get("mediaType")
+        if media_type in INDEX_TYPES:
+            for child in manifest.get("manifests", []):
+                self.add_manifest(child, verify)
+        elif media_type in MANIFEST_TYPES or "config" in manifest:
+            for blob in [manifest.get("config")] + list(manifest.get("layers", [])):
+                self.add_blob(blob, verify)
+            media_type = media_type or OCI_MANIFEST
+        else:
+            raise ImageError("{}: manifest {} has unknown media type '{}'.".format(self.display, digest, media_type))
+        self.manifests.append(
+            {"digest": digest, "mediaType": media_type, "size": len(content), "location": self.describe(location)}
+        )
+
+    def add_blob(self, descriptor, verify):
+        if not isinstance(descriptor, dict):
+            raise ImageError("{}: a manifest has a malformed blob descriptor.".format(self.display))
+        digest = check_digest(descriptor.get("digest"), self.display)
+        if not isinstance(descriptor.get("size"), int) or descriptor["size"] < 0:
+            raise ImageError("{}: blob {} has no valid size in its descriptor.".format(self.display, digest))
+        if digest in self.blobs:
+            return
+        location = self.blob_location(digest)
+        if location is None:
+            raise ImageError(
+                "{}: blob {} is referenced by a manifest but missing from the image.".format(self.display, digest)
+            )
+        if verify:
+            _verify(location, descriptor, self.display)
+        self.blobs[digest] = {
+            "digest": digest,
+            "size": descriptor["size"],
+            "mediaType": descriptor.get("mediaType", ""),
+            "location": self.describe(location),
+        }
+
+    def describe(self, location):
+        return {"offset": location.offset, "file": os.path.relpath(location.path, self.path) if self.format == "oci-layout" else ""}
+
+    def plan(self, root, source_path):
+        return {
+            "schema_version": PLAN_SCHEMA_VERSION,
+            "format": self.format,
+            "source": source_path,
+            "root": root,
+            "blobs": sorted(self.blobs.values(), key=lambda b: b["digest"]),
+            "manifests": self.manifests,
+        }
+
+
+class _LayoutReader(_Reader):
+    format = "oci-layout"
+
+    def blob_location(self, digest):
+        path = os.path.join(self.path, "blobs", "sha256", digest.split(":", 1)[1])
+        if not os.path.isfile(path):
+            return None
+        return BlobLocation(path, 0, os.path.getsize(path))
+
+    def build(self, source_path, verify):
+        if not os.path.isfile(os.path.join(self.path, "oci-layout")):
+            raise ImageError(
+                "{} is not an OCI image layout (no oci-layout file). Give a directory made by oci_image "
+                "or image_layout, or a docker-save .tar.".format(self.display)
+            )
+        try:
+            with open(os.path.join(self.path, "index.json"), "rb") as handle:
+                index = self.read_json(handle.read(), "index.json")
+        except FileNotFoundError:
+            raise ImageError("{}: the OCI layout has no index.json; rebuild the image.".format(self.display)) from None
+        entries = index.get("manifests") or []
+        if len(entries) != 1:
+            raise ImageError(
+                "{}: index.json lists {} images; a release takes a layout with exactly one image "
+                "(use an image index for several platforms).".format(self.display, len(entries))
+            )
+        self.add_manifest(entries[0], verify)
+        root = self.manifests[-1]
+        return self.plan({k: root[k] for k in ("digest", "mediaType", "size")}, source_path)
+
+
+class _ArchiveReader(_Reader):
+    """docker save / oci_load tarballs: a manifest.json over config and layer files."""
+
+    format = "docker-archive"
+
+    def __init__(self, path, display):
+        super().__init__(path, display)
+        try:
+            self.tar = tarfile.open(path, "r:")
+        except (tarfile.TarError, OSError) as error:
+            raise ImageError(
+                "{} is not a docker-save tarball ({}). Give an uncompressed .tar from docker save, "
+                "oci_load or container_image.".format(display, error)
+            ) from None
+        self.members = {}
+        for member in self.tar.getmembers():
+            self.members[os.path.normpath(member.name)] = member
+        self.generated = {}
+
+    def member(self, name):
+        member = self.members.get(os.path.normpath(name))
+        seen = 0
+        while member is not None and (member.issym() or member.islnk()) and seen < 8:
+            target = member.linkname if member.islnk() else os.path.join(os.path.dirname(member.name), member.linkname)
+            member = self.members.get(os.path.normpath(target))
+            seen += 1
+        return member if member is not None and member.isfile() else None
+
+    def member_location(self, name):
+        member = self.member(name)
+        return None if member is None else BlobLocation(self.path, member.offset_data, member.size)
+
+    def blob_location(self, digest):
+        if digest in self.generated:
+            return self.generated[digest]
+        return self.member_location("blobs/sha256/" + digest.split(":", 1)[1])
+
+    def describe(self, location):
+        if isinstance(location, _InlineLocation):
+            return {"content": location.content.decode("utf-8")}
+        return {"offset": location.offset, "file": ""}
+
+    def build(self, source_path, verify):
+        if self.member("index.json") is not None and self.member("oci-layout") is not None:
+            index = self.read_json(b"".join(self.member_location("index.json").chunks()), "index.json")
+            entries = index.get("manifests") or []
+            if len(entries) != 1:
+                raise ImageError("{}: index.json lists {} images; expected one.".format(self.display, len(entries)))
+            self.add_manifest(entries[0], verify)
+        else:
+            self._build_from_docker_manifest(verify)
+        root = self.manifests[-1]
+        return self.plan({k: root[k] for k in ("digest", "mediaType", "size")}, source_path)
+
+    def _build_from_docker_manifest(self, verify):
+        location = self.member_location("manifest.json")
+        if location is None:
+            raise ImageError(
+                "{} has no manifest.json, so it is not a docker-save tarball. Give the .tar that docker "
+                "save, oci_load or container_image writes.".format(self.display)
+            )
+        entries = self.read_json(b"".join(location.chunks()), "manifest.json")
+        if not isinstance(entries, list) or len(entries) != 1:
+            raise ImageError(
+                "{}: manifest.json must describe exactly one image, found {}.".format(
+                    self.display, len(entries) if isinstance(entries, list) else "none"
+                )
+            )
+        entry = entries[0]
+        config_location = self.member_location(entry.get("Config", ""))
+        if config_location is None:
+            raise ImageError("{}: the config file '{}' is missing.".format(self.display, entry.get("Config")))
+        layers = []
+        for name in entry.get("Layers") or []:
+            layer_location = self.member_location(name)
+            if layer_location is None:
+                raise ImageError("{}: the layer file '{}' is missing.".format(self.display, name))
+            layers.append((layer_location, _layer_media_type(layer_location)))
+        config = {"mediaType": OCI_CONFIG, "digest": config_location.digest(), "size": config_location.size}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config,
+            "layers": [
+                {"mediaType": media_type, "digest": loc.digest(), "size": loc.size} for loc, media_type in layers
+            ],
+        }
+        self._register(config["digest"], config_location)
+        for (loc, _), descriptor in zip(layers, manifest["layers"]):
+            self._register(descriptor["digest"], loc)
+        content = canonical_json(manifest)
+        digest = sha256_digest(content)
+        self.generated[digest] = _InlineLocation(content)
+        # Digests were just computed from the bytes, so there is nothing left to verify.
+        self.add_manifest({"digest": digest, "mediaType": OCI_MANIFEST, "size": len(content)}, verify=False)
+
+    def _register(self, digest, location):
+        self.generated.setdefault(digest, location)
+
+
+class _InlineLocation(BlobLocation):
+    def __init__(self, content):
+        super().__init__(None, 0, len(content))
+        self.content = content
+
+    def chunks(self, start=0, end=None, read_size=_READ_SIZE):
+        yield self.content[start:end]
+
+
+def _layer_media_type(location):
+    head = next(location.chunks(0, min(4, location.size)), b"")
+    if head[:2] == b"\x1f\x8b":
+        return OCI_LAYER + "+gzip"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return OCI_LAYER + "+zstd"
+    return OCI_LAYER
+
+
+def canonical_json(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def build_plan(image_path, source_path=None, display=None, verify=True):
+    """Inspect an image input and return its plan. source_path is how the publisher will find it."""
+    display = display or image_path
+    source_path = source_path or image_path
+    if os.path.isdir(image_path):
+        return _LayoutReader(image_path, display).build(source_path, verify)
+    if os.path.isfile(image_path):
+        return _ArchiveReader(image_path, display).build(source_path, verify)
+    raise ImageError("{} does not exist.".format(display))
+
+
+class ImagePlan:
+    """A plan loaded by the publisher, with the image input found at its run-time path."""
+
+    def __init__(self, data, image_path):
+        self.data = data
+        self.image_path = image_path
+        self.root = data["root"]
+
+    @classmethod
+    def load(cls, plan_path, image_path):
+        with open(plan_path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if data.get("schema_version") != PLAN_SCHEMA_VERSION:
+            raise ImageError("{}: unsupported image plan version; rebuild the release target.".format(plan_path))
+        if not os.path.exists(image_path):
+            raise ImageError(
+                "{}: the image input is missing at run time; run the release with `bazel run` or from its "
+                "runfiles tree.".format(image_path)
+            )
+        return cls(data, image_path)
+
+    @property
+    def blobs(self):
+        return self.data["blobs"]
+
+    @property
+    def manifests(self):
+        return self.data["manifests"]
+
+    def location(self, entry):
+        where = entry["location"]
+        if "content" in where:
+            return _InlineLocation(where["content"].encode("utf-8"))
+        path = os.path.join(self.image_path, where["file"]) if where["file"] else self.image_path
+        return BlobLocation(path, where["offset"], entry["size"])
+
+    def manifest_bytes(self, entry):
+        return b"".join(self.location(entry).chunks())

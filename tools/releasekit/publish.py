@@ -1,0 +1,144 @@
+"""Runs one release target: reads its release manifest, checks the channel, publishes, records.
+
+A release manifest is written by the release rules at build time (what to publish, from
+which files). Destinations are not in it: they come from releasekit.yaml when the
+release runs, so one build serves any channel configuration.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import time
+
+from . import config as config_module
+from .credentials import registry_credentials
+from .errors import RefusedError, UsageError
+from .http import RetryPolicy
+from .image import ImagePlan
+from .registry import RegistryClient, check_repository
+from .reports import write_json_atomic
+from .versioning import image_tags, read_source_version
+
+log = logging.getLogger(__name__)
+MANIFEST_SCHEMA_VERSION = 1
+RECORD_SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass
+class PublishOptions:
+    runfiles_dir: str
+    config_path: str = None
+    dry_run: bool = False
+    workers: int = 4
+    environ: dict = None
+
+
+def load_release_manifest(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UsageError("Cannot read release manifest {}: {}. Rebuild the release target.".format(path, error)) from None
+    if manifest.get("schema_version") != MANIFEST_SCHEMA_VERSION:
+        raise UsageError(
+            "{} has release manifest version {}, this releasekit reads version {}. Rebuild the target with "
+            "matching rules_release and releasekit versions.".format(
+                path, manifest.get("schema_version"), MANIFEST_SCHEMA_VERSION
+            )
+        )
+    return manifest
+
+
+def runfile(runfiles_dir, rlocation):
+    return os.path.join(runfiles_dir, rlocation)
+
+
+def check_channel_allowed(manifest, environ):
+    if manifest["channel"] == "ci" and environ.get("CI", "").lower() != "true":
+        raise RefusedError(
+            "{} publishes to the production (ci) channel and only runs in CI (CI=true is not set). To "
+            "publish from your machine, run the dev variant instead: bazel run {}.dev".format(
+                manifest["target"], manifest["release"]
+            )
+        )
+
+
+def publish(manifest_path, options):
+    """Publish what the release manifest describes. Returns the release record (a dict)."""
+    environ = os.environ if options.environ is None else options.environ
+    started = time.time()
+    manifest = load_release_manifest(manifest_path)
+    check_channel_allowed(manifest, environ)
+    config = config_module.load_config(options.config_path, environ)
+    version = read_source_version(environ)
+    policy = RetryPolicy.from_environment(environ)
+    kind = manifest["kind"]
+    if kind == "container":
+        record = _publish_container(manifest, config, version, policy, options, environ)
+    else:
+        raise UsageError("{}: unknown release kind '{}'.".format(manifest_path, kind))
+    record.update(
+        schema_version=RECORD_SCHEMA_VERSION,
+        target=manifest["target"],
+        release=manifest["release"],
+        channel=manifest["channel"],
+        kind=kind,
+        commit=version.commit,
+        dry_run=options.dry_run,
+        duration_seconds=round(time.time() - started, 3),
+    )
+    if environ.get("RELEASEKIT_REPORT"):
+        write_json_atomic(environ["RELEASEKIT_REPORT"], record)
+    return record
+
+
+def _publish_container(manifest, config, version, policy, options, environ):
+    container = manifest["container"]
+    destination = config.destination(manifest["channel"], "registry")
+    repository_path = check_repository(container["repository"], "{} repository".format(manifest["release"]))
+    repository = "/".join(p for p in (destination.path, repository_path) if p)
+    tags = image_tags(manifest["channel"], version, container.get("tags", []))
+    plan = ImagePlan.load(
+        runfile(options.runfiles_dir, container["plan"]), runfile(options.runfiles_dir, container["image"])
+    )
+    record = {
+        "registry": destination.host,
+        "repository": "{}/{}".format(destination.host, repository),
+        "digest": plan.root["digest"],
+        "reference": "{}/{}@{}".format(destination.host, repository, plan.root["digest"]),
+        "tags": tags,
+        "bytes_uploaded": 0,
+        "blobs_uploaded": 0,
+        "blobs_skipped": 0,
+        "blobs_mounted": 0,
+    }
+    if options.dry_run:
+        return record
+    client = RegistryClient(destination, registry_credentials(destination.host, environ), policy, workers=options.workers)
+    result = client.push(repository, plan, tags)
+    record.update(
+        bytes_uploaded=result.bytes_uploaded,
+        blobs_uploaded=result.blobs_uploaded,
+        blobs_skipped=result.blobs_skipped,
+        blobs_mounted=result.blobs_mounted,
+    )
+    return record
+
+
+def summary_line(record):
+    if record["kind"] == "container":
+        verb = "would publish" if record["dry_run"] else "published"
+        return "{} {} {} to {} tags {} ({} uploaded, {} blobs skipped, {} mounted) in {:.2f}s".format(
+            record["release"], verb, record["digest"][:19], record["repository"], ",".join(record["tags"]),
+            _human_bytes(record["bytes_uploaded"]), record["blobs_skipped"], record["blobs_mounted"],
+            record["duration_seconds"],
+        )
+    return "{} published".format(record["release"])
+
+
+def _human_bytes(count):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return "{:.0f} {}".format(count, unit) if unit == "B" else "{:.1f} {}".format(count, unit)
+        count /= 1024.0

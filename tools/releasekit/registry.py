@@ -1,0 +1,505 @@
+"""A daemonless OCI distribution client: pushes an image plan to a registry.
+
+Order is the invariant that keeps a registry from ever showing half an image:
+every blob first (in parallel, bounded), then child manifests, then the root
+manifest by digest, then its tags. A run that dies leaves at most unreferenced
+blobs behind, which a re-run reuses.
+"""
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import urllib.parse
+
+import requests
+
+from .errors import AuthError, ImageError, RegistryError, TransientError
+from .http import make_session, raise_for_transient, with_retries
+from .redact import redact, register_secret
+
+log = logging.getLogger(__name__)
+DEFAULT_CHUNK_SIZE = 64 << 20
+_CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
+_REPOSITORY_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_repository(name, where="repository"):
+    if not isinstance(name, str) or not _REPOSITORY_RE.match(name) or len(name) > 255:
+        raise RegistryError(
+            "{} '{}' is not a valid image repository: use lowercase path parts of letters and digits "
+            "separated by '.', '_' or '-', joined by '/', with no '..' or empty parts.".format(where, name)
+        )
+    return name
+
+
+def check_tag(tag):
+    if not _TAG_RE.match(tag):
+        raise RegistryError(
+            "'{}' is not a valid image tag: up to 128 letters, digits, '_', '.' and '-', not starting "
+            "with '.' or '-'.".format(tag)
+        )
+    return tag
+
+
+@dataclasses.dataclass
+class PushResult:
+    repository: str
+    digest: str
+    tags: list
+    bytes_uploaded: int = 0
+    blobs_uploaded: int = 0
+    blobs_skipped: int = 0
+    blobs_mounted: int = 0
+
+
+class _HashingBody:
+    """A streamed request body that hashes what it sends, so a corrupt blob is caught before it is committed."""
+
+    def __init__(self, location, start, end, hasher, counter):
+        self.location, self.start, self.end = location, start, end
+        self.hasher, self.counter = hasher, counter
+
+    def __len__(self):
+        return self.end - self.start
+
+    def __iter__(self):
+        for chunk in self.location.chunks(self.start, self.end):
+            self.hasher.update(chunk)
+            self.counter.add(len(chunk))
+            yield chunk
+
+
+class _Counter:
+    def __init__(self):
+        self.value = 0
+        self.lock = threading.Lock()
+
+    def add(self, amount):
+        with self.lock:
+            self.value += amount
+
+
+class BlobLocator:
+    """Remembers which repositories of a registry hold a blob, to mount instead of uploading.
+
+    Kept in memory for the run and in a small cache file between runs; losing it costs uploads, not correctness.
+    """
+
+    def __init__(self, path=None):
+        self.path = path
+        self.lock = threading.Lock()
+        self.known = {}
+        if path:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    self.known = json.load(handle)
+            except (OSError, ValueError):
+                self.known = {}
+
+    @classmethod
+    def default(cls):
+        root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return cls(os.path.join(root, "releasekit", "blob-locations.json"))
+
+    def candidates(self, host, digest, repository):
+        with self.lock:
+            return [r for r in self.known.get(host, {}).get(digest, []) if r != repository][:3]
+
+    def remember(self, host, digest, repository):
+        with self.lock:
+            repos = self.known.setdefault(host, {}).setdefault(digest, [])
+            if repository in repos:
+                repos.remove(repository)
+            repos.insert(0, repository)
+            del repos[5:]
+
+    def save(self):
+        if not self.path:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with self.lock:
+                data = json.dumps(self.known)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".blob-locations.")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(data)
+            os.replace(tmp, self.path)
+        except OSError as error:
+            log.debug("blob location cache not saved: %s", error)
+
+
+class RegistryClient:
+    """Talks to one registry host. Thread-safe: blobs are pushed from several threads."""
+
+    def __init__(self, destination, credentials, policy, workers=4, chunk_size=DEFAULT_CHUNK_SIZE, locator=None):
+        self.destination = destination
+        self.host = destination.host
+        self.base_url = "{}://{}".format(destination.scheme, destination.host)
+        self.credentials = credentials
+        self.policy = policy
+        self.workers = max(1, workers)
+        self.chunk_size = chunk_size
+        self.locator = locator or BlobLocator()
+        verify = destination.ca_bundle or not (destination.insecure and destination.scheme == "https")
+        self.session = make_session(pool_size=self.workers + 2, verify=verify)
+        self._auth_lock = threading.Lock()
+        self._scheme = None
+        self._challenge = {}
+        self._tokens = {}
+        if credentials.token:
+            self._scheme = "bearer-static"
+
+    # -- authentication -------------------------------------------------------------------
+
+    def _authorization(self, scope):
+        with self._auth_lock:
+            if self._scheme == "bearer-static":
+                return "Bearer " + self.credentials.token
+            if self._scheme == "basic" and self.credentials.has_basic:
+                return requests.auth._basic_auth_str(self.credentials.username, self.credentials.password)
+            if self._scheme == "bearer":
+                token = self._tokens.get(scope)
+                return "Bearer " + token if token else None
+        return None
+
+    def _handle_challenge(self, response, scope, what):
+        """Learn how the registry wants us to authenticate. Returns True when a retry may now succeed."""
+        header = response.headers.get("WWW-Authenticate", "")
+        scheme = header.split(" ", 1)[0].lower()
+        with self._auth_lock:
+            previous = self._scheme
+        if scheme == "basic":
+            if not self.credentials.has_basic:
+                raise AuthError(
+                    "{}: the registry {} requires credentials and none were found. Set "
+                    "RELEASEKIT_REGISTRY_USERNAME and RELEASEKIT_REGISTRY_PASSWORD, or log in with "
+                    "`docker login {}`.".format(what, self.host, self.host)
+                )
+            if previous == "basic":
+                return False
+            with self._auth_lock:
+                self._scheme = "basic"
+            return True
+        if scheme == "bearer":
+            params = dict(_CHALLENGE_RE.findall(header))
+            if previous == "bearer" and self._tokens.get(scope):
+                with self._auth_lock:
+                    self._tokens.pop(scope, None)
+                    self._challenge = params
+                return False
+            with self._auth_lock:
+                self._scheme = "bearer"
+                self._challenge = params
+            self._fetch_token(scope, what)
+            return True
+        return False
+
+    def _fetch_token(self, scope, what):
+        realm = self._challenge.get("realm")
+        if not realm:
+            raise AuthError("{}: the registry {} sent a Bearer challenge without a realm.".format(what, self.host))
+        query = [("scope", s) for s in scope.split(" ") if s]
+        if self._challenge.get("service"):
+            query.insert(0, ("service", self._challenge["service"]))
+        auth = (self.credentials.username, self.credentials.password) if self.credentials.has_basic else None
+
+        def fetch():
+            response = self.session.get(realm, params=query, auth=auth, timeout=self.policy.timeout)
+            raise_for_transient(response, what + " (token)")
+            return response
+
+        response = with_retries(fetch, self.policy, "{}: token from {}".format(what, _origin(realm)))
+        if response.status_code in (401, 403):
+            raise AuthError(
+                "{}: the token service of {} refused the credentials from {} (HTTP {}). Check the "
+                "username and password.".format(what, self.host, self.credentials.source, response.status_code)
+            )
+        if response.status_code != 200:
+            raise AuthError("{}: the token service answered HTTP {}.".format(what, response.status_code))
+        try:
+            body = response.json()
+        except ValueError:
+            raise AuthError("{}: the token service did not answer with JSON.".format(what)) from None
+        token = body.get("token") or body.get("access_token")
+        if not token:
+            raise AuthError("{}: the token service answered without a token.".format(what))
+        register_secret(token)
+        with self._auth_lock:
+            self._tokens[scope] = token
+
+    # -- requests -------------------------------------------------------------------------
+
+    def _request(self, method, url, scope, what, body=None, headers=None, allow_statuses=()):
+        """One request with authentication; transient statuses raise TransientError for the caller's retry."""
+        url = urllib.parse.urljoin(self.base_url, url)
+        for _ in range(3):
+            request_headers = dict(headers or {})
+            authorization = self._authorization(scope)
+            if authorization:
+                request_headers["Authorization"] = authorization
+            response = self.session.request(
+                method, url, data=body() if callable(body) else body, headers=request_headers,
+                timeout=self.policy.timeout, allow_redirects=method in ("GET", "HEAD"),
+            )
+            if response.status_code == 401 and response.status_code not in allow_statuses:
+                if self._handle_challenge(response, scope, what):
+                    continue
+                raise AuthError(
+                    "{}: the registry {} refused the credentials from {} (HTTP 401). Check them, or run "
+                    "`docker login {}`.".format(what, self.host, self.credentials.source, self.host)
+                )
+            raise_for_transient(response, what)
+            if response.status_code == 403:
+                raise AuthError(
+                    "{}: the registry {} denied access (HTTP 403); the credentials from {} may lack push "
+                    "rights on this repository.".format(what, self.host, self.credentials.source)
+                )
+            return response
+        raise AuthError("{}: the registry {} kept asking for authentication.".format(what, self.host))
+
+    def ping(self):
+        def operation():
+            response = self._request("GET", "/v2/", "", "registry {}".format(self.host), allow_statuses=(401,))
+            if response.status_code == 401:
+                self._handle_challenge(response, "", "registry {}".format(self.host))
+            elif response.status_code == 404:
+                raise RegistryError(
+                    "{} does not speak the OCI distribution API (GET /v2/ answered 404). Check the registry "
+                    "address in releasekit.yaml.".format(self.base_url)
+                )
+            return response
+
+        return self._retry(operation, "reach registry {}".format(self.host))
+
+    def _retry(self, operation, what):
+        try:
+            return with_retries(operation, self.policy, what)
+        except TransientError as error:
+            raise RegistryError("Could not {}: {}.".format(what, error)) from None
+
+    # -- blobs ----------------------------------------------------------------------------
+
+    def blob_exists(self, repository, digest, scope):
+        response = self._request("HEAD", "/v2/{}/blobs/{}".format(repository, digest), scope, "check blob " + digest[:19])
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise RegistryError("Checking blob {} answered HTTP {}.".format(digest, response.status_code))
+
+    def push_blob(self, repository, blob, location, counter):
+        """Returns 'skipped', 'mounted' or 'uploaded'."""
+        digest = blob["digest"]
+        scope = _push_scope(repository)
+        resume = {}
+
+        def operation():
+            if self.blob_exists(repository, digest, scope):
+                return "skipped"
+            for source in self.locator.candidates(self.host, digest, repository):
+                mount_scope = scope + " repository:{}:pull".format(source)
+                response = self._request(
+                    "POST",
+                    "/v2/{}/blobs/uploads/?mount={}&from={}".format(repository, digest, urllib.parse.quote(source)),
+                    mount_scope, "mount blob " + digest[:19],
+                )
+                if response.status_code == 201:
+                    return "mounted"
+                if response.status_code == 202:
+                    # Not mounted; the registry opened an upload session instead. Close it.
+                    self._cancel(response.headers.get("Location"), scope)
+            self._upload(repository, blob, location, scope, counter, resume)
+            return "uploaded"
+
+        outcome = self._retry(operation, "push blob {} to {}".format(digest[:19], repository))
+        self.locator.remember(self.host, digest, repository)
+        return outcome
+
+    def _cancel(self, upload_url, scope):
+        if upload_url:
+            try:
+                self._request("DELETE", upload_url, scope, "cancel upload")
+            except (requests.RequestException, TransientError, RegistryError):
+                pass
+
+    def _upload(self, repository, blob, location, scope, counter, resume):
+        """Upload one blob. `resume` carries a chunked upload's progress from a failed attempt to the next."""
+        digest, size = blob["digest"], blob["size"]
+        upload_url, offset = self._resume_point(resume, scope)
+        if upload_url is None:
+            response = self._request("POST", "/v2/{}/blobs/uploads/".format(repository), scope, "start upload " + digest[:19])
+            if response.status_code != 202:
+                raise RegistryError("Starting the upload of {} answered HTTP {}.".format(digest, response.status_code))
+            upload_url, offset, hasher = _location(response), 0, hashlib.sha256()
+        else:
+            hasher = resume["hasher"].copy()
+        if size <= self.chunk_size:
+            body = _HashingBody(location, 0, size, hasher, counter)
+            response = self._request(
+                "PUT", _with_digest(upload_url, digest), scope, "upload blob " + digest[:19],
+                body=body, headers={"Content-Type": "application/octet-stream"},
+            )
+            self._check_committed(response, digest, hasher)
+            return
+        while offset < size:
+            resume.update(url=upload_url, hashed=offset, hasher=hasher.copy())
+            end = min(size, offset + self.chunk_size)
+            body = _HashingBody(location, offset, end, hasher, counter)
+            response = self._request(
+                "PATCH", upload_url, scope, "upload chunk of " + digest[:19], body=body,
+                headers={"Content-Type": "application/octet-stream", "Content-Range": "{}-{}".format(offset, end - 1)},
+            )
+            if response.status_code != 202:
+                raise RegistryError("Uploading a chunk of {} answered HTTP {}.".format(digest, response.status_code))
+            upload_url, offset = _location(response), end
+        resume.clear()
+        if "sha256:" + hasher.hexdigest() != digest:
+            self._cancel(upload_url, scope)
+            raise _corrupt(digest, hasher)
+        response = self._request("PUT", _with_digest(upload_url, digest), scope, "commit blob " + digest[:19],
+                                 headers={"Content-Length": "0"})
+        self._check_committed(response, digest, hasher)
+
+    def _resume_point(self, resume, scope):
+        """After a failed chunked upload, ask the registry how much arrived (GET on the upload URL).
+
+        Resumes only exactly at a chunk boundary we hold a hash state for; anything else starts over.
+        """
+        url = resume.get("url")
+        if not url or not resume.get("hashed"):
+            return None, 0
+        try:
+            response = self._request("GET", url, scope, "resume upload")
+        except (requests.RequestException, TransientError):
+            return None, 0
+        match = re.match(r"^0-(\d+)$", response.headers.get("Range", "")) if response.status_code == 204 else None
+        if not match or int(match.group(1)) + 1 != resume["hashed"]:
+            return None, 0
+        return response.headers.get("Location") or url, resume["hashed"]
+
+    def _check_committed(self, response, digest, hasher):
+        if response.status_code == 201:
+            return
+        if response.status_code == 400 and "sha256:" + hasher.hexdigest() != digest:
+            raise _corrupt(digest, hasher)
+        raise RegistryError("Committing blob {} answered HTTP {}: {}.".format(digest, response.status_code, _error_text(response)))
+
+    # -- manifests ------------------------------------------------------------------------
+
+    def manifest_exists(self, repository, digest, scope):
+        response = self._request("HEAD", "/v2/{}/manifests/{}".format(repository, digest), scope, "check manifest",
+                                 headers={"Accept": ",".join(_MANIFEST_ACCEPT)})
+        return response.status_code == 200
+
+    def put_manifest(self, repository, reference, media_type, content):
+        scope = _push_scope(repository)
+
+        def operation():
+            response = self._request(
+                "PUT", "/v2/{}/manifests/{}".format(repository, reference), scope, "put manifest " + reference[:19],
+                body=content, headers={"Content-Type": media_type},
+            )
+            if response.status_code not in (200, 201):
+                raise RegistryError(
+                    "The registry refused manifest {} for {} (HTTP {}: {}).".format(
+                        reference, repository, response.status_code, _error_text(response)
+                    )
+                )
+            return response
+
+        return self._retry(operation, "put manifest {} to {}".format(reference[:19], repository))
+
+    def push(self, repository, plan, tags):
+        """Push an ImagePlan: blobs, then manifests children first, then tags."""
+        check_repository(repository)
+        for tag in tags:
+            check_tag(tag)
+        self.ping()
+        result = PushResult(repository=repository, digest=plan.root["digest"], tags=list(tags))
+        counter = _Counter()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.workers) as pool:
+            futures = {
+                pool.submit(self.push_blob, repository, blob, plan.location(blob), counter): blob for blob in plan.blobs
+            }
+            failures = []
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    outcome = future.result()
+                except Exception as error:  # collected; the first is raised after all finish
+                    failures.append(error)
+                    for other in futures:
+                        other.cancel()
+                    continue
+                if outcome == "uploaded":
+                    result.blobs_uploaded += 1
+                elif outcome == "mounted":
+                    result.blobs_mounted += 1
+                else:
+                    result.blobs_skipped += 1
+        result.bytes_uploaded = counter.value
+        self.locator.save()
+        if failures:
+            raise failures[0]
+        scope = _push_scope(repository)
+        for manifest in plan.manifests:
+            content = plan.manifest_bytes(manifest)
+            if "sha256:" + hashlib.sha256(content).hexdigest() != manifest["digest"]:
+                raise ImageError("Manifest {} of the image does not match its digest; rebuild the image.".format(manifest["digest"]))
+            is_root = manifest["digest"] == plan.root["digest"]
+            if is_root or not self._retry(lambda m=manifest: self.manifest_exists(repository, m["digest"], scope), "check manifest"):
+                self.put_manifest(repository, manifest["digest"], manifest["mediaType"], content)
+        root_content = plan.manifest_bytes(plan.manifests[-1])
+        for tag in tags:
+            self.put_manifest(repository, tag, plan.root["mediaType"], root_content)
+        return result
+
+
+_MANIFEST_ACCEPT = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+
+
+def _push_scope(repository):
+    return "repository:{}:pull,push".format(repository)
+
+
+def _location(response):
+    location = response.headers.get("Location")
+    if not location:
+        raise RegistryError("The registry answered an upload without a Location header.")
+    return location
+
+
+def _with_digest(url, digest):
+    return "{}{}digest={}".format(url, "&" if "?" in url else "?", urllib.parse.quote(digest))
+
+
+def _corrupt(digest, hasher):
+    return ImageError(
+        "Blob {} of the image does not match its digest (its content hashes to sha256:{}); the image is "
+        "corrupt, so nothing was tagged. Rebuild the image.".format(digest, hasher.hexdigest())
+    )
+
+
+def _error_text(response):
+    try:
+        errors = response.json().get("errors") or []
+        text = "; ".join("{} {}".format(e.get("code", ""), e.get("message", "")).strip() for e in errors)
+    except ValueError:
+        text = response.text[:200]
+    return redact(text or response.reason or "no detail")
+
+
+def _origin(url):
+    parsed = urllib.parse.urlsplit(url)
+    return "{}://{}".format(parsed.scheme, parsed.netloc.rsplit("@", 1)[-1])

@@ -1,0 +1,83 @@
+"""What a release is tagged with: the commit, and for dev releases the user.
+
+Version information is read when a release runs, not when it is built, so that
+release targets stay cacheable and one build serves every commit's publish step.
+Sources, first that is set wins:
+  commit: RELEASEKIT_COMMIT, then `git rev-parse HEAD` in the workspace
+  user:   RELEASEKIT_USER, then USER / LOGNAME
+  dirty:  RELEASEKIT_DIRTY=true|false, then `git status --porcelain` in the workspace
+"""
+
+import dataclasses
+import os
+import re
+import subprocess
+
+from .errors import VersionError
+
+_SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceVersion:
+    commit: str
+    dirty: bool
+    user: str
+
+    @property
+    def short_commit(self):
+        return self.commit[:12]
+
+
+def _git(workspace, *args):
+    try:
+        result = subprocess.run(
+            ["git", "-C", workspace, *args], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise VersionError(
+            "git is not installed, so the release commit is unknown. Install git or set RELEASEKIT_COMMIT."
+        ) from None
+    if result.returncode != 0:
+        raise VersionError(
+            "Cannot read the release commit from {} (git {}: {}). Run the release inside a git "
+            "checkout, or set RELEASEKIT_COMMIT to the full commit SHA.".format(
+                workspace, " ".join(args), result.stderr.strip().splitlines()[0] if result.stderr.strip() else "failed"
+            )
+        )
+    return result.stdout
+
+
+def sanitize_tag_part(text):
+    """Lowercase, and only characters an image tag allows."""
+    cleaned = re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip(".-")
+    return cleaned or "unknown"
+
+
+def read_source_version(environ=None):
+    environ = os.environ if environ is None else environ
+    workspace = environ.get("BUILD_WORKSPACE_DIRECTORY") or os.getcwd()
+    commit = environ.get("RELEASEKIT_COMMIT") or _git(workspace, "rev-parse", "HEAD").strip()
+    if not _SHA_RE.match(commit):
+        raise VersionError(
+            "'{}' is not a full commit SHA (40 hex digits). Set RELEASEKIT_COMMIT to `git rev-parse "
+            "HEAD` of the release commit.".format(commit)
+        )
+    dirty_setting = environ.get("RELEASEKIT_DIRTY")
+    if dirty_setting is not None:
+        dirty = dirty_setting.lower() in ("1", "true", "yes")
+    elif environ.get("RELEASEKIT_COMMIT"):
+        dirty = False
+    else:
+        dirty = bool(_git(workspace, "status", "--porcelain", "--untracked-files=no").strip())
+    user = environ.get("RELEASEKIT_USER") or environ.get("USER") or environ.get("LOGNAME") or "unknown"
+    return SourceVersion(commit=commit, dirty=dirty, user=sanitize_tag_part(user))
+
+
+def image_tags(channel, version, declared_tags):
+    """CI: the full commit plus the declared tags. Dev: dev-<user>-<short sha>[-dirty]."""
+    if channel == "ci":
+        tags = [version.commit] + [t for t in declared_tags if t != version.commit]
+    else:
+        tags = ["dev-{}-{}{}".format(version.user, version.short_commit, "-dirty" if version.dirty else "")]
+    return tags
