@@ -1,8 +1,8 @@
 """The container artifact: an image input checked at build time and described by an image plan."""
 
-load(":tool.bzl", "RELEASEKIT_TOOL_ATTRS", "run_releasekit")
 load(":paths.bzl", "label_text", "runfiles_path")
 load(":providers.bzl", "ReleaseArtifactInfo")
+load(":tool.bzl", "RELEASEKIT_TOOL_ATTRS", "run_releasekit")
 
 def _image_file(ctx):
     files = ctx.files.image

@@ -1,7 +1,7 @@
 """image_layout: a deterministic single-layer OCI image layout assembled from files."""
 
-load(":tool.bzl", "RELEASEKIT_TOOL_ATTRS", "run_releasekit")
 load(":paths.bzl", "label_text")
+load(":tool.bzl", "RELEASEKIT_TOOL_ATTRS", "run_releasekit")
 
 def _image_layout_impl(ctx):
     out = ctx.actions.declare_directory(ctx.label.name)

@@ -12,9 +12,18 @@ _PROPAGATED_TAGS = ["no-remote", "no-remote-exec", "no-remote-cache", "no-cache"
 _REPOSITORY_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-/"
 
 def where(name):
+    """The label a macro error names: //package:name."""
     return "//{}:{}".format(native.package_name(), name)
 
 def is_control_tag(tag):
+    """Whether a tag steers Bazel or CI (manual, no-ci, requires-network, ...).
+
+    Args:
+      tag: one entry of a target's tags.
+
+    Returns:
+      True when the tag is not meant as an image tag.
+    """
     if tag in _CONTROL_TAGS:
         return True
     for prefix in _CONTROL_TAG_PREFIXES:
@@ -27,13 +36,21 @@ def image_tags_of(tags):
     return [t for t in tags if not is_control_tag(t)]
 
 def helper_tags(tags):
+    """Tags of hidden helper targets: manual, plus those that change how actions run."""
     return ["manual"] + [t for t in tags if t in _PROPAGATED_TAGS and t != "manual"]
 
 def check_name(name):
+    """Fails on a macro name the .ci/.dev suffixes would make ambiguous."""
     if not name or name.endswith(".ci") or name.endswith(".dev"):
         fail("{}: name must not be empty or end in .ci/.dev; the macro adds those suffixes itself.".format(where(name)))
 
 def check_repository(name, repository):
+    """Fails at loading time on a repository that no registry would accept.
+
+    Args:
+      name: the macro's name, for the error message.
+      repository: the repository attribute to check.
+    """
     problem = None
     if not repository:
         problem = "is empty"
@@ -51,6 +68,12 @@ def check_repository(name, repository):
         fail("{}: attribute repository '{}' {}.".format(where(name), repository, problem))
 
 def check_image_tags(name, tags):
+    """Fails at loading time on an image tag that no registry would accept.
+
+    Args:
+      name: the macro's name, for the error message.
+      tags: the image tags to check.
+    """
     for tag in tags:
         ok = len(tag) <= 128 and tag[0] not in ".-"
         for char in tag.elems():

@@ -101,8 +101,11 @@ def build_parser():
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+    # --verbose is accepted after the command too; SUPPRESS keeps a subcommand from resetting it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    publish = commands.add_parser("publish", help="publish one release (what a release target runs)")
+    publish = commands.add_parser("publish", parents=[common], help="publish one release (what a release target runs)")
     publish.add_argument("--manifest", required=True, help="the release manifest the target's build wrote")
     publish.add_argument("--runfiles", help="runfiles directory the manifest's paths are relative to")
     publish.add_argument("--config", help="releasekit.yaml to use (default: RELEASEKIT_CONFIG, then the workspace root)")
@@ -110,18 +113,18 @@ def build_parser():
     publish.add_argument("--workers", type=int, default=4, help="blobs uploaded at once (default 4)")
     publish.set_defaults(func=_cmd_publish)
 
-    config = commands.add_parser("config", help="check releasekit.yaml and show its destinations")
+    config = commands.add_parser("config", parents=[common], help="check releasekit.yaml and show its destinations")
     config.add_argument("--config", help="releasekit.yaml to check")
     config.set_defaults(func=_cmd_config)
 
-    plan = commands.add_parser("image-plan", help="(build action) validate an image input and write its plan")
+    plan = commands.add_parser("image-plan", parents=[common], help="(build action) validate an image input and write its plan")
     plan.add_argument("--image", required=True)
     plan.add_argument("--image-rlocation", required=True)
     plan.add_argument("--label", required=True)
     plan.add_argument("--out", required=True)
     plan.set_defaults(func=_cmd_image_plan)
 
-    layout = commands.add_parser("image-layout", help="(build action) assemble an OCI layout from files")
+    layout = commands.add_parser("image-layout", parents=[common], help="(build action) assemble an OCI layout from files")
     layout.add_argument("--spec", required=True)
     layout.add_argument("--out", required=True)
     layout.set_defaults(func=_cmd_image_layout)

@@ -69,8 +69,10 @@ def _docker_config_credentials(host, environ):
         ) from None
     if not entry:
         return ANONYMOUS
-    identity_token = entry.get("IdentityToken")
-    username, password = entry.get("Username"), entry.get("Password")
+    # Config entries use lower-case keys, credential helpers capitalised ones.
+    identity_token = entry.get("IdentityToken") or entry.get("identitytoken")
+    username = entry.get("Username") or entry.get("username")
+    password = entry.get("Password") if "Password" in entry else entry.get("password")
     for secret in (identity_token, password):
         register_secret(secret)
     if identity_token:

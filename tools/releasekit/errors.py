@@ -39,6 +39,10 @@ class AuthError(RegistryError):
     """The registry refused the credentials (or asked for ones we do not have)."""
 
 
+class TLSError(ReleasekitError):
+    """TLS failed: a server that speaks plain HTTP, or a certificate we do not trust."""
+
+
 class TransientError(ReleasekitError):
     """A failure that may pass on retry: connection trouble, 408, 429 or 5xx."""
 

@@ -18,7 +18,7 @@ import requests
 import requests.adapters
 
 from . import __version__
-from .errors import ReleasekitError, TransientError
+from .errors import ReleasekitError, TLSError, TransientError
 from .redact import redact
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,13 @@ def with_retries(operation, policy, what):
     while True:
         try:
             return operation()
+        except requests.exceptions.SSLError as error:
+            # A TLS failure does not pass with time: wrong scheme, or an untrusted certificate.
+            raise TLSError(
+                "{}: TLS failed ({}). If the server speaks plain HTTP, write http:// in releasekit.yaml "
+                "(loopback, or with insecure: true); if its certificate is signed by a private CA, set "
+                "ca_bundle for that destination.".format(what, _describe_tls_error(error))
+            ) from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
             failure = TransientError("{}: {}".format(what, _describe_connection_error(error)))
         except TransientError as error:
@@ -103,6 +110,17 @@ def with_retries(operation, policy, what):
         time.sleep(delay)
 
 
+def _describe_tls_error(error):
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "certificate not trusted"
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return "the server did not answer TLS"
+    if "hostname" in text.lower() and "match" in text.lower():
+        return "certificate does not match the host name"
+    return "handshake failed"
+
+
 def _describe_connection_error(error):
     text = str(error)
     if "Connection refused" in text:
@@ -113,8 +131,6 @@ def _describe_connection_error(error):
         return "connection reset"
     if "Name or service not known" in text or "nodename nor servname" in text:
         return "host name does not resolve"
-    if "CERTIFICATE_VERIFY_FAILED" in text:
-        return "TLS certificate not trusted (set ca_bundle for this destination in releasekit.yaml)"
     return type(error).__name__
 
 

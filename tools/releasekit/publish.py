@@ -16,7 +16,7 @@ from .credentials import registry_credentials
 from .errors import RefusedError, UsageError
 from .http import RetryPolicy
 from .image import ImagePlan
-from .registry import RegistryClient, check_repository
+from .registry import BlobLocator, RegistryClient, check_repository
 from .reports import write_json_atomic
 from .versioning import image_tags, read_source_version
 
@@ -64,6 +64,16 @@ def check_channel_allowed(manifest, environ):
         )
 
 
+def check_clean_for_ci(manifest, version, environ):
+    """A CI release is tagged with the commit SHA; uncommitted changes would make that tag lie."""
+    if manifest["channel"] == "ci" and version.dirty and environ.get("RELEASEKIT_ALLOW_DIRTY", "").lower() != "true":
+        raise RefusedError(
+            "{}: the working tree has uncommitted changes to tracked files, so the release would not be "
+            "what commit {} holds. Commit or stash them (or set RELEASEKIT_ALLOW_DIRTY=true if the CI job "
+            "changes files on purpose).".format(manifest["target"], version.short_commit)
+        )
+
+
 def publish(manifest_path, options):
     """Publish what the release manifest describes. Returns the release record (a dict)."""
     environ = os.environ if options.environ is None else options.environ
@@ -72,6 +82,7 @@ def publish(manifest_path, options):
     check_channel_allowed(manifest, environ)
     config = config_module.load_config(options.config_path, environ)
     version = read_source_version(environ)
+    check_clean_for_ci(manifest, version, environ)
     policy = RetryPolicy.from_environment(environ)
     kind = manifest["kind"]
     if kind == "container":
@@ -115,7 +126,10 @@ def _publish_container(manifest, config, version, policy, options, environ):
     }
     if options.dry_run:
         return record
-    client = RegistryClient(destination, registry_credentials(destination.host, environ), policy, workers=options.workers)
+    client = RegistryClient(
+        destination, registry_credentials(destination.host, environ), policy, workers=options.workers,
+        locator=BlobLocator.default(),
+    )
     result = client.push(repository, plan, tags)
     record.update(
         bytes_uploaded=result.bytes_uploaded,

@@ -4,12 +4,13 @@ Version information is read when a release runs, not when it is built, so that
 release targets stay cacheable and one build serves every commit's publish step.
 Sources, first that is set wins:
   commit: RELEASEKIT_COMMIT, then `git rev-parse HEAD` in the workspace
-  user:   RELEASEKIT_USER, then USER / LOGNAME
+  user:   RELEASEKIT_USER, then USER / LOGNAME, then the account name
   dirty:  RELEASEKIT_DIRTY=true|false, then `git status --porcelain` in the workspace
 """
 
 import dataclasses
 import os
+import pwd
 import re
 import subprocess
 
@@ -48,6 +49,13 @@ def _git(workspace, *args):
     return result.stdout
 
 
+def _account_name():
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return "unknown"
+
+
 def sanitize_tag_part(text):
     """Lowercase, and only characters an image tag allows."""
     cleaned = re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip(".-")
@@ -70,7 +78,7 @@ def read_source_version(environ=None):
         dirty = False
     else:
         dirty = bool(_git(workspace, "status", "--porcelain", "--untracked-files=no").strip())
-    user = environ.get("RELEASEKIT_USER") or environ.get("USER") or environ.get("LOGNAME") or "unknown"
+    user = environ.get("RELEASEKIT_USER") or environ.get("USER") or environ.get("LOGNAME") or _account_name()
     return SourceVersion(commit=commit, dirty=dirty, user=sanitize_tag_part(user))
 
 

@@ -1,0 +1,23 @@
+# The two commands: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+BUILDIFIER := .tools/node_modules/.bin/buildifier
+STARLARK_FILES = $$(git ls-files '*.bzl' '*.bazel' 'WORKSPACE' '*/WORKSPACE' 'MODULE.bazel' '*/MODULE.bazel')
+
+.PHONY: install demo test lint bench
+
+install:
+	@bash tools/install.sh
+
+demo: install
+	@$(PYTHON) examples/run_demo.py
+
+test: install lint
+	@$(PYTHON) -m pytest
+
+lint: install
+	@$(BUILDIFIER) -mode=check -lint=warn $(STARLARK_FILES)
+	@echo "buildifier: all Starlark files pass"
+
+bench: install
+	@$(PYTHON) benchmarks/push.py

@@ -1,0 +1,4 @@
+"""Offline stand-in: nothing to set up."""
+
+def py_repositories():
+    pass

@@ -1,0 +1,59 @@
+"""Release manifests and runfiles trees as the rules write them, for publisher tests without Bazel."""
+
+import json
+import os
+import subprocess
+import sys
+
+from releasekit.image import build_plan
+
+from .servers import REPO_ROOT
+
+ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def container_release(root, image_path, repository, channel="dev", tags=(), verify=True):
+    """Lay out runfiles like a built release target. Returns (manifest path, runfiles dir)."""
+    runfiles = os.path.join(root, "runfiles")
+    workspace = os.path.join(runfiles, "ws")
+    os.makedirs(workspace, exist_ok=True)
+    link = os.path.join(workspace, "image")
+    if not os.path.lexists(link):
+        os.symlink(os.path.abspath(image_path), link)
+    plan = build_plan(image_path, source_path="ws/image", verify=verify)
+    with open(os.path.join(workspace, "plan.json"), "w") as handle:
+        json.dump(plan, handle)
+    manifest = {
+        "schema_version": 1,
+        "target": "//app:app.{}".format(channel),
+        "release": "//app:app",
+        "channel": channel,
+        "kind": "container",
+        "container": {"image": "ws/image", "plan": "ws/plan.json", "repository": repository, "tags": list(tags)},
+        "depends_on": [],
+    }
+    manifest_path = os.path.join(workspace, "app.{}.release.json".format(channel))
+    with open(manifest_path, "w") as handle:
+        json.dump(manifest, handle)
+    return manifest_path, runfiles
+
+
+def write_config(path, registry_host, scheme="http"):
+    with open(path, "w") as handle:
+        handle.write(
+            "channels:\n  ci: {{registry: '{0}://{1}/prod'}}\n  dev: {{registry: '{0}://{1}/dev'}}\n".format(scheme, registry_host)
+        )
+    return path
+
+
+def publish(manifest, runfiles, env, *extra):
+    """Run `releasekit publish` as a release target would. Returns the CompletedProcess."""
+    run_env = dict(os.environ)
+    run_env.pop("CI", None)
+    run_env.setdefault("RELEASEKIT_COMMIT", COMMIT)
+    run_env.update(env)
+    return subprocess.run(
+        [sys.executable, ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles, *extra],
+        capture_output=True, text=True, env=run_env, timeout=300,
+    )

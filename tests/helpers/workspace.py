@@ -1,0 +1,70 @@
+"""Bazel workspaces under git for tests, run with the offline Bazel wrapper."""
+
+import os
+import shutil
+import subprocess
+
+from .servers import REPO_ROOT
+
+BAZEL = os.path.join(REPO_ROOT, "tests", "bazel", "bazel")
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+class Workspace:
+    """A copy of a workspace in a temp dir, committed to a fresh git repository."""
+
+    def __init__(self, path):
+        self.path = path
+
+    @classmethod
+    def copy_of(cls, source, destination):
+        shutil.copytree(source, destination, ignore=shutil.ignore_patterns("bazel-*"))
+        workspace_file = os.path.join(destination, "WORKSPACE")
+        with open(workspace_file) as handle:
+            text = handle.read()
+        with open(workspace_file, "w") as handle:
+            handle.write(text.replace('path = "..",', 'path = "{}",'.format(REPO_ROOT)))
+        workspace = cls(destination)
+        workspace.init_git()
+        return workspace
+
+    def init_git(self):
+        git(self.path, "init", "-q", "-b", "main")
+        git(self.path, "config", "user.email", "test@example.com")
+        git(self.path, "config", "user.name", "Test")
+        self.commit("base")
+
+    def commit(self, message):
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "--allow-empty", "-m", message)
+        return git(self.path, "rev-parse", "HEAD").strip()
+
+    def write(self, relative, text, executable=False):
+        path = os.path.join(self.path, relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write(text)
+        if executable:
+            os.chmod(path, 0o755)
+        return path
+
+    def bazel(self, *args, env=None, check=True, timeout=600):
+        run_env = dict(os.environ)
+        run_env.pop("CI", None)
+        run_env.update(env or {})
+        result = subprocess.run(
+            [BAZEL, *args], cwd=self.path, env=run_env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError("bazel {} failed:\n{}\n{}".format(" ".join(args), result.stdout[-3000:], result.stderr[-5000:]))
+        return result
+
+    def query(self, expression):
+        result = self.bazel("query", expression, "--output=label_kind")
+        return sorted(line for line in result.stdout.splitlines() if line.strip())
+
+    def shutdown(self):
+        subprocess.run([BAZEL, "shutdown"], cwd=self.path, capture_output=True, timeout=120)

@@ -1,0 +1,106 @@
+"""releasekit.yaml parsing: destinations, transport safety and the dev/ci overlap check."""
+
+import pytest
+
+from releasekit.config import load_config, parse_config
+from releasekit.errors import ConfigError
+
+
+def config(text):
+    return parse_config(text, "releasekit.yaml")
+
+
+def test_destinations_per_channel():
+    parsed = config(
+        "channels:\n"
+        "  ci: {registry: 'registry.example.com/prod', maven: 'https://repo.example.com/releases'}\n"
+        "  dev: {registry: 'registry.example.com/dev', maven: 's3://bucket/snapshots'}\n"
+    )
+    ci = parsed.destination("ci", "registry")
+    assert (ci.scheme, ci.host, ci.path) == ("https", "registry.example.com", "prod")
+    dev_maven = parsed.destination("dev", "maven")
+    assert (dev_maven.scheme, dev_maven.host, dev_maven.path) == ("s3", "bucket", "/snapshots")
+
+
+def test_missing_destination_names_the_key():
+    parsed = config("channels:\n  ci: {registry: 'r.example.com/prod'}\n")
+    with pytest.raises(ConfigError, match=r"channels.dev.registry"):
+        parsed.destination("dev", "registry")
+
+
+@pytest.mark.parametrize(
+    "ci,dev",
+    [
+        ("r.example.com/prod", "r.example.com/prod"),
+        ("r.example.com/prod", "r.example.com/prod/dev"),
+        ("r.example.com/prod", "r.example.com"),
+        ("https://r.example.com/prod", "r.example.com/prod"),
+    ],
+)
+def test_dev_overlapping_ci_is_refused(ci, dev):
+    with pytest.raises(ConfigError, match="overlaps"):
+        config("channels:\n  ci: {registry: '%s'}\n  dev: {registry: '%s'}\n" % (ci, dev))
+
+
+def test_store_overlap_across_kinds_is_refused():
+    with pytest.raises(ConfigError, match=r"channels.dev.deploy .* overlaps channels.ci.maven"):
+        config(
+            "channels:\n  ci: {maven: 'https://repo.example.com/releases'}\n"
+            "  dev: {deploy: 'https://repo.example.com/releases/deploy'}\n"
+        )
+
+
+def test_sibling_paths_do_not_overlap():
+    parsed = config("channels:\n  ci: {registry: 'r.example.com/prod'}\n  dev: {registry: 'r.example.com/production'}\n")
+    assert parsed.destination("dev", "registry").path == "production"
+
+
+def test_plain_http_refused_unless_loopback_or_insecure():
+    with pytest.raises(ConfigError, match="plain HTTP"):
+        config("channels:\n  ci: {registry: 'http://r.example.com/prod'}\n")
+    assert config("channels:\n  ci: {registry: 'http://127.0.0.1:5000/prod'}\n").destination("ci", "registry").is_plain_http
+    assert config("channels:\n  ci: {registry: 'http://localhost:5000'}\n").destination("ci", "registry").host == "localhost:5000"
+    insecure = config("channels:\n  ci: {registry: {url: 'http://r.example.com/prod', insecure: true}}\n")
+    assert insecure.destination("ci", "registry").insecure
+
+
+@pytest.mark.parametrize(
+    "registry,message",
+    [
+        ("r.example.com/../prod", "not allowed"),
+        ("r.example.com/Prod", "not allowed"),
+        ("ftp://r.example.com", "scheme"),
+        ("bad host/x", "host"),
+    ],
+)
+def test_bad_registry_values(registry, message):
+    with pytest.raises(ConfigError, match=message):
+        config("channels:\n  ci: {registry: '%s'}\n" % registry)
+
+
+def test_bad_store_values():
+    with pytest.raises(ConfigError, match="contains '..'"):
+        config("channels:\n  ci: {maven: 'file:///srv/../etc'}\n")
+    with pytest.raises(ConfigError, match="three slashes"):
+        config("channels:\n  ci: {maven: 'file://srv/repo'}\n")
+
+
+def test_unknown_channel_and_bad_yaml():
+    with pytest.raises(ConfigError, match="unknown channel 'prod'"):
+        config("channels:\n  prod: {registry: 'r.example.com'}\n")
+    with pytest.raises(ConfigError, match=r"releasekit.yaml line \d+: not valid YAML"):
+        config("channels:\n  ci: [unclosed\n")
+
+
+def test_config_location_precedence(tmp_path, monkeypatch):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "releasekit.yaml").write_text("channels:\n  ci: {registry: 'a.example.com/prod'}\n")
+    other = tmp_path / "other.yaml"
+    other.write_text("channels:\n  ci: {registry: 'b.example.com/prod'}\n")
+    environ = {"BUILD_WORKSPACE_DIRECTORY": str(workspace)}
+    assert load_config(environ=environ).destination("ci", "registry").host == "a.example.com"
+    environ["RELEASEKIT_CONFIG"] = str(other)
+    assert load_config(environ=environ).destination("ci", "registry").host == "b.example.com"
+    with pytest.raises(ConfigError, match="chosen by RELEASEKIT_CONFIG"):
+        load_config(environ={"RELEASEKIT_CONFIG": str(tmp_path / "missing.yaml")})

@@ -1,0 +1,221 @@
+"""The image publisher against the real CNCF distribution registry, checked with skopeo."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import TEST_PASSWORD, TEST_USER
+from helpers import releases
+from helpers.images import corrupt_one_layer, make_docker_archive, make_layout
+from releasekit.config import parse_registry
+from releasekit.credentials import ANONYMOUS
+from releasekit.errors import ImageError
+from releasekit.http import RetryPolicy
+from releasekit.image import ImagePlan, build_plan
+from releasekit.registry import BlobLocator, RegistryClient
+
+FAST_FAIL = {"RELEASEKIT_RETRY_ATTEMPTS": "2", "RELEASEKIT_RETRY_TOTAL_SECONDS": "5"}
+
+
+def random_layout(path, megabytes=1, seed=b"x"):
+    data = os.urandom(megabytes << 20) if seed is None else (seed * (megabytes << 20))[: megabytes << 20]
+    return make_layout(path, {"/data/blob.bin": data, "/app/run": b"#!/bin/sh\n"}, entrypoint=["/app/run"])
+
+
+def client_for(registry, chunk_size=64 << 20, locator=None):
+    destination = parse_registry(registry.url)
+    return RegistryClient(destination, ANONYMOUS, RetryPolicy(attempts=2, total_seconds=5), chunk_size=chunk_size,
+                          locator=locator or BlobLocator())
+
+
+def plan_for(path):
+    return ImagePlan(build_plan(path), path)
+
+
+def test_push_is_accepted_by_skopeo_and_repush_sends_nothing(registry, tmp_path, isolated_home):
+    digest = random_layout(str(tmp_path / "img"), seed=None)
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "team/app", "ci", ["stable"])
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    env = {"RELEASEKIT_CONFIG": config, "CI": "true", "RELEASEKIT_REPORT": str(tmp_path / "record.json")}
+
+    first = releases.publish(manifest, runfiles, env)
+    assert first.returncode == 0, first.stderr
+    record = json.load(open(tmp_path / "record.json"))
+    assert record["digest"] == digest
+    assert record["tags"] == [releases.COMMIT, "stable"]
+    assert record["bytes_uploaded"] > (1 << 20)
+    assert record["repository"] == registry.host + "/prod/team/app"
+    assert "published" in first.stdout and digest[:19] in first.stdout
+
+    inspected = registry.inspect("prod/team/app:stable")
+    assert inspected["Digest"] == digest
+    assert sorted(inspected["RepoTags"]) == sorted([releases.COMMIT, "stable"])
+    copy = subprocess.run(
+        ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://{}/prod/team/app:stable".format(registry.host),
+         "oci:{}".format(tmp_path / "copied")], capture_output=True, text=True,
+    )
+    assert copy.returncode == 0, copy.stderr
+
+    second = releases.publish(manifest, runfiles, env)
+    assert second.returncode == 0, second.stderr
+    again = json.load(open(tmp_path / "record.json"))
+    assert again["bytes_uploaded"] == 0
+    assert again["blobs_skipped"] == 2
+    assert again["blobs_uploaded"] == 0
+
+
+def test_docker_archive_input_pushes_the_same_image(registry, tmp_path):
+    random_layout(str(tmp_path / "img"), seed=b"archive")
+    tar = make_docker_archive(str(tmp_path / "img"), str(tmp_path / "img.tar"))
+    result = client_for(registry).push("archive/app", ImagePlan(build_plan(tar), tar), ["v1"])
+    assert registry.inspect("archive/app:v1")["Digest"] == result.digest
+    layers = registry.inspect("archive/app:v1")["Layers"]
+    assert len(layers) == 1
+
+
+def test_chunked_upload_of_a_large_blob(registry, tmp_path):
+    random_layout(str(tmp_path / "img"), megabytes=3, seed=None)
+    client = client_for(registry, chunk_size=1 << 20)
+    result = client.push("chunked/app", plan_for(str(tmp_path / "img")), ["v1"])
+    assert result.blobs_uploaded == 2
+    copy = subprocess.run(
+        ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://{}/chunked/app:v1".format(registry.host),
+         "oci:{}".format(tmp_path / "copied")], capture_output=True, text=True,
+    )
+    assert copy.returncode == 0, copy.stderr
+
+
+def test_blobs_known_in_another_repository_are_mounted(registry, tmp_path):
+    random_layout(str(tmp_path / "img"), seed=b"mount")
+    locator = BlobLocator(str(tmp_path / "locations.json"))
+    client_for(registry, locator=locator).push("mount/first", plan_for(str(tmp_path / "img")), ["v1"])
+    reloaded = BlobLocator(str(tmp_path / "locations.json"))
+    second = client_for(registry, locator=reloaded).push("mount/second", plan_for(str(tmp_path / "img")), ["v1"])
+    assert second.blobs_mounted == 2
+    assert second.bytes_uploaded == 0
+    assert registry.inspect("mount/second:v1")["Digest"] == second.digest
+
+
+def test_corrupt_layout_fails_before_any_manifest(registry, tmp_path, isolated_home):
+    random_layout(str(tmp_path / "img"), seed=b"corrupt")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "corrupt/app")
+    bad = corrupt_one_layer(str(tmp_path / "img"))  # after the build checked it
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config})
+    assert result.returncode != 0
+    assert "ImageError" in result.stderr and bad in result.stderr and "corrupt" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert registry.tags("dev/corrupt/app") == []
+
+
+def test_ci_variant_refuses_without_ci_and_pushes_nothing(registry, tmp_path, isolated_home):
+    random_layout(str(tmp_path / "img"), seed=b"refuse")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "refused/app", "ci")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config})
+    assert result.returncode == 3
+    assert "CI=true is not set" in result.stderr and "bazel run //app:app.dev" in result.stderr
+    assert "prod/refused/app" not in registry.catalog()
+
+
+def test_overlapping_dev_channel_is_refused(registry, tmp_path, isolated_home):
+    random_layout(str(tmp_path / "img"), seed=b"overlap")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "overlap/app")
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  ci: {registry: 'http://%s/prod'}\n  dev: {registry: 'http://%s/prod/dev'}\n"
+                      % (registry.host, registry.host))
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": str(config)})
+    assert result.returncode == 2
+    assert "overlaps" in result.stderr and "ConfigError" in result.stderr
+    assert not [r for r in registry.catalog() if "overlap" in r]
+
+
+def test_basic_auth_from_environment(auth_registry, tmp_path, isolated_home):
+    digest = random_layout(str(tmp_path / "img"), seed=b"auth")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "auth/app")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), auth_registry.host)
+    env = {"RELEASEKIT_CONFIG": config, "RELEASEKIT_REGISTRY_USERNAME": TEST_USER,
+           "RELEASEKIT_REGISTRY_PASSWORD": TEST_PASSWORD, "RELEASEKIT_REPORT": str(tmp_path / "record.json")}
+    result = releases.publish(manifest, runfiles, env, "--verbose")
+    assert result.returncode == 0, result.stderr
+    assert auth_registry.inspect("dev/auth/app:" + json.load(open(tmp_path / "record.json"))["tags"][0])["Digest"] == digest
+    assert TEST_PASSWORD not in result.stdout + result.stderr + (tmp_path / "record.json").read_text()
+
+
+def test_basic_auth_from_docker_config(auth_registry, tmp_path, isolated_home):
+    import base64
+
+    random_layout(str(tmp_path / "img"), seed=b"dockercfg")
+    docker_dir = tmp_path / "docker"
+    docker_dir.mkdir()
+    token = base64.b64encode("{}:{}".format(TEST_USER, TEST_PASSWORD).encode()).decode()
+    (docker_dir / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": token}}}))
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "dockercfg/app")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), auth_registry.host)
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, "DOCKER_CONFIG": str(docker_dir)})
+    assert result.returncode == 0, result.stderr
+    assert auth_registry.tags("dev/dockercfg/app")
+    assert TEST_PASSWORD not in result.stdout + result.stderr and token not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("password,expected", [("wrong-" + TEST_PASSWORD, "refused the credentials"), (None, "requires credentials")])
+def test_wrong_or_missing_credentials_fail_clearly(auth_registry, tmp_path, isolated_home, password, expected):
+    random_layout(str(tmp_path / "img"), seed=b"wrong")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "wrong/app")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), auth_registry.host)
+    env = {"RELEASEKIT_CONFIG": config, **FAST_FAIL}
+    if password:
+        env.update(RELEASEKIT_REGISTRY_USERNAME=TEST_USER, RELEASEKIT_REGISTRY_PASSWORD=password)
+    result = releases.publish(manifest, runfiles, env, "--verbose")
+    assert result.returncode != 0
+    assert "AuthError" in result.stderr and expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert TEST_PASSWORD not in result.stdout + result.stderr
+    assert auth_registry.tags("dev/wrong/app") == []
+
+
+def test_unreachable_registry_fails_within_bounds(tmp_path, isolated_home):
+    from helpers.servers import free_port
+
+    random_layout(str(tmp_path / "img"), seed=b"down")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "down/app")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), "127.0.0.1:{}".format(free_port()))
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, **FAST_FAIL})
+    assert result.returncode != 0
+    assert "connection refused" in result.stderr and "gave up after 2 attempts" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_https_to_a_plain_http_registry_says_how_to_fix(registry, tmp_path, isolated_home):
+    random_layout(str(tmp_path / "img"), seed=b"tls")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "tls/app")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host, scheme="https")
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, **FAST_FAIL})
+    assert result.returncode != 0
+    assert "TLSError" in result.stderr and "http://" in result.stderr
+
+
+def test_credential_helper_from_docker_config(auth_registry, tmp_path, isolated_home):
+    """credHelpers: docker-credential-<name> is run with the registry on stdin, as Docker does."""
+    random_layout(str(tmp_path / "img"), seed=b"helper")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-releasekit-test"
+    helper.write_text(
+        "#!/bin/sh\nread server\n[ \"$1\" = get ] || exit 1\n"
+        "printf '{\"ServerURL\":\"%%s\",\"Username\":\"%s\",\"Secret\":\"%s\"}' \"$server\"\n" % (TEST_USER, TEST_PASSWORD)
+    )
+    helper.chmod(0o755)
+    docker_dir = tmp_path / "docker"
+    docker_dir.mkdir()
+    (docker_dir / "config.json").write_text(json.dumps({"credHelpers": {auth_registry.host: "releasekit-test"}}))
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "helper/app")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), auth_registry.host)
+    env = {"RELEASEKIT_CONFIG": config, "DOCKER_CONFIG": str(docker_dir),
+           "PATH": "{}:{}".format(bin_dir, os.environ["PATH"])}
+    result = releases.publish(manifest, runfiles, env, "--verbose")
+    assert result.returncode == 0, result.stderr
+    assert auth_registry.tags("dev/helper/app")
+    assert TEST_PASSWORD not in result.stdout + result.stderr

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what rules_release's demo and test suite need on Debian (as root): Debian
+# packages, the Python packages of pyproject.toml, and buildifier from npm.
+# Idempotent and quiet when everything is already there.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON="${PYTHON:-python3}"
+
+DEBIAN_PACKAGES=(
+  git
+  bazel-bootstrap bazel-rules-java bazel-skylib  # Bazel 4.2.3 and what it needs offline
+  docker-registry skopeo apache2-utils           # a real OCI registry, a real client, htpasswd
+)
+
+missing=()
+for package in "${DEBIAN_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "install: Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# releasekit and its test dependencies, editable so the checkout is what runs.
+if ! "$PYTHON" - <<'PY' 2>/dev/null
+import importlib.metadata, os, sys
+import releasekit, requests, yaml, docker, pytest
+sys.exit(0 if os.path.realpath(os.path.dirname(releasekit.__file__)) == os.path.realpath("tools/releasekit") else 1)
+PY
+then
+  echo "install: Python packages (pip install -e .[test])"
+  "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[test]"
+fi
+
+if [[ ! -x .tools/node_modules/.bin/buildifier ]]; then
+  echo "install: buildifier (npm @bazel/buildifier)"
+  npm install --prefix .tools --no-audit --no-fund --silent --no-save @bazel/buildifier@8.2.1 >/dev/null
+fi
