@@ -51,14 +51,21 @@ def registry_credentials(host, environ=None):
     return _docker_config_credentials(host, environ)
 
 
+def _docker_config_path(environ):
+    if environ.get("DOCKER_CONFIG"):
+        return os.path.join(environ["DOCKER_CONFIG"], "config.json")
+    return os.path.join(os.path.expanduser("~"), ".docker", "config.json")
+
+
 def _docker_config_credentials(host, environ):
+    config_path = _docker_config_path(environ)
+    if not os.path.exists(config_path):
+        return ANONYMOUS
     try:
         import docker.auth
         import docker.errors
     except ImportError:  # the docker package is only needed for config files
         return ANONYMOUS
-    config_dir = environ.get("DOCKER_CONFIG")
-    config_path = os.path.join(config_dir, "config.json") if config_dir else None
     try:
         config = docker.auth.load_config(config_path=config_path)
         entry = docker.auth.resolve_authconfig(config, registry=host)
