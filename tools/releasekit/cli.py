@@ -55,6 +55,74 @@ def _cmd_publish(args):
     return 0
 
 
+def _collector(args):
+    from .bazelquery import Bazel
+    from .collect import Collector
+
+    workspace = os.path.abspath(args.workspace)
+    return Collector(workspace, bazel=Bazel(workspace, command=args.bazel))
+
+
+def _cmd_collect(args):
+    from .reports import write_json_atomic
+
+    collector = _collector(args)
+    try:
+        selection = collector.collect(args.base, args.head)
+    finally:
+        collector.close()
+    for kind, path in (("tests", args.tests_out), ("releases", args.releases_out)):
+        if path:
+            write_json_atomic(path, selection.report(kind))
+    for note in selection.notes:
+        print("note: " + note)
+    print("{} changed files: {} tests, {} releases selected ({} bazel queries)".format(
+        len(selection.changed_files), len(selection.tests), len(selection.releases), selection.queries))
+    if not (args.tests_out or args.releases_out):
+        print(json.dumps({"tests": selection.report("tests"), "releases": selection.report("releases")}, indent=2))
+    return 0
+
+
+def _cmd_explain(args):
+    from .bazelquery import quote
+
+    collector = _collector(args)
+    try:
+        selection = collector.collect(args.base, args.head)
+        label = args.label if args.label.startswith("//") else "//" + args.label.lstrip("/")
+        entry = next((t for t in selection.tests + selection.releases if t.label == label), None)
+        if entry is None:
+            if selection.everything:
+                print("{} is not selected: it is not a test or a CI release, or it is tagged manual or no-ci.".format(label))
+            else:
+                print("{} is not selected: none of the {} changed files is in its dependencies{}.".format(
+                    label, len(selection.changed_files),
+                    "" if selection.changed_files else " (no file changed)"))
+            return 0
+        print("{} ({}) is selected because of: {}".format(label, entry.kind, ", ".join(entry.reasons) or "-"))
+        if selection.everything:
+            print("  " + "; ".join(selection.notes))
+            return 0
+        for reason in entry.reasons:
+            package = collector._package_at_head(reason)
+            if package is None or reason.endswith(".bzl"):
+                continue
+            source = "//{}:{}".format(package, reason[len(package) + 1:] if package else reason)
+            if os.path.basename(reason) in ("BUILD", "BUILD.bazel"):
+                print("  {} changed the definition of a target it depends on".format(reason))
+                continue
+            try:
+                path = collector.bazel.query_labels("somepath({}, {})".format(quote(label), quote(source)))
+            except ReleasekitError:
+                path = []
+            if path:
+                print("  path: " + " -> ".join(reversed(path)))
+                break
+        return 0
+    finally:
+        collector.close()
+
+
 def _cmd_config(args):
     _require_runtime_packages()
     from . import config as config_module
@@ -112,6 +180,23 @@ def build_parser():
     publish.add_argument("--dry-run", action="store_true", help="check everything, publish nothing")
     publish.add_argument("--workers", type=int, default=4, help="blobs uploaded at once (default 4)")
     publish.set_defaults(func=_cmd_publish)
+
+    def selection_arguments(command):
+        command.add_argument("--base", required=True, help="the revision the change starts from")
+        command.add_argument("--head", default="HEAD", help="the revision it ends at, or WORKTREE (default HEAD)")
+        command.add_argument("--workspace", default=".", help="the Bazel workspace (default: the current directory)")
+        command.add_argument("--bazel", help="the Bazel command (default: RELEASEKIT_BAZEL, then bazel)")
+
+    collect = commands.add_parser("collect", parents=[common], help="select the tests and releases a change affects")
+    selection_arguments(collect)
+    collect.add_argument("--tests-out", help="write the selected tests here (JSON)")
+    collect.add_argument("--releases-out", help="write the selected releases here (JSON)")
+    collect.set_defaults(func=_cmd_collect)
+
+    explain = commands.add_parser("explain", parents=[common], help="say why a target is selected, or why not")
+    explain.add_argument("label")
+    selection_arguments(explain)
+    explain.set_defaults(func=_cmd_explain)
 
     config = commands.add_parser("config", parents=[common], help="check releasekit.yaml and show its destinations")
     config.add_argument("--config", help="releasekit.yaml to check")

@@ -1,0 +1,290 @@
+"""releasekit collect on a fixture monorepo: one commit per change kind, exact selections.
+
+Real git, real Bazel. Every test starts from the same base commit.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from helpers.servers import REPO_ROOT
+from helpers.workspace import BAZEL, Workspace, git
+from releasekit.bazelquery import Bazel
+from releasekit.collect import Collector
+from releasekit.errors import UsageError
+
+ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
+
+FILES = {
+    "WORKSPACE": 'workspace(name = "fixture")\n\nlocal_repository(name = "rules_release", path = "{root}")\n\n'
+                 'load("//third_party:repos.bzl", "fixture_repositories")\n\nfixture_repositories()\n',
+    ".bazelrc": "build --announce_rc\n",
+    "third_party/BUILD": "",
+    "third_party/repos.bzl": "def fixture_repositories():\n    pass\n",
+    "tools/BUILD": "",
+    "tools/macros.bzl": 'def lib_with_test(name):\n    native.py_library(name = name, srcs = [name + ".py"])\n'
+                        '    native.py_test(name = name + "_test", srcs = [name + "_test.py"], deps = [":" + name])\n',
+    "tools/defs.bzl": 'load(":macros.bzl", _lib_with_test = "lib_with_test")\n\nlib_with_test = _lib_with_test\n',
+    "lib/BUILD": 'py_library(name = "lib", srcs = glob(["*.py"]), visibility = ["//visibility:public"])\n\n'
+                 'exports_files(["data.txt", "unused.txt"])\n',
+    "lib/a.py": "A = 1\n",
+    "lib/b.py": "B = 2\n",
+    "lib/data.txt": "data\n",
+    "lib/unused.txt": "nobody uses this\n",
+    "oldlib/BUILD": 'py_library(name = "oldlib", srcs = ["old.py"], visibility = ["//visibility:public"])\n',
+    "oldlib/old.py": "OLD = 1\n",
+    "app/BUILD": 'load("@rules_release//rules:defs.bzl", "container_release", "image_layout")\n\n'
+                 'py_library(name = "app_lib", srcs = ["app.py"], deps = ["//lib"])\n\n'
+                 'py_test(name = "app_test", srcs = ["app_test.py"], deps = [":app_lib", "//oldlib"], data = ["//lib:data.txt"])\n\n'
+                 'image_layout(name = "image", files = {":app_lib": "/app"})\n\n'
+                 'container_release(name = "app", image = ":image", repository = "fixture/app")\n',
+    "app/app.py": "from lib import a\n",
+    "app/app_test.py": "print('ok')\n",
+    "gen/BUILD": 'genrule(name = "gen", srcs = ["template.txt"], outs = ["gen.txt"], cmd = "cp $< $@")\n\n'
+                 'sh_test(name = "gen_test", srcs = ["gen_test.sh"], data = [":gen.txt"])\n',
+    "gen/template.txt": "template\n",
+    "gen/gen_test.sh": "#!/bin/sh\n",
+    "macro/BUILD": 'load("//tools:defs.bzl", "lib_with_test")\n\nlib_with_test(name = "m")\n',
+    "macro/m.py": "M = 1\n",
+    "macro/m_test.py": "print('m')\n",
+    "suite/BUILD": 'sh_test(name = "s1", srcs = ["s1.sh"])\n\nsh_test(name = "s2", srcs = ["s2.sh"])\n\n'
+                   'test_suite(name = "suite", tests = [":s1"])\n',
+    "suite/s1.sh": "#!/bin/sh\n",
+    "suite/s2.sh": "#!/bin/sh\n",
+    "noci/BUILD": 'load("@rules_release//rules:defs.bzl", "container_release", "image_layout")\n\n'
+                  'sh_test(name = "noci_test", srcs = ["t.sh"], tags = ["no-ci"])\n\n'
+                  'sh_test(name = "manual_test", srcs = ["t.sh"], tags = ["manual"])\n\n'
+                  'sh_test(name = "ok_test", srcs = ["t.sh"])\n\n'
+                  'image_layout(name = "image", files = {"t.sh": "/t.sh"})\n\n'
+                  'container_release(name = "rel", image = ":image", repository = "fixture/noci", tags = ["no-ci"])\n',
+    "noci/t.sh": "#!/bin/sh\n",
+    "docs/notes.md": "not in any package\n",
+}
+
+ALL_TESTS = {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//suite:s2", "//noci:ok_test"}
+
+
+@pytest.fixture(scope="module")
+def monorepo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("collect") / "repo"
+    path.mkdir()
+    workspace = Workspace(str(path))
+    for name, text in FILES.items():
+        workspace.write(name, text.replace("{root}", REPO_ROOT), executable=name.endswith(".sh"))
+    workspace.init_git()
+    workspace.base = git(workspace.path, "rev-parse", "HEAD").strip()
+    workspace.cache = str(tmp_path_factory.mktemp("collect-cache"))
+    collector = Collector(workspace.path, bazel=Bazel(workspace.path, command=BAZEL),
+                          base_checkout_dir=os.path.join(workspace.cache, "base"))
+    workspace.collector = collector
+    yield workspace
+    collector.close()
+    workspace.shutdown()
+
+
+@pytest.fixture
+def repo(monorepo):
+    git(monorepo.path, "reset", "-q", "--hard", monorepo.base)
+    git(monorepo.path, "clean", "-q", "-fdx", "-e", "bazel-*")
+    return monorepo
+
+
+def change(repo, edits=(), deletes=(), renames=()):
+    for name, text in dict(edits).items():
+        repo.write(name, text.replace("{root}", REPO_ROOT), executable=name.endswith(".sh"))
+    for name in deletes:
+        target = os.path.join(repo.path, name)
+        shutil.rmtree(target) if os.path.isdir(target) else os.unlink(target)
+    for old, new in renames:
+        git(repo.path, "mv", old, new)
+    repo.commit("change")
+
+
+def selected(repo, head="HEAD"):
+    selection = repo.collector.collect(repo.base, head)
+    return selection, {t.label for t in selection.tests}, {t.label for t in selection.releases}
+
+
+def test_source_file(repo):
+    change(repo, {"lib/a.py": "A = 10\n"})
+    selection, tests, releases = selected(repo)
+    assert tests == {"//app:app_test"}
+    assert releases == {"//app:app.ci"}
+    assert selection.tests[0].reasons == ["lib/a.py"]
+
+
+def test_file_reachable_only_through_data(repo):
+    change(repo, {"lib/data.txt": "new data\n"})
+    _, tests, releases = selected(repo)
+    assert tests == {"//app:app_test"} and releases == set()
+
+
+def test_source_of_a_generated_file(repo):
+    change(repo, {"gen/template.txt": "changed\n"})
+    _, tests, releases = selected(repo)
+    assert tests == {"//gen:gen_test"} and releases == set()
+
+
+def test_build_file_edit_selects_only_the_changed_target(repo):
+    text = FILES["suite/BUILD"].replace('srcs = ["s2.sh"]', 'srcs = ["s2.sh"], size = "small"')
+    change(repo, {"suite/BUILD": text})
+    selection, tests, releases = selected(repo)
+    assert tests == {"//suite:s2"} and releases == set()
+    assert selection.tests[0].reasons == ["suite/BUILD"]
+
+
+def test_build_file_edit_reaches_reverse_dependencies(repo):
+    change(repo, {"lib/BUILD": FILES["lib/BUILD"].replace('glob(["*.py"])', 'glob(["*.py"]), tags = ["core"]')})
+    _, tests, releases = selected(repo)
+    assert tests == {"//app:app_test"} and releases == {"//app:app.ci"}
+
+
+def test_changed_test_suite_selects_its_tests(repo):
+    change(repo, {"suite/BUILD": FILES["suite/BUILD"].replace('tests = [":s1"]', 'tests = [":s1", ":s2"]')})
+    _, tests, _ = selected(repo)
+    assert tests == {"//suite:s1", "//suite:s2"}
+
+
+@pytest.mark.parametrize("edits,deletes,renames", [
+    ({"lib/c.py": "C = 3\n"}, (), ()),          # a glob gains a file
+    ({}, ("lib/b.py",), ()),                     # a glob loses a file
+    ({}, (), (("lib/b.py", "lib/b2.py"),)),      # a renamed file
+])
+def test_glob_changes(repo, edits, deletes, renames):
+    change(repo, edits, deletes, renames)
+    _, tests, releases = selected(repo)
+    assert tests == {"//app:app_test"} and releases == {"//app:app.ci"}
+
+
+def test_bzl_file_directly_and_transitively_loaded(repo):
+    change(repo, {"tools/defs.bzl": FILES["tools/defs.bzl"] + "# direct\n"})
+    _, tests, _ = selected(repo)
+    assert tests == {"//macro:m_test"}
+    git(repo.path, "reset", "-q", "--hard", repo.base)
+    change(repo, {"tools/macros.bzl": FILES["tools/macros.bzl"] + "# transitive\n"})
+    selection, tests, releases = selected(repo)
+    assert tests == {"//macro:m_test"} and releases == set()
+    assert selection.tests[0].reasons == ["tools/macros.bzl"]
+
+
+def test_deleted_package_selects_its_former_dependents(repo):
+    change(repo, {"app/BUILD": FILES["app/BUILD"].replace(', "//oldlib"', "")}, deletes=("oldlib",))
+    _, tests, releases = selected(repo)
+    assert tests == {"//app:app_test"} and releases == set()
+
+
+def test_moved_file_between_packages(repo):
+    change(repo, {"gen/BUILD": FILES["gen/BUILD"].replace('srcs = ["template.txt"]', 'srcs = ["//lib:template.txt"]'),
+                  "lib/BUILD": FILES["lib/BUILD"].replace('"unused.txt"]', '"unused.txt", "template.txt"]')},
+           renames=(("gen/template.txt", "lib/template.txt"),))
+    _, tests, releases = selected(repo)
+    assert tests == {"//gen:gen_test"} and releases == set()
+
+
+@pytest.mark.parametrize("path", ["WORKSPACE", ".bazelrc", "third_party/repos.bzl"])
+def test_workspace_level_files_select_everything(repo, path):
+    change(repo, {path: FILES[path] + "\n# touched\n"})
+    selection, tests, releases = selected(repo)
+    assert selection.everything and path in selection.notes[0]
+    assert tests == ALL_TESTS
+    assert releases == {"//app:app.ci"}
+
+
+@pytest.mark.parametrize("path", ["docs/notes.md", "lib/unused.txt"])
+def test_files_used_by_nothing_select_nothing(repo, path):
+    change(repo, {path: "changed\n"})
+    _, tests, releases = selected(repo)
+    assert tests == set() and releases == set()
+
+
+def test_no_ci_and_manual_targets_are_left_out(repo):
+    change(repo, {"noci/t.sh": "#!/bin/sh\necho changed\n"})
+    _, tests, releases = selected(repo)
+    assert tests == {"//noci:ok_test"} and releases == set()
+
+
+def test_worktree_head_sees_uncommitted_changes(repo):
+    repo.write("macro/m.py", "M = 2\n")
+    _, tests, _ = selected(repo, head="WORKTREE")
+    assert tests == {"//macro:m_test"}
+
+
+def test_query_count_does_not_grow_with_changed_files(repo):
+    edits = {"lib/a.py": "A = 5\n", "lib/data.txt": "x\n", "gen/template.txt": "y\n", "macro/m.py": "M = 9\n",
+             "suite/s1.sh": "#!/bin/sh\n# edit\n", "noci/t.sh": "#!/bin/sh\n# edit\n"}
+    change(repo, edits)
+    collector = Collector(repo.path, bazel=Bazel(repo.path, command=BAZEL))
+    try:
+        selection = collector.collect(repo.base, "HEAD")
+    finally:
+        collector.close()
+    assert selection.queries == 1
+    assert {t.label for t in selection.tests} == {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//noci:ok_test"}
+
+
+def run_cli(*args, cwd):
+    env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(os.path.dirname(cwd), "cli-cache"))
+    return subprocess.run([sys.executable, ENTRY, *args], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def test_cli_writes_the_documented_json(repo, tmp_path):
+    change(repo, {"lib/a.py": "A = 11\n"})
+    result = run_cli("collect", "--base", repo.base, "--head", "HEAD", "--tests-out", str(tmp_path / "t.json"),
+                     "--releases-out", str(tmp_path / "r.json"), cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    tests = json.load(open(tmp_path / "t.json"))
+    releases = json.load(open(tmp_path / "r.json"))
+    head = git(repo.path, "rev-parse", "HEAD").strip()
+    assert tests["format_version"] == 1 and tests["base"] == repo.base and tests["head"] == head
+    assert tests["targets"] == [{"label": "//app:app_test", "kind": "py_test", "reasons": ["lib/a.py"]}]
+    assert releases["targets"] == [{"label": "//app:app.ci", "kind": "artifact_ci_release", "reasons": ["lib/a.py"]}]
+
+
+def test_explain_names_the_file_and_a_path(repo):
+    change(repo, {"lib/a.py": "A = 12\n"})
+    result = run_cli("explain", "//app:app.ci", "--base", repo.base, cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    assert "because of: lib/a.py" in result.stdout
+    assert "path: //lib:a.py -> //lib:lib" in result.stdout and "//app:app.ci" in result.stdout
+    result = run_cli("explain", "//gen:gen_test", "--base", repo.base, cwd=repo.path)
+    assert "is not selected" in result.stdout
+
+
+@pytest.mark.parametrize("args,expected", [
+    (("--base", "no-such-rev"), "--base 'no-such-rev' is not a commit"),
+    (("--base", "HEAD", "--head", "nope"), "--head 'nope' is not a commit"),
+])
+def test_bad_revisions(repo, args, expected):
+    result = run_cli("collect", *args, cwd=repo.path)
+    assert result.returncode == 2
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_not_a_git_repository(tmp_path):
+    result = run_cli("collect", "--base", "HEAD", "--workspace", str(tmp_path), cwd=str(tmp_path))
+    assert result.returncode == 2
+    assert "is not inside a git repository" in result.stderr
+
+
+def test_workspace_that_does_not_load_at_head(repo):
+    change(repo, {"lib/a.py": "A = 13\n", "lib/BUILD": "py_library(name = \n"})
+    result = run_cli("collect", "--base", repo.base, cwd=repo.path)
+    assert result.returncode == 2
+    assert "BazelError" in result.stderr and "lib/BUILD" in result.stderr
+
+
+def test_bazel_missing(repo):
+    change(repo, {"lib/a.py": "A = 14\n"})
+    result = run_cli("collect", "--base", repo.base, "--bazel", "/nonexistent/bazel", cwd=repo.path)
+    assert result.returncode == 2
+    assert "Bazel is not installed" in result.stderr
+
+
+def test_head_must_be_checked_out(repo):
+    change(repo, {"lib/a.py": "A = 15\n"})
+    with pytest.raises(UsageError, match="not the checked-out commit"):
+        repo.collector.collect(repo.base, repo.base)

@@ -1,0 +1,305 @@
+"""Change selection: from a commit range to the minimal set of affected tests and releases.
+
+The number of `bazel query` calls is constant, whatever the number of changed files:
+
+  1. (only if BUILD files changed, or files were added, deleted or renamed) the rule
+     definitions of the touched packages at head, and
+  2. the same at base, in a reused detached worktree of the base revision: rules whose
+     definition differs, or that are new, are changed;
+  3. (only if .bzl files changed) `rbuildfiles` in sky query mode: packages that load them;
+  4. one union query: rdeps of every seed (changed files that are targets, changed rules,
+     every rule of a package a changed .bzl reaches), plus the tests of changed test_suites.
+A change to WORKSPACE, MODULE.bazel, .bazelrc and the like (or a file they load) selects
+everything, and says so. Recall comes first: when in doubt, a target is selected.
+"""
+
+import dataclasses
+import hashlib
+import os
+import re
+
+from . import gitrepo
+from .bazelquery import Bazel, quote
+from .errors import UsageError
+
+FORMAT_VERSION = 1
+RELEASE_KIND = "artifact_ci_release"
+EXCLUDING_TAGS = frozenset(["manual", "no-ci"])
+BUILD_FILE_NAMES = ("BUILD.bazel", "BUILD")
+GLOBAL_FILES = frozenset([
+    "WORKSPACE", "WORKSPACE.bazel", "WORKSPACE.bzlmod", "MODULE.bazel", "MODULE.bazel.lock",
+    ".bazelrc", ".bazelversion", ".bazelignore",
+])
+_LABEL_IN_FILE_RE = re.compile(r"""["'](?:@@?)?(?:@\w*)?//([^"':]*):([^"']+)["']""")
+_RC_IMPORT_RE = re.compile(r"^\s*(?:try-)?import\s+%workspace%/(\S+)", re.MULTILINE)
+
+
+@dataclasses.dataclass
+class Selected:
+    label: str
+    kind: str
+    reasons: list
+
+
+@dataclasses.dataclass
+class Selection:
+    base: str
+    head: str
+    everything: bool
+    tests: list
+    releases: list
+    changed_files: list
+    queries: int = 0
+    notes: list = dataclasses.field(default_factory=list)
+
+    def report(self, kind):
+        targets = self.tests if kind == "tests" else self.releases
+        return {
+            "format_version": FORMAT_VERSION,
+            "kind": kind,
+            "base": self.base,
+            "head": self.head,
+            "everything": self.everything,
+            "notes": self.notes,
+            "targets": [dataclasses.asdict(t) for t in sorted(targets, key=lambda t: t.label)],
+        }
+
+
+class Collector:
+    def __init__(self, workspace, bazel=None, base_checkout_dir=None):
+        self.repo = gitrepo.Repository(workspace)
+        self.workspace = self.repo.workspace
+        self.bazel = bazel or Bazel(self.workspace)
+        self.base_checkout_dir = base_checkout_dir
+        self.base_bazel = None
+
+    # -- revisions and files --------------------------------------------------------------
+
+    def _resolve(self, base, head):
+        base_commit = self.repo.resolve(base, "--base")
+        if head == gitrepo.WORKTREE:
+            return base_commit, gitrepo.WORKTREE
+        head_commit = self.repo.resolve(head, "--head")
+        if head_commit != self.repo.head_commit():
+            raise UsageError(
+                "--head {} is not the checked-out commit ({}); Bazel reads the working tree, so check out "
+                "{} first, or pass --head WORKTREE to use the working tree as it is.".format(
+                    head, self.repo.head_commit()[:12], head
+                )
+            )
+        if self.repo.has_tracked_changes():
+            raise UsageError(
+                "The working tree of {} has uncommitted changes, so it is not --head {}. Commit or stash "
+                "them, or pass --head WORKTREE.".format(self.workspace, head)
+            )
+        return base_commit, head_commit
+
+    def _global_files(self):
+        """WORKSPACE-level files, and the files they load or import (transitively)."""
+        found = set(GLOBAL_FILES)
+        pending = [name for name in GLOBAL_FILES if os.path.isfile(os.path.join(self.workspace, name))]
+        while pending:
+            path = pending.pop()
+            try:
+                with open(os.path.join(self.workspace, path), encoding="utf-8", errors="replace") as handle:
+                    text = handle.read()
+            except OSError:
+                continue
+            referenced = [os.path.normpath(os.path.join(pkg, name)) for pkg, name in _LABEL_IN_FILE_RE.findall(text)]
+            referenced += _RC_IMPORT_RE.findall(text) if path.endswith("bazelrc") else []
+            for ref in referenced:
+                if ref not in found and os.path.isfile(os.path.join(self.workspace, ref)):
+                    found.add(ref)
+                    if ref.endswith(".bzl") or ref.endswith("rc"):
+                        pending.append(ref)
+        return found
+
+    def _package_at_head(self, path):
+        directory = os.path.dirname(path)
+        while True:
+            if any(os.path.isfile(os.path.join(self.workspace, directory, name)) for name in BUILD_FILE_NAMES):
+                return directory
+            if not directory:
+                return None
+            directory = os.path.dirname(directory)
+
+    @staticmethod
+    def _package_in(listing, path):
+        directory = os.path.dirname(path)
+        while True:
+            if any((os.path.join(directory, name) if directory else name) in listing for name in BUILD_FILE_NAMES):
+                return directory
+            if not directory:
+                return None
+            directory = os.path.dirname(directory)
+
+    # -- the selection --------------------------------------------------------------------
+
+    def collect(self, base, head):
+        base_commit, head_commit = self._resolve(base, head)
+        changes = self.repo.changes(base_commit, head_commit)
+        changed_paths = sorted({p for c in changes for p in c.paths_at_head + c.paths_at_base})
+        selection = Selection(base_commit, head_commit, False, [], [], changed_paths)
+        if not changes:
+            selection.notes.append("no file changed between base and head")
+            return selection
+
+        global_hits = sorted(p for p in changed_paths if p in self._global_files())
+        if global_hits:
+            return self._everything(selection, global_hits)
+
+        file_seeds = {}        # label of a changed file at head -> [paths]
+        touched_packages = {}  # package -> changed paths that may change its rule definitions
+        changed_bzl = []
+        base_listing = None
+        for change in changes:
+            for path in change.paths_at_head:
+                name = os.path.basename(path)
+                if path.endswith(".bzl"):
+                    changed_bzl.append(path)
+                    continue
+                package = self._package_at_head(path)
+                if package is None:
+                    continue
+                if name in BUILD_FILE_NAMES or change.status not in ("M", "T"):
+                    touched_packages.setdefault(package, []).append(path)
+                if name not in BUILD_FILE_NAMES:
+                    file_seeds.setdefault(_label(package, path), []).append(path)
+            if change.status in ("D", "R"):
+                path = change.paths_at_base[0]
+                if path.endswith(".bzl"):
+                    continue
+                if base_listing is None:
+                    base_listing = self.repo.tree_listing(base_commit)
+                package = self._package_in(base_listing, path)
+                if package is not None:
+                    touched_packages.setdefault(package, []).append(path)
+
+        rule_seeds = self._changed_rules(touched_packages, base_commit) if touched_packages else {}
+        bzl_packages = self._packages_loading(changed_bzl) if changed_bzl else {}
+        return self._select(selection, file_seeds, rule_seeds, bzl_packages)
+
+    def _changed_rules(self, touched_packages, base_commit):
+        """Rules of the touched packages that are new or defined differently at head than at base."""
+        head_packages = sorted(p for p in touched_packages if self._package_exists_here(p))
+        head_rules = self.bazel.query_targets(_packages_expression(head_packages, "all")) if head_packages else {}
+        base_rules = self._base_rules(sorted(touched_packages), base_commit)
+        changed = {}
+        for label, target in head_rules.items():
+            before = base_rules.get(label)
+            if before is None or before.definition != target.definition:
+                changed[label] = (target, touched_packages[_package_of(label)])
+        return changed
+
+    def _package_exists_here(self, package):
+        return any(os.path.isfile(os.path.join(self.workspace, package, name)) for name in BUILD_FILE_NAMES)
+
+    def _base_rules(self, packages, base_commit):
+        directory = self.base_checkout_dir or _default_base_checkout(self.repo.root)
+        base_workspace = self.repo.checkout_of(base_commit, directory)
+        existing = [p for p in packages if any(os.path.isfile(os.path.join(base_workspace, p, n)) for n in BUILD_FILE_NAMES)]
+        if not existing:
+            return {}
+        if self.base_bazel is None:
+            self.base_bazel = Bazel(base_workspace, command=" ".join(self.bazel.command))
+        return self.base_bazel.query_targets(_packages_expression(existing, "all"))
+
+    def _packages_loading(self, bzl_paths):
+        """Packages whose BUILD files load (transitively) one of these .bzl files, with the files."""
+        expression = "rbuildfiles({})".format(", ".join(quote(p) for p in sorted(set(bzl_paths))))
+        build_files = self.bazel.query_labels(expression, universe_scope="//...")
+        return {_package_of(label): sorted(set(bzl_paths)) for label in build_files if not label.startswith("@")}
+
+    def _select(self, selection, file_seeds, rule_seeds, bzl_packages):
+        parts = []
+        if file_seeds:
+            packages = sorted({_package_of(label) for label in file_seeds})
+            regex = "^({})$".format("|".join(re.escape(label) for label in sorted(file_seeds)))
+            parts.append("filter({}, {})".format(quote(regex), _packages_expression(packages, "*")))
+        if rule_seeds:
+            parts.append("set({})".format(" ".join(quote(label) for label in sorted(rule_seeds))))
+        if bzl_packages:
+            parts.append(_packages_expression(sorted(bzl_packages), "all"))
+        if not parts:
+            selection.notes.append("no changed file belongs to a Bazel target")
+            return selection
+        seeds = " + ".join(parts)
+        expression = "let seeds = {} in rdeps(//..., $seeds) + tests($seeds)".format(seeds)
+        targets = self.bazel.query_targets(expression)
+        reasons = {}
+        for label, paths in file_seeds.items():
+            reasons.setdefault(label, set()).update(paths)
+        for label, (_, paths) in rule_seeds.items():
+            reasons.setdefault(label, set()).update(paths)
+        for label, target in targets.items():
+            package = _package_of(label)
+            if package in bzl_packages and target.is_rule:
+                reasons.setdefault(label, set()).update(bzl_packages[package])
+        _propagate(targets, reasons)
+        self._fill(selection, targets, reasons)
+        selection.queries = self.bazel.queries_run + (self.base_bazel.queries_run if self.base_bazel else 0)
+        return selection
+
+    def _everything(self, selection, global_hits):
+        selection.everything = True
+        selection.notes.append("{} changed: every test and release is selected".format(", ".join(global_hits)))
+        targets = self.bazel.query_targets("tests(//...) + kind({}, //...)".format(RELEASE_KIND))
+        self._fill(selection, targets, {label: set(global_hits) for label in targets})
+        selection.queries = self.bazel.queries_run
+        return selection
+
+    @staticmethod
+    def _fill(selection, targets, reasons):
+        for label, target in targets.items():
+            if label.startswith("//external") or label.startswith("@") or EXCLUDING_TAGS.intersection(target.tags):
+                continue
+            if not target.is_rule:
+                continue
+            entry = Selected(label, target.kind, sorted(reasons.get(label, ())))
+            if target.kind == RELEASE_KIND:
+                selection.releases.append(entry)
+            elif target.is_test:
+                selection.tests.append(entry)
+
+    def close(self):
+        if self.base_bazel is not None:
+            self.base_bazel.shutdown()
+
+
+def _propagate(targets, reasons):
+    """Give each target the changed files of every seed it depends on (reverse edges, breadth first)."""
+    dependents = {}
+    for label, target in targets.items():
+        for dependency in target.inputs:
+            dependents.setdefault(dependency, []).append(label)
+        for test in target.test_suite_tests:
+            # A changed test_suite reaches its tests through tests(): give them its reasons.
+            dependents.setdefault(label, []).append(test)
+    for seed in [label for label in reasons if label in targets]:
+        queue, seen = [seed], {seed}
+        while queue:
+            current = queue.pop()
+            for dependent in dependents.get(current, ()):
+                if dependent not in seen and dependent in targets:
+                    seen.add(dependent)
+                    reasons.setdefault(dependent, set()).update(reasons[seed])
+                    queue.append(dependent)
+
+
+def _default_base_checkout(repo_root):
+    """Outside the workspace (or //... would see it), one per repository, reused so its Bazel server stays warm."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.sha256(os.path.realpath(repo_root).encode()).hexdigest()[:16]
+    return os.path.join(cache, "releasekit", "base-checkouts", key)
+
+
+def _label(package, path):
+    return "//{}:{}".format(package, path[len(package) + 1:] if package else path)
+
+
+def _package_of(label):
+    return label.split("//", 1)[1].split(":", 1)[0]
+
+
+def _packages_expression(packages, which):
+    return "set({})".format(" ".join(quote("//{}:{}".format(p, which)) for p in packages))

@@ -1,0 +1,120 @@
+"""The git side of change selection: revisions, changed files, and a checkout of the base."""
+
+import dataclasses
+import os
+import subprocess
+
+from .errors import UsageError
+
+WORKTREE = "WORKTREE"
+
+
+class GitError(UsageError):
+    """A git repository or revision is missing or unusable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One changed file, workspace-relative. old_path is set for renames and copies."""
+
+    status: str  # A, M, D, R, T (type or mode change), C
+    path: str
+    old_path: str = None
+
+    @property
+    def paths_at_head(self):
+        return [] if self.status == "D" else [self.path]
+
+    @property
+    def paths_at_base(self):
+        if self.status == "A" or self.status == "C":
+            return []
+        return [self.old_path or self.path]
+
+
+def _run(workspace, *args, check=True):
+    try:
+        result = subprocess.run(["git", "-C", workspace, *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise GitError("git is not installed; install git to select changes.") from None
+    if check and result.returncode != 0:
+        raise GitError(
+            "git {} failed in {}: {}".format(" ".join(args), workspace, (result.stderr.strip().splitlines() or ["?"])[0])
+        )
+    return result
+
+
+class Repository:
+    """The git repository holding a Bazel workspace (which may be a subdirectory of it)."""
+
+    def __init__(self, workspace):
+        self.workspace = os.path.abspath(workspace)
+        if not os.path.isdir(self.workspace):
+            raise GitError("The workspace {} does not exist; pass --workspace DIR.".format(self.workspace))
+        result = _run(self.workspace, "rev-parse", "--show-toplevel", "--show-prefix", check=False)
+        if result.returncode != 0:
+            raise GitError(
+                "{} is not inside a git repository. Run collect in a git checkout of the monorepo, or pass "
+                "--workspace pointing at one.".format(self.workspace)
+            )
+        self.root, self.prefix = (result.stdout.splitlines() + [""])[:2]
+
+    def resolve(self, revision, what):
+        result = _run(self.workspace, "rev-parse", "--verify", "--quiet", revision + "^{commit}", check=False)
+        if result.returncode != 0:
+            raise GitError(
+                "{} '{}' is not a commit in {}. Check the name, or fetch it first (shallow CI clones may need "
+                "`git fetch --deepen` or `fetch-depth: 0`).".format(what, revision, self.root)
+            )
+        return result.stdout.strip()
+
+    def head_commit(self):
+        return _run(self.workspace, "rev-parse", "HEAD").stdout.strip()
+
+    def has_tracked_changes(self):
+        return bool(_run(self.workspace, "status", "--porcelain", "--untracked-files=no", "--", ".").stdout.strip())
+
+    def changes(self, base, head):
+        """Files changed between base and head (a commit, or WORKTREE), relative to the workspace."""
+        args = ["diff", "--name-status", "-z", "--relative", "-M", "--no-ext-diff", base]
+        if head != WORKTREE:
+            args.append(head)
+        args += ["--", "."]
+        fields = _run(self.workspace, *args).stdout.split("\0")
+        changes, index = [], 0
+        while index < len(fields) and fields[index]:
+            status = fields[index][0]
+            if status in "RC":
+                changes.append(Change(status, fields[index + 2], fields[index + 1]))
+                index += 3
+            else:
+                changes.append(Change(status, fields[index + 1]))
+                index += 2
+        if head == WORKTREE:
+            untracked = _run(self.workspace, "ls-files", "-z", "--others", "--exclude-standard", "--", ".").stdout
+            changes += [Change("A", path) for path in untracked.split("\0") if path]
+        return changes
+
+    def files_at(self, revision, paths):
+        """Which of these workspace-relative paths exist at a revision."""
+        if not paths:
+            return set()
+        listed = _run(self.workspace, "ls-tree", "-r", "--name-only", "-z", "--full-tree", revision).stdout.split("\0")
+        prefix = self.prefix
+        present = {p[len(prefix):] for p in listed if p.startswith(prefix)}
+        return {p for p in paths if p in present}
+
+    def tree_listing(self, revision):
+        listed = _run(self.workspace, "ls-tree", "-r", "--name-only", "-z", "--full-tree", revision).stdout.split("\0")
+        return {p[len(self.prefix):] for p in listed if p and p.startswith(self.prefix)}
+
+    def checkout_of(self, revision, directory):
+        """A detached worktree of the revision at directory, reused between runs; returns its workspace path."""
+        if os.path.isdir(os.path.join(directory, ".git")) or os.path.isfile(os.path.join(directory, ".git")):
+            _run(directory, "checkout", "-q", "--detach", "--force", revision)
+            _run(directory, "clean", "-q", "-fdx", "-e", "bazel-*")
+        else:
+            os.makedirs(os.path.dirname(directory), exist_ok=True)
+            _run(self.root, "worktree", "prune")
+            _run(self.root, "worktree", "add", "-q", "--detach", "--force", directory, revision)
+        return os.path.join(directory, self.prefix)
