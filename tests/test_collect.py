@@ -288,3 +288,17 @@ def test_head_must_be_checked_out(repo):
     change(repo, {"lib/a.py": "A = 15\n"})
     with pytest.raises(UsageError, match="not the checked-out commit"):
         repo.collector.collect(repo.base, repo.base)
+
+
+def test_fast_xml_reader_agrees_with_a_full_parse(repo):
+    from releasekit.bazelquery import parse_query_xml_tree, scan_query_xml
+
+    text = repo.collector.bazel.query("//... + tests(//...) + deps(//app:app.ci)", "xml")
+    scanned, parsed = scan_query_xml(text), parse_query_xml_tree(text)
+    assert scanned.keys() == parsed.keys() and len(scanned) > 40
+    for label, target in parsed.items():
+        fast = scanned[label]
+        assert (fast.kind, fast.tags, fast.inputs, fast.test_suite_tests) == (
+            target.kind, target.tags, target.inputs, target.test_suite_tests), label
+    assert scanned["//noci:noci_test"].tags == ("no-ci",)
+    assert scanned["//suite:suite"].test_suite_tests == ("//suite:s1",)

@@ -73,7 +73,7 @@ def _cmd_collect(args):
         collector.close()
     for kind, path in (("tests", args.tests_out), ("releases", args.releases_out)):
         if path:
-            write_json_atomic(path, selection.report(kind))
+            write_json_atomic(path, selection.report(kind), compact=True)
     for note in selection.notes:
         print("note: " + note)
     print("{} changed files: {} tests, {} releases selected ({} bazel queries)".format(

@@ -61,7 +61,9 @@ class Selection:
             "head": self.head,
             "everything": self.everything,
             "notes": self.notes,
-            "targets": [dataclasses.asdict(t) for t in sorted(targets, key=lambda t: t.label)],
+            "targets": [
+                {"label": t.label, "kind": t.kind, "reasons": list(t.reasons)} for t in sorted(targets, key=lambda t: t.label)
+            ],
         }
 
 
@@ -76,23 +78,26 @@ class Collector:
     # -- revisions and files --------------------------------------------------------------
 
     def _resolve(self, base, head):
-        base_commit = self.repo.resolve(base, "--base")
+        """Returns the base commit, the head commit (or WORKTREE), and a check to run before trusting head."""
         if head == gitrepo.WORKTREE:
-            return base_commit, gitrepo.WORKTREE
-        head_commit = self.repo.resolve(head, "--head")
-        if head_commit != self.repo.head_commit():
+            return self.repo.resolve(base, "--base"), gitrepo.WORKTREE, lambda: None
+        base_commit, head_commit, checked_out = self.repo.resolve_all(
+            [(base, "--base"), (head, "--head"), ("HEAD", "the checked-out revision")])
+        if head_commit != checked_out:
             raise UsageError(
                 "--head {} is not the checked-out commit ({}); Bazel reads the working tree, so check out "
-                "{} first, or pass --head WORKTREE to use the working tree as it is.".format(
-                    head, self.repo.head_commit()[:12], head
+                "{} first, or pass --head WORKTREE to use the working tree as it is.".format(head, checked_out[:12], head)
+            )
+        has_tracked_changes = self.repo.start_tracked_changes_check()
+
+        def check_clean():
+            if has_tracked_changes():
+                raise UsageError(
+                    "The working tree of {} has uncommitted changes, so it is not --head {}. Commit or stash "
+                    "them, or pass --head WORKTREE.".format(self.workspace, head)
                 )
-            )
-        if self.repo.has_tracked_changes():
-            raise UsageError(
-                "The working tree of {} has uncommitted changes, so it is not --head {}. Commit or stash "
-                "them, or pass --head WORKTREE.".format(self.workspace, head)
-            )
-        return base_commit, head_commit
+
+        return base_commit, head_commit, check_clean
 
     def _global_files(self):
         """WORKSPACE-level files, and the files they load or import (transitively)."""
@@ -136,7 +141,14 @@ class Collector:
     # -- the selection --------------------------------------------------------------------
 
     def collect(self, base, head):
-        base_commit, head_commit = self._resolve(base, head)
+        base_commit, head_commit, check_clean = self._resolve(base, head)
+        try:
+            return self._collect(base_commit, head_commit)
+        finally:
+            # Checked concurrently with the work, and always before an answer is returned.
+            check_clean()
+
+    def _collect(self, base_commit, head_commit):
         changes = self.repo.changes(base_commit, head_commit)
         changed_paths = sorted({p for c in changes for p in c.paths_at_head + c.paths_at_base})
         selection = Selection(base_commit, head_commit, False, [], [], changed_paths)
@@ -182,7 +194,9 @@ class Collector:
     def _changed_rules(self, touched_packages, base_commit):
         """Rules of the touched packages that are new or defined differently at head than at base."""
         head_packages = sorted(p for p in touched_packages if self._package_exists_here(p))
-        head_rules = self.bazel.query_targets(_packages_expression(head_packages, "all")) if head_packages else {}
+        head_rules = (
+            self.bazel.query_targets(_packages_expression(head_packages, "all"), definitions=True) if head_packages else {}
+        )
         base_rules = self._base_rules(sorted(touched_packages), base_commit)
         changed = {}
         for label, target in head_rules.items():
@@ -202,7 +216,7 @@ class Collector:
             return {}
         if self.base_bazel is None:
             self.base_bazel = Bazel(base_workspace, command=" ".join(self.bazel.command))
-        return self.base_bazel.query_targets(_packages_expression(existing, "all"))
+        return self.base_bazel.query_targets(_packages_expression(existing, "all"), definitions=True)
 
     def _packages_loading(self, bzl_paths):
         """Packages whose BUILD files load (transitively) one of these .bzl files, with the files."""
@@ -253,12 +267,12 @@ class Collector:
         for label, target in targets.items():
             if label.startswith("//external") or label.startswith("@") or EXCLUDING_TAGS.intersection(target.tags):
                 continue
-            if not target.is_rule:
+            if not _selectable(target):
                 continue
             entry = Selected(label, target.kind, sorted(reasons.get(label, ())))
             if target.kind == RELEASE_KIND:
                 selection.releases.append(entry)
-            elif target.is_test:
+            else:
                 selection.tests.append(entry)
 
     def close(self):
@@ -267,23 +281,43 @@ class Collector:
 
 
 def _propagate(targets, reasons):
-    """Give each target the changed files of every seed it depends on (reverse edges, breadth first)."""
-    dependents = {}
+    """Give each target the changed files of every seed it depends on.
+
+    Each seed is a bit. Masks flow from the seeds along reverse edges in topological order (Kahn), so
+    every edge is crossed once, whatever the number of seeds.
+    """
+    seeds = [label for label in reasons if label in targets]
+    masks = {label: 1 << index for index, label in enumerate(seeds)}
+    dependents, pending = {}, dict.fromkeys(targets, 0)
     for label, target in targets.items():
-        for dependency in target.inputs:
-            dependents.setdefault(dependency, []).append(label)
-        for test in target.test_suite_tests:
-            # A changed test_suite reaches its tests through tests(): give them its reasons.
-            dependents.setdefault(label, []).append(test)
-    for seed in [label for label in reasons if label in targets]:
-        queue, seen = [seed], {seed}
-        while queue:
-            current = queue.pop()
-            for dependent in dependents.get(current, ()):
-                if dependent not in seen and dependent in targets:
-                    seen.add(dependent)
-                    reasons.setdefault(dependent, set()).update(reasons[seed])
-                    queue.append(dependent)
+        # A test reached through a changed test_suite depends on the suite for this purpose.
+        edges = [i for i in target.inputs if i in pending] + [(label, t) for t in target.test_suite_tests if t in pending]
+        for edge in edges:
+            source, dependent = edge if isinstance(edge, tuple) else (edge, label)
+            dependents.setdefault(source, []).append(dependent)
+            pending[dependent] += 1
+    ready = [label for label, count in pending.items() if count == 0]
+    while ready:
+        label = ready.pop()
+        mask = masks.get(label, 0)
+        for dependent in dependents.get(label, ()):
+            if mask:
+                masks[dependent] = masks.get(dependent, 0) | mask
+            pending[dependent] -= 1
+            if pending[dependent] == 0:
+                ready.append(dependent)
+    for label, mask in masks.items():
+        if label in reasons or not _selectable(targets[label]):
+            continue  # intermediate targets need no list of their own
+        merged = reasons[label] = set()
+        while mask:
+            lowest = mask & -mask
+            merged.update(reasons[seeds[lowest.bit_length() - 1]])
+            mask ^= lowest
+
+
+def _selectable(target):
+    return target.kind == RELEASE_KIND or target.is_test
 
 
 def _default_base_checkout(repo_root):

@@ -68,11 +68,26 @@ class Repository:
             )
         return result.stdout.strip()
 
+    def resolve_all(self, revisions):
+        """Several (revision, what) pairs in one git call; the error names the first that is not a commit."""
+        result = _run(self.workspace, "rev-parse", *[revision + "^{commit}" for revision, _ in revisions], "--",
+                      check=False)
+        commits = [line for line in result.stdout.split() if line != "--"]
+        if result.returncode != 0 or len(commits) != len(revisions):
+            for revision, what in revisions:
+                self.resolve(revision, what)
+        return commits
+
     def head_commit(self):
         return _run(self.workspace, "rev-parse", "HEAD").stdout.strip()
 
-    def has_tracked_changes(self):
-        return bool(_run(self.workspace, "status", "--porcelain", "--untracked-files=no", "--", ".").stdout.strip())
+    def start_tracked_changes_check(self):
+        """Starts `git status` in the background; call the result to learn whether tracked files changed."""
+        process = subprocess.Popen(
+            ["git", "-C", self.workspace, "status", "--porcelain", "--untracked-files=no", "--", "."],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        return lambda: bool(process.communicate()[0].strip())
 
     def changes(self, base, head):
         """Files changed between base and head (a commit, or WORKTREE), relative to the workspace."""

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Change selection: `releasekit collect` against the floor of one bare rdeps query.
+
+Generates a synthetic monorepo under git: --layers layers of --width packages, each
+package with a py_library (depending on two libraries of the layer below), a py_test,
+a filegroup, a genrule and an sh_test; the top layer also declares container releases.
+For changes of 1, 10 and 100 files it times, on the same warm Bazel server:
+`releasekit collect` (the whole command) and the floor, one bare
+`bazel query 'rdeps(//..., set(<changed files>))'`, and reports the share of all tests
+selected, checked against the exact set of tests that depend on the changed files.
+Ends with one JSON line; `ratio` is the 1-file collect time / the floor's.
+Targets: collect <= 1.5x the floor; <= 2% of tests for a 1-file leaf change.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(HERE)
+BAZEL = os.environ.get("RELEASEKIT_BAZEL") or os.path.join(REPO_ROOT, "tests", "bazel", "bazel")
+ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
+
+
+def package_name(layer, index):
+    return "layer{}/p{}".format(layer, index)
+
+
+def generate(root, layers, width, releases):
+    def write(path, text):
+        full = os.path.join(root, path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as handle:
+            handle.write(text)
+
+    write("WORKSPACE", 'workspace(name = "bench")\n\nlocal_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
+    for layer in range(layers):
+        for index in range(width):
+            package = package_name(layer, index)
+            deps = []
+            if layer:
+                deps = ['"//{}:lib"'.format(package_name(layer - 1, index)),
+                        '"//{}:lib"'.format(package_name(layer - 1, (index + 1) % width))]
+            build = [
+                'py_library(name = "lib", srcs = ["lib.py"], deps = [{}], visibility = ["//visibility:public"])'.format(", ".join(deps)),
+                'py_test(name = "lib_test", srcs = ["lib_test.py"], deps = [":lib"])',
+                'filegroup(name = "data", srcs = ["data.txt"])',
+                'genrule(name = "gen", srcs = [":data"], outs = ["gen.txt"], cmd = "cp $< $@")',
+                'sh_test(name = "gen_test", srcs = ["gen_test.sh"], data = [":gen"])',
+            ]
+            if layer == layers - 1 and index < releases:
+                build.insert(0, 'load("@rules_release//rules:defs.bzl", "container_release", "image_layout")')
+                build += ['image_layout(name = "image", files = {":lib": "/app"})',
+                          'container_release(name = "app", image = ":image", repository = "bench/app{}")'.format(index)]
+            write(package + "/BUILD", "\n\n".join(build) + "\n")
+            write(package + "/lib.py", "VALUE = {}\n".format(index))
+            write(package + "/lib_test.py", "print('ok')\n")
+            write(package + "/data.txt", "data\n")
+            write(package + "/gen_test.sh", "#!/bin/sh\n")
+            os.chmod(os.path.join(root, package, "gen_test.sh"), 0o755)
+
+
+def git(root, *args):
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout
+
+
+def timed(command, cwd, env=None):
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit("benchmark: {} failed:\n{}".format(" ".join(command[:3]), result.stderr[-3000:]))
+    return elapsed, result.stdout
+
+
+def expected_tests(root, files):
+    """The exact answer: every test that depends on a changed file (Bazel's own rdeps + tests)."""
+    expression = "tests(rdeps(//..., set({})))".format(" ".join(files))
+    out = subprocess.run([BAZEL, "query", expression, "--order_output=no"], cwd=root, capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--releases", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="releasekit-bench-collect-")
+    root = os.path.join(workdir, "monorepo")
+    env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(workdir, "cache"))
+    try:
+        generate(root, args.layers, args.width, args.releases)
+        git(root, "init", "-q", "-b", "main")
+        git(root, "config", "user.email", "bench@example.com")
+        git(root, "config", "user.name", "bench")
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", "base")
+        base = git(root, "rev-parse", "HEAD").strip()
+        started = time.perf_counter()
+        all_tests = set(timed([BAZEL, "query", "tests(//...)", "--order_output=no"], root)[1].split())
+        rule_count = len(timed([BAZEL, "query", "kind(rule, //...)", "--order_output=no"], root)[1].split())
+        warmup = time.perf_counter() - started
+        rng = random.Random(7)
+        packages = [(layer, index) for layer in range(args.layers) for index in range(args.width)]
+        results = {}
+        for count in (1, 10, 100):
+            git(root, "reset", "-q", "--hard", base)
+            # One file: a leaf package's library in the bottom layer (the widest fan-out of a leaf).
+            chosen = [(0, args.width // 2)] if count == 1 else rng.sample(packages, count)
+            files = ["{}/lib.py".format(package_name(*p)) for p in chosen]
+            for path in files:
+                with open(os.path.join(root, path), "a") as handle:
+                    handle.write("# changed\n")
+            git(root, "commit", "-q", "-am", "change {}".format(count))
+            # Interleaved, so that both see the same state of the server and the machine.
+            floor_times, collect_times = [], []
+            for _ in range(args.rounds):
+                floor_times.append(timed([BAZEL, "query", "rdeps(//..., set({}))".format(" ".join(files)),
+                                          "--order_output=no"], root)[0])
+                collect_times.append(timed([sys.executable, ENTRY, "collect", "--base", base, "--head", "HEAD",
+                                            "--tests-out", os.path.join(workdir, "tests.json"),
+                                            "--releases-out", os.path.join(workdir, "releases.json")], root, env)[0])
+            floor = statistics.median(floor_times)
+            selected = {t["label"] for t in json.load(open(os.path.join(workdir, "tests.json")))["targets"]}
+            truth = expected_tests(root, files)
+            results[count] = {
+                "collect_s": round(statistics.median(collect_times), 3),
+                "floor_s": round(floor, 3),
+                "ratio": round(statistics.median(collect_times) / floor, 3),
+                "tests_selected": len(selected),
+                "share_of_tests_pct": round(100.0 * len(selected) / len(all_tests), 2),
+                "missed": len(truth - selected),
+                "extra": len(selected - truth),
+            }
+            print("{:>3} files: collect {collect_s}s, floor {floor_s}s, ratio {ratio}; {tests_selected} tests "
+                  "({share_of_tests_pct}%), missed {missed}, extra {extra}".format(count, **results[count]), flush=True)
+        # A BUILD edit that changes one test's definition: the exact answer is that test alone, where
+        # selecting the whole package and its reverse dependencies would take many more.
+        git(root, "reset", "-q", "--hard", base)
+        package = package_name(0, args.width // 2)
+        build_path = os.path.join(root, package, "BUILD")
+        text = open(build_path).read().replace('srcs = ["lib_test.py"]', 'srcs = ["lib_test.py"], size = "small"')
+        with open(build_path, "w") as handle:
+            handle.write(text)
+        git(root, "commit", "-q", "-am", "build edit")
+        elapsed, _ = timed([sys.executable, ENTRY, "collect", "--base", base, "--head", "HEAD",
+                            "--tests-out", os.path.join(workdir, "tests.json")], root, env)
+        selected = {t["label"] for t in json.load(open(os.path.join(workdir, "tests.json")))["targets"]}
+        package_level = set(timed([BAZEL, "query", "tests(rdeps(//..., //{}:all))".format(package), "--order_output=no"], root)[1].split())
+        build_edit = {"collect_s_cold_base_server": round(elapsed, 3), "tests_selected": len(selected),
+                      "exact": selected == {"//{}:lib_test".format(package)}, "package_level_selection": len(package_level)}
+        print("BUILD edit of one test: {} selected (exact: {}), a package-level selection would take {}; {}s "
+              "including a cold Bazel server for the base revision".format(
+                  len(selected), build_edit["exact"], len(package_level), build_edit["collect_s_cold_base_server"]))
+        summary = {
+            "benchmark": "collect",
+            "packages": args.layers * args.width,
+            "rule_targets": rule_count,
+            "tests": len(all_tests),
+            "warmup_s": round(warmup, 1),
+            "ratio": results[1]["ratio"],
+            "ratio_10": results[10]["ratio"],
+            "ratio_100": results[100]["ratio"],
+            "share_1_leaf_pct": results[1]["share_of_tests_pct"],
+            "by_change": results,
+            "build_edit": build_edit,
+        }
+        print(json.dumps(summary))
+    finally:
+        subprocess.run([BAZEL, "shutdown"], cwd=root, capture_output=True)
+        base_checkouts = os.path.join(workdir, "cache", "releasekit", "base-checkouts")
+        for name in os.listdir(base_checkouts) if os.path.isdir(base_checkouts) else []:
+            subprocess.run([BAZEL, "shutdown"], cwd=os.path.join(base_checkouts, name), capture_output=True)
+        if not os.environ.get("RELEASEKIT_BENCH_KEEP"):
+            subprocess.run(["rm", "-rf", workdir])
+
+
+if __name__ == "__main__":
+    main()
