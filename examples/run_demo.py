@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """The main job on the example monorepo, end to end, on this machine alone.
 
-Starts a local OCI registry, then: select what to test and release, run the tests,
-build the release targets once and run the CI releases side by side, publish one dev
-release, and show what the registry now holds. Stops everything it started.
+Copies the example monorepo into a temporary git repository, commits a change to one
+service, then: `releasekit collect` selects the affected tests and releases, Bazel runs
+the tests, the release targets are built once and the built release executables run side
+by side against a local OCI registry that this script starts; a developer's dev release
+follows, and the registry's contents are shown. Everything started is stopped.
 """
 
 import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,78 +21,90 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
 from helpers.servers import Registry  # noqa: E402
+from helpers.workspace import BAZEL, Workspace  # noqa: E402
 
-BAZEL = os.environ.get("BAZEL") or os.path.join(REPO_ROOT, "tests", "bazel", "bazel")
+ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 
 
 def step(title):
     print("\n== {}".format(title), flush=True)
 
 
-def bazel(*args, capture=False):
-    result = subprocess.run([BAZEL, *args], cwd=HERE, text=True, capture_output=capture)
+def run(command, cwd, env=None, quiet=False):
+    result = subprocess.run(command, cwd=cwd, env=env, text=True, capture_output=quiet)
     if result.returncode != 0:
-        if capture:
-            sys.stderr.write(result.stderr[-4000:])
-        raise SystemExit("demo: bazel {} failed".format(args[0]))
+        if quiet:
+            sys.stderr.write(result.stdout[-3000:] + result.stderr[-3000:])
+        raise SystemExit("demo: {} failed".format(" ".join(command[:3])))
     return result.stdout
-
-
-def query(expression):
-    return bazel("query", expression, "--order_output=no", capture=True).split()
 
 
 def main():
     workdir = tempfile.mkdtemp(prefix="releasekit-demo-")
     registry = Registry(os.path.join(workdir, "registry"))
+    workspace = None
     try:
         config = os.path.join(workdir, "releasekit.yaml")
         with open(config, "w") as handle:
             handle.write("channels:\n  ci: {{registry: 'http://{0}/prod'}}\n  dev: {{registry: 'http://{0}/dev'}}\n".format(registry.host))
-        env = dict(os.environ, RELEASEKIT_CONFIG=config, XDG_CACHE_HOME=os.path.join(workdir, "cache"))
-        print("local registry: {}  (config {})".format(registry.url, config))
+        env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(workdir, "cache"))
+        print("local registry {}, config {}".format(registry.url, config))
 
-        step("select: tests and CI releases of the example monorepo (no-ci and manual left out)")
-        skip = "attr(tags, '\\bno-ci\\b|\\bmanual\\b', //...)"
-        tests = query("tests(//...) except {}".format(skip))
-        releases = query("kind(artifact_ci_release, //...) except {}".format(skip))
-        print(json.dumps({"tests": tests, "releases": releases}, indent=2))
+        step("a change: the example monorepo in a git repository, one commit touching services/hello")
+        workspace = Workspace.copy_of(HERE, os.path.join(workdir, "monorepo"))
+        with open(os.path.join(workspace.path, "services/hello/hello.sh"), "a") as handle:
+            handle.write("# a change to the hello service\n")
+        workspace.commit("Change the hello service")
+        print(run(["git", "log", "--stat", "--format=%h %s", "-1"], workspace.path, quiet=True).strip())
+
+        step("collect: the tests and CI releases this change affects")
+        tests_json, releases_json = os.path.join(workdir, "tests.json"), os.path.join(workdir, "releases.json")
+        print(run([sys.executable, ENTRY, "collect", "--base", "HEAD~1", "--head", "HEAD",
+                   "--tests-out", tests_json, "--releases-out", releases_json], workspace.path, env, quiet=True).strip())
+        tests = [t["label"] for t in json.load(open(tests_json))["targets"]]
+        releases = [t["label"] for t in json.load(open(releases_json))["targets"]]
+        for kind, path in (("tests", tests_json), ("releases", releases_json)):
+            for target in json.load(open(path))["targets"]:
+                print("  {:<8} {:<36} {:<20} because of {}".format(kind, target["label"], target["kind"], ", ".join(target["reasons"])))
 
         step("test")
-        bazel("test", *tests)
+        if tests:
+            run([BAZEL, "test", "--noshow_progress", *tests], workspace.path, env, quiet=True)
+            print("  {} passed".format(", ".join(tests)))
 
-        step("release: one build, then the built release executables side by side")
-        bazel("build", *releases)
-        ci_env = dict(env, CI="true")
+        step("release: one build, then the built release executables side by side (CI=true)")
+        if releases:
+            run([BAZEL, "build", "--noshow_progress", *releases], workspace.path, env, quiet=True)
+        ci_env = dict(env, CI="true", BUILD_WORKSPACE_DIRECTORY=workspace.path)
 
-        def run(label):
+        def publish(label):
             package, name = label[2:].split(":")
-            executable = os.path.join(HERE, "bazel-bin", package, name)
-            report = os.path.join(workdir, name + ".record.json")
-            result = subprocess.run([executable], env=dict(ci_env, RELEASEKIT_REPORT=report, BUILD_WORKSPACE_DIRECTORY=HERE),
-                                    capture_output=True, text=True)
-            return label, result
+            executable = os.path.join(workspace.path, "bazel-bin", package, name)
+            record = os.path.join(workdir, name + ".record.json")
+            return subprocess.run([executable], env=dict(ci_env, RELEASEKIT_REPORT=record), capture_output=True, text=True)
 
+        failed = False
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-            failed = False
-            for label, result in pool.map(run, releases):
-                print((result.stdout or result.stderr).strip())
+            for result in pool.map(publish, releases):
+                print("  " + (result.stdout or result.stderr).strip())
                 failed = failed or result.returncode != 0
         if failed:
             raise SystemExit("demo: a release failed")
 
-        step("dev release, as a developer would from a laptop")
-        subprocess.run([BAZEL, "run", "//services/greeter:greeter.dev"], cwd=HERE, env=env, check=True,
-                       stderr=subprocess.DEVNULL)
+        step("a developer's dev release (bazel run //services/greeter:greeter.dev)")
+        print("  " + run([BAZEL, "run", "--noshow_progress", "//services/greeter:greeter.dev"], workspace.path, env,
+                         quiet=True).strip())
 
-        step("what the registry holds now (skopeo)")
+        step("what the registry holds now (skopeo inspect)")
         for repository in sorted(registry.catalog()):
             tags = registry.tags(repository)
             digest = registry.inspect("{}:{}".format(repository, tags[0]))["Digest"]
-            print("{}/{}  {}  tags: {}".format(registry.host, repository, digest[:19], ", ".join(tags)))
+            print("  {}/{}  {}  tags: {}".format(registry.host, repository, digest[:19], ", ".join(tags)))
     finally:
         registry.stop()
-        subprocess.run([BAZEL, "shutdown"], cwd=HERE, capture_output=True)
+        if workspace is not None:
+            workspace.shutdown()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,41 @@ TEST_USER = "releaser"
 TEST_PASSWORD = "Pa55-w0rd-never-printed-7f3a"
 
 
+def _bazel_servers_under(root):
+    """Process ids of Bazel servers whose workspace lies below root."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/{}/cmdline".format(pid), "rb") as handle:
+                args = handle.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        for arg in args:
+            if arg.startswith("--workspace_directory=") and arg.split("=", 1)[1].startswith(root):
+                found.append(int(pid))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_bazel_server_left_behind(tmp_path_factory):
+    """Fixtures shut down the servers they start; this catches any a failing test left running."""
+    yield
+    import signal
+    import time
+
+    root = str(tmp_path_factory.getbasetemp())
+    for pid in _bazel_servers_under(root):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while _bazel_servers_under(root) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
     server = Registry(str(tmp_path_factory.mktemp("registry")))
@@ -33,8 +68,10 @@ def auth_registry(tmp_path_factory):
 def example_workspace(tmp_path_factory):
     """The examples/ monorepo, copied under git, using rules_release from this checkout."""
     workspace = Workspace.copy_of(os.path.join(REPO_ROOT, "examples"), str(tmp_path_factory.mktemp("ws") / "examples"))
-    yield workspace
-    workspace.shutdown()
+    try:
+        yield workspace
+    finally:
+        workspace.shutdown()
 
 
 @pytest.fixture

@@ -81,9 +81,11 @@ def monorepo(tmp_path_factory):
     collector = Collector(workspace.path, bazel=Bazel(workspace.path, command=BAZEL),
                           base_checkout_dir=os.path.join(workspace.cache, "base"))
     workspace.collector = collector
-    yield workspace
-    collector.close()
-    workspace.shutdown()
+    try:
+        yield workspace
+    finally:
+        collector.close()
+        workspace.shutdown()
 
 
 @pytest.fixture
