@@ -14,7 +14,8 @@ def root_workspace():
 
 
 def test_starlark_analysis_tests_pass(root_workspace):
-    result = root_workspace.bazel("test", "//tests/starlark:release_tests", "--test_output=errors", check=False)
+    result = root_workspace.bazel("test", "//tests/starlark:release_tests", "--test_output=errors",
+                                  "--nocache_test_results", check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Executed 5 out of 5 tests: 5 tests pass" in result.stdout + result.stderr
 
