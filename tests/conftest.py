@@ -74,6 +74,20 @@ def example_workspace(tmp_path_factory):
         workspace.shutdown()
 
 
+@pytest.fixture(scope="session")
+def broken_workspace(tmp_path_factory):
+    """A workspace for bad inputs, kept apart so a failing package cannot break the example."""
+    path = tmp_path_factory.mktemp("broken") / "ws"
+    path.mkdir()
+    (path / "WORKSPACE").write_text('local_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
+    workspace = Workspace(str(path))
+    workspace.init_git()
+    try:
+        yield workspace
+    finally:
+        workspace.shutdown()
+
+
 @pytest.fixture
 def isolated_home(tmp_path, monkeypatch):
     """No Docker config or blob cache of the machine leaks into a test."""

@@ -8,8 +8,7 @@ import subprocess
 import pytest
 
 from helpers.images import corrupt_one_layer, make_docker_archive, make_layout
-from helpers.servers import REPO_ROOT
-from helpers.workspace import Workspace, git
+from helpers.workspace import git
 
 
 @pytest.fixture(scope="module")
@@ -121,18 +120,6 @@ def test_docker_save_tarball_input(example_workspace, registry, release_env, tmp
     assert inspected["Digest"] == record["digest"]
     assert digest != record["digest"]  # a tarball's manifest is rebuilt; its layer content is the same
     assert inspected["Layers"] and record["blobs_uploaded"] == 2
-
-
-@pytest.fixture(scope="module")
-def broken_workspace(tmp_path_factory):
-    """A workspace for bad inputs, kept apart so a failing package cannot break the example."""
-    path = tmp_path_factory.mktemp("broken") / "ws"
-    path.mkdir()
-    (path / "WORKSPACE").write_text('local_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
-    workspace = Workspace(str(path))
-    workspace.init_git()
-    yield workspace
-    workspace.shutdown()
 
 
 @pytest.mark.parametrize(

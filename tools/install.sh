@@ -10,6 +10,9 @@ DEBIAN_PACKAGES=(
   git
   bazel-bootstrap bazel-rules-java bazel-skylib  # Bazel 4.2.3 and what it needs offline
   docker-registry skopeo apache2-utils           # a real OCI registry, a real client, htpasswd
+  nginx-light                                    # a real HTTP PUT (WebDAV) artifact store
+  default-jdk-headless                           # javac and jar for the example's jars
+  maven libmaven-dependency-plugin-java libmaven-deploy-plugin-java junit4  # a real Maven client, offline
 )
 
 missing=()
@@ -28,7 +31,7 @@ fi
 # releasekit and its test dependencies, editable so the checkout is what runs.
 if ! "$PYTHON" - <<'PY' 2>/dev/null
 import importlib.metadata, os, sys
-import releasekit, requests, yaml, docker, pytest
+import releasekit, requests, yaml, docker, boto3, moto, pytest
 sys.exit(0 if os.path.realpath(os.path.dirname(releasekit.__file__)) == os.path.realpath("tools/releasekit") else 1)
 PY
 then

@@ -18,3 +18,10 @@ ReleaseInfo = provider(
         "manifest": "(File) the release manifest the publisher reads",
     },
 )
+
+MavenInfo = provider(
+    doc = "A jar published by jar_release, for the dependencies of other jar_release poms.",
+    fields = {
+        "coordinates": "(string) group:artifact, or group:artifact:version",
+    },
+)

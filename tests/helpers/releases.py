@@ -57,3 +57,45 @@ def publish(manifest, runfiles, env, *extra):
         [sys.executable, ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles, *extra],
         capture_output=True, text=True, env=run_env, timeout=300,
     )
+
+
+def make_jar(path, marker):
+    """A small, valid jar whose bytes depend only on marker."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in (("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n"), ("marker.txt", marker)):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 2))
+            archive.writestr(info, text)
+    return path
+
+
+def jar_release(root, jar_path, coordinates, channel="ci", deps=(), sources_jar=None, classifier_jars=None, name="lib"):
+    """Lay out runfiles like a built jar_release target. Returns (manifest path, runfiles dir)."""
+    runfiles = os.path.join(root, "runfiles-" + name)
+    workspace = os.path.join(runfiles, "ws")
+    os.makedirs(workspace, exist_ok=True)
+
+    def link(path, link_name):
+        target = os.path.join(workspace, link_name)
+        if not os.path.lexists(target):
+            os.symlink(os.path.abspath(path), target)
+        return "ws/" + link_name
+
+    fields = {"coordinates": coordinates, "jar": link(jar_path, name + ".jar"), "deps": list(deps), "classifier_jars": {}}
+    if sources_jar:
+        fields["sources_jar"] = link(sources_jar, name + "-sources.jar")
+    for classifier, path in (classifier_jars or {}).items():
+        fields["classifier_jars"][classifier] = link(path, "{}-{}.jar".format(name, classifier))
+    manifest = {"schema_version": 1, "target": "//libs:{}.{}".format(name, channel), "release": "//libs:" + name,
+                "channel": channel, "kind": "jar", "jar": fields, "depends_on": []}
+    manifest_path = os.path.join(workspace, "{}.{}.release.json".format(name, channel))
+    with open(manifest_path, "w") as handle:
+        json.dump(manifest, handle)
+    return manifest_path, runfiles
+
+
+def write_store_config(path, ci, dev):
+    with open(path, "w") as handle:
+        handle.write("channels:\n  ci: {{maven: '{}'}}\n  dev: {{maven: '{}'}}\n".format(ci, dev))
+    return path

@@ -3,6 +3,7 @@
 import os
 import socket
 import subprocess
+import sys
 import time
 
 import requests
@@ -103,3 +104,151 @@ class Registry:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+def _stop(process, log):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    log.close()
+
+
+class NginxStore:
+    """A real HTTP PUT store: Debian nginx-light with WebDAV PUT/DELETE/MKCOL; writes need basic auth.
+
+    /refusing/ answers 409 to every PUT, as Nexus and Artifactory do on redeploy.
+    """
+
+    def __init__(self, workdir, username, password):
+        self.workdir = workdir
+        self.root = os.path.join(workdir, "root")
+        os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
+        os.makedirs(self.root, exist_ok=True)
+        self.port = free_port()
+        self.url = "http://127.0.0.1:{}".format(self.port)
+        self.username, self.password = username, password
+        htpasswd = os.path.join(workdir, "htpasswd")
+        subprocess.run(["htpasswd", "-bc", htpasswd, username, password], check=True, capture_output=True)
+        config = os.path.join(workdir, "nginx.conf")
+        with open(config, "w") as handle:
+            handle.write(_NGINX_CONFIG.format(workdir=workdir, root=self.root, port=self.port, htpasswd=htpasswd))
+        self.log_path = os.path.join(workdir, "error.log")
+        self.log = open(os.path.join(workdir, "stdout.log"), "w")
+        self.process = subprocess.Popen(["nginx", "-c", config, "-p", workdir], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_http(self.url + "/", self.process, self.log.name)
+
+    def path(self, relative):
+        return os.path.join(self.root, relative)
+
+    def stop(self):
+        _stop(self.process, self.log)
+
+
+_NGINX_CONFIG = """
+user root;
+worker_processes 2;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 128; }}
+http {{
+  access_log off;
+  client_body_temp_path {workdir}/tmp;
+  client_max_body_size 0;
+  server {{
+    listen 127.0.0.1:{port};
+    root {root};
+    location /refusing/ {{
+      if ($request_method = PUT) {{ return 409; }}
+    }}
+    location / {{
+      dav_methods PUT DELETE MKCOL;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+      limit_except GET HEAD {{
+        auth_basic "releasekit test store";
+        auth_basic_user_file {htpasswd};
+      }}
+    }}
+  }}
+}}
+"""
+
+
+class MotoS3:
+    """An S3 endpoint (moto's server) on loopback, with one bucket."""
+
+    def __init__(self, workdir, bucket="releases"):
+        import boto3
+
+        self.port = free_port()
+        self.url = "http://127.0.0.1:{}".format(self.port)
+        self.bucket = bucket
+        self.log = open(os.path.join(workdir, "moto.log"), "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_for_http(self.url, self.process, self.log.name)
+        self.environ = {"RELEASEKIT_S3_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_DEFAULT_REGION": "us-east-1"}
+        self.client = boto3.client("s3", endpoint_url=self.url, aws_access_key_id="testing",
+                                   aws_secret_access_key="testing-secret", region_name="us-east-1")
+        self.client.create_bucket(Bucket=bucket)
+
+    def get(self, key):
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+
+    def stop(self):
+        _stop(self.process, self.log)
+
+
+class MavenClient:
+    """Real Maven (Debian's), resolving with strict checksums from a store.
+
+    Debian's local repository (central's mirror) has no checksum files, so a first run without
+    -C puts the dependency plugin in a local repository; each get then starts from a copy of it,
+    so that what it fetches from the store is checked strictly and nothing is served from cache.
+    """
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.settings = os.path.join(workdir, "settings.xml")
+        with open(self.settings, "w") as handle:
+            handle.write(
+                "<settings><mirrors><mirror><id>debian</id><mirrorOf>central</mirrorOf>"
+                "<url>file:///usr/share/maven-repo</url></mirror></mirrors></settings>\n"
+            )
+        self.warm_repo = os.path.join(workdir, "warm-repo")
+        result = self._mvn(self.warm_repo, [DEPENDENCY_GET, "-Dartifact=junit:junit:4.13.2", "-Dtransitive=false"])
+        if result.returncode != 0:
+            raise RuntimeError("maven warm-up failed:\n" + result.stdout[-3000:])
+        self.runs = 0
+
+    def _mvn(self, repo, args, strict=False):
+        command = ["mvn", "-B", "-q", "-s", self.settings, "-Dmaven.repo.local=" + repo, *args]
+        if strict:
+            command.insert(1, "-C")
+        return subprocess.run(command, capture_output=True, text=True, cwd=self.workdir, timeout=300)
+
+    def get(self, artifact, repository_url):
+        """mvn -C dependency:get of group:artifact:version[:packaging[:classifier]] with its dependencies."""
+        import shutil
+
+        self.runs += 1
+        repo = os.path.join(self.workdir, "repo-{}".format(self.runs))
+        shutil.copytree(self.warm_repo, repo)
+        result = self._mvn(repo, [DEPENDENCY_GET, "-Dartifact=" + artifact,
+                                  "-DremoteRepositories=store::default::" + repository_url], strict=True)
+        result.repo = repo
+        return result
+
+
+DEPENDENCY_GET = "org.apache.maven.plugins:maven-dependency-plugin:3.5.0:get"

@@ -145,6 +145,24 @@ def _cmd_image_plan(args):
     return 0
 
 
+def _cmd_jar_check(args):
+    import zipfile
+
+    from .errors import UsageError
+    from .reports import write_json_atomic
+
+    checked = []
+    for path in args.jar:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as error:
+            raise UsageError("{}: {} is not a readable jar ({}). Rebuild it.".format(args.label, os.path.basename(path), error)) from None
+        checked.append({"jar": os.path.basename(path), "entries": len(names)})
+    write_json_atomic(args.out, {"label": args.label, "jars": checked})
+    return 0
+
+
 def _cmd_image_layout(args):
     from .layout_builder import build_layout
 
@@ -208,6 +226,12 @@ def build_parser():
     plan.add_argument("--label", required=True)
     plan.add_argument("--out", required=True)
     plan.set_defaults(func=_cmd_image_plan)
+
+    jar_check = commands.add_parser("jar-check", parents=[common], help="(build action) check that jars are readable zips")
+    jar_check.add_argument("--jar", action="append", required=True)
+    jar_check.add_argument("--label", required=True)
+    jar_check.add_argument("--out", required=True)
+    jar_check.set_defaults(func=_cmd_jar_check)
 
     layout = commands.add_parser("image-layout", parents=[common], help="(build action) assemble an OCI layout from files")
     layout.add_argument("--spec", required=True)

@@ -87,6 +87,8 @@ def publish(manifest_path, options):
     kind = manifest["kind"]
     if kind == "container":
         record = _publish_container(manifest, config, version, policy, options, environ)
+    elif kind == "jar":
+        record = _publish_jar(manifest, config, version, policy, options, environ)
     else:
         raise UsageError("{}: unknown release kind '{}'.".format(manifest_path, kind))
     record.update(
@@ -140,6 +142,54 @@ def _publish_container(manifest, config, version, policy, options, environ):
     return record
 
 
+def release_version(manifest, coordinates, environ):
+    """The version a jar is published as: from its coordinates, else RELEASEKIT_VERSION; dev adds -SNAPSHOT."""
+    version = coordinates.version or environ.get("RELEASEKIT_VERSION")
+    if manifest["channel"] == "ci":
+        if not version:
+            raise UsageError(
+                "{} has no version: give coordinates as group:artifact:version, or set RELEASEKIT_VERSION for the "
+                "release.".format(manifest["release"])
+            )
+        return version
+    version = version or "0.0.0"
+    return version if version.endswith("-SNAPSHOT") else version + "-SNAPSHOT"
+
+
+def _publish_jar(manifest, config, source_version, policy, options, environ):
+    from . import maven
+    from .stores import open_store
+
+    jar = manifest["jar"]
+    coordinates = maven.Coordinates.parse(jar["coordinates"], "{} coordinates".format(manifest["release"]))
+    version = release_version(manifest, coordinates, environ)
+    destination = config.destination(manifest["channel"], "maven")
+    template = None
+    if jar.get("pom_template"):
+        with open(runfile(options.runfiles_dir, jar["pom_template"]), encoding="utf-8") as handle:
+            template = handle.read()
+    dependencies = [maven.Coordinates.parse(d, "a dependency of " + manifest["release"]) for d in jar.get("deps", [])]
+    pom = maven.render_pom(coordinates, version, dependencies, template)
+    files = [maven.MavenFile("pom", content=pom), maven.MavenFile("jar", path=runfile(options.runfiles_dir, jar["jar"]))]
+    if jar.get("sources_jar"):
+        files.append(maven.MavenFile("jar", "sources", path=runfile(options.runfiles_dir, jar["sources_jar"])))
+    for classifier, path in sorted(jar.get("classifier_jars", {}).items()):
+        files.append(maven.MavenFile("jar", classifier, path=runfile(options.runfiles_dir, path)))
+    for file in files:
+        if file.path and not os.path.isfile(file.path):
+            raise UsageError("{}: {} does not exist; rebuild the release target.".format(manifest["release"], file.path))
+    record = {"coordinates": "{}:{}".format(coordinates.group, coordinates.artifact), "version": version,
+              "store": destination.text, "files": [], "status": "dry run", "bytes_uploaded": 0}
+    if options.dry_run:
+        return record
+    store = open_store(destination, policy, environ)
+    publisher = maven.publish_release if manifest["channel"] == "ci" else maven.publish_snapshot
+    result = publisher(store, coordinates, version, files)
+    record.update(version=result.version, files=result.files, status=result.status,
+                  bytes_uploaded=result.bytes_uploaded, location=result.store)
+    return record
+
+
 def summary_line(record):
     if record["kind"] == "container":
         verb = "would publish" if record["dry_run"] else "published"
@@ -147,6 +197,11 @@ def summary_line(record):
             record["release"], verb, record["digest"][:19], record["repository"], ",".join(record["tags"]),
             _human_bytes(record["bytes_uploaded"]), record["blobs_skipped"], record["blobs_mounted"],
             record["duration_seconds"],
+        )
+    if record["kind"] == "jar":
+        return "{} {} {}:{} to {} ({} uploaded) in {:.2f}s".format(
+            record["release"], record["status"], record["coordinates"], record["version"], record.get("location", record["store"]),
+            _human_bytes(record["bytes_uploaded"]), record["duration_seconds"],
         )
     return "{} published".format(record["release"])
 

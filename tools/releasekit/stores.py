@@ -1,0 +1,374 @@
+"""Artifact stores: HTTP PUT (Artifactory, Nexus, Reposilite, WebDAV), S3, and a local directory.
+
+Every store reads, writes whole files and offers a way to serialise read-merge-write of
+metadata: conditional writes where the store has them (S3 If-Match / If-None-Match, HTTP
+If-Match), a lock otherwise (a WebDAV MKCOL directory; flock for a directory store).
+Writes of artifacts are plain PUTs: callers write files before the metadata that lists them.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+import urllib.parse
+
+import requests
+
+from .errors import AuthError, ReleasekitError, TransientError
+from .http import make_session, raise_for_transient, with_retries
+from .redact import register_secret
+
+log = logging.getLogger(__name__)
+LOCK_STALE_SECONDS = 120
+
+
+class StoreError(ReleasekitError):
+    """The store failed or refused an operation."""
+
+
+class AlreadyPublishedError(StoreError):
+    """The store refused to overwrite a file (400/403/409 on redeploy)."""
+
+
+class ConflictError(StoreError):
+    """A conditional write lost a race; the caller re-reads and tries again."""
+
+
+def store_credentials(kind, environ=None):
+    """(username, password) or (None, token) from RELEASEKIT_<KIND>_{USERNAME,PASSWORD,TOKEN}."""
+    environ = os.environ if environ is None else environ
+    prefix = "RELEASEKIT_{}_".format(kind.upper())
+    token = environ.get(prefix + "TOKEN")
+    username, password = environ.get(prefix + "USERNAME"), environ.get(prefix + "PASSWORD")
+    for secret in (token, password):
+        register_secret(secret)
+    if bool(username) != bool(password):
+        raise AuthError("Only one of {0}USERNAME and {0}PASSWORD is set; set both or neither.".format(prefix))
+    return username, password, token
+
+
+def open_store(destination, policy, environ=None):
+    environ = os.environ if environ is None else environ
+    if destination.scheme in ("http", "https"):
+        return HttpStore(destination, policy, environ)
+    if destination.scheme == "s3":
+        return S3Store(destination, policy, environ)
+    return FileStore(destination)
+
+
+def _lock_owner():
+    return {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+
+
+def _owner_is_gone(owner):
+    """A lock is stale when its owner ran on this host and has exited, or when it is old."""
+    if time.time() - owner.get("time", 0) > LOCK_STALE_SECONDS:
+        return True
+    if owner.get("host") == socket.gethostname():
+        try:
+            os.kill(int(owner.get("pid", 0)), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError):
+            return False
+    return False
+
+
+class HttpStore:
+    def __init__(self, destination, policy, environ):
+        self.destination = destination
+        self.policy = policy
+        self.base = "{}://{}{}".format(destination.scheme, destination.host, destination.path)
+        username, password, token = store_credentials(destination.kind, environ)
+        verify = destination.ca_bundle or not (destination.insecure and destination.scheme == "https")
+        self.session = make_session(verify=verify)
+        if token:
+            self.session.headers["Authorization"] = "Bearer " + token
+        elif username:
+            self.session.auth = (username, password)
+        self.credential_source = "RELEASEKIT_{}_*".format(destination.kind.upper()) if (token or username) else "none"
+
+    def describe(self, path=""):
+        return self.base + "/" + path if path else self.base
+
+    def _url(self, path):
+        return self.base + "/" + urllib.parse.quote(path)
+
+    def _call(self, method, path, what, **kwargs):
+        def operation():
+            body = kwargs.get("data")
+            if callable(body):
+                kwargs_now = dict(kwargs, data=body())
+            else:
+                kwargs_now = kwargs
+            response = self.session.request(method, self._url(path), timeout=self.policy.timeout, **kwargs_now)
+            raise_for_transient(response, what)
+            return response
+
+        try:
+            response = with_retries(operation, self.policy, what)
+        except TransientError as error:
+            raise StoreError("Could not {} at {}: {}.".format(what, self.describe(), error)) from None
+        if response.status_code == 401:
+            raise AuthError(
+                "{}: the store {} refused the credentials ({}; HTTP 401). Set {} or check them.".format(
+                    what, self.describe(), self.credential_source,
+                    "RELEASEKIT_{0}_USERNAME and RELEASEKIT_{0}_PASSWORD (or _TOKEN)".format(self.destination.kind.upper()),
+                )
+            )
+        return response
+
+    def get(self, path):
+        """(content, version) or (None, None) when the file is not there."""
+        response = self._call("GET", path, "read " + path)
+        if response.status_code == 404:
+            return None, None
+        if response.status_code != 200:
+            raise StoreError("Reading {} answered HTTP {}.".format(self.describe(path), response.status_code))
+        return response.content, response.headers.get("ETag")
+
+    def put(self, path, data, if_match=None, if_none_match=False):
+        headers = {"Content-Type": "application/octet-stream"}
+        if if_match:
+            headers["If-Match"] = if_match
+        if if_none_match:
+            headers["If-None-Match"] = "*"
+        self._check_put(path, self._call("PUT", path, "write " + path, data=data, headers=headers))
+
+    def put_file(self, path, local_path):
+        """Streamed from disk: constant memory whatever the size."""
+        body = lambda: _FileBody(local_path)  # noqa: E731 - a fresh body for every attempt
+        self._check_put(path, self._call("PUT", path, "write " + path, data=body,
+                                         headers={"Content-Type": "application/octet-stream"}))
+
+    def _check_put(self, path, response):
+        if response.status_code in (200, 201, 204):
+            return
+        if response.status_code == 412:
+            raise ConflictError("{} changed while it was being merged.".format(self.describe(path)))
+        if response.status_code in (400, 403, 409):
+            raise AlreadyPublishedError(
+                "The store refused to write {} (HTTP {}): it is already published and the store does not allow "
+                "redeploying it.".format(self.describe(path), response.status_code)
+            )
+        raise StoreError("Writing {} answered HTTP {}.".format(self.describe(path), response.status_code))
+
+    def _make_collections(self, directory):
+        parts = [p for p in directory.split("/") if p]
+        for depth in range(1, len(parts) + 1):
+            self._call("MKCOL", "/".join(parts[:depth]) + "/", "create " + directory)
+
+    @contextlib.contextmanager
+    def lock(self, directory):
+        """A WebDAV MKCOL lock directory, where the server supports MKCOL; otherwise no lock."""
+        lock_dir = directory.rstrip("/") + "/.releasekit-lock/"
+        owner_path = lock_dir + "owner.json"
+        deadline = time.monotonic() + self.policy.total_seconds
+        held = False
+        while True:
+            response = self._call("MKCOL", lock_dir, "lock " + directory)
+            if response.status_code == 409 and not held:
+                self._make_collections(directory)
+                response = self._call("MKCOL", lock_dir, "lock " + directory)
+            if response.status_code == 201:
+                self.put(owner_path, json.dumps(_lock_owner()).encode())
+                held = True
+                break
+            if response.status_code != 405:
+                break  # no MKCOL here: conditional writes and verification have to do
+            content, _ = self.get(owner_path)
+            if content is None and response.status_code == 405:
+                # 405 with no owner: MKCOL is not allowed on this server at all, or a holder is mid-way.
+                time.sleep(0.2)
+                content, _ = self.get(owner_path)
+                if content is None:
+                    break
+            try:
+                stale = _owner_is_gone(json.loads(content))
+            except ValueError:
+                stale = True
+            if stale:
+                log.info("breaking a stale lock on %s", directory)
+                self._call("DELETE", owner_path, "break stale lock")
+                self._call("DELETE", lock_dir, "break stale lock")
+                continue
+            if time.monotonic() > deadline:
+                raise StoreError("{} stayed locked by another release for too long.".format(self.describe(directory)))
+            time.sleep(0.1 + 0.2 * (os.getpid() % 5) / 5)
+        try:
+            yield
+        finally:
+            if held:
+                self._call("DELETE", owner_path, "unlock")
+                self._call("DELETE", lock_dir, "unlock")
+
+
+class _FileBody:
+    """A request body streamed from a file in 1 MiB chunks, with a known length."""
+
+    def __init__(self, path):
+        self.path = path
+        self.size = os.path.getsize(path)
+
+    def __len__(self):
+        return self.size
+
+    def __iter__(self):
+        with open(self.path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                yield chunk
+
+
+class S3Store:
+    def __init__(self, destination, policy, environ):
+        try:
+            import boto3
+            import botocore.config
+        except ImportError:
+            raise ReleasekitError("An s3:// store needs boto3: pip install boto3.") from None
+        self.destination = destination
+        self.policy = policy
+        self.bucket = destination.host
+        self.prefix = destination.path.strip("/")
+        endpoint = environ.get("RELEASEKIT_S3_ENDPOINT_URL") or environ.get("AWS_ENDPOINT_URL") or None
+        # Our retry policy decides; botocore's own retries are off.
+        config = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"},
+                                        connect_timeout=policy.timeout, read_timeout=policy.timeout)
+        self.client = boto3.client("s3", endpoint_url=endpoint, config=config,
+                                   verify=destination.ca_bundle or not destination.insecure)
+
+    def describe(self, path=""):
+        return "s3://{}/{}".format(self.bucket, "/".join(p for p in (self.prefix, path) if p))
+
+    def _key(self, path):
+        return "/".join(p for p in (self.prefix, path) if p)
+
+    def _call(self, what, function, **kwargs):
+        import botocore.exceptions
+
+        def operation():
+            try:
+                return function(**kwargs)
+            except botocore.exceptions.ClientError as error:
+                status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if status in (408, 429) or status >= 500 or error.response["Error"].get("Code") == "SlowDown":
+                    raise TransientError("{}: {}".format(what, error.response["Error"].get("Code")))
+                raise
+            except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
+                    botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError) as error:
+                raise TransientError("{}: {}".format(what, type(error).__name__))
+
+        try:
+            return with_retries(operation, self.policy, what)
+        except TransientError as error:
+            raise StoreError("Could not {} at {}: {}.".format(what, self.describe(), error)) from None
+        except botocore.exceptions.NoCredentialsError:
+            raise AuthError("No AWS credentials for {}: set them the usual AWS ways (environment, profile, role)."
+                            .format(self.describe())) from None
+        except botocore.exceptions.ClientError as error:
+            code = error.response["Error"].get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ConflictError("{} changed while it was being merged.".format(self.describe(kwargs.get("Key", "")))) from None
+            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                raise AuthError("{}: {} refused access ({}).".format(what, self.describe(), code)) from None
+            if code == "NoSuchBucket":
+                raise StoreError("The bucket of {} does not exist.".format(self.describe())) from None
+            raise StoreError("{} at {} failed: {}.".format(what, self.describe(), code)) from None
+
+    def _get_object(self, **kwargs):
+        import botocore.exceptions
+
+        try:
+            return self.client.get_object(**kwargs)
+        except botocore.exceptions.ClientError as error:
+            if error.response["Error"].get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    def get(self, path):
+        response = self._call("read " + path, self._get_object, Bucket=self.bucket, Key=self._key(path))
+        if response is None:
+            return None, None
+        return response["Body"].read(), response.get("ETag")
+
+    def put(self, path, data, if_match=None, if_none_match=False):
+        kwargs = {"Bucket": self.bucket, "Key": self._key(path), "Body": data}
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        if if_none_match:
+            kwargs["IfNoneMatch"] = "*"
+        self._call("write " + path, self.client.put_object, **kwargs)
+
+    def put_file(self, path, local_path):
+        """Streamed (multipart above boto3's threshold): constant memory whatever the size."""
+        self._call("write " + path, self.client.upload_file, Filename=local_path, Bucket=self.bucket, Key=self._key(path))
+
+    @contextlib.contextmanager
+    def lock(self, directory):
+        yield  # S3 has conditional writes; no lock needed
+
+
+class FileStore:
+    def __init__(self, destination):
+        self.destination = destination
+        self.root = destination.path
+
+    def describe(self, path=""):
+        return "file://" + os.path.join(self.root, path)
+
+    def _path(self, path):
+        return os.path.join(self.root, path)
+
+    def get(self, path):
+        try:
+            with open(self._path(path), "rb") as handle:
+                content = handle.read()
+        except FileNotFoundError:
+            return None, None
+        except OSError as error:
+            raise StoreError("Cannot read {}: {}.".format(self.describe(path), error.strerror)) from None
+        return content, hashlib.sha256(content).hexdigest()
+
+    def put(self, path, data, if_match=None, if_none_match=False):
+        self._write(path, [data], if_match, if_none_match)
+
+    def put_file(self, path, local_path):
+        self._write(path, _FileBody(local_path))
+
+    def _write(self, path, chunks, if_match=None, if_none_match=False):
+        target = self._path(path)
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".releasekit-")
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+            if if_match is not None and self.get(path)[1] != if_match:
+                os.unlink(tmp)
+                raise ConflictError("{} changed while it was being merged.".format(self.describe(path)))
+            if if_none_match:
+                try:
+                    os.link(tmp, target)  # atomic create-only
+                except FileExistsError:
+                    raise ConflictError("{} appeared while it was being merged.".format(self.describe(path))) from None
+                finally:
+                    os.unlink(tmp)
+                return
+            os.replace(tmp, target)  # readers see the old file or the new one, never half of one
+        except OSError as error:
+            raise StoreError("Cannot write {}: {}.".format(self.describe(path), error.strerror)) from None
+
+    @contextlib.contextmanager
+    def lock(self, directory):
+        os.makedirs(self._path(directory), exist_ok=True)
+        with open(os.path.join(self._path(directory), ".releasekit.lock"), "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
