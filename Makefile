@@ -21,3 +21,5 @@ lint: install
 
 bench: install
 	@$(PYTHON) benchmarks/push.py
+	@$(PYTHON) benchmarks/collect.py
+	@$(PYTHON) benchmarks/maven.py

@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
-from helpers.servers import Registry  # noqa: E402
+from helpers.servers import NginxStore, Registry  # noqa: E402
 from helpers.workspace import BAZEL, Workspace  # noqa: E402
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
@@ -42,19 +42,26 @@ def run(command, cwd, env=None, quiet=False):
 def main():
     workdir = tempfile.mkdtemp(prefix="releasekit-demo-")
     registry = Registry(os.path.join(workdir, "registry"))
+    store = NginxStore(os.path.join(workdir, "store"), "demo", "demo-password")
     workspace = None
     try:
         config = os.path.join(workdir, "releasekit.yaml")
         with open(config, "w") as handle:
-            handle.write("channels:\n  ci: {{registry: 'http://{0}/prod'}}\n  dev: {{registry: 'http://{0}/dev'}}\n".format(registry.host))
-        env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(workdir, "cache"))
-        print("local registry {}, config {}".format(registry.url, config))
+            handle.write(
+                "channels:\n"
+                "  ci: {{registry: 'http://{0}/prod', maven: '{1}/releases'}}\n"
+                "  dev: {{registry: 'http://{0}/dev', maven: '{1}/snapshots'}}\n".format(registry.host, store.url))
+        env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(workdir, "cache"),
+                   RELEASEKIT_MAVEN_USERNAME="demo", RELEASEKIT_MAVEN_PASSWORD="demo-password", RELEASEKIT_VERSION="1.0.0")
+        print("local registry {}, local Maven store {}, config {}".format(registry.url, store.url, config))
 
-        step("a change: the example monorepo in a git repository, one commit touching services/hello")
+        step("a change: the example monorepo in a git repository, one commit touching services/hello and libs/greeting")
         workspace = Workspace.copy_of(HERE, os.path.join(workdir, "monorepo"))
         with open(os.path.join(workspace.path, "services/hello/hello.sh"), "a") as handle:
             handle.write("# a change to the hello service\n")
-        workspace.commit("Change the hello service")
+        with open(os.path.join(workspace.path, "libs/greeting/src/com/example/greeting/Greeting.java"), "a") as handle:
+            handle.write("// a change to the greeting library\n")
+        workspace.commit("Change the hello service and the greeting library")
         print(run(["git", "log", "--stat", "--format=%h %s", "-1"], workspace.path, quiet=True).strip())
 
         step("collect: the tests and CI releases this change affects")
@@ -100,8 +107,15 @@ def main():
             tags = registry.tags(repository)
             digest = registry.inspect("{}:{}".format(repository, tags[0]))["Digest"]
             print("  {}/{}  {}  tags: {}".format(registry.host, repository, digest[:19], ", ".join(tags)))
+
+        step("what the Maven store holds now")
+        for directory, _, files in sorted(os.walk(store.root)):
+            published = sorted(f for f in files if f.endswith((".jar", ".pom", "maven-metadata.xml")))
+            if published:
+                print("  {}/{}/  {}".format(store.url, os.path.relpath(directory, store.root), ", ".join(published)))
     finally:
         registry.stop()
+        store.stop()
         if workspace is not None:
             workspace.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)
