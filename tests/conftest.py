@@ -80,6 +80,7 @@ def broken_workspace(tmp_path_factory):
     path = tmp_path_factory.mktemp("broken") / "ws"
     path.mkdir()
     (path / "WORKSPACE").write_text('local_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
+    (path / ".gitignore").write_text("/bazel-*\n")
     workspace = Workspace(str(path))
     workspace.init_git()
     try:

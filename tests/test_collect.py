@@ -20,6 +20,7 @@ from releasekit.errors import UsageError
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 
 FILES = {
+    ".gitignore": "/bazel-*\n",
     "WORKSPACE": 'workspace(name = "fixture")\n\nlocal_repository(name = "rules_release", path = "{root}")\n\n'
                  'load("//third_party:repos.bzl", "fixture_repositories")\n\nfixture_repositories()\n',
     ".bazelrc": "build --announce_rc\n",

@@ -41,9 +41,10 @@ def test_macro_expands_into_the_two_rule_kinds(example_workspace):
     assert no_ci == [
         "artifact_ci_release rule //services/greeter:greeter.ci",
         "artifact_dev_release rule //services/greeter:greeter.dev",
+        "container_artifact rule //services/greeter:greeter",
     ]
-    helper = example_workspace.bazel("query", "attr(tags, manual, //services/hello:all)").stdout.split()
-    assert helper == ["//services/hello:hello_image"]
+    artifact = example_workspace.query("//services/hello:hello")
+    assert artifact == ["container_artifact rule //services/hello:hello"]
 
 
 def test_build_writes_a_release_manifest(example_workspace):
@@ -126,16 +127,16 @@ def test_docker_save_tarball_input(example_workspace, registry, release_env, tmp
     "package,build,files,expected",
     [
         ("text_file", 'container_release(name = "app", image = "notes.txt", repository = "a/b")',
-         {"notes.txt": "x"}, "//text_file:app_image: attribute image: text_file/notes.txt is neither an OCI image layout"),
+         {"notes.txt": "x"}, "//text_file:app: attribute image: text_file/notes.txt is neither an OCI image layout"),
         ("two_files", 'filegroup(name = "two", srcs = ["a.tar", "b.tar"])\n'
                       'container_release(name = "app", image = ":two", repository = "a/b")',
-         {"a.tar": "", "b.tar": ""}, "//two_files:app_image: attribute image: expected exactly one"),
+         {"a.tar": "", "b.tar": ""}, "//two_files:app: attribute image: expected exactly one"),
         ("bad_repository", 'container_release(name = "app", image = "a.tar", repository = "team/../prod")',
          {"a.tar": ""}, "//bad_repository:app: attribute repository 'team/../prod'"),
         ("bad_tag", 'container_release(name = "app", image = "a.tar", repository = "a/b", tags = ["bad:tag"])',
          {"a.tar": ""}, "//bad_tag:app: attribute tags: 'bad:tag' is not a valid image tag"),
         ("not_a_tarball", 'container_release(name = "app", image = "a.tar", repository = "a/b")',
-         {"a.tar": "plain text"}, "//not_a_tarball:app_image (attribute image) is not a docker-save tarball"),
+         {"a.tar": "plain text"}, "//not_a_tarball:app (attribute image) is not a docker-save tarball"),
     ],
 )
 def test_bad_inputs_fail_the_build_naming_target_and_attribute(broken_workspace, package, build, files, expected):

@@ -1,24 +1,24 @@
 """The container_release macro."""
 
 load(":container.bzl", "container_artifact")
-load(":macros.bzl", "check_image_tags", "check_name", "check_repository", "helper_tags", "image_tags_of", "release_pair")
+load(":macros.bzl", "check_image_tags", "check_name", "check_repository", "image_tags_of", "release_pair")
 
 def container_release(name, image, repository, tags = [], visibility = None, **kwargs):
     """Publishes an image to the registry of a channel.
 
-    Declares `<name>.ci` (kind artifact_ci_release) and `<name>.dev` (kind
-    artifact_dev_release); `bazel run` either to publish. The image goes to
-    `<channel registry>/<repository>`.
+    Declares `<name>` (the checked image; deploy_release lists it in images), `<name>.ci`
+    (kind artifact_ci_release) and `<name>.dev` (kind artifact_dev_release); `bazel run`
+    either variant to publish. The image goes to `<channel registry>/<repository>`.
 
     Args:
-      name: base name; the macro adds `.ci`, `.dev` and a hidden `<name>_image`.
+      name: base name.
       image: an OCI image layout directory (oci_image, image_layout) or a docker-save .tar.
       repository: repository below the channel's registry, e.g. "payments/api".
       tags: Bazel tags for both variants (e.g. "no-ci"). Those that are not Bazel or CI
         control tags (manual, no-*, requires-*, supports-*, block-*, local, exclusive,
         external, flaky, cpu:*, resources:*) are also the image tags the CI variant
         pushes after the commit SHA.
-      visibility: visibility of the two release targets.
+      visibility: visibility of the three targets.
       **kwargs: common attributes passed to both variants (testonly, target_compatible_with, ...).
     """
     check_name(name)
@@ -26,12 +26,12 @@ def container_release(name, image, repository, tags = [], visibility = None, **k
     image_tags = image_tags_of(tags)
     check_image_tags(name, image_tags)
     container_artifact(
-        name = name + "_image",
+        name = name,
         image = image,
         repository = repository,
         remote_tags = image_tags,
-        tags = helper_tags(tags),
-        visibility = ["//visibility:private"],
+        tags = tags,
+        visibility = visibility,
         testonly = kwargs.get("testonly", False),
     )
-    release_pair(name, ":" + name + "_image", tags, visibility, **kwargs)
+    release_pair(name, ":" + name, tags, visibility, **kwargs)

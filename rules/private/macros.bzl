@@ -6,9 +6,6 @@ load(":release.bzl", "artifact_ci_release", "artifact_dev_release")
 _CONTROL_TAGS = ["manual", "local", "exclusive", "external", "flaky"]
 _CONTROL_TAG_PREFIXES = ["no-", "requires-", "supports-", "block-", "cpu:", "resources:"]
 
-# Tags the hidden helper targets inherit (the ones that change how an action runs).
-_PROPAGATED_TAGS = ["no-remote", "no-remote-exec", "no-remote-cache", "no-cache", "no-sandbox", "requires-network", "local"]
-
 _REPOSITORY_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-/"
 
 def where(name):
@@ -34,10 +31,6 @@ def is_control_tag(tag):
 def image_tags_of(tags):
     """The declared tags that name image tags (all but Bazel and CI control tags)."""
     return [t for t in tags if not is_control_tag(t)]
-
-def helper_tags(tags):
-    """Tags of hidden helper targets: manual, plus those that change how actions run."""
-    return ["manual"] + [t for t in tags if t in _PROPAGATED_TAGS and t != "manual"]
 
 def check_name(name):
     """Fails on a macro name the .ci/.dev suffixes would make ambiguous."""

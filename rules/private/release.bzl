@@ -64,6 +64,7 @@ def _release_impl(ctx):
         "kind": artifact.kind,
         artifact.kind: artifact.fields,
         "depends_on": [dep[ReleaseInfo].release for dep in ctx.attr.release_deps],
+        "depends_on_manifests": {dep[ReleaseInfo].release: runfiles_path(ctx, dep[ReleaseInfo].manifest) for dep in ctx.attr.release_deps},
     }))
     executable = ctx.actions.declare_file(ctx.label.name)
     ctx.actions.expand_template(

@@ -24,4 +24,6 @@ def run_releasekit(ctx, arguments, inputs, outputs, mnemonic, progress_message):
         arguments = arguments,
         mnemonic = mnemonic,
         progress_message = progress_message,
+        # The python3 on the default shell PATH: the one the user installed releasekit's packages for.
+        use_default_shell_env = True,
     )

@@ -33,9 +33,9 @@ def wait_for_http(url, process, log_path, timeout=20.0):
 class Registry:
     """The CNCF distribution registry (Debian docker-registry), optionally with htpasswd basic auth."""
 
-    def __init__(self, workdir, username=None, password=None):
+    def __init__(self, workdir, username=None, password=None, port=None):
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.host = "127.0.0.1:{}".format(self.port)
         self.url = "http://" + self.host
         self.username, self.password = username, password

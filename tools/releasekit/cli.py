@@ -163,6 +163,20 @@ def _cmd_jar_check(args):
     return 0
 
 
+def _cmd_deploy_check(args):
+    from .deploy import check
+    from .reports import write_json_atomic
+
+    files = []
+    for path, display in zip(args.manifest, args.display):
+        with open(path, encoding="utf-8") as handle:
+            files.append((display, handle.read()))
+    placeholders = dict(item.split("=", 1) for item in args.placeholder)
+    result = check(files, placeholders, args.platform, args.kubernetes_version, args.label)
+    write_json_atomic(args.out, dict(result, label=args.label))
+    return 0
+
+
 def _cmd_image_layout(args):
     from .layout_builder import build_layout
 
@@ -232,6 +246,16 @@ def build_parser():
     jar_check.add_argument("--label", required=True)
     jar_check.add_argument("--out", required=True)
     jar_check.set_defaults(func=_cmd_jar_check)
+
+    deploy_check = commands.add_parser("deploy-check", parents=[common], help="(build action) check deploy YAML")
+    deploy_check.add_argument("--manifest", action="append", required=True)
+    deploy_check.add_argument("--display", action="append", required=True)
+    deploy_check.add_argument("--placeholder", action="append", default=[], help="PLACEHOLDER=IMAGE_LABEL")
+    deploy_check.add_argument("--platform", required=True)
+    deploy_check.add_argument("--kubernetes-version", required=True)
+    deploy_check.add_argument("--label", required=True)
+    deploy_check.add_argument("--out", required=True)
+    deploy_check.set_defaults(func=_cmd_deploy_check)
 
     layout = commands.add_parser("image-layout", parents=[common], help="(build action) assemble an OCI layout from files")
     layout.add_argument("--spec", required=True)

@@ -89,6 +89,8 @@ def publish(manifest_path, options):
         record = _publish_container(manifest, config, version, policy, options, environ)
     elif kind == "jar":
         record = _publish_jar(manifest, config, version, policy, options, environ)
+    elif kind == "deploy":
+        record = _publish_deploy(manifest, config, version, policy, options, environ)
     else:
         raise UsageError("{}: unknown release kind '{}'.".format(manifest_path, kind))
     record.update(
@@ -190,6 +192,66 @@ def _publish_jar(manifest, config, source_version, policy, options, environ):
     return record
 
 
+def _publish_deploy(manifest, config, source_version, policy, options, environ):
+    """Every image first; then the YAML, pinned by digest; the pointer to the version last."""
+    import concurrent.futures
+
+    from . import deploy
+    from .errors import ReleasekitError
+    from .stores import open_store
+
+    fields = manifest["deploy"]
+    destination = config.destination(manifest["channel"], "deploy")  # before any image: a missing one fails early
+    image_manifests = manifest.get("depends_on_manifests", {})
+
+    def publish_image(item):
+        placeholder, release = item
+        if release not in image_manifests:
+            raise UsageError("{}: image {} has no release manifest; rebuild the target.".format(manifest["release"], release))
+        image_manifest = load_release_manifest(runfile(options.runfiles_dir, image_manifests[release]))
+        return _publish_container(image_manifest, config, source_version, policy, options, environ)
+
+    records, failures = {}, []
+    items = sorted(fields["images"].items())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, len(items)))) as pool:
+        for (placeholder, release), future in [(item, pool.submit(publish_image, item)) for item in items]:
+            try:
+                records[placeholder] = future.result()
+            except ReleasekitError as error:
+                failures.append("image {} ('{}'): {}: {}".format(release, placeholder, type(error).__name__, error))
+    if failures:
+        raise deploy.DeployError("{}: no deploy YAML was published, because {}".format(
+            manifest["release"], "; and ".join(failures)))
+    references = {placeholder: record["reference"] for placeholder, record in records.items()}
+    files = []
+    for rlocation in fields["files"]:
+        path = runfile(options.runfiles_dir, rlocation)
+        with open(path, encoding="utf-8") as handle:
+            documents = [doc for doc, _ in deploy.load_documents(handle.read(), rlocation)]
+        deploy.rewrite(documents, references)
+        left = deploy.unpinned(documents)
+        if left:
+            raise deploy.DeployError("{}: {} still names images not pinned by digest ({}); a tag is not a pin, so nothing "
+                                     "was published.".format(manifest["release"], os.path.basename(path), ", ".join(left)))
+        files.append((os.path.basename(path), deploy.render(documents)))
+    if manifest["channel"] == "ci":
+        version = environ.get("RELEASEKIT_VERSION") or source_version.commit
+    else:
+        version = image_tags("dev", source_version, [])[0]
+    summary = {"release": manifest["release"], "version": version, "commit": source_version.commit, "images": references}
+    files.append(("release.json", deploy.release_summary(summary)))
+    base = "/".join(p for p in (fields["package"], fields["name"]) if p)
+    record = {"version": version, "images": references, "files": [name for name, _ in files], "status": "dry run",
+              "bytes_uploaded": 0, "store": destination.text, "location": "{}/{}".format(destination.text.rstrip("/"), base)}
+    if options.dry_run:
+        return record
+    store = open_store(destination, policy, environ)
+    status, written = deploy.publish_files(store, "{}/{}".format(base, version), files, base + "/latest", version,
+                                           immutable=manifest["channel"] == "ci")
+    record.update(status=status, bytes_uploaded=written, location=store.describe("{}/{}".format(base, version)))
+    return record
+
+
 def summary_line(record):
     if record["kind"] == "container":
         verb = "would publish" if record["dry_run"] else "published"
@@ -202,6 +264,12 @@ def summary_line(record):
         return "{} {} {}:{} to {} ({} uploaded) in {:.2f}s".format(
             record["release"], record["status"], record["coordinates"], record["version"], record.get("location", record["store"]),
             _human_bytes(record["bytes_uploaded"]), record["duration_seconds"],
+        )
+    if record["kind"] == "deploy":
+        return "{} {} deploy version {} to {} with {} in {:.2f}s".format(
+            record["release"], record["status"], record["version"], record["location"],
+            ", ".join("{}={}".format(k, v) for k, v in sorted(record["images"].items())) or "no images",
+            record["duration_seconds"],
         )
     return "{} published".format(record["release"])
 

@@ -1,0 +1,84 @@
+"""The deploy artifact: deploy YAML and the container releases its images come from."""
+
+load(":paths.bzl", "label_text", "runfiles_path")
+load(":providers.bzl", "ReleaseArtifactInfo")
+load(":tool.bzl", "RELEASEKIT_TOOL_ATTRS", "run_releasekit")
+
+def _deploy_artifact_impl(ctx):
+    images = {}
+    for target, placeholders in ctx.attr.images.items():
+        info = target[ReleaseArtifactInfo] if ReleaseArtifactInfo in target else None
+        if info == None or info.kind != "container":
+            fail("{}: attribute images: {} (for '{}') is not a container_release. Map each placeholder to the name of a container_release target.".format(
+                label_text(ctx.label),
+                label_text(target.label),
+                placeholders,
+            ))
+        for placeholder in placeholders.split(","):
+            if not placeholder:
+                fail("{}: attribute images: an empty placeholder for {}.".format(label_text(ctx.label), label_text(target.label)))
+            images[placeholder] = label_text(target.label)
+    manifests = ctx.files.manifests
+    if not manifests:
+        fail("{}: attribute manifests: no YAML files given.".format(label_text(ctx.label)))
+    for f in manifests:
+        if not (f.basename.endswith(".yaml") or f.basename.endswith(".yml")):
+            fail("{}: attribute manifests: {} is not a .yaml or .yml file.".format(label_text(ctx.label), f.short_path))
+    seen = {}
+    for f in manifests:
+        if f.basename in seen:
+            fail("{}: attribute manifests: two files are named {}; they would overwrite each other where they are published.".format(label_text(ctx.label), f.basename))
+        seen[f.basename] = True
+    checked = ctx.actions.declare_file(ctx.label.name + ".deploy_check.json")
+    arguments = ["deploy-check", "--label", label_text(ctx.label), "--out", checked.path, "--platform", ctx.attr.platform,
+                 "--kubernetes-version", ctx.attr.kubernetes_version]
+    for f in manifests:
+        arguments += ["--manifest", f.path, "--display", f.short_path]
+    for placeholder, label in images.items():
+        arguments += ["--placeholder", "{}={}".format(placeholder, label)]
+    run_releasekit(
+        ctx,
+        inputs = manifests,
+        outputs = [checked],
+        arguments = arguments,
+        mnemonic = "ReleaseDeployCheck",
+        progress_message = "Checking deploy YAML of {}".format(label_text(ctx.label)),
+    )
+    return [
+        DefaultInfo(files = depset([checked])),
+        ReleaseArtifactInfo(
+            kind = "deploy",
+            fields = {
+                "files": [runfiles_path(ctx, f) for f in manifests],
+                "images": images,
+                "platform": ctx.attr.platform,
+                "package": ctx.label.package,
+                "name": ctx.label.name,
+            },
+            files = depset(manifests + [checked]),
+        ),
+    ]
+
+deploy_artifact = rule(
+    implementation = _deploy_artifact_impl,
+    attrs = dict(RELEASEKIT_TOOL_ATTRS, **{
+        "manifests": attr.label_list(
+            mandatory = True,
+            allow_files = [".yaml", ".yml"],
+            doc = "Deploy YAML files; multi-document files are fine.",
+        ),
+        "images": attr.label_keyed_string_dict(
+            doc = "container_release target -> the comma-separated placeholders (or image names) that stand for it in the YAML (deploy_release takes them as placeholder -> target).",
+        ),
+        "platform": attr.string(
+            default = "kubernetes",
+            values = ["kubernetes", "generic"],
+            doc = "'kubernetes': every document is validated against the Kubernetes schemas at build time; 'generic': YAML for other CD systems (VM fleets), parsed but not schema-checked.",
+        ),
+        "kubernetes_version": attr.string(
+            default = "1.30.0",
+            doc = "The Kubernetes version whose schemas the YAML is validated against.",
+        ),
+    }),
+    doc = "Checks deploy YAML at build time: it parses, every placeholder is used, every image is a placeholder or pinned by digest, and (for Kubernetes) every document is schema-valid.",
+)

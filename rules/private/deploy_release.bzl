@@ -1,0 +1,59 @@
+"""The deploy_release macro."""
+
+load(":deploy.bzl", "deploy_artifact")
+load(":macros.bzl", "check_name", "release_pair", "where")
+
+def _absolute(label):
+    """'//pkg' -> '//pkg:pkg', ':name' -> '//this/pkg:name', so that a .ci/.dev suffix can be added."""
+    if label.startswith(":"):
+        return "//{}{}".format(native.package_name(), label)
+    if ":" not in label.split("//")[-1]:
+        return "{}:{}".format(label, label.split("/")[-1])
+    return label
+
+def deploy_release(name, manifests, images = {}, platform = "kubernetes", kubernetes_version = "1.30.0", tags = [], visibility = None, **kwargs):
+    """Publishes deploy YAML for CD systems after the images it references, pinned by digest.
+
+    Declares `<name>` (the checked YAML), `<name>.ci` and `<name>.dev`. The CI variant depends
+    on the CI variants of the images, the dev variant on their dev variants.
+
+    Args:
+      name: base name.
+      manifests: YAML files (multi-document allowed).
+      images: {placeholder: container_release target}; a placeholder is what an `image:` field
+        says in the YAML (alone, or with a :tag), replaced by registry/repository@sha256:digest.
+      platform: "kubernetes" (validated against the Kubernetes schemas) or "generic".
+      kubernetes_version: the Kubernetes version to validate against.
+      tags: Bazel tags for all three targets.
+      visibility: visibility of the three targets.
+      **kwargs: common attributes passed to the release variants.
+    """
+    check_name(name)
+    resolved = {}
+    for placeholder, label in images.items():
+        if type(label) != "string":
+            fail("{}: attribute images: the value for '{}' must be a label string.".format(where(name), placeholder))
+        resolved[placeholder] = _absolute(label)
+    # One key per image; several placeholders may stand for the same image.
+    placeholders_by_image = {}
+    for placeholder, label in sorted(resolved.items()):
+        placeholders_by_image[label] = placeholders_by_image.get(label, []) + [placeholder]
+    deploy_artifact(
+        name = name,
+        manifests = manifests,
+        images = {label: ",".join(placeholders) for label, placeholders in placeholders_by_image.items()},
+        platform = platform,
+        kubernetes_version = kubernetes_version,
+        tags = tags,
+        visibility = visibility,
+        testonly = kwargs.get("testonly", False),
+    )
+    release_pair(
+        name,
+        ":" + name,
+        tags,
+        visibility,
+        release_deps_ci = [label + ".ci" for label in placeholders_by_image],
+        release_deps_dev = [label + ".dev" for label in placeholders_by_image],
+        **kwargs
+    )

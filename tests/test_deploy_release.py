@@ -1,0 +1,144 @@
+"""deploy_release end to end: images first, YAML pinned by digest, nothing half-published."""
+
+import os
+
+import pytest
+import yaml
+
+from conftest import TEST_PASSWORD, TEST_USER
+from helpers.servers import NginxStore, Registry, free_port
+from helpers.workspace import git
+
+TARGET = "//services/hello:hello_deploy"
+
+
+@pytest.fixture(scope="module")
+def deploy_store(tmp_path_factory):
+    server = NginxStore(str(tmp_path_factory.mktemp("deploy-store")), TEST_USER, TEST_PASSWORD)
+    yield server
+    server.stop()
+
+
+def config_for(path, registry_host, deploy_url):
+    path.write_text(
+        "channels:\n"
+        "  ci:  {{registry: 'http://{0}/prod', deploy: '{1}/prod'}}\n"
+        "  dev: {{registry: 'http://{0}/dev', deploy: '{1}/dev'}}\n".format(registry_host, deploy_url))
+    return str(path)
+
+
+def env_for(tmp_path, config, **extra):
+    env = {"RELEASEKIT_CONFIG": config, "XDG_CACHE_HOME": str(tmp_path / "cache"), "RELEASEKIT_USER": "tester",
+           "RELEASEKIT_DEPLOY_USERNAME": TEST_USER, "RELEASEKIT_DEPLOY_PASSWORD": TEST_PASSWORD}
+    env.update(extra)
+    return env
+
+
+def published_yaml(store, channel, version):
+    path = store.path("{}/services/hello/hello_deploy/{}/hello.yaml".format(channel, version))
+    return list(yaml.safe_load_all(open(path))) if os.path.exists(path) else None
+
+
+def test_ci_deploy_names_the_digest_skopeo_sees(example_workspace, registry, deploy_store, tmp_path):
+    head = git(example_workspace.path, "rev-parse", "HEAD").strip()
+    config = config_for(tmp_path / "releasekit.yaml", registry.host, deploy_store.url)
+    result = example_workspace.bazel("run", TARGET + ".ci", env=env_for(tmp_path, config, CI="true"))
+    assert "published deploy version " + head in result.stdout
+    documents = published_yaml(deploy_store, "prod", head)
+    image = documents[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+    digest = registry.inspect("prod/examples/hello:" + head)["Digest"]
+    assert image == "{}/prod/examples/hello@{}".format(registry.host, digest)
+    assert documents[1]["kind"] == "Service"
+    pointer = deploy_store.path("prod/services/hello/hello_deploy/latest")
+    assert open(pointer).read().strip() == head
+    summary = yaml.safe_load(open(deploy_store.path("prod/services/hello/hello_deploy/{}/release.json".format(head))))
+    assert summary["images"]["hello-image"] == image
+
+    before = os.stat(deploy_store.path("prod/services/hello/hello_deploy/{}/hello.yaml".format(head))).st_mtime_ns
+    again = example_workspace.bazel("run", TARGET + ".ci", env=env_for(tmp_path, config, CI="true"))
+    assert "already published deploy version" in again.stdout
+    assert os.stat(deploy_store.path("prod/services/hello/hello_deploy/{}/hello.yaml".format(head))).st_mtime_ns == before
+
+
+def test_dev_and_ci_publish_to_their_own_destinations(example_workspace, registry, deploy_store, tmp_path):
+    head = git(example_workspace.path, "rev-parse", "HEAD").strip()
+    config = config_for(tmp_path / "releasekit.yaml", registry.host, deploy_store.url + "/own")
+    example_workspace.bazel("run", TARGET + ".dev", env=env_for(tmp_path, config))
+    version = "dev-tester-" + head[:12]
+    documents = published_yaml(deploy_store, "own/dev", version)
+    image = documents[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.startswith(registry.host + "/dev/examples/hello@sha256:")
+    assert not os.path.exists(deploy_store.path("own/prod"))
+
+
+def test_a_failing_image_publishes_no_yaml_and_a_rerun_completes(example_workspace, deploy_store, tmp_path):
+    head = git(example_workspace.path, "rev-parse", "HEAD").strip()
+    port = free_port()
+    config = config_for(tmp_path / "releasekit.yaml", "127.0.0.1:{}".format(port), deploy_store.url + "/recover")
+    env = env_for(tmp_path, config, CI="true", RELEASEKIT_RETRY_ATTEMPTS="2", RELEASEKIT_RETRY_TOTAL_SECONDS="3")
+    down = example_workspace.bazel("run", TARGET + ".ci", env=env, check=False)
+    assert down.returncode != 0
+    assert "no deploy YAML was published" in down.stderr and "//services/hello:hello" in down.stderr
+    assert "connection refused" in down.stderr
+    assert not os.path.exists(deploy_store.path("recover"))
+
+    refusing = Registry(str(tmp_path / "refusing"), TEST_USER, TEST_PASSWORD, port=port)
+    try:
+        denied = example_workspace.bazel("run", TARGET + ".ci", env=env, check=False)
+        assert denied.returncode != 0 and "AuthError" in denied.stderr and "no deploy YAML" in denied.stderr
+        assert not os.path.exists(deploy_store.path("recover"))
+        env.update(RELEASEKIT_REGISTRY_USERNAME=TEST_USER, RELEASEKIT_REGISTRY_PASSWORD=TEST_PASSWORD)
+        example_workspace.bazel("run", TARGET + ".ci", env=env)
+        documents = published_yaml(deploy_store, "recover/prod", head)
+        digest = refusing.inspect("prod/examples/hello:" + head)["Digest"]
+        assert documents[0]["spec"]["template"]["spec"]["containers"][0]["image"].endswith("@" + digest)
+    finally:
+        refusing.stop()
+
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  replicas: REPLICAS
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      containers:
+        - {name: app, image: IMAGE}
+"""
+
+
+@pytest.mark.parametrize(
+    "package,yaml_text,images,expected",
+    [
+        ("k8s_invalid", DEPLOYMENT.replace("REPLICAS", "three").replace("IMAGE", "app-image"), {"app-image": ":app"},
+         "k8s_invalid/app.yaml:1 (document 1, Deployment app): attribute manifests: invalid for Kubernetes 1.30.0: "
+         "'three' is not of type 'integer'"),
+        ("yaml_broken", "apiVersion: v1\nkind: [unclosed\n", {}, "yaml_broken/app.yaml:3: attribute manifests: not valid YAML"),
+        ("unused", DEPLOYMENT.replace("REPLICAS", "1").replace("IMAGE", "app-image"), {"app-image": ":app", "other": ":app"},
+         "attribute images: 'other' (//unused:app) never appear as an image"),
+        ("unpinned", DEPLOYMENT.replace("REPLICAS", "1").replace("IMAGE", "nginx:1.25"), {},
+         "attribute manifests: image 'nginx:1.25' at spec.template.spec.containers.0.image is neither a key of attribute images"),
+        ("not_container", DEPLOYMENT.replace("REPLICAS", "1").replace("IMAGE", "app-image"), {"app-image": ":notes"},
+         "attribute images: //not_container:notes (for 'app-image') is not a container_release"),
+    ],
+)
+def test_bad_deploy_inputs_fail_the_build(broken_workspace, tmp_path, package, yaml_text, images, expected):
+    from helpers.images import make_docker_archive, make_layout
+
+    make_layout(str(tmp_path / "layout"), {"/app": b"app"})
+    os.makedirs(os.path.join(broken_workspace.path, package), exist_ok=True)
+    make_docker_archive(str(tmp_path / "layout"), os.path.join(broken_workspace.path, package, "app.tar"))
+    broken_workspace.write(package + "/app.yaml", yaml_text)
+    broken_workspace.write(package + "/notes.txt", "x")
+    broken_workspace.write(package + "/BUILD.bazel", (
+        'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release")\n\n'
+        'filegroup(name = "notes", srcs = ["notes.txt"])\n\n'
+        'container_release(name = "app", image = "app.tar", repository = "a/app")\n\n'
+        'deploy_release(name = "deploy", manifests = ["app.yaml"], images = {})\n').format(repr(images).replace("'", '"')))
+    result = broken_workspace.bazel("build", "//{}:deploy".format(package), check=False)
+    assert result.returncode != 0
+    assert expected in result.stderr, result.stderr[-2000:]
+    assert '.py", line' not in result.stderr
