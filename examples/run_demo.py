@@ -49,10 +49,12 @@ def main():
         with open(config, "w") as handle:
             handle.write(
                 "channels:\n"
-                "  ci: {{registry: 'http://{0}/prod', maven: '{1}/releases'}}\n"
-                "  dev: {{registry: 'http://{0}/dev', maven: '{1}/snapshots'}}\n".format(registry.host, store.url))
+                "  ci: {{registry: 'http://{0}/prod', maven: '{1}/releases', deploy: '{1}/deploy/prod'}}\n"
+                "  dev: {{registry: 'http://{0}/dev', maven: '{1}/snapshots', deploy: '{1}/deploy/dev'}}\n".format(
+                    registry.host, store.url))
         env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(workdir, "cache"),
-                   RELEASEKIT_MAVEN_USERNAME="demo", RELEASEKIT_MAVEN_PASSWORD="demo-password", RELEASEKIT_VERSION="1.0.0")
+                   RELEASEKIT_MAVEN_USERNAME="demo", RELEASEKIT_MAVEN_PASSWORD="demo-password",
+                   RELEASEKIT_DEPLOY_USERNAME="demo", RELEASEKIT_DEPLOY_PASSWORD="demo-password", RELEASEKIT_VERSION="1.0.0")
         print("local registry {}, local Maven store {}, config {}".format(registry.url, store.url, config))
 
         step("a change: the example monorepo in a git repository, one commit touching services/hello and libs/greeting")
@@ -108,11 +110,16 @@ def main():
             digest = registry.inspect("{}:{}".format(repository, tags[0]))["Digest"]
             print("  {}/{}  {}  tags: {}".format(registry.host, repository, digest[:19], ", ".join(tags)))
 
-        step("what the Maven store holds now")
+        step("what the artifact store holds now (jars and deploy YAML)")
         for directory, _, files in sorted(os.walk(store.root)):
-            published = sorted(f for f in files if f.endswith((".jar", ".pom", "maven-metadata.xml")))
+            published = sorted(f for f in files if f.endswith((".jar", ".pom", "maven-metadata.xml", ".yaml", "latest")))
             if published:
                 print("  {}/{}/  {}".format(store.url, os.path.relpath(directory, store.root), ", ".join(published)))
+        for directory, _, files in os.walk(os.path.join(store.root, "deploy")):
+            for name in files:
+                if name.endswith(".yaml"):
+                    images = [line.strip() for line in open(os.path.join(directory, name)) if "image:" in line]
+                    print("  {} pins {}".format(name, "; ".join(images)))
     finally:
         registry.stop()
         store.stop()
