@@ -140,15 +140,7 @@ def test_docker_save_tarball_input(example_workspace, registry, release_env, tmp
     ],
 )
 def test_bad_inputs_fail_the_build_naming_target_and_attribute(broken_workspace, package, build, files, expected):
-    for name, content in files.items():
-        broken_workspace.write("{}/{}".format(package, name), content)
-    broken_workspace.write(
-        package + "/BUILD.bazel", 'load("@rules_release//rules:defs.bzl", "container_release")\n\n' + build + "\n"
-    )
-    result = broken_workspace.bazel("build", "//{}:all".format(package), check=False)
-    assert result.returncode != 0
-    assert expected in result.stderr
-    assert '.py", line' not in result.stderr  # a message from releasekit, never a Python traceback
+    assert expected in broken_workspace.build_package_expecting_failure(package, build, files)
 
 
 def test_corrupt_layout_fails_the_build(broken_workspace, tmp_path):
@@ -156,14 +148,9 @@ def test_corrupt_layout_fails_the_build(broken_workspace, tmp_path):
     target = os.path.join(broken_workspace.path, "corrupt", "layout")
     shutil.copytree(str(tmp_path / "layout"), target)
     bad = corrupt_one_layer(target)
-    broken_workspace.write(
-        "corrupt/BUILD.bazel",
-        'load("@rules_release//rules:defs.bzl", "container_release")\n\n'
-        'container_release(name = "app", image = "layout", repository = "a/b")\n',
-    )
-    result = broken_workspace.bazel("build", "//corrupt:app.dev", check=False)
-    assert result.returncode != 0
-    assert "{} does not match its digest".format(bad) in result.stderr
+    stderr = broken_workspace.build_package_expecting_failure(
+        "corrupt", 'container_release(name = "app", image = "layout", repository = "a/b")', target="//corrupt:app.dev")
+    assert "{} does not match its digest".format(bad) in stderr
 
 
 def test_ci_release_from_a_dirty_tree_is_refused(example_workspace, registry, release_env):

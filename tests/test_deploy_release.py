@@ -131,14 +131,9 @@ def test_bad_deploy_inputs_fail_the_build(broken_workspace, tmp_path, package, y
     make_layout(str(tmp_path / "layout"), {"/app": b"app"})
     os.makedirs(os.path.join(broken_workspace.path, package), exist_ok=True)
     make_docker_archive(str(tmp_path / "layout"), os.path.join(broken_workspace.path, package, "app.tar"))
-    broken_workspace.write(package + "/app.yaml", yaml_text)
-    broken_workspace.write(package + "/notes.txt", "x")
-    broken_workspace.write(package + "/BUILD.bazel", (
-        'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release")\n\n'
-        'filegroup(name = "notes", srcs = ["notes.txt"])\n\n'
-        'container_release(name = "app", image = "app.tar", repository = "a/app")\n\n'
-        'deploy_release(name = "deploy", manifests = ["app.yaml"], images = {})\n').format(repr(images).replace("'", '"')))
-    result = broken_workspace.bazel("build", "//{}:deploy".format(package), check=False)
-    assert result.returncode != 0
-    assert expected in result.stderr, result.stderr[-2000:]
-    assert '.py", line' not in result.stderr
+    build = ('filegroup(name = "notes", srcs = ["notes.txt"])\n\n'
+             'container_release(name = "app", image = "app.tar", repository = "a/app")\n\n'
+             'deploy_release(name = "deploy", manifests = ["app.yaml"], images = {})').format(repr(images).replace("'", '"'))
+    stderr = broken_workspace.build_package_expecting_failure(
+        package, build, {"app.yaml": yaml_text, "notes.txt": "x"}, target="//{}:deploy".format(package))
+    assert expected in stderr, stderr[-2000:]

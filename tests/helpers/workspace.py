@@ -62,6 +62,22 @@ class Workspace:
             raise AssertionError("bazel {} failed:\n{}\n{}".format(" ".join(args), result.stdout[-3000:], result.stderr[-5000:]))
         return result
 
+    def build_package_expecting_failure(self, package, build, files=None, target=None):
+        """Write a package (files, then a BUILD loading rules_release's defs.bzl) and build it; returns stderr.
+
+        Fails the test if the build succeeds or if a Python traceback shows instead of a message.
+        """
+        for name, content in (files or {}).items():
+            self.write("{}/{}".format(package, name), content)
+        load = 'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "jar_release")\n\n'
+        self.write(package + "/BUILD.bazel", load + build + "\n")
+        result = self.bazel("build", target or "//{}:all".format(package), check=False)
+        if result.returncode == 0:
+            raise AssertionError("building //{} succeeded; it should have failed".format(package))
+        if '.py", line' in result.stderr:
+            raise AssertionError("a Python traceback instead of a message:\n" + result.stderr[-3000:])
+        return result.stderr
+
     def query(self, expression):
         result = self.bazel("query", expression, "--output=label_kind")
         return sorted(line for line in result.stdout.splitlines() if line.strip())
