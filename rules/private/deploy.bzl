@@ -30,8 +30,17 @@ def _deploy_artifact_impl(ctx):
             fail("{}: attribute manifests: two files are named {}; they would overwrite each other where they are published.".format(label_text(ctx.label), f.basename))
         seen[f.basename] = True
     checked = ctx.actions.declare_file(ctx.label.name + ".deploy_check.json")
-    arguments = ["deploy-check", "--label", label_text(ctx.label), "--out", checked.path, "--platform", ctx.attr.platform,
-                 "--kubernetes-version", ctx.attr.kubernetes_version]
+    arguments = [
+        "deploy-check",
+        "--label",
+        label_text(ctx.label),
+        "--out",
+        checked.path,
+        "--platform",
+        ctx.attr.platform,
+        "--kubernetes-version",
+        ctx.attr.kubernetes_version,
+    ]
     for f in manifests:
         arguments += ["--manifest", f.path, "--display", f.short_path]
     for placeholder, label in images.items():

@@ -34,6 +34,7 @@ def deploy_release(name, manifests, images = {}, platform = "kubernetes", kubern
         if type(label) != "string":
             fail("{}: attribute images: the value for '{}' must be a label string.".format(where(name), placeholder))
         resolved[placeholder] = _absolute(label)
+
     # One key per image; several placeholders may stand for the same image.
     placeholders_by_image = {}
     for placeholder, label in sorted(resolved.items()):
