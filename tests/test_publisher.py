@@ -219,3 +219,39 @@ def test_credential_helper_from_docker_config(auth_registry, tmp_path, isolated_
     assert result.returncode == 0, result.stderr
     assert auth_registry.tags("dev/helper/app")
     assert TEST_PASSWORD not in result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory):
+    from helpers.servers import Registry
+    from helpers.token_service import TokenService
+
+    workdir = tmp_path_factory.mktemp("token-registry")
+    service = TokenService(str(workdir), TEST_USER, TEST_PASSWORD)
+    server = Registry(str(workdir / "registry"), TEST_USER, TEST_PASSWORD, auth_config=service.registry_auth_config())
+    yield server, service
+    server.stop()
+    service.stop()
+
+
+def test_bearer_token_challenge(token_registry, tmp_path, isolated_home):
+    registry, service = token_registry
+    digest = random_layout(str(tmp_path / "img"), seed=b"bearer")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "bearer/app")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    env = {"RELEASEKIT_CONFIG": config, "RELEASEKIT_REGISTRY_USERNAME": TEST_USER,
+           "RELEASEKIT_REGISTRY_PASSWORD": TEST_PASSWORD, "RELEASEKIT_REPORT": str(tmp_path / "record.json")}
+    result = releases.publish(manifest, runfiles, env, "--verbose")
+    assert result.returncode == 0, result.stderr
+    tag = json.load(open(tmp_path / "record.json"))["tags"][0]
+    assert registry.inspect("dev/bearer/app:" + tag)["Digest"] == digest
+    scopes = [s for request in service.requests for s in request.get("scope", [])]
+    assert "repository:dev/bearer/app:pull,push" in scopes
+    assert all(request.get("service") == ["releasekit-test-registry"] for request in service.requests)
+    assert TEST_PASSWORD not in result.stdout + result.stderr + (tmp_path / "record.json").read_text()
+
+    env["RELEASEKIT_REGISTRY_PASSWORD"] = "wrong-" + TEST_PASSWORD
+    denied = releases.publish(manifest, runfiles, dict(env, **FAST_FAIL), "--verbose")
+    assert denied.returncode != 0
+    assert "AuthError" in denied.stderr and "token service" in denied.stderr and "refused the credentials" in denied.stderr
+    assert TEST_PASSWORD not in denied.stdout + denied.stderr

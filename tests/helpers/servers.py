@@ -33,7 +33,7 @@ def wait_for_http(url, process, log_path, timeout=20.0):
 class Registry:
     """The CNCF distribution registry (Debian docker-registry), optionally with htpasswd basic auth."""
 
-    def __init__(self, workdir, username=None, password=None, port=None):
+    def __init__(self, workdir, username=None, password=None, port=None, auth_config=None):
         self.workdir = workdir
         self.port = port or free_port()
         self.host = "127.0.0.1:{}".format(self.port)
@@ -49,6 +49,8 @@ class Registry:
             with open(htpasswd, "w") as handle:
                 handle.write(line + "\n")
             auth = "auth:\n  htpasswd:\n    realm: releasekit-test\n    path: {}\n".format(htpasswd)
+        if auth_config:
+            auth = auth_config
         config = os.path.join(workdir, "config.yml")
         with open(config, "w") as handle:
             handle.write(

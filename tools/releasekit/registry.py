@@ -169,12 +169,14 @@ class RegistryClient:
                 return "Bearer " + token if token else None
         return None
 
-    def _handle_challenge(self, response, scope, what):
-        """Learn how the registry wants us to authenticate. Returns True when a retry may now succeed."""
+    def _handle_challenge(self, response, scope, what, sent=None):
+        """Learn how the registry wants us to authenticate. Returns True when a retry may now succeed.
+
+        sent is the Authorization the refused request carried: a 401 only means "these credentials are
+        refused" when it carried the current ones. Otherwise another thread changed them meanwhile.
+        """
         header = response.headers.get("WWW-Authenticate", "")
         scheme = header.split(" ", 1)[0].lower()
-        with self._auth_lock:
-            previous = self._scheme
         if scheme == "basic":
             if not self.credentials.has_basic:
                 raise AuthError(
@@ -182,21 +184,17 @@ class RegistryClient:
                     "RELEASEKIT_REGISTRY_USERNAME and RELEASEKIT_REGISTRY_PASSWORD, or log in with "
                     "`docker login {}`.".format(what, self.host, self.host)
                 )
-            if previous == "basic":
-                return False
             with self._auth_lock:
                 self._scheme = "basic"
-            return True
+            return sent is None or not sent.startswith("Basic ")
         if scheme == "bearer":
             params = dict(_CHALLENGE_RE.findall(header))
-            if previous == "bearer" and self._tokens.get(scope):
-                with self._auth_lock:
-                    self._tokens.pop(scope, None)
-                    self._challenge = params
-                return False
             with self._auth_lock:
                 self._scheme = "bearer"
                 self._challenge = params
+                current = self._tokens.get(scope)
+            if current and sent != "Bearer " + current:
+                return True  # refreshed by another thread since this request went out
             self._fetch_token(scope, what)
             return True
         return False
@@ -239,7 +237,7 @@ class RegistryClient:
     def _request(self, method, url, scope, what, body=None, headers=None, allow_statuses=()):
         """One request with authentication; transient statuses raise TransientError for the caller's retry."""
         url = urllib.parse.urljoin(self.base_url, url)
-        for _ in range(3):
+        for attempt in range(3):
             request_headers = dict(headers or {})
             authorization = self._authorization(scope)
             if authorization:
@@ -249,7 +247,8 @@ class RegistryClient:
                 timeout=self.policy.timeout, allow_redirects=method in ("GET", "HEAD"),
             )
             if response.status_code == 401 and response.status_code not in allow_statuses:
-                if self._handle_challenge(response, scope, what):
+                # A fresh token or newly chosen scheme gets one more try; a third 401 is a refusal.
+                if attempt < 2 and self._handle_challenge(response, scope, what, authorization):
                     continue
                 raise AuthError(
                     "{}: the registry {} refused the credentials from {} (HTTP 401). Check them, or run "
@@ -422,6 +421,9 @@ class RegistryClient:
         for tag in tags:
             check_tag(tag)
         self.ping()
+        if self._scheme == "bearer":
+            # One token for the push scope before the uploads start, not one per racing thread.
+            self._retry(lambda: self._fetch_token(_push_scope(repository), "authenticate"), "authenticate")
         result = PushResult(repository=repository, digest=plan.root["digest"], tags=list(tags))
         counter = _Counter()
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.workers) as pool:
