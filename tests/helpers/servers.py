@@ -254,3 +254,48 @@ class MavenClient:
 
 
 DEPENDENCY_GET = "org.apache.maven.plugins:maven-dependency-plugin:3.5.0:get"
+
+
+class RegistryProxy:
+    """nginx in front of a registry, denying pushes to some repositories (403), as an access policy would."""
+
+    def __init__(self, workdir, registry, denied=()):
+        os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
+        self.port = free_port()
+        self.host = "127.0.0.1:{}".format(self.port)
+        denials = "".join("    location /v2/{}/ {{ return 403; }}\n".format(name) for name in denied)
+        config = os.path.join(workdir, "nginx.conf")
+        with open(config, "w") as handle:
+            handle.write(_PROXY_CONFIG.format(workdir=workdir, port=self.port, upstream=registry.host, denials=denials))
+        self.log = open(os.path.join(workdir, "stdout.log"), "w")
+        self.process = subprocess.Popen(["nginx", "-c", config, "-p", workdir], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_http("http://{}/v2/".format(self.host), self.process, self.log.name)
+
+    def stop(self):
+        _stop(self.process, self.log)
+
+
+_PROXY_CONFIG = """
+user root;
+worker_processes 2;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {workdir}/tmp;
+  proxy_temp_path {workdir}/tmp;
+  client_max_body_size 0;
+  server {{
+    listen 127.0.0.1:{port};
+{denials}    location / {{
+      proxy_pass http://{upstream};
+      proxy_set_header Host $http_host;
+      proxy_http_version 1.1;
+      proxy_request_buffering off;
+      proxy_buffering off;
+    }}
+  }}
+}}
+"""

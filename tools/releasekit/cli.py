@@ -123,6 +123,87 @@ def _cmd_explain(args):
         collector.close()
 
 
+def _read_quarantine(path):
+    if not path:
+        return set()
+    with open(path, encoding="utf-8") as handle:
+        return {line.strip() for line in handle if line.strip() and not line.startswith("#")}
+
+
+def _run_selection(args, tests, releases, build_only=False, gate_releases_on_tests=False):
+    """Shared by dispatch, ci and pr: shard, run tests, then releases; reports; the exit code."""
+    from . import dispatch
+    from .bazelquery import Bazel
+
+    if args.shard:
+        index, count = dispatch.parse_shard(args.shard)
+        durations = dispatch.durations_from_report(args.previous_report)
+        tests = dispatch.shard(tests, index, count, durations)
+        releases = dispatch.shard(releases, index, count, durations)
+        print("shard {}: {} tests, {} releases".format(args.shard, len(tests), len(releases)))
+    workspace = os.path.abspath(args.workspace)
+    bazel_flags = [f for f in (args.bazel_flags or []) if f != "--"]
+    options = dispatch.DispatchOptions(workers=args.workers, bazel_flags=bazel_flags,
+                                       quarantine=_read_quarantine(args.quarantine),
+                                       flaky_test_attempts=args.flaky_test_attempts, build_only=build_only,
+                                       report_dir=args.logs)
+    dispatcher = dispatch.Dispatcher(workspace, bazel=Bazel(workspace, command=args.bazel), options=options)
+    outcomes = dispatcher.run_tests(tests)
+    if gate_releases_on_tests:
+        failing_packages = {o.label.split(":")[0] for o in outcomes if o.failed and not o.quarantined}
+        gated = [r for r in releases if r.split(":")[0] in failing_packages]
+        releases = [r for r in releases if r not in gated]
+        for label in gated:
+            outcomes.append(dispatch.Outcome(label, "release", "skipped", reason="a test in its package failed"))
+    outcomes += dispatcher.run_releases(releases)
+    dispatcher.progress.close()
+    print(dispatch.summary_table(outcomes))
+    report = args.report or os.path.join(dispatcher.report_dir, "report.json")
+    dispatch.write_report(report, outcomes, {"shard": args.shard, "build_only": build_only})
+    junit = args.junit or os.path.join(dispatcher.report_dir, "junit.xml")
+    dispatch.write_junit(junit, outcomes)
+    print("report: {}  junit: {}".format(report, junit))
+    return dispatch.exit_code(outcomes)
+
+
+def _cmd_dispatch(args):
+    from .dispatch import load_selection
+
+    tests = load_selection(args.tests, "tests") if args.tests else []
+    releases = load_selection(args.releases, "releases") if args.releases else []
+    return _run_selection(args, tests, releases)
+
+
+def _collect_for(args, head):
+    collector = _collector(args)
+    try:
+        selection = collector.collect(args.base, head)
+    finally:
+        collector.close()
+    for note in selection.notes:
+        print("note: " + note)
+    print("{} changed files: {} tests, {} releases selected".format(
+        len(selection.changed_files), len(selection.tests), len(selection.releases)))
+    return [t.label for t in selection.tests], [t.label for t in selection.releases]
+
+
+def _cmd_ci(args):
+    tests, releases = _collect_for(args, args.head)
+    return _run_selection(args, tests, releases, gate_releases_on_tests=True)
+
+
+def _cmd_pr(args):
+    tests, releases = _collect_for(args, "WORKTREE")
+    return _run_selection(args, tests, releases, build_only=True)
+
+
+def _cmd_pipeline(args):
+    from .pipeline import render
+
+    print(render(args.format, args.shards, args.base, args.head, args.releasekit))
+    return 0
+
+
 def _cmd_config(args):
     _require_runtime_packages()
     from . import config as config_module
@@ -229,6 +310,45 @@ def build_parser():
     explain.add_argument("label")
     selection_arguments(explain)
     explain.set_defaults(func=_cmd_explain)
+
+    def run_arguments(command):
+        command.add_argument("--workers", type=int, default=4, help="release executables run at once (default 4)")
+        command.add_argument("--report", help="JSON report (default: <logs>/report.json)")
+        command.add_argument("--junit", help="JUnit XML (default: <logs>/junit.xml)")
+        command.add_argument("--logs", help="directory for logs and build events (default: <workspace>/releasekit-logs)")
+        command.add_argument("--quarantine", help="file of test labels that run but cannot fail the build")
+        command.add_argument("--flaky-test-attempts", type=int, help="passed to bazel test as --flaky_test_attempts")
+        command.add_argument("--shard", help="K/N: run only this deterministic, balanced share")
+        command.add_argument("--previous-report", help="a report whose durations balance the shards")
+        command.add_argument("bazel_flags", nargs=argparse.REMAINDER, help="after --: flags for bazel test and build")
+
+    dispatch = commands.add_parser("dispatch", parents=[common], help="run selected tests and releases in parallel")
+    dispatch.add_argument("--tests", help="tests JSON written by collect")
+    dispatch.add_argument("--releases", help="releases JSON written by collect")
+    dispatch.add_argument("--workspace", default=".", help="the Bazel workspace (default: the current directory)")
+    dispatch.add_argument("--bazel", help="the Bazel command (default: RELEASEKIT_BAZEL, then bazel)")
+    run_arguments(dispatch)
+    dispatch.set_defaults(func=_cmd_dispatch)
+
+    ci = commands.add_parser("ci", parents=[common], help="collect, test, then publish the affected CI releases")
+    selection_arguments(ci)
+    run_arguments(ci)
+    ci.set_defaults(func=_cmd_ci)
+
+    pr = commands.add_parser("pr", parents=[common], help="collect against the working tree, test, build releases; publish nothing")
+    pr.add_argument("--base", required=True, help="the revision the pull request is based on")
+    pr.add_argument("--workspace", default=".", help="the Bazel workspace (default: the current directory)")
+    pr.add_argument("--bazel", help="the Bazel command (default: RELEASEKIT_BAZEL, then bazel)")
+    run_arguments(pr)
+    pr.set_defaults(func=_cmd_pr)
+
+    pipeline = commands.add_parser("pipeline", parents=[common], help="emit a sharded pipeline for Buildkite or GitHub Actions")
+    pipeline.add_argument("--format", required=True, choices=["buildkite", "github-actions"])
+    pipeline.add_argument("--shards", type=int, default=4)
+    pipeline.add_argument("--base", default="$BASE_COMMIT", help="the base revision the steps collect from")
+    pipeline.add_argument("--head", default="$HEAD_COMMIT", help="the head revision")
+    pipeline.add_argument("--releasekit", default="releasekit", help="how the steps call releasekit")
+    pipeline.set_defaults(func=_cmd_pipeline)
 
     config = commands.add_parser("config", parents=[common], help="check releasekit.yaml and show its destinations")
     config.add_argument("--config", help="releasekit.yaml to check")

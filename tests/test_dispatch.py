@@ -1,0 +1,188 @@
+"""dispatch, ci and pr on a fixture monorepo: real Bazel, real git, the real registry and store."""
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+from conftest import TEST_PASSWORD, TEST_USER
+from helpers.servers import REPO_ROOT, NginxStore, Registry, RegistryProxy
+from helpers.workspace import BAZEL, Workspace, git
+from releasekit.dispatch import shard
+
+ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
+LOAD = 'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "image_layout")\n\n'
+
+
+def image_package(name, repository, tests=""):
+    return LOAD + (
+        'image_layout(name = "image", files = {{"run.sh": "/run.sh"}}, entrypoint = ["/run.sh"])\n\n'
+        'container_release(name = "{0}", image = ":image", repository = "{1}", visibility = ["//visibility:public"])\n\n{2}').format(name, repository, tests)
+
+
+FLAKY_TEST = """#!/bin/sh
+# Fails on its first attempt, passes on the second: the marker outlives the attempt.
+marker="$FLAKY_MARKER_DIR/$(basename "$0")"
+if [ -e "$marker" ]; then exit 0; fi
+touch "$marker"
+exit 1
+"""
+
+FILES = {
+    ".gitignore": "/bazel-*\n/releasekit-logs/\n",
+    "apps/a/BUILD.bazel": image_package("a", "fixture/a", 'sh_test(name = "a_test", srcs = ["ok.sh"])\n'),
+    "apps/a/run.sh": "#!/bin/sh\necho a\n",
+    "apps/a/ok.sh": "#!/bin/sh\nexit 0\n",
+    "apps/b/BUILD.bazel": image_package("b", "denied/b"),
+    "apps/b/run.sh": "#!/bin/sh\necho b\n",
+    "apps/c/BUILD.bazel": image_package("c", "fixture/c",
+                                        'sh_test(name = "flaky_test", srcs = ["flaky.sh"])\n\n'
+                                        'sh_test(name = "broken_test", srcs = ["broken.sh"])\n'),
+    "apps/c/run.sh": "#!/bin/sh\necho c\n",
+    "apps/c/flaky.sh": FLAKY_TEST,
+    "apps/c/broken.sh": "#!/bin/sh\nexit 1\n",
+    "apps/d/BUILD.bazel": image_package("d", "fixture/d", 'sh_test(name = "d_test", srcs = ["fails.sh"])\n'),
+    "apps/d/run.sh": "#!/bin/sh\necho d\n",
+    "apps/d/fails.sh": "#!/bin/sh\nexit 1\n",
+    "deploy/BUILD.bazel": LOAD + 'deploy_release(name = "both", manifests = ["both.yaml"], platform = "generic",\n'
+                                 '               images = {"a-image": "//apps/a", "b-image": "//apps/b"})\n',
+    "deploy/both.yaml": "services:\n  - {name: a, image: a-image}\n  - {name: b, image: b-image}\n",
+}
+
+
+@pytest.fixture(scope="module")
+def fixture_repo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dispatch") / "repo"
+    path.mkdir()
+    workspace = Workspace(str(path))
+    workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
+    workspace.write(".gitignore", FILES[".gitignore"])
+    workspace.init_git()
+    workspace.base = git(workspace.path, "rev-parse", "HEAD").strip()
+    for name, text in FILES.items():
+        workspace.write(name, text, executable=name.endswith(".sh"))
+    workspace.commit("the monorepo")
+    workspace.cache = str(tmp_path_factory.mktemp("dispatch-cache"))
+    try:
+        yield workspace
+    finally:
+        workspace.shutdown()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory, registry):
+    proxy = RegistryProxy(str(tmp_path_factory.mktemp("proxy")), registry, denied=["prod/denied", "dev/denied"])
+    store = NginxStore(str(tmp_path_factory.mktemp("dispatch-store")), TEST_USER, TEST_PASSWORD)
+    yield proxy, store
+    proxy.stop()
+    store.stop()
+
+
+def run(repo, command, *args, env=None):
+    run_env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=repo.cache)
+    run_env.pop("CI", None)
+    run_env.update(env or {})
+    return subprocess.run([sys.executable, ENTRY, command, *args], cwd=repo.path, capture_output=True, text=True,
+                          env=run_env, timeout=900)
+
+
+def test_ci_runs_tests_then_releases_and_reports_failures(fixture_repo, servers, registry, tmp_path):
+    proxy, store = servers
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  ci: {{registry: 'http://{0}/prod', deploy: '{1}/deploy'}}\n"
+                      "  dev: {{registry: 'http://{0}/dev', deploy: '{1}/deploy-dev'}}\n".format(proxy.host, store.url))
+    quarantine = tmp_path / "quarantine.txt"
+    quarantine.write_text("//apps/c:broken_test\n")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    result = run(fixture_repo, "ci", "--base", fixture_repo.base, "--head", "HEAD", "--workers", "3",
+                 "--quarantine", str(quarantine), "--flaky-test-attempts", "2", "--report", str(report),
+                 "--junit", str(junit), "--logs", str(tmp_path / "logs"), "--",
+                 "--test_env=FLAKY_MARKER_DIR={}".format(markers),
+                 env={"CI": "true", "RELEASEKIT_CONFIG": str(config), "RELEASEKIT_DEPLOY_USERNAME": TEST_USER,
+                      "RELEASEKIT_DEPLOY_PASSWORD": TEST_PASSWORD, "RELEASEKIT_RETRY_ATTEMPTS": "2"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    outcomes = {t["label"]: t for t in json.load(open(report))["targets"]}
+    assert outcomes["//apps/a:a_test"]["status"] == "passed"
+    assert outcomes["//apps/c:flaky_test"]["status"] == "flaky"
+    assert outcomes["//apps/c:broken_test"]["status"] == "failed" and outcomes["//apps/c:broken_test"]["quarantined"]
+    assert outcomes["//apps/d:d_test"]["status"] == "failed"
+    assert outcomes["//apps/a:a.ci"]["status"] == "published"
+    assert outcomes["//apps/c:c.ci"]["status"] == "published"  # its only failing test is quarantined
+    assert outcomes["//apps/b:b.ci"]["status"] == "failed" and "403" in outcomes["//apps/b:b.ci"]["reason"]
+    assert outcomes["//apps/d:d.ci"]["status"] == "skipped"
+    assert "a test in its package failed" in outcomes["//apps/d:d.ci"]["reason"]
+    assert outcomes["//deploy:both.ci"]["status"] == "skipped"
+    assert "//apps/b:b.ci did not publish" in outcomes["//deploy:both.ci"]["reason"]
+    assert outcomes["//apps/a:a.ci"]["record"]["digest"].startswith("sha256:")
+    assert os.path.exists(outcomes["//apps/b:b.ci"]["log"])
+    assert "prod/fixture/a" in registry.catalog() and "prod/fixture/c" in registry.catalog()
+    assert "prod/fixture/d" not in registry.catalog()
+    assert not os.path.exists(store.path("deploy"))
+
+    suites = {s.get("name"): s for s in ElementTree.parse(junit).getroot()}
+    failures = {c.get("name") for c in suites["releases"] if c.find("failure") is not None}
+    skipped = {c.get("name") for c in suites["releases"] if c.find("skipped") is not None}
+    assert failures == {"//apps/b:b.ci"} and skipped == {"//apps/d:d.ci", "//deploy:both.ci"}
+    assert {c.get("name") for c in suites["tests"] if c.find("failure") is not None} == {"//apps/d:d_test"}
+    assert "flaky" in result.stdout and "quarantined" in result.stdout
+
+
+def test_pr_builds_releases_and_publishes_nothing(fixture_repo, tmp_path):
+    empty = Registry(str(tmp_path / "registry"))
+    try:
+        config = tmp_path / "releasekit.yaml"
+        config.write_text("channels:\n  ci: {{registry: 'http://{0}/prod'}}\n  dev: {{registry: 'http://{0}/dev'}}\n"
+                          .format(empty.host))
+        fixture_repo.write("apps/a/run.sh", "#!/bin/sh\necho changed in a pull request\n", executable=True)
+        fixture_repo.write("apps/a/ok.sh", "#!/bin/sh\n# changed in a pull request\nexit 0\n", executable=True)
+        result = run(fixture_repo, "pr", "--base", "HEAD", "--logs", str(tmp_path / "logs"),
+                     env={"CI": "true", "RELEASEKIT_CONFIG": str(config)})
+        assert result.returncode == 0, result.stdout + result.stderr
+        outcomes = {t["label"]: t for t in json.load(open(tmp_path / "logs" / "report.json"))["targets"]}
+        assert outcomes["//apps/a:a.ci"]["status"] == "built"
+        assert outcomes["//apps/a:a_test"]["status"] == "passed"
+        assert "//deploy:both.ci" in outcomes
+        assert empty.catalog() == []
+    finally:
+        git(fixture_repo.path, "checkout", "--", "apps/a/run.sh", "apps/a/ok.sh")
+        empty.stop()
+
+
+def test_dispatch_takes_collect_files_and_shards(fixture_repo, tmp_path):
+    tests = {"format_version": 1, "targets": [{"label": "//apps/a:a_test", "kind": "sh_test", "reasons": []}]}
+    (tmp_path / "tests.json").write_text(json.dumps(tests))
+    result = run(fixture_repo, "dispatch", "--tests", str(tmp_path / "tests.json"), "--logs", str(tmp_path / "logs"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    other = run(fixture_repo, "dispatch", "--tests", str(tmp_path / "tests.json"), "--shard", "2/2",
+                "--logs", str(tmp_path / "logs2"))
+    assert other.returncode == 0 and "shard 2/2: 0 tests" in other.stdout
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 8])
+def test_shards_cover_every_target_exactly_once(count):
+    labels = ["//pkg{}:t{}".format(i % 7, i) for i in range(41)]
+    durations = {label: float((i * 37) % 11 + 1) for i, label in enumerate(labels)}
+    for weights in (None, durations):
+        parts = [shard(labels, index, count, weights) for index in range(1, count + 1)]
+        flat = [label for part in parts for label in part]
+        assert sorted(flat) == sorted(labels) and len(flat) == len(set(flat))
+        assert parts == [shard(list(reversed(labels)), index, count, weights) for index in range(1, count + 1)]
+        if weights is None:
+            assert max(map(len, parts)) - min(map(len, parts)) <= 1
+        else:
+            loads = [sum(durations[label] for label in part) for part in parts]
+            assert max(loads) - min(loads) <= max(durations.values())
+
+
+def test_bad_shard_and_selection_files(fixture_repo, tmp_path):
+    bad = run(fixture_repo, "dispatch", "--tests", str(tmp_path / "missing.json"))
+    assert bad.returncode == 2 and "Cannot read the tests selection" in bad.stderr
+    (tmp_path / "t.json").write_text(json.dumps({"format_version": 1, "targets": []}))
+    shard_error = run(fixture_repo, "dispatch", "--tests", str(tmp_path / "t.json"), "--shard", "3/2")
+    assert shard_error.returncode == 2 and "--shard '3/2' must be K/N" in shard_error.stderr

@@ -1,0 +1,397 @@
+"""Running a selection: tests with one `bazel test`, releases built once and run side by side.
+
+Results come from Bazel's Build Event Protocol (JSON file), not from its console output.
+Release executables run directly (a second `bazel run` would wait on the server lock), N at
+a time, each with its own log; a deploy release starts only after the container releases
+it references (when they are in the selection) have succeeded in this run.
+"""
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ElementTree
+
+from .bazelquery import Bazel, BazelError
+from .errors import UsageError
+from .redact import redact
+from .reports import write_json_atomic
+
+log = logging.getLogger(__name__)
+REPORT_VERSION = 1
+FAILED_STATES = ("failed", "build failed", "timeout")
+
+
+@dataclasses.dataclass
+class Outcome:
+    label: str
+    kind: str  # test or release
+    status: str  # passed, flaky, failed, build failed, timeout, skipped, built, published, no status
+    duration_seconds: float = 0.0
+    log: str = None
+    reason: str = None
+    record: dict = None
+    quarantined: bool = False
+    attempts: int = 1
+
+    @property
+    def failed(self):
+        return self.status in FAILED_STATES
+
+
+def load_selection(path, kind):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UsageError("Cannot read the {} selection {}: {}. Write it with releasekit collect.".format(kind, path, error)) from None
+    if data.get("format_version") != 1 or "targets" not in data:
+        raise UsageError("{} is not a releasekit collect {} file (format_version 1).".format(path, kind))
+    return [t["label"] for t in data["targets"]]
+
+
+# -- sharding -----------------------------------------------------------------------------
+
+def parse_shard(text):
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError("--shard '{}' must be K/N with 1 <= K <= N, e.g. 2/4.".format(text)) from None
+    if not 1 <= index <= count:
+        raise UsageError("--shard '{}' must be K/N with 1 <= K <= N, e.g. 2/4.".format(text))
+    return index, count
+
+
+def shard(labels, index, count, durations=None):
+    """The labels of shard index (1-based) of count: deterministic, balanced by recorded durations if given.
+
+    Longest first onto the least loaded shard (ties: lower shard); unknown durations count as the median.
+    """
+    durations = durations or {}
+    known = sorted(durations[label] for label in labels if label in durations)
+    default = known[len(known) // 2] if known else 1.0
+    ordered = sorted(labels, key=lambda label: (-durations.get(label, default), label))
+    loads = [0.0] * count
+    mine = []
+    for label in ordered:
+        target = min(range(count), key=lambda i: (loads[i], i))
+        loads[target] += durations.get(label, default)
+        if target == index - 1:
+            mine.append(label)
+    return sorted(mine)
+
+
+def durations_from_report(path):
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UsageError("Cannot read the previous report {}: {}.".format(path, error)) from None
+    return {t["label"]: t.get("duration_seconds", 0.0) for t in report.get("targets", [])}
+
+
+# -- the build event protocol -------------------------------------------------------------
+
+def read_build_events(path):
+    events = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                line = line.strip()
+                if line:
+                    events.append(json.loads(line))
+    except FileNotFoundError:
+        return []
+    return events
+
+
+def _uri_path(uri):
+    return uri[len("file://"):] if uri and uri.startswith("file://") else uri
+
+
+def test_outcomes(events, labels):
+    """Outcome per test label, from testSummary / testResult / targetCompleted events."""
+    outcomes, logs, attempts, built = {}, {}, {}, {}
+    for event in events:
+        ident = event.get("id", {})
+        if "testResult" in ident:
+            label = ident["testResult"]["label"]
+            attempts[label] = max(attempts.get(label, 0), ident["testResult"].get("attempt", 1))
+            for output in event.get("testResult", {}).get("testActionOutput", []):
+                if output.get("name") == "test.log":
+                    logs[label] = _uri_path(output.get("uri"))
+        elif "targetCompleted" in ident:
+            built[ident["targetCompleted"]["label"]] = bool(event.get("completed", {}).get("success"))
+        elif "testSummary" in ident:
+            label = ident["testSummary"]["label"]
+            summary = event.get("testSummary", {})
+            status = summary.get("overallStatus", "NO_STATUS").lower().replace("_", " ")
+            millis = int(summary.get("totalRunDurationMillis", 0) or 0)
+            outcomes[label] = Outcome(label, "test", status, millis / 1000.0)
+    result = {}
+    for label in labels:
+        outcome = outcomes.get(label)
+        if outcome is None:
+            if built.get(label) is False:
+                outcome = Outcome(label, "test", "build failed", reason="the test did not build")
+            else:
+                outcome = Outcome(label, "test", "failed", reason="Bazel reported no result for this test")
+        outcome.log = logs.get(label)
+        outcome.attempts = attempts.get(label, 1)
+        if outcome.status == "flaky":
+            outcome.reason = "failed, then passed within {} attempts".format(outcome.attempts)
+        result[label] = outcome
+    return result
+
+
+def build_outcomes(events, labels):
+    built = {}
+    for event in events:
+        ident = event.get("id", {})
+        if "targetCompleted" in ident:
+            built[ident["targetCompleted"]["label"]] = bool(event.get("completed", {}).get("success"))
+    return {label: built.get(label, False) for label in labels}
+
+
+# -- progress -------------------------------------------------------------------------------
+
+class Progress:
+    """A live status line on a terminal; plain lines in CI logs."""
+
+    def __init__(self, stream=None, live=None):
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self.lock = threading.Lock()
+        self.running, self.done, self.failed = set(), 0, 0
+
+    def _status(self):
+        running = ", ".join(sorted(self.running)[:3]) + (" ..." if len(self.running) > 3 else "")
+        return "[{} done, {} failed, {} running] {}".format(self.done, self.failed, len(self.running), running)
+
+    def _emit(self, line):
+        if self.live:
+            self.stream.write("\r\033[K" + line + "\n" + self._status())
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def started(self, label):
+        with self.lock:
+            self.running.add(label)
+            self._emit("started  {}".format(label)) if not self.live else self._refresh()
+
+    def finished(self, outcome):
+        with self.lock:
+            self.running.discard(outcome.label)
+            self.done += 1
+            self.failed += outcome.failed
+            self._emit("{:<9}{} ({:.1f}s){}".format(outcome.status, outcome.label, outcome.duration_seconds,
+                                                    ": " + outcome.reason if outcome.reason else ""))
+
+    def _refresh(self):
+        self.stream.write("\r\033[K" + self._status())
+        self.stream.flush()
+
+    def close(self):
+        if self.live:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+# -- the dispatcher -------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class DispatchOptions:
+    workers: int = 4
+    bazel_flags: list = dataclasses.field(default_factory=list)
+    quarantine: set = dataclasses.field(default_factory=set)
+    flaky_test_attempts: int = None
+    build_only: bool = False  # pull requests: build release targets, publish nothing
+    report_dir: str = None
+    environ: dict = None
+
+
+class Dispatcher:
+    def __init__(self, workspace, bazel=None, options=None, progress=None):
+        self.workspace = os.path.abspath(workspace)
+        self.bazel = bazel or Bazel(self.workspace)
+        self.options = options or DispatchOptions()
+        self.progress = progress or Progress()
+        self.report_dir = self.options.report_dir or os.path.join(self.workspace, "releasekit-logs")
+        os.makedirs(self.report_dir, exist_ok=True)
+
+    def _bazel(self, command, labels, extra, bep):
+        args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags, "--", *labels]
+        process = subprocess.run(self.bazel.command + args, cwd=self.workspace, capture_output=True, text=True)
+        with open(os.path.join(self.report_dir, "bazel-{}.log".format(command)), "w") as handle:
+            handle.write(process.stdout + process.stderr)
+        if process.returncode not in (0, 1, 3, 4) and not os.path.exists(bep):
+            raise BazelError("bazel {} failed before it ran anything (exit {}): {}".format(
+                command, process.returncode, process.stderr.strip().splitlines()[-1:] or ""))
+        return process.returncode
+
+    def run_tests(self, labels):
+        if not labels:
+            return []
+        bep = os.path.join(self.report_dir, "tests.bep.json")
+        extra = ["--flaky_test_attempts={}".format(self.options.flaky_test_attempts)] if self.options.flaky_test_attempts else []
+        started = time.monotonic()
+        for label in labels:
+            self.progress.started(label)
+        self._bazel("test", labels, extra, bep)
+        outcomes = test_outcomes(read_build_events(bep), labels)
+        for outcome in outcomes.values():
+            if outcome.label in self.options.quarantine:
+                outcome.quarantined = True
+            self.progress.finished(outcome)
+        log.info("tests took %.1fs", time.monotonic() - started)
+        return [outcomes[label] for label in labels]
+
+    def run_releases(self, labels):
+        if not labels:
+            return []
+        bep = os.path.join(self.report_dir, "releases.bep.json")
+        self._bazel("build", labels, [], bep)
+        built = build_outcomes(read_build_events(bep), labels)
+        results = {}
+        for label in labels:
+            if not built[label]:
+                results[label] = Outcome(label, "release", "build failed", reason="the release target did not build; "
+                                         "see bazel-build.log")
+        to_run = [label for label in labels if label not in results]
+        if self.options.build_only:
+            for label in to_run:
+                results[label] = Outcome(label, "release", "built", reason="built only: nothing was published")
+            return [results[label] for label in labels]
+        bazel_bin = self.bazel._run(["info", "bazel-bin", *self.options.bazel_flags], "bazel info").strip()
+        waits = {label: self._dependencies(bazel_bin, label, labels) for label in to_run}
+        self._run_executables(bazel_bin, to_run, waits, results)
+        return [results[label] for label in labels]
+
+    def _dependencies(self, bazel_bin, label, labels):
+        """The selected releases this one must wait for (a deploy release's images, same channel)."""
+        package, name = label[2:].split(":", 1)
+        try:
+            with open(os.path.join(bazel_bin, package, name + ".release.json"), encoding="utf-8") as handle:
+                manifest = json.load(handle)
+        except (OSError, ValueError):
+            return []
+        suffix = "." + manifest.get("channel", "ci")
+        return [dep + suffix for dep in manifest.get("depends_on", []) if dep + suffix in labels]
+
+    def _run_executables(self, bazel_bin, labels, waits, results):
+        pending = list(labels)
+        running = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
+            while pending or running:
+                for label in list(pending):
+                    dependencies = waits[label]
+                    failed = [d for d in dependencies if d in results and results[d].status != "published"]
+                    if failed:
+                        pending.remove(label)
+                        results[label] = Outcome(label, "release", "skipped",
+                                                 reason="not run: {} did not publish".format(", ".join(failed)))
+                        self.progress.finished(results[label])
+                    elif all(d in results for d in dependencies) and len(running) < self.options.workers:
+                        pending.remove(label)
+                        self.progress.started(label)
+                        running[pool.submit(self._run_one, bazel_bin, label)] = label
+                if not running:
+                    continue
+                done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    label = running.pop(future)
+                    results[label] = future.result()
+                    self.progress.finished(results[label])
+
+    def _run_one(self, bazel_bin, label):
+        package, name = label[2:].split(":", 1)
+        executable = os.path.join(bazel_bin, package, name)
+        safe = label[2:].replace("/", "_").replace(":", "__")
+        log_path = os.path.join(self.report_dir, safe + ".log")
+        record_path = os.path.join(self.report_dir, safe + ".record.json")
+        if os.path.exists(record_path):
+            os.unlink(record_path)
+        environ = dict(os.environ if self.options.environ is None else self.options.environ)
+        environ.update(BUILD_WORKSPACE_DIRECTORY=self.workspace, RELEASEKIT_REPORT=record_path)
+        environ.pop("RUNFILES_DIR", None)
+        started = time.monotonic()
+        with open(log_path, "w") as log_file:
+            code = subprocess.call([executable], env=environ, stdout=log_file, stderr=subprocess.STDOUT,
+                                   cwd=self.workspace)
+        duration = time.monotonic() - started
+        record = None
+        if code == 0 and os.path.exists(record_path):
+            with open(record_path, encoding="utf-8") as handle:
+                record = json.load(handle)
+        if code == 0:
+            return Outcome(label, "release", "published", duration, log_path, record=record)
+        with open(log_path, encoding="utf-8", errors="replace") as handle:
+            last = [line.strip() for line in handle if line.strip()][-1:] or ["exit code {}".format(code)]
+        return Outcome(label, "release", "failed", duration, log_path, reason=redact(last[0])[:500])
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+def exit_code(outcomes):
+    return 1 if any(o.failed and not o.quarantined for o in outcomes) else 0
+
+
+def write_report(path, outcomes, extra=None):
+    data = {"format_version": REPORT_VERSION, "targets": [dataclasses.asdict(o) for o in outcomes],
+            "summary": summarize(outcomes)}
+    data.update(extra or {})
+    write_json_atomic(path, data)
+
+
+def summarize(outcomes):
+    summary = {}
+    for outcome in outcomes:
+        key = "quarantined " + outcome.status if outcome.quarantined and outcome.failed else outcome.status
+        summary[key] = summary.get(key, 0) + 1
+    return summary
+
+
+def write_junit(path, outcomes):
+    suites = ElementTree.Element("testsuites", name="releasekit")
+    for kind in ("test", "release"):
+        chosen = [o for o in outcomes if o.kind == kind]
+        suite = ElementTree.SubElement(
+            suites, "testsuite", name=kind + "s", tests=str(len(chosen)),
+            failures=str(sum(o.failed and not o.quarantined for o in chosen)),
+            skipped=str(sum(o.status == "skipped" or (o.failed and o.quarantined) for o in chosen)),
+            time="{:.3f}".format(sum(o.duration_seconds for o in chosen)))
+        for outcome in chosen:
+            case = ElementTree.SubElement(suite, "testcase", classname=kind + "s", name=outcome.label,
+                                          time="{:.3f}".format(outcome.duration_seconds))
+            message = outcome.reason or outcome.status
+            if outcome.failed and not outcome.quarantined:
+                ElementTree.SubElement(case, "failure", message=message, type=outcome.status).text = outcome.log or ""
+            elif outcome.status == "skipped" or outcome.quarantined:
+                ElementTree.SubElement(case, "skipped", message=("quarantined: " if outcome.quarantined else "") + message)
+            elif outcome.status == "flaky":
+                ElementTree.SubElement(case, "system-out").text = "flaky: " + message
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = "{}.{}.tmp".format(path, hashlib.sha1(str(time.time()).encode()).hexdigest()[:8])
+    ElementTree.ElementTree(suites).write(tmp, encoding="utf-8", xml_declaration=True)
+    os.replace(tmp, path)
+
+
+def summary_table(outcomes):
+    lines = ["{:<9} {:<8} {:>8}  {}".format("kind", "status", "seconds", "target")]
+    for outcome in outcomes:
+        status = outcome.status + (" (quarantined)" if outcome.quarantined else "")
+        lines.append("{:<9} {:<8} {:>8.1f}  {}{}".format(outcome.kind, status, outcome.duration_seconds, outcome.label,
+                                                        "  - " + outcome.reason if outcome.reason else ""))
+    counts = summarize(outcomes)
+    lines.append(", ".join("{} {}".format(n, k) for k, n in sorted(counts.items())) or "nothing to run")
+    return "\n".join(lines)
