@@ -186,3 +186,29 @@ def test_bad_shard_and_selection_files(fixture_repo, tmp_path):
     (tmp_path / "t.json").write_text(json.dumps({"format_version": 1, "targets": []}))
     shard_error = run(fixture_repo, "dispatch", "--tests", str(tmp_path / "t.json"), "--shard", "3/2")
     assert shard_error.returncode == 2 and "--shard '3/2' must be K/N" in shard_error.stderr
+
+
+def test_two_output_bases_share_one_http_remote_cache(tmp_path):
+    """Workers on separate machines share results through Bazel's HTTP cache, here nginx with WebDAV PUT."""
+    from helpers.servers import NginxStore
+
+    cache = NginxStore(str(tmp_path / "cache-server"))
+    workspace = Workspace(str(tmp_path / "ws"))
+    workspace.write("WORKSPACE", 'workspace(name = "cached")\n')
+    workspace.write("BUILD.bazel", 'genrule(name = "work", srcs = ["in.txt"], outs = ["out.txt"], '
+                                   'cmd = "tr a-z A-Z < $< > $@")\n')
+    workspace.write("in.txt", "shared work\n")
+    bases = [str(tmp_path / "base-one"), str(tmp_path / "base-two")]
+    flags = ["--remote_cache={}/cache".format(cache.url), "--noshow_progress"]
+    try:
+        first = workspace.bazel("--output_base=" + bases[0], "build", "//:work", *flags)
+        assert "remote cache hit" not in first.stderr
+        second = workspace.bazel("--output_base=" + bases[1], "build", "//:work", *flags)
+        assert "1 remote cache hit" in second.stderr, second.stderr[-2000:]
+        assert os.listdir(cache.path("cache/ac")) and os.listdir(cache.path("cache/cas"))
+        output = os.path.join(bases[1], "execroot", "cached", "bazel-out", "k8-fastbuild", "bin", "out.txt")
+        assert open(output).read() == "SHARED WORK\n"
+    finally:
+        for base in bases:
+            subprocess.run([BAZEL, "--output_base=" + base, "shutdown"], cwd=workspace.path, capture_output=True)
+        cache.stop()

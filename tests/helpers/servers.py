@@ -120,12 +120,13 @@ def _stop(process, log):
 
 
 class NginxStore:
-    """A real HTTP PUT store: Debian nginx-light with WebDAV PUT/DELETE/MKCOL; writes need basic auth.
+    """A real HTTP PUT store: Debian nginx-light with WebDAV PUT/DELETE/MKCOL; writes need basic auth when a
+    username is given. It also serves Bazel's HTTP remote cache protocol (GET and PUT of /ac/ and /cas/).
 
     /refusing/ answers 409 to every PUT, as Nexus and Artifactory do on redeploy.
     """
 
-    def __init__(self, workdir, username, password):
+    def __init__(self, workdir, username=None, password=None):
         self.workdir = workdir
         self.root = os.path.join(workdir, "root")
         os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
@@ -134,10 +135,13 @@ class NginxStore:
         self.url = "http://127.0.0.1:{}".format(self.port)
         self.username, self.password = username, password
         htpasswd = os.path.join(workdir, "htpasswd")
-        subprocess.run(["htpasswd", "-bc", htpasswd, username, password], check=True, capture_output=True)
+        auth = ""
+        if username:
+            subprocess.run(["htpasswd", "-bc", htpasswd, username, password], check=True, capture_output=True)
+            auth = 'limit_except GET HEAD {{ auth_basic "releasekit test store"; auth_basic_user_file {}; }}'.format(htpasswd)
         config = os.path.join(workdir, "nginx.conf")
         with open(config, "w") as handle:
-            handle.write(_NGINX_CONFIG.format(workdir=workdir, root=self.root, port=self.port, htpasswd=htpasswd))
+            handle.write(_NGINX_CONFIG.format(workdir=workdir, root=self.root, port=self.port, auth=auth))
         self.log_path = os.path.join(workdir, "error.log")
         self.log = open(os.path.join(workdir, "stdout.log"), "w")
         self.process = subprocess.Popen(["nginx", "-c", config, "-p", workdir], stdout=self.log, stderr=subprocess.STDOUT)
@@ -171,10 +175,7 @@ http {{
       dav_methods PUT DELETE MKCOL;
       create_full_put_path on;
       dav_access user:rw group:r all:r;
-      limit_except GET HEAD {{
-        auth_basic "releasekit test store";
-        auth_basic_user_file {htpasswd};
-      }}
+      {auth}
     }}
   }}
 }}

@@ -19,7 +19,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 
 from .bazelquery import Bazel, BazelError
-from .errors import UsageError
+from .errors import ReleasekitError, UsageError
 from .redact import redact
 from .reports import write_json_atomic
 
@@ -152,13 +152,32 @@ def test_outcomes(events, labels):
     return result
 
 
-def build_outcomes(events, labels):
-    built = {}
+def built_outputs(events, labels):
+    """{label: {output name: path}} for the labels that built; a label missing from it did not build."""
+    file_sets, completed = {}, {}
     for event in events:
         ident = event.get("id", {})
-        if "targetCompleted" in ident:
-            built[ident["targetCompleted"]["label"]] = bool(event.get("completed", {}).get("success"))
-    return {label: built.get(label, False) for label in labels}
+        if "namedSet" in ident:
+            named = event.get("namedSetOfFiles", {})
+            file_sets[ident["namedSet"]["id"]] = (named.get("files", []), [s["id"] for s in named.get("fileSets", [])])
+        elif "targetCompleted" in ident and event.get("completed", {}).get("success"):
+            groups = event["completed"].get("outputGroup", [])
+            completed[ident["targetCompleted"]["label"]] = [s["id"] for g in groups for s in g.get("fileSets", [])]
+
+    def files_of(set_ids, seen):
+        for set_id in set_ids:
+            if set_id in seen or set_id not in file_sets:
+                continue
+            seen.add(set_id)
+            files, children = file_sets[set_id]
+            yield from files
+            yield from files_of(children, seen)
+
+    outputs = {}
+    for label in labels:
+        if label in completed:
+            outputs[label] = {f["name"]: _uri_path(f.get("uri")) for f in files_of(completed[label], set())}
+    return outputs
 
 
 # -- progress -------------------------------------------------------------------------------
@@ -215,6 +234,9 @@ class DispatchOptions:
     quarantine: set = dataclasses.field(default_factory=set)
     flaky_test_attempts: int = None
     build_only: bool = False  # pull requests: build release targets, publish nothing
+    # Releases start at least this far apart: each begins with a burst of interpreter start-up, and N of
+    # them in the same instant would queue on the CPU instead of overlapping with each other's network waits.
+    start_spacing_seconds: float = 0.08
     report_dir: str = None
     environ: dict = None
 
@@ -260,10 +282,10 @@ class Dispatcher:
             return []
         bep = os.path.join(self.report_dir, "releases.bep.json")
         self._bazel("build", labels, [], bep)
-        built = build_outcomes(read_build_events(bep), labels)
+        built = built_outputs(read_build_events(bep), labels)
         results = {}
         for label in labels:
-            if not built[label]:
+            if label not in built:
                 results[label] = Outcome(label, "release", "build failed", reason="the release target did not build; "
                                          "see bazel-build.log")
         to_run = [label for label in labels if label not in results]
@@ -271,25 +293,39 @@ class Dispatcher:
             for label in to_run:
                 results[label] = Outcome(label, "release", "built", reason="built only: nothing was published")
             return [results[label] for label in labels]
-        bazel_bin = self.bazel._run(["info", "bazel-bin", *self.options.bazel_flags], "bazel info").strip()
-        waits = {label: self._dependencies(bazel_bin, label, labels) for label in to_run}
-        self._run_executables(bazel_bin, to_run, waits, results)
+        executables = {label: _executable(label, built[label]) for label in to_run}
+        self._pin_source_version()
+        waits = {label: self._dependencies(executables[label], labels) for label in to_run}
+        self._run_executables(executables, to_run, waits, results)
         return [results[label] for label in labels]
 
-    def _dependencies(self, bazel_bin, label, labels):
-        """The selected releases this one must wait for (a deploy release's images, same channel)."""
-        package, name = label[2:].split(":", 1)
+    def _pin_source_version(self):
+        """Read the commit once: every release of this run is tagged with the same one, and none runs git."""
+        from .versioning import read_source_version
+
+        environ = dict(os.environ if self.options.environ is None else self.options.environ)
+        environ.setdefault("BUILD_WORKSPACE_DIRECTORY", self.workspace)
         try:
-            with open(os.path.join(bazel_bin, package, name + ".release.json"), encoding="utf-8") as handle:
+            version = read_source_version(environ)
+        except ReleasekitError as error:
+            log.info("releases will read their own version: %s", error)
+            return
+        self.pinned_version = {"RELEASEKIT_COMMIT": version.commit, "RELEASEKIT_DIRTY": "true" if version.dirty else "false"}
+
+    def _dependencies(self, executable, labels):
+        """The selected releases this one must wait for (a deploy release's images, same channel)."""
+        try:
+            with open(executable + ".release.json", encoding="utf-8") as handle:
                 manifest = json.load(handle)
         except (OSError, ValueError):
             return []
         suffix = "." + manifest.get("channel", "ci")
         return [dep + suffix for dep in manifest.get("depends_on", []) if dep + suffix in labels]
 
-    def _run_executables(self, bazel_bin, labels, waits, results):
+    def _run_executables(self, executables, labels, waits, results):
         pending = list(labels)
         running = {}
+        last_start = 0.0
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
             while pending or running:
                 for label in list(pending):
@@ -301,9 +337,13 @@ class Dispatcher:
                                                  reason="not run: {} did not publish".format(", ".join(failed)))
                         self.progress.finished(results[label])
                     elif all(d in results for d in dependencies) and len(running) < self.options.workers:
+                        wait = last_start + self.options.start_spacing_seconds - time.monotonic()
+                        if wait > 0:
+                            time.sleep(wait)
+                        last_start = time.monotonic()
                         pending.remove(label)
                         self.progress.started(label)
-                        running[pool.submit(self._run_one, bazel_bin, label)] = label
+                        running[pool.submit(self._run_one, executables[label], label)] = label
                 if not running:
                     continue
                 done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
@@ -312,9 +352,7 @@ class Dispatcher:
                     results[label] = future.result()
                     self.progress.finished(results[label])
 
-    def _run_one(self, bazel_bin, label):
-        package, name = label[2:].split(":", 1)
-        executable = os.path.join(bazel_bin, package, name)
+    def _run_one(self, executable, label):
         safe = label[2:].replace("/", "_").replace(":", "__")
         log_path = os.path.join(self.report_dir, safe + ".log")
         record_path = os.path.join(self.report_dir, safe + ".record.json")
@@ -322,6 +360,10 @@ class Dispatcher:
             os.unlink(record_path)
         environ = dict(os.environ if self.options.environ is None else self.options.environ)
         environ.update(BUILD_WORKSPACE_DIRECTORY=self.workspace, RELEASEKIT_REPORT=record_path)
+        for key, value in getattr(self, "pinned_version", {}).items():
+            environ.setdefault(key, value)
+        # This interpreter has releasekit's packages; releases use it rather than resolve python3 again each.
+        environ.setdefault("RELEASEKIT_PYTHON", sys.executable)
         environ.pop("RUNFILES_DIR", None)
         started = time.monotonic()
         with open(log_path, "w") as log_file:
@@ -337,6 +379,16 @@ class Dispatcher:
         with open(log_path, encoding="utf-8", errors="replace") as handle:
             last = [line.strip() for line in handle if line.strip()][-1:] or ["exit code {}".format(code)]
         return Outcome(label, "release", "failed", duration, log_path, reason=redact(last[0])[:500])
+
+
+def _executable(label, outputs):
+    """The release executable among a release target's outputs: the file named like the target."""
+    package, name = label[2:].split(":", 1)
+    wanted = "/".join(p for p in (package, name) if p)
+    for output_name, path in outputs.items():
+        if output_name == wanted:
+            return path
+    raise UsageError("{} built, but its executable {} is not among its outputs.".format(label, wanted))
 
 
 # -- reports ---------------------------------------------------------------------------------
