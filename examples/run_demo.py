@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """The main job on the example monorepo, end to end, on this machine alone.
 
-Copies the example monorepo into a temporary git repository, commits a change to one
-service, then: `releasekit collect` selects the affected tests and releases, Bazel runs
-the tests, the release targets are built once and the built release executables run side
-by side against a local OCI registry that this script starts; a developer's dev release
-follows, and the registry's contents are shown. Everything started is stopped.
+Copies the example monorepo into a temporary git repository and commits a change to a
+service and a library. Then `releasekit collect` selects the affected tests and releases,
+and `releasekit dispatch` runs the tests with Bazel and the releases (built once, run side
+by side) against a local OCI registry and artifact store that this script starts. A
+developer's dev release follows, and what was published is shown. Everything started is
+stopped.
 """
 
-import concurrent.futures
 import json
 import os
 import shutil
@@ -70,35 +70,19 @@ def main():
         tests_json, releases_json = os.path.join(workdir, "tests.json"), os.path.join(workdir, "releases.json")
         print(run([sys.executable, ENTRY, "collect", "--base", "HEAD~1", "--head", "HEAD",
                    "--tests-out", tests_json, "--releases-out", releases_json], workspace.path, env, quiet=True).strip())
-        tests = [t["label"] for t in json.load(open(tests_json))["targets"]]
-        releases = [t["label"] for t in json.load(open(releases_json))["targets"]]
         for kind, path in (("tests", tests_json), ("releases", releases_json)):
             for target in json.load(open(path))["targets"]:
                 print("  {:<8} {:<36} {:<20} because of {}".format(kind, target["label"], target["kind"], ", ".join(target["reasons"])))
 
-        step("test")
-        if tests:
-            run([BAZEL, "test", "--noshow_progress", *tests], workspace.path, env, quiet=True)
-            print("  {} passed".format(", ".join(tests)))
-
-        step("release: one build, then the built release executables side by side (CI=true)")
-        if releases:
-            run([BAZEL, "build", "--noshow_progress", *releases], workspace.path, env, quiet=True)
-        ci_env = dict(env, CI="true", BUILD_WORKSPACE_DIRECTORY=workspace.path)
-
-        def publish(label):
-            package, name = label[2:].split(":")
-            executable = os.path.join(workspace.path, "bazel-bin", package, name)
-            record = os.path.join(workdir, name + ".record.json")
-            return subprocess.run([executable], env=dict(ci_env, RELEASEKIT_REPORT=record), capture_output=True, text=True)
-
-        failed = False
-        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-            for result in pool.map(publish, releases):
-                print("  " + (result.stdout or result.stderr).strip())
-                failed = failed or result.returncode != 0
-        if failed:
-            raise SystemExit("demo: a release failed")
+        step("dispatch: the tests with Bazel, then the releases built once and run side by side (CI=true)")
+        result = subprocess.run([sys.executable, ENTRY, "dispatch", "--tests", tests_json, "--releases", releases_json,
+                                 "--workers", "4", "--logs", os.path.join(workdir, "logs")],
+                                cwd=workspace.path, env=dict(env, CI="true"), text=True, capture_output=True)
+        print("\n".join("  " + line for line in result.stdout.strip().splitlines()
+                        if not line.startswith("report:")))
+        if result.returncode != 0:
+            sys.stderr.write(result.stderr[-3000:])
+            raise SystemExit("demo: dispatch failed")
 
         step("a developer's dev release (bazel run //services/greeter:greeter.dev)")
         print("  " + run([BAZEL, "run", "--noshow_progress", "//services/greeter:greeter.dev"], workspace.path, env,

@@ -205,14 +205,14 @@ class Progress:
     def started(self, label):
         with self.lock:
             self.running.add(label)
-            self._emit("started  {}".format(label)) if not self.live else self._refresh()
+            self._emit("{:<10} {}".format("started", label)) if not self.live else self._refresh()
 
     def finished(self, outcome):
         with self.lock:
             self.running.discard(outcome.label)
             self.done += 1
             self.failed += outcome.failed
-            self._emit("{:<9}{} ({:.1f}s){}".format(outcome.status, outcome.label, outcome.duration_seconds,
+            self._emit("{:<10} {} ({:.1f}s){}".format(outcome.status, outcome.label, outcome.duration_seconds,
                                                     ": " + outcome.reason if outcome.reason else ""))
 
     def _refresh(self):
@@ -439,10 +439,10 @@ def write_junit(path, outcomes):
 
 
 def summary_table(outcomes):
-    lines = ["{:<9} {:<8} {:>8}  {}".format("kind", "status", "seconds", "target")]
+    lines = ["{:<8} {:<12} {:>8}  {}".format("kind", "status", "seconds", "target")]
     for outcome in outcomes:
         status = outcome.status + (" (quarantined)" if outcome.quarantined else "")
-        lines.append("{:<9} {:<8} {:>8.1f}  {}{}".format(outcome.kind, status, outcome.duration_seconds, outcome.label,
+        lines.append("{:<8} {:<12} {:>8.1f}  {}{}".format(outcome.kind, status, outcome.duration_seconds, outcome.label,
                                                         "  - " + outcome.reason if outcome.reason else ""))
     counts = summarize(outcomes)
     lines.append(", ".join("{} {}".format(n, k) for k, n in sorted(counts.items())) or "nothing to run")
