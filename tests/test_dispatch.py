@@ -212,3 +212,26 @@ def test_two_output_bases_share_one_http_remote_cache(tmp_path):
         for base in bases:
             subprocess.run([BAZEL, "--output_base=" + base, "shutdown"], cwd=workspace.path, capture_output=True)
         cache.stop()
+
+
+def test_live_progress_on_a_terminal_and_plain_lines_in_logs():
+    import io
+
+    from releasekit.dispatch import Outcome, Progress
+
+    terminal = io.StringIO()
+    live = Progress(stream=terminal, live=True)
+    live.started("//a:one.ci")
+    live.started("//a:two.ci")
+    live.finished(Outcome("//a:one.ci", "release", "published", 1.5))
+    live.finished(Outcome("//a:two.ci", "release", "failed", 0.5, reason="HTTP 403"))
+    live.close()
+    screen = terminal.getvalue()
+    assert "\r\033[K" in screen and "[0 done, 0 failed, 2 running] //a:one.ci, //a:two.ci" in screen
+    assert "[2 done, 1 failed, 0 running]" in screen and "failed     //a:two.ci (0.5s): HTTP 403" in screen
+
+    log = io.StringIO()
+    plain = Progress(stream=log, live=False)
+    plain.started("//a:one.ci")
+    plain.finished(Outcome("//a:one.ci", "release", "published", 1.5))
+    assert log.getvalue() == "started    //a:one.ci\npublished  //a:one.ci (1.5s)\n"
