@@ -23,3 +23,4 @@ bench: install
 	@$(PYTHON) benchmarks/push.py
 	@$(PYTHON) benchmarks/collect.py
 	@$(PYTHON) benchmarks/maven.py
+	@$(PYTHON) benchmarks/dispatch.py

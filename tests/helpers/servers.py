@@ -119,6 +119,18 @@ def _stop(process, log):
     log.close()
 
 
+def _start_nginx(workdir, config_text, ready_url):
+    """nginx with this config, in the foreground under workdir; returns (process, log file) once it answers."""
+    os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
+    config = os.path.join(workdir, "nginx.conf")
+    with open(config, "w") as handle:
+        handle.write(config_text)
+    log = open(os.path.join(workdir, "stdout.log"), "w")
+    process = subprocess.Popen(["nginx", "-c", config, "-p", workdir], stdout=log, stderr=subprocess.STDOUT)
+    wait_for_http(ready_url, process, log.name)
+    return process, log
+
+
 class NginxStore:
     """A real HTTP PUT store: Debian nginx-light with WebDAV PUT/DELETE/MKCOL; writes need basic auth when a
     username is given. It also serves Bazel's HTTP remote cache protocol (GET and PUT of /ac/ and /cas/).
@@ -129,7 +141,6 @@ class NginxStore:
     def __init__(self, workdir, username=None, password=None):
         self.workdir = workdir
         self.root = os.path.join(workdir, "root")
-        os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
         os.makedirs(self.root, exist_ok=True)
         self.port = free_port()
         self.url = "http://127.0.0.1:{}".format(self.port)
@@ -139,13 +150,8 @@ class NginxStore:
         if username:
             subprocess.run(["htpasswd", "-bc", htpasswd, username, password], check=True, capture_output=True)
             auth = 'limit_except GET HEAD {{ auth_basic "releasekit test store"; auth_basic_user_file {}; }}'.format(htpasswd)
-        config = os.path.join(workdir, "nginx.conf")
-        with open(config, "w") as handle:
-            handle.write(_NGINX_CONFIG.format(workdir=workdir, root=self.root, port=self.port, auth=auth))
-        self.log_path = os.path.join(workdir, "error.log")
-        self.log = open(os.path.join(workdir, "stdout.log"), "w")
-        self.process = subprocess.Popen(["nginx", "-c", config, "-p", workdir], stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_http(self.url + "/", self.process, self.log.name)
+        self.process, self.log = _start_nginx(
+            workdir, _NGINX_CONFIG.format(workdir=workdir, root=self.root, port=self.port, auth=auth), self.url + "/")
 
     def path(self, relative):
         return os.path.join(self.root, relative)
@@ -261,16 +267,11 @@ class RegistryProxy:
     """nginx in front of a registry, denying pushes to some repositories (403), as an access policy would."""
 
     def __init__(self, workdir, registry, denied=()):
-        os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
         self.port = free_port()
         self.host = "127.0.0.1:{}".format(self.port)
         denials = "".join("    location /v2/{}/ {{ return 403; }}\n".format(name) for name in denied)
-        config = os.path.join(workdir, "nginx.conf")
-        with open(config, "w") as handle:
-            handle.write(_PROXY_CONFIG.format(workdir=workdir, port=self.port, upstream=registry.host, denials=denials))
-        self.log = open(os.path.join(workdir, "stdout.log"), "w")
-        self.process = subprocess.Popen(["nginx", "-c", config, "-p", workdir], stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_http("http://{}/v2/".format(self.host), self.process, self.log.name)
+        config = _PROXY_CONFIG.format(workdir=workdir, port=self.port, upstream=registry.host, denials=denials)
+        self.process, self.log = _start_nginx(workdir, config, "http://{}/v2/".format(self.host))
 
     def stop(self):
         _stop(self.process, self.log)
