@@ -94,7 +94,7 @@ def main():
             "registry_requests_per_release": round(requests / args.releases, 1),
             "delay_per_request_s": args.delay,
         }
-        print("24 releases: 1 worker {makespan_1_worker_s}s, {workers} workers {makespan_n_workers_s}s, speedup "
+        print("{releases} releases: 1 worker {makespan_1_worker_s}s, {workers} workers {makespan_n_workers_s}s, speedup "
               "{speedup}x (each release {median_release_s_1_worker}s alone)".format(**result))
         print(json.dumps(result))
     finally:

@@ -1,34 +1,81 @@
-"""An HTTP proxy on loopback that adds a fixed delay to every request, streaming bodies both ways.
+"""An HTTP proxy on loopback in front of a real server: adds delay, and injects faults at a set rate.
 
-It stands in for network distance: against a local registry, a release then spends about
-as long waiting on the network as it would against a real one.
+Faults, each chosen at random with probability `fault_rate` per request:
+  503            answer 503 without forwarding
+  429            answer 429 with Retry-After: 1 without forwarding
+  reset          read part of the request body, then drop the connection
+  slow           forward, but answer only after `slow_seconds`
+  cut            forward, then send the headers and half the body, then drop the connection
+Bodies stream in both directions; the upstream sees the client's Host header, so Location
+headers keep pointing at the proxy.
 """
 
 import http.client
 import http.server
+import random
+import socket
 import threading
 import time
 
 from .servers import free_port
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
+FAULTS = ("503", "429", "reset", "slow", "cut")
 
 
 class SlowProxy:
-    def __init__(self, upstream_host, delay_seconds):
+    def __init__(self, upstream_host, delay_seconds=0.0, fault_rate=0.0, faults=FAULTS, slow_seconds=2.0, seed=None):
         self.upstream_host, self.delay = upstream_host, delay_seconds
+        self.fault_rate, self.faults, self.slow_seconds = fault_rate, tuple(faults), slow_seconds
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
         self.port = free_port()
         self.host = "127.0.0.1:{}".format(self.port)
+        self.url = "http://" + self.host
         self.requests = 0
+        self.injected = {fault: 0 for fault in FAULTS}
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def _fault(self):
+                with proxy.lock:
+                    proxy.requests += 1
+                    if proxy.fault_rate and proxy.random.random() < proxy.fault_rate:
+                        fault = proxy.random.choice(proxy.faults)
+                        proxy.injected[fault] += 1
+                        return fault
+                return None
+
+            def _refuse(self, status, extra=()):
+                self._drain()
+                self.send_response(status)
+                for key, value in extra:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def _drain(self):
+                remaining = int(self.headers.get("Content-Length") or 0)
+                while remaining > 0:
+                    chunk = self.rfile.read(min(1 << 20, remaining))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+
             def _forward(self):
-                proxy.requests += 1
+                fault = self._fault()
                 time.sleep(proxy.delay)
+                if fault == "503":
+                    return self._refuse(503)
+                if fault == "429":
+                    return self._refuse(429, [("Retry-After", "1")])
                 length = int(self.headers.get("Content-Length") or 0)
+                if fault == "reset":
+                    self.rfile.read(min(length, 1024) if length else 0)
+                    self._drop()
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                 upstream = http.client.HTTPConnection(proxy.upstream_host, timeout=120)
                 upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
@@ -44,17 +91,36 @@ class SlowProxy:
                     remaining -= len(chunk)
                 response = upstream.getresponse()
                 body = response.read()
+                upstream.close()
+                if fault == "slow":
+                    time.sleep(proxy.slow_seconds)
                 self.send_response(response.status, response.reason)
                 for key, value in response.getheaders():
                     if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-                upstream.close()
+                if self.command == "HEAD":
+                    return
+                if fault == "cut" and body:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self._drop()
+                    return
+                if fault == "cut":
+                    self._drop()
+                    return
+                self.wfile.write(body)
 
-            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
+            def _drop(self):
+                try:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                self.close_connection = True
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_MKCOL = _forward
 
             def log_message(self, *args):
                 pass

@@ -25,6 +25,7 @@ from .redact import register_secret
 
 log = logging.getLogger(__name__)
 LOCK_STALE_SECONDS = 120
+ORPHANED_LOCK_SECONDS = 2.0
 
 
 class StoreError(ReleasekitError):
@@ -169,7 +170,7 @@ class HttpStore:
         lock_dir = directory.rstrip("/") + "/.releasekit-lock/"
         owner_path = lock_dir + "owner.json"
         deadline = time.monotonic() + self.policy.total_seconds
-        held = False
+        held, ownerless_since = False, None
         while True:
             response = self._call("MKCOL", lock_dir, "lock " + directory)
             if response.status_code == 409 and not held:
@@ -182,12 +183,19 @@ class HttpStore:
             if response.status_code != 405:
                 break  # no MKCOL here: conditional writes and verification have to do
             content, _ = self.get(owner_path)
-            if content is None and response.status_code == 405:
-                # 405 with no owner: MKCOL is not allowed on this server at all, or a holder is mid-way.
-                time.sleep(0.2)
-                content, _ = self.get(owner_path)
-                if content is None:
-                    break
+            if content is None:
+                # A holder writes its owner file right after MKCOL. One that never appears means MKCOL is not
+                # allowed here at all, or a MKCOL whose answer was lost left the directory behind.
+                if ownerless_since is None:
+                    ownerless_since = time.monotonic()
+                    if self._call("GET", lock_dir, "inspect lock").status_code == 404:
+                        break  # the 405 was "MKCOL not allowed": there is no lock directory
+                if time.monotonic() - ownerless_since < ORPHANED_LOCK_SECONDS:
+                    time.sleep(0.1)
+                    continue
+                content = b"{}"
+            else:
+                ownerless_since = None
             try:
                 stale = _owner_is_gone(json.loads(content))
             except ValueError:
