@@ -76,3 +76,109 @@ def test_jar_releases_complete_at_a_30_percent_fault_rate(faulty_store, tmp_path
     assert sum(proxy.injected.values()) >= CAMPAIGN
     leftovers = [d for d, _, _ in os.walk(store.root) if d.endswith(".releasekit-lock")]
     assert leftovers == []  # a lock whose MKCOL answer was lost is found and removed
+
+
+def _registry_is_whole(registry, repository):
+    """Every tag's manifest and every blob it names are there: no half-visible image."""
+    import requests
+
+    for tag in registry.tags(repository):
+        manifest = requests.get("{}/v2/{}/manifests/{}".format(registry.url, repository, tag), timeout=10,
+                                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        assert manifest.status_code == 200, (repository, tag)
+        body = manifest.json()
+        for blob in [body["config"]] + body["layers"]:
+            head = requests.head("{}/v2/{}/blobs/{}".format(registry.url, repository, blob["digest"]), timeout=10)
+            assert head.status_code == 200, (repository, tag, blob["digest"])
+
+
+def _store_is_whole(root):
+    """maven-metadata lists only versions whose files are all there; no checksum file without its artifact."""
+    import xml.etree.ElementTree as ElementTree
+
+    for directory, _, files in os.walk(root):
+        for name in files:
+            for suffix in (".md5", ".sha1", ".sha256", ".sha512"):
+                if name.endswith(suffix):
+                    assert name[: -len(suffix)] in files, os.path.join(directory, name)
+        if "maven-metadata.xml" in files and not os.path.basename(directory).endswith("-SNAPSHOT"):
+            listed = ElementTree.parse(os.path.join(directory, "maven-metadata.xml")).getroot()
+            artifact = os.path.basename(directory)
+            for version in [v.text for v in listed.findall("./versioning/versions/version")]:
+                for extension in ("pom", "jar"):
+                    path = os.path.join(directory, version, "{}-{}.{}".format(artifact, version, extension))
+                    assert os.path.exists(path) and os.path.exists(path + ".sha1"), path
+
+
+def test_a_release_through_a_dead_network_fails_in_bounded_time_and_leaves_nothing(registry, tmp_path, isolated_home):
+    import time
+
+    proxy = SlowProxy(registry.host, fault_rate=1.0, faults=("503", "reset", "cut"), seed=3)
+    try:
+        layout = str(tmp_path / "img")
+        make_layout(layout, {"/app/data": os.urandom(50_000)})
+        manifest, runfiles = releases.container_release(str(tmp_path), layout, "dead/app", "ci", ["v1"])
+        env = {"RELEASEKIT_CONFIG": releases.write_config(str(tmp_path / "releasekit.yaml"), proxy.host), "CI": "true",
+               "RELEASEKIT_RETRY_ATTEMPTS": "4", "RELEASEKIT_RETRY_TOTAL_SECONDS": "10", "RELEASEKIT_HTTP_TIMEOUT": "3"}
+        started = time.monotonic()
+        result = releases.publish(manifest, runfiles, env)
+        assert result.returncode != 0
+        assert time.monotonic() - started < 30
+        assert "gave up after" in result.stderr and "Traceback" not in result.stderr
+        assert registry.tags("prod/dead/app") == []
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("kind", ["image", "jar"])
+def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, registry, faulty_store, tmp_path,
+                                                                         isolated_home):
+    import random
+    import signal
+    import sys
+    import time
+
+    store, _ = faulty_store
+    rng = random.Random(2026)
+    for iteration in range(CAMPAIGN):
+        upstream = registry.host if kind == "image" else "127.0.0.1:{}".format(store.port)
+        counter = SlowProxy(upstream, delay_seconds=0.01)
+        try:
+            if kind == "image":
+                layout = str(tmp_path / "img{}".format(iteration))
+                make_layout(layout, {"/app/data": os.urandom(300_000), "/n": str(iteration).encode()})
+                manifest, runfiles = releases.container_release(str(tmp_path / "k{}".format(iteration)), layout,
+                                                                "killed/app", "ci", ["v{}".format(iteration)])
+                env = {"RELEASEKIT_CONFIG": releases.write_config(str(tmp_path / "k.yaml"), counter.host)}
+            else:
+                jar = releases.make_jar(str(tmp_path / "k{}.jar".format(iteration)), "killed {}".format(iteration))
+                manifest, runfiles = releases.jar_release(str(tmp_path), jar, "com.example.killed:lib:2.0.{}".format(iteration),
+                                                          name="k{}".format(iteration))
+                env = {"RELEASEKIT_CONFIG": releases.write_store_config(str(tmp_path / "k.yaml"), counter.url + "/releases",
+                                                                        counter.url + "/snapshots"),
+                       "RELEASEKIT_MAVEN_USERNAME": TEST_USER, "RELEASEKIT_MAVEN_PASSWORD": TEST_PASSWORD}
+            env.update(CI="true", RELEASEKIT_COMMIT=releases.COMMIT)
+            run_env = dict(os.environ, **env)
+            run_env.pop("CI", None)
+            run_env.update(env)
+            kill_after = rng.randint(1, 14)
+            process = subprocess.Popen([sys.executable, releases.ENTRY, "publish", "--manifest", manifest,
+                                        "--runfiles", runfiles], env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 30
+            while counter.requests < kill_after and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            process.send_signal(signal.SIGKILL)
+            process.communicate()
+            if kind == "image":
+                _registry_is_whole(registry, "prod/killed/app")
+            else:
+                _store_is_whole(store.path("releases"))
+            rerun = releases.publish(manifest, runfiles, env)
+            assert rerun.returncode == 0, "iteration {}: {}".format(iteration, rerun.stderr)
+            if kind == "image":
+                _registry_is_whole(registry, "prod/killed/app")
+                assert "v{}".format(iteration) in registry.tags("prod/killed/app")
+            else:
+                _store_is_whole(store.path("releases"))
+        finally:
+            counter.stop()
