@@ -24,3 +24,4 @@ bench: install
 	@$(PYTHON) benchmarks/collect.py
 	@$(PYTHON) benchmarks/maven.py
 	@$(PYTHON) benchmarks/dispatch.py
+	@$(PYTHON) benchmarks/faults.py
