@@ -182,3 +182,29 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
                 _store_is_whole(store.path("releases"))
         finally:
             counter.stop()
+
+
+def test_a_chunked_upload_resumes_where_the_registry_stands(registry, tmp_path, isolated_home):
+    """Responses to chunk uploads are cut or reset: the upload goes on from the registry's offset, not from 0."""
+    from releasekit.config import parse_registry
+    from releasekit.credentials import ANONYMOUS
+    from releasekit.http import RetryPolicy
+    from releasekit.image import ImagePlan, build_plan
+    from releasekit.registry import BlobLocator, RegistryClient
+
+    proxy = SlowProxy(registry.host, fault_rate=0.25, faults=("cut", "reset"), seed=5)
+    try:
+        layout = str(tmp_path / "big")
+        make_layout(layout, {"/data": os.urandom(6 << 20)})
+        plan = ImagePlan(build_plan(layout), layout)
+        client = RegistryClient(parse_registry("http://" + proxy.host), ANONYMOUS,
+                                RetryPolicy(attempts=30, total_seconds=120, base_delay=0.05), workers=1,
+                                chunk_size=512 << 10, locator=BlobLocator())
+        result = client.push("resume/app", plan, ["v1"])
+        layer_size = max(b["size"] for b in plan.blobs)
+        assert proxy.injected["cut"] + proxy.injected["reset"] >= 3
+        # Restarting from 0 on each fault would send several times the layer; resuming sends a little more.
+        assert result.bytes_uploaded < 2 * layer_size, (result.bytes_uploaded, layer_size, proxy.injected)
+        assert registry.inspect("resume/app:v1")["Digest"] == plan.root["digest"]
+    finally:
+        proxy.stop()

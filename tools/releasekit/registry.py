@@ -331,14 +331,18 @@ class RegistryClient:
     def _upload(self, repository, blob, location, scope, counter, resume):
         """Upload one blob. `resume` carries a chunked upload's progress from a failed attempt to the next."""
         digest, size = blob["digest"], blob["size"]
-        upload_url, offset = self._resume_point(resume, scope)
+        upload_url, offset = self._resume_point(resume, scope, size)
         if upload_url is None:
             response = self._request("POST", "/v2/{}/blobs/uploads/".format(repository), scope, "start upload " + digest[:19])
             if response.status_code != 202:
                 raise RegistryError("Starting the upload of {} answered HTTP {}.".format(digest, response.status_code))
             upload_url, offset, hasher = _location(response), 0, hashlib.sha256()
         else:
-            hasher = resume["hasher"].copy()
+            # The registry holds the first `offset` bytes: rebuild the running hash from disk, not the network.
+            hasher = hashlib.sha256()
+            for chunk in location.chunks(0, offset):
+                hasher.update(chunk)
+            log.info("resuming the upload of %s at byte %d of %d", digest[:19], offset, size)
         if size <= self.chunk_size:
             body = _HashingBody(location, 0, size, hasher, counter)
             response = self._request(
@@ -348,7 +352,7 @@ class RegistryClient:
             self._check_committed(response, digest, hasher)
             return
         while offset < size:
-            resume.update(url=upload_url, hashed=offset, hasher=hasher.copy())
+            resume["url"] = upload_url
             end = min(size, offset + self.chunk_size)
             body = _HashingBody(location, offset, end, hasher, counter)
             response = self._request(
@@ -366,22 +370,19 @@ class RegistryClient:
                                  headers={"Content-Length": "0"})
         self._check_committed(response, digest, hasher)
 
-    def _resume_point(self, resume, scope):
-        """After a failed chunked upload, ask the registry how much arrived (GET on the upload URL).
-
-        Resumes only exactly at a chunk boundary we hold a hash state for; anything else starts over.
-        """
+    def _resume_point(self, resume, scope, size):
+        """After a failed chunked upload, ask the registry how much of it arrived (GET on the upload URL)."""
         url = resume.get("url")
-        if not url or not resume.get("hashed"):
+        if not url:
             return None, 0
         try:
             response = self._request("GET", url, scope, "resume upload")
         except (requests.RequestException, TransientError):
             return None, 0
         match = re.match(r"^0-(\d+)$", response.headers.get("Range", "")) if response.status_code == 204 else None
-        if not match or int(match.group(1)) + 1 != resume["hashed"]:
-            return None, 0
-        return response.headers.get("Location") or url, resume["hashed"]
+        if not match or not 0 < int(match.group(1)) + 1 < size:
+            return None, 0  # nothing usable there: a fresh session
+        return response.headers.get("Location") or url, int(match.group(1)) + 1
 
     def _check_committed(self, response, digest, hasher):
         if response.status_code == 201:
