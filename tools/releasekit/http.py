@@ -80,10 +80,16 @@ def raise_for_transient(response, what):
         )
 
 
-def with_retries(operation, policy, what):
-    """Run operation() until it succeeds, raises a non-transient error, or the policy runs out."""
+def with_retries(operation, policy, what, progress=None):
+    """Run operation() until it succeeds, raises a non-transient error, or the policy runs out.
+
+    progress, if given, returns how far the operation got (bytes a registry holds, say): a failure after
+    progress starts the backoff over, so a long upload is not punished for faults it already got past. The
+    total time stays bounded.
+    """
     started = time.monotonic()
     attempt = 0
+    reached = progress() if progress else None
     while True:
         try:
             return operation()
@@ -99,6 +105,8 @@ def with_retries(operation, policy, what):
         except TransientError as error:
             failure = error
         attempt += 1
+        if progress is not None and progress() > reached:
+            reached, attempt = progress(), 1
         elapsed = time.monotonic() - started
         delay = policy.delay(attempt - 1, failure.retry_after)
         if attempt >= policy.attempts or elapsed + delay > policy.total_seconds:

@@ -277,9 +277,9 @@ class RegistryClient:
 
         return self._retry(operation, "reach registry {}".format(self.host))
 
-    def _retry(self, operation, what):
+    def _retry(self, operation, what, progress=None):
         try:
-            return with_retries(operation, self.policy, what)
+            return with_retries(operation, self.policy, what, progress)
         except TransientError as error:
             raise RegistryError("Could not {}: {}.".format(what, error)) from None
 
@@ -317,7 +317,8 @@ class RegistryClient:
             self._upload(repository, blob, location, scope, counter, resume)
             return "uploaded"
 
-        outcome = self._retry(operation, "push blob {} to {}".format(digest[:19], repository))
+        outcome = self._retry(operation, "push blob {} to {}".format(digest[:19], repository),
+                              progress=lambda: resume.get("progress", 0))
         self.locator.remember(self.host, digest, repository)
         return outcome
 
@@ -362,7 +363,8 @@ class RegistryClient:
             if response.status_code != 202:
                 raise RegistryError("Uploading a chunk of {} answered HTTP {}.".format(digest, response.status_code))
             upload_url, offset = _location(response), end
-        resume.clear()
+            resume["progress"] = max(resume.get("progress", 0), offset)
+        resume.pop("url", None)
         if "sha256:" + hasher.hexdigest() != digest:
             self._cancel(upload_url, scope)
             raise _corrupt(digest, hasher)
@@ -380,8 +382,10 @@ class RegistryClient:
         except (requests.RequestException, TransientError):
             return None, 0
         match = re.match(r"^0-(\d+)$", response.headers.get("Range", "")) if response.status_code == 204 else None
-        if not match or not 0 < int(match.group(1)) + 1 < size:
-            return None, 0  # nothing usable there: a fresh session
+        # "0-0" is ambiguous (nothing, or one byte); any answer but a 204 means the session is gone (a registry
+        # cancels a session resumed with a stale state, as after a chunk whose answer was lost).
+        if not match or not 0 < int(match.group(1)) + 1 < size or match.group(1) == "0":
+            return None, 0
         return response.headers.get("Location") or url, int(match.group(1)) + 1
 
     def _check_committed(self, response, digest, hasher):
