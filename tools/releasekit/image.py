@@ -329,8 +329,15 @@ class ImagePlan:
 
     @classmethod
     def load(cls, plan_path, image_path):
-        with open(plan_path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        try:
+            with open(plan_path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            raise ImageError(
+                "{}: the image plan is missing at run time; run the release with `bazel run` or from its runfiles "
+                "tree (--runfiles), after `bazel build`.".format(plan_path)) from None
+        except ValueError:
+            raise ImageError("{}: the image plan is not valid JSON; rebuild the release target.".format(plan_path)) from None
         if data.get("schema_version") != PLAN_SCHEMA_VERSION:
             raise ImageError("{}: unsupported image plan version; rebuild the release target.".format(plan_path))
         if not os.path.exists(image_path):
