@@ -255,3 +255,52 @@ def test_bearer_token_challenge(token_registry, tmp_path, isolated_home):
     assert denied.returncode != 0
     assert "AuthError" in denied.stderr and "token service" in denied.stderr and "refused the credentials" in denied.stderr
     assert TEST_PASSWORD not in denied.stdout + denied.stderr
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory):
+    from helpers.servers import Registry
+    from helpers.tls import make_certificates
+
+    workdir = tmp_path_factory.mktemp("tls-registry")
+    ca, certificate, key = make_certificates(str(workdir))
+    server = Registry(str(workdir / "registry"), tls=(certificate, key))
+    server.ca = ca
+    yield server
+    server.stop()
+
+
+def _tls_config(path, host, entry):
+    path.write_text("channels:\n  dev: {}\n".format(entry.format(host=host)))
+    return str(path)
+
+
+def test_tls_is_verified_by_default_and_trusts_a_configured_ca(tls_registry, tmp_path, isolated_home):
+    import requests
+
+    digest = random_layout(str(tmp_path / "img"), seed=b"tls-ok")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "tls/app")
+    untrusted = _tls_config(tmp_path / "untrusted.yaml", tls_registry.host, "{{registry: 'https://{host}/dev'}}")
+    refused = releases.publish(manifest, runfiles, dict(FAST_FAIL, RELEASEKIT_CONFIG=untrusted,
+                                                        RELEASEKIT_REGISTRY_PASSWORD=TEST_PASSWORD,
+                                                        RELEASEKIT_REGISTRY_USERNAME=TEST_USER))
+    assert refused.returncode != 0
+    assert "TLSError" in refused.stderr and "certificate not trusted" in refused.stderr and "ca_bundle" in refused.stderr
+    assert "Traceback" not in refused.stderr and TEST_PASSWORD not in refused.stdout + refused.stderr
+    tags = requests.get(tls_registry.url + "/v2/dev/tls/app/tags/list", verify=tls_registry.ca, timeout=10)
+    assert tags.status_code == 404  # nothing was pushed
+
+    trusted = _tls_config(tmp_path / "trusted.yaml", tls_registry.host,
+                          "{{registry: {{url: 'https://{host}/dev', ca_bundle: '" + tls_registry.ca + "'}}}}")
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": trusted, "RELEASEKIT_REPORT": str(tmp_path / "r.json")})
+    assert result.returncode == 0, result.stderr
+    assert json.load(open(tmp_path / "r.json"))["digest"] == digest
+
+
+def test_unverified_tls_only_where_the_config_says_so(tls_registry, tmp_path, isolated_home):
+    random_layout(str(tmp_path / "img"), seed=b"tls-insecure")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "tls/insecure")
+    insecure = _tls_config(tmp_path / "insecure.yaml", tls_registry.host,
+                           "{{registry: {{url: 'https://{host}/dev', insecure: true}}}}")
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": insecure})
+    assert result.returncode == 0, result.stderr

@@ -17,13 +17,13 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def wait_for_http(url, process, log_path, timeout=20.0):
+def wait_for_http(url, process, log_path, timeout=20.0, verify=True):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("server exited early: " + open(log_path).read()[-2000:])
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=1, verify=verify)
             return
         except requests.RequestException:
             time.sleep(0.05)
@@ -33,11 +33,12 @@ def wait_for_http(url, process, log_path, timeout=20.0):
 class Registry:
     """The CNCF distribution registry (Debian docker-registry), optionally with htpasswd basic auth."""
 
-    def __init__(self, workdir, username=None, password=None, port=None, auth_config=None):
+    def __init__(self, workdir, username=None, password=None, port=None, auth_config=None, tls=None):
+        """tls: (certificate, key) PEM paths to serve HTTPS."""
         self.workdir = workdir
         self.port = port or free_port()
         self.host = "127.0.0.1:{}".format(self.port)
-        self.url = "http://" + self.host
+        self.url = ("https://" if tls else "http://") + self.host
         self.username, self.password = username, password
         os.makedirs(workdir, exist_ok=True)
         auth = ""
@@ -56,14 +57,16 @@ class Registry:
             handle.write(
                 "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
                 "storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n"
-                "http:\n  addr: {}\n{}".format(os.path.join(workdir, "data"), self.host, auth)
+                "http:\n  addr: {}\n{}{}".format(
+                    os.path.join(workdir, "data"), self.host,
+                    "  tls:\n    certificate: {}\n    key: {}\n".format(*tls) if tls else "", auth)
             )
         self.log_path = os.path.join(workdir, "registry.log")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             ["docker-registry", "serve", config], stdout=self.log, stderr=subprocess.STDOUT
         )
-        wait_for_http(self.url + "/v2/", self.process, self.log_path)
+        wait_for_http(self.url + "/v2/", self.process, self.log_path, verify=False)
 
     def skopeo_args(self):
         args = ["--tls-verify=false"]

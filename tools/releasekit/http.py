@@ -142,15 +142,29 @@ def _describe_connection_error(error):
     return type(error).__name__
 
 
+class _Session(requests.Session):
+    """Applies its own `verify` to every request: requests would otherwise let REQUESTS_CA_BUNDLE or
+    CURL_CA_BUNDLE from the environment replace a configured CA bundle, or undo `insecure: true`."""
+
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("verify", self.verify)
+        return super().request(method, url, **kwargs)
+
+
 def make_session(pool_size=8, verify=True):
     """A requests session: versioned User-Agent, a pool sized for parallel uploads, TLS verified by default.
 
     urllib3's own retries are off: with_retries() decides, per operation.
     """
-    session = requests.Session()
+    session = _Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
     session.verify = verify
+    if verify is False:
+        # The destination says `insecure: true`; repeating that warning on every request helps nobody.
+        import urllib3
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     return session
