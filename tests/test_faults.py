@@ -43,10 +43,12 @@ def test_image_releases_complete_at_a_30_percent_fault_rate(faulty_registry, reg
         digest = make_layout(layout, {"/app/data": os.urandom(200_000), "/app/n": str(index).encode()})
         manifest, runfiles = releases.container_release(str(tmp_path / "r{}".format(index)), layout, "faults/app", "ci",
                                                         ["v{}".format(index)])
-        env = dict(RETRIES, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_REPORT=str(tmp_path / "record.json"))
+        env = dict(RETRIES, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_REPORT=str(tmp_path / "record.json"),
+                   RELEASEKIT_REGISTRY_TOKEN="tok-" + TEST_PASSWORD)
         result = releases.publish(manifest, runfiles, env)
         assert result.returncode == 0, "release {}: {}".format(index, result.stderr)
         assert json.load(open(tmp_path / "record.json"))["digest"] == digest
+        assert TEST_PASSWORD not in result.stdout + result.stderr + open(tmp_path / "record.json").read()
         copy = subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
                                "docker://{}/prod/faults/app:v{}".format(registry.host, index),
                                "oci:{}".format(tmp_path / "copy{}".format(index))], capture_output=True, text=True)
@@ -68,6 +70,7 @@ def test_jar_releases_complete_at_a_30_percent_fault_rate(faulty_store, tmp_path
                    RELEASEKIT_MAVEN_PASSWORD=TEST_PASSWORD)
         result = releases.publish(manifest, runfiles, env)
         assert result.returncode == 0, "release {}: {}".format(index, result.stderr)
+        assert TEST_PASSWORD not in result.stdout + result.stderr
     metadata = open(store.path("releases/com/example/faults/lib/maven-metadata.xml")).read()
     assert all("<version>1.0.{}</version>".format(i) in metadata for i in range(CAMPAIGN))
     for index in (0, CAMPAIGN - 1):
@@ -212,3 +215,33 @@ def test_a_chunked_upload_resumes_where_the_registry_stands(registry, tmp_path, 
                 assert result.bytes_uploaded < 2 * layer_size, (result.bytes_uploaded, layer_size, proxy.injected)
         finally:
             proxy.stop()
+
+
+def test_deploy_releases_complete_at_a_30_percent_fault_rate(example_workspace, faulty_registry, faulty_store, registry,
+                                                          tmp_path):
+    """The example's deploy release, built once and run 20 times: images first, then YAML pinned by digest."""
+    import yaml
+
+    store, store_proxy = faulty_store
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  ci: {{registry: 'http://{0}/prod', deploy: '{1}/deploy'}}\n"
+                      "  dev: {{registry: 'http://{0}/dev', deploy: '{1}/deploy-dev'}}\n".format(faulty_registry.host,
+                                                                                               store_proxy.url))
+    example_workspace.bazel("build", "//services/hello:hello_deploy.ci")
+    executable = os.path.join(example_workspace.path, "bazel-bin/services/hello/hello_deploy.ci")
+    env = dict(os.environ, **RETRIES, RELEASEKIT_CONFIG=str(config), CI="true", XDG_CACHE_HOME=str(tmp_path / "cache"),
+               BUILD_WORKSPACE_DIRECTORY=example_workspace.path, RELEASEKIT_DEPLOY_USERNAME=TEST_USER,
+               RELEASEKIT_DEPLOY_PASSWORD=TEST_PASSWORD)
+    for index in range(CAMPAIGN):
+        result = subprocess.run([executable], env=dict(env, RELEASEKIT_VERSION="3.0.{}".format(index)),
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, "release {}: {}".format(index, result.stderr)
+        assert TEST_PASSWORD not in result.stdout + result.stderr
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=example_workspace.path, capture_output=True,
+                          text=True).stdout.strip()
+    digest = registry.inspect("prod/examples/hello:" + head)["Digest"]
+    for index in range(CAMPAIGN):
+        documents = list(yaml.safe_load_all(open(store.path(
+            "deploy/services/hello/hello_deploy/3.0.{}/hello.yaml".format(index)))))
+        assert documents[0]["spec"]["template"]["spec"]["containers"][0]["image"].endswith("@" + digest)
+    assert open(store.path("deploy/services/hello/hello_deploy/latest")).read().strip() == "3.0.{}".format(CAMPAIGN - 1)
