@@ -245,3 +245,61 @@ def test_deploy_releases_complete_at_a_30_percent_fault_rate(example_workspace, 
             "deploy/services/hello/hello_deploy/3.0.{}/hello.yaml".format(index)))))
         assert documents[0]["spec"]["template"]["spec"]["containers"][0]["image"].endswith("@" + digest)
     assert open(store.path("deploy/services/hello/hello_deploy/latest")).read().strip() == "3.0.{}".format(CAMPAIGN - 1)
+
+
+def test_killed_deploy_releases_never_show_yaml_without_its_images(example_workspace, registry, faulty_store, tmp_path):
+    import random
+    import signal
+    import time
+
+    import requests
+    import yaml
+
+    store, _ = faulty_store
+    example_workspace.bazel("build", "//services/hello:hello_deploy.ci")
+    executable = os.path.join(example_workspace.path, "bazel-bin/services/hello/hello_deploy.ci")
+    rng = random.Random(7)
+
+    def whole():
+        for directory, _, files in os.walk(store.path("killed-deploy")):
+            if "hello.yaml" not in files:
+                continue
+            for document in yaml.safe_load_all(open(os.path.join(directory, "hello.yaml"))):
+                for container in (document.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])):
+                    name, digest = container["image"].split("@")
+                    repository = name.split("/", 1)[1]
+                    manifest = requests.get("{}/v2/{}/manifests/{}".format(registry.url, repository, digest), timeout=10,
+                                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+                    assert manifest.status_code == 200, container["image"]
+                    for blob in [manifest.json()["config"]] + manifest.json()["layers"]:
+                        assert requests.head("{}/v2/{}/blobs/{}".format(registry.url, repository, blob["digest"]),
+                                             timeout=10).status_code == 200
+
+    for iteration in range(CAMPAIGN):
+        registry_counter = SlowProxy(registry.host, delay_seconds=0.01)
+        store_counter = SlowProxy("127.0.0.1:{}".format(store.port), delay_seconds=0.01)
+        try:
+            config = tmp_path / "k.yaml"
+            config.write_text("channels:\n  ci: {{registry: 'http://{0}/killed{2}', deploy: '{1}/killed-deploy'}}\n"
+                              "  dev: {{registry: 'http://{0}/killed-dev', deploy: '{1}/killed-dev'}}\n".format(
+                                  registry_counter.host, store_counter.url, iteration))
+            env = dict(os.environ, RELEASEKIT_CONFIG=str(config), CI="true", BUILD_WORKSPACE_DIRECTORY=example_workspace.path,
+                       XDG_CACHE_HOME=str(tmp_path / "cache{}".format(iteration)), RELEASEKIT_VERSION="9.0.{}".format(iteration),
+                       RELEASEKIT_DEPLOY_USERNAME=TEST_USER, RELEASEKIT_DEPLOY_PASSWORD=TEST_PASSWORD)
+            kill_after = rng.randint(1, 16)
+            process = subprocess.Popen([executable], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 30
+            while (registry_counter.requests + store_counter.requests < kill_after and process.poll() is None
+                   and time.monotonic() < deadline):
+                time.sleep(0.002)
+            process.send_signal(signal.SIGKILL)
+            process.communicate()
+            whole()
+            rerun = subprocess.run([executable], env=env, capture_output=True, text=True, timeout=120)
+            assert rerun.returncode == 0, "iteration {}: {}".format(iteration, rerun.stderr)
+            assert TEST_PASSWORD not in rerun.stdout + rerun.stderr
+            whole()
+            assert os.path.exists(store.path("killed-deploy/services/hello/hello_deploy/9.0.{}/hello.yaml".format(iteration)))
+        finally:
+            registry_counter.stop()
+            store_counter.stop()
