@@ -303,3 +303,29 @@ def test_killed_deploy_releases_never_show_yaml_without_its_images(example_works
         finally:
             registry_counter.stop()
             store_counter.stop()
+
+
+def test_jar_releases_to_s3_complete_at_a_30_percent_fault_rate(tmp_path, isolated_home):
+    from helpers.servers import MotoS3
+
+    moto = MotoS3(str(tmp_path))
+    proxy = SlowProxy("127.0.0.1:{}".format(moto.port), fault_rate=0.3, slow_seconds=1.0, seed=13)
+    try:
+        config = releases.write_store_config(str(tmp_path / "releasekit.yaml"), "s3://{}/releases".format(moto.bucket),
+                                             "s3://{}/snapshots".format(moto.bucket))
+        env = dict(RETRIES, **moto.environ, RELEASEKIT_CONFIG=config, CI="true")
+        env["RELEASEKIT_S3_ENDPOINT_URL"] = proxy.url
+        for index in range(CAMPAIGN):
+            jar = releases.make_jar(str(tmp_path / "s{}.jar".format(index)), "s3 release {}".format(index))
+            manifest, runfiles = releases.jar_release(str(tmp_path), jar, "com.example.s3faults:lib:1.1.{}".format(index),
+                                                      name="s{}".format(index))
+            result = releases.publish(manifest, runfiles, env)
+            assert result.returncode == 0, "release {}: {}".format(index, result.stderr)
+            assert moto.environ["AWS_SECRET_ACCESS_KEY"] not in result.stdout + result.stderr
+            assert moto.get("releases/com/example/s3faults/lib/1.1.{0}/lib-1.1.{0}.jar".format(index)) == open(jar, "rb").read()
+        metadata = moto.get("releases/com/example/s3faults/lib/maven-metadata.xml").decode()
+        assert all("<version>1.1.{}</version>".format(i) in metadata for i in range(CAMPAIGN))
+        assert sum(proxy.injected.values()) >= CAMPAIGN
+    finally:
+        proxy.stop()
+        moto.stop()

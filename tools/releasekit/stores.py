@@ -232,6 +232,10 @@ class _FileBody:
                 yield chunk
 
 
+_TRANSIENT_S3_MARKS = ("(408)", "(429)", "(500)", "(502)", "(503)", "(504)", "SlowDown", "RequestTimeout",
+                       "Connection", "timed out", "reset")
+
+
 class S3Store:
     def __init__(self, destination, policy, environ):
         try:
@@ -257,11 +261,18 @@ class S3Store:
         return "/".join(p for p in (self.prefix, path) if p)
 
     def _call(self, what, function, **kwargs):
+        import boto3.exceptions
         import botocore.exceptions
 
         def operation():
             try:
                 return function(**kwargs)
+            except boto3.exceptions.S3UploadFailedError as error:
+                # upload_file wraps the client error in text; its HTTP status decides as for any other call.
+                text = str(error)
+                if any(mark in text for mark in _TRANSIENT_S3_MARKS):
+                    raise TransientError("{}: {}".format(what, text.rsplit(":", 1)[-1].strip()))
+                raise StoreError("{} at {} failed: {}.".format(what, self.describe(), text.rsplit(":", 1)[-1].strip()))
             except botocore.exceptions.ClientError as error:
                 status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
                 if status in (408, 429) or status >= 500 or error.response["Error"].get("Code") == "SlowDown":
@@ -289,20 +300,23 @@ class S3Store:
             raise StoreError("{} at {} failed: {}.".format(what, self.describe(), code)) from None
 
     def _get_object(self, **kwargs):
+        """(content, etag), read whole inside the retried call: a body cut short is retried like any fault."""
         import botocore.exceptions
+        import urllib3.exceptions
 
         try:
-            return self.client.get_object(**kwargs)
+            response = self.client.get_object(**kwargs)
+            return response["Body"].read(), response.get("ETag")
         except botocore.exceptions.ClientError as error:
             if error.response["Error"].get("Code") in ("NoSuchKey", "404"):
-                return None
+                return None, None
             raise
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError,
+                botocore.exceptions.ResponseStreamingError, botocore.exceptions.IncompleteReadError) as error:
+            raise TransientError("read {}: {}".format(kwargs.get("Key"), type(error).__name__))
 
     def get(self, path):
-        response = self._call("read " + path, self._get_object, Bucket=self.bucket, Key=self._key(path))
-        if response is None:
-            return None, None
-        return response["Body"].read(), response.get("ETag")
+        return self._call("read " + path, self._get_object, Bucket=self.bucket, Key=self._key(path))
 
     def put(self, path, data, if_match=None, if_none_match=False):
         kwargs = {"Bucket": self.bucket, "Key": self._key(path), "Body": data}
