@@ -172,6 +172,7 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
                 time.sleep(0.002)
             process.send_signal(signal.SIGKILL)
             process.communicate()
+            assert counter.wait_idle()  # the requests the killed release had in flight have landed
             if kind == "image":
                 _registry_is_whole(registry, "prod/killed/app")
             else:
@@ -294,6 +295,7 @@ def test_killed_deploy_releases_never_show_yaml_without_its_images(example_works
                 time.sleep(0.002)
             process.send_signal(signal.SIGKILL)
             process.communicate()
+            assert registry_counter.wait_idle() and store_counter.wait_idle()
             whole()
             rerun = subprocess.run([executable], env=env, capture_output=True, text=True, timeout=120)
             assert rerun.returncode == 0, "iteration {}: {}".format(iteration, rerun.stderr)

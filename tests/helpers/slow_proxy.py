@@ -33,6 +33,7 @@ class SlowProxy:
         self.host = "127.0.0.1:{}".format(self.port)
         self.url = "http://" + self.host
         self.requests = 0
+        self.active = 0
         self.injected = {fault: 0 for fault in FAULTS}
         proxy = self
 
@@ -65,6 +66,15 @@ class SlowProxy:
                     remaining -= len(chunk)
 
             def _forward(self):
+                with proxy.lock:
+                    proxy.active += 1
+                try:
+                    self._forward_one()
+                finally:
+                    with proxy.lock:
+                        proxy.active -= 1
+
+            def _forward_one(self):
                 fault = self._fault()
                 time.sleep(proxy.delay)
                 if fault == "503":
@@ -129,6 +139,13 @@ class SlowProxy:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def wait_idle(self, timeout=30.0):
+        """Wait until no request is in flight: what a killed client started has reached the upstream."""
+        deadline = time.monotonic() + timeout
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self.active
 
     def stop(self):
         self.server.shutdown()
