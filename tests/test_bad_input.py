@@ -131,6 +131,11 @@ CASES = [
     ("a shard that does not exist", lambda w: ["dispatch", "--shard", "5/4"], {}, "must be K/N"),
     ("pipeline with no shards", lambda w: ["pipeline", "--format", "buildkite", "--shards", "0"], {}, "at least 1"),
     ("config check of an unsafe config", lambda w: ["config", "--config", w["files"]["overlap.yaml"]], {}, "overlaps"),
+    ("ci with an unknown revision", lambda w: ["ci", "--base", "no-such-revision", "--workspace", REPO_ROOT], {},
+     "is not a commit"),
+    ("pr outside git", lambda w: ["pr", "--base", "HEAD", "--workspace", str(w["root"])], {}, "not inside a git repository"),
+    ("image-layout without its spec", lambda w: ["image-layout", "--spec", str(w["root"] / "none.json"), "--out",
+                                                 str(w["root"] / "out")], {}, "Cannot read the image_layout spec"),
 ]
 
 

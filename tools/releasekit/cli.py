@@ -259,10 +259,14 @@ def _cmd_deploy_check(args):
 
 
 def _cmd_image_layout(args):
+    from .errors import UsageError
     from .layout_builder import build_layout
 
-    with open(args.spec, encoding="utf-8") as handle:
-        spec = json.load(handle)
+    try:
+        with open(args.spec, encoding="utf-8") as handle:
+            spec = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UsageError("Cannot read the image_layout spec {}: {}.".format(args.spec, error)) from None
     build_layout(
         args.out,
         files=spec.get("files", []),
