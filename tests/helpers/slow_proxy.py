@@ -96,7 +96,10 @@ class SlowProxy:
                 while remaining > 0:
                     chunk = self.rfile.read(min(1 << 20, remaining))
                     if not chunk:
-                        break
+                        # The client went away mid-body (killed): drop the upstream request too, as a proxy does.
+                        upstream.close()
+                        self.close_connection = True
+                        return
                     upstream.send(chunk)
                     remaining -= len(chunk)
                 response = upstream.getresponse()
