@@ -248,6 +248,7 @@ class Dispatcher:
         self.options = options or DispatchOptions()
         self.progress = progress or Progress()
         self.report_dir = self.options.report_dir or os.path.join(self.workspace, "releasekit-logs")
+        self.pinned_version = {}  # RELEASEKIT_COMMIT / RELEASEKIT_DIRTY given to every release of this run
         os.makedirs(self.report_dir, exist_ok=True)
 
     def _bazel(self, command, labels, extra, bep):
@@ -360,7 +361,7 @@ class Dispatcher:
             os.unlink(record_path)
         environ = dict(os.environ if self.options.environ is None else self.options.environ)
         environ.update(BUILD_WORKSPACE_DIRECTORY=self.workspace, RELEASEKIT_REPORT=record_path)
-        for key, value in getattr(self, "pinned_version", {}).items():
+        for key, value in self.pinned_version.items():
             environ.setdefault(key, value)
         # This interpreter has releasekit's packages; releases use it rather than resolve python3 again each.
         environ.setdefault("RELEASEKIT_PYTHON", sys.executable)

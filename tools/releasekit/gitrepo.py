@@ -110,15 +110,6 @@ class Repository:
             changes += [Change("A", path) for path in untracked.split("\0") if path]
         return changes
 
-    def files_at(self, revision, paths):
-        """Which of these workspace-relative paths exist at a revision."""
-        if not paths:
-            return set()
-        listed = _run(self.workspace, "ls-tree", "-r", "--name-only", "-z", "--full-tree", revision).stdout.split("\0")
-        prefix = self.prefix
-        present = {p[len(prefix):] for p in listed if p.startswith(prefix)}
-        return {p for p in paths if p in present}
-
     def tree_listing(self, revision):
         listed = _run(self.workspace, "ls-tree", "-r", "--name-only", "-z", "--full-tree", revision).stdout.split("\0")
         return {p[len(self.prefix):] for p in listed if p and p.startswith(self.prefix)}
