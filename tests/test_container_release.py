@@ -1,5 +1,6 @@
 """container_release end to end: real Bazel, real git, the real registry, checked with skopeo."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -54,6 +55,23 @@ def test_build_writes_a_release_manifest(example_workspace):
     assert manifest["release"] == "//services/hello:hello"
     assert manifest["container"]["repository"] == "examples/hello"
     assert manifest["container"]["tags"] == ["stable"]
+
+
+def test_release_runfiles_carry_bytecode_python_accepts(example_workspace):
+    """Each release is a fresh interpreter: without bytecode beside the sources it compiles releasekit every run."""
+    example_workspace.bazel("build", "//services/hello:hello.dev")
+    package = os.path.join(example_workspace.path, "bazel-bin/services/hello/hello.dev.runfiles/rules_release/tools/releasekit")
+    sources = sorted(name for name in os.listdir(package) if name.endswith(".py"))
+    assert "publish.py" in sources
+    for name in sources:
+        source = os.path.join(package, name)
+        with open(importlib.util.cache_from_source(source), "rb") as handle:
+            header = handle.read(16)
+        with open(source, "rb") as handle:
+            source_hash = importlib.util.source_hash(handle.read())
+        assert header[:4] == importlib.util.MAGIC_NUMBER, name
+        assert int.from_bytes(header[4:8], "little") == 0b11, name  # hash-based, checked against the source
+        assert header[8:] == source_hash, name
 
 
 def test_dev_and_ci_variants_push_with_their_tags(example_workspace, registry, release_env, tmp_path):

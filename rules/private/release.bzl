@@ -27,8 +27,8 @@ _ATTRS = {
         doc = "The releasekit entry point the launcher runs.",
     ),
     "_releasekit": attr.label(
-        default = "//tools:releasekit_srcs",
-        doc = "The releasekit sources, shipped in the runfiles so rules and publisher always match.",
+        default = "//tools:releasekit_runtime",
+        doc = "The releasekit sources and their bytecode, shipped in the runfiles so rules and publisher always match.",
     ),
     "_launcher": attr.label(
         default = "//rules/private:launcher.sh.tpl",
