@@ -91,7 +91,7 @@ def main():
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--releases", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="releasekit-bench-collect-")
     root = os.path.join(workdir, "monorepo")
@@ -120,14 +120,18 @@ def main():
                 with open(os.path.join(root, path), "a") as handle:
                     handle.write("# changed\n")
             git(root, "commit", "-q", "-am", "change {}".format(count))
-            # Interleaved, so that both see the same state of the server and the machine.
+            floor_command = [BAZEL, "query", "rdeps(//..., set({}))".format(" ".join(files)), "--order_output=no"]
+            collect_command = [sys.executable, ENTRY, "collect", "--base", base, "--head", "HEAD",
+                               "--tests-out", os.path.join(workdir, "tests.json"),
+                               "--releases-out", os.path.join(workdir, "releases.json")]
+            # Interleaved, so that both see the same state of the server and the machine; the first round
+            # of each is not counted (the server has just seen the files change, and its JIT has not yet
+            # compiled the code of either output format).
             floor_times, collect_times = [], []
-            for _ in range(args.rounds):
-                floor_times.append(timed([BAZEL, "query", "rdeps(//..., set({}))".format(" ".join(files)),
-                                          "--order_output=no"], root)[0])
-                collect_times.append(timed([sys.executable, ENTRY, "collect", "--base", base, "--head", "HEAD",
-                                            "--tests-out", os.path.join(workdir, "tests.json"),
-                                            "--releases-out", os.path.join(workdir, "releases.json")], root, env)[0])
+            for _ in range(args.rounds + 1):
+                floor_times.append(timed(floor_command, root)[0])
+                collect_times.append(timed(collect_command, root, env)[0])
+            floor_times, collect_times = floor_times[1:], collect_times[1:]
             floor = statistics.median(floor_times)
             selected = {t["label"] for t in json.load(open(os.path.join(workdir, "tests.json")))["targets"]}
             truth = expected_tests(root, files)

@@ -39,6 +39,10 @@ then
   "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[test]"
 fi
 
+# Bytecode for the command line: with PYTHONDONTWRITEBYTECODE (common in CI images) nothing caches it,
+# and every releasekit command would compile its modules again. Sources edited later fall back to themselves.
+"$PYTHON" -m compileall -q tools/releasekit >/dev/null
+
 if [[ ! -x .tools/node_modules/.bin/buildifier ]]; then
   echo "install: buildifier (npm @bazel/buildifier)"
   npm install --prefix .tools --no-audit --no-fund --silent --no-save @bazel/buildifier@8.2.1 >/dev/null

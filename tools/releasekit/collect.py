@@ -7,14 +7,12 @@ The number of `bazel query` calls is constant, whatever the number of changed fi
   2. the same at base, in a reused detached worktree of the base revision: rules whose
      definition differs, or that are new, are changed;
   3. (only if .bzl files changed) `rbuildfiles` in sky query mode: packages that load them;
-  4. one union query: rdeps of every seed (changed files that are targets, changed rules,
+  4. one union query, in sky query mode: rdeps of every seed (changed files that are targets, changed rules,
      every rule of a package a changed .bzl reaches), plus the tests of changed test_suites.
 A change to WORKSPACE, MODULE.bazel, .bazelrc and the like (or a file they load) selects
 everything, and says so. Recall comes first: when in doubt, a target is selected.
 """
 
-import dataclasses
-import hashlib
 import os
 import re
 
@@ -34,23 +32,24 @@ _LABEL_IN_FILE_RE = re.compile(r"""["'](?:@@?)?(?:@\w*)?//([^"':]*):([^"']+)["']
 _RC_IMPORT_RE = re.compile(r"^\s*(?:try-)?import\s+%workspace%/(\S+)", re.MULTILINE)
 
 
-@dataclasses.dataclass
 class Selected:
-    label: str
-    kind: str
-    reasons: list
+    __slots__ = ("label", "kind", "reasons")
+
+    def __init__(self, label, kind, reasons):
+        self.label, self.kind, self.reasons = label, kind, reasons
+
+    def __repr__(self):
+        return "Selected({!r}, {!r}, {!r})".format(self.label, self.kind, self.reasons)
 
 
-@dataclasses.dataclass
 class Selection:
-    base: str
-    head: str
-    everything: bool
-    tests: list
-    releases: list
-    changed_files: list
-    queries: int = 0
-    notes: list = dataclasses.field(default_factory=list)
+    """What collect found: the selected tests and releases, and what it noticed on the way."""
+
+    def __init__(self, base, head, everything, tests, releases, changed_files, queries=0, notes=None):
+        self.base, self.head, self.everything = base, head, everything
+        self.tests, self.releases, self.changed_files = tests, releases, changed_files
+        self.queries = queries
+        self.notes = [] if notes is None else notes
 
     def report(self, kind):
         targets = self.tests if kind == "tests" else self.releases
@@ -156,7 +155,8 @@ class Collector:
             selection.notes.append("no file changed between base and head")
             return selection
 
-        global_hits = sorted(p for p in changed_paths if p in self._global_files())
+        global_files = self._global_files()
+        global_hits = sorted(p for p in changed_paths if p in global_files)
         if global_hits:
             return self._everything(selection, global_hits)
 
@@ -239,7 +239,9 @@ class Collector:
             return selection
         seeds = " + ".join(parts)
         expression = "let seeds = {} in rdeps(//..., $seeds) + tests($seeds)".format(seeds)
-        targets = self.bazel.query_targets(expression)
+        # Sky query mode (a universe scope) answers rdeps from Skyframe's own reverse edges, rather than
+        # building the reverse graph of //... for every query: faster than a plain rdeps.
+        targets = self.bazel.query_targets(expression, universe_scope="//...")
         reasons = {}
         for label, paths in file_seeds.items():
             reasons.setdefault(label, set()).update(paths)
@@ -323,6 +325,8 @@ def _selectable(target):
 def _default_base_checkout(repo_root):
     """Outside the workspace (or //... would see it), one per repository, reused so its Bazel server stays warm."""
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    import hashlib  # here: most selections never need a base checkout
+
     key = hashlib.sha256(os.path.realpath(repo_root).encode()).hexdigest()[:16]
     return os.path.join(cache, "releasekit", "base-checkouts", key)
 

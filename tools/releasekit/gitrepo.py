@@ -1,6 +1,5 @@
 """The git side of change selection: revisions, changed files, and a checkout of the base."""
 
-import dataclasses
 import os
 import subprocess
 
@@ -13,13 +12,20 @@ class GitError(UsageError):
     """A git repository or revision is missing or unusable."""
 
 
-@dataclasses.dataclass(frozen=True)
 class Change:
     """One changed file, workspace-relative. old_path is set for renames and copies."""
 
-    status: str  # A, M, D, R, T (type or mode change), C
-    path: str
-    old_path: str = None
+    __slots__ = ("status", "path", "old_path")
+
+    def __init__(self, status, path, old_path=None):
+        self.status = status  # A, M, D, R, T (type or mode change), C
+        self.path, self.old_path = path, old_path
+
+    def __eq__(self, other):
+        return isinstance(other, Change) and (self.status, self.path, self.old_path) == (other.status, other.path, other.old_path)
+
+    def __repr__(self):
+        return "Change({!r}, {!r}, {!r})".format(self.status, self.path, self.old_path)
 
     @property
     def paths_at_head(self):
