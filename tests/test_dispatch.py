@@ -235,3 +235,34 @@ def test_live_progress_on_a_terminal_and_plain_lines_in_logs():
     plain.started("//a:one.ci")
     plain.finished(Outcome("//a:one.ci", "release", "published", 1.5))
     assert log.getvalue() == "started    //a:one.ci\npublished  //a:one.ci (1.5s)\n"
+
+
+def test_a_release_signals_its_start_up_before_its_first_request(fixture_repo, tmp_path):
+    """Dispatch paces start-ups on this signal: it must come once the release is loaded, before any network."""
+    import select
+    import socket
+
+    fixture_repo.bazel("build", "//apps/a:a.dev")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(120)
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  dev: {registry: 'http://127.0.0.1:%d/dev'}\n" % listener.getsockname()[1])
+    read_end, write_end = os.pipe()
+    env = dict(os.environ, RELEASEKIT_CONFIG=str(config), RELEASEKIT_USER="tester", RELEASEKIT_STARTED_FD=str(write_end),
+               RELEASEKIT_RETRY_ATTEMPTS="1", RELEASEKIT_REPORT=str(tmp_path / "record.json"))
+    release = subprocess.Popen([os.path.join(fixture_repo.path, "bazel-bin/apps/a/a.dev")], cwd=fixture_repo.path, env=env,
+                               pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        connection, _ = listener.accept()
+        signalled, _, _ = select.select([read_end], [], [], 0)
+        assert signalled and os.read(read_end, 1) == b"S"
+        connection.close()
+        assert release.wait(timeout=120) != 0  # the fake registry answered nothing
+    finally:
+        release.kill()
+        release.wait()
+        listener.close()
+        os.close(read_end)

@@ -37,8 +37,8 @@ def wait_for_http(url, process, log_path, timeout=20.0, verify=True):
 class Registry:
     """The CNCF distribution registry (Debian docker-registry), optionally with htpasswd basic auth."""
 
-    def __init__(self, workdir, username=None, password=None, port=None, auth_config=None, tls=None):
-        """tls: (certificate, key) PEM paths to serve HTTPS."""
+    def __init__(self, workdir, username=None, password=None, port=None, auth_config=None, tls=None, in_memory=False):
+        """tls: (certificate, key) PEM paths to serve HTTPS. in_memory: blobs in memory, not on this disk."""
         self.workdir = workdir
         self.port = port or free_port()
         self.host = "127.0.0.1:{}".format(self.port)
@@ -60,9 +60,10 @@ class Registry:
         with open(config, "w") as handle:
             handle.write(
                 "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-                "storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n"
+                "storage:\n  {}\n  delete:\n    enabled: true\n"
                 "http:\n  addr: {}\n{}{}".format(
-                    os.path.join(workdir, "data"), self.host,
+                    "inmemory: {}" if in_memory else "filesystem:\n    rootdirectory: " + os.path.join(workdir, "data"),
+                    self.host,
                     "  tls:\n    certificate: {}\n    key: {}\n".format(*tls) if tls else "", auth)
             )
         self.log_path = os.path.join(workdir, "registry.log")

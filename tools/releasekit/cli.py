@@ -1,6 +1,7 @@
 """The releasekit command line. It only parses arguments and reports; the work is in the library."""
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -44,6 +45,9 @@ def _require_runtime_packages():
 def _cmd_publish(args):
     _require_runtime_packages()
     from .publish import PublishOptions, publish, summary_line
+    from .startup import signal_started
+
+    signal_started(os.environ)
 
     runfiles = args.runfiles or os.environ.get("RUNFILES_DIR") or os.getcwd()
     dry_run = args.dry_run or os.environ.get("RELEASEKIT_DRY_RUN", "").lower() == "true"
@@ -389,8 +393,18 @@ def build_parser():
 
 
 def main(argv=None):
+    """The process entry point (console script and releasekit_entry.py): run one command, return its exit code."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
+    try:
+        return _run(args)
+    finally:
+        # The process ends next. Freezing skips the interpreter's last full garbage collection, which
+        # frees nothing exit would not and, with the HTTP stack loaded, costs a release ~25 ms of CPU.
+        gc.freeze()
+
+
+def _run(args):
     try:
         return args.func(args)
     except ReleasekitError as error:

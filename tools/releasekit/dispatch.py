@@ -6,12 +6,12 @@ a time, each with its own log; a deploy release starts only after the container 
 it references (when they are in the selection) have succeeded in this run.
 """
 
-import concurrent.futures
 import dataclasses
 import hashlib
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -22,6 +22,7 @@ from .bazelquery import Bazel, BazelError
 from .errors import ReleasekitError, UsageError
 from .redact import redact
 from .reports import write_json_atomic
+from .startup import STARTED_FD_VARIABLE, StartedSignal
 
 log = logging.getLogger(__name__)
 REPORT_VERSION = 1
@@ -234,9 +235,8 @@ class DispatchOptions:
     quarantine: set = dataclasses.field(default_factory=set)
     flaky_test_attempts: int = None
     build_only: bool = False  # pull requests: build release targets, publish nothing
-    # Releases start at least this far apart: each begins with a burst of interpreter start-up, and N of
-    # them in the same instant would queue on the CPU instead of overlapping with each other's network waits.
-    start_spacing_seconds: float = 0.08
+    # Releases starting up at once (start-up is CPU work; see startup.py); by default one per CPU.
+    concurrent_startups: int = None
     report_dir: str = None
     environ: dict = None
 
@@ -324,62 +324,115 @@ class Dispatcher:
         return [dep + suffix for dep in manifest.get("depends_on", []) if dep + suffix in labels]
 
     def _run_executables(self, executables, labels, waits, results):
-        pending = list(labels)
-        running = {}
-        last_start = 0.0
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
-            while pending or running:
+        """Run the releases: at most `workers` at once, each after its dependencies.
+
+        At most one release per CPU is starting up at any time (see startup.py): start-up is CPU
+        work, and releases launched together would queue on the CPU rather than overlap with each
+        other's network waits.
+        """
+        workers = max(1, self.options.workers)
+        startup_limit = self.options.concurrent_startups or os.cpu_count() or 1
+        events = queue.Queue()
+        pending, active, supervisors = list(labels), [], []
+        try:
+            while pending or active:
                 for label in list(pending):
-                    dependencies = waits[label]
-                    failed = [d for d in dependencies if d in results and results[d].status != "published"]
+                    failed = [d for d in waits[label] if d in results and results[d].status != "published"]
                     if failed:
                         pending.remove(label)
                         results[label] = Outcome(label, "release", "skipped",
                                                  reason="not run: {} did not publish".format(", ".join(failed)))
                         self.progress.finished(results[label])
-                    elif all(d in results for d in dependencies) and len(running) < self.options.workers:
-                        wait = last_start + self.options.start_spacing_seconds - time.monotonic()
-                        if wait > 0:
-                            time.sleep(wait)
-                        last_start = time.monotonic()
-                        pending.remove(label)
-                        self.progress.started(label)
-                        running[pool.submit(self._run_one, executables[label], label)] = label
-                if not running:
+                ready = [label for label in pending if all(d in results for d in waits[label])]
+                starting = sum(1 for run in active if not run.started_up)
+                if ready and len(active) < workers and starting < startup_limit:
+                    pending.remove(ready[0])
+                    run = _ReleaseRun(ready[0], executables[ready[0]], *self._log_paths(ready[0]))
+                    run.launch(self._release_environ(), self.workspace)
+                    self.progress.started(run.label)
+                    active.append(run)
+                    supervisor = threading.Thread(target=self._supervise, args=(run, events), daemon=True)
+                    supervisor.start()
+                    supervisors.append(supervisor)
                     continue
-                done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in done:
-                    label = running.pop(future)
-                    results[label] = future.result()
-                    self.progress.finished(results[label])
+                if not active:
+                    continue
+                event, run = events.get()
+                if event == "started up":
+                    run.started_up = True
+                else:
+                    active.remove(run)
+                    results[run.label] = run.outcome
+                    self.progress.finished(run.outcome)
+        finally:
+            for supervisor in supervisors:
+                supervisor.join()
 
-    def _run_one(self, executable, label):
+    def _log_paths(self, label):
         safe = label[2:].replace("/", "_").replace(":", "__")
-        log_path = os.path.join(self.report_dir, safe + ".log")
-        record_path = os.path.join(self.report_dir, safe + ".record.json")
-        if os.path.exists(record_path):
-            os.unlink(record_path)
+        return os.path.join(self.report_dir, safe + ".log"), os.path.join(self.report_dir, safe + ".record.json")
+
+    def _release_environ(self):
         environ = dict(os.environ if self.options.environ is None else self.options.environ)
-        environ.update(BUILD_WORKSPACE_DIRECTORY=self.workspace, RELEASEKIT_REPORT=record_path)
+        environ["BUILD_WORKSPACE_DIRECTORY"] = self.workspace
         for key, value in self.pinned_version.items():
             environ.setdefault(key, value)
         # This interpreter has releasekit's packages; releases use it rather than resolve python3 again each.
         environ.setdefault("RELEASEKIT_PYTHON", sys.executable)
         environ.pop("RUNFILES_DIR", None)
-        started = time.monotonic()
-        with open(log_path, "w") as log_file:
-            code = subprocess.call([executable], env=environ, stdout=log_file, stderr=subprocess.STDOUT,
-                                   cwd=self.workspace)
-        duration = time.monotonic() - started
+        return environ
+
+    def _supervise(self, run, events):
+        try:
+            run.started_signal.wait()
+            events.put(("started up", run))
+            code = run.process.wait()
+            run.outcome = self._outcome(run, code)
+        except Exception as error:  # the scheduler must hear of every release, whatever happens here
+            run.outcome = Outcome(run.label, "release", "failed", 0.0, run.log_path,
+                                  reason="releasekit could not supervise the release: {}".format(error))
+        finally:
+            run.log_file.close()
+            events.put(("done", run))
+
+    def _outcome(self, run, code):
+        duration = time.monotonic() - run.launched
         record = None
-        if code == 0 and os.path.exists(record_path):
-            with open(record_path, encoding="utf-8") as handle:
+        if code == 0 and os.path.exists(run.record_path):
+            with open(run.record_path, encoding="utf-8") as handle:
                 record = json.load(handle)
         if code == 0:
-            return Outcome(label, "release", "published", duration, log_path, record=record)
-        with open(log_path, encoding="utf-8", errors="replace") as handle:
+            return Outcome(run.label, "release", "published", duration, run.log_path, record=record)
+        with open(run.log_path, encoding="utf-8", errors="replace") as handle:
             last = [line.strip() for line in handle if line.strip()][-1:] or ["exit code {}".format(code)]
-        return Outcome(label, "release", "failed", duration, log_path, reason=redact(last[0])[:500])
+        return Outcome(run.label, "release", "failed", duration, run.log_path, reason=redact(last[0])[:500])
+
+
+class _ReleaseRun:
+    """One release executable, launched with the pipe it signals its start-up on."""
+
+    def __init__(self, label, executable, log_path, record_path):
+        self.label, self.executable = label, executable
+        self.log_path, self.record_path = log_path, record_path
+        self.started_signal = StartedSignal()
+        self.process = self.log_file = self.outcome = self.launched = None
+        self.started_up = False
+
+    def launch(self, environ, cwd):
+        if os.path.exists(self.record_path):
+            os.unlink(self.record_path)
+        descriptor = self.started_signal.write_end
+        environ.update(RELEASEKIT_REPORT=self.record_path, **{STARTED_FD_VARIABLE: str(descriptor)})
+        self.log_file = open(self.log_path, "w")
+        try:
+            self.process = subprocess.Popen([self.executable], env=environ, stdout=self.log_file,
+                                            stderr=subprocess.STDOUT, cwd=cwd, pass_fds=(descriptor,))
+        except OSError:
+            self.log_file.close()
+            raise
+        finally:
+            self.started_signal.release_launched()
+        self.launched = time.monotonic()
 
 
 def _executable(label, outputs):
