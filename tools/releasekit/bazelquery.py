@@ -86,8 +86,8 @@ class Bazel:
             if output == "xml":
                 args += ["--noxml:default_values", "--noxml:line_numbers"]
             elif output == "proto":
-                # Selection reads only these attributes; the rule inputs (the edges) always come.
-                args.append("--proto:output_rule_attrs=tags,tests")
+                # Only what selection reads: two attributes, when set, and the rule inputs (the edges).
+                args += ["--proto:output_rule_attrs=tags,tests", "--noproto:default_values", "--noproto:locations"]
             if universe_scope:
                 args.append("--universe_scope=" + universe_scope)
             self.queries_run += 1
