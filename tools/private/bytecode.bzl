@@ -12,14 +12,14 @@ def _python_bytecode_impl(ctx):
     directories = {src.dirname: True for src in ctx.files.srcs}
     if len(directories) != 1:
         fail("{}: attribute srcs: all sources must be in one directory, got {}.".format(
-            str(ctx.label),
+            ctx.label,
             sorted(directories.keys()),
         ))
     source_dir = ctx.files.srcs[0].dirname
     package_dir = "/".join([part for part in (ctx.label.workspace_root, ctx.label.package) if part])
     if source_dir != package_dir and not source_dir.startswith(package_dir + "/"):
         fail("{}: attribute srcs: the sources must be in package {}, got {}.".format(
-            str(ctx.label),
+            ctx.label,
             package_dir,
             source_dir,
         ))
@@ -35,7 +35,7 @@ def _python_bytecode_impl(ctx):
         tools = [ctx.file._compiler],
         outputs = [pycache],
         mnemonic = "PythonBytecode",
-        progress_message = "Compiling Python bytecode for {}".format(str(ctx.label)),
+        progress_message = "Compiling Python bytecode for {}".format(ctx.label),
         # The python3 on the default shell PATH: the one that will run the release.
         use_default_shell_env = True,
     )

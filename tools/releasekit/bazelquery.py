@@ -1,4 +1,4 @@
-"""Running `bazel query` and reading its XML output."""
+"""Running `bazel query` and reading its answers: proto for selection, XML for rule definitions."""
 
 import os
 import re
@@ -314,9 +314,9 @@ def parse_query_xml_tree(text, definitions=False):
 
 
 def _definition(element):
-    import xml.etree.ElementTree as ElementTree
-
     """A canonical text of a rule's definition: its class and attributes, not where it stands in the file."""
+    import xml.etree.ElementTree as ElementTree  # see parse_query_xml_tree
+
     parts = [element.get("class")]
     for child in sorted(element, key=lambda c: (c.tag, c.get("name") or "")):
         if child.tag == "rule-input" or child.get("name") in _POSITIONAL_ATTRIBUTES:

@@ -429,6 +429,7 @@ class _ReleaseRun:
                                             stderr=subprocess.STDOUT, cwd=cwd, pass_fds=(descriptor,))
         except OSError:
             self.log_file.close()
+            self.started_signal.abandon()
             raise
         finally:
             self.started_signal.release_launched()

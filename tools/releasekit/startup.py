@@ -34,6 +34,10 @@ class StartedSignal:
     def release_launched(self):
         os.close(self.write_end)
 
+    def abandon(self):
+        """The release could not be launched: nobody will wait on the pipe."""
+        os.close(self._read_end)
+
     def wait(self):
         """Block until the release has started up, or has exited; then close the pipe."""
         try:
