@@ -1,8 +1,10 @@
 """releasekit.yaml parsing: destinations, transport safety and the dev/ci overlap check."""
 
+import os
+
 import pytest
 
-from releasekit.config import load_config, parse_config
+from releasekit.config import RESOLVED_CONFIG_VARIABLE, load_config, parse_config
 from releasekit.errors import ConfigError
 
 
@@ -104,3 +106,35 @@ def test_config_location_precedence(tmp_path, monkeypatch):
     assert load_config(environ=environ).destination("ci", "registry").host == "b.example.com"
     with pytest.raises(ConfigError, match="chosen by RELEASEKIT_CONFIG"):
         load_config(environ={"RELEASEKIT_CONFIG": str(tmp_path / "missing.yaml")})
+
+
+def test_dispatch_hands_releases_the_configuration_it_read(tmp_path):
+    """Releases under dispatch read RELEASEKIT_RESOLVED_CONFIG: the same destinations, the same source in errors,
+    no YAML parser loaded; only --config overrides it."""
+    import subprocess
+    import sys
+
+    original = tmp_path / "releasekit.yaml"
+    original.write_text("channels:\n  ci: {registry: 'registry.example.com/prod', maven: {url: 'https://r.example.com/m', "
+                        "ca_bundle: /etc/ca.pem}}\n  dev: {insecure: true, registry: 'http://10.0.0.5:5000/dev'}\n")
+    read = load_config(str(original), {})
+    environ = {RESOLVED_CONFIG_VARIABLE: read.to_json(), "RELEASEKIT_CONFIG": str(tmp_path / "gone.yaml")}
+    assert load_config(None, environ) == read
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, environ).destination("ci", "deploy")
+    assert str(refused.value).startswith(str(original) + ": channel 'ci' has no 'deploy' destination")
+
+    other = tmp_path / "other.yaml"
+    other.write_text("channels:\n  dev: {registry: 'localhost:5000/elsewhere'}\n")
+    assert load_config(str(other), environ).destination("dev", "registry").path == "elsewhere"
+
+    script = ("import sys; from releasekit.config import load_config; c = load_config(); "
+              "print(c.destination('dev', 'registry').host, 'yaml' in sys.modules)")
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=dict(
+        environ, PYTHONPATH=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")))
+    assert shown.stdout.split() == ["10.0.0.5:5000", "False"], shown.stderr
+
+
+def test_a_resolved_configuration_that_is_not_json_names_the_variable():
+    with pytest.raises(ConfigError, match=r"RELEASEKIT_RESOLVED_CONFIG is not the configuration .* Unset it"):
+        load_config(None, {RESOLVED_CONFIG_VARIABLE: "channels: {}"})

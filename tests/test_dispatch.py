@@ -266,3 +266,30 @@ def test_a_release_signals_its_start_up_before_its_first_request(fixture_repo, t
         release.wait()
         listener.close()
         os.close(read_end)
+
+
+def test_every_release_of_a_run_publishes_where_the_configuration_said_when_the_run_began(
+        fixture_repo, registry, tmp_path, monkeypatch):
+    import io
+
+    from releasekit.bazelquery import Bazel
+    from releasekit.dispatch import DispatchOptions, Dispatcher, Progress
+
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  dev: {registry: 'http://%s/run-start'}\n" % registry.host)
+    environ = dict(os.environ, RELEASEKIT_CONFIG=str(config), RELEASEKIT_USER="tester", XDG_CACHE_HOME=fixture_repo.cache)
+    options = DispatchOptions(workers=2, report_dir=str(tmp_path / "logs"), environ=environ)
+    dispatcher = Dispatcher(fixture_repo.path, Bazel(fixture_repo.path, command=BAZEL), options,
+                            Progress(stream=io.StringIO(), live=False))
+    run_executables = dispatcher._run_executables
+
+    def edited_once_the_run_has_begun(*args):
+        config.write_text("channels:\n  dev: {registry: 'http://%s/mid-run'}\n" % registry.host)
+        return run_executables(*args)
+
+    monkeypatch.setattr(dispatcher, "_run_executables", edited_once_the_run_has_begun)
+    outcomes = dispatcher.run_releases(["//apps/a:a.dev", "//apps/c:c.dev"])
+    assert [o.status for o in outcomes] == ["published", "published"], [o.reason for o in outcomes]
+    published = set(registry.catalog())
+    assert {"run-start/fixture/a", "run-start/fixture/c"} <= published
+    assert not any(name.startswith("mid-run/") for name in published)

@@ -143,15 +143,18 @@ class NginxStore:
     """A real HTTP PUT store: Debian nginx-light with WebDAV PUT/DELETE/MKCOL; writes need basic auth when a
     username is given. It also serves Bazel's HTTP remote cache protocol (GET and PUT of /ac/ and /cas/).
 
-    /refusing/ answers 409 to every PUT, as Nexus and Artifactory do on redeploy.
+    /refusing/ answers 409 to every PUT, as Nexus and Artifactory do on redeploy. /elsewhere/ redirects to
+    the same files on a second port (another origin), and /renamed/ to / on this one; requests.log says, per
+    request, whether it carried an Authorization header (never its value).
     """
 
     def __init__(self, workdir, username=None, password=None):
         self.workdir = workdir
         self.root = os.path.join(workdir, "root")
         os.makedirs(self.root, exist_ok=True)
-        self.port = free_port()
+        self.port, self.elsewhere_port = free_port(), free_port()
         self.url = "http://127.0.0.1:{}".format(self.port)
+        self.request_log = os.path.join(workdir, "requests.log")
         self.username, self.password = username, password
         htpasswd = os.path.join(workdir, "htpasswd")
         auth = ""
@@ -159,7 +162,8 @@ class NginxStore:
             subprocess.run(["htpasswd", "-bc", htpasswd, username, password], check=True, capture_output=True)
             auth = 'limit_except GET HEAD {{ auth_basic "releasekit test store"; auth_basic_user_file {}; }}'.format(htpasswd)
         self.process, self.log = _start_nginx(
-            workdir, _NGINX_CONFIG.format(workdir=workdir, root=self.root, port=self.port, auth=auth), self.url + "/")
+            workdir, _NGINX_CONFIG.format(workdir=workdir, root=self.root, port=self.port, auth=auth,
+                                         elsewhere_port=self.elsewhere_port), self.url + "/")
 
     def path(self, relative):
         return os.path.join(self.root, relative)
@@ -176,14 +180,26 @@ pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
 events {{ worker_connections 128; }}
 http {{
-  access_log off;
+  map $http_authorization $with_credentials {{ "" no; default yes; }}
+  log_format credentials '$server_port $request_method $uri credentials=$with_credentials';
+  access_log {workdir}/requests.log credentials;
   client_body_temp_path {workdir}/tmp;
   client_max_body_size 0;
+  server {{
+    listen 127.0.0.1:{elsewhere_port};
+    root {root};
+  }}
   server {{
     listen 127.0.0.1:{port};
     root {root};
     location /refusing/ {{
       if ($request_method = PUT) {{ return 409; }}
+    }}
+    location /elsewhere/ {{
+      rewrite ^/elsewhere/(.*)$ http://127.0.0.1:{elsewhere_port}/$1 redirect;
+    }}
+    location /renamed/ {{
+      rewrite ^/renamed/(.*)$ /$1 redirect;
     }}
     location / {{
       dav_methods PUT DELETE MKCOL;

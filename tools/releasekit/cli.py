@@ -2,6 +2,7 @@
 
 import argparse
 import gc
+import importlib.util
 import json
 import logging
 import os
@@ -28,10 +29,9 @@ def _configure_logging(verbose):
 
 def _require_runtime_packages():
     missing = []
-    for module, package in (("requests", "requests"), ("yaml", "PyYAML")):
-        try:
-            __import__(module)
-        except ImportError:
+    for module, package in (("urllib3", "urllib3"), ("yaml", "PyYAML")):
+        # Found, not imported: a release started by dispatch never needs PyYAML loaded.
+        if importlib.util.find_spec(module) is None:
             missing.append(package)
     if missing:
         raise ReleasekitError(

@@ -7,16 +7,21 @@
 An entry is a string or a mapping {url, insecure, ca_bundle}; a channel may set
 `insecure: true` for all its entries. Which file wins: --config, then
 RELEASEKIT_CONFIG, then releasekit.yaml at the workspace root.
+
+`releasekit dispatch` reads the file once and hands every release of its run the
+destinations it read, as JSON in RELEASEKIT_RESOLVED_CONFIG (a file changed mid-run
+does not split the run; releases need not parse YAML). Only --config overrides it.
 """
 
 import dataclasses
 import ipaddress
+import json
 import os
 import re
 
-import yaml
-
 from .errors import ConfigError
+
+RESOLVED_CONFIG_VARIABLE = "RELEASEKIT_RESOLVED_CONFIG"
 
 CHANNELS = ("ci", "dev")
 DESTINATION_KINDS = ("registry", "maven", "deploy")
@@ -78,6 +83,14 @@ class Config:
                 )
             )
         return entry
+
+    def to_json(self):
+        """The destinations as config_from_data() reads them, with the file they came from."""
+        channels = {
+            channel: {kind: {"url": d.text, "insecure": d.insecure, "ca_bundle": d.ca_bundle} for kind, d in entries.items()}
+            for channel, entries in self.channels.items()
+        }
+        return json.dumps({"source": self.source, "channels": channels}, sort_keys=True)
 
 
 def is_loopback(host):
@@ -161,6 +174,9 @@ def find_config_path(explicit=None, environ=None):
 
 
 def load_config(explicit=None, environ=None):
+    environ = os.environ if environ is None else environ
+    if not explicit and environ.get(RESOLVED_CONFIG_VARIABLE):
+        return _resolved_config(environ[RESOLVED_CONFIG_VARIABLE])
     path, chosen_by = find_config_path(explicit, environ)
     try:
         with open(path, encoding="utf-8") as handle:
@@ -175,13 +191,32 @@ def load_config(explicit=None, environ=None):
     return parse_config(text, path)
 
 
+def _resolved_config(text):
+    try:
+        resolved = json.loads(text)
+        source = resolved["source"]
+    except (ValueError, TypeError, KeyError):
+        raise ConfigError(
+            "{} is not the configuration releasekit dispatch hands its releases. Unset it, and the release "
+            "reads releasekit.yaml itself.".format(RESOLVED_CONFIG_VARIABLE)
+        ) from None
+    return config_from_data(resolved, source)
+
+
 def parse_config(text, source):
+    import yaml  # here, not at the top: releases started by dispatch never parse YAML
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = " line {}".format(mark.line + 1) if mark else ""
         raise ConfigError("{}{}: not valid YAML ({}).".format(source, line, getattr(error, "problem", error))) from None
+    return config_from_data(data, source)
+
+
+def config_from_data(data, source):
+    """Check and parse the configuration's content (a mapping with 'channels'); source names it in errors."""
     if not isinstance(data, dict) or not isinstance(data.get("channels"), dict):
         raise ConfigError("{}: expected a top-level 'channels:' mapping with 'ci' and 'dev' entries.".format(source))
     channels = {}

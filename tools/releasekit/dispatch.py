@@ -248,7 +248,7 @@ class Dispatcher:
         self.options = options or DispatchOptions()
         self.progress = progress or Progress()
         self.report_dir = self.options.report_dir or os.path.join(self.workspace, "releasekit-logs")
-        self.pinned_version = {}  # RELEASEKIT_COMMIT / RELEASEKIT_DIRTY given to every release of this run
+        self.pinned = {}  # what every release of this run shares: the commit, and the destinations read once
         os.makedirs(self.report_dir, exist_ok=True)
 
     def _bazel(self, command, labels, extra, bep):
@@ -295,23 +295,32 @@ class Dispatcher:
                 results[label] = Outcome(label, "release", "built", reason="built only: nothing was published")
             return [results[label] for label in labels]
         executables = {label: _executable(label, built[label]) for label in to_run}
-        self._pin_source_version()
+        self._pin_shared_inputs()
         waits = {label: self._dependencies(executables[label], labels) for label in to_run}
         self._run_executables(executables, to_run, waits, results)
         return [results[label] for label in labels]
 
-    def _pin_source_version(self):
-        """Read the commit once: every release of this run is tagged with the same one, and none runs git."""
+    def _pin_shared_inputs(self):
+        """Read the commit and releasekit.yaml once for the whole run.
+
+        Every release of the run is tagged with the same commit and publishes where the file said when
+        the run began; none runs git or parses YAML. What cannot be read here, each release reads (and
+        reports) itself.
+        """
+        from .config import RESOLVED_CONFIG_VARIABLE, load_config
         from .versioning import read_source_version
 
         environ = dict(os.environ if self.options.environ is None else self.options.environ)
         environ.setdefault("BUILD_WORKSPACE_DIRECTORY", self.workspace)
         try:
             version = read_source_version(environ)
+            self.pinned.update(RELEASEKIT_COMMIT=version.commit, RELEASEKIT_DIRTY="true" if version.dirty else "false")
         except ReleasekitError as error:
             log.info("releases will read their own version: %s", error)
-            return
-        self.pinned_version = {"RELEASEKIT_COMMIT": version.commit, "RELEASEKIT_DIRTY": "true" if version.dirty else "false"}
+        try:
+            self.pinned[RESOLVED_CONFIG_VARIABLE] = load_config(None, environ).to_json()
+        except ReleasekitError as error:
+            log.info("releases will read their own configuration: %s", error)
 
     def _dependencies(self, executable, labels):
         """The selected releases this one must wait for (a deploy release's images, same channel)."""
@@ -375,7 +384,7 @@ class Dispatcher:
     def _release_environ(self):
         environ = dict(os.environ if self.options.environ is None else self.options.environ)
         environ["BUILD_WORKSPACE_DIRECTORY"] = self.workspace
-        for key, value in self.pinned_version.items():
+        for key, value in self.pinned.items():
             environ.setdefault(key, value)
         # This interpreter has releasekit's packages; releases use it rather than resolve python3 again each.
         environ.setdefault("RELEASEKIT_PYTHON", sys.executable)

@@ -17,10 +17,8 @@ import tempfile
 import threading
 import urllib.parse
 
-import requests
-
 from .errors import AuthError, ImageError, RegistryError, TransientError
-from .http import make_session, raise_for_transient, with_retries
+from .http import TRANSPORT_ERRORS, HttpClient, basic_authorization, origin, raise_for_transient, with_retries
 from .redact import redact, register_secret
 
 log = logging.getLogger(__name__)
@@ -148,7 +146,7 @@ class RegistryClient:
         self.chunk_size = chunk_size
         self.locator = locator or BlobLocator()
         verify = destination.ca_bundle or not (destination.insecure and destination.scheme == "https")
-        self.session = make_session(pool_size=self.workers + 2, verify=verify)
+        self.http = HttpClient(pool_size=self.workers + 2, verify=verify)
         self._auth_lock = threading.Lock()
         self._scheme = None
         self._challenge = {}
@@ -163,7 +161,7 @@ class RegistryClient:
             if self._scheme == "bearer-static":
                 return "Bearer " + self.credentials.token
             if self._scheme == "basic" and self.credentials.has_basic:
-                return requests.auth._basic_auth_str(self.credentials.username, self.credentials.password)
+                return basic_authorization(self.credentials.username, self.credentials.password)
             if self._scheme == "bearer":
                 token = self._tokens.get(scope)
                 return "Bearer " + token if token else None
@@ -209,11 +207,11 @@ class RegistryClient:
         auth = (self.credentials.username, self.credentials.password) if self.credentials.has_basic else None
 
         def fetch():
-            response = self.session.get(realm, params=query, auth=auth, timeout=self.policy.timeout)
+            response = self.http.get(realm, params=query, auth=auth, timeout=self.policy.timeout)
             raise_for_transient(response, what + " (token)")
             return response
 
-        response = with_retries(fetch, self.policy, "{}: token from {}".format(what, _origin(realm)))
+        response = with_retries(fetch, self.policy, "{}: token from {}".format(what, origin(realm)))
         if response.status_code in (401, 403):
             raise AuthError(
                 "{}: the token service of {} refused the credentials from {} (HTTP {}). Check the "
@@ -232,7 +230,7 @@ class RegistryClient:
         with self._auth_lock:
             self._tokens[scope] = token
 
-    # -- requests -------------------------------------------------------------------------
+    # -- HTTP -----------------------------------------------------------------------------
 
     def _request(self, method, url, scope, what, body=None, headers=None, allow_statuses=()):
         """One request with authentication; transient statuses raise TransientError for the caller's retry."""
@@ -242,7 +240,7 @@ class RegistryClient:
             authorization = self._authorization(scope)
             if authorization:
                 request_headers["Authorization"] = authorization
-            response = self.session.request(
+            response = self.http.request(
                 method, url, data=body() if callable(body) else body, headers=request_headers,
                 timeout=self.policy.timeout, allow_redirects=method in ("GET", "HEAD"),
             )
@@ -326,7 +324,7 @@ class RegistryClient:
         if upload_url:
             try:
                 self._request("DELETE", upload_url, scope, "cancel upload")
-            except (requests.RequestException, TransientError, RegistryError):
+            except (*TRANSPORT_ERRORS, TransientError, RegistryError):
                 pass
 
     def _upload(self, repository, blob, location, scope, counter, resume):
@@ -379,7 +377,7 @@ class RegistryClient:
             return None, 0
         try:
             response = self._request("GET", url, scope, "resume upload")
-        except (requests.RequestException, TransientError):
+        except (*TRANSPORT_ERRORS, TransientError):
             return None, 0
         match = re.match(r"^0-(\d+)$", response.headers.get("Range", "")) if response.status_code == 204 else None
         # "0-0" is ambiguous (nothing, or one byte); any answer but a 204 means the session is gone (a registry
@@ -505,8 +503,3 @@ def _error_text(response):
     except ValueError:
         text = response.text[:200]
     return redact(text or response.reason or "no detail")
-
-
-def _origin(url):
-    parsed = urllib.parse.urlsplit(url)
-    return "{}://{}".format(parsed.scheme, parsed.netloc.rsplit("@", 1)[-1])

@@ -17,10 +17,8 @@ import tempfile
 import time
 import urllib.parse
 
-import requests
-
 from .errors import AuthError, ReleasekitError, TransientError
-from .http import make_session, raise_for_transient, with_retries
+from .http import HttpClient, raise_for_transient, with_retries
 from .redact import register_secret
 
 log = logging.getLogger(__name__)
@@ -87,11 +85,11 @@ class HttpStore:
         self.base = "{}://{}{}".format(destination.scheme, destination.host, destination.path)
         username, password, token = store_credentials(destination.kind, environ)
         verify = destination.ca_bundle or not (destination.insecure and destination.scheme == "https")
-        self.session = make_session(verify=verify)
+        self.http = HttpClient(verify=verify)
         if token:
-            self.session.headers["Authorization"] = "Bearer " + token
+            self.http.headers["Authorization"] = "Bearer " + token
         elif username:
-            self.session.auth = (username, password)
+            self.http.auth = (username, password)
         self.credential_source = "RELEASEKIT_{}_*".format(destination.kind.upper()) if (token or username) else "none"
 
     def describe(self, path=""):
@@ -107,7 +105,7 @@ class HttpStore:
                 kwargs_now = dict(kwargs, data=body())
             else:
                 kwargs_now = kwargs
-            response = self.session.request(method, self._url(path), timeout=self.policy.timeout, **kwargs_now)
+            response = self.http.request(method, self._url(path), timeout=self.policy.timeout, **kwargs_now)
             raise_for_transient(response, what)
             return response
 

@@ -1,0 +1,71 @@
+"""The publisher's HTTP client against real servers: proxies from the environment, and redirects."""
+
+import os
+
+import pytest
+
+from conftest import TEST_PASSWORD, TEST_USER
+from helpers.images import make_layout
+from helpers.servers import NginxStore
+from helpers.slow_proxy import SlowProxy
+from releasekit.config import parse_registry, parse_store
+from releasekit.credentials import ANONYMOUS
+from releasekit.http import RetryPolicy
+from releasekit.image import ImagePlan, build_plan
+from releasekit.registry import BlobLocator, RegistryClient
+from releasekit.stores import HttpStore
+
+QUICK = RetryPolicy(attempts=2, total_seconds=5)
+
+
+def push(registry, layout, tag):
+    client = RegistryClient(parse_registry(registry.url), ANONYMOUS, QUICK, locator=BlobLocator())
+    return client.push("proxied/app", ImagePlan(build_plan(layout), layout), [tag])
+
+
+def test_a_proxy_named_in_the_environment_carries_the_push_unless_no_proxy_names_the_host(
+        registry, tmp_path, monkeypatch):
+    layout = str(tmp_path / "image")
+    make_layout(layout, {"/app/run": b"#!/bin/sh\necho proxied\n"}, entrypoint=["/app/run"])
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = SlowProxy(registry.host)
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        push(registry, layout, "through-proxy")
+        through_proxy = proxy.requests
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        push(registry, layout, "direct")
+    finally:
+        proxy.stop()
+    assert through_proxy >= 4  # ping, blob checks, manifest
+    assert proxy.requests == through_proxy
+    assert set(registry.tags("proxied/app")) == {"through-proxy", "direct"}
+
+
+@pytest.fixture
+def store_server(tmp_path):
+    server = NginxStore(str(tmp_path / "store"), TEST_USER, TEST_PASSWORD)
+    yield server
+    server.stop()
+
+
+def test_credentials_follow_a_redirect_within_the_host_and_never_to_another(store_server):
+    os.makedirs(store_server.path("docs"))
+    with open(store_server.path("docs/notes.txt"), "wb") as handle:
+        handle.write(b"release notes\n")
+    environ = {"RELEASEKIT_MAVEN_USERNAME": TEST_USER, "RELEASEKIT_MAVEN_PASSWORD": TEST_PASSWORD}
+    store = HttpStore(parse_store(store_server.url, "maven"), QUICK, environ)
+
+    assert store.get("renamed/docs/notes.txt")[0] == b"release notes\n"
+    assert store.get("elsewhere/docs/notes.txt")[0] == b"release notes\n"
+
+    with open(store_server.request_log) as handle:
+        requests_seen = [line.split() for line in handle.read().splitlines() if "/docs/" in line]
+    here, there = str(store_server.port), str(store_server.elsewhere_port)
+    assert requests_seen == [
+        [here, "GET", "/renamed/docs/notes.txt", "credentials=yes"],
+        [here, "GET", "/docs/notes.txt", "credentials=yes"],
+        [here, "GET", "/elsewhere/docs/notes.txt", "credentials=yes"],
+        [there, "GET", "/docs/notes.txt", "credentials=no"],
+    ]
