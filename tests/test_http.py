@@ -1,6 +1,7 @@
 """The publisher's HTTP client against real servers: proxies from the environment, and redirects."""
 
 import os
+import time
 
 import pytest
 
@@ -43,6 +44,18 @@ def test_a_proxy_named_in_the_environment_carries_the_push_unless_no_proxy_names
     assert set(registry.tags("proxied/app")) == {"through-proxy", "direct"}
 
 
+def logged_requests(server, part, count):
+    """The request log's lines that mention part, once there are count of them: nginx writes a line only after
+    it has sent the answer, so the client can be told before the log is."""
+    deadline = time.monotonic() + 10
+    while True:
+        with open(server.request_log) as handle:
+            lines = [line.split() for line in handle.read().splitlines() if part in line]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def store_server(tmp_path):
     server = NginxStore(str(tmp_path / "store"), TEST_USER, TEST_PASSWORD)
@@ -60,8 +73,7 @@ def test_credentials_follow_a_redirect_within_the_host_and_never_to_another(stor
     assert store.get("renamed/docs/notes.txt")[0] == b"release notes\n"
     assert store.get("elsewhere/docs/notes.txt")[0] == b"release notes\n"
 
-    with open(store_server.request_log) as handle:
-        requests_seen = [line.split() for line in handle.read().splitlines() if "/docs/" in line]
+    requests_seen = logged_requests(store_server, "/docs/", count=4)
     here, there = str(store_server.port), str(store_server.elsewhere_port)
     assert requests_seen == [
         [here, "GET", "/renamed/docs/notes.txt", "credentials=yes"],
