@@ -293,3 +293,27 @@ def test_every_release_of_a_run_publishes_where_the_configuration_said_when_the_
     published = set(registry.catalog())
     assert {"run-start/fixture/a", "run-start/fixture/c"} <= published
     assert not any(name.startswith("mid-run/") for name in published)
+
+
+def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
+    import re
+
+    import yaml
+
+    def emit(kind):
+        result = subprocess.run([sys.executable, ENTRY, "pipeline", "--format", kind, "--shards", "3", "--base", "abc123",
+                                 "--head", "def456"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    steps = yaml.safe_load(emit("buildkite"))["steps"]
+    wait = steps.index("wait")
+    tests, releases = steps[:wait], steps[wait + 1:]
+    assert [re.search(r"dispatch --tests tests.json --shard (\S+)", s["command"]).group(1) for s in tests] == ["1/3", "2/3", "3/3"]
+    assert [re.search(r"dispatch --releases releases.json --shard (\S+)", s["command"]).group(1) for s in releases] == [
+        "1/3", "2/3", "3/3"]
+    assert all("collect --base abc123 --head def456" in s["command"] for s in tests + releases)
+    assert all(s["env"] == {"CI": "true"} for s in releases) and not any("env" in s for s in tests)
+
+    matrix = json.loads(emit("github-actions"))
+    assert [entry["shard"] for entry in matrix["include"]] == ["1/3", "2/3", "3/3"]
