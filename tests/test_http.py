@@ -1,5 +1,6 @@
 """The publisher's HTTP client against real servers: proxies from the environment, and redirects."""
 
+import base64
 import os
 import time
 
@@ -32,7 +33,7 @@ def test_a_proxy_named_in_the_environment_carries_the_push_unless_no_proxy_names
         monkeypatch.delenv(name, raising=False)
     proxy = SlowProxy(registry.host)
     try:
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("HTTP_PROXY", "http://{}:{}@{}".format(TEST_USER, TEST_PASSWORD, proxy.host))
         push(registry, layout, "through-proxy")
         through_proxy = proxy.requests
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
@@ -40,6 +41,10 @@ def test_a_proxy_named_in_the_environment_carries_the_push_unless_no_proxy_names
     finally:
         proxy.stop()
     assert through_proxy >= 4  # ping, blob checks, manifest
+    credentials = base64.b64encode("{}:{}".format(TEST_USER, TEST_PASSWORD).encode()).decode()
+    # Compared here, not in the assertion, so that a failure prints no credentials.
+    sent_on_every_request = proxy.proxy_authorizations == {"Basic " + credentials}
+    assert sent_on_every_request, "the proxy was not sent the credentials of its URL on every request"
     assert proxy.requests == through_proxy
     assert set(registry.tags("proxied/app")) == {"through-proxy", "direct"}
 

@@ -19,7 +19,8 @@ import time
 
 from .servers import free_port
 
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding", "te", "trailer",
+               "upgrade"}
 FAULTS = ("503", "429", "reset", "slow", "cut")
 
 
@@ -33,6 +34,7 @@ class SlowProxy:
         self.host = "127.0.0.1:{}".format(self.port)
         self.url = "http://" + self.host
         self.requests = 0
+        self.proxy_authorizations = set()  # used as a forward proxy: the Proxy-Authorization headers it was sent
         self.active = 0
         self.injected = {fault: 0 for fault in FAULTS}
         proxy = self
@@ -82,6 +84,8 @@ class SlowProxy:
                 if fault == "429":
                     return self._refuse(429, [("Retry-After", "1")])
                 length = int(self.headers.get("Content-Length") or 0)
+                with proxy.lock:
+                    proxy.proxy_authorizations.add(self.headers.get("Proxy-Authorization"))
                 if fault == "reset":
                     self.rfile.read(min(length, 1024) if length else 0)
                     self._drop()

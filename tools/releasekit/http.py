@@ -25,7 +25,7 @@ import urllib3
 
 from . import __version__
 from .errors import ReleasekitError, TLSError, TransientError
-from .redact import redact
+from .redact import redact, register_secret
 
 log = logging.getLogger(__name__)
 TRANSIENT_STATUS = frozenset([408, 429, 500, 502, 503, 504])
@@ -178,7 +178,7 @@ class HttpClient:
 
     TLS is verified against the system's trust store (SSL_CERT_FILE and SSL_CERT_DIR apply),
     unless `verify` names a CA bundle or is False. Proxies come from HTTP_PROXY, HTTPS_PROXY,
-    ALL_PROXY and NO_PROXY. Redirects are followed for GET and HEAD only, and an Authorization
+    ALL_PROXY and NO_PROXY, with any credentials in the proxy's URL. Redirects are followed for GET and HEAD only, and an Authorization
     header never follows one to another origin. urllib3's own retries are off: with_retries()
     decides, per operation.
     """
@@ -237,7 +237,8 @@ class HttpClient:
         if not proxy or _bypasses_proxy(parsed.hostname or "", self._proxies):
             return self._direct
         if proxy not in self._proxy_managers:
-            self._proxy_managers[proxy] = urllib3.ProxyManager(proxy, num_pools=4, maxsize=self._pool_size, **self._tls)
+            self._proxy_managers[proxy] = urllib3.ProxyManager(
+                proxy, num_pools=4, maxsize=self._pool_size, proxy_headers=_proxy_authorization(proxy), **self._tls)
         return self._proxy_managers[proxy]
 
 
@@ -258,6 +259,17 @@ def _environment_proxies():
     import urllib.request
 
     return urllib.request.getproxies_environment()
+
+
+def _proxy_authorization(proxy):
+    """Credentials written in the proxy's URL (http://user:password@proxy:3128), as a header; never logged."""
+    parsed = urllib.parse.urlsplit(proxy)
+    if parsed.username is None:
+        return None
+    username, password = urllib.parse.unquote(parsed.username), urllib.parse.unquote(parsed.password or "")
+    register_secret(password)
+    register_secret(parsed.password)
+    return urllib3.make_headers(proxy_basic_auth="{}:{}".format(username, password))
 
 
 def _bypasses_proxy(host, proxies):
