@@ -310,8 +310,7 @@ class Dispatcher:
         from .config import RESOLVED_CONFIG_VARIABLE, load_config
         from .versioning import read_source_version
 
-        environ = dict(os.environ if self.options.environ is None else self.options.environ)
-        environ.setdefault("BUILD_WORKSPACE_DIRECTORY", self.workspace)
+        environ = self._workspace_environ()
         try:
             version = read_source_version(environ)
             self.pinned.update(RELEASEKIT_COMMIT=version.commit, RELEASEKIT_DIRTY="true" if version.dirty else "false")
@@ -381,9 +380,14 @@ class Dispatcher:
         safe = label[2:].replace("/", "_").replace(":", "__")
         return os.path.join(self.report_dir, safe + ".log"), os.path.join(self.report_dir, safe + ".record.json")
 
-    def _release_environ(self):
+    def _workspace_environ(self):
+        """The environment releases start from: the caller's, in this workspace."""
         environ = dict(os.environ if self.options.environ is None else self.options.environ)
         environ["BUILD_WORKSPACE_DIRECTORY"] = self.workspace
+        return environ
+
+    def _release_environ(self):
+        environ = self._workspace_environ()
         for key, value in self.pinned.items():
             environ.setdefault(key, value)
         # This interpreter has releasekit's packages; releases use it rather than resolve python3 again each.

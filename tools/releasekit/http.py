@@ -185,6 +185,12 @@ class HttpClient:
 
     _REDIRECTS = (301, 302, 303, 307, 308)
 
+    @classmethod
+    def for_destination(cls, destination, pool_size=8):
+        """A client that verifies TLS as the destination says: its own CA bundle, or none if insecure."""
+        verify = destination.ca_bundle or not (destination.insecure and destination.scheme == "https")
+        return cls(pool_size=pool_size, verify=verify)
+
     def __init__(self, pool_size=8, verify=True):
         self.headers = {"User-Agent": USER_AGENT}
         self.auth = None  # (username, password): sent as Basic unless a request sets Authorization
@@ -204,6 +210,10 @@ class HttpClient:
 
     def request(self, method, url, data=None, headers=None, params=None, auth=None, timeout=None,
                 allow_redirects=None):
+        """data: bytes, str, an iterable of bytes with a length (streamed), or a function returning one of
+        those, called for each request so that a retried operation sends a fresh body."""
+        if callable(data):
+            data = data()
         if params:
             url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params)
         all_headers = dict(self.headers, **(headers or {}))

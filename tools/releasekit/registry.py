@@ -145,8 +145,7 @@ class RegistryClient:
         self.workers = max(1, workers)
         self.chunk_size = chunk_size
         self.locator = locator or BlobLocator()
-        verify = destination.ca_bundle or not (destination.insecure and destination.scheme == "https")
-        self.http = HttpClient(pool_size=self.workers + 2, verify=verify)
+        self.http = HttpClient.for_destination(destination, pool_size=self.workers + 2)
         self._auth_lock = threading.Lock()
         self._scheme = None
         self._challenge = {}
@@ -240,10 +239,7 @@ class RegistryClient:
             authorization = self._authorization(scope)
             if authorization:
                 request_headers["Authorization"] = authorization
-            response = self.http.request(
-                method, url, data=body() if callable(body) else body, headers=request_headers,
-                timeout=self.policy.timeout, allow_redirects=method in ("GET", "HEAD"),
-            )
+            response = self.http.request(method, url, data=body, headers=request_headers, timeout=self.policy.timeout)
             if response.status_code == 401 and response.status_code not in allow_statuses:
                 # A fresh token or newly chosen scheme gets one more try; a third 401 is a refusal.
                 if attempt < 2 and self._handle_challenge(response, scope, what, authorization):

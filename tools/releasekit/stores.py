@@ -84,8 +84,7 @@ class HttpStore:
         self.policy = policy
         self.base = "{}://{}{}".format(destination.scheme, destination.host, destination.path)
         username, password, token = store_credentials(destination.kind, environ)
-        verify = destination.ca_bundle or not (destination.insecure and destination.scheme == "https")
-        self.http = HttpClient(verify=verify)
+        self.http = HttpClient.for_destination(destination)
         if token:
             self.http.headers["Authorization"] = "Bearer " + token
         elif username:
@@ -100,12 +99,7 @@ class HttpStore:
 
     def _call(self, method, path, what, **kwargs):
         def operation():
-            body = kwargs.get("data")
-            if callable(body):
-                kwargs_now = dict(kwargs, data=body())
-            else:
-                kwargs_now = kwargs
-            response = self.http.request(method, self._url(path), timeout=self.policy.timeout, **kwargs_now)
+            response = self.http.request(method, self._url(path), timeout=self.policy.timeout, **kwargs)
             raise_for_transient(response, what)
             return response
 
