@@ -43,7 +43,7 @@ def main():
         for index in range(args.releases):
             manifest, runfiles = releases.container_release(os.path.join(workdir, "rk{}".format(index)), layout,
                                                             "bench/releasekit", "ci", ["r{}".format(index)])
-            env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT,
+            env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false",
                        XDG_CACHE_HOME=os.path.join(workdir, "cache{}".format(index)), RELEASEKIT_HTTP_TIMEOUT="5")
             started = time.perf_counter()
             result = subprocess.run([sys.executable, releases.ENTRY, "publish", "--manifest", manifest,

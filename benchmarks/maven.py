@@ -75,7 +75,7 @@ def main():
             version = "1.0.{}".format(round_index)
             manifest, runfiles = releases.jar_release(os.path.join(workdir, "rk{}".format(round_index)), jar,
                                                       "com.example.bench:releasekit:" + version)
-            env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT,
+            env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false",
                        RELEASEKIT_MAVEN_USERNAME=USER, RELEASEKIT_MAVEN_PASSWORD=PASSWORD)
             ours.append(timed([sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles], env))
             theirs.append(timed(maven(version)))

@@ -118,7 +118,7 @@ def releasekit_push(workdir, layout, registry, repository, name):
     manifest, runfiles = releases.container_release(os.path.join(workdir, name), layout, repository, "dev")
     config = releases.write_config(os.path.join(workdir, name, "releasekit.yaml"), registry.host)
     report = os.path.join(workdir, name, "record.json")
-    env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_REPORT=report,
+    env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false", RELEASEKIT_REPORT=report,
                XDG_CACHE_HOME=os.path.join(workdir, name, "cache"))
     command = [sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles]
     elapsed, peak_mb, _ = timed(command, env)

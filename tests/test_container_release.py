@@ -148,7 +148,7 @@ def test_docker_save_tarball_input(example_workspace, registry, release_env, tmp
          {"notes.txt": "x"}, "//text_file:app: attribute image: text_file/notes.txt is neither an OCI image layout"),
         ("two_files", 'filegroup(name = "two", srcs = ["a.tar", "b.tar"])\n'
                       'container_release(name = "app", image = ":two", repository = "a/b")',
-         {"a.tar": "", "b.tar": ""}, "//two_files:app: attribute image: expected exactly one"),
+         {"a.tar": "", "b.tar": ""}, "//two_files:app: attribute image: expected exactly one image"),
         ("bad_repository", 'container_release(name = "app", image = "a.tar", repository = "team/../prod")',
          {"a.tar": ""}, "//bad_repository:app: attribute repository 'team/../prod'"),
         ("bad_tag", 'container_release(name = "app", image = "a.tar", repository = "a/b", tags = ["bad:tag"])',
@@ -163,24 +163,105 @@ def test_bad_inputs_fail_the_build_naming_target_and_attribute(broken_workspace,
 
 def test_corrupt_layout_fails_the_build(broken_workspace, tmp_path):
     make_layout(str(tmp_path / "layout"), {"/a": b"content" * 50})
-    target = os.path.join(broken_workspace.path, "corrupt", "layout")
+    target = os.path.join(broken_workspace.path, "corrupt", "image")
     shutil.copytree(str(tmp_path / "layout"), target)
     bad = corrupt_one_layer(target)
     stderr = broken_workspace.build_package_expecting_failure(
-        "corrupt", 'container_release(name = "app", image = "layout", repository = "a/b")', target="//corrupt:app.dev")
+        "corrupt", 'filegroup(name = "image_files", srcs = glob(["image/**"]))\n'
+        'container_release(name = "app", image = ":image_files", repository = "a/b")', target="//corrupt:app.dev")
     assert "{} does not match its digest".format(bad) in stderr
 
 
-def test_ci_release_from_a_dirty_tree_is_refused(example_workspace, registry, release_env):
+@pytest.mark.parametrize("pinned_commit", [False, True], ids=["git", "RELEASEKIT_COMMIT"])
+def test_ci_release_from_a_dirty_tree_is_refused(example_workspace, registry, release_env, pinned_commit):
+    """A CI job that names its commit (as the README suggests) still gets the dirty-tree refusal."""
     path = os.path.join(example_workspace.path, "services/greeter/greeter.py")
     original = open(path).read()
+    env = dict(release_env, CI="true")
+    if pinned_commit:
+        env["RELEASEKIT_COMMIT"] = git(example_workspace.path, "rev-parse", "HEAD").strip()
     try:
         with open(path, "a") as handle:
             handle.write("# uncommitted\n")
-        result = example_workspace.bazel("run", "//services/greeter:greeter.ci", env=dict(release_env, CI="true"), check=False)
+        result = example_workspace.bazel("run", "//services/greeter:greeter.ci", env=env, check=False)
         assert result.returncode != 0
         assert "uncommitted changes" in result.stderr
         assert "prod/examples/greeter" not in registry.catalog()
     finally:
         with open(path, "w") as handle:
             handle.write(original)
+
+
+def _skopeo_layout(source, destination, tag="latest"):
+    subprocess.run(["skopeo", "copy", "--quiet", "oci:" + source, "oci:{}:{}".format(destination, tag)],
+                   check=True, capture_output=True)
+
+
+def test_a_layout_kept_in_the_source_tree_is_tracked_file_by_file(example_workspace, registry, release_env, tmp_path):
+    """A bare source directory is refused; its files listed in a filegroup publish what the commit holds.
+
+    With the same Bazel server, the layout is changed by umoci and committed: the next run publishes the new
+    image, never the one the directory held before.
+    """
+    package = os.path.join(example_workspace.path, "services/checked_in")
+    make_layout(str(tmp_path / "src"), {"/app/version": b"one"})
+    os.makedirs(package, exist_ok=True)
+    _skopeo_layout(str(tmp_path / "src"), os.path.join(package, "layout"))
+    load = 'load("@rules_release//rules:defs.bzl", "container_release")\n\n'
+    example_workspace.write("services/checked_in/BUILD.bazel",
+                            load + 'container_release(name = "app", image = "layout", repository = "examples/checked-in")\n')
+    refused = example_workspace.bazel("build", "//services/checked_in:app.dev", check=False)
+    assert refused.returncode != 0
+    assert "//services/checked_in:app: attribute image: services/checked_in/layout is a directory in the source tree" in refused.stderr
+    assert 'filegroup(name = "layout_files", srcs = glob(["layout/**"])) and image = ":layout_files"' in refused.stderr
+
+    example_workspace.write("services/checked_in/BUILD.bazel", load +
+                            'filegroup(name = "layout_files", srcs = glob(["layout/**"]))\n\n'
+                            'container_release(name = "app", image = ":layout_files", repository = "examples/checked-in")\n')
+    example_workspace.commit("a checked-in layout")
+    example_workspace.bazel("run", "//services/checked_in:app.dev", env=release_env)
+    first = record_of(release_env)
+    with open(os.path.join(package, "layout", "index.json")) as handle:
+        assert json.load(handle)["manifests"][0]["digest"] == first["digest"]
+
+    (tmp_path / "extra.txt").write_text("two")
+    subprocess.run(["umoci", "insert", "--image", os.path.join(package, "layout") + ":latest", str(tmp_path / "extra.txt"),
+                    "/app/extra.txt"], check=True, capture_output=True)
+    with open(os.path.join(package, "layout", "index.json")) as handle:
+        changed = json.load(handle)["manifests"][0]["digest"]
+    assert changed != first["digest"]
+    head = example_workspace.commit("umoci changed the layout")
+    example_workspace.bazel("run", "//services/checked_in:app.dev", env=release_env)
+    second = record_of(release_env)
+    assert second["digest"] == changed
+    assert second["tags"] == ["dev-tester-" + head[:12]]
+    assert registry.inspect("dev/examples/checked-in:" + second["tags"][0])["Digest"] == changed
+
+
+def test_a_release_named_like_its_layout_directory_gets_the_fix(broken_workspace):
+    stderr = broken_workspace.build_package_expecting_failure(
+        "same_name", 'container_release(name = "layout", image = "layout", repository = "a/b")',
+        files={"layout/oci-layout": "{}"})
+    assert "//same_name:layout: attribute image 'layout' names this container_release itself" in stderr
+    assert 'name = "layout_release"' in stderr
+
+
+@pytest.mark.parametrize("macro,call,expected", [
+    ("container_release", 'container_release(name = "app", image = "a.tar", repositroy = "a/b")',
+     "//misspelt_container_release:app: container_release has no attribute 'repositroy'. Did you mean 'repository'?"),
+    ("jar_release", 'jar_release(name = "lib", jar = "a.jar", cordinates = "a:b")',
+     "//misspelt_jar_release:lib: jar_release has no attribute 'cordinates'. Did you mean 'coordinates'?"),
+    ("deploy_release", 'deploy_release(name = "d", manifest = ["a.yaml"])',
+     "//misspelt_deploy_release:d: deploy_release has no attribute 'manifest'. Did you mean 'manifests'?"),
+])
+def test_a_misspelt_macro_attribute_is_named(broken_workspace, macro, call, expected):
+    stderr = broken_workspace.build_package_expecting_failure("misspelt_" + macro, call, files={"a.tar": "", "a.jar": "",
+                                                                                               "a.yaml": "a: 1\n"})
+    assert expected in stderr
+
+
+def test_a_compressed_archive_is_refused_with_the_fix(broken_workspace):
+    stderr = broken_workspace.build_package_expecting_failure(
+        "gzipped", 'container_release(name = "app", image = "image.tar.gz", repository = "a/b")', files={"image.tar.gz": ""})
+    assert "//gzipped:app: attribute image: gzipped/image.tar.gz is a compressed archive" in stderr
+    assert 'cmd = "gzip -dc $< > $@"' in stderr

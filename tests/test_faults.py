@@ -160,7 +160,7 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
                 env = {"RELEASEKIT_CONFIG": releases.write_store_config(str(tmp_path / "k.yaml"), counter.url + "/releases",
                                                                         counter.url + "/snapshots"),
                        "RELEASEKIT_MAVEN_USERNAME": TEST_USER, "RELEASEKIT_MAVEN_PASSWORD": TEST_PASSWORD}
-            env.update(CI="true", RELEASEKIT_COMMIT=releases.COMMIT)
+            env.update(CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false")  # as dispatch pins them
             run_env = dict(os.environ, **env)
             run_env.pop("CI", None)
             run_env.update(env)

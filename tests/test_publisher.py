@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -304,3 +305,82 @@ def test_unverified_tls_only_where_the_config_says_so(tls_registry, tmp_path, is
                            "{{registry: {{url: 'https://{host}/dev', insecure: true}}}}")
     result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": insecure})
     assert result.returncode == 0, result.stderr
+
+
+def _skopeo_layout(source, destination, tag):
+    subprocess.run(["skopeo", "copy", "--quiet", "oci:" + source, "oci:{}:{}".format(destination, tag)],
+                   check=True, capture_output=True)
+
+
+def test_an_image_changed_after_the_build_is_refused_before_any_request(registry, tmp_path, isolated_home):
+    """The plan says what the build checked; umoci rewriting the layout afterwards must not publish either image."""
+    make_layout(str(tmp_path / "src"), {"/app/version": b"one"})
+    _skopeo_layout(str(tmp_path / "src"), str(tmp_path / "img"), "latest")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "team/changed-after-build")
+    (tmp_path / "extra.txt").write_text("two")
+    subprocess.run(["umoci", "insert", "--image", str(tmp_path / "img") + ":latest", str(tmp_path / "extra.txt"),
+                    "/app/extra.txt"], check=True, capture_output=True)
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config})
+    assert result.returncode != 0
+    assert "//app:app.dev: the image input changed after the build" in result.stderr
+    assert "Nothing was published" in result.stderr and "Traceback" not in result.stderr
+    assert not any(repository.endswith("team/changed-after-build") for repository in registry.catalog())
+
+
+def test_a_layout_naming_one_image_under_several_tags_is_one_image(registry, tmp_path, isolated_home):
+    digest = make_layout(str(tmp_path / "src"), {"/app/version": b"tagged twice"})
+    _skopeo_layout(str(tmp_path / "src"), str(tmp_path / "img"), "v1")
+    subprocess.run(["umoci", "tag", "--image", str(tmp_path / "img") + ":v1", "stable"], check=True, capture_output=True)
+    with open(tmp_path / "img" / "index.json") as handle:
+        assert [entry["digest"] for entry in json.load(handle)["manifests"]] == [digest, digest]
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "team/two-tags")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config})
+    assert result.returncode == 0, result.stderr
+    assert digest[:19] in result.stdout
+
+
+def _flat_multi_platform_layout(tmp_path):
+    """index.json listing one manifest per platform, as `skopeo copy --all` of an index into a layout's top level."""
+    layout = tmp_path / "multi"
+    entries = []
+    for arch in ("amd64", "arm64"):
+        digest = make_layout(str(tmp_path / arch), {"/arch": arch.encode()})
+        shutil.copytree(str(tmp_path / arch), str(layout), dirs_exist_ok=True)
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+                        "size": os.path.getsize(layout / "blobs" / "sha256" / digest[7:]),
+                        "platform": {"architecture": arch, "os": "linux"}})
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": entries}))
+    return layout, [entry["digest"] for entry in entries]
+
+
+def test_a_flat_multi_platform_layout_is_pushed_as_one_image_index(registry, tmp_path, isolated_home):
+    layout, children = _flat_multi_platform_layout(tmp_path)
+    manifest, runfiles = releases.container_release(str(tmp_path), str(layout), "team/multi", "ci", ["stable"])
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, "CI": "true",
+                                                   "RELEASEKIT_REPORT": str(tmp_path / "record.json")})
+    assert result.returncode == 0, result.stderr
+    record = json.load(open(tmp_path / "record.json"))
+    raw = subprocess.run(["skopeo", "inspect", "--raw", *registry.skopeo_args(),
+                          "docker://{}/prod/team/multi:stable".format(registry.host)], capture_output=True, text=True, check=True)
+    index = json.loads(raw.stdout)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [m["digest"] for m in index["manifests"]] == children
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
+    copy = subprocess.run(["skopeo", "copy", "--all", "--quiet", *[a.replace("--tls-verify", "--src-tls-verify")
+                                                                  for a in registry.skopeo_args()],
+                           "docker://{}/prod/team/multi@{}".format(registry.host, record["digest"]),
+                           "oci:{}".format(tmp_path / "copied")], capture_output=True, text=True)
+    assert copy.returncode == 0, copy.stderr
+
+
+def test_a_layout_of_several_different_images_is_refused_with_the_fix(tmp_path):
+    layout, _ = _flat_multi_platform_layout(tmp_path)
+    index = json.loads((layout / "index.json").read_text())
+    for entry in index["manifests"]:
+        entry.pop("platform")
+    (layout / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ImageError, match="index.json lists 2 different images .*; a release publishes one image. Keep one"):
+        build_plan(str(layout))

@@ -1,9 +1,9 @@
 """The container_release macro."""
 
 load(":container.bzl", "container_artifact")
-load(":macros.bzl", "check_image_tags", "check_name", "check_repository", "image_tags_of", "release_pair")
+load(":macros.bzl", "check_attributes", "check_image_tags", "check_name", "check_repository", "image_tags_of", "release_pair", "where")
 
-def container_release(name, image, repository, tags = [], visibility = None, **kwargs):
+def container_release(name, image = None, repository = None, tags = [], visibility = None, **kwargs):
     """Publishes an image to the registry of a channel.
 
     Declares `<name>` (the checked image; deploy_release lists it in images), `<name>.ci`
@@ -22,6 +22,9 @@ def container_release(name, image, repository, tags = [], visibility = None, **k
       **kwargs: common attributes passed to both variants (testonly, target_compatible_with, ...).
     """
     check_name(name)
+    check_attributes(name, "container_release", ["name", "image", "repository", "tags", "visibility"], kwargs, {"image": image, "repository": repository})
+    if type(image) == "string" and image.lstrip(":") == name:
+        fail("{0}: attribute image '{1}' names this container_release itself: a target and a directory of one name make Bazel see a cycle. Give the release another name (e.g. name = \"{2}_release\"), and list the layout's files: filegroup(name = \"{2}_files\", srcs = glob([\"{2}/**\"])) with image = \":{2}_files\".".format(where(name), image, name))
     check_repository(name, repository)
     image_tags = image_tags_of(tags)
     check_image_tags(name, image_tags)

@@ -45,6 +45,11 @@ def _deploy_artifact_impl(ctx):
         arguments += ["--manifest", f.path, "--display", f.short_path]
     for placeholder, label in images.items():
         arguments += ["--placeholder", "{}={}".format(placeholder, label)]
+    for spec in ctx.attr.image_fields:
+        kind, _, path = spec.partition(":")
+        if not kind or not path or "" in path.split("/") or "[]" in path.split("/"):
+            fail("{}: attribute image_fields: '{}' is not a field spec; write Kind:path/to/field, with [] after a list, e.g. 'ExampleService:spec/sidecars[]/image'.".format(label_text(ctx.label), spec))
+        arguments += ["--image-field", spec]
     run_releasekit(
         ctx,
         inputs = manifests,
@@ -61,6 +66,7 @@ def _deploy_artifact_impl(ctx):
                 "files": [runfiles_path(ctx, f) for f in manifests],
                 "images": images,
                 "platform": ctx.attr.platform,
+                "image_fields": ctx.attr.image_fields,
                 "package": ctx.label.package,
                 "name": ctx.label.name,
             },
@@ -78,6 +84,9 @@ deploy_artifact = rule(
         ),
         "images": attr.label_keyed_string_dict(
             doc = "container_release target -> the comma-separated placeholders (or image names) that stand for it in the YAML (deploy_release takes them as placeholder -> target).",
+        ),
+        "image_fields": attr.string_list(
+            doc = "Image fields of custom kinds, beyond every `image:` key: 'Kind:path/to/field' with [] after a list (kustomize's field specs), e.g. 'ExampleService:spec/sidecarImage' or 'ExampleService:spec/sidecars[]/image'. Their placeholders are pinned like pod images.",
         ),
         "platform": attr.string(
             default = "kubernetes",

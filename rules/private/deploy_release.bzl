@@ -1,7 +1,7 @@
 """The deploy_release macro."""
 
 load(":deploy.bzl", "deploy_artifact")
-load(":macros.bzl", "check_name", "release_pair", "where")
+load(":macros.bzl", "check_attributes", "check_name", "release_pair", "where")
 
 def _absolute(label):
     """'//pkg' -> '//pkg:pkg', ':name' -> '//this/pkg:name', so that a .ci/.dev suffix can be added."""
@@ -11,7 +11,7 @@ def _absolute(label):
         return "{}:{}".format(label, label.split("/")[-1])
     return label
 
-def deploy_release(name, manifests, images = {}, platform = "kubernetes", kubernetes_version = "1.30.0", tags = [], visibility = None, **kwargs):
+def deploy_release(name, manifests = None, images = {}, image_fields = [], platform = "kubernetes", kubernetes_version = "1.30.0", tags = [], visibility = None, **kwargs):
     """Publishes deploy YAML for CD systems after the images it references, pinned by digest.
 
     Declares `<name>` (the checked YAML), `<name>.ci` and `<name>.dev`. The CI variant depends
@@ -22,6 +22,9 @@ def deploy_release(name, manifests, images = {}, platform = "kubernetes", kubern
       manifests: YAML files (multi-document allowed).
       images: {placeholder: container_release target}; a placeholder is what an `image:` field
         says in the YAML (alone, or with a :tag), replaced by registry/repository@sha256:digest.
+      image_fields: image fields of custom kinds, beyond every `image:` key, as
+        "Kind:path/to/field" with [] after a list (e.g. "ExampleService:spec/sidecars[]/image").
+        A placeholder in any other string value fails the build.
       platform: "kubernetes" (validated against the Kubernetes schemas) or "generic".
       kubernetes_version: the Kubernetes version to validate against.
       tags: Bazel tags for all three targets.
@@ -29,6 +32,7 @@ def deploy_release(name, manifests, images = {}, platform = "kubernetes", kubern
       **kwargs: common attributes passed to the release variants.
     """
     check_name(name)
+    check_attributes(name, "deploy_release", ["name", "manifests", "images", "image_fields", "platform", "kubernetes_version", "tags", "visibility"], kwargs, {"manifests": manifests})
     resolved = {}
     for placeholder, label in images.items():
         if type(label) != "string":
@@ -43,6 +47,7 @@ def deploy_release(name, manifests, images = {}, platform = "kubernetes", kubern
         name = name,
         manifests = manifests,
         images = {label: ",".join(placeholders) for label, placeholders in placeholders_by_image.items()},
+        image_fields = image_fields,
         platform = platform,
         kubernetes_version = kubernetes_version,
         tags = tags,

@@ -1,9 +1,9 @@
 """The jar_release macro."""
 
 load(":jar.bzl", "jar_artifact")
-load(":macros.bzl", "check_name", "release_pair")
+load(":macros.bzl", "check_attributes", "check_name", "release_pair")
 
-def jar_release(name, jar, coordinates, pom_template = None, deps = [], sources_jar = None, classifier_jars = {}, tags = [], visibility = None, **kwargs):
+def jar_release(name, jar = None, coordinates = None, pom_template = None, deps = [], sources_jar = None, classifier_jars = {}, tags = [], visibility = None, **kwargs):
     """Publishes a jar and its pom to the Maven-layout store of a channel.
 
     Declares `<name>` (the jar artifact; other jar_release targets list it in deps),
@@ -23,6 +23,7 @@ def jar_release(name, jar, coordinates, pom_template = None, deps = [], sources_
       **kwargs: common attributes passed to the release variants.
     """
     check_name(name)
+    check_attributes(name, "jar_release", ["name", "jar", "coordinates", "pom_template", "deps", "sources_jar", "classifier_jars", "tags", "visibility"], kwargs, {"coordinates": coordinates, "jar": jar})
     jar_artifact(
         name = name,
         jar = jar,

@@ -75,6 +75,49 @@ def check_image_tags(name, tags):
         if not ok:
             fail("{}: attribute tags: '{}' is not a valid image tag (up to 128 letters, digits, '_', '.', '-'; not starting with '.' or '-').".format(where(name), tag))
 
+# Attributes every rule takes, which the macros pass on to the targets they declare.
+COMMON_ATTRIBUTES = [
+    "compatible_with",
+    "deprecation",
+    "exec_compatible_with",
+    "exec_properties",
+    "features",
+    "restricted_to",
+    "target_compatible_with",
+    "testonly",
+]
+
+def _distance(a, b):
+    """Edit distance between two short attribute names."""
+    previous = list(range(len(b) + 1))
+    for i in range(len(a)):
+        current = [i + 1]
+        for j in range(len(b)):
+            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (0 if a[i] == b[j] else 1)))
+        previous = current
+    return previous[len(b)]
+
+def check_attributes(name, macro, own, kwargs, required):
+    """Fails on an attribute the macro does not know (naming the one it probably meant) or a missing one.
+
+    Args:
+      name: the macro's name, for the error message.
+      macro: the macro's own name, e.g. "container_release".
+      own: the macro's own attribute names.
+      kwargs: the extra keyword arguments the macro was called with.
+      required: {attribute: value} of the macro's required attributes.
+    """
+    for key in kwargs:
+        if key in COMMON_ATTRIBUTES:
+            continue
+        known = own + COMMON_ATTRIBUTES
+        closest = sorted([(_distance(key, candidate), candidate) for candidate in known])[0]
+        hint = " Did you mean '{}'?".format(closest[1]) if closest[0] <= 2 else ""
+        fail("{}: {} has no attribute '{}'.{} Its attributes are {}.".format(where(name), macro, key, hint, ", ".join(own)))
+    for attribute, value in required.items():
+        if value == None:
+            fail("{}: {} needs attribute {}.".format(where(name), macro, attribute))
+
 def release_pair(name, artifact, tags, visibility, release_deps_ci = [], release_deps_dev = [], **kwargs):
     """Declares <name>.ci and <name>.dev over one artifact target."""
     artifact_ci_release(

@@ -51,7 +51,9 @@ def publish(manifest, runfiles, env, *extra):
     """Run `releasekit publish` as a release target would. Returns the CompletedProcess."""
     run_env = dict(os.environ)
     run_env.pop("CI", None)
+    # As dispatch hands every release: the commit and whether the tree is clean, read once per run.
     run_env.setdefault("RELEASEKIT_COMMIT", COMMIT)
+    run_env.setdefault("RELEASEKIT_DIRTY", "false")
     run_env.update(env)
     return subprocess.run(
         [sys.executable, ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles, *extra],

@@ -257,7 +257,7 @@ def _cmd_deploy_check(args):
         with open(path, encoding="utf-8") as handle:
             files.append((display, handle.read()))
     placeholders = dict(item.split("=", 1) for item in args.placeholder)
-    result = check(files, placeholders, args.platform, args.kubernetes_version, args.label)
+    result = check(files, placeholders, args.platform, args.kubernetes_version, args.label, args.image_field)
     write_json_atomic(args.out, dict(result, label=args.label))
     return 0
 
@@ -381,6 +381,7 @@ def build_parser():
     deploy_check.add_argument("--placeholder", action="append", default=[], help="PLACEHOLDER=IMAGE_LABEL")
     deploy_check.add_argument("--platform", required=True)
     deploy_check.add_argument("--kubernetes-version", required=True)
+    deploy_check.add_argument("--image-field", action="append", default=[], help="KIND:path/to/field of a custom kind")
     deploy_check.add_argument("--label", required=True)
     deploy_check.add_argument("--out", required=True)
     deploy_check.set_defaults(func=_cmd_deploy_check)

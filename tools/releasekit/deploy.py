@@ -1,7 +1,14 @@
 """Deploy YAML: checked at build time, published only after every image it references, pinned by digest.
 
-An image reference in the YAML is a value of an `image` key. A placeholder (a key of
-deploy_release's images) matches the value itself, or the value with a :tag or @digest.
+An image field is the value of any `image` key (every pod-spec location of every workload kind),
+plus the fields deploy_release's image_fields declares for custom kinds, as `Kind:path/to/field`
+with `[]` after a list (kustomize's field specs: `ExampleService:spec/sidecars[]/image`). A
+placeholder (a key of deploy_release's images) matches the value itself, or the value with a
+:tag or @digest. A placeholder in any other string value is an error: it would reach the CD
+system unresolved.
+
+Pinning edits the reviewed text in place: only the characters of each image value change, so
+comments, anchors, quoting, key order and document separators are published as written.
 """
 
 import json
@@ -43,17 +50,132 @@ def load_documents(text, display):
     return [(doc, line) for doc, line in documents if doc is not None]
 
 
-def image_references(value, path=()):
-    """(path, image) for every string under an `image` key."""
-    if isinstance(value, dict):
-        for key, child in value.items():
-            if key == "image" and isinstance(child, str):
-                yield path + (key,), child
-            else:
-                yield from image_references(child, path + (key,))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from image_references(child, path + (index,))
+class FieldSpec:
+    """One declared image field of a custom kind: `Kind:path/to/field`, `[]` after a list."""
+
+    def __init__(self, text):
+        kind, _, path = text.partition(":")
+        parts = [part for part in path.split("/")]
+        if not kind or not path or any(not part or part == "[]" for part in parts):
+            raise DeployInputError(
+                "attribute image_fields: '{}' is not a field spec; write Kind:path/to/field, with [] after a list, "
+                "e.g. 'ExampleService:spec/sidecars[]/image'.".format(text))
+        self.text, self.kind, self.parts = text, kind, parts
+
+    def scalars(self, node, path=(), parts=None):
+        """(path, scalar node) of every value this spec names below a document node."""
+        import yaml
+
+        parts = self.parts if parts is None else parts
+        if not parts:
+            if isinstance(node, yaml.ScalarNode):
+                yield path, node
+            return
+        name, many = (parts[0][:-2], True) if parts[0].endswith("[]") else (parts[0], False)
+        for key, child in _mapping_items(node):
+            if key != name:
+                continue
+            if not many:
+                yield from self.scalars(child, path + (key,), parts[1:])
+            elif isinstance(child, yaml.SequenceNode):
+                for index, element in enumerate(child.value):
+                    yield from self.scalars(element, path + (key, index), parts[1:])
+
+
+def _mapping_items(node):
+    """(key, value node) of a mapping node, merged mappings (<<) included."""
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key_node, value in node.value:
+        if key_node.value == "<<":
+            merged = value.value if isinstance(value, yaml.SequenceNode) else [value]
+            for mapping in merged:
+                yield from _mapping_items(mapping)
+        elif isinstance(key_node, yaml.ScalarNode):
+            yield key_node.value, value
+
+
+def _strings(node, path=(), open_collections=()):
+    """(path, scalar node) of every string value in a document; an aliased node shows at each of its paths."""
+    import yaml
+
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == "tag:yaml.org,2002:str":
+            yield path, node
+        return
+    if id(node) in open_collections:  # an alias of a collection inside itself
+        return
+    inside = open_collections + (id(node),)
+    if isinstance(node, yaml.SequenceNode):
+        for index, child in enumerate(node.value):
+            yield from _strings(child, path + (index,), inside)
+    elif isinstance(node, yaml.MappingNode):
+        for key, child in _mapping_items(node):
+            yield from _strings(child, path + (key,), inside)
+
+
+def _document_kind(node):
+    for key, value in _mapping_items(node):
+        if key == "kind" and hasattr(value, "value") and isinstance(value.value, str):
+            return value.value
+    return None
+
+
+def image_fields(node, specs):
+    """{id(scalar node): (path, scalar node)} of every image field of a composed document."""
+    fields = {}
+    for path, scalar in _strings(node):
+        if path and path[-1] == "image":
+            fields[id(scalar)] = (path, scalar)
+    kind = _document_kind(node)
+    for spec in specs:
+        if spec.kind == kind:
+            for path, scalar in spec.scalars(node):
+                if scalar.tag == "tag:yaml.org,2002:str":
+                    fields[id(scalar)] = (path, scalar)
+    return fields
+
+
+def _compose(text, display):
+    """The composed document nodes of a YAML text (empty documents left out)."""
+    import yaml
+
+    try:
+        return [node for node in yaml.compose_all(text, Loader=yaml.SafeLoader) if node is not None]
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = "{}:{}".format(display, mark.line + 1) if mark else display
+        raise DeployInputError("{}: attribute manifests: not valid YAML ({}).".format(
+            where, getattr(error, "problem", None) or error)) from None
+
+
+def _dotted(path):
+    return ".".join(str(p) for p in path) or "the top level"
+
+
+def _as_field_spec(kind, path):
+    """The image_fields entry that names path in documents of kind: list indexes become []."""
+    parts = []
+    for part in path:
+        if isinstance(part, int):
+            parts[-1] += "[]"
+        else:
+            parts.append(str(part))
+    return "{}:{}".format(kind or "Kind", "/".join(parts))
+
+
+def _stray_placeholders(display, index, node, fields, placeholders):
+    """(message, field spec that would make it an image field) for each placeholder in a string that is not one."""
+    found = []
+    for path, scalar in _strings(node):
+        placeholder = matching_placeholder(scalar.value, placeholders)
+        if placeholder and id(scalar) not in fields:
+            found.append(("{}:{} (document {}): placeholder '{}' stands at {}, which is not an image field".format(
+                display, scalar.start_mark.line + 1, index, placeholder, _dotted(path)),
+                _as_field_spec(_document_kind(node), path)))
+    return found
 
 
 def matching_placeholder(image, placeholders):
@@ -71,32 +193,47 @@ def _describe(document):
     return "document"
 
 
-def check(files, placeholders, platform, kubernetes_version, label):
+def check(files, placeholders, platform, kubernetes_version, label, field_specs=()):
     """Build-time checks. files: [(display path, text)]; placeholders: {placeholder: image label}."""
+    specs = [FieldSpec(text) for text in field_specs]
     used = set()
     documents_checked = 0
     for display, text in files:
-        for index, (document, line) in enumerate(load_documents(text, display), 1):
+        documents = load_documents(text, display)
+        for index, (node, (document, line)) in enumerate(zip(_compose(text, display), documents), 1):
             where = "{}:{} (document {}, {})".format(display, line, index, _describe(document))
-            for path, image in image_references(document):
+            fields = image_fields(node, specs)
+            for path, scalar in sorted(fields.values(), key=lambda item: item[1].start_mark.index):
+                image = scalar.value
                 placeholder = matching_placeholder(image, placeholders)
                 if placeholder:
+                    if scalar.style in ("|", ">"):
+                        raise DeployInputError("{}: attribute manifests: image '{}' at {} is a block scalar; write it on "
+                                               "one line so it can be pinned in place.".format(where, image, _dotted(path)))
                     used.add(placeholder)
                 elif PINNED_MARK not in image:
                     raise DeployInputError(
                         "{}: attribute manifests: image '{}' at {} is neither a key of attribute images nor pinned by "
                         "digest. Map it to a container_release in images, or pin it (name@sha256:...).".format(
-                            where, image, ".".join(str(p) for p in path))
+                            where, image, _dotted(path))
                     )
+            stray = _stray_placeholders(display, index, node, fields, placeholders)
+            if stray:
+                raise DeployInputError(
+                    "{}: attribute manifests: {}; it would be published unresolved. Declare such fields in attribute "
+                    "image_fields ({}), or rename the placeholder.".format(
+                        label, "; ".join(message for message, _ in stray),
+                        ", ".join(sorted(set('"{}"'.format(spec) for _, spec in stray)))))
             if platform == "kubernetes":
                 _validate_kubernetes(document, kubernetes_version, where)
             documents_checked += 1
     unused = sorted(set(placeholders) - used)
     if unused:
         raise DeployInputError(
-            "{}: attribute images: {} never appear as an image in {}. Use them in an `image:` field, or remove them "
-            "from images.".format(label, ", ".join("'{}' ({})".format(p, placeholders[p]) for p in unused),
-                                  ", ".join(display for display, _ in files))
+            "{}: attribute images: {} never appear as an image in {}. Use them in an `image:` field (or a field of "
+            "image_fields), or remove them from images.".format(
+                label, ", ".join("'{}' ({})".format(p, placeholders[p]) for p in unused),
+                ", ".join(display for display, _ in files))
         )
     return {"documents": documents_checked, "placeholders": sorted(used)}
 
@@ -124,38 +261,49 @@ def _validate_kubernetes(document, version, where):
             where, version, error.message, at)) from None
 
 
-def rewrite(documents, references):
-    """Replace every placeholder image with its pinned reference, in place. Returns the count."""
-    count = 0
+def pin_images(text, references, field_specs, display):
+    """The YAML text with every placeholder image field replaced by its pinned reference, nothing else changed.
 
-    def walk(value):
-        nonlocal count
-        if isinstance(value, dict):
-            for key, child in value.items():
-                if key == "image" and isinstance(child, str):
-                    placeholder = matching_placeholder(child, references)
-                    if placeholder:
-                        value[key] = references[placeholder]
-                        count += 1
-                else:
-                    walk(child)
-        elif isinstance(value, list):
-            for child in value:
-                walk(child)
-
-    for document in documents:
-        walk(document)
-    return count
-
-
-def unpinned(documents):
-    return [image for document in documents for _, image in image_references(document) if PINNED_MARK not in image]
-
-
-def render(documents):
+    The result is parsed again: an image field left unpinned, or a placeholder left in any string value,
+    refuses the release (DeployError naming file, line and field), so nothing unresolved is published.
+    """
     import yaml
 
-    return yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False).encode("utf-8")
+    specs = [FieldSpec(spec) for spec in field_specs]
+    # A node's span starts at its anchor or tag; the scalar's own characters start at its token.
+    token_starts = {token.end_mark.index: token.start_mark.index
+                    for token in yaml.scan(text, Loader=yaml.SafeLoader) if isinstance(token, yaml.ScalarToken)}
+    edits = {}
+    for node in _compose(text, display):
+        for path, scalar in image_fields(node, specs).values():
+            placeholder = matching_placeholder(scalar.value, references)
+            if placeholder:
+                end = scalar.end_mark.index
+                edits[end] = (token_starts[end], _scalar_text(references[placeholder], scalar.style))
+    pinned = text
+    for end in sorted(edits, reverse=True):
+        start, replacement = edits[end]
+        pinned = pinned[:start] + replacement + pinned[end:]
+    problems = []
+    for index, node in enumerate(_compose(pinned, display), 1):
+        fields = image_fields(node, specs)
+        for path, scalar in fields.values():
+            if PINNED_MARK not in scalar.value:
+                problems.append("{}:{} (document {}): image '{}' at {} is not pinned by digest (a tag is not a pin)".format(
+                    display, scalar.start_mark.line + 1, index, scalar.value, _dotted(path)))
+        problems += [message for message, _ in _stray_placeholders(display, index, node, {}, references)]
+    if problems:
+        raise DeployError("{}; nothing was published.".format("; ".join(problems)))
+    return pinned
+
+
+def _scalar_text(value, style):
+    """A YAML scalar holding value, in the quoting style of the one it replaces."""
+    if style == "'":
+        return "'{}'".format(value.replace("'", "''"))
+    if style == '"':
+        return json.dumps(value)
+    return value
 
 
 def publish_files(store, directory, files, pointer_path, version, immutable):

@@ -22,7 +22,7 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = 2
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _READ_SIZE = 1 << 20
 
@@ -86,6 +86,7 @@ class _Reader:
         self.display = display
         self.blobs = {}
         self.manifests = []
+        self.generated = {}
 
     def read_json(self, data, what):
         try:
@@ -141,7 +142,40 @@ class _Reader:
             "location": self.describe(location),
         }
 
+    def add_root(self, index, verify):
+        """The image an index.json names: one manifest (however many tags name it), or its platforms as one index."""
+        entries = []
+        for entry in index.get("manifests") or []:
+            if not isinstance(entry, dict):
+                raise ImageError("{}: index.json has a malformed entry.".format(self.display))
+            if entry.get("digest") not in [e.get("digest") for e in entries]:
+                entries.append(entry)
+        if len(entries) == 1:
+            self.add_manifest(entries[0], verify)
+            return
+        if not entries:
+            raise ImageError("{}: index.json lists no image; rebuild the image.".format(self.display))
+        if all(isinstance(e.get("platform"), dict) and e.get("mediaType") in MANIFEST_TYPES for e in entries):
+            # A flat multi-platform layout (skopeo copy --all, buildah manifest push): published as one image index.
+            for entry in entries:
+                self.add_manifest(entry, verify)
+            children = [{k: e[k] for k in ("mediaType", "digest", "size", "platform") if k in e} for e in entries]
+            content = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+            digest = sha256_digest(content)
+            self.generated[digest] = _InlineLocation(content)
+            self.add_manifest({"digest": digest, "mediaType": OCI_INDEX, "size": len(content)}, verify=False)
+            return
+        names = [(e.get("annotations") or {}).get("org.opencontainers.image.ref.name") or e.get("digest", "?")[:19]
+                 for e in entries]
+        raise ImageError(
+            "{}: index.json lists {} different images ({}); a release publishes one image. Keep one of them "
+            "(skopeo copy oci:LAYOUT:TAG oci:NEW_LAYOUT), or give each a platform so they form one multi-platform "
+            "image.".format(self.display, len(entries), ", ".join(names))
+        )
+
     def describe(self, location):
+        if isinstance(location, _InlineLocation):
+            return {"content": location.content.decode("utf-8")}
         return {"offset": location.offset, "file": os.path.relpath(location.path, self.path) if self.format == "oci-layout" else ""}
 
     def plan(self, root, source_path):
@@ -149,6 +183,7 @@ class _Reader:
             "schema_version": PLAN_SCHEMA_VERSION,
             "format": self.format,
             "source": source_path,
+            "source_fingerprint": self.source_fingerprint(),
             "root": root,
             "blobs": sorted(self.blobs.values(), key=lambda b: b["digest"]),
             "manifests": self.manifests,
@@ -159,6 +194,8 @@ class _LayoutReader(_Reader):
     format = "oci-layout"
 
     def blob_location(self, digest):
+        if digest in self.generated:
+            return self.generated[digest]
         path = os.path.join(self.path, "blobs", "sha256", digest.split(":", 1)[1])
         if not os.path.isfile(path):
             return None
@@ -175,15 +212,17 @@ class _LayoutReader(_Reader):
                 index = self.read_json(handle.read(), "index.json")
         except FileNotFoundError:
             raise ImageError("{}: the OCI layout has no index.json; rebuild the image.".format(self.display)) from None
-        entries = index.get("manifests") or []
-        if len(entries) != 1:
-            raise ImageError(
-                "{}: index.json lists {} images; a release takes a layout with exactly one image "
-                "(use an image index for several platforms).".format(self.display, len(entries))
-            )
-        self.add_manifest(entries[0], verify)
+        self.add_root(index, verify)
         root = self.manifests[-1]
         return self.plan({k: root[k] for k in ("digest", "mediaType", "size")}, source_path)
+
+    def source_fingerprint(self):
+        """Digest of index.json: what names the image, checked again when the release runs."""
+        try:
+            with open(os.path.join(self.path, "index.json"), "rb") as handle:
+                return sha256_digest(handle.read())
+        except OSError:
+            return None
 
 
 class _ArchiveReader(_Reader):
@@ -203,7 +242,6 @@ class _ArchiveReader(_Reader):
         self.members = {}
         for member in self.tar.getmembers():
             self.members[os.path.normpath(member.name)] = member
-        self.generated = {}
 
     def member(self, name):
         member = self.members.get(os.path.normpath(name))
@@ -228,13 +266,18 @@ class _ArchiveReader(_Reader):
             return {"content": location.content.decode("utf-8")}
         return {"offset": location.offset, "file": ""}
 
+    def source_fingerprint(self):
+        """Digest of what names the image in the archive (index.json or manifest.json), checked again at run time."""
+        for name in ("index.json", "manifest.json"):
+            location = self.member_location(name)
+            if location is not None:
+                return sha256_digest(b"".join(location.chunks()))
+        return None
+
     def build(self, source_path, verify):
         if self.member("index.json") is not None and self.member("oci-layout") is not None:
             index = self.read_json(b"".join(self.member_location("index.json").chunks()), "index.json")
-            entries = index.get("manifests") or []
-            if len(entries) != 1:
-                raise ImageError("{}: index.json lists {} images; expected one.".format(self.display, len(entries)))
-            self.add_manifest(entries[0], verify)
+            self.add_root(index, verify)
         else:
             self._build_from_docker_manifest(verify)
         root = self.manifests[-1]
@@ -347,6 +390,36 @@ class ImagePlan:
             )
         return cls(data, image_path)
 
+    def check_unchanged(self, target):
+        """Refuse, before any request, an image input that is no longer the one the build checked.
+
+        Bazel does not track the files inside a source directory, and anything may rewrite a file after the
+        build: the publisher reads again what names the image, and every manifest, against the plan.
+        """
+        reader = _LayoutReader if self.data["format"] == "oci-layout" else _ArchiveReader
+        display = "{} (image {})".format(target, self.image_path)
+        now = reader(self.image_path, display)
+        fingerprint = now.source_fingerprint() if os.path.exists(self.image_path) else None
+        if fingerprint != self.data.get("source_fingerprint"):
+            try:
+                names = "its {} now names {}".format(
+                    "index.json" if reader is _LayoutReader else "manifest",
+                    now.build(self.data["source"], verify=False)["root"]["digest"])
+            except ImageError as error:
+                names = "it no longer reads as that image ({})".format(error)
+            raise ImageError(
+                "{}: the image input changed after the build: the build checked {}, but {}. Nothing was published. "
+                "Build the release again (bazel run rebuilds it); if the image is a directory in the source tree, "
+                "list its files (filegroup(srcs = glob([\"DIR/**\"]))) so Bazel tracks them.".format(
+                    target, self.root["digest"], names)
+            )
+        for manifest in self.manifests:
+            content = self.manifest_bytes(manifest)
+            if sha256_digest(content) != manifest["digest"]:
+                raise ImageError(
+                    "{}: manifest {} of the image changed after the build (its bytes no longer match their digest). "
+                    "Nothing was published; build the release again.".format(target, manifest["digest"]))
+
     @property
     def blobs(self):
         return self.data["blobs"]
@@ -363,4 +436,8 @@ class ImagePlan:
         return BlobLocation(path, where["offset"], entry["size"])
 
     def manifest_bytes(self, entry):
-        return b"".join(self.location(entry).chunks())
+        try:
+            return b"".join(self.location(entry).chunks())
+        except OSError as error:
+            raise ImageError("{}: manifest {} cannot be read ({}); build the release again.".format(
+                self.image_path, entry["digest"], error.strerror)) from None

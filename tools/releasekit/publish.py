@@ -117,6 +117,7 @@ def _publish_container(manifest, config, version, policy, options, environ):
     plan = ImagePlan.load(
         runfile(options.runfiles_dir, container["plan"]), runfile(options.runfiles_dir, container["image"])
     )
+    plan.check_unchanged(manifest["target"])
     record = {
         "registry": destination.host,
         "repository": "{}/{}".format(destination.host, repository),
@@ -227,13 +228,12 @@ def _publish_deploy(manifest, config, source_version, policy, options, environ):
     for rlocation in fields["files"]:
         path = runfile(options.runfiles_dir, rlocation)
         with open(path, encoding="utf-8") as handle:
-            documents = [doc for doc, _ in deploy.load_documents(handle.read(), rlocation)]
-        deploy.rewrite(documents, references)
-        left = deploy.unpinned(documents)
-        if left:
-            raise deploy.DeployError("{}: {} still names images not pinned by digest ({}); a tag is not a pin, so nothing "
-                                     "was published.".format(manifest["release"], os.path.basename(path), ", ".join(left)))
-        files.append((os.path.basename(path), deploy.render(documents)))
+            text = handle.read()
+        try:
+            pinned = deploy.pin_images(text, references, fields.get("image_fields", []), os.path.basename(path))
+        except deploy.DeployError as error:
+            raise deploy.DeployError("{}: {}".format(manifest["release"], error)) from None
+        files.append((os.path.basename(path), pinned.encode("utf-8")))
     if manifest["channel"] == "ci":
         version = environ.get("RELEASEKIT_VERSION") or source_version.commit
     else:

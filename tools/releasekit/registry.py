@@ -419,6 +419,12 @@ class RegistryClient:
         check_repository(repository)
         for tag in tags:
             check_tag(tag)
+        manifests = []
+        for manifest in plan.manifests:  # every manifest checked before the first request
+            content = plan.manifest_bytes(manifest)
+            if "sha256:" + hashlib.sha256(content).hexdigest() != manifest["digest"]:
+                raise ImageError("Manifest {} of the image does not match its digest; rebuild the image.".format(manifest["digest"]))
+            manifests.append((manifest, content))
         self.ping()
         if self._scheme == "bearer":
             # One token for the push scope before the uploads start, not one per racing thread.
@@ -449,14 +455,11 @@ class RegistryClient:
         if failures:
             raise failures[0]
         scope = _push_scope(repository)
-        for manifest in plan.manifests:
-            content = plan.manifest_bytes(manifest)
-            if "sha256:" + hashlib.sha256(content).hexdigest() != manifest["digest"]:
-                raise ImageError("Manifest {} of the image does not match its digest; rebuild the image.".format(manifest["digest"]))
+        for manifest, content in manifests:
             is_root = manifest["digest"] == plan.root["digest"]
             if is_root or not self._retry(lambda m=manifest: self.manifest_exists(repository, m["digest"], scope), "check manifest"):
                 self.put_manifest(repository, manifest["digest"], manifest["mediaType"], content)
-        root_content = plan.manifest_bytes(plan.manifests[-1])
+        root_content = manifests[-1][1]
         for tag in tags:
             self.put_manifest(repository, tag, plan.root["mediaType"], root_content)
         return result

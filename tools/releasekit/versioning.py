@@ -5,7 +5,8 @@ release targets stay cacheable and one build serves every commit's publish step.
 Sources, first that is set wins:
   commit: RELEASEKIT_COMMIT, then `git rev-parse HEAD` in the workspace
   user:   RELEASEKIT_USER, then USER / LOGNAME, then the account name
-  dirty:  RELEASEKIT_DIRTY=true|false, then `git status --porcelain` in the workspace
+  dirty:  RELEASEKIT_DIRTY=true|false, then `git status --porcelain` in the workspace (also when
+          RELEASEKIT_COMMIT is set: naming the commit does not make the tree clean)
 """
 
 import dataclasses
@@ -74,9 +75,7 @@ def read_source_version(environ=None):
     dirty_setting = environ.get("RELEASEKIT_DIRTY")
     if dirty_setting is not None:
         dirty = dirty_setting.lower() in ("1", "true", "yes")
-    elif environ.get("RELEASEKIT_COMMIT"):
-        dirty = False
-    else:
+    else:  # a pinned commit says which commit, not that the tree still holds it: only RELEASEKIT_DIRTY skips git
         dirty = bool(_git(workspace, "status", "--porcelain", "--untracked-files=no").strip())
     user = environ.get("RELEASEKIT_USER") or environ.get("USER") or environ.get("LOGNAME") or _account_name()
     return SourceVersion(commit=commit, dirty=dirty, user=sanitize_tag_part(user))
