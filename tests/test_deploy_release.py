@@ -1,6 +1,7 @@
 """deploy_release end to end: images first, YAML pinned by digest, nothing half-published."""
 
 import os
+import shutil
 
 import pytest
 import yaml
@@ -137,3 +138,83 @@ def test_bad_deploy_inputs_fail_the_build(broken_workspace, tmp_path, package, y
     stderr = broken_workspace.build_package_expecting_failure(
         package, build, {"app.yaml": yaml_text, "notes.txt": "x"}, target="//{}:deploy".format(package))
     assert expected in stderr, stderr[-2000:]
+
+
+CUSTOM_RESOURCE = """# A platform team's service kind: the image sits in fields of its own, beside a pod-style `image:`.
+apiVersion: platform.example.com/v1
+kind: ExampleService
+metadata:
+  name: shop   # reviewed comment
+  annotations: {owner: "payments"}
+spec:
+  containerImage: base-image
+  sidecarImage: &sidecar "base-image:1.0"
+  extraSidecars:
+    - name: proxy
+      image: *sidecar
+    - {name: logger, image: 'base-image'}
+  replicas: 3
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: shop-config}
+data:
+  note: "unrelated text"
+"""
+
+
+def _custom_resource_package(workspace, image_fields):
+    workspace.write("services/shop/shop.yaml", CUSTOM_RESOURCE)
+    workspace.write("services/shop/BUILD.bazel", (
+        'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "image_layout")\n\n'
+        'image_layout(name = "image", files = {{"shop.yaml": "/app/shop.yaml"}})\n\n'
+        'container_release(name = "shop", image = ":image", repository = "examples/shop")\n\n'
+        'deploy_release(\n    name = "shop_deploy",\n    manifests = ["shop.yaml"],\n'
+        '    images = {{"base-image": ":shop"}},\n    image_fields = {},\n    platform = "generic",\n)\n'
+    ).format(repr(image_fields).replace("'", '"')))
+    return workspace.commit("a custom resource with image fields of its own")
+
+
+def test_placeholders_in_custom_image_fields_are_pinned_and_the_reviewed_text_survives(
+        example_workspace, registry, deploy_store, tmp_path):
+    """Before: only `image:` values were rewritten, and the custom kind's own fields reached the CI store unresolved."""
+    _custom_resource_package(example_workspace, [])
+    undeclared = example_workspace.bazel("build", "//services/shop:shop_deploy.ci", check=False)
+    assert undeclared.returncode != 0
+    assert ("services/shop/shop.yaml:8 (document 1): placeholder 'base-image' stands at spec.containerImage, "
+            "which is not an image field") in undeclared.stderr
+    # sidecarImage is anchored and its alias is an `image:` field: pinned there, it is pinned everywhere.
+    assert "spec.sidecarImage" not in undeclared.stderr
+    assert 'Declare such fields in attribute image_fields ("ExampleService:spec/containerImage")' in undeclared.stderr
+
+    head = _custom_resource_package(example_workspace, ["ExampleService:spec/containerImage",
+                                                        "ExampleService:spec/sidecarImage"])
+    config = config_for(tmp_path / "releasekit.yaml", registry.host, deploy_store.url + "/custom")
+    try:
+        example_workspace.bazel("run", "//services/shop:shop_deploy.ci", env=env_for(tmp_path, config, CI="true"))
+    finally:
+        shutil.rmtree(os.path.join(example_workspace.path, "services/shop"))
+        example_workspace.commit("remove the custom resource")
+    digest = registry.inspect("prod/examples/shop:" + head)["Digest"]
+    reference = "{}/prod/examples/shop@{}".format(registry.host, digest)
+    with open(deploy_store.path("custom/prod/services/shop/shop_deploy/{}/shop.yaml".format(head))) as handle:
+        published = handle.read()
+    # Only the image values changed: comments, the anchor and its alias, quoting, order and separators are as reviewed.
+    assert published == (CUSTOM_RESOURCE.replace("containerImage: base-image", "containerImage: " + reference)
+                         .replace('&sidecar "base-image:1.0"', '&sidecar "{}"'.format(reference))
+                         .replace("image: 'base-image'", "image: '{}'".format(reference)))
+    service = next(yaml.safe_load_all(published))
+    assert service["spec"]["extraSidecars"][0]["image"] == reference
+
+
+def test_a_placeholder_left_after_pinning_refuses_the_release():
+    """The second guard: the pinned text is parsed again, and any placeholder left in any string refuses."""
+    from releasekit.deploy import DeployError, pin_images
+
+    text = "kind: ExampleService\nspec:\n  image: base-image\n  notes:\n    - base-image@sha256:abc\n"
+    with pytest.raises(DeployError, match=r"shop.yaml:5 \(document 1\): placeholder 'base-image' stands at spec.notes.0, "
+                                          r"which is not an image field; nothing was published"):
+        pin_images(text, {"base-image": "r.example/app@sha256:" + "0" * 64}, [], "shop.yaml")
+    pinned = pin_images(text.replace("    - base-image@sha256:abc\n", "    - fine\n"),
+                        {"base-image": "r.example/app@sha256:" + "0" * 64}, [], "shop.yaml")
+    assert pinned == "kind: ExampleService\nspec:\n  image: r.example/app@sha256:{}\n  notes:\n    - fine\n".format("0" * 64)
