@@ -37,11 +37,60 @@ def test_missing_destination_names_the_key():
         ("r.example.com/prod", "r.example.com/prod/dev"),
         ("r.example.com/prod", "r.example.com"),
         ("https://r.example.com/prod", "r.example.com/prod"),
+        ("R.Example.COM/prod", "r.example.com/prod"),
+        ("r.example.com:443/prod", "r.example.com/prod"),
+        ("http://127.0.0.1:5000/prod", "http://localhost:5000/prod"),
+        ("http://127.0.0.1:5000/prod", "http://127.0.0.2:5000/prod"),
+        ("http://[::1]:5000/prod", "http://localhost:5000/prod/dev"),
+        ("docker.io/team", "index.docker.io/team"),
+        ("docker.io/nginx", "registry-1.docker.io/library/nginx"),
     ],
 )
 def test_dev_overlapping_ci_is_refused(ci, dev):
     with pytest.raises(ConfigError, match="overlaps"):
         config("channels:\n  ci: {registry: '%s'}\n  dev: {registry: '%s'}\n" % (ci, dev))
+
+
+@pytest.mark.parametrize(
+    "ci,dev",
+    [
+        ("http://127.0.0.1:8088/deploy/prod", "http://localhost:8088/deploy/prod"),
+        ("http://127.0.0.1:8088/deploy/prod", "http://LOCALHOST:8088/deploy/prod/"),
+        ("https://repo.example.com/deploy", "https://repo.example.com:443/deploy/dev"),
+        ("http://localhost/deploy", "http://127.0.0.1:80/deploy"),
+        ("s3://bucket/deploy", "s3://bucket/deploy/"),
+    ],
+)
+def test_a_store_reached_by_another_name_is_refused(ci, dev):
+    with pytest.raises(ConfigError, match=r"channels.dev.deploy .* overlaps channels.ci.deploy"):
+        config("channels:\n  ci: {deploy: '%s'}\n  dev: {deploy: '%s'}\n" % (ci, dev))
+
+
+def test_a_name_that_resolves_to_the_same_address_is_the_same_host():
+    import socket
+
+    name = socket.gethostname()
+    try:
+        address = socket.getaddrinfo(name, None)[0][4][0]
+    except OSError:
+        pytest.skip("this machine's own name does not resolve")
+    with pytest.raises(ConfigError, match="overlaps"):
+        config("channels:\n  ci: {registry: '%s:5000/prod'}\n  dev: {registry: '%s:5000/prod'}\n"
+               % (name, address if ":" not in address else "[%s]" % address))
+
+
+def test_file_stores_are_compared_by_their_real_paths(tmp_path):
+    (tmp_path / "stores").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "stores")
+    with pytest.raises(ConfigError, match="overlaps"):
+        config("channels:\n  ci: {deploy: 'file://%s/stores/prod'}\n  dev: {deploy: 'file://%s/link/prod'}\n"
+               % (tmp_path, tmp_path))
+
+
+def test_other_ports_and_hosts_are_other_destinations():
+    parsed = config("channels:\n  ci: {registry: 'http://127.0.0.1:5000/prod', deploy: 's3://prod-bucket/deploy'}\n"
+                    "  dev: {registry: 'http://127.0.0.1:5001/prod', deploy: 's3://dev-bucket/deploy'}\n")
+    assert parsed.destination("dev", "registry").host == "127.0.0.1:5001"
 
 
 def test_store_overlap_across_kinds_is_refused():

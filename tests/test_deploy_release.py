@@ -2,6 +2,8 @@
 
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -218,3 +220,58 @@ def test_a_placeholder_left_after_pinning_refuses_the_release():
     pinned = pin_images(text.replace("    - base-image@sha256:abc\n", "    - fine\n"),
                         {"base-image": "r.example/app@sha256:" + "0" * 64}, [], "shop.yaml")
     assert pinned == "kind: ExampleService\nspec:\n  image: r.example/app@sha256:{}\n  notes:\n    - fine\n".format("0" * 64)
+
+
+def test_dev_never_writes_into_production_under_another_name(example_workspace, registry, deploy_store, tmp_path):
+    """Before: a dev run through `localhost` overwrote production's latest pointer and tagged the production repository.
+
+    The same server under a second host name is refused by releasekit.yaml's check; under a route no name comparison
+    can see (a proxy on another port), the channel marker CI wrote refuses the dev release before its first write.
+    """
+    from helpers.slow_proxy import SlowProxy
+
+    port = deploy_store.url.rsplit(":", 1)[1]
+    aliased = tmp_path / "aliased.yaml"
+    aliased.write_text("channels:\n  ci:  {{registry: 'http://{0}/prod', deploy: 'http://127.0.0.1:{1}/marked/prod'}}\n"
+                       "  dev: {{registry: 'http://{0}/dev', deploy: 'http://localhost:{1}/marked/prod'}}\n"
+                       .format(registry.host, port))
+    checked = subprocess.run([sys.executable, "-m", "releasekit", "config", "--config", str(aliased)],
+                             capture_output=True, text=True)
+    assert checked.returncode == 2
+    assert "channels.dev.deploy (http://localhost:{0}/marked/prod) overlaps channels.ci.deploy".format(port) in checked.stderr
+
+    head = git(example_workspace.path, "rev-parse", "HEAD").strip()
+    production = config_for(tmp_path / "production.yaml", registry.host, deploy_store.url + "/marked")
+    example_workspace.bazel("run", TARGET + ".ci", env=env_for(tmp_path, production, CI="true"))
+    pointer = deploy_store.path("marked/prod/services/hello/hello_deploy/latest")
+    assert open(pointer).read().strip() == head
+    assert open(deploy_store.path("marked/prod/.releasekit-channel")).read() == "ci\n"
+
+    registry_proxy, store_proxy = SlowProxy(registry.host), SlowProxy(deploy_store.url.split("//", 1)[1])
+    try:
+        through_proxies = tmp_path / "proxied.yaml"
+        through_proxies.write_text(
+            "channels:\n  ci:  {{registry: 'http://{0}/prod', deploy: '{1}/marked/prod'}}\n"
+            "  dev: {{registry: 'http://{2}/prod', deploy: '{3}/marked/prod'}}\n".format(
+                registry.host, deploy_store.url, registry_proxy.host, store_proxy.url))
+        tags_before = registry.tags("prod/examples/hello")
+        refused = example_workspace.bazel("run", TARGET + ".dev", env=env_for(tmp_path, str(through_proxies)), check=False)
+        assert refused.returncode != 0
+        assert "channels.dev.registry (http://{}/prod) is claimed by the CI channel".format(registry_proxy.host) in refused.stderr
+        assert registry.tags("prod/examples/hello") == tags_before
+
+        store_only = tmp_path / "store-only.yaml"
+        store_only.write_text(
+            "channels:\n  ci:  {{registry: 'http://{0}/prod', deploy: '{1}/marked/prod'}}\n"
+            "  dev: {{registry: 'http://{0}/dev', deploy: '{2}/marked/prod'}}\n".format(
+                registry.host, deploy_store.url, store_proxy.url))
+        refused = example_workspace.bazel("run", TARGET + ".dev", env=env_for(tmp_path, str(store_only)), check=False)
+        assert refused.returncode != 0
+        assert "channels.dev.deploy ({}/marked/prod) is claimed by the CI channel: {}/marked/prod/.releasekit-channel".format(
+            store_proxy.url, store_proxy.url) in refused.stderr
+        assert open(pointer).read().strip() == head
+        assert not [name for name in os.listdir(deploy_store.path("marked/prod/services/hello/hello_deploy"))
+                    if name.startswith("dev-")]
+    finally:
+        registry_proxy.stop()
+        store_proxy.stop()

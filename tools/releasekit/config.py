@@ -14,10 +14,12 @@ does not split the run; releases need not parse YAML). Only --config overrides i
 """
 
 import dataclasses
+import functools
 import ipaddress
 import json
 import os
 import re
+import socket
 
 from .errors import ConfigError
 
@@ -29,6 +31,9 @@ CONFIG_FILE_NAME = "releasekit.yaml"
 _STORE_SCHEMES = ("http", "https", "s3", "file")
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$")
 _PATH_SEGMENT_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
+# Every name Docker Hub answers to: docker.io/library/x and index.docker.io/library/x are one repository.
+_DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,19 +57,78 @@ class Destination:
         return "channels.{}.{} ({})".format(self.channel, self.kind, self.text)
 
     def overlaps(self, other):
-        """True when one destination contains the other (same place, or one nested in the other)."""
-        if self.location_family() != other.location_family() or self.host != other.host:
+        """True when one destination contains the other: the same place by identity, not by text.
+
+        Hosts are compared by what they reach (case, default ports, loopback aliases, Docker Hub's names,
+        names that resolve to the same addresses), file stores by their real paths, S3 by bucket.
+        """
+        if self.location_family() != other.location_family():
             return False
-        mine = [s for s in self.path.split("/") if s]
-        theirs = [s for s in other.path.split("/") if s]
+        (my_host, my_port, mine), (their_host, their_port, theirs) = self.identity(), other.identity()
+        if my_port != their_port or not _same_host(my_host, their_host):
+            return False
         shorter = min(len(mine), len(theirs))
         return mine[:shorter] == theirs[:shorter]
+
+    def identity(self):
+        """(host, port, path segments) as the place they name: what overlaps() compares."""
+        if self.scheme == "file":
+            return "", None, tuple(s for s in os.path.realpath(self.path).split("/") if s)
+        segments = tuple(s for s in self.path.split("/") if s)
+        if self.scheme == "s3":
+            return self.host.lower(), None, segments
+        host, port = split_host_port(self.host)
+        host = host.lower().rstrip(".")
+        if host in _DOCKER_HUB_NAMES:
+            host = "docker.io"
+            if self.kind == "registry" and len(segments) == 1:
+                segments = ("library",) + segments  # docker.io/x is docker.io/library/x
+        # http and https of one store share their data; an explicit port names another server.
+        default = _DEFAULT_PORTS.get(self.scheme)
+        return host, None if port in (None, default) else port, segments
 
     def location_family(self):
         # http and https of one host are the same store; s3 and file are their own.
         if self.kind == "registry":
             return "registry"
         return "http" if self.scheme in ("http", "https") else self.scheme
+
+
+def split_host_port(host):
+    """('host', port or None) of 'host[:port]' or '[v6]:port'."""
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        return name, int(rest[1:]) if rest.startswith(":") else None
+    name, _, port = host.partition(":")
+    return name, int(port) if port else None
+
+
+def _same_host(a, b):
+    if a == b:
+        return True
+    mine, theirs = _addresses(a), _addresses(b)
+    if _all_loopback(mine) and _all_loopback(theirs):
+        return True
+    return bool(mine & theirs)
+
+
+def _all_loopback(addresses):
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
+@functools.lru_cache(maxsize=64)
+def _addresses(host):
+    """The addresses a host name reaches; empty when it does not resolve here."""
+    if host == "localhost":
+        return frozenset({"127.0.0.1", "::1"})
+    try:
+        return frozenset({str(ipaddress.ip_address(host))})
+    except ValueError:
+        pass
+    try:
+        return frozenset(str(ipaddress.ip_address(info[4][0].split("%")[0])) for info in socket.getaddrinfo(host, None))
+    except (OSError, UnicodeError, ValueError):
+        return frozenset()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -162,7 +162,7 @@ class _Reader:
             children = [{k: e[k] for k in ("mediaType", "digest", "size", "platform") if k in e} for e in entries]
             content = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
             digest = sha256_digest(content)
-            self.generated[digest] = _InlineLocation(content)
+            self.generated[digest] = InlineLocation(content)
             self.add_manifest({"digest": digest, "mediaType": OCI_INDEX, "size": len(content)}, verify=False)
             return
         names = [(e.get("annotations") or {}).get("org.opencontainers.image.ref.name") or e.get("digest", "?")[:19]
@@ -174,7 +174,7 @@ class _Reader:
         )
 
     def describe(self, location):
-        if isinstance(location, _InlineLocation):
+        if isinstance(location, InlineLocation):
             return {"content": location.content.decode("utf-8")}
         return {"offset": location.offset, "file": os.path.relpath(location.path, self.path) if self.format == "oci-layout" else ""}
 
@@ -262,7 +262,7 @@ class _ArchiveReader(_Reader):
         return self.member_location("blobs/sha256/" + digest.split(":", 1)[1])
 
     def describe(self, location):
-        if isinstance(location, _InlineLocation):
+        if isinstance(location, InlineLocation):
             return {"content": location.content.decode("utf-8")}
         return {"offset": location.offset, "file": ""}
 
@@ -321,7 +321,7 @@ class _ArchiveReader(_Reader):
             self._register(descriptor["digest"], loc)
         content = canonical_json(manifest)
         digest = sha256_digest(content)
-        self.generated[digest] = _InlineLocation(content)
+        self.generated[digest] = InlineLocation(content)
         # Digests were just computed from the bytes, so there is nothing left to verify.
         self.add_manifest({"digest": digest, "mediaType": OCI_MANIFEST, "size": len(content)}, verify=False)
 
@@ -329,7 +329,7 @@ class _ArchiveReader(_Reader):
         self.generated.setdefault(digest, location)
 
 
-class _InlineLocation(BlobLocation):
+class InlineLocation(BlobLocation):
     def __init__(self, content):
         super().__init__(None, 0, len(content))
         self.content = content
@@ -431,7 +431,7 @@ class ImagePlan:
     def location(self, entry):
         where = entry["location"]
         if "content" in where:
-            return _InlineLocation(where["content"].encode("utf-8"))
+            return InlineLocation(where["content"].encode("utf-8"))
         path = os.path.join(self.image_path, where["file"]) if where["file"] else self.image_path
         return BlobLocation(path, where["offset"], entry["size"])
 

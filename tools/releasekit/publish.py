@@ -11,6 +11,7 @@ import logging
 import os
 import time
 
+from . import channel_marker
 from . import config as config_module
 from .credentials import registry_credentials
 from .errors import RefusedError, UsageError
@@ -135,6 +136,7 @@ def _publish_container(manifest, config, version, policy, options, environ):
         destination, registry_credentials(destination.host, environ), policy, workers=options.workers,
         locator=BlobLocator.default(),
     )
+    channel_marker.guard_registry(manifest["channel"], destination, client)
     result = client.push(repository, plan, tags)
     record.update(
         bytes_uploaded=result.bytes_uploaded,
@@ -185,6 +187,7 @@ def _publish_jar(manifest, config, source_version, policy, options, environ):
               "store": destination.text, "files": [], "status": "dry run", "bytes_uploaded": 0}
     if options.dry_run:
         return record
+    channel_marker.guard_store(manifest["channel"], destination, lambda d: open_store(d, policy, environ))
     store = open_store(destination, policy, environ)
     publisher = maven.publish_release if manifest["channel"] == "ci" else maven.publish_snapshot
     result = publisher(store, coordinates, version, files)
@@ -245,6 +248,7 @@ def _publish_deploy(manifest, config, source_version, policy, options, environ):
               "bytes_uploaded": 0, "store": destination.text, "location": "{}/{}".format(destination.text.rstrip("/"), base)}
     if options.dry_run:
         return record
+    channel_marker.guard_store(manifest["channel"], destination, lambda d: open_store(d, policy, environ))
     store = open_store(destination, policy, environ)
     status, written = deploy.publish_files(store, "{}/{}".format(base, version), files, base + "/latest", version,
                                            immutable=manifest["channel"] == "ci")

@@ -414,6 +414,22 @@ class RegistryClient:
 
         return self._retry(operation, "put manifest {} to {}".format(reference[:19], repository))
 
+    def tag_exists(self, repository, tag):
+        """Whether repository:tag exists (one HEAD; a repository the registry does not know has no tags)."""
+        scope = "repository:{}:pull".format(repository)
+        return self._retry(lambda: self.manifest_exists(repository, tag, scope), "check {}:{}".format(repository, tag))
+
+    def put_channel_marker(self, repository, config, config_bytes, tag):
+        """Make sure repository:tag is the empty artifact that claims a namespace for a channel (one HEAD when it is)."""
+        if self.tag_exists(repository, tag):
+            return
+        from .image import InlineLocation, canonical_json
+
+        self.push_blob(repository, config, InlineLocation(config_bytes), _Counter())
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "artifactType": "application/vnd.releasekit.channel.v1", "config": config, "layers": []}
+        self.put_manifest(repository, tag, manifest["mediaType"], canonical_json(manifest))
+
     def push(self, repository, plan, tags):
         """Push an ImagePlan: blobs, then manifests children first, then tags."""
         check_repository(repository)

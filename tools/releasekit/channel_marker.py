@@ -1,0 +1,63 @@
+"""The channel marker: dev never writes where CI publishes, whatever the destination is called.
+
+releasekit.yaml's check compares destinations by identity (config.Destination.overlaps), which no
+name can fully settle: a proxy, a DNS alias or a second port of one server reach the same data. The
+marker travels with the data instead. Every CI release makes sure its destination's root holds a
+marker saying `ci` (one read; one write the first time); before its first write, a dev release reads
+the marker at its destination's root and at each parent path, and refuses when one says `ci`.
+
+- Stores (HTTP, S3, file): the object `.releasekit-channel` at the root, holding `ci`.
+- Registries: the tag `ci` of the repository `<namespace>/releasekit-channel`, an empty OCI artifact.
+"""
+
+import dataclasses
+
+from .errors import RefusedError
+
+STORE_MARKER = ".releasekit-channel"
+REGISTRY_MARKER_REPOSITORY = "releasekit-channel"
+CLAIMED = b"ci\n"
+EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2}
+
+
+def _parents(path):
+    """The path and each parent, the path itself first: '/a/b' -> ['/a/b', '/a', '']; 'a/b' -> ['a/b', 'a', '']."""
+    lead = "/" if path.startswith("/") else ""
+    parts = [p for p in path.split("/") if p]
+    return [(lead + "/".join(parts[:length])) if length else "" for length in range(len(parts), -1, -1)]
+
+
+def _refuse(destination, where):
+    return RefusedError(
+        "{} is claimed by the CI channel: {} says so. A dev release never writes where CI releases publish, so "
+        "nothing was written. Give the dev channel a destination of its own in {}.".format(
+            destination.describe(), where, "releasekit.yaml"))
+
+
+def guard_store(channel, destination, open_store):
+    """CI: claim the store's root. Dev: refuse when the root or a parent is claimed. open_store(destination)."""
+    if channel == "ci":
+        store = open_store(destination)
+        if store.get(STORE_MARKER)[0] != CLAIMED:
+            store.put(STORE_MARKER, CLAIMED)
+        return
+    for path in _parents(destination.path):
+        store = open_store(dataclasses.replace(destination, path=path))
+        if store.get(STORE_MARKER)[0] == CLAIMED:
+            raise _refuse(destination, store.describe(STORE_MARKER))
+
+
+def guard_registry(channel, destination, client):
+    """CI: claim the registry namespace. Dev: refuse when the namespace or a parent is claimed."""
+    if channel == "ci":
+        client.put_channel_marker(_marker_repository(destination.path), EMPTY_CONFIG, b"{}", CLAIMED.strip().decode())
+        return
+    for path in _parents(destination.path):
+        repository = _marker_repository(path)
+        if client.tag_exists(repository, CLAIMED.strip().decode()):
+            raise _refuse(destination, "{}/{}:ci".format(destination.host, repository))
+
+
+def _marker_repository(namespace):
+    return "/".join(p for p in (namespace, REGISTRY_MARKER_REPOSITORY) if p)
