@@ -145,7 +145,8 @@ def test_bad_input(world, registry, name, arguments, extra, expected, isolated_h
     env = dict(os.environ, **SECRETS)
     env.pop("CI", None)
     env.update(extra)
-    env.setdefault("RELEASEKIT_COMMIT", releases.COMMIT)
+    env.setdefault("RELEASEKIT_COMMIT", releases.COMMIT)  # as dispatch pins them for every release of a run
+    env.setdefault("RELEASEKIT_DIRTY", "false")
     if not env.get("RELEASEKIT_REGISTRY_PASSWORD"):
         env.pop("RELEASEKIT_REGISTRY_PASSWORD", None)
     result = subprocess.run([sys.executable, ENTRY, *arguments(world)], capture_output=True, text=True, env=env,

@@ -254,7 +254,39 @@ def test_explain_names_the_file_and_a_path(repo):
     assert "because of: lib/a.py" in result.stdout
     assert "path: //lib:a.py -> //lib:lib" in result.stdout and "//app:app.ci" in result.stdout
     result = run_cli("explain", "//gen:gen_test", "--base", repo.base, cwd=repo.path)
-    assert "is not selected" in result.stdout
+    assert "//gen:gen_test is not selected: none of the 1 changed files is in its dependencies." in result.stdout
+
+
+@pytest.mark.parametrize("label,expected", [
+    ("//noci:manual_test", "//noci:manual_test is not selected: it is tagged manual, which keeps it out of CI."),
+    ("//noci:noci_test", "//noci:noci_test is not selected: it is tagged no-ci, which keeps it out of CI."),
+    ("//noci:rel.ci", "//noci:rel.ci is not selected: it is tagged no-ci, which keeps it out of CI."),
+    ("//lib:lib", "//lib:lib is not selected: it is a py_library, neither a test nor a CI release (artifact_ci_release)."),
+])
+def test_explain_says_why_a_target_is_kept_out(repo, label, expected):
+    """Before: every one of these said "none of the changed files is in its dependencies", though they were."""
+    change(repo, {"noci/t.sh": "#!/bin/sh\necho explained\n", "lib/a.py": "A = 14\n"})
+    result = run_cli("explain", label, "--base", repo.base, cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+
+
+def test_explain_of_a_label_that_does_not_exist_is_an_error(repo):
+    change(repo, {"lib/a.py": "A = 15\n"})
+    result = run_cli("explain", "//lib:no_such_target", "--base", repo.base, cwd=repo.path)
+    assert result.returncode == 2
+    assert "//lib:no_such_target is not a target of" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_worktree_head_ignores_releasekit_logs(repo, tmp_path):
+    """Before: `pr` and `collect --head WORKTREE` counted their own releasekit-logs/ as changed files."""
+    from releasekit.dispatch import Dispatcher
+
+    Dispatcher(repo.path)  # as `pr` and `ci` make their log directory
+    repo.write("releasekit-logs/tests.log", "a log\n")
+    result = run_cli("collect", "--base", repo.base, "--head", "WORKTREE", cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    assert "releasekit-logs" not in result.stdout
 
 
 @pytest.mark.parametrize("args,expected", [

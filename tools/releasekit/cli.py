@@ -9,7 +9,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import ReleasekitError
+from .errors import ReleasekitError, UsageError
 from .redact import redact
 
 
@@ -96,12 +96,7 @@ def _cmd_explain(args):
         label = args.label if args.label.startswith("//") else "//" + args.label.lstrip("/")
         entry = next((t for t in selection.tests + selection.releases if t.label == label), None)
         if entry is None:
-            if selection.everything:
-                print("{} is not selected: it is not a test or a CI release, or it is tagged manual or no-ci.".format(label))
-            else:
-                print("{} is not selected: none of the {} changed files is in its dependencies{}.".format(
-                    label, len(selection.changed_files),
-                    "" if selection.changed_files else " (no file changed)"))
+            print("{} is not selected: {}.".format(label, _why_not_selected(collector, selection, label)))
             return 0
         print("{} ({}) is selected because of: {}".format(label, entry.kind, ", ".join(entry.reasons) or "-"))
         if selection.everything:
@@ -125,6 +120,30 @@ def _cmd_explain(args):
         return 0
     finally:
         collector.close()
+
+
+def _why_not_selected(collector, selection, label):
+    """Why a label is in neither selection: it does not exist, is not a test or CI release, is kept out, or is unaffected."""
+    from .bazelquery import quote
+    from .collect import EXCLUDING_TAGS, RELEASE_KIND
+
+    try:
+        targets = collector.bazel.query_targets(quote(label))
+    except ReleasekitError as error:
+        raise UsageError("{} is not a target of {} at head, so it cannot be selected ({}). Check the label with "
+                         "`bazel query {}`.".format(label, collector.workspace, error, label)) from None
+    target = targets.get(label)
+    if target is None or not target.is_rule:
+        return "it is a {}, not a test or a CI release".format(target.kind if target else "target of another kind")
+    kept_out = sorted(EXCLUDING_TAGS & set(target.tags))
+    if kept_out:
+        return "it is tagged {}, which keeps it out of CI".format(" and ".join(kept_out))
+    if not target.is_test and target.kind not in (RELEASE_KIND, "test_suite"):
+        return "it is a {}, neither a test nor a CI release ({})".format(target.kind, RELEASE_KIND)
+    if selection.everything:
+        return "it is not reached by the change"
+    return "none of the {} changed files is in its dependencies{}".format(
+        len(selection.changed_files), "" if selection.changed_files else " (no file changed)")
 
 
 def _read_quarantine(path):

@@ -43,7 +43,7 @@ def _git(workspace, *args):
     if result.returncode != 0:
         raise VersionError(
             "Cannot read the release commit from {} (git {}: {}). Run the release inside a git "
-            "checkout, or set RELEASEKIT_COMMIT to the full commit SHA.".format(
+            "checkout, or set RELEASEKIT_COMMIT to the full commit SHA and RELEASEKIT_DIRTY to true or false.".format(
                 workspace, " ".join(args), result.stderr.strip().splitlines()[0] if result.stderr.strip() else "failed"
             )
         )
