@@ -181,7 +181,7 @@ error_log {workdir}/error.log warn;
 events {{ worker_connections 128; }}
 http {{
   map $http_authorization $with_credentials {{ "" no; default yes; }}
-  log_format credentials '$server_port $request_method $uri credentials=$with_credentials';
+  log_format credentials '$server_port $request_method $uri credentials=$with_credentials status=$status via=$http_via';
   access_log {workdir}/requests.log credentials;
   client_body_temp_path {workdir}/tmp;
   client_max_body_size 0;

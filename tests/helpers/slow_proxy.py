@@ -25,8 +25,10 @@ FAULTS = ("503", "429", "reset", "slow", "cut")
 
 
 class SlowProxy:
-    def __init__(self, upstream_host, delay_seconds=0.0, fault_rate=0.0, faults=FAULTS, slow_seconds=2.0, seed=None):
+    def __init__(self, upstream_host, delay_seconds=0.0, fault_rate=0.0, faults=FAULTS, slow_seconds=2.0, seed=None,
+                 delay_paths=None):
         self.upstream_host, self.delay = upstream_host, delay_seconds
+        self.delay_paths = delay_paths  # delay only requests whose path holds one of these; None: every request
         self.fault_rate, self.faults, self.slow_seconds = fault_rate, tuple(faults), slow_seconds
         self.random = random.Random(seed)
         self.lock = threading.Lock()
@@ -78,7 +80,8 @@ class SlowProxy:
 
             def _forward_one(self):
                 fault = self._fault()
-                time.sleep(proxy.delay)
+                if proxy.delay_paths is None or any(part in self.path for part in proxy.delay_paths):
+                    time.sleep(proxy.delay)
                 if fault == "503":
                     return self._refuse(503)
                 if fault == "429":
@@ -95,6 +98,7 @@ class SlowProxy:
                 upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
                 for key, value in headers.items():
                     upstream.putheader(key, value)
+                upstream.putheader("Via", "1.1 slow-proxy")  # as a real proxy says it forwarded a request
                 upstream.endheaders()
                 remaining = length
                 while remaining > 0:

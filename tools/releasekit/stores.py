@@ -7,6 +7,7 @@ Writes of artifacts are plain PUTs: callers write files before the metadata that
 """
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -14,6 +15,7 @@ import logging
 import os
 import socket
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -22,8 +24,15 @@ from .http import HttpClient, raise_for_transient, with_retries
 from .redact import register_secret
 
 log = logging.getLogger(__name__)
-LOCK_STALE_SECONDS = 120
-ORPHANED_LOCK_SECONDS = 2.0
+# The WebDAV lock is a lease. Its holder writes an owner file right after MKCOL, within OWNER_WRITE_SECONDS
+# or it steps back, and rewrites it every LEASE_RENEW_SECONDS. A waiter breaks the lock only when the
+# owner is a process of its own host that has exited, when no owner file appeared for ORPHANED_LOCK_SECONDS,
+# or when the owner file did not change for LEASE_SECONDS, both measured on the waiter's own clock. Each
+# limit is a multiple of what the holder is allowed, so a live holder, however slowed, is never broken.
+OWNER_WRITE_SECONDS = 5.0
+ORPHANED_LOCK_SECONDS = 3 * OWNER_WRITE_SECONDS
+LEASE_RENEW_SECONDS = 5.0
+LEASE_SECONDS = 6 * LEASE_RENEW_SECONDS
 
 
 class StoreError(ReleasekitError):
@@ -60,21 +69,20 @@ def open_store(destination, policy, environ=None):
     return FileStore(destination)
 
 
-def _lock_owner():
-    return {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+def _lock_owner(renewal=0):
+    return {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "renewal": renewal}
 
 
-def _owner_is_gone(owner):
-    """A lock is stale when its owner ran on this host and has exited, or when it is old."""
-    if time.time() - owner.get("time", 0) > LOCK_STALE_SECONDS:
+def _owner_has_exited(owner):
+    """True when the lock's owner is a process of this host that no longer runs."""
+    if owner.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(owner.get("pid", 0)), 0)
+    except ProcessLookupError:
         return True
-    if owner.get("host") == socket.gethostname():
-        try:
-            os.kill(int(owner.get("pid", 0)), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, ValueError):
-            return False
+    except (PermissionError, ValueError, TypeError):
+        return False
     return False
 
 
@@ -97,14 +105,19 @@ class HttpStore:
     def _url(self, path):
         return self.base + "/" + urllib.parse.quote(path)
 
-    def _call(self, method, path, what, **kwargs):
+    def _call(self, method, path, what, policy=None, **kwargs):
+        return self._call_url(method, self._url(path), what, policy, **kwargs)
+
+    def _call_url(self, method, url, what, policy=None, **kwargs):
+        policy = policy or self.policy
+
         def operation():
-            response = self.http.request(method, self._url(path), timeout=self.policy.timeout, **kwargs)
+            response = self.http.request(method, url, timeout=policy.timeout, **kwargs)
             raise_for_transient(response, what)
             return response
 
         try:
-            response = with_retries(operation, self.policy, what)
+            response = with_retries(operation, policy, what)
         except TransientError as error:
             raise StoreError("Could not {} at {}: {}.".format(what, self.describe(), error)) from None
         if response.status_code == 401:
@@ -125,13 +138,13 @@ class HttpStore:
             raise StoreError("Reading {} answered HTTP {}.".format(self.describe(path), response.status_code))
         return response.content, response.headers.get("ETag")
 
-    def put(self, path, data, if_match=None, if_none_match=False):
+    def put(self, path, data, if_match=None, if_none_match=False, policy=None):
         headers = {"Content-Type": "application/octet-stream"}
         if if_match:
             headers["If-Match"] = if_match
         if if_none_match:
             headers["If-None-Match"] = "*"
-        self._check_put(path, self._call("PUT", path, "write " + path, data=data, headers=headers))
+        self._check_put(path, self._call("PUT", path, "write " + path, policy=policy, data=data, headers=headers))
 
     def put_file(self, path, local_path):
         """Streamed from disk: constant memory whatever the size."""
@@ -152,60 +165,109 @@ class HttpStore:
         raise StoreError("Writing {} answered HTTP {}.".format(self.describe(path), response.status_code))
 
     def _make_collections(self, directory):
-        parts = [p for p in directory.split("/") if p]
+        """MKCOL every collection down to directory, the store's own path included: WebDAV creates one level at a time."""
+        parts = [p for p in self.destination.path.split("/") if p] + [p for p in directory.split("/") if p]
+        origin = "{}://{}".format(self.destination.scheme, self.destination.host)
         for depth in range(1, len(parts) + 1):
-            self._call("MKCOL", "/".join(parts[:depth]) + "/", "create " + directory)
+            self._call_url("MKCOL", origin + "/" + urllib.parse.quote("/".join(parts[:depth])) + "/", "create " + directory)
 
     @contextlib.contextmanager
     def lock(self, directory):
-        """A WebDAV MKCOL lock directory, where the server supports MKCOL; otherwise no lock."""
+        """A WebDAV MKCOL lock directory held as a renewed lease, where the server supports MKCOL; otherwise no lock."""
         lock_dir = directory.rstrip("/") + "/.releasekit-lock/"
         owner_path = lock_dir + "owner.json"
-        deadline = time.monotonic() + self.policy.total_seconds
-        held, ownerless_since = False, None
-        while True:
-            response = self._call("MKCOL", lock_dir, "lock " + directory)
-            if response.status_code == 409 and not held:
-                self._make_collections(directory)
-                response = self._call("MKCOL", lock_dir, "lock " + directory)
-            if response.status_code == 201:
-                self.put(owner_path, json.dumps(_lock_owner()).encode())
-                held = True
-                break
-            if response.status_code != 405:
-                break  # no MKCOL here: conditional writes and verification have to do
-            content, _ = self.get(owner_path)
-            if content is None:
-                # A holder writes its owner file right after MKCOL. One that never appears means MKCOL is not
-                # allowed here at all, or a MKCOL whose answer was lost left the directory behind.
-                if ownerless_since is None:
-                    ownerless_since = time.monotonic()
-                    if self._call("GET", lock_dir, "inspect lock").status_code == 404:
-                        break  # the 405 was "MKCOL not allowed": there is no lock directory
-                if time.monotonic() - ownerless_since < ORPHANED_LOCK_SECONDS:
-                    time.sleep(0.1)
-                    continue
-                content = b"{}"
-            else:
-                ownerless_since = None
-            try:
-                stale = _owner_is_gone(json.loads(content))
-            except ValueError:
-                stale = True
-            if stale:
-                log.info("breaking a stale lock on %s", directory)
-                self._call("DELETE", owner_path, "break stale lock")
-                self._call("DELETE", lock_dir, "break stale lock")
-                continue
-            if time.monotonic() > deadline:
-                raise StoreError("{} stayed locked by another release for too long.".format(self.describe(directory)))
-            time.sleep(0.1 + 0.2 * (os.getpid() % 5) / 5)
+        held = self._acquire(directory, lock_dir, owner_path)
+        renewer = _LeaseRenewer(self, owner_path) if held else None
         try:
             yield
         finally:
-            if held:
+            if renewer:
+                renewer.stop()
                 self._call("DELETE", owner_path, "unlock")
                 self._call("DELETE", lock_dir, "unlock")
+
+    def _acquire(self, directory, lock_dir, owner_path):
+        """True once this process holds the lock; False where the server has no MKCOL."""
+        deadline = time.monotonic() + self.policy.total_seconds
+        owner_write = dataclasses.replace(self.policy, total_seconds=OWNER_WRITE_SECONDS,
+                                          timeout=min(self.policy.timeout, OWNER_WRITE_SECONDS))
+        ownerless_since, seen_owner, seen_since = None, None, None
+        while True:
+            response = self._call("MKCOL", lock_dir, "lock " + directory)
+            if response.status_code == 409:
+                self._make_collections(directory)
+                response = self._call("MKCOL", lock_dir, "lock " + directory)
+            if response.status_code == 201:
+                taken = time.monotonic()
+                try:
+                    self.put(owner_path, json.dumps(_lock_owner()).encode(), policy=owner_write)
+                except ReleasekitError:
+                    pass
+                if time.monotonic() - taken <= OWNER_WRITE_SECONDS:
+                    return True
+                # Too slow to say who holds it: a waiter may soon count it orphaned, so step back and try again.
+                log.info("stepping back from the lock on %s: its owner file took too long to write", directory)
+                self._call("DELETE", owner_path, "step back from lock")
+                self._call("DELETE", lock_dir, "step back from lock")
+                continue
+            if response.status_code != 405:
+                log.warning("no lock on %s (MKCOL answered HTTP %s): conditional writes and read-back have to do",
+                            directory, response.status_code)
+                return False
+            content, _ = self.get(owner_path)
+            now = time.monotonic()
+            broken = False
+            if content is None:
+                seen_owner = None
+                if ownerless_since is None:
+                    ownerless_since = now
+                    if self._call("GET", lock_dir, "inspect lock").status_code == 404:
+                        return False  # the 405 was "MKCOL not allowed": there is no lock directory
+                broken = now - ownerless_since > ORPHANED_LOCK_SECONDS
+            else:
+                ownerless_since = None
+                if content != seen_owner:
+                    seen_owner, seen_since = content, now
+                try:
+                    owner = json.loads(content)
+                except ValueError:
+                    owner = {}
+                broken = _owner_has_exited(owner) or now - seen_since > LEASE_SECONDS
+            if broken:
+                log.info("breaking a stale lock on %s", directory)
+                self._call("DELETE", owner_path, "break stale lock")
+                self._call("DELETE", lock_dir, "break stale lock")
+                ownerless_since, seen_owner = None, None
+                continue
+            if now > deadline:
+                raise StoreError("{} stayed locked by another release for too long.".format(self.describe(directory)))
+            time.sleep(0.1 + 0.2 * (os.getpid() % 5) / 5)
+
+
+class _LeaseRenewer:
+    """Rewrites the lock's owner file every LEASE_RENEW_SECONDS while the lock is held."""
+
+    def __init__(self, store, owner_path):
+        self.store, self.owner_path = store, owner_path
+        self.policy = dataclasses.replace(store.policy, total_seconds=LEASE_SECONDS / 3,
+                                          timeout=min(store.policy.timeout, LEASE_SECONDS / 3))
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        renewal = 0
+        while not self.stopped.wait(LEASE_RENEW_SECONDS):
+            renewal += 1
+            try:
+                self.store.put(self.owner_path, json.dumps(_lock_owner(renewal)).encode(), policy=self.policy)
+            except ReleasekitError as error:
+                # The metadata it guards is still written conditionally and read back, so a lost lease costs a retry.
+                log.warning("could not renew the lock %s: %s", self.owner_path, error)
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
 
 
 class _FileBody:
