@@ -384,3 +384,18 @@ def test_a_layout_of_several_different_images_is_refused_with_the_fix(tmp_path):
     (layout / "index.json").write_text(json.dumps(index))
     with pytest.raises(ImageError, match="index.json lists 2 different images .*; a release publishes one image. Keep one"):
         build_plan(str(layout))
+
+
+def test_an_archive_holding_an_oci_layout_is_pushed_with_its_own_manifest(registry, tmp_path, isolated_home):
+    """Docker 25+ `docker save` and `skopeo copy ... oci-archive:` write an OCI layout inside the tarball."""
+    digest = make_layout(str(tmp_path / "src"), {"/app/version": b"archived"})
+    subprocess.run(["skopeo", "copy", "--quiet", "oci:" + str(tmp_path / "src"), "oci-archive:{}:v1".format(tmp_path / "image.tar")],
+                   check=True, capture_output=True)
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "image.tar"), "team/oci-archive")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config,
+                                                   "RELEASEKIT_REPORT": str(tmp_path / "record.json")})
+    assert result.returncode == 0, result.stderr
+    record = json.load(open(tmp_path / "record.json"))
+    assert record["digest"] == digest and "compressed_layers" not in record
+    assert registry.inspect("dev/team/oci-archive:" + record["tags"][0])["Digest"] == digest

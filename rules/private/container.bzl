@@ -57,10 +57,13 @@ def _image_input(ctx):
 def _container_artifact_impl(ctx):
     image_path, image_rlocation, image_files = _image_input(ctx)
     plan = ctx.actions.declare_file(ctx.label.name + ".image_plan.json")
+
+    # A docker-save tarball's uncompressed layers, gzip-compressed once at build time as docker push would.
+    layers = ctx.actions.declare_directory(ctx.label.name + ".layers")
     run_releasekit(
         ctx,
         inputs = image_files,
-        outputs = [plan],
+        outputs = [plan, layers],
         arguments = [
             "image-plan",
             "--image",
@@ -71,6 +74,8 @@ def _container_artifact_impl(ctx):
             label_text(ctx.label),
             "--out",
             plan.path,
+            "--layers-out",
+            layers.path,
         ],
         mnemonic = "ReleaseImagePlan",
         progress_message = "Checking image of {}".format(label_text(ctx.label)),
@@ -82,10 +87,11 @@ def _container_artifact_impl(ctx):
             fields = {
                 "image": image_rlocation,
                 "plan": runfiles_path(ctx, plan),
+                "layers": runfiles_path(ctx, layers),
                 "repository": ctx.attr.repository,
                 "tags": ctx.attr.remote_tags,
             },
-            files = depset(image_files + [plan]),
+            files = depset(image_files + [plan, layers]),
         ),
     ]
 

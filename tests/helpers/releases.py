@@ -21,7 +21,7 @@ def container_release(root, image_path, repository, channel="dev", tags=(), veri
     link = os.path.join(workspace, "image")
     if not os.path.lexists(link):
         os.symlink(os.path.abspath(image_path), link)
-    plan = build_plan(image_path, source_path="ws/image", verify=verify)
+    plan = build_plan(image_path, source_path="ws/image", verify=verify, layers_dir=os.path.join(workspace, "layers"))
     with open(os.path.join(workspace, "plan.json"), "w") as handle:
         json.dump(plan, handle)
     manifest = {
@@ -30,7 +30,8 @@ def container_release(root, image_path, repository, channel="dev", tags=(), veri
         "release": "//app:app",
         "channel": channel,
         "kind": "container",
-        "container": {"image": "ws/image", "plan": "ws/plan.json", "repository": repository, "tags": list(tags)},
+        "container": {"image": "ws/image", "plan": "ws/plan.json", "layers": "ws/layers", "repository": repository,
+                      "tags": list(tags)},
         "depends_on": [],
     }
     manifest_path = os.path.join(workspace, "app.{}.release.json".format(channel))

@@ -244,7 +244,10 @@ def _cmd_image_plan(args):
     from .image import build_plan
     from .reports import write_json_atomic
 
-    plan = build_plan(args.image, source_path=args.image_rlocation, display="{} (attribute image)".format(args.label))
+    if args.layers_out:
+        os.makedirs(args.layers_out, exist_ok=True)  # a Bazel tree artifact: it exists even when empty
+    plan = build_plan(args.image, source_path=args.image_rlocation, display="{} (attribute image)".format(args.label),
+                      layers_dir=args.layers_out)
     write_json_atomic(args.out, plan)
     return 0
 
@@ -384,6 +387,7 @@ def build_parser():
     plan = commands.add_parser("image-plan", parents=[common], help="(build action) validate an image input and write its plan")
     plan.add_argument("--image", required=True)
     plan.add_argument("--image-rlocation", required=True)
+    plan.add_argument("--layers-out", help="directory for a docker-save tarball's layers, compressed")
     plan.add_argument("--label", required=True)
     plan.add_argument("--out", required=True)
     plan.set_defaults(func=_cmd_image_plan)

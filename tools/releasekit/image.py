@@ -6,11 +6,13 @@ children first, the root last. The publisher needs nothing else. Standard librar
 only: build actions run this with a bare python3.
 """
 
+import gzip
 import hashlib
 import json
 import os
 import re
 import tarfile
+import tempfile
 
 from .errors import ImageError
 
@@ -230,8 +232,10 @@ class _ArchiveReader(_Reader):
 
     format = "docker-archive"
 
-    def __init__(self, path, display):
+    def __init__(self, path, display, layers_dir=None):
         super().__init__(path, display)
+        self.layers_dir = layers_dir  # where uncompressed layers are written compressed; None: pushed as they are
+        self.compressed_layers = []
         try:
             self.tar = tarfile.open(path, "r:")
         except (tarfile.TarError, OSError) as error:
@@ -264,7 +268,31 @@ class _ArchiveReader(_Reader):
     def describe(self, location):
         if isinstance(location, InlineLocation):
             return {"content": location.content.decode("utf-8")}
+        if location.path != self.path:
+            return {"offset": 0, "layers_file": os.path.basename(location.path)}
         return {"offset": location.offset, "file": ""}
+
+    def plan(self, root, source_path):
+        plan = super().plan(root, source_path)
+        if self.compressed_layers:
+            plan["compressed_layers"] = self.compressed_layers
+        return plan
+
+    def _compress(self, location):
+        """The layer gzip-compressed into layers_dir, deterministically (no name, mtime 0), as docker push does."""
+        os.makedirs(self.layers_dir, exist_ok=True)
+        uncompressed = hashlib.sha256()
+        with tempfile.NamedTemporaryFile(dir=self.layers_dir, delete=False) as raw:
+            with gzip.GzipFile(filename="", mode="wb", compresslevel=6, fileobj=raw, mtime=0) as compressor:
+                for chunk in location.chunks():
+                    uncompressed.update(chunk)
+                    compressor.write(chunk)
+        compressed = BlobLocation(raw.name, 0, os.path.getsize(raw.name))
+        digest = compressed.digest()
+        final = os.path.join(self.layers_dir, digest.split(":", 1)[1])
+        os.replace(raw.name, final)
+        self.compressed_layers.append({"uncompressed": "sha256:" + uncompressed.hexdigest(), "compressed": digest})
+        return BlobLocation(final, 0, compressed.size), OCI_LAYER + "+gzip"
 
     def source_fingerprint(self):
         """Digest of what names the image in the archive (index.json or manifest.json), checked again at run time."""
@@ -306,7 +334,10 @@ class _ArchiveReader(_Reader):
             layer_location = self.member_location(name)
             if layer_location is None:
                 raise ImageError("{}: the layer file '{}' is missing.".format(self.display, name))
-            layers.append((layer_location, _layer_media_type(layer_location)))
+            media_type = _layer_media_type(layer_location)
+            if media_type == OCI_LAYER and self.layers_dir:
+                layer_location, media_type = self._compress(layer_location)
+            layers.append((layer_location, media_type))
         config = {"mediaType": OCI_CONFIG, "digest": config_location.digest(), "size": config_location.size}
         manifest = {
             "schemaVersion": 2,
@@ -351,27 +382,32 @@ def canonical_json(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def build_plan(image_path, source_path=None, display=None, verify=True):
-    """Inspect an image input and return its plan. source_path is how the publisher will find it."""
+def build_plan(image_path, source_path=None, display=None, verify=True, layers_dir=None):
+    """Inspect an image input and return its plan. source_path is how the publisher will find it.
+
+    layers_dir: where a docker-save tarball's uncompressed layers are written gzip-compressed (the plan then
+    names them there, and lists both digests of each under compressed_layers).
+    """
     display = display or image_path
     source_path = source_path or image_path
     if os.path.isdir(image_path):
         return _LayoutReader(image_path, display).build(source_path, verify)
     if os.path.isfile(image_path):
-        return _ArchiveReader(image_path, display).build(source_path, verify)
+        return _ArchiveReader(image_path, display, layers_dir).build(source_path, verify)
     raise ImageError("{} does not exist.".format(display))
 
 
 class ImagePlan:
     """A plan loaded by the publisher, with the image input found at its run-time path."""
 
-    def __init__(self, data, image_path):
+    def __init__(self, data, image_path, layers_path=None):
         self.data = data
         self.image_path = image_path
+        self.layers_path = layers_path
         self.root = data["root"]
 
     @classmethod
-    def load(cls, plan_path, image_path):
+    def load(cls, plan_path, image_path, layers_path=None):
         try:
             with open(plan_path, encoding="utf-8") as handle:
                 data = json.load(handle)
@@ -388,7 +424,7 @@ class ImagePlan:
                 "{}: the image input is missing at run time; run the release with `bazel run` or from its "
                 "runfiles tree.".format(image_path)
             )
-        return cls(data, image_path)
+        return cls(data, image_path, layers_path)
 
     def check_unchanged(self, target):
         """Refuse, before any request, an image input that is no longer the one the build checked.
@@ -402,9 +438,10 @@ class ImagePlan:
         fingerprint = now.source_fingerprint() if os.path.exists(self.image_path) else None
         if fingerprint != self.data.get("source_fingerprint"):
             try:
-                names = "its {} now names {}".format(
-                    "index.json" if reader is _LayoutReader else "manifest",
-                    now.build(self.data["source"], verify=False)["root"]["digest"])
+                if reader is _LayoutReader:
+                    names = "its index.json now names {}".format(now.build(self.data["source"], verify=False)["root"]["digest"])
+                else:
+                    names = "the archive's manifest changed"
             except ImageError as error:
                 names = "it no longer reads as that image ({})".format(error)
             raise ImageError(
@@ -432,6 +469,8 @@ class ImagePlan:
         where = entry["location"]
         if "content" in where:
             return InlineLocation(where["content"].encode("utf-8"))
+        if "layers_file" in where:
+            return BlobLocation(os.path.join(self.layers_path or "", where["layers_file"]), 0, entry["size"])
         path = os.path.join(self.image_path, where["file"]) if where["file"] else self.image_path
         return BlobLocation(path, where["offset"], entry["size"])
 

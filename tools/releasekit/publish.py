@@ -116,7 +116,8 @@ def _publish_container(manifest, config, version, policy, options, environ):
     repository = "/".join(p for p in (destination.path, repository_path) if p)
     tags = image_tags(manifest["channel"], version, container.get("tags", []))
     plan = ImagePlan.load(
-        runfile(options.runfiles_dir, container["plan"]), runfile(options.runfiles_dir, container["image"])
+        runfile(options.runfiles_dir, container["plan"]), runfile(options.runfiles_dir, container["image"]),
+        runfile(options.runfiles_dir, container["layers"]) if container.get("layers") else None,
     )
     plan.check_unchanged(manifest["target"])
     record = {
@@ -130,6 +131,8 @@ def _publish_container(manifest, config, version, policy, options, environ):
         "blobs_skipped": 0,
         "blobs_mounted": 0,
     }
+    if plan.data.get("compressed_layers"):
+        record["compressed_layers"] = plan.data["compressed_layers"]
     if options.dry_run:
         return record
     client = RegistryClient(
