@@ -14,7 +14,7 @@ from conftest import TEST_PASSWORD, TEST_USER
 from helpers import releases
 from helpers.images import make_layout
 from helpers.servers import MavenClient, NginxStore
-from helpers.slow_proxy import SlowProxy
+from helpers.slow_proxy import KillGate, SlowProxy
 
 CAMPAIGN = 20
 RETRIES = {"RELEASEKIT_RETRY_ATTEMPTS": "12", "RELEASEKIT_RETRY_TOTAL_SECONDS": "120", "RELEASEKIT_HTTP_TIMEOUT": "5"}
@@ -133,59 +133,138 @@ def test_a_release_through_a_dead_network_fails_in_bounded_time_and_leaves_nothi
         proxy.stop()
 
 
+def _image_phase(method, path):
+    if path == "/v2/":
+        return "ping"
+    if "/releasekit-channel/" in path:
+        return "channel marker"
+    if "/blobs/" in path:
+        return "blobs"
+    return "manifests" if "/manifests/sha256:" in path else "tags"
+
+
+def _store_phase(method, path):
+    if ".releasekit-channel" in path:
+        return "channel marker"
+    if ".releasekit-lock" in path or method == "MKCOL":
+        return "lock"
+    if "maven-metadata.xml" in path:
+        return "metadata"
+    return "pointer" if path.endswith("/latest") else "files"
+
+
+def _phase(request):
+    proxy, method, path = request
+    return "{}: {}".format(proxy, _image_phase(method, path) if proxy == "registry" else _store_phase(method, path))
+
+
+def _kill_campaign(gate, proxies, start, check_whole, rerun, seed):
+    """Kill a release at points drawn over its whole request sequence, at least once in every phase.
+
+    start(iteration) launches the release's process. The sequence is counted first, on one full run; then
+    each iteration holds the release at its kill point (KillGate), checks that it is alive and waiting
+    there, kills it with SIGKILL, lets what it had sent land, checks that nothing is half visible, and
+    re-runs it to completion. Returns {phase: kills}.
+    """
+    import random
+    import signal
+    import time
+
+    for warm_up in ("first", "count"):  # the first run also claims the channel and fills caches: count the second
+        gate.arm(None)
+        counted = start(warm_up)
+        assert counted.wait(timeout=120) == 0, counted.communicate()[1]
+    sequence = [_phase(request) for request in gate.seen]
+    phases = sorted(set(sequence), key=sequence.index)
+    rng = random.Random(seed)
+    points = [rng.choice([i for i, p in enumerate(sequence) if p == phase]) for phase in phases]
+    points += [rng.randrange(len(sequence)) for _ in range(CAMPAIGN - len(points))]
+    kills = {phase: 0 for phase in phases}
+    for iteration, point in enumerate(points):
+        gate.arm(point)
+        process = start(iteration)
+        try:
+            deadline = time.monotonic() + 60
+            while not gate.reached.is_set() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert process.poll() is None, "iteration {}: ended before its kill point {}: {}".format(
+                iteration, point, process.communicate()[1])
+            held = _phase(gate.seen[point])
+            process.send_signal(signal.SIGKILL)
+            process.communicate()
+            assert process.returncode == -signal.SIGKILL, process.returncode
+        finally:
+            gate.release()
+        kills[held] = kills.get(held, 0) + 1
+        assert all(proxy.wait_idle() for proxy in proxies)  # what the killed release had sent has landed
+        check_whole()
+        gate.arm(None)
+        result = rerun(iteration)
+        assert result.returncode == 0, "iteration {} (killed in {}): {}".format(iteration, held, result.stderr)
+        check_whole()
+    print("kills per phase over {} requests: {}".format(len(sequence), kills))
+    assert all(kills[phase] for phase in phases), kills
+    return kills
+
+
 @pytest.mark.parametrize("kind", ["image", "jar"])
 def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, registry, faulty_store, tmp_path,
                                                                          isolated_home):
-    import random
-    import signal
     import sys
-    import time
 
     store, _ = faulty_store
-    rng = random.Random(2026)
-    for iteration in range(CAMPAIGN):
-        upstream = registry.host if kind == "image" else "127.0.0.1:{}".format(store.port)
-        counter = SlowProxy(upstream, delay_seconds=0.01)
-        try:
+    gate = KillGate()
+    name = "registry" if kind == "image" else "store"
+    upstream = registry.host if kind == "image" else "127.0.0.1:{}".format(store.port)
+    counter = SlowProxy(upstream, gate=gate, name=name)
+    releases_by_iteration = {}
+
+    def release(iteration):
+        if iteration not in releases_by_iteration:
+            root = str(tmp_path / "k{}".format(iteration))
             if kind == "image":
-                layout = str(tmp_path / "img{}".format(iteration))
+                layout = root + "-img"
                 make_layout(layout, {"/app/data": os.urandom(300_000), "/n": str(iteration).encode()})
-                manifest, runfiles = releases.container_release(str(tmp_path / "k{}".format(iteration)), layout,
-                                                                "killed/app", "ci", ["v{}".format(iteration)])
+                manifest, runfiles = releases.container_release(root, layout, "killed/app", "ci", ["v{}".format(iteration)])
                 env = {"RELEASEKIT_CONFIG": releases.write_config(str(tmp_path / "k.yaml"), counter.host)}
             else:
-                jar = releases.make_jar(str(tmp_path / "k{}.jar".format(iteration)), "killed {}".format(iteration))
-                manifest, runfiles = releases.jar_release(str(tmp_path), jar, "com.example.killed:lib:2.0.{}".format(iteration),
-                                                          name="k{}".format(iteration))
+                jar = releases.make_jar(root + ".jar", "killed {}".format(iteration))
+                manifest, runfiles = releases.jar_release(str(tmp_path), jar, "com.example.killed:lib:2.0.{}".format(
+                    iteration), name="k{}".format(iteration))
                 env = {"RELEASEKIT_CONFIG": releases.write_store_config(str(tmp_path / "k.yaml"), counter.url + "/releases",
                                                                         counter.url + "/snapshots"),
                        "RELEASEKIT_MAVEN_USERNAME": TEST_USER, "RELEASEKIT_MAVEN_PASSWORD": TEST_PASSWORD}
             env.update(CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false")  # as dispatch pins them
-            run_env = dict(os.environ, **env)
-            run_env.pop("CI", None)
-            run_env.update(env)
-            kill_after = rng.randint(1, 14)
-            process = subprocess.Popen([sys.executable, releases.ENTRY, "publish", "--manifest", manifest,
-                                        "--runfiles", runfiles], env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            deadline = time.monotonic() + 30
-            while counter.requests < kill_after and process.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.002)
-            process.send_signal(signal.SIGKILL)
-            process.communicate()
-            assert counter.wait_idle()  # the requests the killed release had in flight have landed
-            if kind == "image":
-                _registry_is_whole(registry, "prod/killed/app")
-            else:
-                _store_is_whole(store.path("releases"))
-            rerun = releases.publish(manifest, runfiles, env)
-            assert rerun.returncode == 0, "iteration {}: {}".format(iteration, rerun.stderr)
-            if kind == "image":
-                _registry_is_whole(registry, "prod/killed/app")
-                assert "v{}".format(iteration) in registry.tags("prod/killed/app")
-            else:
-                _store_is_whole(store.path("releases"))
-        finally:
-            counter.stop()
+            releases_by_iteration[iteration] = manifest, runfiles, env
+        return releases_by_iteration[iteration]
+
+    def start(iteration):
+        manifest, runfiles, env = release(iteration)
+        run_env = dict(os.environ)
+        run_env.pop("CI", None)
+        run_env.update(env)
+        return subprocess.Popen([sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles],
+                                env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def check_whole():
+        if kind == "image":
+            _registry_is_whole(registry, "prod/killed/app")
+        else:
+            _store_is_whole(store.path("releases"))
+
+    def rerun(iteration):
+        manifest, runfiles, env = release(iteration)
+        result = releases.publish(manifest, runfiles, env)
+        if result.returncode == 0 and kind == "image":
+            assert "v{}".format(iteration) in registry.tags("prod/killed/app")
+        return result
+
+    try:
+        kills = _kill_campaign(gate, [counter], start, check_whole, rerun, seed=2026)
+    finally:
+        counter.stop()
+    expected = {"image": {"ping", "blobs", "manifests", "tags"}, "jar": {"files", "lock", "metadata"}}[kind]
+    assert expected <= {phase.split(": ", 1)[1] for phase in kills}, kills
 
 
 def test_a_chunked_upload_resumes_where_the_registry_stands(registry, tmp_path, isolated_home):
@@ -249,17 +328,12 @@ def test_deploy_releases_complete_at_a_30_percent_fault_rate(example_workspace, 
 
 
 def test_killed_deploy_releases_never_show_yaml_without_its_images(example_workspace, registry, faulty_store, tmp_path):
-    import random
-    import signal
-    import time
-
     import requests
     import yaml
 
     store, _ = faulty_store
     example_workspace.bazel("build", "//services/hello:hello_deploy.ci")
     executable = os.path.join(example_workspace.path, "bazel-bin/services/hello/hello_deploy.ci")
-    rng = random.Random(7)
 
     def whole():
         for directory, _, files in os.walk(store.path("killed-deploy")):
@@ -276,35 +350,37 @@ def test_killed_deploy_releases_never_show_yaml_without_its_images(example_works
                         assert requests.head("{}/v2/{}/blobs/{}".format(registry.url, repository, blob["digest"]),
                                              timeout=10).status_code == 200
 
-    for iteration in range(CAMPAIGN):
-        registry_counter = SlowProxy(registry.host, delay_seconds=0.01)
-        store_counter = SlowProxy("127.0.0.1:{}".format(store.port), delay_seconds=0.01)
-        try:
-            config = tmp_path / "k.yaml"
-            config.write_text("channels:\n  ci: {{registry: 'http://{0}/killed{2}', deploy: '{1}/killed-deploy'}}\n"
-                              "  dev: {{registry: 'http://{0}/killed-dev', deploy: '{1}/killed-dev'}}\n".format(
-                                  registry_counter.host, store_counter.url, iteration))
-            env = dict(os.environ, RELEASEKIT_CONFIG=str(config), CI="true", BUILD_WORKSPACE_DIRECTORY=example_workspace.path,
-                       XDG_CACHE_HOME=str(tmp_path / "cache{}".format(iteration)), RELEASEKIT_VERSION="9.0.{}".format(iteration),
-                       RELEASEKIT_DEPLOY_USERNAME=TEST_USER, RELEASEKIT_DEPLOY_PASSWORD=TEST_PASSWORD)
-            kill_after = rng.randint(1, 16)
-            process = subprocess.Popen([executable], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            deadline = time.monotonic() + 30
-            while (registry_counter.requests + store_counter.requests < kill_after and process.poll() is None
-                   and time.monotonic() < deadline):
-                time.sleep(0.002)
-            process.send_signal(signal.SIGKILL)
-            process.communicate()
-            assert registry_counter.wait_idle() and store_counter.wait_idle()
-            whole()
-            rerun = subprocess.run([executable], env=env, capture_output=True, text=True, timeout=120)
-            assert rerun.returncode == 0, "iteration {}: {}".format(iteration, rerun.stderr)
-            assert TEST_PASSWORD not in rerun.stdout + rerun.stderr
-            whole()
+    gate = KillGate()
+    registry_counter = SlowProxy(registry.host, gate=gate, name="registry")
+    store_counter = SlowProxy("127.0.0.1:{}".format(store.port), gate=gate, name="store")
+
+    def env_for(iteration):
+        # A fresh image repository per iteration, so every kill point finds its images still to push.
+        config = tmp_path / "k{}.yaml".format(iteration)
+        config.write_text("channels:\n  ci: {{registry: 'http://{0}/killed{2}', deploy: '{1}/killed-deploy'}}\n"
+                          "  dev: {{registry: 'http://{0}/killed-dev', deploy: '{1}/killed-dev'}}\n".format(
+                              registry_counter.host, store_counter.url, iteration))
+        return dict(os.environ, RELEASEKIT_CONFIG=str(config), CI="true", BUILD_WORKSPACE_DIRECTORY=example_workspace.path,
+                    XDG_CACHE_HOME=str(tmp_path / "cache{}".format(iteration)), RELEASEKIT_VERSION="9.0.{}".format(iteration),
+                    RELEASEKIT_DEPLOY_USERNAME=TEST_USER, RELEASEKIT_DEPLOY_PASSWORD=TEST_PASSWORD)
+
+    def start(iteration):
+        return subprocess.Popen([executable], env=env_for(iteration), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    def rerun(iteration):
+        result = subprocess.run([executable], env=env_for(iteration), capture_output=True, text=True, timeout=120)
+        assert TEST_PASSWORD not in result.stdout + result.stderr
+        if result.returncode == 0:
             assert os.path.exists(store.path("killed-deploy/services/hello/hello_deploy/9.0.{}/hello.yaml".format(iteration)))
-        finally:
-            registry_counter.stop()
-            store_counter.stop()
+        return result
+
+    try:
+        kills = _kill_campaign(gate, [registry_counter, store_counter], start, whole, rerun, seed=7)
+    finally:
+        registry_counter.stop()
+        store_counter.stop()
+    assert {"registry: blobs", "registry: tags", "store: files", "store: pointer"} <= set(kills), kills
 
 
 def test_jar_releases_to_s3_complete_at_a_30_percent_fault_rate(tmp_path, isolated_home):

@@ -14,6 +14,7 @@ import http.client
 import http.server
 import random
 import socket
+import sys
 import threading
 import time
 
@@ -24,10 +25,48 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorizat
 FAULTS = ("503", "429", "reset", "slow", "cut")
 
 
+class KillGate:
+    """Numbers the requests of one client across proxies and holds every request past the first `limit`.
+
+    A client held there is certainly alive and waiting on that request, so a kill lands at a known point of
+    its request sequence; released, the held requests go on upstream, as packets a dead client sent would.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.opened = threading.Event()
+        self.reached = threading.Event()
+        self.arm(None)
+
+    def arm(self, limit):
+        """Start counting afresh; hold requests from number `limit` (0-based) on, or none when limit is None."""
+        with self.lock:
+            self.seen, self.limit = [], limit
+            self.reached.clear()
+            if limit is None:
+                self.opened.set()
+            else:
+                self.opened.clear()
+
+    def admit(self, proxy_name, method, path):
+        with self.lock:
+            index = len(self.seen)
+            self.seen.append((proxy_name, method, path))
+            held = self.limit is not None and index >= self.limit
+            if held:
+                self.reached.set()
+        if held:
+            self.opened.wait()
+
+    def release(self):
+        self.opened.set()
+
+
 class SlowProxy:
     def __init__(self, upstream_host, delay_seconds=0.0, fault_rate=0.0, faults=FAULTS, slow_seconds=2.0, seed=None,
-                 delay_paths=None):
+                 delay_paths=None, gate=None, name="proxy"):
         self.upstream_host, self.delay = upstream_host, delay_seconds
+        self.gate, self.name = gate, name  # a KillGate shared with other proxies of the same client, or None
         self.delay_paths = delay_paths  # delay only requests whose path holds one of these; None: every request
         self.fault_rate, self.faults, self.slow_seconds = fault_rate, tuple(faults), slow_seconds
         self.random = random.Random(seed)
@@ -73,6 +112,8 @@ class SlowProxy:
                 with proxy.lock:
                     proxy.active += 1
                 try:
+                    if proxy.gate is not None:
+                        proxy.gate.admit(proxy.name, self.command, self.path)
                     self._forward_one()
                 finally:
                     with proxy.lock:
@@ -146,7 +187,12 @@ class SlowProxy:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                if not isinstance(sys.exc_info()[1], ConnectionError):  # a killed client is expected here
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
