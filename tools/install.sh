@@ -9,7 +9,7 @@ PYTHON="${PYTHON:-python3}"
 DEBIAN_PACKAGES=(
   git
   bazel-bootstrap bazel-rules-java bazel-skylib  # Bazel 4.2.3 and what it needs offline
-  docker-registry skopeo apache2-utils           # a real OCI registry, a real client, htpasswd
+  docker-registry skopeo umoci apache2-utils     # a real OCI registry, real clients (umoci edits layouts), htpasswd
   nginx-light                                    # a real HTTP PUT (WebDAV) artifact store
   default-jdk-headless                           # javac and jar for the example's jars
   maven libmaven-dependency-plugin-java libmaven-deploy-plugin-java junit4  # a real Maven client, offline
