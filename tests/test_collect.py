@@ -64,9 +64,15 @@ FILES = {
                   'container_release(name = "rel", image = ":image", repository = "fixture/noci", tags = ["no-ci"])\n',
     "noci/t.sh": "#!/bin/sh\n",
     "docs/notes.md": "not in any package\n",
+    "tree/BUILD": 'sh_test(name = "tree_test", srcs = ["t.sh"], data = glob(["**"], exclude = ["BUILD", "t.sh"]))\n',
+    "tree/t.sh": "#!/bin/sh\n",
+    "tree/sub/x.txt": "x\n",
+    "tree/split/BUILD": "",
+    "tree/split/y.txt": "y\n",
 }
 
-ALL_TESTS = {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//suite:s2", "//noci:ok_test"}
+ALL_TESTS = {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//suite:s2", "//noci:ok_test",
+             "//tree:tree_test"}
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +124,20 @@ def test_source_file(repo):
     assert tests == {"//app:app_test"}
     assert releases == {"//app:app.ci"}
     assert selection.tests[0].reasons == ["lib/a.py"]
+
+
+def test_a_build_file_added_below_a_package_selects_the_enclosing_package_that_lost_files(repo):
+    """Before: missed ("no changed file belongs to a Bazel target"): tree_test's glob lost tree/sub/x.txt."""
+    change(repo, {"tree/sub/BUILD": ""})
+    selection, tests, releases = selected(repo)
+    assert tests == {"//tree:tree_test"} and releases == set()
+    assert selection.tests[0].reasons == ["tree/sub/BUILD"]
+
+
+def test_a_build_file_removed_below_a_package_selects_the_enclosing_package_that_gained_files(repo):
+    change(repo, deletes=["tree/split/BUILD"])
+    _, tests, releases = selected(repo)
+    assert tests == {"//tree:tree_test"} and releases == set()
 
 
 def test_file_reachable_only_through_data(repo):

@@ -73,6 +73,7 @@ class Collector:
         self.bazel = bazel or Bazel(self.workspace)
         self.base_checkout_dir = base_checkout_dir
         self.base_bazel = None
+        self._base_listings = {}  # base commit -> the paths it holds
 
     # -- revisions and files --------------------------------------------------------------
 
@@ -127,6 +128,11 @@ class Collector:
                 return None
             directory = os.path.dirname(directory)
 
+    def _package_at_base(self, base_commit, path):
+        if base_commit not in self._base_listings:
+            self._base_listings[base_commit] = self.repo.tree_listing(base_commit)
+        return self._package_in(self._base_listings[base_commit], path)
+
     @staticmethod
     def _package_in(listing, path):
         directory = os.path.dirname(path)
@@ -163,7 +169,6 @@ class Collector:
         file_seeds = {}        # label of a changed file at head -> [paths]
         touched_packages = {}  # package -> changed paths that may change its rule definitions
         changed_bzl = []
-        base_listing = None
         for change in changes:
             for path in change.paths_at_head:
                 name = os.path.basename(path)
@@ -181,11 +186,22 @@ class Collector:
                 path = change.paths_at_base[0]
                 if path.endswith(".bzl"):
                     continue
-                if base_listing is None:
-                    base_listing = self.repo.tree_listing(base_commit)
-                package = self._package_in(base_listing, path)
+                package = self._package_at_base(base_commit, path)
                 if package is not None:
                     touched_packages.setdefault(package, []).append(path)
+
+        # A BUILD file that appears or disappears moves a package boundary: the files below it leave or join the
+        # enclosing package (its globs), which must be compared at both revisions too.
+        for change in changes:
+            if change.status == "M":
+                continue
+            for path, at_head in [(p, True) for p in change.paths_at_head] + [(p, False) for p in change.paths_at_base]:
+                if os.path.basename(path) not in BUILD_FILE_NAMES or not os.path.dirname(path):
+                    continue
+                inside_parent = os.path.join(os.path.dirname(os.path.dirname(path)), "_")
+                for enclosing in (self._package_at_head(inside_parent), self._package_at_base(base_commit, inside_parent)):
+                    if enclosing is not None:
+                        touched_packages.setdefault(enclosing, []).append(path)
 
         rule_seeds = self._changed_rules(touched_packages, base_commit) if touched_packages else {}
         bzl_packages = self._packages_loading(changed_bzl) if changed_bzl else {}
