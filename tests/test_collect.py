@@ -64,6 +64,11 @@ FILES = {
                   'container_release(name = "rel", image = ":image", repository = "fixture/noci", tags = ["no-ci"])\n',
     "noci/t.sh": "#!/bin/sh\n",
     "docs/notes.md": "not in any package\n",
+    "platform/BUILD": 'constraint_setting(name = "kind")\n\n'
+                      'constraint_value(name = "never", constraint_setting = ":kind", visibility = ["//visibility:public"])\n',
+    "compat/BUILD": 'sh_test(name = "compatible_test", srcs = ["t.sh"])\n\n'
+                    'sh_test(name = "incompatible_test", srcs = ["t.sh"], target_compatible_with = ["//platform:never"])\n',
+    "compat/t.sh": "#!/bin/sh\n",
     "tree/BUILD": 'sh_test(name = "tree_test", srcs = ["t.sh"], data = glob(["**"], exclude = ["BUILD", "t.sh"]))\n',
     "tree/t.sh": "#!/bin/sh\n",
     "tree/sub/x.txt": "x\n",
@@ -72,7 +77,7 @@ FILES = {
 }
 
 ALL_TESTS = {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//suite:s2", "//noci:ok_test",
-             "//tree:tree_test"}
+             "//tree:tree_test", "//compat:compatible_test"}
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +143,17 @@ def test_a_build_file_removed_below_a_package_selects_the_enclosing_package_that
     change(repo, deletes=["tree/split/BUILD"])
     _, tests, releases = selected(repo)
     assert tests == {"//tree:tree_test"} and releases == set()
+
+
+def test_a_test_incompatible_with_the_platform_is_left_out(repo):
+    """Before: selected, and `bazel test` of it by name fails on Bazel before 7."""
+    change(repo, {"compat/t.sh": "#!/bin/sh\necho changed\n"})
+    selection, tests, releases = selected(repo)
+    assert tests == {"//compat:compatible_test"} and releases == set()
+    assert ("left out, incompatible with the target platform (target_compatible_with): //compat:incompatible_test"
+            in selection.notes)
+    run = subprocess.run([BAZEL, "test", *sorted(tests)], cwd=repo.path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
 
 
 def test_file_reachable_only_through_data(repo):

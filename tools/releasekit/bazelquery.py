@@ -23,14 +23,15 @@ class Target:
     dataclasses would cost it more than the class saves.
     """
 
-    __slots__ = ("label", "kind", "tags", "inputs", "definition", "test_suite_tests")
+    __slots__ = ("label", "kind", "tags", "inputs", "definition", "test_suite_tests", "constrained")
 
-    def __init__(self, label, kind, tags=(), inputs=(), definition="", test_suite_tests=()):
+    def __init__(self, label, kind, tags=(), inputs=(), definition="", test_suite_tests=(), constrained=False):
         self.label, self.kind, self.tags, self.inputs = label, kind, tags, inputs
         self.definition, self.test_suite_tests = definition, test_suite_tests
+        self.constrained = constrained  # sets target_compatible_with: it may be incompatible with the platform
 
     def _fields(self):
-        return (self.label, self.kind, self.tags, self.inputs, self.definition, self.test_suite_tests)
+        return (self.label, self.kind, self.tags, self.inputs, self.definition, self.test_suite_tests, self.constrained)
 
     def __eq__(self, other):
         return isinstance(other, Target) and self._fields() == other._fields()
@@ -87,7 +88,8 @@ class Bazel:
                 args += ["--noxml:default_values", "--noxml:line_numbers"]
             elif output == "proto":
                 # Only what selection reads: two attributes, when set, and the rule inputs (the edges).
-                args += ["--proto:output_rule_attrs=tags,tests", "--noproto:default_values", "--noproto:locations"]
+                args += ["--proto:output_rule_attrs=tags,tests,target_compatible_with", "--noproto:default_values",
+                         "--noproto:locations"]
             if universe_scope:
                 args.append("--universe_scope=" + universe_scope)
             self.queries_run += 1
@@ -100,6 +102,19 @@ class Bazel:
         if definitions:
             return parse_query_xml_tree(self.query(expression, "xml", universe_scope), definitions=True)
         return decode_query_proto(self.query(expression, "proto", universe_scope))
+
+    def incompatible(self, expression):
+        """Labels among the targets of expression that are incompatible with the target platform (one cquery).
+
+        The expression must reach its targets through wildcard patterns: cquery fails on an incompatible target
+        named explicitly. It goes on the command line (cquery has no --query_file before Bazel 7), so it is
+        kept to the few targets that set target_compatible_with.
+        """
+        self.queries_run += 1
+        output = self._run(["cquery", "--output=starlark", "--starlark:expr=str(target.label) if "
+                            "'IncompatiblePlatformProvider' in providers(target) else ''", "--", expression], "bazel cquery")
+        # Bazel 7+ writes main-repository labels as @@//pkg:name.
+        return {re.sub(r"^@@?(?=//)", "", line.strip()) for line in output.splitlines() if line.strip()}
 
     def query_labels(self, expression, universe_scope=None):
         return [line for line in self.query(expression, "label", universe_scope).splitlines() if line.strip()]
@@ -190,6 +205,7 @@ def _attribute_name(data, position, end):
 def _rule(data, position, end):
     name = kind = None
     tags = tests = ()
+    constrained = False
     inputs = []
     while position < end:
         key = data[position]
@@ -215,10 +231,12 @@ def _rule(data, position, end):
                 tags = tuple(_strings(data, position, stop, 6))
             elif attribute == "tests":
                 tests = tuple(_strings(data, position, stop, 6))
+            elif attribute == "target_compatible_with":
+                constrained = bool(_strings(data, position, stop, 6))
         position = stop
     if position != end or name is None or kind is None:
         raise _ProtoError("a rule without name or class")
-    return Target(name, kind, tags, tuple(inputs), "", tests)
+    return Target(name, kind, tags, tuple(inputs), "", tests, constrained)
 
 
 def _target(data, position, end):
@@ -294,16 +312,18 @@ def parse_query_xml_tree(text, definitions=False):
     for element in root:
         label = element.get("name")
         if element.tag == "rule":
-            tags, tests, inputs = (), (), []
+            tags, tests, inputs, constrained = (), (), [], False
             for child in element:
                 if child.tag == "list" and child.get("name") == "tags":
                     tags = tuple(item.get("value") for item in child)
                 elif child.tag == "list" and child.get("name") == "tests":
                     tests = tuple(item.get("value") for item in child)
+                elif child.tag == "list" and child.get("name") == "target_compatible_with":
+                    constrained = len(child) > 0
                 elif child.tag == "rule-input":
                     inputs.append(child.get("name"))
             definition = _definition(element) if definitions else ""
-            targets[label] = Target(label, element.get("class"), tags, tuple(inputs), definition, tests)
+            targets[label] = Target(label, element.get("class"), tags, tuple(inputs), definition, tests, constrained)
         elif element.tag == "generated-file":
             targets[label] = Target(label, "generated file", inputs=(element.get("generating-rule"),))
         elif element.tag == "source-file":

@@ -269,6 +269,7 @@ class Collector:
                 reasons.setdefault(label, set()).update(bzl_packages[package])
         _propagate(targets, reasons)
         self._fill(selection, targets, reasons)
+        self._leave_out_incompatible(selection, targets)
         selection.queries = self.bazel.queries_run + (self.base_bazel.queries_run if self.base_bazel else 0)
         return selection
 
@@ -277,6 +278,7 @@ class Collector:
         selection.notes.append("{} changed: every test and release is selected".format(", ".join(global_hits)))
         targets = self.bazel.query_targets("tests(//...) + kind({}, //...)".format(RELEASE_KIND))
         self._fill(selection, targets, {label: set(global_hits) for label in targets})
+        self._leave_out_incompatible(selection, targets)
         selection.queries = self.bazel.queries_run
         return selection
 
@@ -292,6 +294,20 @@ class Collector:
                 selection.releases.append(entry)
             else:
                 selection.tests.append(entry)
+
+    def _leave_out_incompatible(self, selection, targets):
+        """Targets incompatible with the target platform are never handed to Bazel by name (it fails on them)."""
+        constrained = sorted(t.label for t in selection.tests + selection.releases if targets[t.label].constrained)
+        if not constrained:
+            return
+        packages = sorted({_package_of(label) for label in constrained})
+        regex = "^({})$".format("|".join(re.escape(label) for label in constrained))
+        incompatible = self.bazel.incompatible("filter({}, {})".format(quote(regex), _packages_expression(packages, "all")))
+        if incompatible:
+            selection.tests = [t for t in selection.tests if t.label not in incompatible]
+            selection.releases = [t for t in selection.releases if t.label not in incompatible]
+            selection.notes.append("left out, incompatible with the target platform (target_compatible_with): {}".format(
+                ", ".join(sorted(incompatible))))
 
     def close(self):
         if self.base_bazel is not None:
