@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Releases through faults: releasekit against `skopeo copy --retry-times 3`, same proxy, same image.
+"""Releases through faults: releasekit against `skopeo copy --retry-times 3`, on the same work.
 
-A fault-injecting proxy in front of a local registry answers 30% of requests with a fault
-(503; 429 with Retry-After; a reset mid-body; a slow answer; a response cut in half). Each
-tool pushes the same 3-layer image 20 times, each to a fresh tag. Ends with one JSON line;
-`ratio` = releasekit's time / skopeo's. Target: releasekit completes 20 of 20.
+Each tool has its own fault-injecting proxy (same seed, same rate) in front of one local registry,
+answering a share of requests with a fault (503; 429 with Retry-After; a reset mid-body; a slow answer;
+a response cut in half). Both push the same 3-layer image (three 1 MiB layers of random data) --releases
+times, each run to a fresh repository of its own, so every run uploads every blob; the order alternates
+per run. releasekit runs with its defaults (60 s per request, 6 tries within 300 s); skopeo with its
+defaults plus `--retry-times 3` (its default is no retry at all). Reports completions, the bytes each
+tool sent through its proxy, and time. Ends with one JSON line; `ratio` = releasekit's time / skopeo's.
+Target: releasekit completes every release.
 """
 
 import argparse
@@ -23,7 +27,38 @@ sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 from helpers import releases  # noqa: E402
 from helpers.servers import Registry  # noqa: E402
 from helpers.slow_proxy import SlowProxy  # noqa: E402
-from helpers.images import make_layout  # noqa: E402
+from releasekit.layout_builder import build_layout  # noqa: E402
+
+SEED = 20261122
+
+
+def three_layer_image(workdir):
+    """Three layers, each 1 MiB of random data, built one on top of the other."""
+    base = None
+    for index in range(3):
+        layout = os.path.join(workdir, "image{}".format(index))
+        source = os.path.join(workdir, "layer{}.bin".format(index))
+        with open(source, "wb") as handle:
+            handle.write(os.urandom(1 << 20))
+        build_layout(layout, [("/layer{}/data.bin".format(index), source)], base_dir=base)
+        base = layout
+    return base
+
+
+def push_with_releasekit(workdir, layout, proxy, index):
+    manifest, runfiles = releases.container_release(os.path.join(workdir, "rk{}".format(index)), layout,
+                                                    "bench/releasekit{}".format(index), "ci", ["r{}".format(index)])
+    config = releases.write_config(os.path.join(workdir, "releasekit.yaml"), proxy.host)
+    env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false",
+               XDG_CACHE_HOME=os.path.join(workdir, "cache{}".format(index)))
+    return subprocess.run([sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles],
+                          env=env, capture_output=True, text=True).returncode == 0
+
+
+def push_with_skopeo(workdir, layout, proxy, index):
+    return subprocess.run(["skopeo", "copy", "--quiet", "--retry-times", "3", "--dest-tls-verify=false", "oci:" + layout,
+                           "docker://{}/bench/skopeo{}:r{}".format(proxy.host, index, index)],
+                          capture_output=True, text=True).returncode == 0
 
 
 def main():
@@ -33,45 +68,44 @@ def main():
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="releasekit-bench-faults-")
     registry = Registry(os.path.join(workdir, "registry"))
-    proxy = SlowProxy(registry.host, fault_rate=args.fault_rate, slow_seconds=1.0, seed=20261122)
+    tools = {
+        "releasekit": {"push": push_with_releasekit, "completed": 0, "seconds": 0.0,
+                       "proxy": SlowProxy(registry.host, fault_rate=args.fault_rate, slow_seconds=1.0, seed=SEED)},
+        "skopeo": {"push": push_with_skopeo, "completed": 0, "seconds": 0.0,
+                   "proxy": SlowProxy(registry.host, fault_rate=args.fault_rate, slow_seconds=1.0, seed=SEED)},
+    }
     try:
-        layout = os.path.join(workdir, "image")
-        make_layout(layout, {"/a": os.urandom(1 << 20), "/b": os.urandom(1 << 20), "/c": os.urandom(1 << 20)})
-        config = releases.write_config(os.path.join(workdir, "releasekit.yaml"), proxy.host)
-        ours = {"completed": 0, "seconds": 0.0}
-        theirs = {"completed": 0, "seconds": 0.0}
+        layout = three_layer_image(workdir)
         for index in range(args.releases):
-            manifest, runfiles = releases.container_release(os.path.join(workdir, "rk{}".format(index)), layout,
-                                                            "bench/releasekit", "ci", ["r{}".format(index)])
-            env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false",
-                       XDG_CACHE_HOME=os.path.join(workdir, "cache{}".format(index)), RELEASEKIT_HTTP_TIMEOUT="5")
-            started = time.perf_counter()
-            result = subprocess.run([sys.executable, releases.ENTRY, "publish", "--manifest", manifest,
-                                     "--runfiles", runfiles], env=env, capture_output=True, text=True)
-            ours["seconds"] += time.perf_counter() - started
-            ours["completed"] += result.returncode == 0
-            started = time.perf_counter()
-            result = subprocess.run(["skopeo", "copy", "--quiet", "--retry-times", "3", "--dest-tls-verify=false",
-                                     "oci:" + layout, "docker://{}/bench/skopeo{}:r{}".format(proxy.host, index, index)],
-                                    capture_output=True, text=True)
-            theirs["seconds"] += time.perf_counter() - started
-            theirs["completed"] += result.returncode == 0
+            order = ["releasekit", "skopeo"] if index % 2 == 0 else ["skopeo", "releasekit"]
+            for name in order:
+                tool = tools[name]
+                started = time.perf_counter()
+                tool["completed"] += tool["push"](workdir, layout, tool["proxy"], index)
+                tool["seconds"] += time.perf_counter() - started
+        ours, theirs = tools["releasekit"], tools["skopeo"]
         result = {
             "benchmark": "faults",
             "fault_rate": args.fault_rate,
             "releases": args.releases,
+            "layers": 3,
             "releasekit_completed": ours["completed"],
             "skopeo_completed": theirs["completed"],
             "releasekit_s": round(ours["seconds"], 1),
             "skopeo_s": round(theirs["seconds"], 1),
+            "releasekit_sent_bytes": ours["proxy"].bytes_received,
+            "skopeo_sent_bytes": theirs["proxy"].bytes_received,
             "ratio": round(ours["seconds"] / theirs["seconds"], 3),
-            "faults_injected": proxy.injected,
+            "releasekit_faults_injected": ours["proxy"].injected,
+            "skopeo_faults_injected": theirs["proxy"].injected,
         }
-        print("at a {fault_rate:.0%} fault rate: releasekit {releasekit_completed}/{releases} in {releasekit_s}s, "
-              "skopeo --retry-times 3 {skopeo_completed}/{releases} in {skopeo_s}s".format(**result))
+        print("at a {fault_rate:.0%} fault rate, {layers}-layer image, fresh repository per run: releasekit "
+              "{releasekit_completed}/{releases} in {releasekit_s}s sending {releasekit_sent_bytes} bytes; skopeo "
+              "--retry-times 3 {skopeo_completed}/{releases} in {skopeo_s}s sending {skopeo_sent_bytes} bytes".format(**result))
         print(json.dumps(result))
     finally:
-        proxy.stop()
+        for tool in tools.values():
+            tool["proxy"].stop()
         registry.stop()
         subprocess.run(["rm", "-rf", workdir])
 

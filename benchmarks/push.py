@@ -2,8 +2,8 @@
 """Image push: releasekit against `skopeo copy`, on the same generated image and registry.
 
 Generates an OCI layout of 3 layers (~300 MB of random data), then on a local
-distribution registry: a cold push by each tool to a fresh repository (median of
---rounds), a re-push by releasekit (bytes sent must be 0), and the publisher's peak
+distribution registry: a cold push by each tool to a registry of its own (median of
+--rounds, alternating which tool goes first, the disk synced before each push), a re-push by releasekit (bytes sent must be 0), and the publisher's peak
 memory pushing a 1 GB layer. Ends with one JSON line; `ratio` = releasekit / skopeo.
 Targets: ratio <= 1.0, re-push < 0.5 s, peak memory < 150 MB.
 """
@@ -145,15 +145,26 @@ def main():
         layout = os.path.join(workdir, "image")
         total = make_image(layout, [args.layer_mb << 20] * 3)
         ours, theirs = [], []
-        for round_index in range(args.rounds):
-            name = "rk{}".format(round_index)
-            elapsed, _, record, command, env = releasekit_push(workdir, layout, fresh_registry(), "bench/app", name)
+
+        def push_ours(round_index):
+            nonlocal command, env
+            elapsed, _, record, command, env = releasekit_push(workdir, layout, fresh_registry(), "bench/app",
+                                                               "rk{}".format(round_index))
             assert record["bytes_uploaded"] >= total, record
             ours.append(elapsed)
+
+        def push_theirs(round_index):
             registry = fresh_registry()
-            elapsed, _, _ = timed(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:" + layout,
-                                   "docker://{}/bench/app:latest".format(registry.host)])
-            theirs.append(elapsed)
+            theirs.append(timed(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:" + layout,
+                                 "docker://{}/bench/app:latest".format(registry.host)])[0])
+
+        command = env = None
+        for round_index in range(args.rounds):
+            # Alternate who goes first; before each cold push, the previous push's writes reach the disk, so
+            # neither tool's time carries the other's write-back.
+            for push in (push_ours, push_theirs) if round_index % 2 == 0 else (push_theirs, push_ours):
+                os.sync()
+                push(round_index)
         # Re-push of the last image releasekit pushed: every blob is there already. Median of 3,
         # after the registries' writes have reached the disk.
         os.sync()

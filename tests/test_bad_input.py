@@ -56,6 +56,8 @@ def world(tmp_path_factory, registry):
     write("unreachable.yaml", "channels:\n  dev: {{registry: 'http://127.0.0.1:{}/dev'}}\n".format(free_port()))
     write("tls.yaml", "channels:\n  dev: {{registry: 'https://{}/dev'}}\n".format(registry.host))
     write("no_registry.yaml", "channels:\n  dev: {maven: 'file:///tmp/x'}\n")
+    write("store.yaml", "channels:\n  ci: {{maven: 'file://{0}/releases'}}\n  dev: {{maven: 'file://{0}/snapshots'}}\n".format(
+        root / "store"))
     write("garbage.json", "{not json")
     write("old_manifest.json", json.dumps({"schema_version": 99}))
     write("bad_selection.json", json.dumps({"format_version": 7}))
@@ -63,10 +65,11 @@ def world(tmp_path_factory, registry):
     jar_bad_coordinates = releases.jar_release(str(root / "jar1"), jar, "com.example/lib", "ci", name="badcoords")
     jar_dotdot = releases.jar_release(str(root / "jar2"), jar, "com..example:lib:1.0", "ci", name="dotdot")
     jar_missing = releases.jar_release(str(root / "jar3"), str(root / "missing.jar"), "com.example:lib:1.0", "ci", name="missing")
+    jar_unversioned = releases.jar_release(str(root / "jar4"), jar, "com.example:lib", "ci", name="unversioned")
     bad_repository = releases.container_release(str(root / "badrepo"), good_layout, "Bad/../repo", "dev")
     return {"root": root, "files": files, "image": (image_manifest, image_runfiles),
             "corrupt": (corrupt_manifest, corrupt_runfiles), "jar_bad_coordinates": jar_bad_coordinates,
-            "jar_dotdot": jar_dotdot, "jar_missing": jar_missing, "bad_repository": bad_repository,
+            "jar_dotdot": jar_dotdot, "jar_missing": jar_missing, "jar_unversioned": jar_unversioned, "bad_repository": bad_repository,
             "layout": good_layout}
 
 
@@ -106,8 +109,11 @@ CASES = [
     ("jar coordinates without ':'", lambda w: publish_args(w, "jar_bad_coordinates", "ok.yaml"), {"CI": "true"},
      "must be group:artifact"),
     ("'..' in jar coordinates", lambda w: publish_args(w, "jar_dotdot", "ok.yaml"), {"CI": "true"}, "no '..'"),
-    ("jar that does not exist", lambda w: publish_args(w, "jar_missing", "ok.yaml"), {"CI": "true"}, "has no 'maven' destination"),
-    ("release version from the environment with '..'", lambda w: publish_args(w, "image", "ok.yaml"),
+    ("jar that does not exist", lambda w: publish_args(w, "jar_missing", "store.yaml"), {"CI": "true"},
+     "missing.jar does not exist; rebuild the release target"),
+    ("release version from the environment with '..'", lambda w: publish_args(w, "jar_unversioned", "store.yaml"),
+     {"CI": "true", "RELEASEKIT_VERSION": "1.0/../../etc"}, "RELEASEKIT_VERSION '1.0/../../etc' is not a release version"),
+    ("commit from the environment with '..'", lambda w: publish_args(w, "image", "ok.yaml"),
      {"RELEASEKIT_COMMIT": "../../etc"}, "is not a full commit SHA"),
     ("bad retry setting", lambda w: publish_args(w, "image", "ok.yaml"), {"RELEASEKIT_RETRY_ATTEMPTS": "many"}, "is not a number"),
     ("image-plan of a file that is not an image", lambda w: ["image-plan", "--image", w["files"]["notes.txt"],

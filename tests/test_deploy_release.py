@@ -275,3 +275,20 @@ def test_dev_never_writes_into_production_under_another_name(example_workspace, 
     finally:
         registry_proxy.stop()
         store_proxy.stop()
+
+
+def test_a_ci_deploy_version_published_with_other_content_is_refused(example_workspace, registry, deploy_store, tmp_path):
+    config = config_for(tmp_path / "releasekit.yaml", registry.host, deploy_store.url + "/immutable")
+    env = env_for(tmp_path, config, CI="true", RELEASEKIT_VERSION="7.0.0")
+    example_workspace.bazel("run", TARGET + ".ci", env=env)
+    published = deploy_store.path("immutable/prod/services/hello/hello_deploy/7.0.0/hello.yaml")
+    other = open(published).read().replace("replicas: 2", "replicas: 5")
+    with open(published, "w") as handle:  # another commit's YAML, published under the same version
+        handle.write(other)
+    pointer = deploy_store.path("immutable/prod/services/hello/hello_deploy/latest")
+    os.unlink(pointer)
+    refused = example_workspace.bazel("run", TARGET + ".ci", env=env, check=False)
+    assert refused.returncode == 3, refused.stderr[-2000:]
+    assert "is already published with different content (hello.yaml); a CI deploy version is immutable, so nothing " \
+           "was written" in refused.stderr
+    assert open(published).read() == other and not os.path.exists(pointer)

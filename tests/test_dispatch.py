@@ -104,8 +104,16 @@ def test_ci_runs_tests_then_releases_and_reports_failures(fixture_repo, servers,
                  "--junit", str(junit), "--logs", str(tmp_path / "logs"), "--",
                  "--test_env=FLAKY_MARKER_DIR={}".format(markers),
                  env={"CI": "true", "RELEASEKIT_CONFIG": str(config), "RELEASEKIT_DEPLOY_USERNAME": TEST_USER,
-                      "RELEASEKIT_DEPLOY_PASSWORD": TEST_PASSWORD, "RELEASEKIT_RETRY_ATTEMPTS": "2"})
+                      "RELEASEKIT_DEPLOY_PASSWORD": TEST_PASSWORD, "RELEASEKIT_REGISTRY_USERNAME": TEST_USER,
+                      "RELEASEKIT_REGISTRY_PASSWORD": TEST_PASSWORD, "RELEASEKIT_RETRY_ATTEMPTS": "2"})
     assert result.returncode == 1, result.stdout + result.stderr
+    # No secret in what the run wrote: its output, every release log and record, the build logs, the report, JUnit.
+    written = [report, junit] + [os.path.join(d, n) for d, _, names in os.walk(tmp_path / "logs") for n in names]
+    assert len(written) > 5
+    for path in written:
+        with open(path, "rb") as handle:
+            assert TEST_PASSWORD.encode() not in handle.read(), path
+    assert TEST_PASSWORD not in result.stdout + result.stderr
     outcomes = {t["label"]: t for t in json.load(open(report))["targets"]}
     assert outcomes["//apps/a:a_test"]["status"] == "passed"
     assert outcomes["//apps/c:flaky_test"]["status"] == "flaky"
@@ -162,6 +170,21 @@ def test_dispatch_takes_collect_files_and_shards(fixture_repo, tmp_path):
     other = run(fixture_repo, "dispatch", "--tests", str(tmp_path / "tests.json"), "--shard", "2/2",
                 "--logs", str(tmp_path / "logs2"))
     assert other.returncode == 0 and "shard 2/2: 0 tests" in other.stdout
+
+    # Balanced by the previous run's reports (a directory of them, as the pipelines download them): the long
+    # test has a shard to itself, so shard 2/2 runs a_test alone.
+    both = {"format_version": 1, "targets": [{"label": label, "kind": "sh_test", "reasons": []}
+                                             for label in ("//apps/a:a_test", "//apps/d:d_test")]}
+    (tmp_path / "both.json").write_text(json.dumps(both))
+    reports = tmp_path / "releasekit-reports"
+    reports.mkdir()
+    (reports / "report-tests-1.json").write_text(json.dumps({"targets": [
+        {"label": "//apps/d:d_test", "duration_seconds": 90.0}, {"label": "//apps/a:a_test", "duration_seconds": 1.0}]}))
+    balanced = run(fixture_repo, "dispatch", "--tests", str(tmp_path / "both.json"), "--shard", "2/2",
+                   "--previous-report", str(reports), "--logs", str(tmp_path / "logs3"), "--report", str(tmp_path / "r.json"))
+    assert balanced.returncode == 0, balanced.stdout + balanced.stderr
+    assert "shard 2/2: 1 tests" in balanced.stdout
+    assert [t["label"] for t in json.load(open(tmp_path / "r.json"))["targets"]] == ["//apps/a:a_test"]
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 8])
@@ -296,6 +319,8 @@ def test_every_release_of_a_run_publishes_where_the_configuration_said_when_the_
 
 
 def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
+    """Both pipelines pass their engine's own schema (check-jsonschema's built-in copies), run every test shard
+    before any release shard, publish only from the main line, and carry the previous run's reports."""
     import re
 
     import yaml
@@ -304,16 +329,81 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
         result = subprocess.run([sys.executable, ENTRY, "pipeline", "--format", kind, "--shards", "3", "--base", "abc123",
                                  "--head", "def456"], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
-        return result.stdout
+        path = tmp_path / (kind + ".yml")
+        path.write_text(result.stdout)
+        schema = {"buildkite": "vendor.buildkite", "github-actions": "vendor.github-workflows"}[kind]
+        checked = subprocess.run(["check-jsonschema", "--builtin-schema", schema, str(path)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "&id" not in result.stdout  # every step written out, no YAML anchors
+        return yaml.safe_load(result.stdout)
 
-    steps = yaml.safe_load(emit("buildkite"))["steps"]
+    steps = emit("buildkite")["steps"]
     wait = steps.index("wait")
     tests, releases = steps[:wait], steps[wait + 1:]
-    assert [re.search(r"dispatch --tests tests.json --shard (\S+)", s["command"]).group(1) for s in tests] == ["1/3", "2/3", "3/3"]
-    assert [re.search(r"dispatch --releases releases.json --shard (\S+)", s["command"]).group(1) for s in releases] == [
-        "1/3", "2/3", "3/3"]
-    assert all("collect --base abc123 --head def456" in s["command"] for s in tests + releases)
-    assert all(s["env"] == {"CI": "true"} for s in releases) and not any("env" in s for s in tests)
 
-    matrix = json.loads(emit("github-actions"))
-    assert [entry["shard"] for entry in matrix["include"]] == ["1/3", "2/3", "3/3"]
+    def shards(step_list, what):
+        return [re.search(r"dispatch --{0} {0}.json --shard (\S+)".format(what), " ".join(s["commands"])).group(1)
+                for s in step_list]
+
+    assert shards(tests, "tests") == ["1/3", "2/3", "3/3"] and shards(releases, "releases") == ["1/3", "2/3", "3/3"]
+    assert all("collect --base abc123 --head def456" in " ".join(s["commands"]) for s in tests + releases)
+    assert all(s["env"] == {"CI": "true"} and s["branches"] == "main" for s in releases)
+    assert not any("env" in s for s in tests)
+    assert all(s["artifact_paths"] == ["report-tests-{}.json".format(i)] for i, s in enumerate(tests, 1))
+    assert all("--previous-report releasekit-reports" in " ".join(s["commands"]) for s in tests + releases)
+    assert all("artifact download" in " ".join(s["commands"]) for s in tests)
+
+    workflow = emit("github-actions")
+    jobs = workflow["jobs"]
+    assert [entry["shard"] for entry in jobs["tests"]["strategy"]["matrix"]["include"]] == ["1/3", "2/3", "3/3"]
+    assert jobs["releases"]["needs"] == "tests" and jobs["releases"]["if"] == "github.event_name == 'push'"
+    assert jobs["releases"]["env"] == {"CI": "true"} and "env" not in jobs["tests"]
+    for job in ("tests", "releases"):
+        uses = [step.get("uses", "") for step in jobs[job]["steps"]]
+        assert "actions/download-artifact@v4" in uses and "actions/upload-artifact@v4" in uses
+        run = next(step["run"] for step in jobs[job]["steps"] if step.get("name") == job.capitalize())
+        assert "dispatch --{0} {0}.json --shard ${{{{ matrix.shard }}}}".format(job) in run
+        assert "--previous-report releasekit-reports" in run
+
+
+def test_previous_reports_of_every_shard_balance_the_next_run(tmp_path):
+    """--previous-report takes a directory of the shards' reports, as the pipelines download them."""
+    from releasekit.dispatch import durations_from_report, shard
+
+    reports = tmp_path / "releasekit-reports"
+    reports.mkdir()
+    (reports / "report-tests-1.json").write_text(json.dumps({"targets": [{"label": "//a:slow_test", "duration_seconds": 90}]}))
+    (reports / "report-tests-2.json").write_text(json.dumps({"targets": [{"label": "//b:t1", "duration_seconds": 1},
+                                                                         {"label": "//b:t2", "duration_seconds": 1}]}))
+    durations = durations_from_report(str(reports))
+    assert durations == {"//a:slow_test": 90, "//b:t1": 1, "//b:t2": 1}
+    labels = ["//a:slow_test", "//b:t1", "//b:t2"]
+    assert shard(labels, 1, 2, durations) == ["//a:slow_test"]
+    assert shard(labels, 2, 2, durations) == ["//b:t1", "//b:t2"]
+
+@pytest.mark.parametrize("limit", [1, None])
+def test_releases_start_up_one_per_cpu_at_a_time(fixture_repo, servers, tmp_path, limit):
+    """Start-up is CPU work: at most `limit` releases (by default one per CPU) are loading at any moment,
+    however many workers wait on the network."""
+    from releasekit.bazelquery import Bazel
+    from releasekit.dispatch import DispatchOptions, Dispatcher, Progress
+
+    proxy, _ = servers
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  dev: {{registry: 'http://{}/dev'}}\n".format(proxy.host))
+    environ = dict(os.environ, RELEASEKIT_CONFIG=str(config), XDG_CACHE_HOME=str(tmp_path / "cache"), RELEASEKIT_USER="t")
+    environ.pop("CI", None)
+    options = DispatchOptions(workers=4, report_dir=str(tmp_path / "logs"), environ=environ, concurrent_startups=limit)
+    dispatcher = Dispatcher(fixture_repo.path, Bazel(fixture_repo.path, command=BAZEL), options,
+                            Progress(stream=open(os.devnull, "w"), live=False))
+    labels = ["//apps/{}:{}.dev".format(app, app) for app in "abcd"]
+    outcomes = [o for o in dispatcher.run_releases(labels) if o.kind == "release"]
+    assert sorted(o.label for o in outcomes) == labels
+    windows = sorted((o.launched_at, o.started_up_at) for o in outcomes)
+    assert all(launched < started for launched, started in windows), windows
+    allowed = limit or os.cpu_count()
+    for launched, _ in windows:  # how many are loading when each one is launched, itself included
+        loading = sum(1 for other_launched, other_started in windows if other_launched <= launched < other_started)
+        assert loading <= allowed, (limit, windows)
+    if limit == 1:
+        assert all(later[0] >= earlier[1] for earlier, later in zip(windows, windows[1:])), windows

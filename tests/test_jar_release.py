@@ -1,9 +1,11 @@
 """jar_release publishing to real stores (nginx WebDAV, moto S3, a directory), resolved by real Maven."""
 
 import concurrent.futures
+import hashlib
 import json
 import os
 import re
+import shutil
 import time
 
 import pytest
@@ -109,6 +111,31 @@ def test_release_with_dependencies_resolves_with_strict_checksums(stores, maven,
     assert sources_result.returncode == 0, sources_result.stdout[-3000:]
 
 
+def test_pom_template_and_classifier_jars_reach_the_store_and_resolve(stores, maven, tmp_path):
+    env = stores.config("http")
+    jar = releases.make_jar(str(tmp_path / "tpl.jar"), "templated")
+    javadoc = releases.make_jar(str(tmp_path / "tpl-javadoc.jar"), "templated javadoc")
+    template = tmp_path / "pom.tpl"
+    template.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
+        "  <modelVersion>4.0.0</modelVersion>\n  <groupId>{groupId}</groupId>\n  <artifactId>{artifactId}</artifactId>\n"
+        "  <version>{version}</version>\n  <packaging>{type}</packaging>\n"
+        "  <description>Templated by the team &amp; checked by Maven</description>\n"
+        "  <licenses><license><name>Apache-2.0</name></license></licenses>\n{dependencies}</project>\n")
+    result = publish(tmp_path, jar, "com.example.templated:lib", env, version="2.1.0", name="tpl",
+                     classifier_jars={"javadoc": javadoc}, pom_template=str(template))
+    assert result.returncode == 0, result.stderr
+    directory = "releases/com/example/templated/lib/2.1.0/"
+    pom = stores.read("http", directory + "lib-2.1.0.pom").decode()
+    assert "<description>Templated by the team &amp; checked by Maven</description>" in pom
+    assert "<groupId>com.example.templated</groupId>" in pom and "<version>2.1.0</version>" in pom
+    for suffix in ("", ".md5", ".sha1", ".sha256", ".sha512"):
+        assert stores.read("http", directory + "lib-2.1.0-javadoc.jar" + suffix) is not None, suffix
+    assert stores.read("http", directory + "lib-2.1.0-javadoc.jar") == open(javadoc, "rb").read()
+    resolved = maven.get("com.example.templated:lib:2.1.0:jar:javadoc", stores.nginx.url + "/releases")
+    assert resolved.returncode == 0, resolved.stdout[-3000:]
+
+
 def test_maven_rejects_a_bad_checksum(stores, maven, tmp_path):
     """The resolution above is only meaningful if -C really checks: a wrong .sha1 must fail it."""
     env = stores.config("http")
@@ -189,16 +216,57 @@ def test_snapshots_on_s3_and_file_stores(stores, tmp_path):
         assert b"<version>5.0.0-SNAPSHOT</version>" in top
 
 
-def test_a_store_refusing_redeploy_is_reported_as_already_published(stores, tmp_path):
+@pytest.mark.parametrize("status", [400, 403, 409])
+def test_a_store_refusing_redeploy_is_reported_as_already_published(stores, tmp_path, status):
+    """Nexus answers 400, Artifactory 403 or 409, to a PUT over a file it has: reported, not retried."""
+    location = "refusing" if status == 409 else "refusing-{}".format(status)
     env = {"RELEASEKIT_CONFIG": releases.write_store_config(
-        str(tmp_path / "refusing.yaml"), stores.nginx.url + "/refusing", stores.nginx.url + "/snapshots"),
+        str(tmp_path / "refusing.yaml"), stores.nginx.url + "/" + location, stores.nginx.url + "/snapshots"),
         "RELEASEKIT_MAVEN_USERNAME": TEST_USER, "RELEASEKIT_MAVEN_PASSWORD": TEST_PASSWORD}
+    # A run that died left the jar and its .sha1 but not its other checksums: the re-run writes it again.
     jar = releases.make_jar(str(tmp_path / "x.jar"), "x")
+    existing = stores.nginx.path("{}/com/example/refused/lib/1.0.{}/lib-1.0.{}.jar".format(location, status, status))
+    os.makedirs(os.path.dirname(existing), exist_ok=True)
+    shutil.copyfile(jar, existing)
+    with open(jar, "rb") as handle, open(existing + ".sha1", "w") as sha1:
+        sha1.write(hashlib.sha1(handle.read()).hexdigest())
     started = time.monotonic()
-    result = publish(tmp_path, jar, "com.example.refused:lib:1.0.0", env)
+    result = publish(tmp_path, jar, "com.example.refused:lib:1.0.{}".format(status), env)
     assert result.returncode != 0
-    assert "already published" in result.stderr and "HTTP 409" in result.stderr
+    assert "lib-1.0.{}.jar (HTTP {}): it is already published".format(status, status) in result.stderr
     assert time.monotonic() - started < 5  # a refusal is an answer, not retried
+
+
+@pytest.mark.parametrize("kind", ["maven", "deploy"])
+def test_a_bearer_token_publishes_and_is_never_printed(stores, tmp_path, kind):
+    """RELEASEKIT_MAVEN_TOKEN and RELEASEKIT_DEPLOY_TOKEN are sent as `Authorization: Bearer`; a wrong one is refused."""
+    from helpers.servers import STORE_TOKEN
+
+    from releasekit.config import parse_store
+    from releasekit.http import RetryPolicy
+    from releasekit.stores import open_store
+
+    destination = parse_store(stores.nginx.url + "/bearer/" + kind, kind, "ci")
+    policy = RetryPolicy(attempts=1, total_seconds=5)
+    if kind == "maven":
+        jar = releases.make_jar(str(tmp_path / "t.jar"), "token")
+        env = {"RELEASEKIT_CONFIG": releases.write_store_config(str(tmp_path / "bearer.yaml"), destination.text,
+                                                                stores.nginx.url + "/bearer/snapshots"),
+               "RELEASEKIT_MAVEN_TOKEN": STORE_TOKEN}
+        result = publish(tmp_path, jar, "com.example.token:lib:1.0.0", env)
+        assert result.returncode == 0, result.stderr
+        assert STORE_TOKEN not in result.stdout + result.stderr + json.dumps(result.record)
+        assert os.path.exists(stores.nginx.path("bearer/maven/com/example/token/lib/1.0.0/lib-1.0.0.jar"))
+        wrong = publish(tmp_path, jar, "com.example.token:lib:1.0.1", dict(env, RELEASEKIT_MAVEN_TOKEN="wrong-token"),
+                        name="wrong")
+        assert wrong.returncode != 0 and "HTTP 401" in wrong.stderr and "wrong-token" not in wrong.stderr
+    else:
+        open_store(destination, policy, {"RELEASEKIT_DEPLOY_TOKEN": STORE_TOKEN}).put("app/1/app.yaml", b"a: 1\n")
+        assert open(stores.nginx.path("bearer/deploy/app/1/app.yaml"), "rb").read() == b"a: 1\n"
+        from releasekit.errors import AuthError
+
+        with pytest.raises(AuthError, match="HTTP 401"):
+            open_store(destination, policy, {"RELEASEKIT_DEPLOY_TOKEN": "wrong-token"}).put("app/2/app.yaml", b"a: 2\n")
 
 
 def test_missing_credentials_fail_clearly(stores, tmp_path):

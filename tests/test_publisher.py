@@ -198,9 +198,11 @@ def test_https_to_a_plain_http_registry_says_how_to_fix(registry, tmp_path, isol
     assert "TLSError" in result.stderr and "http://" in result.stderr
 
 
-def test_credential_helper_from_docker_config(auth_registry, tmp_path, isolated_home):
-    """credHelpers: docker-credential-<name> is run with the registry on stdin, as Docker does."""
-    random_layout(str(tmp_path / "img"), seed=b"helper")
+@pytest.mark.parametrize("key", ["credHelpers", "credsStore"])
+def test_credential_helper_from_docker_config(auth_registry, tmp_path, isolated_home, key):
+    """credHelpers (per registry) and credsStore (for every registry): docker-credential-<name> is run with the
+    registry on stdin, as Docker does."""
+    random_layout(str(tmp_path / "img"), seed=key.encode())
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     helper = bin_dir / "docker-credential-releasekit-test"
@@ -211,14 +213,15 @@ def test_credential_helper_from_docker_config(auth_registry, tmp_path, isolated_
     helper.chmod(0o755)
     docker_dir = tmp_path / "docker"
     docker_dir.mkdir()
-    (docker_dir / "config.json").write_text(json.dumps({"credHelpers": {auth_registry.host: "releasekit-test"}}))
-    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "helper/app")
+    store = {auth_registry.host: "releasekit-test"} if key == "credHelpers" else "releasekit-test"
+    (docker_dir / "config.json").write_text(json.dumps({key: store}))
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "helper/" + key.lower())
     config = releases.write_config(str(tmp_path / "releasekit.yaml"), auth_registry.host)
     env = {"RELEASEKIT_CONFIG": config, "DOCKER_CONFIG": str(docker_dir),
            "PATH": "{}:{}".format(bin_dir, os.environ["PATH"])}
     result = releases.publish(manifest, runfiles, env, "--verbose")
     assert result.returncode == 0, result.stderr
-    assert auth_registry.tags("dev/helper/app")
+    assert auth_registry.tags("dev/helper/" + key.lower())
     assert TEST_PASSWORD not in result.stdout + result.stderr
 
 
@@ -399,3 +402,83 @@ def test_an_archive_holding_an_oci_layout_is_pushed_with_its_own_manifest(regist
     record = json.load(open(tmp_path / "record.json"))
     assert record["digest"] == digest and "compressed_layers" not in record
     assert registry.inspect("dev/team/oci-archive:" + record["tags"][0])["Digest"] == digest
+
+
+def test_an_image_index_is_pushed_children_first_then_by_digest_then_tags(registry, tmp_path, isolated_home):
+    """A layout whose index.json names one image index: every child manifest, then the index by digest, then its tags."""
+    from helpers.slow_proxy import KillGate, SlowProxy
+    from releasekit.image import OCI_INDEX, canonical_json
+    from releasekit.layout_builder import write_blob
+
+    layout, children = _flat_multi_platform_layout(tmp_path)
+    index_entries = json.loads((layout / "index.json").read_text())["manifests"]
+    content = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index_entries})
+    index_digest = write_blob(str(layout), content)
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": OCI_INDEX, "digest": index_digest, "size": len(content)}]}))
+    gate = KillGate()
+    proxy = SlowProxy(registry.host, gate=gate, name="registry")
+    try:
+        manifest, runfiles = releases.container_release(str(tmp_path), str(layout), "team/index", "ci", ["stable"])
+        config = releases.write_config(str(tmp_path / "releasekit.yaml"), proxy.host)
+        result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, "CI": "true"})
+        assert result.returncode == 0, result.stderr
+    finally:
+        proxy.stop()
+    puts = [path.rsplit("/manifests/", 1)[1] for _, method, path in gate.seen
+            if method == "PUT" and "/team/index/manifests/" in path]
+    assert puts == children + [index_digest, releases.COMMIT, "stable"]
+    raw = subprocess.run(["skopeo", "inspect", "--raw", *registry.skopeo_args(),
+                          "docker://{}/prod/team/index:stable".format(registry.host)], capture_output=True, text=True, check=True)
+    assert json.loads(raw.stdout)["manifests"] == index_entries
+    copy = subprocess.run(["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false",
+                           "docker://{}/prod/team/index:stable".format(registry.host), "oci:{}".format(tmp_path / "copied")],
+                          capture_output=True, text=True)
+    assert copy.returncode == 0, copy.stderr
+
+
+def test_a_dry_run_checks_the_registry_read_only_and_says_so(auth_registry, tmp_path, isolated_home):
+    """Before: a dry run returned before contacting the registry, so it passed with a wrong password."""
+    from helpers.servers import free_port
+
+    random_layout(str(tmp_path / "img"), seed=b"dry run")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "dry/app", "ci")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), auth_registry.host)
+    env = {"RELEASEKIT_CONFIG": config, "CI": "true", "RELEASEKIT_REGISTRY_USERNAME": TEST_USER,
+           "RELEASEKIT_REGISTRY_PASSWORD": TEST_PASSWORD}
+    catalog = auth_registry.catalog()
+    dry = releases.publish(manifest, runfiles, env, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would publish" in dry.stdout and "to upload in 2 blobs, 0 blobs there already" in dry.stdout
+    assert "dry run, nothing written: would claim {}/prod/releasekit-channel:ci".format(auth_registry.host) in dry.stdout
+    assert auth_registry.catalog() == catalog  # read-only
+
+    wrong = releases.publish(manifest, runfiles, dict(env, RELEASEKIT_REGISTRY_PASSWORD="wrong-password"), "--dry-run")
+    assert wrong.returncode != 0 and "AuthError" in wrong.stderr and "wrong-password" not in wrong.stderr
+    unreachable = releases.write_config(str(tmp_path / "down.yaml"), "127.0.0.1:{}".format(free_port()))
+    down = releases.publish(manifest, runfiles, dict(env, RELEASEKIT_CONFIG=unreachable, RELEASEKIT_RETRY_ATTEMPTS="1"),
+                            "--dry-run")
+    assert down.returncode != 0 and "connection refused" in down.stderr.lower()
+
+    assert releases.publish(manifest, runfiles, env).returncode == 0
+    again = releases.publish(manifest, runfiles, dict(env, RELEASEKIT_DRY_RUN="true"))
+    assert again.returncode == 0, again.stderr
+    assert "0 B to upload in 0 blobs, 2 blobs there already" in again.stdout and "there already" in again.stdout
+
+
+def test_a_dry_run_refuses_what_a_run_would_refuse(tmp_path, isolated_home):
+    """A release version already published with other content: the dry run refuses (exit 3) and writes nothing."""
+    store = tmp_path / "store"
+    config = releases.write_store_config(str(tmp_path / "store.yaml"), "file://{}/releases".format(store),
+                                         "file://{}/snapshots".format(store))
+    first = releases.make_jar(str(tmp_path / "a.jar"), "first")
+    manifest, runfiles = releases.jar_release(str(tmp_path), first, "com.example.dry:lib:1.0.0", "ci", name="a")
+    assert releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, "CI": "true"}).returncode == 0
+    listing = sorted(os.path.relpath(os.path.join(d, n), store) for d, _, names in os.walk(store) for n in names)
+
+    other = releases.make_jar(str(tmp_path / "b.jar"), "other content")
+    manifest, runfiles = releases.jar_release(str(tmp_path), other, "com.example.dry:lib:1.0.0", "ci", name="b")
+    refused = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, "CI": "true"}, "--dry-run")
+    assert refused.returncode == 3 and "already published with different content" in refused.stderr
+
+    assert sorted(os.path.relpath(os.path.join(d, n), store) for d, _, names in os.walk(store) for n in names) == listing

@@ -73,7 +73,8 @@ def make_jar(path, marker):
     return path
 
 
-def jar_release(root, jar_path, coordinates, channel="ci", deps=(), sources_jar=None, classifier_jars=None, name="lib"):
+def jar_release(root, jar_path, coordinates, channel="ci", deps=(), sources_jar=None, classifier_jars=None, name="lib",
+                pom_template=None):
     """Lay out runfiles like a built jar_release target. Returns (manifest path, runfiles dir)."""
     runfiles = os.path.join(root, "runfiles-" + name)
     workspace = os.path.join(runfiles, "ws")
@@ -90,6 +91,8 @@ def jar_release(root, jar_path, coordinates, channel="ci", deps=(), sources_jar=
         fields["sources_jar"] = link(sources_jar, name + "-sources.jar")
     for classifier, path in (classifier_jars or {}).items():
         fields["classifier_jars"][classifier] = link(path, "{}-{}.jar".format(name, classifier))
+    if pom_template:
+        fields["pom_template"] = link(pom_template, name + ".pom.tpl")
     manifest = {"schema_version": 1, "target": "//libs:{}.{}".format(name, channel), "release": "//libs:" + name,
                 "channel": channel, "kind": "jar", "jar": fields, "depends_on": []}
     manifest_path = os.path.join(workspace, "{}.{}.release.json".format(name, channel))

@@ -143,7 +143,8 @@ class NginxStore:
     """A real HTTP PUT store: Debian nginx-light with WebDAV PUT/DELETE/MKCOL; writes need basic auth when a
     username is given. It also serves Bazel's HTTP remote cache protocol (GET and PUT of /ac/ and /cas/).
 
-    /refusing/ answers 409 to every PUT, as Nexus and Artifactory do on redeploy. /elsewhere/ redirects to
+    /refusing/, /refusing-400/ and /refusing-403/ answer 409, 400 and 403 to a PUT of a file that exists, as Nexus and
+    Artifactory do on redeploy. /bearer/ takes writes with `Authorization: Bearer <STORE_TOKEN>` only. /elsewhere/ redirects to
     the same files on a second port (another origin), and /renamed/ to / on this one; requests.log says, per
     request, whether it carried an Authorization header (never its value).
     """
@@ -163,7 +164,8 @@ class NginxStore:
             auth = 'limit_except GET HEAD {{ auth_basic "releasekit test store"; auth_basic_user_file {}; }}'.format(htpasswd)
         self.process, self.log = _start_nginx(
             workdir, _NGINX_CONFIG.format(workdir=workdir, root=self.root, port=self.port, auth=auth,
-                                         elsewhere_port=self.elsewhere_port), self.url + "/")
+                                         elsewhere_port=self.elsewhere_port, token=STORE_TOKEN,
+                                         refusing=_REFUSING_REDEPLOY), self.url + "/")
 
     def path(self, relative):
         return os.path.join(self.root, relative)
@@ -171,6 +173,14 @@ class NginxStore:
     def stop(self):
         _stop(self.process, self.log)
 
+
+# A store token no output may contain, for the bearer-token location.
+STORE_TOKEN = "store-token-never-printed-5b1e"
+# A location that stores new files and refuses to overwrite one that exists, with the status that follows.
+_REFUSING_REDEPLOY = ("dav_methods PUT DELETE MKCOL; create_full_put_path on; set $redeploy \"\"; "
+                      "if (-f $request_filename) { set $redeploy \"exists\"; } "
+                      "if ($request_method = PUT) { set $redeploy \"${redeploy}-put\"; } "
+                      "if ($redeploy = \"exists-put\") { return")
 
 _NGINX_CONFIG = """
 user root;
@@ -192,8 +202,16 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     root {root};
-    location /refusing/ {{
-      if ($request_method = PUT) {{ return 409; }}
+    location /refusing/ {{ {refusing} 409; }} }}
+    location /refusing-400/ {{ {refusing} 400; }} }}
+    location /refusing-403/ {{ {refusing} 403; }} }}
+    location /bearer/ {{
+      dav_methods PUT DELETE MKCOL;
+      create_full_put_path on;
+      set $bearer_write "";
+      if ($request_method !~ ^(GET|HEAD)$) {{ set $bearer_write "w"; }}
+      if ($http_authorization != "Bearer {token}") {{ set $bearer_write "${{bearer_write}}-unauthorised"; }}
+      if ($bearer_write = "w-unauthorised") {{ return 401; }}
     }}
     location /elsewhere/ {{
       rewrite ^/elsewhere/(.*)$ http://127.0.0.1:{elsewhere_port}/$1 redirect;

@@ -75,6 +75,7 @@ class SlowProxy:
         self.host = "127.0.0.1:{}".format(self.port)
         self.url = "http://" + self.host
         self.requests = 0
+        self.bytes_received = 0  # request bodies read from clients: what they sent
         self.proxy_authorizations = set()  # used as a forward proxy: the Proxy-Authorization headers it was sent
         self.active = 0
         self.injected = {fault: 0 for fault in FAULTS}
@@ -107,6 +108,8 @@ class SlowProxy:
                     if not chunk:
                         break
                     remaining -= len(chunk)
+                    with proxy.lock:
+                        proxy.bytes_received += len(chunk)
 
             def _forward(self):
                 with proxy.lock:
@@ -131,7 +134,9 @@ class SlowProxy:
                 with proxy.lock:
                     proxy.proxy_authorizations.add(self.headers.get("Proxy-Authorization"))
                 if fault == "reset":
-                    self.rfile.read(min(length, 1024) if length else 0)
+                    partial = self.rfile.read(min(length, 1024) if length else 0)
+                    with proxy.lock:
+                        proxy.bytes_received += len(partial)
                     self._drop()
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -151,6 +156,8 @@ class SlowProxy:
                         return
                     upstream.send(chunk)
                     remaining -= len(chunk)
+                    with proxy.lock:
+                        proxy.bytes_received += len(chunk)
                 response = upstream.getresponse()
                 body = response.read()
                 upstream.close()

@@ -35,28 +35,40 @@ def _refuse(destination, where):
             destination.describe(), where, "releasekit.yaml"))
 
 
-def guard_store(channel, destination, open_store):
-    """CI: claim the store's root. Dev: refuse when the root or a parent is claimed. open_store(destination)."""
+def guard_store(channel, destination, open_store, dry_run=False):
+    """CI: claim the store's root. Dev: refuse when the root or a parent is claimed. open_store(destination).
+
+    A dry run only reads: it says whether CI would claim the root, and refuses a dev release as a run would.
+    """
     if channel == "ci":
         store = open_store(destination)
         if store.get(STORE_MARKER)[0] != CLAIMED:
+            if dry_run:
+                return "would claim {} for the CI channel".format(store.describe(STORE_MARKER))
             store.put(STORE_MARKER, CLAIMED)
-        return
+        return None
     for path in _parents(destination.path):
         store = open_store(dataclasses.replace(destination, path=path))
         if store.get(STORE_MARKER)[0] == CLAIMED:
             raise _refuse(destination, store.describe(STORE_MARKER))
+    return None
 
 
-def guard_registry(channel, destination, client):
+def guard_registry(channel, destination, client, dry_run=False):
     """CI: claim the registry namespace. Dev: refuse when the namespace or a parent is claimed."""
     if channel == "ci":
-        client.put_channel_marker(_marker_repository(destination.path), EMPTY_CONFIG, b"{}", CLAIMED.strip().decode())
-        return
+        repository = _marker_repository(destination.path)
+        if dry_run:
+            if not client.tag_exists(repository, CLAIMED.strip().decode()):
+                return "would claim {}/{}:ci for the CI channel".format(destination.host, repository)
+            return None
+        client.put_channel_marker(repository, EMPTY_CONFIG, b"{}", CLAIMED.strip().decode())
+        return None
     for path in _parents(destination.path):
         repository = _marker_repository(path)
         if client.tag_exists(repository, CLAIMED.strip().decode()):
             raise _refuse(destination, "{}/{}:ci".format(destination.host, repository))
+    return None
 
 
 def _marker_repository(namespace):

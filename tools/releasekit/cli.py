@@ -223,7 +223,7 @@ def _cmd_pr(args):
 def _cmd_pipeline(args):
     from .pipeline import render
 
-    print(render(args.format, args.shards, args.base, args.head, args.releasekit))
+    print(render(args.format, args.shards, args.base, args.head, args.releasekit, args.install), end="")
     return 0
 
 
@@ -378,6 +378,8 @@ def build_parser():
     pipeline.add_argument("--base", default="$BASE_COMMIT", help="the base revision the steps collect from")
     pipeline.add_argument("--head", default="$HEAD_COMMIT", help="the head revision")
     pipeline.add_argument("--releasekit", default="releasekit", help="how the steps call releasekit")
+    pipeline.add_argument("--install", default="python3 -m pip install releasekit",
+                          help="the command that installs releasekit on a fresh agent")
     pipeline.set_defaults(func=_cmd_pipeline)
 
     config = commands.add_parser("config", parents=[common], help="check releasekit.yaml and show its destinations")

@@ -25,6 +25,12 @@ class DeployError(ReleasekitError):
     """Deploy YAML is invalid, or cannot be published safely."""
 
 
+class ImmutableDeployError(DeployError):
+    """A CI deploy version is already published with other content: refused, nothing written."""
+
+    exit_code = 3
+
+
 class DeployInputError(UsageError):
     """A deploy_release input is wrong; the message names the file, line and attribute."""
 
@@ -306,10 +312,11 @@ def _scalar_text(value, style):
     return value
 
 
-def publish_files(store, directory, files, pointer_path, version, immutable):
+def publish_files(store, directory, files, pointer_path, version, immutable, dry_run=False):
     """Write the YAML files of one version, then the pointer to it. Returns (status, bytes written).
 
     immutable: a version already there with other content is refused (CI); otherwise replaced (dev).
+    dry_run: read and check as a run would, refusing alike, and write nothing.
     """
     existing = {}
     for name, content in files:
@@ -317,9 +324,12 @@ def publish_files(store, directory, files, pointer_path, version, immutable):
     if immutable:
         differing = [name for name, content in files if existing[name] is not None and existing[name] != content]
         if differing:
-            raise DeployError(
+            raise ImmutableDeployError(
                 "{} is already published with different content ({}); a CI deploy version is immutable, so nothing "
                 "was written.".format(store.describe(directory), ", ".join(differing)))
+    if dry_run:
+        pending = [name for name, content in files if existing[name] != content]
+        return ("would publish " + ", ".join(pending) if pending else "already published"), 0
     written = 0
     for name, content in files:
         if existing[name] != content:

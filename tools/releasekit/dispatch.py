@@ -40,6 +40,9 @@ class Outcome:
     record: dict = None
     quarantined: bool = False
     attempts: int = 1
+    # Releases: seconds from the run's first launch to this one's launch, and to its start-up signal.
+    launched_at: float = None
+    started_up_at: float = None
 
     @property
     def failed(self):
@@ -89,14 +92,22 @@ def shard(labels, index, count, durations=None):
 
 
 def durations_from_report(path):
+    """Durations by label from a run report, or from every report in a directory (one per shard)."""
     if not path:
         return {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            report = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise UsageError("Cannot read the previous report {}: {}.".format(path, error)) from None
-    return {t["label"]: t.get("duration_seconds", 0.0) for t in report.get("targets", [])}
+    paths = [path]
+    if os.path.isdir(path):
+        paths = sorted(os.path.join(path, name) for name in os.listdir(path) if name.endswith(".json"))
+    durations = {}
+    for report_path in paths:
+        try:
+            with open(report_path, encoding="utf-8") as handle:
+                report = json.load(handle)
+            durations.update({t["label"]: t.get("duration_seconds", 0.0) for t in report.get("targets", [])})
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+            raise UsageError("Cannot read the previous report {}: {}. Give a report that releasekit dispatch "
+                             "wrote (--report), or a directory of them.".format(report_path, error)) from None
+    return durations
 
 
 # -- the build event protocol -------------------------------------------------------------
@@ -345,6 +356,7 @@ class Dispatcher:
         """
         workers = max(1, self.options.workers)
         startup_limit = self.options.concurrent_startups or os.cpu_count() or 1
+        self.first_launch = None
         events = queue.Queue()
         pending, active, supervisors = list(labels), [], []
         try:
@@ -362,6 +374,7 @@ class Dispatcher:
                     pending.remove(ready[0])
                     run = _ReleaseRun(ready[0], executables[ready[0]], *self._log_paths(ready[0]))
                     run.launch(self._release_environ(), self.workspace)
+                    self.first_launch = self.first_launch or run.launched
                     self.progress.started(run.label)
                     active.append(run)
                     supervisor = threading.Thread(target=self._supervise, args=(run, events), daemon=True)
@@ -372,9 +385,11 @@ class Dispatcher:
                     continue
                 event, run = events.get()
                 if event == "started up":
-                    run.started_up = True
+                    run.started_up = time.monotonic()
                 else:
                     active.remove(run)
+                    run.outcome.launched_at = round(run.launched - self.first_launch, 3)
+                    run.outcome.started_up_at = round((run.started_up or time.monotonic()) - self.first_launch, 3)
                     results[run.label] = run.outcome
                     self.progress.finished(run.outcome)
         finally:
@@ -434,7 +449,7 @@ class _ReleaseRun:
         self.log_path, self.record_path = log_path, record_path
         self.started_signal = StartedSignal()
         self.process = self.log_file = self.outcome = self.launched = None
-        self.started_up = False
+        self.started_up = None  # when it signalled that it is loaded
 
     def launch(self, environ, cwd):
         if os.path.exists(self.record_path):

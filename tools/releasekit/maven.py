@@ -245,8 +245,8 @@ def _put_with_checksums(store, path, file, digests):
     return file.size
 
 
-def publish_release(store, coordinates, version, files):
-    """A release version: immutable. Returns a MavenResult."""
+def publish_release(store, coordinates, version, files, dry_run=False):
+    """A release version: immutable. Returns a MavenResult. A dry run checks as a run would and writes nothing."""
     if version.endswith("-SNAPSHOT"):
         raise MavenError(
             "{}:{}:{} is a SNAPSHOT; the ci channel publishes release versions. Publish SNAPSHOTs with the dev "
@@ -272,6 +272,10 @@ def publish_release(store, coordinates, version, files):
             "nothing was written. Publish a new version.".format(
                 coordinates.group, coordinates.artifact, version, ", ".join(store.describe(p) for p in differing))
         )
+    if dry_run:
+        status = "would publish" if plan else "already published"
+        return MavenResult("{}:{}".format(coordinates.group, coordinates.artifact), version, store.describe(directory),
+                           [p for p, _, _ in plan], status, 0)
     uploaded = 0
     for path, file, digests in plan:
         uploaded += _put_with_checksums(store, path, file, digests)
@@ -283,12 +287,17 @@ def publish_release(store, coordinates, version, files):
                        [p for p, _, _ in plan], status, uploaded)
 
 
-def publish_snapshot(store, coordinates, version, files):
+def publish_snapshot(store, coordinates, version, files, dry_run=False):
     """A SNAPSHOT: timestamped names and the next build number, under the version directory's lock."""
     if not version.endswith("-SNAPSHOT"):
         version += "-SNAPSHOT"
     directory = "{}/{}".format(coordinates.directory, version)
     metadata_path = directory + "/maven-metadata.xml"
+    if dry_run:  # reads what a run would read first: the store answers, and its metadata parses
+        existing, _ = store.get(metadata_path)
+        parse_metadata(existing, store.describe(metadata_path))
+        return MavenResult("{}:{}".format(coordinates.group, coordinates.artifact), version, store.describe(directory),
+                           [], "would publish", 0)
     uploaded, written = 0, []
     with store.lock(directory):
         existing, _ = store.get(metadata_path)

@@ -19,7 +19,7 @@ from .http import RetryPolicy
 from .image import ImagePlan
 from .registry import BlobLocator, RegistryClient, check_repository
 from .reports import write_json_atomic
-from .versioning import image_tags, read_source_version
+from .versioning import image_tags, read_source_version, release_version_setting
 
 log = logging.getLogger(__name__)
 MANIFEST_SCHEMA_VERSION = 1
@@ -133,12 +133,18 @@ def _publish_container(manifest, config, version, policy, options, environ):
     }
     if plan.data.get("compressed_layers"):
         record["compressed_layers"] = plan.data["compressed_layers"]
-    if options.dry_run:
-        return record
     client = RegistryClient(
         destination, registry_credentials(destination.host, environ), policy, workers=options.workers,
         locator=BlobLocator.default(),
     )
+    if options.dry_run:
+        # Read-only: the registry answers, accepts the credentials for reading, and has what of the image.
+        claim = channel_marker.guard_registry(manifest["channel"], destination, client, dry_run=True)
+        present, missing, missing_bytes, root_there = client.check_push(repository, plan)
+        record.update(blobs_skipped=present, would_upload_blobs=missing, would_upload_bytes=missing_bytes,
+                      checks=[c for c in (claim, "image {} there already".format(plan.root["digest"][:19]) if root_there
+                                          else None) if c])
+        return record
     channel_marker.guard_registry(manifest["channel"], destination, client)
     result = client.push(repository, plan, tags)
     record.update(
@@ -152,7 +158,7 @@ def _publish_container(manifest, config, version, policy, options, environ):
 
 def release_version(manifest, coordinates, environ):
     """The version a jar is published as: from its coordinates, else RELEASEKIT_VERSION; dev adds -SNAPSHOT."""
-    version = coordinates.version or environ.get("RELEASEKIT_VERSION")
+    version = coordinates.version or release_version_setting(environ)
     if manifest["channel"] == "ci":
         if not version:
             raise UsageError(
@@ -188,12 +194,13 @@ def _publish_jar(manifest, config, source_version, policy, options, environ):
             raise UsageError("{}: {} does not exist; rebuild the release target.".format(manifest["release"], file.path))
     record = {"coordinates": "{}:{}".format(coordinates.group, coordinates.artifact), "version": version,
               "store": destination.text, "files": [], "status": "dry run", "bytes_uploaded": 0}
-    if options.dry_run:
-        return record
-    channel_marker.guard_store(manifest["channel"], destination, lambda d: open_store(d, policy, environ))
+    claim = channel_marker.guard_store(manifest["channel"], destination, lambda d: open_store(d, policy, environ),
+                                       dry_run=options.dry_run)
     store = open_store(destination, policy, environ)
     publisher = maven.publish_release if manifest["channel"] == "ci" else maven.publish_snapshot
-    result = publisher(store, coordinates, version, files)
+    result = publisher(store, coordinates, version, files, dry_run=options.dry_run)
+    if claim:
+        record["checks"] = [claim]
     record.update(version=result.version, files=result.files, status=result.status,
                   bytes_uploaded=result.bytes_uploaded, location=result.store)
     return record
@@ -241,7 +248,7 @@ def _publish_deploy(manifest, config, source_version, policy, options, environ):
             raise deploy.DeployError("{}: {}".format(manifest["release"], error)) from None
         files.append((os.path.basename(path), pinned.encode("utf-8")))
     if manifest["channel"] == "ci":
-        version = environ.get("RELEASEKIT_VERSION") or source_version.commit
+        version = release_version_setting(environ) or source_version.commit
     else:
         version = image_tags("dev", source_version, [])[0]
     summary = {"release": manifest["release"], "version": version, "commit": source_version.commit, "images": references}
@@ -249,34 +256,40 @@ def _publish_deploy(manifest, config, source_version, policy, options, environ):
     base = "/".join(p for p in (fields["package"], fields["name"]) if p)
     record = {"version": version, "images": references, "files": [name for name, _ in files], "status": "dry run",
               "bytes_uploaded": 0, "store": destination.text, "location": "{}/{}".format(destination.text.rstrip("/"), base)}
-    if options.dry_run:
-        return record
-    channel_marker.guard_store(manifest["channel"], destination, lambda d: open_store(d, policy, environ))
+    claim = channel_marker.guard_store(manifest["channel"], destination, lambda d: open_store(d, policy, environ),
+                                       dry_run=options.dry_run)
     store = open_store(destination, policy, environ)
     status, written = deploy.publish_files(store, "{}/{}".format(base, version), files, base + "/latest", version,
-                                           immutable=manifest["channel"] == "ci")
+                                           immutable=manifest["channel"] == "ci", dry_run=options.dry_run)
+    if claim:
+        record["checks"] = [claim]
     record.update(status=status, bytes_uploaded=written, location=store.describe("{}/{}".format(base, version)))
     return record
 
 
 def summary_line(record):
+    checks = "; dry run, nothing written: {}".format("; ".join(record["checks"])) if record.get("checks") else (
+        "; dry run, nothing written" if record["dry_run"] else "")
+    if record["kind"] == "container" and record["dry_run"]:
+        return "{} would publish {} to {} tags {} ({} to upload in {} blobs, {} blobs there already){}".format(
+            record["release"], record["digest"][:19], record["repository"], ",".join(record["tags"]),
+            _human_bytes(record["would_upload_bytes"]), record["would_upload_blobs"], record["blobs_skipped"], checks)
     if record["kind"] == "container":
-        verb = "would publish" if record["dry_run"] else "published"
-        return "{} {} {} to {} tags {} ({} uploaded, {} blobs skipped, {} mounted) in {:.2f}s".format(
-            record["release"], verb, record["digest"][:19], record["repository"], ",".join(record["tags"]),
+        return "{} published {} to {} tags {} ({} uploaded, {} blobs skipped, {} mounted) in {:.2f}s".format(
+            record["release"], record["digest"][:19], record["repository"], ",".join(record["tags"]),
             _human_bytes(record["bytes_uploaded"]), record["blobs_skipped"], record["blobs_mounted"],
             record["duration_seconds"],
         )
     if record["kind"] == "jar":
-        return "{} {} {}:{} to {} ({} uploaded) in {:.2f}s".format(
+        return "{} {} {}:{} to {} ({} uploaded) in {:.2f}s{}".format(
             record["release"], record["status"], record["coordinates"], record["version"], record.get("location", record["store"]),
-            _human_bytes(record["bytes_uploaded"]), record["duration_seconds"],
+            _human_bytes(record["bytes_uploaded"]), record["duration_seconds"], checks,
         )
     if record["kind"] == "deploy":
-        return "{} {} deploy version {} to {} with {} in {:.2f}s".format(
+        return "{} {} deploy version {} to {} with {} in {:.2f}s{}".format(
             record["release"], record["status"], record["version"], record["location"],
             ", ".join("{}={}".format(k, v) for k, v in sorted(record["images"].items())) or "no images",
-            record["duration_seconds"],
+            record["duration_seconds"], checks,
         )
     return "{} published".format(record["release"])
 

@@ -414,6 +414,24 @@ class RegistryClient:
 
         return self._retry(operation, "put manifest {} to {}".format(reference[:19], repository))
 
+    def check_push(self, repository, plan):
+        """A dry run, read-only: the registry answers with these credentials, and what of the image it has.
+
+        Returns (blobs present, blobs missing, bytes missing, whether the root manifest is there).
+        """
+        check_repository(repository)
+        self.ping()
+        scope = "repository:{}:pull".format(repository)
+        present, missing, missing_bytes = 0, 0, 0
+        for blob in plan.blobs:
+            if self._retry(lambda b=blob: self.blob_exists(repository, b["digest"], scope), "check blob"):
+                present += 1
+            else:
+                missing += 1
+                missing_bytes += blob["size"]
+        root = self._retry(lambda: self.manifest_exists(repository, plan.root["digest"], scope), "check manifest")
+        return present, missing, missing_bytes, root
+
     def tag_exists(self, repository, tag):
         """Whether repository:tag exists (one HEAD; a repository the registry does not know has no tags)."""
         scope = "repository:{}:pull".format(repository)

@@ -81,6 +81,19 @@ def read_source_version(environ=None):
     return SourceVersion(commit=commit, dirty=dirty, user=sanitize_tag_part(user))
 
 
+_RELEASE_VERSION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
+
+
+def release_version_setting(environ):
+    """RELEASEKIT_VERSION, checked: it becomes part of store paths, so it must be one plain path part."""
+    version = environ.get("RELEASEKIT_VERSION")
+    if version and (not _RELEASE_VERSION_RE.match(version) or ".." in version):
+        raise VersionError(
+            "RELEASEKIT_VERSION '{}' is not a release version: use letters, digits, '.', '_', '+' and '-', starting "
+            "with a letter or digit, with no '..' (e.g. 1.4.0).".format(version))
+    return version
+
+
 def image_tags(channel, version, declared_tags):
     """CI: the full commit plus the declared tags. Dev: dev-<user>-<short sha>[-dirty]."""
     if channel == "ci":
