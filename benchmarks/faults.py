@@ -30,6 +30,7 @@ from helpers.slow_proxy import SlowProxy  # noqa: E402
 from releasekit.layout_builder import build_layout  # noqa: E402
 
 SEED = 20261122
+FAILURES = []  # releasekit's last line of each failed release
 
 
 def three_layer_image(workdir):
@@ -51,8 +52,12 @@ def push_with_releasekit(workdir, layout, proxy, index):
     config = releases.write_config(os.path.join(workdir, "releasekit.yaml"), proxy.host)
     env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false",
                XDG_CACHE_HOME=os.path.join(workdir, "cache{}".format(index)))
-    return subprocess.run([sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles],
-                          env=env, capture_output=True, text=True).returncode == 0
+    result = subprocess.run([sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles],
+                            env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        FAILURES.append(result.stderr.strip().splitlines()[-1][:400] if result.stderr.strip() else "exit {}".format(
+            result.returncode))
+    return result.returncode == 0
 
 
 def push_with_skopeo(workdir, layout, proxy, index):
@@ -97,6 +102,7 @@ def main():
             "skopeo_sent_bytes": theirs["proxy"].bytes_received,
             "ratio": round(ours["seconds"] / theirs["seconds"], 3),
             "releasekit_faults_injected": ours["proxy"].injected,
+            "releasekit_failures": FAILURES,
             "skopeo_faults_injected": theirs["proxy"].injected,
         }
         print("at a {fault_rate:.0%} fault rate, {layers}-layer image, fresh repository per run: releasekit "

@@ -271,9 +271,11 @@ class RegistryClient:
 
         return self._retry(operation, "reach registry {}".format(self.host))
 
-    def _retry(self, operation, what, progress=None):
+    def _retry(self, operation, what, progress=None, requests=1):
+        """Retry an operation whole; one of `requests` requests gets the tries each request is allowed."""
+        policy = self.policy if requests == 1 else dataclasses.replace(self.policy, attempts=self.policy.attempts * requests)
         try:
-            return with_retries(operation, self.policy, what, progress)
+            return with_retries(operation, policy, what, progress)
         except TransientError as error:
             raise RegistryError("Could not {}: {}.".format(what, error)) from None
 
@@ -311,8 +313,9 @@ class RegistryClient:
             self._upload(repository, blob, location, scope, counter, resume)
             return "uploaded"
 
+        # Three requests (check, open, commit): each fault anywhere costs the whole operation a try.
         outcome = self._retry(operation, "push blob {} to {}".format(digest[:19], repository),
-                              progress=lambda: resume.get("progress", 0))
+                              progress=lambda: resume.get("progress", 0), requests=3)
         self.locator.remember(self.host, digest, repository)
         return outcome
 
