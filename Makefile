@@ -23,5 +23,5 @@ bench: install
 	@$(PYTHON) benchmarks/push.py
 	@$(PYTHON) benchmarks/collect.py
 	@$(PYTHON) benchmarks/maven.py
-	@$(PYTHON) benchmarks/dispatch.py
+	@$(PYTHON) benchmarks/dispatch.py --startup-limits 1,2,3,4,8
 	@$(PYTHON) benchmarks/faults.py

@@ -64,6 +64,15 @@ FILES = {
                   'container_release(name = "rel", image = ":image", repository = "fixture/noci", tags = ["no-ci"])\n',
     "noci/t.sh": "#!/bin/sh\n",
     "docs/notes.md": "not in any package\n",
+    "tools/helper.bzl": 'def stamp_text(name):\n    return "stamp " + name\n',
+    "tools/rules.bzl": 'load(":helper.bzl", "stamp_text")\n\n'
+                       'def _stamp_impl(ctx):\n    out = ctx.actions.declare_file(ctx.label.name + ".txt")\n'
+                       '    ctx.actions.write(out, stamp_text(ctx.label.name))\n    return [DefaultInfo(files = depset([out]))]\n\n'
+                       'stamp_file = rule(implementation = _stamp_impl)\n',
+    "ruled/BUILD": 'load("//tools:rules.bzl", "stamp_file")\n\nstamp_file(name = "stamp")\n\n'
+                   'sh_test(name = "ruled_test", srcs = ["t.sh"], data = [":stamp"])\n\n'
+                   'sh_test(name = "other_test", srcs = ["t.sh"])\n',
+    "ruled/t.sh": "#!/bin/sh\n",
     "platform/BUILD": 'constraint_setting(name = "kind")\n\n'
                       'constraint_value(name = "never", constraint_setting = ":kind", visibility = ["//visibility:public"])\n',
     "compat/BUILD": 'sh_test(name = "compatible_test", srcs = ["t.sh"])\n\n'
@@ -77,7 +86,7 @@ FILES = {
 }
 
 ALL_TESTS = {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//suite:s2", "//noci:ok_test",
-             "//tree:tree_test", "//compat:compatible_test"}
+             "//tree:tree_test", "//compat:compatible_test", "//ruled:ruled_test", "//ruled:other_test"}
 
 
 @pytest.fixture(scope="module")
@@ -199,15 +208,28 @@ def test_glob_changes(repo, edits, deletes, renames):
     assert tests == {"//app:app_test"} and releases == {"//app:app.ci"}
 
 
-def test_bzl_file_directly_and_transitively_loaded(repo):
-    change(repo, {"tools/defs.bzl": FILES["tools/defs.bzl"] + "# direct\n"})
-    _, tests, _ = selected(repo)
-    assert tests == {"//macro:m_test"}
-    git(repo.path, "reset", "-q", "--hard", repo.base)
-    change(repo, {"tools/macros.bzl": FILES["tools/macros.bzl"] + "# transitive\n"})
+def test_a_bzl_refactor_that_expands_the_same_selects_nothing(repo):
+    """Before: every target of every package loading the file, here //macro's."""
+    change(repo, {"tools/defs.bzl": FILES["tools/defs.bzl"] + "# a comment: the macro expands as before\n"})
+    selection, tests, releases = selected(repo)
+    assert tests == set() and releases == set()
+
+
+def test_a_macro_change_selects_the_targets_whose_expansion_changed(repo):
+    change(repo, {"tools/macros.bzl": FILES["tools/macros.bzl"].replace('deps = [":" + name]',
+                                                                        'deps = [":" + name], size = "small"')})
     selection, tests, releases = selected(repo)
     assert tests == {"//macro:m_test"} and releases == set()
     assert selection.tests[0].reasons == ["tools/macros.bzl"]
+
+
+def test_a_change_reaching_a_rule_implementation_selects_the_targets_of_that_rule(repo):
+    """helper.bzl is loaded by rules.bzl, which defines stamp_file: every stamp_file target and its rdeps, nothing else
+    of the package (other_test is not a stamp_file and does not depend on one)."""
+    change(repo, {"tools/helper.bzl": FILES["tools/helper.bzl"].replace('"stamp "', '"stamped "')})
+    selection, tests, releases = selected(repo)
+    assert tests == {"//ruled:ruled_test"} and releases == set()
+    assert selection.tests[0].reasons == ["tools/helper.bzl"]
 
 
 def test_deleted_package_selects_its_former_dependents(repo):

@@ -30,6 +30,8 @@ GLOBAL_FILES = frozenset([
 ])
 _LABEL_IN_FILE_RE = re.compile(r"""["'](?:@@?)?(?:@\w*)?//([^"':]*):([^"']+)["']""")
 _RC_IMPORT_RE = re.compile(r"^\s*(?:try-)?import\s+%workspace%/(\S+)", re.MULTILINE)
+_LOAD_RE = re.compile(r"""\bload\(\s*["']([^"']+)["']""")
+_RULE_CLASS_RE = re.compile(r"^(\w+)\s*=\s*rule\(", re.MULTILINE)
 
 
 class Selected:
@@ -203,9 +205,18 @@ class Collector:
                     if enclosing is not None:
                         touched_packages.setdefault(enclosing, []).append(path)
 
+        # A .bzl change is judged by what it changes: the packages that load it are compared rule by rule at both
+        # revisions (a macro's expansion); targets of the rule classes defined where the change reaches (a rule's
+        # implementation) are taken whole.
+        bzl_packages, rule_classes = {}, set()
+        if changed_bzl:
+            bzl_packages = self._packages_loading(changed_bzl)
+            rule_classes = self._rule_classes_reached(changed_bzl)
+            for package, paths in bzl_packages.items():
+                touched_packages.setdefault(package, []).extend(paths)
+
         rule_seeds = self._changed_rules(touched_packages, base_commit) if touched_packages else {}
-        bzl_packages = self._packages_loading(changed_bzl) if changed_bzl else {}
-        return self._select(selection, file_seeds, rule_seeds, bzl_packages)
+        return self._select(selection, file_seeds, rule_seeds, bzl_packages if rule_classes else {}, rule_classes)
 
     def _changed_rules(self, touched_packages, base_commit):
         """Rules of the touched packages that are new or defined differently at head than at base."""
@@ -240,7 +251,29 @@ class Collector:
         build_files = self.bazel.query_labels(expression, universe_scope="//...")
         return {_package_of(label): sorted(set(bzl_paths)) for label in build_files if not label.startswith("@")}
 
-    def _select(self, selection, file_seeds, rule_seeds, bzl_packages):
+    def _rule_classes_reached(self, bzl_paths):
+        """Names of the rule classes defined in these .bzl files or in any of the workspace's .bzl files that load
+        them (transitively): their implementations may have changed."""
+        loaders, texts = {}, {}
+        for path in self.repo.files_matching("*.bzl"):
+            try:
+                with open(os.path.join(self.workspace, path), encoding="utf-8", errors="replace") as handle:
+                    texts[path] = handle.read()
+            except OSError:
+                continue
+            for label in _LOAD_RE.findall(texts[path]):
+                loaded = _bzl_path(label, path)
+                if loaded:
+                    loaders.setdefault(loaded, set()).add(path)
+        reached, pending = set(), [p for p in bzl_paths]
+        while pending:
+            path = pending.pop()
+            if path not in reached:
+                reached.add(path)
+                pending.extend(loaders.get(path, ()))
+        return {name for path in reached for name in _RULE_CLASS_RE.findall(texts.get(path, ""))}
+
+    def _select(self, selection, file_seeds, rule_seeds, bzl_packages, rule_classes=()):
         parts = []
         if file_seeds:
             packages = sorted({_package_of(label) for label in file_seeds})
@@ -249,7 +282,8 @@ class Collector:
         if rule_seeds:
             parts.append("set({})".format(" ".join(quote(label) for label in sorted(rule_seeds))))
         if bzl_packages:
-            parts.append(_packages_expression(sorted(bzl_packages), "all"))
+            parts.append("kind({}, {})".format(quote("^({}) rule$".format("|".join(sorted(rule_classes)))),
+                                               _packages_expression(sorted(bzl_packages), "all")))
         if not parts:
             selection.notes.append("no changed file belongs to a Bazel target")
             return selection
@@ -265,7 +299,7 @@ class Collector:
             reasons.setdefault(label, set()).update(paths)
         for label, target in targets.items():
             package = _package_of(label)
-            if package in bzl_packages and target.is_rule:
+            if package in bzl_packages and target.is_rule and target.kind in rule_classes:
                 reasons.setdefault(label, set()).update(bzl_packages[package])
         _propagate(targets, reasons)
         self._fill(selection, targets, reasons)
@@ -369,6 +403,16 @@ def _label(package, path):
 
 def _package_of(label):
     return label.split("//", 1)[1].split(":", 1)[0]
+
+
+def _bzl_path(label, loading_file):
+    """The workspace path of a .bzl file a load() names, or None for another repository's."""
+    if label.startswith("@") and not label.startswith("@//") and not label.startswith("@@//"):
+        return None
+    if label.startswith(":"):
+        return os.path.normpath(os.path.join(os.path.dirname(loading_file), label[1:]))
+    package, _, name = label.lstrip("@").lstrip("/").partition(":")
+    return os.path.normpath(os.path.join(package, name)) if name else None
 
 
 def _packages_expression(packages, which):

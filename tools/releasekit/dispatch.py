@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ElementTree
 
 from .bazelquery import Bazel, BazelError
 from .errors import ReleasekitError, UsageError
-from .redact import redact
+from .redact import redact, without_secrets
 from .reports import write_json_atomic
 from .startup import STARTED_FD_VARIABLE, StartedSignal
 
@@ -269,7 +269,9 @@ class Dispatcher:
 
     def _bazel(self, command, labels, extra, bep):
         args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags, "--", *labels]
-        process = subprocess.run(self.bazel.command + args, cwd=self.workspace, capture_output=True, text=True)
+        # Bazel writes its client environment into the build event file: it never sees the publishers' credentials.
+        process = subprocess.run(self.bazel.command + args, cwd=self.workspace, capture_output=True, text=True,
+                                 env=without_secrets(os.environ if self.options.environ is None else self.options.environ))
         with open(os.path.join(self.report_dir, "bazel-{}.log".format(command)), "w") as handle:
             handle.write(process.stdout + process.stderr)
         if process.returncode not in (0, 1, 3, 4) and not os.path.exists(bep):

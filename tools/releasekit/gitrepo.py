@@ -116,6 +116,11 @@ class Repository:
             changes += [Change("A", path) for path in untracked.split("\0") if path]
         return changes
 
+    def files_matching(self, pattern):
+        """Files in the working tree matching a pathspec glob, relative to the workspace (tracked or not)."""
+        listed = _run(self.workspace, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", pattern).stdout
+        return sorted({path for path in listed.split("\0") if path})
+
     def tree_listing(self, revision):
         listed = _run(self.workspace, "ls-tree", "-r", "--name-only", "-z", "--full-tree", revision).stdout.split("\0")
         return {p[len(self.prefix):] for p in listed if p and p.startswith(self.prefix)}
