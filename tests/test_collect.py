@@ -73,6 +73,9 @@ FILES = {
                    'sh_test(name = "ruled_test", srcs = ["t.sh"], data = [":stamp"])\n\n'
                    'sh_test(name = "other_test", srcs = ["t.sh"])\n',
     "ruled/t.sh": "#!/bin/sh\n",
+    "native/BUILD": 'cc_library(name = "native", srcs = ["n.cc"])\n\ncc_test(name = "native_test", srcs = ["t.cc"], deps = [":native"])\n',
+    "native/n.cc": "int native() { return 1; }\n",
+    "native/t.cc": "int main() { return 0; }\n",
     "platform/BUILD": 'constraint_setting(name = "kind")\n\n'
                       'constraint_value(name = "never", constraint_setting = ":kind", visibility = ["//visibility:public"])\n',
     "compat/BUILD": 'sh_test(name = "compatible_test", srcs = ["t.sh"])\n\n'
@@ -86,7 +89,8 @@ FILES = {
 }
 
 ALL_TESTS = {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//suite:s2", "//noci:ok_test",
-             "//tree:tree_test", "//compat:compatible_test", "//ruled:ruled_test", "//ruled:other_test"}
+             "//tree:tree_test", "//compat:compatible_test", "//ruled:ruled_test", "//ruled:other_test",
+             "//native:native_test"}
 
 
 @pytest.fixture(scope="module")
@@ -246,13 +250,52 @@ def test_moved_file_between_packages(repo):
     assert tests == {"//gen:gen_test"} and releases == set()
 
 
-@pytest.mark.parametrize("path", ["WORKSPACE", ".bazelrc", "third_party/repos.bzl"])
+@pytest.mark.parametrize("path", ["WORKSPACE", "third_party/repos.bzl"])
 def test_workspace_level_files_select_everything(repo, path):
     change(repo, {path: FILES[path] + "\n# touched\n"})
     selection, tests, releases = selected(repo)
     assert selection.everything and path in selection.notes[0]
     assert tests == ALL_TESTS
     assert releases == {"//app:app.ci"}
+
+
+@pytest.mark.parametrize("text", [
+    "build --announce_rc\n# a comment, and options that change no result:\nbuild --verbose_failures --color=yes\n",
+    "build --announce_rc\ntry-import %workspace%/user.bazelrc\n",
+    "query --output=label\nbuild --announce_rc\n",
+])
+def test_bazelrc_changes_that_change_no_result_select_nothing(repo, text):
+    """Before: any .bazelrc change selected everything."""
+    change(repo, {".bazelrc": text})
+    selection, tests, releases = selected(repo)
+    assert tests == set() and releases == set() and not selection.everything
+
+
+def test_a_language_option_selects_that_languages_targets_and_their_rdeps(repo):
+    change(repo, {".bazelrc": "build --announce_rc\nbuild --copt=-O2\n"})
+    selection, tests, releases = selected(repo)
+    assert tests == {"//native:native_test"} and releases == set() and not selection.everything
+    assert selection.tests[0].reasons == ["`.bazelrc` option `--copt` changed: cc targets in the target configuration"]
+
+
+def test_a_test_option_selects_the_tests_only(repo):
+    change(repo, {".bazelrc": "build --announce_rc\ntest --test_env=LANG=C\n"})
+    selection, tests, releases = selected(repo)
+    assert tests == ALL_TESTS and releases == set() and not selection.everything
+
+
+def test_an_option_not_understood_selects_everything_and_names_it(repo):
+    change(repo, {".bazelrc": "build --announce_rc\nbuild --compilation_mode=opt\n"})
+    selection, tests, releases = selected(repo)
+    assert selection.everything and tests == ALL_TESTS and releases == {"//app:app.ci"}
+    assert "`.bazelrc` option --compilation_mode changed" in selection.notes[0]
+
+
+def test_explain_names_the_bazelrc_option(repo):
+    change(repo, {".bazelrc": "build --announce_rc\nbuild --cxxopt=-std=c++17\n"})
+    result = run_cli("explain", "//native:native_test", "--base", repo.base, cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    assert "`.bazelrc` option `--cxxopt` changed: cc targets in the target configuration" in result.stdout
 
 
 @pytest.mark.parametrize("path", ["docs/notes.md", "lib/unused.txt"])

@@ -16,7 +16,7 @@ everything, and says so. Recall comes first: when in doubt, a target is selected
 import os
 import re
 
-from . import gitrepo
+from . import bazelrc, gitrepo
 from .bazelquery import Bazel, quote
 from .errors import UsageError
 
@@ -165,8 +165,18 @@ class Collector:
 
         global_files = self._global_files()
         global_hits = sorted(p for p in changed_paths if p in global_files)
-        if global_hits:
+        rc_hits = [p for p in global_hits if os.path.basename(p).endswith("rc")]
+        if len(rc_hits) < len(global_hits):
             return self._everything(selection, global_hits)
+        rc_reaches = []
+        if rc_hits:
+            rc_reaches = self._bazelrc_reaches(base_commit, head_commit)
+            unknown = [name for reach, name in rc_reaches if reach == "everything"]
+            if unknown:
+                return self._everything(selection, rc_hits, "`.bazelrc` option{} {} changed, which may change any "
+                                        "result".format("s" if len(unknown) > 1 else "",
+                                                        ", ".join("--" + n for n in unknown)))
+            changes = [c for c in changes if not any(p in rc_hits for p in c.paths_at_head + c.paths_at_base)]
 
         file_seeds = {}        # label of a changed file at head -> [paths]
         touched_packages = {}  # package -> changed paths that may change its rule definitions
@@ -216,7 +226,50 @@ class Collector:
                 touched_packages.setdefault(package, []).extend(paths)
 
         rule_seeds = self._changed_rules(touched_packages, base_commit) if touched_packages else {}
-        return self._select(selection, file_seeds, rule_seeds, bzl_packages if rule_classes else {}, rule_classes)
+        if not (file_seeds or rule_seeds or rule_classes) and rc_hits:
+            selection.queries = self.bazel.queries_run
+        else:
+            self._select(selection, file_seeds, rule_seeds, bzl_packages if rule_classes else {}, rule_classes)
+        return self._add_bazelrc_selection(selection, rc_reaches)
+
+    def _bazelrc_reaches(self, base_commit, head_commit):
+        """(reach, option name) of every option that differs in .bazelrc (and what it imports) between the revisions."""
+        # Head is the working tree: the checked-out commit (checked before an answer is returned), or WORKTREE.
+        before = bazelrc.options(lambda path: self.repo.read_at(base_commit, path), ".bazelrc")
+        after = bazelrc.options(lambda path: self.repo.read_at(gitrepo.WORKTREE, path), ".bazelrc")
+        return [bazelrc.reach(command, option) for command, option in bazelrc.changed_options(before, after)]
+
+    def _add_bazelrc_selection(self, selection, rc_reaches):
+        """Add what changed .bazelrc options reach: a language's targets and their rdeps, or the tests."""
+        added = {}
+        for reach, name in rc_reaches:
+            if reach == "none":
+                selection.notes.append("`.bazelrc` option --{} changed; it cannot change a build or test result".format(name))
+                continue
+            if reach == "tests":
+                expression, tests_only, why = "tests(//...)", True, "the tests"
+            else:
+                _, language, tests_only = reach
+                expression = "let seeds = kind({}, //...) in rdeps(//..., $seeds) + tests($seeds)".format(
+                    quote(bazelrc.LANGUAGE_KINDS[language]))
+                why = "{} targets in the target configuration{}".format(language, ", under `test`" if tests_only else "")
+            reason = "`.bazelrc` option `--{}` changed: {}".format(name, why)
+            targets = self.bazel.query_targets(expression, universe_scope="//...")
+            partial = Selection(selection.base, selection.head, False, [], [], selection.changed_files)
+            self._fill(partial, targets, {label: {reason} for label in targets})
+            self._leave_out_incompatible(partial, targets)
+            selection.notes += [note for note in partial.notes if note not in selection.notes]
+            for entry in partial.tests + ([] if tests_only else partial.releases):
+                added.setdefault(entry.label, (entry, set()))[1].add(reason)
+        existing = {entry.label: entry for entry in selection.tests + selection.releases}
+        for label, (entry, reasons) in sorted(added.items()):
+            if label in existing:
+                existing[label].reasons = sorted(set(existing[label].reasons) | reasons)
+            else:
+                entry.reasons = sorted(reasons)
+                (selection.releases if entry.kind == RELEASE_KIND else selection.tests).append(entry)
+        selection.queries = self.bazel.queries_run + (self.base_bazel.queries_run if self.base_bazel else 0)
+        return selection
 
     def _changed_rules(self, touched_packages, base_commit):
         """Rules of the touched packages that are new or defined differently at head than at base."""
@@ -307,9 +360,10 @@ class Collector:
         selection.queries = self.bazel.queries_run + (self.base_bazel.queries_run if self.base_bazel else 0)
         return selection
 
-    def _everything(self, selection, global_hits):
+    def _everything(self, selection, global_hits, why=None):
         selection.everything = True
-        selection.notes.append("{} changed: every test and release is selected".format(", ".join(global_hits)))
+        selection.notes.append("{} changed{}: every test and release is selected".format(
+            ", ".join(global_hits), " ({})".format(why) if why else ""))
         targets = self.bazel.query_targets("tests(//...) + kind({}, //...)".format(RELEASE_KIND))
         self._fill(selection, targets, {label: set(global_hits) for label in targets})
         self._leave_out_incompatible(selection, targets)

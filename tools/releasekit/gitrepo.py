@@ -116,6 +116,17 @@ class Repository:
             changes += [Change("A", path) for path in untracked.split("\0") if path]
         return changes
 
+    def read_at(self, revision, path):
+        """A file's text at a revision (the working tree for WORKTREE), or None where it does not exist."""
+        if revision == WORKTREE:
+            try:
+                with open(os.path.join(self.workspace, path), encoding="utf-8", errors="replace") as handle:
+                    return handle.read()
+            except OSError:
+                return None
+        result = _run(self.workspace, "show", "{}:./{}".format(revision, path), check=False)
+        return result.stdout if result.returncode == 0 else None
+
     def files_matching(self, pattern):
         """Files in the working tree matching a pathspec glob, relative to the workspace (tracked or not)."""
         listed = _run(self.workspace, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", pattern).stdout

@@ -1,0 +1,107 @@
+"""What a `.bazelrc` change can change: the options that differ between two revisions, and their reach.
+
+A `.bazelrc` line is `command[:config] option...`; `import` and `try-import` bring in other files (read at
+the same revision; a missing one is empty). The options of every command and config are compared as
+multisets, so reordering changes nothing. Each changed option falls in one class:
+- no effect on any build or test result (output, UI, caching locations, query-only commands): selects nothing;
+- a language's compile or link options: that language's targets in the target configuration, and their rdeps;
+- test-only options: the tests;
+- anything else: everything, naming the option.
+Options under `test` (and `coverage`) reach only tests; configs (`build:ci`) count as if they were used.
+"""
+
+import re
+import shlex
+
+_IMPORT_RE = re.compile(r"^\s*(try-)?import\s+(\S+)\s*$")
+# Commands whose options cannot change what `bazel build` and `bazel test` produce.
+_NO_EFFECT_COMMANDS = frozenset(["query", "cquery", "aquery", "info", "clean", "shutdown", "version", "dump", "fetch",
+                                 "sync", "help", "run", "startup", "canonicalize-flags", "license", "print_action"])
+_TEST_COMMANDS = frozenset(["test", "coverage"])
+_NO_EFFECT = frozenset([
+    "announce_rc", "color", "curses", "verbose_failures", "show_progress", "show_progress_rate_limit",
+    "show_timestamps", "show_result", "show_loading_progress", "progress_report_interval", "ui_event_filters",
+    "experimental_ui_max_stdouterr_bytes", "test_output", "test_summary", "keep_going", "jobs", "local_cpu_resources",
+    "local_ram_resources", "local_resources", "disk_cache", "remote_cache", "remote_timeout", "remote_max_connections",
+    "remote_upload_local_results", "remote_accept_cached", "remote_local_fallback", "build_event_json_file",
+    "build_event_binary_file", "build_event_text_file", "bes_backend", "bes_results_url", "bes_timeout", "profile",
+    "generate_json_trace_profile", "experimental_generate_json_trace_profile", "tool_tag", "symlink_prefix",
+    "experimental_convenience_symlinks", "watchfs", "heap_dump_on_oom", "logging", "noisy", "quiet",
+    "build_event_publish_all_actions", "bes_upload_mode", "remote_header", "google_default_credentials",
+    "credential_helper", "experimental_repository_cache_hardlinks", "repository_cache", "distdir", "max_idle_secs",
+    "sandbox_debug", "verbose_explanations", "explain", "subcommands",
+])
+_TEST_ONLY = frozenset([
+    "test_env", "test_arg", "test_timeout", "flaky_test_attempts", "runs_per_test", "test_strategy",
+    "test_sharding_strategy", "test_tmpdir", "test_keep_going", "cache_test_results", "test_runner_fail_fast",
+    "test_tag_filters", "test_size_filters", "test_timeout_filters", "test_lang_filters", "test_filter",
+])
+LANGUAGE_KINDS = {"java": "^(java_|kt_jvm_)", "cc": "^cc_"}
+_LANGUAGE_OPTIONS = {
+    "javacopt": "java", "jvmopt": "java", "java_language_version": "java", "java_runtime_version": "java",
+    "java_header_compilation": "java", "experimental_java_classpath": "java",
+    "copt": "cc", "cxxopt": "cc", "conlyopt": "cc", "linkopt": "cc", "per_file_copt": "cc", "dynamic_mode": "cc",
+    "strip": "cc", "stripopt": "cc", "fission": "cc",
+}
+
+
+def options(read, path, seen=None):
+    """[(command, option)] of an rc file and the files it imports; read(path) gives text or None."""
+    seen = set() if seen is None else seen
+    if path in seen:
+        return []
+    seen.add(path)
+    text = read(path)
+    if text is None:
+        return []
+    found = []
+    for line in text.replace("\\\n", " ").splitlines():
+        imported = _IMPORT_RE.match(line)
+        if imported:
+            target = imported.group(2).replace("%workspace%/", "")
+            found += options(read, target, seen)
+            continue
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            words = line.split()
+        if len(words) < 2:
+            continue
+        command = words[0].split(":", 1)[0]
+        index = 1
+        while index < len(words):
+            word = words[index]
+            # `--name value` and `--name=value` are one option.
+            if word.startswith("--") and "=" not in word and index + 1 < len(words) and not words[index + 1].startswith("-"):
+                word = "{}={}".format(word, words[index + 1])
+                index += 1
+            found.append((command, word))
+            index += 1
+    return found
+
+
+def changed_options(base_options, head_options):
+    """The (command, option) entries in one revision's multiset and not the other's."""
+    remaining = list(base_options)
+    added = []
+    for entry in head_options:
+        if entry in remaining:
+            remaining.remove(entry)
+        else:
+            added.append(entry)
+    return sorted(set(remaining + added))
+
+
+def reach(command, option):
+    """('none' | 'tests' | ('language', lang, tests_only) | 'everything', the option's name)."""
+    name = option.lstrip("-").split("=", 1)[0]
+    if command in _NO_EFFECT_COMMANDS:
+        return "none", name
+    bare = name[2:] if name.startswith("no") and name[2:] in _NO_EFFECT | _TEST_ONLY else name
+    if bare in _NO_EFFECT:
+        return "none", name
+    if bare in _TEST_ONLY:
+        return "tests", name
+    if name in _LANGUAGE_OPTIONS:
+        return ("language", _LANGUAGE_OPTIONS[name], command in _TEST_COMMANDS), name
+    return "everything", name
