@@ -45,6 +45,7 @@ def generate(root, layers, width, releases):
             handle.write(text)
 
     write("WORKSPACE", 'workspace(name = "bench")\n\nlocal_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
+    write(".bazelrc", "build --announce_rc\n")
     for layer in range(layers):
         for index in range(width):
             package = package_name(layer, index)
@@ -210,6 +211,24 @@ def main():
             print("{:>3} files: collect {collect_s}s, floor {floor_s}s, ratio {ratio}; {tests_selected} tests "
                   "({share_of_tests:.2%}), {releases_selected} releases; against content hashes: missed {missed}, "
                   "extra {extra}".format(count, **results[count]), flush=True)
+        # .bazelrc changes: an option that changes no result, and a test option (every test, no release).
+        rc_cases = {}
+        for name, line in (("ui_option", "build --verbose_failures\n"), ("test_option", "test --test_env=LANG=C\n")):
+            git(root, "reset", "-q", "--hard", base)
+            with open(os.path.join(root, ".bazelrc"), "a") as handle:
+                handle.write(line)
+            git(root, "add", "-A")
+            git(root, "commit", "-q", "-m", name)
+            elapsed, _ = timed([sys.executable, ENTRY, "collect", "--base", base, "--head", "HEAD",
+                                "--tests-out", os.path.join(workdir, "tests.json"),
+                                "--releases-out", os.path.join(workdir, "releases.json")], root, env)
+            tests = json.load(open(os.path.join(workdir, "tests.json")))
+            releases = json.load(open(os.path.join(workdir, "releases.json")))
+            rc_cases[name] = {"collect_s": round(elapsed, 3), "share_of_tests": round(len(tests["targets"]) / len(all_tests), 4),
+                              "releases_selected": len(releases["targets"]), "everything": tests["everything"]}
+            print(".bazelrc {}: {} tests ({:.2%}), {} releases in {}s".format(
+                line.strip(), len(tests["targets"]), rc_cases[name]["share_of_tests"], len(releases["targets"]),
+                rc_cases[name]["collect_s"]))
         # A BUILD edit that changes one test's definition: the exact answer is that test alone, where
         # selecting the whole package and its reverse dependencies would take many more.
         git(root, "reset", "-q", "--hard", base)
@@ -241,6 +260,7 @@ def main():
             "missed": sum(r["missed"] for r in results.values()),
             "by_change": results,
             "build_edit": build_edit,
+            "bazelrc": rc_cases,
         }
         print(json.dumps(summary))
     finally:
