@@ -35,22 +35,22 @@ def _refuse(destination, where):
             destination.describe(), where, "releasekit.yaml"))
 
 
-def guard_store(channel, destination, open_store, dry_run=False):
-    """CI: claim the store's root. Dev: refuse when the root or a parent is claimed. open_store(destination).
+def guard_store(channel, destination, store, open_store, dry_run=False):
+    """CI: claim the store's root. Dev: refuse when the root or a parent is claimed.
 
-    A dry run only reads: it says whether CI would claim the root, and refuses a dev release as a run would.
+    store is the destination's own store; open_store(destination) opens a parent's. A dry run only reads: it
+    says whether CI would claim the root, and refuses a dev release as a run would.
     """
     if channel == "ci":
-        store = open_store(destination)
         if store.get(STORE_MARKER)[0] != CLAIMED:
             if dry_run:
                 return "would claim {} for the CI channel".format(store.describe(STORE_MARKER))
             store.put(STORE_MARKER, CLAIMED)
         return None
     for path in _parents(destination.path):
-        store = open_store(dataclasses.replace(destination, path=path))
-        if store.get(STORE_MARKER)[0] == CLAIMED:
-            raise _refuse(destination, store.describe(STORE_MARKER))
+        level = store if path == destination.path else open_store(dataclasses.replace(destination, path=path))
+        if level.get(STORE_MARKER)[0] == CLAIMED:
+            raise _refuse(destination, level.describe(STORE_MARKER))
     return None
 
 

@@ -207,7 +207,7 @@ class Collector:
         for change in changes:
             if change.status == "M":
                 continue
-            for path, at_head in [(p, True) for p in change.paths_at_head] + [(p, False) for p in change.paths_at_base]:
+            for path in change.paths_at_head + change.paths_at_base:
                 if os.path.basename(path) not in BUILD_FILE_NAMES or not os.path.dirname(path):
                     continue
                 inside_parent = os.path.join(os.path.dirname(os.path.dirname(path)), "_")
@@ -226,9 +226,7 @@ class Collector:
                 touched_packages.setdefault(package, []).extend(paths)
 
         rule_seeds = self._changed_rules(touched_packages, base_commit) if touched_packages else {}
-        if not (file_seeds or rule_seeds or rule_classes) and rc_hits:
-            selection.queries = self.bazel.queries_run
-        else:
+        if file_seeds or rule_seeds or rule_classes or not rc_hits:  # a .bazelrc alone has seeds of its own
             self._select(selection, file_seeds, rule_seeds, bzl_packages if rule_classes else {}, rule_classes)
         return self._add_bazelrc_selection(selection, rc_reaches)
 
@@ -318,7 +316,7 @@ class Collector:
                 loaded = _bzl_path(label, path)
                 if loaded:
                     loaders.setdefault(loaded, set()).add(path)
-        reached, pending = set(), [p for p in bzl_paths]
+        reached, pending = set(), list(bzl_paths)
         while pending:
             path = pending.pop()
             if path not in reached:

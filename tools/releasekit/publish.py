@@ -194,9 +194,9 @@ def _publish_jar(manifest, config, source_version, policy, options, environ):
             raise UsageError("{}: {} does not exist; rebuild the release target.".format(manifest["release"], file.path))
     record = {"coordinates": "{}:{}".format(coordinates.group, coordinates.artifact), "version": version,
               "store": destination.text, "files": [], "status": "dry run", "bytes_uploaded": 0}
-    claim = channel_marker.guard_store(manifest["channel"], destination, lambda d: open_store(d, policy, environ),
-                                       dry_run=options.dry_run)
     store = open_store(destination, policy, environ)
+    claim = channel_marker.guard_store(manifest["channel"], destination, store, lambda d: open_store(d, policy, environ),
+                                       dry_run=options.dry_run)
     publisher = maven.publish_release if manifest["channel"] == "ci" else maven.publish_snapshot
     result = publisher(store, coordinates, version, files, dry_run=options.dry_run)
     if claim:
@@ -256,9 +256,9 @@ def _publish_deploy(manifest, config, source_version, policy, options, environ):
     base = "/".join(p for p in (fields["package"], fields["name"]) if p)
     record = {"version": version, "images": references, "files": [name for name, _ in files], "status": "dry run",
               "bytes_uploaded": 0, "store": destination.text, "location": "{}/{}".format(destination.text.rstrip("/"), base)}
-    claim = channel_marker.guard_store(manifest["channel"], destination, lambda d: open_store(d, policy, environ),
-                                       dry_run=options.dry_run)
     store = open_store(destination, policy, environ)
+    claim = channel_marker.guard_store(manifest["channel"], destination, store, lambda d: open_store(d, policy, environ),
+                                       dry_run=options.dry_run)
     status, written = deploy.publish_files(store, "{}/{}".format(base, version), files, base + "/latest", version,
                                            immutable=manifest["channel"] == "ci", dry_run=options.dry_run)
     if claim:
