@@ -2,8 +2,10 @@
 """Change selection: `releasekit collect` against the floor of one bare rdeps query.
 
 Generates a synthetic monorepo under git: --layers layers of --width packages, each
-package with a py_library (depending on two libraries of the layer below), a py_test,
-a filegroup, a genrule and an sh_test; the top layer also declares container releases.
+package with a py_library (depending on two libraries of the layer below; in the bottom layer,
+on one of --libraries third-party libraries of a lock file that a repository rule reads, as
+maven_install.json is read), a py_test, a filegroup, a genrule and an sh_test; the top layer
+also declares container releases.
 For changes of 1, 10 and 100 files it times, on the same warm Bazel server:
 `releasekit collect` (the whole command) and the floor, the fastest bare query that gives
 the same answer, as a competent user would write it: the affected tests and CI releases in
@@ -12,7 +14,9 @@ one query, label output, `--order_output=no`, each round the faster of sky query
 tests and releases against an independent oracle: a content hash of each target over its
 transitive inputs (its definition, the bytes of its source files, its dependencies'
 hashes) at both revisions, from one full `deps` query of each; a target whose hash changed
-is affected, and must be selected.
+is affected, and must be selected. Global changes are timed once each, with the share of
+tests they select: a `.bazelrc` option that changes no result, a test option, a dependency
+bump (one library of the lock file, checked against the oracle too) and a WORKSPACE refactor.
 Ends with one JSON line; `ratio` is the 1-file collect time / the floor's.
 Targets: collect <= 1.5x the floor; <= 2% of tests for a 1-file leaf change.
 """
@@ -37,19 +41,39 @@ def package_name(layer, index):
     return "layer{}/p{}".format(layer, index)
 
 
-def generate(root, layers, width, releases):
+LOCK_RULE = """def _locked_libraries_impl(rctx):
+    build = []
+    for name, version in json.decode(rctx.read(rctx.attr.lock)).items():
+        rctx.file(name + ".py", "VERSION = '%s'\\n" % version)
+        build.append('py_library(name = "%s", srcs = ["%s.py"], visibility = ["//visibility:public"])' % (name, name))
+    rctx.file("BUILD.bazel", "\\n".join(build) + "\\n")
+
+locked_libraries = repository_rule(implementation = _locked_libraries_impl, attrs = {"lock": attr.label()})
+"""
+
+
+def lock_file(libraries, bumped=None):
+    return json.dumps({"lib{}".format(i): "1.{}".format(1 if i == bumped else 0) for i in range(libraries)}, indent=1) + "\n"
+
+
+def generate(root, layers, width, releases, libraries):
     def write(path, text):
         full = os.path.join(root, path)
         os.makedirs(os.path.dirname(full), exist_ok=True)
         with open(full, "w") as handle:
             handle.write(text)
 
-    write("WORKSPACE", 'workspace(name = "bench")\n\nlocal_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
+    write("WORKSPACE", 'workspace(name = "bench")\n\nlocal_repository(name = "rules_release", path = "{}")\n\n'
+                       'load("//third_party:lock.bzl", "locked_libraries")\n\n'
+                       'locked_libraries(name = "deps", lock = "//third_party:deps.json")\n'.format(REPO_ROOT))
+    write("third_party/BUILD", 'exports_files(["deps.json"])\n')
+    write("third_party/lock.bzl", LOCK_RULE)
+    write("third_party/deps.json", lock_file(libraries))
     write(".bazelrc", "build --announce_rc\n")
     for layer in range(layers):
         for index in range(width):
             package = package_name(layer, index)
-            deps = []
+            deps = ['"@deps//:lib{}"'.format(index % libraries)]
             if layer:
                 deps = ['"//{}:lib"'.format(package_name(layer - 1, index)),
                         '"//{}:lib"'.format(package_name(layer - 1, (index + 1) % width))]
@@ -116,9 +140,9 @@ def content_hashes(root):
         digest = hashlib.sha256(label.encode())
         if element is None:  # outside the graph (an external repository's target): constant between revisions
             pass
-        elif element.tag == "source-file" and label.startswith("//"):
-            package, name = label[2:].split(":", 1)  # its location names the BUILD file; the label names the file
-            path = os.path.join(root, package, name)
+        elif element.tag == "source-file":
+            # Its location names the BUILD file (in the fetched repository for an external one); the label, the file.
+            path = os.path.join(os.path.dirname(element.get("location")), label.split(":", 1)[1])
             if os.path.isfile(path):
                 with open(path, "rb") as handle:
                     digest.update(handle.read())
@@ -150,13 +174,14 @@ def main():
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--releases", type=int, default=20)
+    parser.add_argument("--libraries", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="releasekit-bench-collect-")
     root = os.path.join(workdir, "monorepo")
     env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(workdir, "cache"))
     try:
-        generate(root, args.layers, args.width, args.releases)
+        generate(root, args.layers, args.width, args.releases, args.libraries)
         git(root, "init", "-q", "-b", "main")
         git(root, "config", "user.email", "bench@example.com")
         git(root, "config", "user.name", "bench")
@@ -211,24 +236,32 @@ def main():
             print("{:>3} files: collect {collect_s}s, floor {floor_s}s, ratio {ratio}; {tests_selected} tests "
                   "({share_of_tests:.2%}), {releases_selected} releases; against content hashes: missed {missed}, "
                   "extra {extra}".format(count, **results[count]), flush=True)
-        # .bazelrc changes: an option that changes no result, and a test option (every test, no release).
-        rc_cases = {}
-        for name, line in (("ui_option", "build --verbose_failures\n"), ("test_option", "test --test_env=LANG=C\n")):
+        # Global changes: .bazelrc options (one that changes no result; a test option: every test, no release),
+        # a dependency bump and a WORKSPACE refactor that changes no repository.
+        global_cases = {}
+        for name, path, text in (
+                ("bazelrc_ui_option", ".bazelrc", "build --announce_rc\nbuild --verbose_failures\n"),
+                ("bazelrc_test_option", ".bazelrc", "build --announce_rc\ntest --test_env=LANG=C\n"),
+                ("dependency_bump", "third_party/deps.json", lock_file(args.libraries, bumped=0)),
+                ("workspace_refactor", "WORKSPACE", open(os.path.join(root, "WORKSPACE")).read() + "\n# repositories\n")):
             git(root, "reset", "-q", "--hard", base)
-            with open(os.path.join(root, ".bazelrc"), "a") as handle:
-                handle.write(line)
-            git(root, "add", "-A")
-            git(root, "commit", "-q", "-m", name)
+            with open(os.path.join(root, path), "w") as handle:
+                handle.write(text)
+            git(root, "commit", "-q", "-am", name)
             elapsed, _ = timed([sys.executable, ENTRY, "collect", "--base", base, "--head", "HEAD",
                                 "--tests-out", os.path.join(workdir, "tests.json"),
                                 "--releases-out", os.path.join(workdir, "releases.json")], root, env)
             tests = json.load(open(os.path.join(workdir, "tests.json")))
             releases = json.load(open(os.path.join(workdir, "releases.json")))
-            rc_cases[name] = {"collect_s": round(elapsed, 3), "share_of_tests": round(len(tests["targets"]) / len(all_tests), 4),
-                              "releases_selected": len(releases["targets"]), "everything": tests["everything"]}
-            print(".bazelrc {}: {} tests ({:.2%}), {} releases in {}s".format(
-                line.strip(), len(tests["targets"]), rc_cases[name]["share_of_tests"], len(releases["targets"]),
-                rc_cases[name]["collect_s"]))
+            selected = {t["label"] for t in tests["targets"] + releases["targets"]}
+            head_hashes = content_hashes(root)
+            truth = {label for label, digest in head_hashes.items() if base_hashes.get(label) != digest}
+            global_cases[name] = {"collect_s": round(elapsed, 3), "share_of_tests": round(len(tests["targets"]) / len(all_tests), 4),
+                                  "releases_selected": len(releases["targets"]), "everything": tests["everything"],
+                                  "missed": len(truth - selected), "extra": len(selected - truth)}
+            print("{}: {} tests ({:.2%}), {} releases in {}s; against content hashes: missed {}, extra {}".format(
+                name, len(tests["targets"]), global_cases[name]["share_of_tests"], len(releases["targets"]),
+                global_cases[name]["collect_s"], global_cases[name]["missed"], global_cases[name]["extra"]), flush=True)
         # A BUILD edit that changes one test's definition: the exact answer is that test alone, where
         # selecting the whole package and its reverse dependencies would take many more.
         git(root, "reset", "-q", "--hard", base)
@@ -257,10 +290,10 @@ def main():
             "ratio_10": results[10]["ratio"],
             "ratio_100": results[100]["ratio"],
             "share_of_tests_1_leaf": results[1]["share_of_tests"],
-            "missed": sum(r["missed"] for r in results.values()),
+            "missed": sum(r["missed"] for r in list(results.values()) + list(global_cases.values())),
             "by_change": results,
             "build_edit": build_edit,
-            "bazelrc": rc_cases,
+            "global_changes": global_cases,
         }
         print(json.dumps(summary))
     finally:

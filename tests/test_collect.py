@@ -14,7 +14,7 @@ import pytest
 from helpers.servers import REPO_ROOT
 from helpers.workspace import BAZEL, Workspace, git
 from releasekit.bazelquery import Bazel
-from releasekit.collect import Collector
+from releasekit.collect import Collector, _selectable
 from releasekit.errors import ReleasekitError, UsageError
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
@@ -25,7 +25,22 @@ FILES = {
                  'load("//third_party:repos.bzl", "fixture_repositories")\n\nfixture_repositories()\n',
     ".bazelrc": "build --announce_rc\n",
     "third_party/BUILD": "",
-    "third_party/repos.bzl": "def fixture_repositories():\n    pass\n",
+    "third_party/repos.bzl": 'load(":lock.bzl", "locked_libraries")\n\n'
+                             'def fixture_repositories():\n'
+                             '    locked_libraries(name = "deps", lock = "//third_party:deps.json")\n',
+    # A lock file read by a repository rule, one target per library, as maven_install.json is.
+    "third_party/deps.json": '{"alpha": "1.0", "beta": "2.0", "gamma": "3.0"}\n',
+    "third_party/lock.bzl": 'def _locked_libraries_impl(rctx):\n'
+                            '    build = []\n'
+                            '    for name, version in json.decode(rctx.read(rctx.attr.lock)).items():\n'
+                            '        rctx.file(name + ".txt", version + "\\n")\n'
+                            '        build.append(\'filegroup(name = "%s", srcs = ["%s.txt"], visibility = ["//visibility:public"])\' % (name, name))\n'
+                            '    rctx.file("BUILD.bazel", "\\n".join(build) + "\\n")\n\n'
+                            'locked_libraries = repository_rule(implementation = _locked_libraries_impl, '
+                            'attrs = {"lock": attr.label()})\n',
+    "uses_deps/BUILD": 'sh_test(name = "alpha_test", srcs = ["t.sh"], data = ["@deps//:alpha"])\n\n'
+                       'sh_test(name = "beta_test", srcs = ["t.sh"], data = ["@deps//:beta"])\n',
+    "uses_deps/t.sh": "#!/bin/sh\n",
     "tools/BUILD": "",
     "tools/macros.bzl": 'def lib_with_test(name):\n    native.py_library(name = name, srcs = [name + ".py"])\n'
                         '    native.py_test(name = name + "_test", srcs = [name + "_test.py"], deps = [":" + name])\n',
@@ -90,7 +105,7 @@ FILES = {
 
 ALL_TESTS = {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//suite:s2", "//noci:ok_test",
              "//tree:tree_test", "//compat:compatible_test", "//ruled:ruled_test", "//ruled:other_test",
-             "//native:native_test"}
+             "//native:native_test", "//uses_deps:alpha_test", "//uses_deps:beta_test"}
 
 
 @pytest.fixture(scope="module")
@@ -250,13 +265,69 @@ def test_moved_file_between_packages(repo):
     assert tests == {"//gen:gen_test"} and releases == set()
 
 
-@pytest.mark.parametrize("path", ["WORKSPACE", "third_party/repos.bzl"])
-def test_workspace_level_files_select_everything(repo, path):
-    change(repo, {path: FILES[path] + "\n# touched\n"})
+@pytest.mark.parametrize("path,text", [
+    ("WORKSPACE", FILES["WORKSPACE"] + "\n# touched\n"),
+    ("third_party/repos.bzl", FILES["third_party/repos.bzl"].replace("(name", "(\n        name") + "# touched\n"),
+    ("third_party/deps.json", '{\n  "alpha": "1.0",\n  "beta": "2.0",\n  "gamma": "3.0"\n}\n'),
+])
+def test_a_workspace_refactor_that_changes_no_repository_selects_nothing(repo, path, text):
+    """Before: any change to WORKSPACE or a file it loads or names selected everything."""
+    change(repo, {path: text})
+    selection, tests, releases = selected(repo)
+    assert tests == set() and releases == set() and not selection.everything
+    assert "{} changed no registration, repository or external target".format(path) in selection.notes
+
+
+def test_a_bumped_library_in_a_lock_file_selects_only_its_dependents(repo):
+    change(repo, {"third_party/deps.json": FILES["third_party/deps.json"].replace('"alpha": "1.0"', '"alpha": "1.1"')})
+    selection, tests, releases = selected(repo)
+    assert tests == {"//uses_deps:alpha_test"} and releases == set() and not selection.everything
+    assert selection.tests[0].reasons == ["third_party/deps.json: external target @deps//:alpha.txt changed"]
+
+
+def test_a_changed_repository_rule_selects_the_dependents_of_what_it_fetches_differently(repo):
+    """The definitions of @deps are the same; what its rule writes for alpha is not."""
+    patched = '(version + "-patched" if name == "alpha" else version) + "\\n"'
+    change(repo, {"third_party/lock.bzl": FILES["third_party/lock.bzl"].replace('version + "\\n"', patched)})
+    _, tests, releases = selected(repo)
+    assert tests == {"//uses_deps:alpha_test"} and releases == set()
+
+
+def test_a_changed_external_target_nothing_depends_on_selects_everything(repo):
+    """gamma is used by no target through attributes: it could be a toolchain's, which query does not show."""
+    change(repo, {"third_party/deps.json": FILES["third_party/deps.json"].replace('"gamma": "3.0"', '"gamma": "3.1"')})
+    selection, tests, _ = selected(repo)
+    assert selection.everything and tests == ALL_TESTS
+    assert "@deps//:gamma.txt changed, and no target of the workspace depends on it" in selection.notes[0]
+
+
+@pytest.mark.parametrize("path,text", [
+    ("WORKSPACE", FILES["WORKSPACE"] + 'register_toolchains("//platform:all")\n'),
+    ("third_party/repos.bzl", FILES["third_party/repos.bzl"] + '    native.register_execution_platforms("//platform:all")\n'),
+])
+def test_a_registration_change_selects_everything(repo, path, text):
+    change(repo, {path: text})
+    selection, tests, releases = selected(repo)
+    assert selection.everything and tests == ALL_TESTS and releases == {"//app:app.ci"}
+    assert "a toolchain or platform registration, or workspace(), changed" in selection.notes[0]
+
+
+@pytest.mark.parametrize("path,text", [
+    ("MODULE.bazel", 'module(name = "fixture")\n'),
+    (".bazelignore", "docs\n"),
+])
+def test_global_files_judged_whole_select_everything(repo, path, text):
+    change(repo, {path: text})
     selection, tests, releases = selected(repo)
     assert selection.everything and path in selection.notes[0]
-    assert tests == ALL_TESTS
-    assert releases == {"//app:app.ci"}
+    assert tests == ALL_TESTS and releases == {"//app:app.ci"}
+
+
+def test_an_attribute_written_out_with_its_default_value_is_not_a_change(repo):
+    text = FILES["suite/BUILD"].replace('srcs = ["s2.sh"]', 'srcs = ["s2.sh"], flaky = False, local = False')
+    change(repo, {"suite/BUILD": text})
+    _, tests, releases = selected(repo)
+    assert tests == set() and releases == set()
 
 
 @pytest.mark.parametrize("text", [
@@ -436,8 +507,11 @@ def test_proto_reader_agrees_with_a_full_xml_parse(repo):
     for label, target in parsed.items():
         fast = decoded[label]
         local_inputs = tuple(i for i in target.inputs if not i.startswith("@"))  # the reader leaves external ones out
+        # The XML writes out a rule class's default tags (constraint_setting's "manual"); the reader reads the
+        # tags written in BUILD files, which are all a test rule or a release has.
+        tags = target.tags if _selectable(target) or target.tags != ("manual",) else ()
         assert (fast.kind, fast.tags, fast.inputs, fast.test_suite_tests) == (
-            target.kind, target.tags, local_inputs, target.test_suite_tests), label
+            target.kind, tags, local_inputs, target.test_suite_tests), label
     assert decoded["//noci:noci_test"].tags == ("no-ci",)
     assert decoded["//suite:suite"].test_suite_tests == ("//suite:s1",)
     assert {t.kind for t in decoded.values()} >= {"source file", "generated file", "genrule", "py_test", "test_suite"}

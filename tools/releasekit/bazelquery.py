@@ -85,9 +85,11 @@ class Bazel:
         try:
             args = ["query", "--query_file=" + path, "--order_output=no", "--output=" + output]
             if output == "xml":
-                args += ["--noxml:default_values", "--noxml:line_numbers"]
+                # Defaults written out: `flaky = False` is the same definition as no flaky at all.
+                args += ["--xml:default_values", "--noxml:line_numbers"]
             elif output == "proto":
-                # Only what selection reads: two attributes, when set, and the rule inputs (the edges).
+                # Only what selection reads: three attributes, when set, and the rule inputs (the edges). A rule
+                # class's default tags go unread: only test rules and releases are selected, and theirs are empty.
                 args += ["--proto:output_rule_attrs=tags,tests,target_compatible_with", "--noproto:default_values",
                          "--noproto:locations"]
             if universe_scope:
@@ -97,11 +99,12 @@ class Bazel:
         finally:
             os.unlink(path)
 
-    def query_targets(self, expression, universe_scope=None, definitions=False):
-        """Targets by label. With definitions, each rule's canonical definition too (a slower, full XML read)."""
+    def query_targets(self, expression, universe_scope=None, definitions=False, external_inputs=False):
+        """Targets by label. With definitions, each rule's canonical definition too (a slower, full XML read).
+        With external_inputs, rule inputs in other repositories are kept."""
         if definitions:
             return parse_query_xml_tree(self.query(expression, "xml", universe_scope), definitions=True)
-        return decode_query_proto(self.query(expression, "proto", universe_scope))
+        return decode_query_proto(self.query(expression, "proto", universe_scope), external_inputs)
 
     def incompatible(self, expression):
         """Labels among the targets of expression that are incompatible with the target platform (one cquery).
@@ -202,7 +205,7 @@ def _attribute_name(data, position, end):
     return names[0] if names else ""
 
 
-def _rule(data, position, end):
+def _rule(data, position, end, external_inputs=False):
     name = kind = None
     tags = tests = ()
     constrained = False
@@ -219,7 +222,7 @@ def _rule(data, position, end):
         stop = position + length
         number = key >> 3
         if number == 5:
-            if data[position] != 0x40:  # "@": an external target, never in a selection's graph
+            if external_inputs or data[position] != 0x40:  # "@": another repository's, unless asked for
                 inputs.append(data[position:stop].decode("utf-8"))
         elif number == 1:
             name = data[position:stop].decode("utf-8")
@@ -239,7 +242,7 @@ def _rule(data, position, end):
     return Target(name, kind, tags, tuple(inputs), "", tests, constrained)
 
 
-def _target(data, position, end):
+def _target(data, position, end, external_inputs=False):
     target = None
     while position < end:
         key = data[position]
@@ -253,7 +256,7 @@ def _target(data, position, end):
         stop = position + length
         number = key >> 3
         if number == 2:
-            target = _rule(data, position, stop)
+            target = _rule(data, position, stop, external_inputs)
         elif number == 4:
             generating_rule = _strings(data, position, stop, 2)
             target = Target(_strings(data, position, stop, 1)[0], "generated file", inputs=tuple(generating_rule[:1]))
@@ -265,9 +268,9 @@ def _target(data, position, end):
     return target
 
 
-def decode_query_proto(data):
+def decode_query_proto(data, external_inputs=False):
     """Targets by label from `bazel query --output=proto`: class, tags, test_suite tests and rule inputs
-    (those in this repository: an external target is never part of a selection's graph).
+    (those in this repository, unless external_inputs: only a WORKSPACE-level change follows other repositories).
 
     A small reader of the protobuf wire format for the few fields selection needs (see above), so
     that releasekit needs no protobuf package; the tests compare it with a full read of the XML output.
@@ -284,7 +287,7 @@ def decode_query_proto(data):
                 position = _skip(data, position, key & 7)
                 continue
             length, position = _length(data, position)
-            target = _target(data, position, position + length)
+            target = _target(data, position, position + length, external_inputs)
             if target is not None:
                 targets[target.label] = target
             position += length
@@ -296,19 +299,23 @@ def decode_query_proto(data):
     return targets
 
 
-def parse_query_xml_tree(text, definitions=False):
-    """A full XML parse: slower, and the only one that yields definitions."""
+def _xml_root(text):
     import xml.etree.ElementTree as ElementTree  # here: only a BUILD file change needs it
 
     # Bazel declares XML 1.1, which expat does not accept; the content is 1.0-compatible.
     text = re.sub(r"^<\?xml[^>]*\?>", "", text.lstrip(), count=1)
     if not text.strip():
-        return {}
+        return ()
     try:
-        root = ElementTree.fromstring(text)
+        return ElementTree.fromstring(text)
     except ElementTree.ParseError as error:
         raise ReleasekitError("Could not read bazel query's XML output ({}).".format(error)) from None
+
+
+def parse_query_xml_tree(text, definitions=False):
+    """A full XML parse: slower, and the only one that yields definitions."""
     targets = {}
+    root = _xml_root(text)
     for element in root:
         label = element.get("name")
         if element.tag == "rule":
@@ -331,6 +338,18 @@ def parse_query_xml_tree(text, definitions=False):
         elif element.tag == "package-group":
             targets[label] = Target(label, "package group")
     return targets
+
+
+def definitions_by_label(text):
+    """{label: (kind, definition, location)} of an XML answer: rules by class and canonical definition, other
+    targets by kind alone ("source file", "generated file", ...); location is the BUILD file's path."""
+    found = {}
+    for element in _xml_root(text):
+        if element.tag == "rule":
+            found[element.get("name")] = (element.get("class"), _definition(element), element.get("location"))
+        else:
+            found[element.get("name")] = (element.tag.replace("-", " "), "", element.get("location"))
+    return found
 
 
 def _definition(element):

@@ -9,14 +9,16 @@ The number of `bazel query` calls is constant, whatever the number of changed fi
   3. (only if .bzl files changed) `rbuildfiles` in sky query mode: packages that load them;
   4. one union query, in sky query mode: rdeps of every seed (changed files that are targets, changed rules,
      every rule of a package a changed .bzl reaches), plus the tests of changed test_suites.
-A change to WORKSPACE, MODULE.bazel, .bazelrc and the like (or a file they load) selects
-everything, and says so. Recall comes first: when in doubt, a target is selected.
+A `.bazelrc` change selects what its changed options reach (see bazelrc.py); a change to WORKSPACE or to a file
+it loads or names selects the dependents of the external targets it changes (see externals.py). MODULE.bazel,
+its lock file, .bazelversion and .bazelignore select everything, and say so. Recall comes first: when in doubt,
+a target is selected.
 """
 
 import os
 import re
 
-from . import bazelrc, gitrepo
+from . import bazelrc, externals, gitrepo
 from .bazelquery import Bazel, quote
 from .errors import UsageError
 
@@ -28,9 +30,11 @@ GLOBAL_FILES = frozenset([
     "WORKSPACE", "WORKSPACE.bazel", "WORKSPACE.bzlmod", "MODULE.bazel", "MODULE.bazel.lock",
     ".bazelrc", ".bazelversion", ".bazelignore",
 ])
-_LABEL_IN_FILE_RE = re.compile(r"""["'](?:@@?)?(?:@\w*)?//([^"':]*):([^"']+)["']""")
+# Global files judged by nothing finer than "everything": bzlmod's (Bazel 4.2, which the tests run, has no bzlmod
+# to compare them with), the Bazel version, and the ignored directories.
+_SELECTING_EVERYTHING = frozenset(["MODULE.bazel", "MODULE.bazel.lock", "WORKSPACE.bzlmod", ".bazelversion",
+                                   ".bazelignore"])
 _RC_IMPORT_RE = re.compile(r"^\s*(?:try-)?import\s+%workspace%/(\S+)", re.MULTILINE)
-_LOAD_RE = re.compile(r"""\bload\(\s*["']([^"']+)["']""")
 _RULE_CLASS_RE = re.compile(r"^(\w+)\s*=\s*rule\(", re.MULTILINE)
 
 
@@ -76,6 +80,7 @@ class Collector:
         self.base_checkout_dir = base_checkout_dir
         self.base_bazel = None
         self._base_listings = {}  # base commit -> the paths it holds
+        self._base_workspace = (None, None)  # (base commit, its checked-out workspace)
 
     # -- revisions and files --------------------------------------------------------------
 
@@ -102,23 +107,16 @@ class Collector:
         return base_commit, head_commit, check_clean
 
     def _global_files(self):
-        """WORKSPACE-level files, and the files they load or import (transitively)."""
-        found = set(GLOBAL_FILES)
-        pending = [name for name in GLOBAL_FILES if os.path.isfile(os.path.join(self.workspace, name))]
+        """WORKSPACE-level files, the files they load or name (transitively), and the files .bazelrc imports."""
+        read = lambda path: self.repo.read_at(gitrepo.WORKTREE, path)  # noqa: E731
+        starlark, data = externals.workspace_files(read, externals.WORKSPACE_FILES)
+        found = set(GLOBAL_FILES) | starlark | data
+        pending = [".bazelrc"]
         while pending:
-            path = pending.pop()
-            try:
-                with open(os.path.join(self.workspace, path), encoding="utf-8", errors="replace") as handle:
-                    text = handle.read()
-            except OSError:
-                continue
-            referenced = [os.path.normpath(os.path.join(pkg, name)) for pkg, name in _LABEL_IN_FILE_RE.findall(text)]
-            referenced += _RC_IMPORT_RE.findall(text) if path.endswith("bazelrc") else []
-            for ref in referenced:
-                if ref not in found and os.path.isfile(os.path.join(self.workspace, ref)):
-                    found.add(ref)
-                    if ref.endswith(".bzl") or ref.endswith("rc"):
-                        pending.append(ref)
+            for imported in _RC_IMPORT_RE.findall(read(pending.pop()) or ""):
+                if imported not in found:
+                    found.add(imported)
+                    pending.append(imported)
         return found
 
     def _package_at_head(self, path):
@@ -166,8 +164,20 @@ class Collector:
         global_files = self._global_files()
         global_hits = sorted(p for p in changed_paths if p in global_files)
         rc_hits = [p for p in global_hits if os.path.basename(p).endswith("rc")]
-        if len(rc_hits) < len(global_hits):
-            return self._everything(selection, global_hits)
+        workspace_hits = [p for p in global_hits if p not in rc_hits]
+        if any(p in _SELECTING_EVERYTHING for p in workspace_hits):
+            return self._everything(selection, [p for p in workspace_hits if p in _SELECTING_EVERYTHING])
+        external_targets, external_reasons = {}, {}
+        if workspace_hits:
+            try:
+                external_reasons = self._changed_external_targets(base_commit, workspace_hits)
+                if external_reasons:
+                    external_targets = self._external_dependents(external_reasons)
+            except externals.Unjudged as why:
+                return self._everything(selection, workspace_hits, str(why))
+            if not external_reasons:
+                selection.notes.append("{} changed no registration, repository or external target".format(
+                    ", ".join(workspace_hits)))
         rc_reaches = []
         if rc_hits:
             rc_reaches = self._bazelrc_reaches(base_commit, head_commit)
@@ -226,9 +236,65 @@ class Collector:
                 touched_packages.setdefault(package, []).extend(paths)
 
         rule_seeds = self._changed_rules(touched_packages, base_commit) if touched_packages else {}
-        if file_seeds or rule_seeds or rule_classes or not rc_hits:  # a .bazelrc alone has seeds of its own
+        if file_seeds or rule_seeds or rule_classes or not (rc_hits or external_reasons):  # those have seeds of their own
             self._select(selection, file_seeds, rule_seeds, bzl_packages if rule_classes else {}, rule_classes)
+        if external_targets:
+            reasons = dict(external_reasons)
+            _propagate(external_targets, reasons)
+            self._add(selection, external_targets, reasons)
         return self._add_bazelrc_selection(selection, rc_reaches)
+
+    # -- WORKSPACE-level changes (see externals.py) ----------------------------------------
+
+    def _changed_external_targets(self, base_commit, workspace_hits):
+        """{external label: {reason}} of the external targets the change changed, or Unjudged."""
+        read_base = lambda path: self.repo.read_at(base_commit, path)  # noqa: E731
+        read_head = lambda path: self.repo.read_at(gitrepo.WORKTREE, path)  # noqa: E731
+        base_starlark, _ = externals.workspace_files(read_base, externals.WORKSPACE_FILES)
+        head_starlark, _ = externals.workspace_files(read_head, externals.WORKSPACE_FILES)
+        if externals.registrations(read_base, base_starlark) != externals.registrations(read_head, head_starlark):
+            raise externals.Unjudged("a toolchain or platform registration, or workspace(), changed")
+        starlark = base_starlark | head_starlark
+        changed_data = [p for p in workspace_hits if p not in starlark]
+        # Repository rules defined where a change reaches (or in a file that names a changed file) may now fetch
+        # something else, with the same definitions.
+        namers = {s for s in head_starlark for p in changed_data if externals.names_file_in_text(read_head(s) or "", p)}
+        reached = self._bzl_reach([p for p in workspace_hits if p in starlark] + sorted(namers - set(externals.WORKSPACE_FILES)))
+        repository_rules = externals.repository_rule_classes(read_head, reached)
+        before = externals.repositories(self._base_bazel(base_commit))
+        after = externals.repositories(self.bazel)
+        binds, fetched = [], []
+        for name, (kind, definition) in sorted(after.items()):
+            if name not in before:
+                continue  # only a changed BUILD file can use a new repository, and that change is compared itself
+            if before[name] != (kind, definition) or kind in repository_rules or any(
+                    externals.names_a_file(definition, p) for p in changed_data):
+                (binds if kind == "bind" else fetched).append(name)
+        for path in changed_data:
+            if not any(externals.names_a_file(d, path) for _, d in after.values()) and not repository_rules:
+                raise externals.Unjudged("{} is named by the WORKSPACE files, but by no repository definition or "
+                                         "repository rule".format(path))
+        why = "{}: external target {{}} changed".format(", ".join(workspace_hits))
+        changed = {"//external:" + name: {why.format("//external:" + name)} for name in binds}
+        if fetched:
+            head_contents = externals.contents(self.bazel, fetched)
+            base_contents = externals.contents(self._base_bazel(base_commit), fetched)
+            for label, fingerprint in sorted(head_contents.items()):
+                if label in base_contents and base_contents[label] != fingerprint:
+                    changed[label] = {why.format(label)}
+        return changed
+
+    def _external_dependents(self, external_reasons):
+        """The rdeps of changed external targets (with their edges), or Unjudged when one of them has none here."""
+        expression = "rdeps(//..., set({}))".format(" ".join(quote(label) for label in sorted(external_reasons)))
+        targets = self.bazel.query_targets(expression, external_inputs=True)
+        unused = externals.unused(targets, external_reasons)
+        if unused:
+            raise externals.Unjudged("{} changed, and no target of the workspace depends on {} through attributes: "
+                                     "toolchain resolution may use {}".format(
+                                         ", ".join(unused[:3]) + (" and {} more".format(len(unused) - 3) if len(unused) > 3 else ""),
+                                         "them" if len(unused) > 1 else "it", "them" if len(unused) > 1 else "it"))
+        return targets
 
     def _bazelrc_reaches(self, base_commit, head_commit):
         """(reach, option name) of every option that differs in .bazelrc (and what it imports) between the revisions."""
@@ -239,7 +305,6 @@ class Collector:
 
     def _add_bazelrc_selection(self, selection, rc_reaches):
         """Add what changed .bazelrc options reach: a language's targets and their rdeps, or the tests."""
-        added = {}
         for reach, name in rc_reaches:
             if reach == "none":
                 selection.notes.append("`.bazelrc` option --{} changed; it cannot change a build or test result".format(name))
@@ -253,21 +318,22 @@ class Collector:
                 why = "{} targets in the target configuration{}".format(language, ", under `test`" if tests_only else "")
             reason = "`.bazelrc` option `--{}` changed: {}".format(name, why)
             targets = self.bazel.query_targets(expression, universe_scope="//...")
-            partial = Selection(selection.base, selection.head, False, [], [], selection.changed_files)
-            self._fill(partial, targets, {label: {reason} for label in targets})
-            self._leave_out_incompatible(partial, targets)
-            selection.notes += [note for note in partial.notes if note not in selection.notes]
-            for entry in partial.tests + ([] if tests_only else partial.releases):
-                added.setdefault(entry.label, (entry, set()))[1].add(reason)
-        existing = {entry.label: entry for entry in selection.tests + selection.releases}
-        for label, (entry, reasons) in sorted(added.items()):
-            if label in existing:
-                existing[label].reasons = sorted(set(existing[label].reasons) | reasons)
-            else:
-                entry.reasons = sorted(reasons)
-                (selection.releases if entry.kind == RELEASE_KIND else selection.tests).append(entry)
+            self._add(selection, targets, {label: {reason} for label in targets}, tests_only)
         selection.queries = self.bazel.queries_run + (self.base_bazel.queries_run if self.base_bazel else 0)
         return selection
+
+    def _add(self, selection, targets, reasons, tests_only=False):
+        """Add the selectable targets among targets to a selection, merging reasons with entries it has."""
+        partial = Selection(selection.base, selection.head, False, [], [], selection.changed_files)
+        self._fill(partial, targets, reasons)
+        self._leave_out_incompatible(partial, targets)
+        selection.notes += [note for note in partial.notes if note not in selection.notes]
+        existing = {entry.label: entry for entry in selection.tests + selection.releases}
+        for entry in partial.tests + ([] if tests_only else partial.releases):
+            if entry.label in existing:
+                existing[entry.label].reasons = sorted(set(existing[entry.label].reasons) | set(entry.reasons))
+            else:
+                (selection.releases if entry.kind == RELEASE_KIND else selection.tests).append(entry)
 
     def _changed_rules(self, touched_packages, base_commit):
         """Rules of the touched packages that are new or defined differently at head than at base."""
@@ -286,15 +352,22 @@ class Collector:
     def _package_exists_here(self, package):
         return any(os.path.isfile(os.path.join(self.workspace, package, name)) for name in BUILD_FILE_NAMES)
 
+    def _base_bazel(self, base_commit):
+        """Bazel in a worktree of the base commit (checked out once per commit)."""
+        if self._base_workspace[0] != base_commit:
+            directory = self.base_checkout_dir or _default_base_checkout(self.repo.root)
+            self._base_workspace = (base_commit, self.repo.checkout_of(base_commit, directory))
+        if self.base_bazel is None:
+            self.base_bazel = Bazel(self._base_workspace[1], command=" ".join(self.bazel.command))
+        return self.base_bazel
+
     def _base_rules(self, packages, base_commit):
-        directory = self.base_checkout_dir or _default_base_checkout(self.repo.root)
-        base_workspace = self.repo.checkout_of(base_commit, directory)
-        existing = [p for p in packages if any(os.path.isfile(os.path.join(base_workspace, p, n)) for n in BUILD_FILE_NAMES)]
+        base_bazel = self._base_bazel(base_commit)
+        existing = [p for p in packages if any(os.path.isfile(os.path.join(base_bazel.workspace, p, n))
+                                               for n in BUILD_FILE_NAMES)]
         if not existing:
             return {}
-        if self.base_bazel is None:
-            self.base_bazel = Bazel(base_workspace, command=" ".join(self.bazel.command))
-        return self.base_bazel.query_targets(_packages_expression(existing, "all"), definitions=True)
+        return base_bazel.query_targets(_packages_expression(existing, "all"), definitions=True)
 
     def _packages_loading(self, bzl_paths):
         """Packages whose BUILD files load (transitively) one of these .bzl files, with the files."""
@@ -302,18 +375,12 @@ class Collector:
         build_files = self.bazel.query_labels(expression, universe_scope="//...")
         return {_package_of(label): sorted(set(bzl_paths)) for label in build_files if not label.startswith("@")}
 
-    def _rule_classes_reached(self, bzl_paths):
-        """Names of the rule classes defined in these .bzl files or in any of the workspace's .bzl files that load
-        them (transitively): their implementations may have changed."""
-        loaders, texts = {}, {}
+    def _bzl_reach(self, bzl_paths):
+        """These .bzl files and every .bzl file of the workspace that loads one of them (transitively)."""
+        loaders = {}
         for path in self.repo.files_matching("*.bzl"):
-            try:
-                with open(os.path.join(self.workspace, path), encoding="utf-8", errors="replace") as handle:
-                    texts[path] = handle.read()
-            except OSError:
-                continue
-            for label in _LOAD_RE.findall(texts[path]):
-                loaded = _bzl_path(label, path)
+            for label in externals.LOAD_RE.findall(self.repo.read_at(gitrepo.WORKTREE, path) or ""):
+                loaded = externals.bzl_path(label, path)
                 if loaded:
                     loaders.setdefault(loaded, set()).add(path)
         reached, pending = set(), list(bzl_paths)
@@ -322,7 +389,13 @@ class Collector:
             if path not in reached:
                 reached.add(path)
                 pending.extend(loaders.get(path, ()))
-        return {name for path in reached for name in _RULE_CLASS_RE.findall(texts.get(path, ""))}
+        return reached
+
+    def _rule_classes_reached(self, bzl_paths):
+        """Names of the rule classes defined in these .bzl files or in any of the workspace's .bzl files that load
+        them (transitively): their implementations may have changed."""
+        return {name for path in self._bzl_reach(bzl_paths)
+                for name in _RULE_CLASS_RE.findall(self.repo.read_at(gitrepo.WORKTREE, path) or "")}
 
     def _select(self, selection, file_seeds, rule_seeds, bzl_packages, rule_classes=()):
         parts = []
@@ -455,16 +528,6 @@ def _label(package, path):
 
 def _package_of(label):
     return label.split("//", 1)[1].split(":", 1)[0]
-
-
-def _bzl_path(label, loading_file):
-    """The workspace path of a .bzl file a load() names, or None for another repository's."""
-    if label.startswith("@") and not label.startswith("@//") and not label.startswith("@@//"):
-        return None
-    if label.startswith(":"):
-        return os.path.normpath(os.path.join(os.path.dirname(loading_file), label[1:]))
-    package, _, name = label.lstrip("@").lstrip("/").partition(":")
-    return os.path.normpath(os.path.join(package, name)) if name else None
 
 
 def _packages_expression(packages, which):
