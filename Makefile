@@ -16,7 +16,7 @@ test: install lint
 	@$(PYTHON) -m pytest
 
 lint: install
-	@$(BUILDIFIER) -mode=check -lint=warn $(STARLARK_FILES)
+	@$(BUILDIFIER) -mode=check -lint=warn --warnings=all $(STARLARK_FILES)
 	@echo "buildifier: all Starlark files pass"
 
 bench: install

@@ -292,3 +292,18 @@ def test_a_ci_deploy_version_published_with_other_content_is_refused(example_wor
     assert "is already published with different content (hello.yaml); a CI deploy version is immutable, so nothing " \
            "was written" in refused.stderr
     assert open(published).read() == other and not os.path.exists(pointer)
+
+
+def test_a_python_without_pyyaml_gets_the_pip_command(tmp_path):
+    """The deploy check runs in the python3 Bazel actions find on PATH; one without PyYAML (here, site-packages
+    turned off with -S) gets the command that fixes it, not a traceback."""
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text("kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: app\n")
+    entry = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "releasekit_entry.py")
+    result = subprocess.run([sys.executable, "-S", entry, "deploy-check", "--manifest", str(manifest), "--display",
+                             "app.yaml", "--platform", "generic", "--kubernetes-version", "1.30.0", "--label", "//app:deploy",
+                             "--out", str(tmp_path / "out.json")], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "the Python package pyyaml is not installed for {}. Install it with: {} -m pip install pyyaml".format(
+        sys.executable, sys.executable) in result.stderr

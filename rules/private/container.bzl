@@ -86,8 +86,8 @@ def _container_artifact_impl(ctx):
             kind = "container",
             fields = {
                 "image": image_rlocation,
-                "plan": runfiles_path(ctx, plan),
                 "layers": runfiles_path(ctx, layers),
+                "plan": runfiles_path(ctx, plan),
                 "repository": ctx.attr.repository,
                 "tags": ctx.attr.remote_tags,
             },
@@ -103,12 +103,12 @@ container_artifact = rule(
             allow_files = True,
             doc = "The image: an OCI image layout directory built by a rule (oci_image, image_layout), the files of a layout kept in the source tree (a filegroup over glob([\"DIR/**\"]); a bare source directory is refused because Bazel does not track its contents), or a docker-save tarball (.tar from oci_load, container_image or docker save).",
         ),
+        "remote_tags": attr.string_list(
+            doc = "Tags the CI release adds after the commit SHA.",
+        ),
         "repository": attr.string(
             mandatory = True,
             doc = "Repository below the channel's registry, e.g. 'payments/api'.",
-        ),
-        "remote_tags": attr.string_list(
-            doc = "Tags the CI release adds after the commit SHA.",
         ),
     }),
     doc = "Checks an image input at build time (structure and every blob digest) and writes its image plan.",

@@ -64,11 +64,11 @@ def _deploy_artifact_impl(ctx):
             kind = "deploy",
             fields = {
                 "files": [runfiles_path(ctx, f) for f in manifests],
-                "images": images,
-                "platform": ctx.attr.platform,
                 "image_fields": ctx.attr.image_fields,
-                "package": ctx.label.package,
+                "images": images,
                 "name": ctx.label.name,
+                "package": ctx.label.package,
+                "platform": ctx.attr.platform,
             },
             files = depset(manifests + [checked]),
         ),
@@ -77,25 +77,25 @@ def _deploy_artifact_impl(ctx):
 deploy_artifact = rule(
     implementation = _deploy_artifact_impl,
     attrs = dict(RELEASEKIT_TOOL_ATTRS, **{
+        "image_fields": attr.string_list(
+            doc = "Image fields of custom kinds, beyond every `image:` key: 'Kind:path/to/field' with [] after a list (kustomize's field specs), e.g. 'ExampleService:spec/sidecarImage' or 'ExampleService:spec/sidecars[]/image'. Their placeholders are pinned like pod images.",
+        ),
+        "images": attr.label_keyed_string_dict(
+            doc = "container_release target -> the comma-separated placeholders (or image names) that stand for it in the YAML (deploy_release takes them as placeholder -> target).",
+        ),
+        "kubernetes_version": attr.string(
+            default = "1.30.0",
+            doc = "The Kubernetes version whose schemas the YAML is validated against.",
+        ),
         "manifests": attr.label_list(
             mandatory = True,
             allow_files = [".yaml", ".yml"],
             doc = "Deploy YAML files; multi-document files are fine.",
         ),
-        "images": attr.label_keyed_string_dict(
-            doc = "container_release target -> the comma-separated placeholders (or image names) that stand for it in the YAML (deploy_release takes them as placeholder -> target).",
-        ),
-        "image_fields": attr.string_list(
-            doc = "Image fields of custom kinds, beyond every `image:` key: 'Kind:path/to/field' with [] after a list (kustomize's field specs), e.g. 'ExampleService:spec/sidecarImage' or 'ExampleService:spec/sidecars[]/image'. Their placeholders are pinned like pod images.",
-        ),
         "platform": attr.string(
             default = "kubernetes",
             values = ["kubernetes", "generic"],
             doc = "'kubernetes': every document is validated against the Kubernetes schemas at build time; 'generic': YAML for other CD systems (VM fleets), parsed but not schema-checked.",
-        ),
-        "kubernetes_version": attr.string(
-            default = "1.30.0",
-            doc = "The Kubernetes version whose schemas the YAML is validated against.",
         ),
     }),
     doc = "Checks deploy YAML at build time: it parses, every placeholder is used, every image is a placeholder or pinned by digest, and (for Kubernetes) every document is schema-valid.",

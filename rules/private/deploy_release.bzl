@@ -27,9 +27,9 @@ def deploy_release(name, manifests = None, images = {}, image_fields = [], platf
         A placeholder in any other string value fails the build.
       platform: "kubernetes" (validated against the Kubernetes schemas) or "generic".
       kubernetes_version: the Kubernetes version to validate against.
-      tags: Bazel tags for all three targets.
+      tags: Bazel tags of the three targets.
       visibility: visibility of the three targets.
-      **kwargs: common attributes passed to the release variants.
+      **kwargs: common attributes (testonly, target_compatible_with, ...) of the three targets.
     """
     check_name(name)
     check_attributes(name, "deploy_release", ["name", "manifests", "images", "image_fields", "platform", "kubernetes_version", "tags", "visibility"], kwargs, {"manifests": manifests})
@@ -52,7 +52,7 @@ def deploy_release(name, manifests = None, images = {}, image_fields = [], platf
         kubernetes_version = kubernetes_version,
         tags = tags,
         visibility = visibility,
-        testonly = kwargs.get("testonly", False),
+        **kwargs
     )
     release_pair(
         name,

@@ -16,10 +16,10 @@ def _image_layout_impl(ctx):
             files.append([destination, f.path])
             inputs.append(f)
     spec = {
-        "files": files,
-        "entrypoint": ctx.attr.entrypoint or None,
         "cmd": ctx.attr.cmd or None,
+        "entrypoint": ctx.attr.entrypoint or None,
         "env": ctx.attr.env,
+        "files": files,
         "labels": ctx.attr.labels,
         "workdir": ctx.attr.workdir or None,
     }
@@ -44,17 +44,17 @@ def _image_layout_impl(ctx):
 image_layout = rule(
     implementation = _image_layout_impl,
     attrs = dict(RELEASEKIT_TOOL_ATTRS, **{
-        "files": attr.label_keyed_string_dict(
-            allow_files = True,
-            doc = "Files to put in the image's layer: label -> path in the image. A label with several files puts them in that directory.",
-        ),
         "base": attr.label(
             allow_files = True,
             doc = "Optional base image: an OCI layout directory holding one single-platform image.",
         ),
-        "entrypoint": attr.string_list(doc = "The image's Entrypoint."),
         "cmd": attr.string_list(doc = "The image's Cmd."),
+        "entrypoint": attr.string_list(doc = "The image's Entrypoint."),
         "env": attr.string_dict(doc = "Environment variables, merged over the base image's."),
+        "files": attr.label_keyed_string_dict(
+            allow_files = True,
+            doc = "Files to put in the image's layer: label -> path in the image. A label with several files puts them in that directory.",
+        ),
         "labels": attr.string_dict(doc = "Image labels, merged over the base image's."),
         "workdir": attr.string(doc = "The image's working directory."),
     }),

@@ -44,10 +44,10 @@ def _jar_artifact_impl(ctx):
     jar = _one_jar(ctx, "jar", ctx.attr.jar)
     jars = [jar]
     fields = {
-        "coordinates": ctx.attr.coordinates,
-        "jar": runfiles_path(ctx, jar),
-        "deps": [],
         "classifier_jars": {},
+        "coordinates": ctx.attr.coordinates,
+        "deps": [],
+        "jar": runfiles_path(ctx, jar),
     }
     if ctx.attr.sources_jar:
         sources = _one_jar(ctx, "sources_jar", ctx.attr.sources_jar)
@@ -92,29 +92,29 @@ def _jar_artifact_impl(ctx):
 jar_artifact = rule(
     implementation = _jar_artifact_impl,
     attrs = dict(RELEASEKIT_TOOL_ATTRS, **{
-        "jar": attr.label(
-            mandatory = True,
+        "classifier_jars": attr.label_keyed_string_dict(
             allow_files = True,
-            doc = "The jar to publish: any label producing exactly one .jar.",
+            doc = "More jars to publish: label -> classifier (jar_release takes them as classifier -> label).",
         ),
         "coordinates": attr.string(
             mandatory = True,
             doc = "group:artifact (the version comes at release time) or group:artifact:version.",
         ),
+        "deps": attr.label_list(
+            doc = "Other jar_release targets this jar depends on; they become the pom's dependencies.",
+        ),
+        "jar": attr.label(
+            mandatory = True,
+            allow_files = True,
+            doc = "The jar to publish: any label producing exactly one .jar.",
+        ),
         "pom_template": attr.label(
             allow_single_file = True,
             doc = "A pom with the placeholders {groupId}, {artifactId}, {version}, {type} and {dependencies}; a pom is generated when it is not given.",
         ),
-        "deps": attr.label_list(
-            doc = "Other jar_release targets this jar depends on; they become the pom's dependencies.",
-        ),
         "sources_jar": attr.label(
             allow_files = True,
             doc = "An optional sources jar, published with the classifier 'sources'.",
-        ),
-        "classifier_jars": attr.label_keyed_string_dict(
-            allow_files = True,
-            doc = "More jars to publish: label -> classifier (jar_release takes them as classifier -> label).",
         ),
     }),
     doc = "Checks a jar release's inputs (coordinates, one .jar per attribute, deps that are jar releases, readable zips) and describes them for the publisher.",

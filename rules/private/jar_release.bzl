@@ -18,9 +18,9 @@ def jar_release(name, jar = None, coordinates = None, pom_template = None, deps 
       deps: other jar_release targets, written into the pom as dependencies.
       sources_jar: optional sources jar (classifier "sources").
       classifier_jars: optional {classifier: label} of more jars.
-      tags: Bazel tags for all three targets (e.g. "no-ci").
+      tags: Bazel tags of the three targets (e.g. "no-ci").
       visibility: visibility of the three targets.
-      **kwargs: common attributes passed to the release variants.
+      **kwargs: common attributes (testonly, target_compatible_with, ...) of the three targets.
     """
     check_name(name)
     check_attributes(name, "jar_release", ["name", "jar", "coordinates", "pom_template", "deps", "sources_jar", "classifier_jars", "tags", "visibility"], kwargs, {"coordinates": coordinates, "jar": jar})
@@ -34,6 +34,6 @@ def jar_release(name, jar = None, coordinates = None, pom_template = None, deps 
         classifier_jars = {label: classifier for classifier, label in classifier_jars.items()},
         tags = tags,
         visibility = visibility,
-        testonly = kwargs.get("testonly", False),
+        **kwargs
     )
     release_pair(name, ":" + name, tags, visibility, **kwargs)

@@ -1,36 +1,12 @@
-"""Helpers for the public macros: naming, tags and early checks."""
+"""Helpers for the public macros: naming and early checks."""
 
 load(":release.bzl", "artifact_ci_release", "artifact_dev_release")
-
-# Tags that steer Bazel or CI rather than name an image; they never become image tags.
-_CONTROL_TAGS = ["manual", "local", "exclusive", "external", "flaky"]
-_CONTROL_TAG_PREFIXES = ["no-", "requires-", "supports-", "block-", "cpu:", "resources:"]
 
 _REPOSITORY_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-/"
 
 def where(name):
     """The label a macro error names: //package:name."""
     return "//{}:{}".format(native.package_name(), name)
-
-def is_control_tag(tag):
-    """Whether a tag steers Bazel or CI (manual, no-ci, requires-network, ...).
-
-    Args:
-      tag: one entry of a target's tags.
-
-    Returns:
-      True when the tag is not meant as an image tag.
-    """
-    if tag in _CONTROL_TAGS:
-        return True
-    for prefix in _CONTROL_TAG_PREFIXES:
-        if tag.startswith(prefix):
-            return True
-    return False
-
-def image_tags_of(tags):
-    """The declared tags that name image tags (all but Bazel and CI control tags)."""
-    return [t for t in tags if not is_control_tag(t)]
 
 def check_name(name):
     """Fails on a macro name the .ci/.dev suffixes would make ambiguous."""
@@ -68,12 +44,12 @@ def check_image_tags(name, tags):
       tags: the image tags to check.
     """
     for tag in tags:
-        ok = len(tag) <= 128 and tag[0] not in ".-"
+        ok = len(tag) > 0 and len(tag) <= 128 and tag[0] not in ".-"
         for char in tag.elems():
             if not (char.isalnum() or char in "_.-"):
                 ok = False
         if not ok:
-            fail("{}: attribute tags: '{}' is not a valid image tag (up to 128 letters, digits, '_', '.', '-'; not starting with '.' or '-').".format(where(name), tag))
+            fail("{}: attribute remote_tags: '{}' is not a valid image tag (up to 128 letters, digits, '_', '.', '-'; not starting with '.' or '-'). Bazel tags, such as owner:payments, go in tags.".format(where(name), tag))
 
 # Attributes every rule takes, which the macros pass on to the targets they declare.
 COMMON_ATTRIBUTES = [

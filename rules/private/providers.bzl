@@ -3,9 +3,9 @@
 ReleaseArtifactInfo = provider(
     doc = "What one artifact kind contributes to a release target: its part of the release manifest and the files it needs at run time.",
     fields = {
-        "kind": "(string) the artifact kind: 'container', 'jar' or 'deploy'",
         "fields": "(dict) JSON-ready description of the artifact, stored in the release manifest under `kind`; paths are runfiles paths",
         "files": "(depset of File) files the publisher reads when the release runs",
+        "kind": "(string) the artifact kind: 'container', 'jar' or 'deploy'",
     },
 )
 
@@ -14,8 +14,8 @@ ReleaseInfo = provider(
     fields = {
         "channel": "(string) 'ci' or 'dev'",
         "kind": "(string) the artifact kind",
-        "release": "(string) the label of the release as declared in the BUILD file, without the .ci/.dev suffix",
         "manifest": "(File) the release manifest the publisher reads",
+        "release": "(string) the label of the release as declared in the BUILD file, without the .ci/.dev suffix",
     },
 )
 

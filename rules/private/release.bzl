@@ -26,14 +26,14 @@ _ATTRS = {
         allow_single_file = True,
         doc = "The releasekit entry point the launcher runs.",
     ),
-    "_releasekit": attr.label(
-        default = "//tools:releasekit_runtime",
-        doc = "The releasekit sources and their bytecode, shipped in the runfiles so rules and publisher always match.",
-    ),
     "_launcher": attr.label(
         default = "//rules/private:launcher.sh.tpl",
         allow_single_file = True,
         doc = "Template of the executable that runs the release.",
+    ),
+    "_releasekit": attr.label(
+        default = "//tools:releasekit_runtime",
+        doc = "The releasekit sources and their bytecode, shipped in the runfiles so rules and publisher always match.",
     ),
 }
 
@@ -57,14 +57,14 @@ def _release_impl(ctx):
             ))
     manifest = ctx.actions.declare_file(ctx.label.name + ".release.json")
     ctx.actions.write(manifest, json.encode({
-        "schema_version": _MANIFEST_SCHEMA_VERSION,
-        "target": label_text(ctx.label),
-        "release": _release_name(ctx.label),
         "channel": channel,
-        "kind": artifact.kind,
-        artifact.kind: artifact.fields,
         "depends_on": [dep[ReleaseInfo].release for dep in ctx.attr.release_deps],
         "depends_on_manifests": {dep[ReleaseInfo].release: runfiles_path(ctx, dep[ReleaseInfo].manifest) for dep in ctx.attr.release_deps},
+        "kind": artifact.kind,
+        "release": _release_name(ctx.label),
+        artifact.kind: artifact.fields,
+        "schema_version": _MANIFEST_SCHEMA_VERSION,
+        "target": label_text(ctx.label),
     }))
     executable = ctx.actions.declare_file(ctx.label.name)
     ctx.actions.expand_template(
@@ -111,9 +111,4 @@ artifact_dev_release = rule(
     doc = """Publishes an artifact to the dev destinations of releasekit.yaml, from a laptop or CI.
 
 Tags `dev-<user>-<short sha>`, plus `-dirty` when the working tree has uncommitted changes.""",
-)
-
-release_lib = struct(
-    attrs = _ATTRS,
-    impl = _release_impl,
 )

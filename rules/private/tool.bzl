@@ -1,4 +1,9 @@
-"""Running releasekit as a build action (standard library only, any python3)."""
+"""Running releasekit as a build action, with the python3 on the default shell PATH.
+
+What that python3 needs: the image, jar and manifest actions use its standard library only;
+deploy_release's check imports PyYAML, and kubernetes-validate for platform = "kubernetes".
+A missing package fails the action with the pip command that installs it.
+"""
 
 RELEASEKIT_TOOL_ATTRS = {
     "_tool": attr.label(

@@ -1,9 +1,8 @@
 """Analysis tests of the release rules: providers, manifests and fail() messages."""
 
-load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts", "unittest")
-load("//rules:defs.bzl", "ReleaseInfo", "container_release")
+load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
+load("//rules:defs.bzl", "ReleaseArtifactInfo", "ReleaseInfo", "container_release")
 load("//rules/private:container.bzl", "container_artifact")  # buildifier: disable=bzl-visibility
-load("//rules/private:macros.bzl", "image_tags_of", "is_control_tag")  # buildifier: disable=bzl-visibility
 
 def _variant_test_impl(ctx):
     env = analysistest.begin(ctx)
@@ -35,15 +34,14 @@ def _two_images_test_impl(ctx):
 
 two_images_test = analysistest.make(_two_images_test_impl, expect_failure = True)
 
-def _tags_test_impl(ctx):
-    env = unittest.begin(ctx)
-    asserts.equals(env, ["stable", "v1"], image_tags_of(["stable", "no-ci", "manual", "requires-network", "v1", "cpu:2"]))
-    asserts.true(env, is_control_tag("no-ci"))
-    asserts.true(env, is_control_tag("exclusive"))
-    asserts.false(env, is_control_tag("latest"))
-    return unittest.end(env)
+def _remote_tags_test_impl(ctx):
+    """Image tags come from remote_tags alone: an ownership tag is a Bazel tag, never pushed."""
+    env = analysistest.begin(ctx)
+    target = analysistest.target_under_test(env)
+    asserts.equals(env, ["stable"], target[ReleaseArtifactInfo].fields["tags"])
+    return analysistest.end(env)
 
-tags_test = unittest.make(_tags_test_impl)
+remote_tags_test = analysistest.make(_remote_tags_test_impl)
 
 def release_test_suite(name):
     """Declares the targets under test and the tests.
@@ -67,9 +65,27 @@ def release_test_suite(name):
     container_artifact(name = "two_images", image = ":two_tars", repository = "tests/bad", tags = ["manual"])
     two_images_test(name = "two_images_test", target_under_test = ":two_images")
 
-    tags_test(name = "tags_test")
+    container_release(
+        name = "owned",
+        image = "app.tar",
+        repository = "tests/owned",
+        remote_tags = ["stable"],
+        tags = ["owner:payments", "manual"],
+    )
+    remote_tags_test(name = "remote_tags_test", target_under_test = ":owned")
+
+    native.constraint_setting(name = "fleet")
+    native.constraint_value(name = "never", constraint_setting = ":fleet")
+    container_release(
+        name = "constrained",
+        image = "app.tar",
+        repository = "tests/constrained",
+        tags = ["manual"],
+        testonly = True,
+        target_compatible_with = [":never"],
+    )
 
     native.test_suite(
         name = name,
-        tests = [":ci_variant_test", ":dev_variant_test", ":bad_image_test", ":two_images_test", ":tags_test"],
+        tests = [":ci_variant_test", ":dev_variant_test", ":bad_image_test", ":two_images_test", ":remote_tags_test"],
     )

@@ -430,6 +430,10 @@ def main(argv=None):
         gc.freeze()
 
 
+# Import names whose pip package is named otherwise.
+_PIP_NAMES = {"yaml": "pyyaml", "kubernetes_validate": "kubernetes-validate", "ruamel": "ruamel.yaml"}
+
+
 def _run(args):
     try:
         return args.func(args)
@@ -439,6 +443,11 @@ def _run(args):
     except KeyboardInterrupt:
         print("releasekit: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as error:  # e.g. a Bazel action's python3 without the deploy check's packages
+        package = _PIP_NAMES.get((error.name or "").split(".")[0], error.name)
+        print("releasekit: the Python package {} is not installed for {}. Install it with: {} -m pip install {}"
+              .format(package, sys.executable, sys.executable, package), file=sys.stderr)
+        return 2
     except Exception as error:  # the last line of defence: a message, never a traceback unless asked
         if args.verbose:
             raise
