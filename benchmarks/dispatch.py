@@ -31,8 +31,8 @@ sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 from helpers.servers import Registry  # noqa: E402
 from helpers.slow_proxy import SlowProxy  # noqa: E402
 from helpers.workspace import BAZEL, Workspace  # noqa: E402
-from releasekit.bazelquery import Bazel  # noqa: E402
-from releasekit.dispatch import DispatchOptions, Dispatcher, Progress  # noqa: E402
+from releasekit.selection.bazelquery import Bazel  # noqa: E402
+from releasekit.running.dispatch import DispatchOptions, Dispatcher, Progress  # noqa: E402
 
 
 def generate(workspace, count):

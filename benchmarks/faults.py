@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 from helpers import releases  # noqa: E402
 from helpers.servers import Registry  # noqa: E402
 from helpers.slow_proxy import SlowProxy  # noqa: E402
-from releasekit.layout_builder import build_layout  # noqa: E402
+from releasekit.publishing.layout_builder import build_layout  # noqa: E402
 
 SEED = 20261122
 FAILURES = []  # releasekit's last line of each failed release

@@ -13,9 +13,9 @@ import pytest
 
 from helpers.servers import REPO_ROOT
 from helpers.workspace import BAZEL, Workspace, git
-from releasekit.bazelquery import Bazel
-from releasekit.collect import Collector, _selectable
-from releasekit.errors import ReleasekitError, UsageError
+from releasekit.selection.bazelquery import Bazel
+from releasekit.selection.collect import Collector, _selectable
+from releasekit.core.errors import ReleasekitError, UsageError
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 
@@ -452,7 +452,7 @@ def test_explain_of_a_label_that_does_not_exist_is_an_error(repo):
 
 def test_worktree_head_ignores_releasekit_logs(repo, tmp_path):
     """Before: `pr` and `collect --head WORKTREE` counted their own releasekit-logs/ as changed files."""
-    from releasekit.dispatch import Dispatcher
+    from releasekit.running.dispatch import Dispatcher
 
     Dispatcher(repo.path)  # as `pr` and `ci` make their log directory
     repo.write("releasekit-logs/tests.log", "a log\n")
@@ -498,7 +498,7 @@ def test_head_must_be_checked_out(repo):
 
 
 def test_proto_reader_agrees_with_a_full_xml_parse(repo):
-    from releasekit.bazelquery import decode_query_proto, parse_query_xml_tree
+    from releasekit.selection.bazelquery import decode_query_proto, parse_query_xml_tree
 
     expression = "//...:* + tests(//...) + deps(//app:app.ci)"
     decoded = decode_query_proto(repo.collector.bazel.query(expression, "proto"))
@@ -518,7 +518,7 @@ def test_proto_reader_agrees_with_a_full_xml_parse(repo):
 
 
 def test_a_cut_proto_answer_is_an_error_not_an_empty_selection(repo):
-    from releasekit.bazelquery import decode_query_proto
+    from releasekit.selection.bazelquery import decode_query_proto
 
     data = repo.collector.bazel.query("//...", "proto")
     with pytest.raises(ReleasekitError, match="proto output"):

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from releasekit.config import RESOLVED_CONFIG_VARIABLE, load_config, parse_config
-from releasekit.errors import ConfigError
+from releasekit.core.config import RESOLVED_CONFIG_VARIABLE, load_config, parse_config
+from releasekit.core.errors import ConfigError
 
 
 def config(text):
@@ -177,7 +177,7 @@ def test_dispatch_hands_releases_the_configuration_it_read(tmp_path):
     other.write_text("channels:\n  dev: {registry: 'localhost:5000/elsewhere'}\n")
     assert load_config(str(other), environ).destination("dev", "registry").path == "elsewhere"
 
-    script = ("import sys; from releasekit.config import load_config; c = load_config(); "
+    script = ("import sys; from releasekit.core.config import load_config; c = load_config(); "
               "print(c.destination('dev', 'registry').host, 'yaml' in sys.modules)")
     shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=dict(
         environ, PYTHONPATH=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")))

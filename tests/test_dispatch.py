@@ -11,7 +11,7 @@ import pytest
 from conftest import TEST_PASSWORD, TEST_USER
 from helpers.servers import REPO_ROOT, NginxStore, Registry, RegistryProxy
 from helpers.workspace import BAZEL, Workspace, git
-from releasekit.dispatch import shard
+from releasekit.running.dispatch import shard
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 LOAD = 'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "image_layout")\n\n'
@@ -240,7 +240,7 @@ def test_two_output_bases_share_one_http_remote_cache(tmp_path):
 def test_live_progress_on_a_terminal_and_plain_lines_in_logs():
     import io
 
-    from releasekit.dispatch import Outcome, Progress
+    from releasekit.running.dispatch import Outcome, Progress
 
     terminal = io.StringIO()
     live = Progress(stream=terminal, live=True)
@@ -295,8 +295,8 @@ def test_every_release_of_a_run_publishes_where_the_configuration_said_when_the_
         fixture_repo, registry, tmp_path, monkeypatch):
     import io
 
-    from releasekit.bazelquery import Bazel
-    from releasekit.dispatch import DispatchOptions, Dispatcher, Progress
+    from releasekit.selection.bazelquery import Bazel
+    from releasekit.running.dispatch import DispatchOptions, Dispatcher, Progress
 
     config = tmp_path / "releasekit.yaml"
     config.write_text("channels:\n  dev: {registry: 'http://%s/run-start'}\n" % registry.host)
@@ -368,7 +368,7 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
 
 def test_previous_reports_of_every_shard_balance_the_next_run(tmp_path):
     """--previous-report takes a directory of the shards' reports, as the pipelines download them."""
-    from releasekit.dispatch import durations_from_report, shard
+    from releasekit.running.dispatch import durations_from_report, shard
 
     reports = tmp_path / "releasekit-reports"
     reports.mkdir()
@@ -385,8 +385,8 @@ def test_previous_reports_of_every_shard_balance_the_next_run(tmp_path):
 def test_releases_start_up_one_per_cpu_at_a_time(fixture_repo, servers, tmp_path, limit):
     """Start-up is CPU work: at most `limit` releases (by default one per CPU) are loading at any moment,
     however many workers wait on the network."""
-    from releasekit.bazelquery import Bazel
-    from releasekit.dispatch import DispatchOptions, Dispatcher, Progress
+    from releasekit.selection.bazelquery import Bazel
+    from releasekit.running.dispatch import DispatchOptions, Dispatcher, Progress
 
     proxy, _ = servers
     config = tmp_path / "releasekit.yaml"

@@ -270,11 +270,11 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
 def test_a_chunked_upload_resumes_where_the_registry_stands(registry, tmp_path, isolated_home):
     """Chunk uploads cut off mid-body resume from the registry's offset; lost answers cost a fresh session, never
     a corrupt blob."""
-    from releasekit.config import parse_registry
-    from releasekit.credentials import ANONYMOUS
-    from releasekit.http import RetryPolicy
-    from releasekit.image import ImagePlan, build_plan
-    from releasekit.registry import BlobLocator, RegistryClient
+    from releasekit.core.config import parse_registry
+    from releasekit.publishing.credentials import ANONYMOUS
+    from releasekit.core.http import RetryPolicy
+    from releasekit.publishing.image import ImagePlan, build_plan
+    from releasekit.publishing.registry import BlobLocator, RegistryClient
 
     for faults, repository, megabytes in ((("reset",), "resume/reset", 6), (("reset", "cut"), "resume/mixed", 2)):
         layout = str(tmp_path / repository.replace("/", "-"))

@@ -10,12 +10,12 @@ from conftest import TEST_PASSWORD, TEST_USER
 from helpers.images import make_layout
 from helpers.servers import NginxStore
 from helpers.slow_proxy import SlowProxy
-from releasekit.config import parse_registry, parse_store
-from releasekit.credentials import ANONYMOUS
-from releasekit.http import RetryPolicy
-from releasekit.image import ImagePlan, build_plan
-from releasekit.registry import BlobLocator, RegistryClient
-from releasekit.stores import HttpStore
+from releasekit.core.config import parse_registry, parse_store
+from releasekit.publishing.credentials import ANONYMOUS
+from releasekit.core.http import RetryPolicy
+from releasekit.publishing.image import ImagePlan, build_plan
+from releasekit.publishing.registry import BlobLocator, RegistryClient
+from releasekit.publishing.stores import HttpStore
 
 QUICK = RetryPolicy(attempts=2, total_seconds=5)
 

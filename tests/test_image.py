@@ -6,8 +6,8 @@ import os
 import pytest
 
 from helpers.images import corrupt_one_layer, make_docker_archive, make_layout
-from releasekit.errors import ImageError
-from releasekit.image import build_plan
+from releasekit.core.errors import ImageError
+from releasekit.publishing.image import build_plan
 
 
 def test_layout_builder_is_deterministic(tmp_path):

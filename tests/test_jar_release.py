@@ -242,9 +242,9 @@ def test_a_bearer_token_publishes_and_is_never_printed(stores, tmp_path, kind):
     """RELEASEKIT_MAVEN_TOKEN and RELEASEKIT_DEPLOY_TOKEN are sent as `Authorization: Bearer`; a wrong one is refused."""
     from helpers.servers import STORE_TOKEN
 
-    from releasekit.config import parse_store
-    from releasekit.http import RetryPolicy
-    from releasekit.stores import open_store
+    from releasekit.core.config import parse_store
+    from releasekit.core.http import RetryPolicy
+    from releasekit.publishing.stores import open_store
 
     destination = parse_store(stores.nginx.url + "/bearer/" + kind, kind, "ci")
     policy = RetryPolicy(attempts=1, total_seconds=5)
@@ -263,7 +263,7 @@ def test_a_bearer_token_publishes_and_is_never_printed(stores, tmp_path, kind):
     else:
         open_store(destination, policy, {"RELEASEKIT_DEPLOY_TOKEN": STORE_TOKEN}).put("app/1/app.yaml", b"a: 1\n")
         assert open(stores.nginx.path("bearer/deploy/app/1/app.yaml"), "rb").read() == b"a: 1\n"
-        from releasekit.errors import AuthError
+        from releasekit.core.errors import AuthError
 
         with pytest.raises(AuthError, match="HTTP 401"):
             open_store(destination, policy, {"RELEASEKIT_DEPLOY_TOKEN": "wrong-token"}).put("app/2/app.yaml", b"a: 2\n")

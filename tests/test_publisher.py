@@ -10,12 +10,12 @@ import pytest
 from conftest import TEST_PASSWORD, TEST_USER
 from helpers import releases
 from helpers.images import corrupt_one_layer, make_docker_archive, make_layout
-from releasekit.config import parse_registry
-from releasekit.credentials import ANONYMOUS
-from releasekit.errors import ImageError
-from releasekit.http import RetryPolicy
-from releasekit.image import ImagePlan, build_plan
-from releasekit.registry import BlobLocator, RegistryClient
+from releasekit.core.config import parse_registry
+from releasekit.publishing.credentials import ANONYMOUS
+from releasekit.core.errors import ImageError
+from releasekit.core.http import RetryPolicy
+from releasekit.publishing.image import ImagePlan, build_plan
+from releasekit.publishing.registry import BlobLocator, RegistryClient
 
 FAST_FAIL = {"RELEASEKIT_RETRY_ATTEMPTS": "2", "RELEASEKIT_RETRY_TOTAL_SECONDS": "5"}
 
@@ -407,8 +407,8 @@ def test_an_archive_holding_an_oci_layout_is_pushed_with_its_own_manifest(regist
 def test_an_image_index_is_pushed_children_first_then_by_digest_then_tags(registry, tmp_path, isolated_home):
     """A layout whose index.json names one image index: every child manifest, then the index by digest, then its tags."""
     from helpers.slow_proxy import KillGate, SlowProxy
-    from releasekit.image import OCI_INDEX, canonical_json
-    from releasekit.layout_builder import write_blob
+    from releasekit.publishing.image import OCI_INDEX, canonical_json
+    from releasekit.publishing.layout_builder import write_blob
 
     layout, children = _flat_multi_platform_layout(tmp_path)
     index_entries = json.loads((layout / "index.json").read_text())["manifests"]

@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from releasekit.layout_builder import build_layout
+from releasekit.publishing.layout_builder import build_layout
 
 
 def make_layout(directory, files, **config):

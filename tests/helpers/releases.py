@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from releasekit.image import build_plan
+from releasekit.publishing.image import build_plan
 
 from .servers import REPO_ROOT
 

@@ -8,9 +8,9 @@ import logging
 import os
 import sys
 
-from . import __version__
-from .errors import ReleasekitError, UsageError
-from .redact import redact
+from releasekit import __version__
+from releasekit.core.errors import ReleasekitError, UsageError
+from releasekit.core.redact import redact
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -44,8 +44,8 @@ def _require_runtime_packages():
 
 def _cmd_publish(args):
     _require_runtime_packages()
-    from .publish import PublishOptions, publish, summary_line
-    from .startup import signal_started
+    from releasekit.publishing.runner import PublishOptions, publish, summary_line
+    from releasekit.core.startup import signal_started
 
     signal_started(os.environ)
 
@@ -60,15 +60,15 @@ def _cmd_publish(args):
 
 
 def _collector(args):
-    from .bazelquery import Bazel
-    from .collect import Collector
+    from releasekit.selection.bazelquery import Bazel
+    from releasekit.selection.collect import Collector
 
     workspace = os.path.abspath(args.workspace)
     return Collector(workspace, bazel=Bazel(workspace, command=args.bazel))
 
 
 def _cmd_collect(args):
-    from .reports import write_json_atomic
+    from releasekit.core.jsonio import write_json_atomic
 
     collector = _collector(args)
     try:
@@ -88,7 +88,7 @@ def _cmd_collect(args):
 
 
 def _cmd_explain(args):
-    from .bazelquery import quote
+    from releasekit.selection.bazelquery import quote
 
     collector = _collector(args)
     try:
@@ -124,8 +124,8 @@ def _cmd_explain(args):
 
 def _why_not_selected(collector, selection, label):
     """Why a label is in neither selection: it does not exist, is not a test or CI release, is kept out, or is unaffected."""
-    from .bazelquery import quote
-    from .collect import EXCLUDING_TAGS, RELEASE_KIND
+    from releasekit.selection.bazelquery import quote
+    from releasekit.selection.collect import EXCLUDING_TAGS, RELEASE_KIND
 
     try:
         targets = collector.bazel.query_targets(quote(label))
@@ -155,8 +155,8 @@ def _read_quarantine(path):
 
 def _run_selection(args, tests, releases, build_only=False, gate_releases_on_tests=False):
     """Shared by dispatch, ci and pr: shard, run tests, then releases; reports; the exit code."""
-    from . import dispatch
-    from .bazelquery import Bazel
+    from releasekit.running import dispatch
+    from releasekit.selection.bazelquery import Bazel
 
     if args.shard:
         index, count = dispatch.parse_shard(args.shard)
@@ -190,7 +190,7 @@ def _run_selection(args, tests, releases, build_only=False, gate_releases_on_tes
 
 
 def _cmd_dispatch(args):
-    from .dispatch import load_selection
+    from releasekit.running.dispatch import load_selection
 
     tests = load_selection(args.tests, "tests") if args.tests else []
     releases = load_selection(args.releases, "releases") if args.releases else []
@@ -221,7 +221,7 @@ def _cmd_pr(args):
 
 
 def _cmd_pipeline(args):
-    from .pipeline import render
+    from releasekit.running.pipeline import render
 
     print(render(args.format, args.shards, args.base, args.head, args.releasekit, args.install), end="")
     return 0
@@ -229,7 +229,7 @@ def _cmd_pipeline(args):
 
 def _cmd_config(args):
     _require_runtime_packages()
-    from . import config as config_module
+    from releasekit.core import config as config_module
 
     config = config_module.load_config(args.config)
     print("config: {}".format(config.source))
@@ -241,8 +241,8 @@ def _cmd_config(args):
 
 
 def _cmd_image_plan(args):
-    from .image import build_plan
-    from .reports import write_json_atomic
+    from releasekit.publishing.image import build_plan
+    from releasekit.core.jsonio import write_json_atomic
 
     if args.layers_out:
         os.makedirs(args.layers_out, exist_ok=True)  # a Bazel tree artifact: it exists even when empty
@@ -255,8 +255,8 @@ def _cmd_image_plan(args):
 def _cmd_jar_check(args):
     import zipfile
 
-    from .errors import UsageError
-    from .reports import write_json_atomic
+    from releasekit.core.errors import UsageError
+    from releasekit.core.jsonio import write_json_atomic
 
     checked = []
     for path in args.jar:
@@ -271,8 +271,8 @@ def _cmd_jar_check(args):
 
 
 def _cmd_deploy_check(args):
-    from .deploy import check
-    from .reports import write_json_atomic
+    from releasekit.publishing.deploy import check
+    from releasekit.core.jsonio import write_json_atomic
 
     files = []
     for path, display in zip(args.manifest, args.display):
@@ -285,8 +285,8 @@ def _cmd_deploy_check(args):
 
 
 def _cmd_image_layout(args):
-    from .errors import UsageError
-    from .layout_builder import build_layout
+    from releasekit.core.errors import UsageError
+    from releasekit.publishing.layout_builder import build_layout
 
     try:
         with open(args.spec, encoding="utf-8") as handle:

@@ -15,7 +15,7 @@ import pwd
 import re
 import subprocess
 
-from .errors import VersionError
+from releasekit.core.errors import VersionError
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 

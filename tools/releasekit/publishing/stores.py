@@ -19,9 +19,9 @@ import threading
 import time
 import urllib.parse
 
-from .errors import AuthError, ReleasekitError, TransientError
-from .http import HttpClient, raise_for_transient, with_retries
-from .redact import register_secret
+from releasekit.core.errors import AuthError, ReleasekitError, TransientError
+from releasekit.core.http import HttpClient, raise_for_transient, with_retries
+from releasekit.core.redact import register_secret
 
 log = logging.getLogger(__name__)
 # The WebDAV lock is a lease. Its holder writes an owner file right after MKCOL, within OWNER_WRITE_SECONDS

@@ -18,11 +18,11 @@ import threading
 import time
 import xml.etree.ElementTree as ElementTree
 
-from .bazelquery import Bazel, BazelError
-from .errors import ReleasekitError, UsageError
-from .redact import redact, without_secrets
-from .reports import write_json_atomic
-from .startup import STARTED_FD_VARIABLE, StartedSignal
+from releasekit.selection.bazelquery import Bazel, BazelError
+from releasekit.core.errors import ReleasekitError, UsageError
+from releasekit.core.redact import redact, without_secrets
+from releasekit.core.jsonio import write_json_atomic
+from releasekit.core.startup import STARTED_FD_VARIABLE, StartedSignal
 
 log = logging.getLogger(__name__)
 REPORT_VERSION = 1
@@ -325,8 +325,8 @@ class Dispatcher:
         the run began; none runs git or parses YAML. What cannot be read here, each release reads (and
         reports) itself.
         """
-        from .config import RESOLVED_CONFIG_VARIABLE, load_config
-        from .versioning import read_source_version
+        from releasekit.core.config import RESOLVED_CONFIG_VARIABLE, load_config
+        from releasekit.core.versioning import read_source_version
 
         environ = self._workspace_environ()
         try:

@@ -11,15 +11,15 @@ import logging
 import os
 import time
 
-from . import channel_marker
-from . import config as config_module
-from .credentials import registry_credentials
-from .errors import RefusedError, UsageError
-from .http import RetryPolicy
-from .image import ImagePlan
-from .registry import BlobLocator, RegistryClient, check_repository
-from .reports import write_json_atomic
-from .versioning import image_tags, read_source_version, release_version_setting
+from releasekit.publishing import channel_marker
+from releasekit.core import config as config_module
+from releasekit.publishing.credentials import registry_credentials
+from releasekit.core.errors import RefusedError, UsageError
+from releasekit.core.http import RetryPolicy
+from releasekit.publishing.image import ImagePlan
+from releasekit.publishing.registry import BlobLocator, RegistryClient, check_repository
+from releasekit.core.jsonio import write_json_atomic
+from releasekit.core.versioning import image_tags, read_source_version, release_version_setting
 
 log = logging.getLogger(__name__)
 MANIFEST_SCHEMA_VERSION = 1
@@ -171,8 +171,8 @@ def release_version(manifest, coordinates, environ):
 
 
 def _publish_jar(manifest, config, source_version, policy, options, environ):
-    from . import maven
-    from .stores import open_store
+    from releasekit.publishing import maven
+    from releasekit.publishing.stores import open_store
 
     jar = manifest["jar"]
     coordinates = maven.Coordinates.parse(jar["coordinates"], "{} coordinates".format(manifest["release"]))
@@ -210,9 +210,9 @@ def _publish_deploy(manifest, config, source_version, policy, options, environ):
     """Every image first; then the YAML, pinned by digest; the pointer to the version last."""
     import concurrent.futures
 
-    from . import deploy
-    from .errors import ReleasekitError
-    from .stores import open_store
+    from releasekit.publishing import deploy
+    from releasekit.core.errors import ReleasekitError
+    from releasekit.publishing.stores import open_store
 
     fields = manifest["deploy"]
     destination = config.destination(manifest["channel"], "deploy")  # before any image: a missing one fails early

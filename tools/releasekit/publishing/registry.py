@@ -17,9 +17,9 @@ import tempfile
 import threading
 import urllib.parse
 
-from .errors import AuthError, ImageError, RegistryError, TransientError
-from .http import TRANSPORT_ERRORS, HttpClient, basic_authorization, origin, raise_for_transient, with_retries
-from .redact import redact, register_secret
+from releasekit.core.errors import AuthError, ImageError, RegistryError, TransientError
+from releasekit.core.http import TRANSPORT_ERRORS, HttpClient, basic_authorization, origin, raise_for_transient, with_retries
+from releasekit.core.redact import redact, register_secret
 
 log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 64 << 20
@@ -444,7 +444,7 @@ class RegistryClient:
         """Make sure repository:tag is the empty artifact that claims a namespace for a channel (one HEAD when it is)."""
         if self.tag_exists(repository, tag):
             return
-        from .image import InlineLocation, canonical_json
+        from releasekit.publishing.image import InlineLocation, canonical_json
 
         self.push_blob(repository, config, InlineLocation(config_bytes), _Counter())
         manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",

@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from .errors import UsageError
+from releasekit.core.errors import UsageError
 
 WORKTREE = "WORKTREE"
 

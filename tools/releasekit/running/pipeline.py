@@ -10,7 +10,7 @@ previous run's reports, carried between runs as artifacts:
   as an artifact; a build given RELEASEKIT_PREVIOUS_BUILD (a build ID) downloads that build's.
 """
 
-from .errors import UsageError
+from releasekit.core.errors import UsageError
 
 REPORTS = "releasekit-reports"  # where a shard finds the previous run's reports: a directory
 

@@ -4,7 +4,7 @@ import json
 import os
 import tempfile
 
-from .redact import redact
+from releasekit.core.redact import redact
 
 
 def write_json_atomic(path, data, compact=False):

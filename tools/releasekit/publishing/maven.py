@@ -18,8 +18,8 @@ import time
 import xml.etree.ElementTree as ElementTree
 from xml.sax.saxutils import escape
 
-from .errors import ReleasekitError, UsageError
-from .stores import ConflictError
+from releasekit.core.errors import ReleasekitError, UsageError
+from releasekit.publishing.stores import ConflictError
 
 log = logging.getLogger(__name__)
 CHECKSUMS = ("md5", "sha1", "sha256", "sha512")

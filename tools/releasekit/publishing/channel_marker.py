@@ -12,7 +12,7 @@ the marker at its destination's root and at each parent path, and refuses when o
 
 import dataclasses
 
-from .errors import RefusedError
+from releasekit.core.errors import RefusedError
 
 STORE_MARKER = ".releasekit-channel"
 REGISTRY_MARKER_REPOSITORY = "releasekit-channel"

@@ -11,8 +11,8 @@ import os
 import shutil
 import tarfile
 
-from .errors import ImageError
-from .image import INDEX_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json, sha256_digest
+from releasekit.core.errors import ImageError
+from releasekit.publishing.image import INDEX_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json, sha256_digest
 
 EPOCH = "1970-01-01T00:00:00Z"
 

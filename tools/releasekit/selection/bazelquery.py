@@ -6,7 +6,7 @@ import shlex
 import subprocess
 import tempfile
 
-from .errors import ReleasekitError, UsageError
+from releasekit.core.errors import ReleasekitError, UsageError
 
 # Attributes that move when unrelated lines of a BUILD file move; they say nothing of what a target is.
 _POSITIONAL_ATTRIBUTES = frozenset(["generator_location"])

@@ -11,8 +11,8 @@ import dataclasses
 import logging
 import os
 
-from .errors import AuthError
-from .redact import register_secret
+from releasekit.core.errors import AuthError
+from releasekit.core.redact import register_secret
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,11 @@ a target is selected.
 import os
 import re
 
-from . import bazelrc, externals, gitrepo
-from .bazelquery import Bazel, quote
-from .errors import UsageError
+from releasekit.selection import bazelrc
+from releasekit.selection import externals
+from releasekit.selection import gitrepo
+from releasekit.selection.bazelquery import Bazel, quote
+from releasekit.core.errors import UsageError
 
 FORMAT_VERSION = 1
 RELEASE_KIND = "artifact_ci_release"

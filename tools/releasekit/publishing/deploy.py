@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 
-from .errors import ReleasekitError, UsageError
+from releasekit.core.errors import ReleasekitError, UsageError
 
 log = logging.getLogger(__name__)
 PINNED_MARK = "@sha256:"

@@ -14,7 +14,7 @@ import re
 import tarfile
 import tempfile
 
-from .errors import ImageError
+from releasekit.core.errors import ImageError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -21,7 +21,7 @@ import os
 import re
 import socket
 
-from .errors import ConfigError
+from releasekit.core.errors import ConfigError
 
 RESOLVED_CONFIG_VARIABLE = "RELEASEKIT_RESOLVED_CONFIG"
 

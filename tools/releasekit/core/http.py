@@ -23,9 +23,9 @@ import urllib.parse
 
 import urllib3
 
-from . import __version__
-from .errors import ReleasekitError, TLSError, TransientError
-from .redact import redact, register_secret
+from releasekit import __version__
+from releasekit.core.errors import ReleasekitError, TLSError, TransientError
+from releasekit.core.redact import redact, register_secret
 
 log = logging.getLogger(__name__)
 TRANSIENT_STATUS = frozenset([408, 429, 500, 502, 503, 504])

@@ -1,0 +1,79 @@
+"""Every RELEASEKIT_* environment variable, in one table: name, meaning, default.
+
+Library code reads a variable through its entry here, and names it in messages through the entry too, so each
+name is spelled once. The README's table of variables is checked against this one by the tests.
+"""
+
+
+class Variable:
+    __slots__ = ("name", "meaning", "default", "secret")
+
+    def __init__(self, name, meaning, default="unset", secret=False):
+        self.name, self.meaning, self.default, self.secret = name, meaning, default, secret
+
+    def __str__(self):
+        return self.name
+
+    def get(self, environ, default=None):
+        """The value, or default when the variable is unset or empty."""
+        return environ.get(self.name) or default
+
+    def is_true(self, environ):
+        return environ.get(self.name, "").lower() == "true"
+
+
+def _variable(*args, **kwargs):
+    variable = Variable(*args, **kwargs)
+    VARIABLES.append(variable)
+    return variable
+
+
+VARIABLES = []
+
+CONFIG = _variable("RELEASEKIT_CONFIG", "the releasekit.yaml to use", "releasekit.yaml at the workspace root")
+RESOLVED_CONFIG = _variable(
+    "RELEASEKIT_RESOLVED_CONFIG", "the destinations a run resolved once, as JSON, handed to each of its releases "
+    "(set by dispatch)")
+COMMIT = _variable("RELEASEKIT_COMMIT", "the commit being released (full SHA)", "`git rev-parse HEAD`")
+DIRTY = _variable("RELEASEKIT_DIRTY", "`true` or `false`: whether the working tree has uncommitted changes",
+                  "`git status --porcelain --untracked-files=no`")
+USER = _variable("RELEASEKIT_USER", "the user a dev tag names", "`USER`, `LOGNAME`, the account name")
+VERSION = _variable("RELEASEKIT_VERSION", "the release version of jars without one in their coordinates, and "
+                    "of deploy YAML", "the commit SHA (deploy, CI); required for such jars")
+ALLOW_DIRTY = _variable("RELEASEKIT_ALLOW_DIRTY", "`true` lets a CI release run from a tree with uncommitted changes",
+                        "`false`")
+DRY_RUN = _variable("RELEASEKIT_DRY_RUN", "`true` checks what a release would do and writes nothing", "`false`")
+REPORT = _variable("RELEASEKIT_REPORT", "the file a release writes its record to (set by dispatch)")
+BAZEL = _variable("RELEASEKIT_BAZEL", "the Bazel command", "`bazel` on `PATH`")
+PYTHON = _variable("RELEASEKIT_PYTHON", "the python3 release targets run the publisher with", "`python3` on `PATH`")
+STARTED_FD = _variable("RELEASEKIT_STARTED_FD", "the descriptor a release signals start-up on (set by dispatch)")
+RETRY_ATTEMPTS = _variable("RELEASEKIT_RETRY_ATTEMPTS", "tries of each transient HTTP failure", "6")
+RETRY_TOTAL_SECONDS = _variable("RELEASEKIT_RETRY_TOTAL_SECONDS", "time within which a request's retries end", "300")
+HTTP_TIMEOUT = _variable("RELEASEKIT_HTTP_TIMEOUT", "seconds each HTTP request may take to connect or read", "60")
+REGISTRY_USERNAME = _variable("RELEASEKIT_REGISTRY_USERNAME", "registry user, with RELEASEKIT_REGISTRY_PASSWORD",
+                              "the Docker config's credentials")
+REGISTRY_PASSWORD = _variable("RELEASEKIT_REGISTRY_PASSWORD", "registry password", secret=True)
+REGISTRY_TOKEN = _variable("RELEASEKIT_REGISTRY_TOKEN", "a registry bearer token, sent as is", secret=True)
+S3_ENDPOINT_URL = _variable("RELEASEKIT_S3_ENDPOINT_URL", "the S3 endpoint of s3:// stores", "`AWS_ENDPOINT_URL`, "
+                            "then AWS's own")
+PREVIOUS_BUILD = _variable("RELEASEKIT_PREVIOUS_BUILD", "in a generated Buildkite pipeline: the build whose "
+                           "reports order this one's shards")
+
+
+def _store_credentials(kind):
+    upper = kind.upper()
+    return (_variable("RELEASEKIT_{}_USERNAME".format(upper), "{} store user, with its password".format(kind)),
+            _variable("RELEASEKIT_{}_PASSWORD".format(upper), "{} store password".format(kind), secret=True),
+            _variable("RELEASEKIT_{}_TOKEN".format(upper), "a {} store bearer token".format(kind), secret=True))
+
+
+STORE_CREDENTIALS = {kind: _store_credentials(kind) for kind in ("maven", "deploy", "file")}
+
+SECRETS = [variable.name for variable in VARIABLES if variable.secret]
+
+
+def markdown_table():
+    """The README's table of variables."""
+    lines = ["| variable | meaning | default |", "|---|---|---|"]
+    lines += ["| `{}` | {} | {} |".format(v.name, v.meaning, v.default) for v in VARIABLES]
+    return "\n".join(lines)
