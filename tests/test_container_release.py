@@ -61,8 +61,9 @@ def test_release_runfiles_carry_bytecode_python_accepts(example_workspace):
     """Each release is a fresh interpreter: without bytecode beside the sources it compiles releasekit every run."""
     example_workspace.bazel("build", "//services/hello:hello.dev")
     package = os.path.join(example_workspace.path, "bazel-bin/services/hello/hello.dev.runfiles/rules_release/tools/releasekit")
-    sources = sorted(name for name in os.listdir(package) if name.endswith(".py"))
-    assert "publish.py" in sources
+    sources = sorted(os.path.relpath(os.path.join(directory, name), package)
+                     for directory, _, names in os.walk(package) for name in names if name.endswith(".py"))
+    assert {"cli.py", "core/http.py", "publishing/runner.py", "publishing/registry.py"} <= set(sources)
     for name in sources:
         source = os.path.join(package, name)
         with open(importlib.util.cache_from_source(source), "rb") as handle:
