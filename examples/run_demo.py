@@ -49,21 +49,27 @@ def main():
         with open(config, "w") as handle:
             handle.write(
                 "channels:\n"
-                "  ci: {{registry: 'http://{0}/prod', maven: '{1}/releases', deploy: '{1}/deploy/prod'}}\n"
-                "  dev: {{registry: 'http://{0}/dev', maven: '{1}/snapshots', deploy: '{1}/deploy/dev'}}\n".format(
+                "  ci: {{registry: 'http://{0}/prod', maven: '{1}/releases', deploy: '{1}/deploy/prod', "
+                "files: '{1}/files/prod'}}\n"
+                "  dev: {{registry: 'http://{0}/dev', maven: '{1}/snapshots', deploy: '{1}/deploy/dev', "
+                "files: '{1}/files/dev'}}\n".format(
                     registry.host, store.url))
         env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(workdir, "cache"),
                    RELEASEKIT_MAVEN_USERNAME="demo", RELEASEKIT_MAVEN_PASSWORD="demo-password",
-                   RELEASEKIT_DEPLOY_USERNAME="demo", RELEASEKIT_DEPLOY_PASSWORD="demo-password", RELEASEKIT_VERSION="1.0.0")
+                   RELEASEKIT_DEPLOY_USERNAME="demo", RELEASEKIT_DEPLOY_PASSWORD="demo-password",
+                   RELEASEKIT_FILES_USERNAME="demo", RELEASEKIT_FILES_PASSWORD="demo-password", RELEASEKIT_VERSION="1.0.0")
         print("local registry {}, local Maven store {}, config {}".format(registry.url, store.url, config))
 
-        step("a change: the example monorepo in a git repository, one commit touching services/hello and libs/greeting")
+        step("a change: the example monorepo in a git repository, one commit touching services/hello, libs/greeting "
+             "and the fleet's configuration")
         workspace = Workspace.copy_of(HERE, os.path.join(workdir, "monorepo"))
         with open(os.path.join(workspace.path, "services/hello/hello.sh"), "a") as handle:
             handle.write("# a change to the hello service\n")
         with open(os.path.join(workspace.path, "libs/greeting/src/com/example/greeting/Greeting.java"), "a") as handle:
             handle.write("// a change to the greeting library\n")
-        workspace.commit("Change the hello service and the greeting library")
+        with open(os.path.join(workspace.path, "services/fleet/fleet.conf"), "a") as handle:
+            handle.write("workers_per_cpu = 2\n")
+        workspace.commit("Change the hello service, the greeting library and the fleet's configuration")
         print(run(["git", "log", "--stat", "--format=%h %s", "-1"], workspace.path, quiet=True).strip())
 
         step("collect: the tests and CI releases this change affects")
@@ -98,9 +104,10 @@ def main():
             digest = registry.inspect("{}:{}".format(repository, tags[0]))["Digest"]
             print("  {}/{}  {}  tags: {}".format(registry.host, repository, digest[:19], ", ".join(tags)))
 
-        step("what the artifact store holds now (jars and deploy YAML)")
+        step("what the artifact store holds now (jars, deploy YAML, the fleet's bundle)")
         for directory, _, files in sorted(os.walk(store.root)):
-            published = sorted(f for f in files if f.endswith((".jar", ".pom", "maven-metadata.xml", ".yaml", "latest")))
+            published = sorted(f for f in files if f.endswith((".jar", ".pom", "maven-metadata.xml", ".yaml", "latest",
+                                                               ".tar.gz", ".tar.gz.sha256")))
             if published:
                 print("  {}/{}/  {}".format(store.url, os.path.relpath(directory, store.root), ", ".join(published)))
         for directory, _, files in os.walk(os.path.join(store.root, "deploy")):

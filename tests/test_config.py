@@ -187,3 +187,26 @@ def test_dispatch_hands_releases_the_configuration_it_read(tmp_path):
 def test_a_resolved_configuration_that_is_not_json_names_the_variable():
     with pytest.raises(ConfigError, match=r"RELEASEKIT_RESOLVED_CONFIG is not the configuration .* Unset it"):
         load_config(None, {RESOLVED_CONFIG_VARIABLE: "channels: {}"})
+
+
+def test_each_releasekit_variable_is_spelled_once_and_the_readme_lists_the_table():
+    """One owner for the contract with CI jobs and users: the table in core/environment.py."""
+    import re
+
+    from helpers.servers import REPO_ROOT
+    from releasekit.core import environment
+
+    package = os.path.join(REPO_ROOT, "tools", "releasekit")
+    table = os.path.join(package, "core", "environment.py")
+    spelled = {}
+    for directory, _, names in os.walk(package):
+        for name in names:
+            path = os.path.join(directory, name)
+            if name.endswith(".py") and path != table:
+                for found in re.findall(r"RELEASEKIT_[A-Z][A-Z_]*", open(path, encoding="utf-8").read()):
+                    spelled.setdefault(found, []).append(os.path.relpath(path, package))
+    assert spelled == {}, "spell these through core/environment.py: {}".format(spelled)
+    names = [variable.name for variable in environment.VARIABLES]
+    assert len(names) == len(set(names))
+    readme = open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8").read()
+    assert environment.markdown_table() in readme

@@ -211,7 +211,8 @@ def test_placeholders_in_custom_image_fields_are_pinned_and_the_reviewed_text_su
 
 def test_a_placeholder_left_after_pinning_refuses_the_release():
     """The second guard: the pinned text is parsed again, and any placeholder left in any string refuses."""
-    from releasekit.publishing.deploy import DeployError, pin_images
+    from releasekit.core.errors import DeployError
+    from releasekit.publishing.deploy import pin_images
 
     text = "kind: ExampleService\nspec:\n  image: base-image\n  notes:\n    - base-image@sha256:abc\n"
     with pytest.raises(DeployError, match=r"shop.yaml:5 \(document 1\): placeholder 'base-image' stands at spec.notes.0, "

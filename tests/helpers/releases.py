@@ -105,3 +105,21 @@ def write_store_config(path, ci, dev):
     with open(path, "w") as handle:
         handle.write("channels:\n  ci: {{maven: '{}'}}\n  dev: {{maven: '{}'}}\n".format(ci, dev))
     return path
+
+
+def file_release(root, path, channel="ci", name="bundle", file_name="fleet-bundle.tar.gz"):
+    """Lay out runfiles like a built file_release target in package app. Returns (manifest path, runfiles dir)."""
+    runfiles = os.path.join(root, "runfiles-" + name)
+    workspace = os.path.join(runfiles, "ws")
+    os.makedirs(workspace, exist_ok=True)
+    link = os.path.join(workspace, name + ".bin")
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(os.path.abspath(path), link)
+    manifest = {"schema_version": 1, "target": "//app:{}.{}".format(name, channel), "release": "//app:" + name,
+                "channel": channel, "kind": "file", "depends_on": [],
+                "file": {"file": "ws/{}.bin".format(name), "file_name": file_name, "name": name, "package": "app"}}
+    manifest_path = os.path.join(workspace, "{}.{}.release.json".format(name, channel))
+    with open(manifest_path, "w") as handle:
+        json.dump(manifest, handle)
+    return manifest_path, runfiles

@@ -69,7 +69,7 @@ class Workspace:
         """
         for name, content in (files or {}).items():
             self.write("{}/{}".format(package, name), content)
-        load = 'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "jar_release")\n\n'
+        load = 'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "file_release", "jar_release")\n\n'
         self.write(package + "/BUILD.bazel", load + build + "\n")
         result = self.bazel("build", target or "//{}:all".format(package), check=False)
         if result.returncode == 0:

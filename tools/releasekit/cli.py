@@ -11,6 +11,7 @@ import sys
 from releasekit import __version__
 from releasekit.core.errors import ReleasekitError, UsageError
 from releasekit.core.redact import redact
+from releasekit.core import environment
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -27,6 +28,9 @@ def _configure_logging(verbose):
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
+BAZEL_HELP = "the Bazel command (default: {}, then bazel)".format(environment.BAZEL)
+
+
 def _require_runtime_packages():
     missing = []
     for module, package in (("urllib3", "urllib3"), ("yaml", "PyYAML")):
@@ -36,8 +40,8 @@ def _require_runtime_packages():
     if missing:
         raise ReleasekitError(
             "The Python running releasekit ({}) lacks {}. Install them with `{} -m pip install {}`, or point "
-            "RELEASEKIT_PYTHON at an interpreter that has them.".format(
-                sys.executable, ", ".join(missing), sys.executable, " ".join(missing)
+            "{} at an interpreter that has them.".format(
+                sys.executable, ", ".join(missing), sys.executable, " ".join(missing), environment.PYTHON
             )
         )
 
@@ -50,7 +54,7 @@ def _cmd_publish(args):
     signal_started(os.environ)
 
     runfiles = args.runfiles or os.environ.get("RUNFILES_DIR") or os.getcwd()
-    dry_run = args.dry_run or os.environ.get("RELEASEKIT_DRY_RUN", "").lower() == "true"
+    dry_run = args.dry_run or environment.DRY_RUN.is_true(os.environ)
     record = publish(
         args.manifest,
         PublishOptions(runfiles_dir=runfiles, config_path=args.config, dry_run=dry_run, workers=args.workers),
@@ -319,7 +323,7 @@ def build_parser():
     publish = commands.add_parser("publish", parents=[common], help="publish one release (what a release target runs)")
     publish.add_argument("--manifest", required=True, help="the release manifest the target's build wrote")
     publish.add_argument("--runfiles", help="runfiles directory the manifest's paths are relative to")
-    publish.add_argument("--config", help="releasekit.yaml to use (default: RELEASEKIT_CONFIG, then the workspace root)")
+    publish.add_argument("--config", help="releasekit.yaml to use (default: {}, then the workspace root)".format(environment.CONFIG))
     publish.add_argument("--dry-run", action="store_true", help="check everything, publish nothing")
     publish.add_argument("--workers", type=int, default=4, help="blobs uploaded at once (default 4)")
     publish.set_defaults(func=_cmd_publish)
@@ -328,7 +332,7 @@ def build_parser():
         command.add_argument("--base", required=True, help="the revision the change starts from")
         command.add_argument("--head", default="HEAD", help="the revision it ends at, or WORKTREE (default HEAD)")
         command.add_argument("--workspace", default=".", help="the Bazel workspace (default: the current directory)")
-        command.add_argument("--bazel", help="the Bazel command (default: RELEASEKIT_BAZEL, then bazel)")
+        command.add_argument("--bazel", help=BAZEL_HELP)
 
     collect = commands.add_parser("collect", parents=[common], help="select the tests and releases a change affects")
     selection_arguments(collect)
@@ -356,7 +360,7 @@ def build_parser():
     dispatch.add_argument("--tests", help="tests JSON written by collect")
     dispatch.add_argument("--releases", help="releases JSON written by collect")
     dispatch.add_argument("--workspace", default=".", help="the Bazel workspace (default: the current directory)")
-    dispatch.add_argument("--bazel", help="the Bazel command (default: RELEASEKIT_BAZEL, then bazel)")
+    dispatch.add_argument("--bazel", help=BAZEL_HELP)
     run_arguments(dispatch)
     dispatch.set_defaults(func=_cmd_dispatch)
 
@@ -368,7 +372,7 @@ def build_parser():
     pr = commands.add_parser("pr", parents=[common], help="collect against the working tree, test, build releases; publish nothing")
     pr.add_argument("--base", required=True, help="the revision the pull request is based on")
     pr.add_argument("--workspace", default=".", help="the Bazel workspace (default: the current directory)")
-    pr.add_argument("--bazel", help="the Bazel command (default: RELEASEKIT_BAZEL, then bazel)")
+    pr.add_argument("--bazel", help=BAZEL_HELP)
     run_arguments(pr)
     pr.set_defaults(func=_cmd_pr)
 

@@ -6,10 +6,10 @@
 
 An entry is a string or a mapping {url, insecure, ca_bundle}; a channel may set
 `insecure: true` for all its entries. Which file wins: --config, then
-RELEASEKIT_CONFIG, then releasekit.yaml at the workspace root.
+the config variable (environment.CONFIG), then releasekit.yaml at the workspace root.
 
 `releasekit dispatch` reads the file once and hands every release of its run the
-destinations it read, as JSON in RELEASEKIT_RESOLVED_CONFIG (a file changed mid-run
+destinations it read, as JSON in environment.RESOLVED_CONFIG (a file changed mid-run
 does not split the run; releases need not parse YAML). Only --config overrides it.
 """
 
@@ -22,11 +22,12 @@ import re
 import socket
 
 from releasekit.core.errors import ConfigError
+from releasekit.core import environment
 
-RESOLVED_CONFIG_VARIABLE = "RELEASEKIT_RESOLVED_CONFIG"
+RESOLVED_CONFIG_VARIABLE = environment.RESOLVED_CONFIG.name
 
 CHANNELS = ("ci", "dev")
-DESTINATION_KINDS = ("registry", "maven", "deploy")
+DESTINATION_KINDS = ("registry", "maven", "deploy", "files")
 CONFIG_FILE_NAME = "releasekit.yaml"
 _STORE_SCHEMES = ("http", "https", "s3", "file")
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$")
@@ -231,8 +232,8 @@ def find_config_path(explicit=None, environ=None):
     environ = os.environ if environ is None else environ
     if explicit:
         return explicit, "--config"
-    if environ.get("RELEASEKIT_CONFIG"):
-        return environ["RELEASEKIT_CONFIG"], "RELEASEKIT_CONFIG"
+    if environment.CONFIG.get(environ):
+        return environment.CONFIG.get(environ), environment.CONFIG.name
     root = environ.get("BUILD_WORKSPACE_DIRECTORY") or os.getcwd()
     return os.path.join(root, CONFIG_FILE_NAME), "workspace root"
 
@@ -248,7 +249,7 @@ def load_config(explicit=None, environ=None):
     except FileNotFoundError:
         raise ConfigError(
             "No releasekit config at {} (chosen by {}). Create {} at the workspace root, or point "
-            "RELEASEKIT_CONFIG at one.".format(path, chosen_by, CONFIG_FILE_NAME)
+            "{} at one.".format(path, chosen_by, CONFIG_FILE_NAME, environment.CONFIG)
         ) from None
     except OSError as error:
         raise ConfigError("Cannot read releasekit config {}: {}.".format(path, error.strerror)) from None

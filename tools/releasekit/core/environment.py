@@ -38,8 +38,9 @@ COMMIT = _variable("RELEASEKIT_COMMIT", "the commit being released (full SHA)", 
 DIRTY = _variable("RELEASEKIT_DIRTY", "`true` or `false`: whether the working tree has uncommitted changes",
                   "`git status --porcelain --untracked-files=no`")
 USER = _variable("RELEASEKIT_USER", "the user a dev tag names", "`USER`, `LOGNAME`, the account name")
-VERSION = _variable("RELEASEKIT_VERSION", "the release version of jars without one in their coordinates, and "
-                    "of deploy YAML", "the commit SHA (deploy, CI); required for such jars")
+VERSION = _variable("RELEASEKIT_VERSION", "the release version of jars without one in their coordinates, of "
+                    "deploy YAML and of files", "the commit SHA (deploy and file releases, CI); required for such "
+                    "jars")
 ALLOW_DIRTY = _variable("RELEASEKIT_ALLOW_DIRTY", "`true` lets a CI release run from a tree with uncommitted changes",
                         "`false`")
 DRY_RUN = _variable("RELEASEKIT_DRY_RUN", "`true` checks what a release would do and writes nothing", "`false`")
@@ -50,7 +51,7 @@ STARTED_FD = _variable("RELEASEKIT_STARTED_FD", "the descriptor a release signal
 RETRY_ATTEMPTS = _variable("RELEASEKIT_RETRY_ATTEMPTS", "tries of each transient HTTP failure", "6")
 RETRY_TOTAL_SECONDS = _variable("RELEASEKIT_RETRY_TOTAL_SECONDS", "time within which a request's retries end", "300")
 HTTP_TIMEOUT = _variable("RELEASEKIT_HTTP_TIMEOUT", "seconds each HTTP request may take to connect or read", "60")
-REGISTRY_USERNAME = _variable("RELEASEKIT_REGISTRY_USERNAME", "registry user, with RELEASEKIT_REGISTRY_PASSWORD",
+REGISTRY_USERNAME = _variable("RELEASEKIT_REGISTRY_USERNAME", "registry user, with the registry password",
                               "the Docker config's credentials")
 REGISTRY_PASSWORD = _variable("RELEASEKIT_REGISTRY_PASSWORD", "registry password", secret=True)
 REGISTRY_TOKEN = _variable("RELEASEKIT_REGISTRY_TOKEN", "a registry bearer token, sent as is", secret=True)
@@ -67,7 +68,7 @@ def _store_credentials(kind):
             _variable("RELEASEKIT_{}_TOKEN".format(upper), "a {} store bearer token".format(kind), secret=True))
 
 
-STORE_CREDENTIALS = {kind: _store_credentials(kind) for kind in ("maven", "deploy", "file")}
+STORE_CREDENTIALS = {kind: _store_credentials(kind) for kind in ("maven", "deploy", "files")}
 
 SECRETS = [variable.name for variable in VARIABLES if variable.secret]
 

@@ -1,4 +1,12 @@
-"""Typed errors. Each message names the input at fault and says how to fix it."""
+"""The one error tree. Each message names the input at fault and says how to fix it.
+
+ReleasekitError (exit 1)
+  UsageError (exit 2): ConfigError, BazelError, GitError, DeployInputError
+  RefusedError (exit 3): ImmutableVersionError
+  ImageError, VersionError, TLSError, TransientError
+  AuthError: a destination (registry or store) refused the credentials
+  RegistryError; StoreError: AlreadyPublishedError, ConflictError; MavenError; DeployError
+"""
 
 
 class ReleasekitError(Exception):
@@ -31,12 +39,48 @@ class VersionError(ReleasekitError):
     """The commit or user a release is tagged with cannot be determined."""
 
 
+class ImmutableVersionError(RefusedError):
+    """A CI version (jar, deploy YAML, file) is already published with other content: refused, nothing written."""
+
+
+class AuthError(ReleasekitError):
+    """A destination refused the credentials (or asked for ones we do not have)."""
+
+
 class RegistryError(ReleasekitError):
     """The registry refused or failed an operation."""
 
 
-class AuthError(RegistryError):
-    """The registry refused the credentials (or asked for ones we do not have)."""
+class StoreError(ReleasekitError):
+    """A store (HTTP, S3, directory) failed or refused an operation."""
+
+
+class AlreadyPublishedError(StoreError):
+    """The store refused to overwrite a file (400/403/409 on redeploy)."""
+
+
+class ConflictError(StoreError):
+    """A conditional write lost a race; the caller re-reads and tries again."""
+
+
+class MavenError(ReleasekitError):
+    """A Maven release cannot be published as asked."""
+
+
+class DeployError(ReleasekitError):
+    """Deploy YAML is invalid, or cannot be published safely."""
+
+
+class DeployInputError(UsageError):
+    """A deploy_release input is wrong; the message names the file, line and attribute."""
+
+
+class BazelError(UsageError):
+    """Bazel is missing, or a query failed (the workspace does not load, a bad label, ...)."""
+
+
+class GitError(UsageError):
+    """git is missing, the directory is not a repository, or a revision does not resolve."""
 
 
 class TLSError(ReleasekitError):

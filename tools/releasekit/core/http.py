@@ -26,6 +26,7 @@ import urllib3
 from releasekit import __version__
 from releasekit.core.errors import ReleasekitError, TLSError, TransientError
 from releasekit.core.redact import redact, register_secret
+from releasekit.core import environment
 
 log = logging.getLogger(__name__)
 TRANSIENT_STATUS = frozenset([408, 429, 500, 502, 503, 504])
@@ -57,15 +58,15 @@ class RetryPolicy:
         policy = cls()
         overrides = {}
         for field, name, kind in (
-            ("attempts", "RELEASEKIT_RETRY_ATTEMPTS", int),
-            ("total_seconds", "RELEASEKIT_RETRY_TOTAL_SECONDS", float),
-            ("timeout", "RELEASEKIT_HTTP_TIMEOUT", float),
+            ("attempts", environment.RETRY_ATTEMPTS, int),
+            ("total_seconds", environment.RETRY_TOTAL_SECONDS, float),
+            ("timeout", environment.HTTP_TIMEOUT, float),
         ):
-            if environ.get(name):
+            if name.get(environ):
                 try:
-                    overrides[field] = kind(environ[name])
+                    overrides[field] = kind(name.get(environ))
                 except ValueError:
-                    raise ReleasekitError("{}='{}' is not a number.".format(name, environ[name])) from None
+                    raise ReleasekitError("{}='{}' is not a number.".format(name, name.get(environ))) from None
         return dataclasses.replace(policy, **overrides)
 
     def delay(self, attempt, retry_after=None):
@@ -126,8 +127,8 @@ def with_retries(operation, policy, what, progress=None):
         delay = policy.delay(attempt - 1, failure.retry_after)
         if attempt >= policy.attempts or elapsed + delay > policy.total_seconds:
             raise TransientError(
-                "{} (gave up after {} attempts in {:.1f}s; the limits are RELEASEKIT_RETRY_ATTEMPTS and "
-                "RELEASEKIT_RETRY_TOTAL_SECONDS)".format(redact(str(failure)), attempt, elapsed)
+                "{} (gave up after {} attempts in {:.1f}s; the limits are {} and {})".format(
+                    redact(str(failure)), attempt, elapsed, environment.RETRY_ATTEMPTS, environment.RETRY_TOTAL_SECONDS)
             ) from None
         log.info("retrying in %.1fs: %s", delay, redact(str(failure)))
         time.sleep(delay)

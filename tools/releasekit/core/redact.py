@@ -2,18 +2,15 @@
 
 import threading
 
+from releasekit.core.environment import SECRETS
+
 _lock = threading.Lock()
 _secrets = set()
 HIDDEN = "<hidden>"
 
 # Environment variables that carry credentials to releases. Bazel records its whole client environment in the
 # build event file, so dispatch runs Bazel without them: builds and tests never need a publisher's credentials.
-SECRET_VARIABLES = (
-    "RELEASEKIT_REGISTRY_PASSWORD", "RELEASEKIT_REGISTRY_TOKEN",
-    "RELEASEKIT_MAVEN_PASSWORD", "RELEASEKIT_MAVEN_TOKEN",
-    "RELEASEKIT_DEPLOY_PASSWORD", "RELEASEKIT_DEPLOY_TOKEN",
-    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-)
+SECRET_VARIABLES = tuple(SECRETS) + ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def without_secrets(environ):

@@ -4,13 +4,15 @@ A release is a fresh Python process, and its start-up (importing its HTTP stack)
 work: many at once on a small CI machine only slow each other down, while a release that
 has started spends most of its time waiting on the network. So dispatch starts at most one
 release per CPU at a time, and each release writes one byte to the pipe named by
-RELEASEKIT_STARTED_FD once it is loaded, before its first network request. Standard
+environment.STARTED_FD once it is loaded, before its first network request. Standard
 library only: both sides import it.
 """
 
 import os
 
-STARTED_FD_VARIABLE = "RELEASEKIT_STARTED_FD"
+from releasekit.core.environment import STARTED_FD
+
+STARTED_FD_VARIABLE = STARTED_FD.name
 
 
 def signal_started(environ):

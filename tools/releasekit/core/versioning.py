@@ -3,10 +3,10 @@
 Version information is read when a release runs, not when it is built, so that
 release targets stay cacheable and one build serves every commit's publish step.
 Sources, first that is set wins:
-  commit: RELEASEKIT_COMMIT, then `git rev-parse HEAD` in the workspace
-  user:   RELEASEKIT_USER, then USER / LOGNAME, then the account name
-  dirty:  RELEASEKIT_DIRTY=true|false, then `git status --porcelain` in the workspace (also when
-          RELEASEKIT_COMMIT is set: naming the commit does not make the tree clean)
+  commit: environment.COMMIT, then `git rev-parse HEAD` in the workspace
+  user:   environment.USER, then USER / LOGNAME, then the account name
+  dirty:  environment.DIRTY (true|false), then `git status --porcelain` in the workspace (also when
+          the commit is set: naming the commit does not make the tree clean)
 """
 
 import dataclasses
@@ -16,6 +16,7 @@ import re
 import subprocess
 
 from releasekit.core.errors import VersionError
+from releasekit.core import environment
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
@@ -38,14 +39,14 @@ def _git(workspace, *args):
         )
     except FileNotFoundError:
         raise VersionError(
-            "git is not installed, so the release commit is unknown. Install git or set RELEASEKIT_COMMIT."
+            "git is not installed, so the release commit is unknown. Install git or set {}.".format(environment.COMMIT)
         ) from None
     if result.returncode != 0:
         raise VersionError(
             "Cannot read the release commit from {} (git {}: {}). Run the release inside a git "
-            "checkout, or set RELEASEKIT_COMMIT to the full commit SHA and RELEASEKIT_DIRTY to true or false.".format(
-                workspace, " ".join(args), result.stderr.strip().splitlines()[0] if result.stderr.strip() else "failed"
-            )
+            "checkout, or set {} to the full commit SHA and {} to true or false.".format(
+                workspace, " ".join(args), result.stderr.strip().splitlines()[0] if result.stderr.strip() else "failed",
+                environment.COMMIT, environment.DIRTY)
         )
     return result.stdout
 
@@ -66,18 +67,18 @@ def sanitize_tag_part(text):
 def read_source_version(environ=None):
     environ = os.environ if environ is None else environ
     workspace = environ.get("BUILD_WORKSPACE_DIRECTORY") or os.getcwd()
-    commit = environ.get("RELEASEKIT_COMMIT") or _git(workspace, "rev-parse", "HEAD").strip()
+    commit = environment.COMMIT.get(environ) or _git(workspace, "rev-parse", "HEAD").strip()
     if not _SHA_RE.match(commit):
         raise VersionError(
-            "'{}' is not a full commit SHA (40 hex digits). Set RELEASEKIT_COMMIT to `git rev-parse "
-            "HEAD` of the release commit.".format(commit)
+            "'{}' is not a full commit SHA (40 hex digits). Set {} to `git rev-parse "
+            "HEAD` of the release commit.".format(commit, environment.COMMIT)
         )
-    dirty_setting = environ.get("RELEASEKIT_DIRTY")
+    dirty_setting = environ.get(environment.DIRTY.name)
     if dirty_setting is not None:
         dirty = dirty_setting.lower() in ("1", "true", "yes")
-    else:  # a pinned commit says which commit, not that the tree still holds it: only RELEASEKIT_DIRTY skips git
+    else:  # a pinned commit says which commit, not that the tree still holds it: only the dirty setting skips git
         dirty = bool(_git(workspace, "status", "--porcelain", "--untracked-files=no").strip())
-    user = environ.get("RELEASEKIT_USER") or environ.get("USER") or environ.get("LOGNAME") or _account_name()
+    user = environment.USER.get(environ) or environ.get("USER") or environ.get("LOGNAME") or _account_name()
     return SourceVersion(commit=commit, dirty=dirty, user=sanitize_tag_part(user))
 
 
@@ -85,12 +86,13 @@ _RELEASE_VERSION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 
 
 def release_version_setting(environ):
-    """RELEASEKIT_VERSION, checked: it becomes part of store paths, so it must be one plain path part."""
-    version = environ.get("RELEASEKIT_VERSION")
+    """The release version setting (environment.VERSION), checked: it becomes part of store paths, so it must be
+    one plain path part."""
+    version = environment.VERSION.get(environ)
     if version and (not _RELEASE_VERSION_RE.match(version) or ".." in version):
         raise VersionError(
-            "RELEASEKIT_VERSION '{}' is not a release version: use letters, digits, '.', '_', '+' and '-', starting "
-            "with a letter or digit, with no '..' (e.g. 1.4.0).".format(version))
+            "{} '{}' is not a release version: use letters, digits, '.', '_', '+' and '-', starting "
+            "with a letter or digit, with no '..' (e.g. 1.4.0).".format(environment.VERSION, version))
     return version
 
 

@@ -1,7 +1,7 @@
 """Registry credentials: environment variables first, then the Docker config.
 
-  RELEASEKIT_REGISTRY_USERNAME / RELEASEKIT_REGISTRY_PASSWORD   basic credentials
-  RELEASEKIT_REGISTRY_TOKEN                                     a bearer token sent as is
+  environment.REGISTRY_USERNAME / REGISTRY_PASSWORD   basic credentials
+  environment.REGISTRY_TOKEN                           a bearer token sent as is
   ~/.docker/config.json (or $DOCKER_CONFIG/config.json)         auths, credHelpers, credsStore
 
 Every secret found is registered for redaction before it is used.
@@ -13,6 +13,7 @@ import os
 
 from releasekit.core.errors import AuthError
 from releasekit.core.redact import register_secret
+from releasekit.core import environment
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +35,16 @@ ANONYMOUS = Credentials()
 
 def registry_credentials(host, environ=None):
     environ = os.environ if environ is None else environ
-    username = environ.get("RELEASEKIT_REGISTRY_USERNAME")
-    password = environ.get("RELEASEKIT_REGISTRY_PASSWORD")
-    token = environ.get("RELEASEKIT_REGISTRY_TOKEN")
+    username = environment.REGISTRY_USERNAME.get(environ)
+    password = environment.REGISTRY_PASSWORD.get(environ)
+    token = environment.REGISTRY_TOKEN.get(environ)
     if token:
         register_secret(token)
-        return Credentials(token=token, source="RELEASEKIT_REGISTRY_TOKEN")
+        return Credentials(token=token, source=environment.REGISTRY_TOKEN.name)
     if username or password:
         if not (username and password):
-            raise AuthError(
-                "Only one of RELEASEKIT_REGISTRY_USERNAME and RELEASEKIT_REGISTRY_PASSWORD is set; set both "
-                "or neither."
-            )
+            raise AuthError("Only one of {} and {} is set; set both or neither.".format(
+                environment.REGISTRY_USERNAME, environment.REGISTRY_PASSWORD))
         register_secret(password)
         return Credentials(username=username, password=password, source="environment")
     return _docker_config_credentials(host, environ)

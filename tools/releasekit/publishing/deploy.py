@@ -15,24 +15,10 @@ import json
 import logging
 import sys
 
-from releasekit.core.errors import ReleasekitError, UsageError
+from releasekit.core.errors import DeployError, DeployInputError, ImmutableVersionError
 
 log = logging.getLogger(__name__)
 PINNED_MARK = "@sha256:"
-
-
-class DeployError(ReleasekitError):
-    """Deploy YAML is invalid, or cannot be published safely."""
-
-
-class ImmutableDeployError(DeployError):
-    """A CI deploy version is already published with other content: refused, nothing written."""
-
-    exit_code = 3
-
-
-class DeployInputError(UsageError):
-    """A deploy_release input is wrong; the message names the file, line and attribute."""
 
 
 def load_documents(text, display):
@@ -324,7 +310,7 @@ def publish_files(store, directory, files, pointer_path, version, immutable, dry
     if immutable:
         differing = [name for name, content in files if existing[name] is not None and existing[name] != content]
         if differing:
-            raise ImmutableDeployError(
+            raise ImmutableVersionError(
                 "{} is already published with different content ({}); a CI deploy version is immutable, so nothing "
                 "was written.".format(store.describe(directory), ", ".join(differing)))
     if dry_run:

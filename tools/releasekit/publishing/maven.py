@@ -18,24 +18,14 @@ import time
 import xml.etree.ElementTree as ElementTree
 from xml.sax.saxutils import escape
 
-from releasekit.core.errors import ReleasekitError, UsageError
-from releasekit.publishing.stores import ConflictError
+from releasekit.core.errors import ImmutableVersionError, MavenError, UsageError
+from releasekit.core.errors import ConflictError
 
 log = logging.getLogger(__name__)
 CHECKSUMS = ("md5", "sha1", "sha256", "sha512")
 _PART_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 MERGE_ATTEMPTS = 8
-
-
-class MavenError(ReleasekitError):
-    """A Maven release cannot be published as asked."""
-
-
-class ImmutableVersionError(MavenError):
-    """A release version already exists with different content."""
-
-    exit_code = 3
 
 
 @dataclasses.dataclass(frozen=True)

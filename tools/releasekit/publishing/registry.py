@@ -20,6 +20,7 @@ import urllib.parse
 from releasekit.core.errors import AuthError, ImageError, RegistryError, TransientError
 from releasekit.core.http import TRANSPORT_ERRORS, HttpClient, basic_authorization, origin, raise_for_transient, with_retries
 from releasekit.core.redact import redact, register_secret
+from releasekit.core import environment
 
 log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 64 << 20
@@ -177,9 +178,9 @@ class RegistryClient:
         if scheme == "basic":
             if not self.credentials.has_basic:
                 raise AuthError(
-                    "{}: the registry {} requires credentials and none were found. Set "
-                    "RELEASEKIT_REGISTRY_USERNAME and RELEASEKIT_REGISTRY_PASSWORD, or log in with "
-                    "`docker login {}`.".format(what, self.host, self.host)
+                    "{}: the registry {} requires credentials and none were found. Set {} and {}, or log in "
+                    "with `docker login {}`.".format(what, self.host, environment.REGISTRY_USERNAME,
+                                                     environment.REGISTRY_PASSWORD, self.host)
                 )
             with self._auth_lock:
                 self._scheme = "basic"

@@ -19,9 +19,10 @@ import threading
 import time
 import urllib.parse
 
-from releasekit.core.errors import AuthError, ReleasekitError, TransientError
+from releasekit.core.errors import AlreadyPublishedError, AuthError, ConflictError, ReleasekitError, StoreError, TransientError
 from releasekit.core.http import HttpClient, raise_for_transient, with_retries
 from releasekit.core.redact import register_secret
+from releasekit.core import environment
 
 log = logging.getLogger(__name__)
 # The WebDAV lock is a lease. Its holder writes an owner file right after MKCOL, within OWNER_WRITE_SECONDS
@@ -35,28 +36,16 @@ LEASE_RENEW_SECONDS = 5.0
 LEASE_SECONDS = 6 * LEASE_RENEW_SECONDS
 
 
-class StoreError(ReleasekitError):
-    """The store failed or refused an operation."""
-
-
-class AlreadyPublishedError(StoreError):
-    """The store refused to overwrite a file (400/403/409 on redeploy)."""
-
-
-class ConflictError(StoreError):
-    """A conditional write lost a race; the caller re-reads and tries again."""
-
-
 def store_credentials(kind, environ=None):
-    """(username, password) or (None, token) from RELEASEKIT_<KIND>_{USERNAME,PASSWORD,TOKEN}."""
+    """(username, password, token) from the store kind's variables (environment.STORE_CREDENTIALS)."""
     environ = os.environ if environ is None else environ
-    prefix = "RELEASEKIT_{}_".format(kind.upper())
-    token = environ.get(prefix + "TOKEN")
-    username, password = environ.get(prefix + "USERNAME"), environ.get(prefix + "PASSWORD")
+    user_variable, password_variable, token_variable = environment.STORE_CREDENTIALS[kind]
+    token = token_variable.get(environ)
+    username, password = user_variable.get(environ), password_variable.get(environ)
     for secret in (token, password):
         register_secret(secret)
     if bool(username) != bool(password):
-        raise AuthError("Only one of {0}USERNAME and {0}PASSWORD is set; set both or neither.".format(prefix))
+        raise AuthError("Only one of {} and {} is set; set both or neither.".format(user_variable, password_variable))
     return username, password, token
 
 
@@ -97,7 +86,8 @@ class HttpStore:
             self.http.headers["Authorization"] = "Bearer " + token
         elif username:
             self.http.auth = (username, password)
-        self.credential_source = "RELEASEKIT_{}_*".format(destination.kind.upper()) if (token or username) else "none"
+        variables = environment.STORE_CREDENTIALS[destination.kind]
+        self.credential_source = (str(variables[2]) if token else str(variables[0]) if username else "none")
 
     def describe(self, path=""):
         return self.base + "/" + path if path else self.base
@@ -124,7 +114,7 @@ class HttpStore:
             raise AuthError(
                 "{}: the store {} refused the credentials ({}; HTTP 401). Set {} or check them.".format(
                     what, self.describe(), self.credential_source,
-                    "RELEASEKIT_{0}_USERNAME and RELEASEKIT_{0}_PASSWORD (or _TOKEN)".format(self.destination.kind.upper()),
+                    "{} and {} (or {})".format(*environment.STORE_CREDENTIALS[self.destination.kind]),
                 )
             )
         return response
@@ -301,7 +291,7 @@ class S3Store:
         self.policy = policy
         self.bucket = destination.host
         self.prefix = destination.path.strip("/")
-        endpoint = environ.get("RELEASEKIT_S3_ENDPOINT_URL") or environ.get("AWS_ENDPOINT_URL") or None
+        endpoint = environment.S3_ENDPOINT_URL.get(environ) or environ.get("AWS_ENDPOINT_URL") or None
         # Our retry policy decides; botocore's own retries are off.
         config = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"},
                                         connect_timeout=policy.timeout, read_timeout=policy.timeout)

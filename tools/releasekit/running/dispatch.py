@@ -18,11 +18,13 @@ import threading
 import time
 import xml.etree.ElementTree as ElementTree
 
-from releasekit.selection.bazelquery import Bazel, BazelError
+from releasekit.core.errors import BazelError
+from releasekit.selection.bazelquery import Bazel
 from releasekit.core.errors import ReleasekitError, UsageError
 from releasekit.core.redact import redact, without_secrets
 from releasekit.core.jsonio import write_json_atomic
 from releasekit.core.startup import STARTED_FD_VARIABLE, StartedSignal
+from releasekit.core import environment
 
 log = logging.getLogger(__name__)
 REPORT_VERSION = 1
@@ -331,7 +333,8 @@ class Dispatcher:
         environ = self._workspace_environ()
         try:
             version = read_source_version(environ)
-            self.pinned.update(RELEASEKIT_COMMIT=version.commit, RELEASEKIT_DIRTY="true" if version.dirty else "false")
+            self.pinned.update({environment.COMMIT.name: version.commit,
+                                environment.DIRTY.name: "true" if version.dirty else "false"})
         except ReleasekitError as error:
             log.info("releases will read their own version: %s", error)
         try:
@@ -341,13 +344,14 @@ class Dispatcher:
 
     def _dependencies(self, executable, labels):
         """The selected releases this one must wait for (a deploy release's images, same channel)."""
+        from releasekit.publishing.manifest import ReleaseManifest
+
         try:
-            with open(executable + ".release.json", encoding="utf-8") as handle:
-                manifest = json.load(handle)
-        except (OSError, ValueError):
-            return []
-        suffix = "." + manifest.get("channel", "ci")
-        return [dep + suffix for dep in manifest.get("depends_on", []) if dep + suffix in labels]
+            manifest = ReleaseManifest.load(executable + ".release.json")
+        except ReleasekitError:
+            return []  # the release reports its own manifest
+        suffix = "." + manifest.channel
+        return [dep + suffix for dep in manifest.depends_on if dep + suffix in labels]
 
     def _run_executables(self, executables, labels, waits, results):
         """Run the releases: at most `workers` at once, each after its dependencies.
@@ -413,7 +417,7 @@ class Dispatcher:
         for key, value in self.pinned.items():
             environ.setdefault(key, value)
         # This interpreter has releasekit's packages; releases use it rather than resolve python3 again each.
-        environ.setdefault("RELEASEKIT_PYTHON", sys.executable)
+        environ.setdefault(environment.PYTHON.name, sys.executable)
         environ.pop("RUNFILES_DIR", None)
         return environ
 
@@ -457,7 +461,7 @@ class _ReleaseRun:
         if os.path.exists(self.record_path):
             os.unlink(self.record_path)
         descriptor = self.started_signal.write_end
-        environ.update(RELEASEKIT_REPORT=self.record_path, **{STARTED_FD_VARIABLE: str(descriptor)})
+        environ.update({environment.REPORT.name: self.record_path, environment.STARTED_FD.name: str(descriptor)})
         self.log_file = open(self.log_path, "w")
         try:
             self.process = subprocess.Popen([self.executable], env=environ, stdout=self.log_file,

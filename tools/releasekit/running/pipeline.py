@@ -7,10 +7,11 @@ previous run's reports, carried between runs as artifacts:
 - GitHub Actions: a complete workflow. Each shard uploads its report as an artifact; the next
   run finds the last successful run of the workflow (`gh run list`) and downloads them all.
 - Buildkite: a pipeline for `buildkite-agent pipeline upload`. Each shard uploads its report
-  as an artifact; a build given RELEASEKIT_PREVIOUS_BUILD (a build ID) downloads that build's.
+  as an artifact; a build given the previous build's ID (environment.PREVIOUS_BUILD) downloads that build's.
 """
 
 from releasekit.core.errors import UsageError
+from releasekit.core import environment
 
 REPORTS = "releasekit-reports"  # where a shard finds the previous run's reports: a directory
 
@@ -97,8 +98,8 @@ def _github_actions(shard_list, base, head, releasekit, install, shards):
 
 
 def _buildkite(shard_list, base, head, releasekit, install):
-    download = ('if [ -n "${{RELEASEKIT_PREVIOUS_BUILD:-}}" ]; then buildkite-agent artifact download '
-                '"report-*.json" {} --build "$RELEASEKIT_PREVIOUS_BUILD" || true; fi').format(REPORTS)
+    download = ('if [ -n "${{{0}:-}}" ]; then buildkite-agent artifact download '
+                '"report-*.json" {1} --build "${0}" || true; fi').format(environment.PREVIOUS_BUILD, REPORTS)
 
     def step(what, shard, extra):
         index = shard.split("/")[0]

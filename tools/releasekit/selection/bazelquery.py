@@ -6,14 +6,11 @@ import shlex
 import subprocess
 import tempfile
 
-from releasekit.core.errors import ReleasekitError, UsageError
+from releasekit.core.errors import BazelError, ReleasekitError
+from releasekit.core import environment
 
 # Attributes that move when unrelated lines of a BUILD file move; they say nothing of what a target is.
 _POSITIONAL_ATTRIBUTES = frozenset(["generator_location"])
-
-
-class BazelError(UsageError):
-    """Bazel is missing, or a query failed (the workspace does not load, a bad label, ...)."""
 
 
 class Target:
@@ -49,12 +46,12 @@ class Target:
 
 
 class Bazel:
-    """One Bazel client for one workspace. The command comes from --bazel, RELEASEKIT_BAZEL, then PATH."""
+    """One Bazel client for one workspace. The command comes from --bazel, environment.BAZEL, then PATH."""
 
     def __init__(self, workspace, command=None, environ=None):
         environ = os.environ if environ is None else environ
         self.workspace = workspace
-        self.command = shlex.split(command or environ.get("RELEASEKIT_BAZEL") or "bazel")
+        self.command = shlex.split(command or environment.BAZEL.get(environ) or "bazel")
         self.queries_run = 0
 
     def _run(self, args, what, binary=False):
@@ -63,7 +60,7 @@ class Bazel:
         except FileNotFoundError:
             raise BazelError(
                 "Bazel is not installed or not on PATH ('{}' was not found). Install Bazel (or bazelisk), or "
-                "point RELEASEKIT_BAZEL or --bazel at it.".format(self.command[0])
+                "point {} or --bazel at it.".format(self.command[0], environment.BAZEL)
             ) from None
         if result.returncode != 0:
             raise BazelError(

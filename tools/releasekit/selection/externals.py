@@ -21,7 +21,8 @@ import hashlib
 import os
 import re
 
-from releasekit.selection.bazelquery import BazelError, definitions_by_label, quote
+from releasekit.core.errors import BazelError
+from releasekit.selection.bazelquery import definitions_by_label, quote
 
 WORKSPACE_FILES = ("WORKSPACE", "WORKSPACE.bazel")
 _REGISTERING_CALLS = frozenset(["register_toolchains", "register_execution_platforms", "workspace"])

@@ -3,13 +3,9 @@
 import os
 import subprocess
 
-from releasekit.core.errors import UsageError
+from releasekit.core.errors import GitError
 
 WORKTREE = "WORKTREE"
-
-
-class GitError(UsageError):
-    """A git repository or revision is missing or unusable."""
 
 
 class Change:

@@ -1,0 +1,2 @@
+#!/bin/sh
+exec /opt/fleet/server --config /opt/fleet/fleet.conf

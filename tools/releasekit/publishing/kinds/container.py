@@ -1,0 +1,61 @@
+"""Container images: an image plan's blobs, then its manifest by digest, then its tags, to the channel's registry."""
+
+from releasekit.publishing import channel_marker
+from releasekit.core.versioning import image_tags
+from releasekit.publishing.credentials import registry_credentials
+from releasekit.publishing.image import ImagePlan
+from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
+from releasekit.publishing.registry import BlobLocator, RegistryClient, check_repository
+
+
+class ContainerKind(ArtifactKind):
+    name = "container"
+
+    def publish(self, release):
+        container, manifest = release.fields, release.manifest
+        destination = release.destination("registry")
+        repository_path = check_repository(container["repository"], "{} repository".format(manifest.release))
+        repository = "/".join(p for p in (destination.path, repository_path) if p)
+        tags = image_tags(manifest.channel, release.source_version, container.get("tags", []))
+        plan = ImagePlan.load(release.runfile(container["plan"]), release.runfile(container["image"]),
+                              release.runfile(container["layers"]) if container.get("layers") else None)
+        plan.check_unchanged(manifest.target)
+        record = {
+            "registry": destination.host,
+            "repository": "{}/{}".format(destination.host, repository),
+            "digest": plan.root["digest"],
+            "reference": "{}/{}@{}".format(destination.host, repository, plan.root["digest"]),
+            "tags": tags,
+            "bytes_uploaded": 0,
+            "blobs_uploaded": 0,
+            "blobs_skipped": 0,
+            "blobs_mounted": 0,
+        }
+        if plan.data.get("compressed_layers"):
+            record["compressed_layers"] = plan.data["compressed_layers"]
+        client = RegistryClient(destination, registry_credentials(destination.host, release.environ), release.policy,
+                                workers=release.options.workers, locator=BlobLocator.default())
+        if release.dry_run:
+            # Read-only: the registry answers, accepts the credentials for reading, and has what of the image.
+            claim = channel_marker.guard_registry(manifest.channel, destination, client, dry_run=True)
+            present, missing, missing_bytes, root_there = client.check_push(repository, plan)
+            there = "image {} there already".format(plan.root["digest"][:19]) if root_there else None
+            record.update(blobs_skipped=present, would_upload_blobs=missing, would_upload_bytes=missing_bytes,
+                          checks=[c for c in (claim, there) if c])
+            return record
+        channel_marker.guard_registry(manifest.channel, destination, client)
+        result = client.push(repository, plan, tags)
+        record.update(bytes_uploaded=result.bytes_uploaded, blobs_uploaded=result.blobs_uploaded,
+                      blobs_skipped=result.blobs_skipped, blobs_mounted=result.blobs_mounted)
+        return record
+
+    def summary(self, record):
+        if record["dry_run"]:
+            return "{} would publish {} to {} tags {} ({} to upload in {} blobs, {} blobs there already){}".format(
+                record["release"], record["digest"][:19], record["repository"], ",".join(record["tags"]),
+                human_bytes(record["would_upload_bytes"]), record["would_upload_blobs"], record["blobs_skipped"],
+                dry_run_note(record))
+        return "{} published {} to {} tags {} ({} uploaded, {} blobs skipped, {} mounted) in {:.2f}s".format(
+            record["release"], record["digest"][:19], record["repository"], ",".join(record["tags"]),
+            human_bytes(record["bytes_uploaded"]), record["blobs_skipped"], record["blobs_mounted"],
+            record["duration_seconds"])

@@ -1,0 +1,72 @@
+"""Deploy YAML: every image first, then the YAML pinned by digest, then the pointer to the version."""
+
+import concurrent.futures
+import os
+
+from releasekit.core.errors import ReleasekitError, UsageError
+from releasekit.publishing import deploy as deploy_yaml
+from releasekit.publishing.kinds import ArtifactKind, dry_run_note
+from releasekit.publishing.kinds.container import ContainerKind
+from releasekit.publishing.manifest import ReleaseManifest
+
+
+class DeployKind(ArtifactKind):
+    name = "deploy"
+
+    def publish(self, release):
+        fields, manifest = release.fields, release.manifest
+        destination = release.destination("deploy")  # before any image: a missing one fails early
+        images = ContainerKind()
+
+        def publish_image(item):
+            placeholder, image_release = item
+            if image_release not in manifest.depends_on_manifests:
+                raise UsageError("{}: image {} has no release manifest; rebuild the target.".format(
+                    manifest.release, image_release))
+            image_manifest = ReleaseManifest.load(release.runfile(manifest.depends_on_manifests[image_release]))
+            return images.publish(release.with_manifest(image_manifest))
+
+        records, failures = {}, []
+        items = sorted(fields["images"].items())
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, len(items)))) as pool:
+            for (placeholder, image_release), future in [(item, pool.submit(publish_image, item)) for item in items]:
+                try:
+                    records[placeholder] = future.result()
+                except ReleasekitError as error:
+                    failures.append("image {} ('{}'): {}: {}".format(image_release, placeholder, type(error).__name__, error))
+        if failures:
+            raise deploy_yaml.DeployError("{}: no deploy YAML was published, because {}".format(
+                manifest.release, "; and ".join(failures)))
+        references = {placeholder: record["reference"] for placeholder, record in records.items()}
+        files = []
+        for rlocation in fields["files"]:
+            path = release.runfile(rlocation)
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+            try:
+                pinned = deploy_yaml.pin_images(text, references, fields.get("image_fields", []), os.path.basename(path))
+            except deploy_yaml.DeployError as error:
+                raise deploy_yaml.DeployError("{}: {}".format(manifest.release, error)) from None
+            files.append((os.path.basename(path), pinned.encode("utf-8")))
+        version = release.version()
+        summary = {"release": manifest.release, "version": version, "commit": release.source_version.commit,
+                   "images": references}
+        files.append(("release.json", deploy_yaml.release_summary(summary)))
+        base = "/".join(p for p in (fields["package"], fields["name"]) if p)
+        record = {"version": version, "images": references, "files": [name for name, _ in files], "status": "dry run",
+                  "bytes_uploaded": 0, "store": destination.text,
+                  "location": "{}/{}".format(destination.text.rstrip("/"), base)}
+        store = release.open_store(destination)
+        claim = release.guard_store(destination, store)
+        status, written = deploy_yaml.publish_files(store, "{}/{}".format(base, version), files, base + "/latest",
+                                                    version, immutable=manifest.channel == "ci", dry_run=release.dry_run)
+        if claim:
+            record["checks"] = [claim]
+        record.update(status=status, bytes_uploaded=written, location=store.describe("{}/{}".format(base, version)))
+        return record
+
+    def summary(self, record):
+        return "{} {} deploy version {} to {} with {} in {:.2f}s{}".format(
+            record["release"], record["status"], record["version"], record["location"],
+            ", ".join("{}={}".format(k, v) for k, v in sorted(record["images"].items())) or "no images",
+            record["duration_seconds"], dry_run_note(record))

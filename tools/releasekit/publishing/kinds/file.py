@@ -1,0 +1,78 @@
+"""Files: one file or tarball with its checksum, then release.json, then the `latest` pointer, to the channel's
+`files` store. The checksum is the commit point of a version: written after the file, and read first to decide
+whether the version is there already (a CI version is immutable)."""
+
+import hashlib
+import os
+
+from releasekit.core.errors import ImmutableVersionError, UsageError
+from releasekit.publishing.deploy import release_summary
+from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
+
+
+class FileKind(ArtifactKind):
+    name = "file"
+
+    def publish(self, release):
+        fields, manifest = release.fields, release.manifest
+        destination = release.destination("files")
+        path, name = release.runfile(fields["file"]), fields["file_name"]
+        if not os.path.isfile(path):
+            raise UsageError("{}: {} does not exist; rebuild the release target.".format(manifest.release, path))
+        digest, size = _sha256(path)
+        version = release.version()
+        base = "/".join(p for p in (fields["package"], fields["name"]) if p)
+        directory = "{}/{}".format(base, version)
+        checksum = "{}  {}\n".format(digest, name).encode("utf-8")
+        summary = release_summary({"release": manifest.release, "version": version, "commit": release.source_version.commit,
+                                   "file": name, "sha256": digest, "size": size})
+        store = release.open_store(destination)
+        claim = release.guard_store(destination, store)
+        record = {"version": version, "file": name, "sha256": digest, "size": size, "store": destination.text,
+                  "location": store.describe(directory), "bytes_uploaded": 0}
+        if claim:
+            record["checks"] = [claim]
+        published = store.get("{}/{}.sha256".format(directory, name))[0]
+        if published is not None and published != checksum and manifest.channel == "ci":
+            raise ImmutableVersionError(
+                "{}: {} is already published with another checksum ({}); a CI version is immutable, so nothing was "
+                "written. Publish a new version.".format(manifest.release, store.describe("{}/{}".format(directory, name)),
+                                                         published.decode("utf-8", "replace").split()[0][:19]))
+        pointer = (version + "\n").encode("utf-8")
+        writes = []
+        if published != checksum:
+            writes += [("file", "{}/{}".format(directory, name), None), ("checksum", "{}/{}.sha256".format(directory, name), checksum)]
+        if store.get(directory + "/release.json")[0] != summary:
+            writes.append(("metadata", directory + "/release.json", summary))
+        if store.get(base + "/latest")[0] != pointer:
+            writes.append(("pointer", base + "/latest", pointer))
+        if release.dry_run:
+            record["status"] = "would write " + ", ".join(w[0] for w in writes) if writes else "already published"
+            return record
+        for what, target, content in writes:
+            if what == "file":
+                store.put_file(target, path)
+                record["bytes_uploaded"] += size
+            else:
+                store.put(target, content)
+                record["bytes_uploaded"] += len(content)
+        if not writes:
+            record["status"] = "already published"
+        else:
+            record["status"] = "completed" if published == checksum else "published"
+        return record
+
+    def summary(self, record):
+        return "{} {} {} {} ({}, sha256 {}) to {} ({} uploaded) in {:.2f}s{}".format(
+            record["release"], record["status"], record["file"], record["version"], human_bytes(record["size"]),
+            record["sha256"][:12], record["location"], human_bytes(record["bytes_uploaded"]), record["duration_seconds"],
+            dry_run_note(record))
+
+
+def _sha256(path):
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
