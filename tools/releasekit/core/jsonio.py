@@ -1,5 +1,7 @@
-"""JSON files other programs read: written atomically (temp file, then rename)."""
+"""Files other programs read, written atomically: whole or not at all (a temporary file beside the target, then a
+rename). The one place that stages files: JSON records and reports, JUnit XML, caches, store files, layers."""
 
+import contextlib
 import json
 import os
 import tempfile
@@ -7,18 +9,33 @@ import tempfile
 from releasekit.core.redact import redact
 
 
-def write_json_atomic(path, data, compact=False):
-    """compact: one line, for large machine-read reports (the C encoder, several times faster)."""
-    directory = os.path.dirname(os.path.abspath(path))
+@contextlib.contextmanager
+def staged(directory, prefix=".releasekit-"):
+    """(binary handle, temporary path) of a new file in directory. The caller moves it into place (os.replace,
+    or os.link for create-only) before the block ends; whatever is left there afterwards is removed."""
     os.makedirs(directory, exist_ok=True)
-    encoded = json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=2, sort_keys=True)
-    text = redact(encoded) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle, tmp
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def write_atomic(path, data):
+    """Write bytes, text, or an iterable of bytes to path, replacing it whole."""
+    with staged(os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + ".") as (handle, tmp):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        for chunk in [data] if isinstance(data, bytes) else data:
+            handle.write(chunk)
+        handle.close()
+        os.replace(tmp, path)
+
+
+def write_json_atomic(path, data, compact=False):
+    """compact: one line, for large machine-read reports (the C encoder, several times faster). Secrets are
+    redacted from what is written."""
+    encoded = json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=2, sort_keys=True)
+    write_atomic(path, redact(encoded) + "\n")

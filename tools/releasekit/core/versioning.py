@@ -13,10 +13,9 @@ import dataclasses
 import os
 import pwd
 import re
-import subprocess
 
 from releasekit.core.errors import VersionError
-from releasekit.core import environment
+from releasekit.core import environment, process
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
@@ -33,14 +32,8 @@ class SourceVersion:
 
 
 def _git(workspace, *args):
-    try:
-        result = subprocess.run(
-            ["git", "-C", workspace, *args], capture_output=True, text=True, check=False
-        )
-    except FileNotFoundError:
-        raise VersionError(
-            "git is not installed, so the release commit is unknown. Install git or set {}.".format(environment.COMMIT)
-        ) from None
+    result = process.run(["git", "-C", workspace, *args], VersionError(
+        "git is not installed, so the release commit is unknown. Install git or set {}.".format(environment.COMMIT)))
     if result.returncode != 0:
         raise VersionError(
             "Cannot read the release commit from {} (git {}: {}). Run the release inside a git "

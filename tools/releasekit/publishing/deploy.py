@@ -332,3 +332,15 @@ def publish_files(store, directory, files, pointer_path, version, immutable, dry
 
 def release_summary(record):
     return json.dumps(record, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def check_files(paths, displays, placeholders, platform, kubernetes_version, label, image_fields, out):
+    """The deploy-check build action: check the YAML files (see check) and write what was checked."""
+    from releasekit.core.jsonio import write_json_atomic
+
+    files = []
+    for path, display in zip(paths, displays):
+        with open(path, encoding="utf-8") as handle:
+            files.append((display, handle.read()))
+    result = check(files, placeholders, platform, kubernetes_version, label, image_fields)
+    write_json_atomic(out, dict(result, label=label))

@@ -10,72 +10,15 @@ import gzip
 import hashlib
 import json
 import os
-import re
 import tarfile
-import tempfile
 
 from releasekit.core.errors import ImageError
+from releasekit.core.jsonio import staged
+from releasekit.publishing.oci import (INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG, OCI_INDEX,
+                                       OCI_LAYER, OCI_MANIFEST, BlobLocation, InlineLocation, canonical_json, check_digest,
+                                       sha256_digest, verify_blob)
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
-MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 PLAN_SCHEMA_VERSION = 2
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_READ_SIZE = 1 << 20
-
-
-def sha256_digest(data):
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def check_digest(digest, where):
-    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-        raise ImageError("{}: '{}' is not a sha256 digest (sha256:<64 hex>).".format(where, digest))
-    return digest
-
-
-class BlobLocation:
-    """Bytes of one blob inside a file: the whole file, or a slice of a tarball."""
-
-    def __init__(self, path, offset, size):
-        self.path, self.offset, self.size = path, offset, size
-
-    def chunks(self, start=0, end=None, read_size=_READ_SIZE):
-        end = self.size if end is None else end
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset + start)
-            remaining = end - start
-            while remaining > 0:
-                chunk = handle.read(min(read_size, remaining))
-                if not chunk:
-                    raise ImageError("{}: file ended {} bytes early.".format(self.path, remaining))
-                remaining -= len(chunk)
-                yield chunk
-
-    def digest(self):
-        hasher = hashlib.sha256()
-        for chunk in self.chunks():
-            hasher.update(chunk)
-        return "sha256:" + hasher.hexdigest()
-
-
-def _verify(location, descriptor, where):
-    if location.size != descriptor.get("size"):
-        raise ImageError(
-            "{}: blob {} has {} bytes but its descriptor says {}; the image is corrupt or "
-            "truncated. Rebuild it.".format(where, descriptor["digest"], location.size, descriptor.get("size"))
-        )
-    actual = location.digest()
-    if actual != descriptor["digest"]:
-        raise ImageError(
-            "{}: blob {} does not match its digest (its content hashes to {}); the image is "
-            "corrupt. Rebuild it.".format(where, descriptor["digest"], actual)
-        )
 
 
 class _Reader:
@@ -105,7 +48,7 @@ class _Reader:
         if location is None:
             raise ImageError("{}: manifest {} is missing from the image.".format(self.display, digest))
         if verify:
-            _verify(location, descriptor, self.display)
+            verify_blob(location, descriptor, self.display)
         content = b"".join(location.chunks())
         manifest = self.read_json(content, "manifest " + digest)
         media_type = descriptor.get("mediaType") or manifest.get("mediaType")
@@ -136,7 +79,7 @@ class _Reader:
                 "{}: blob {} is referenced by a manifest but missing from the image.".format(self.display, digest)
             )
         if verify:
-            _verify(location, descriptor, self.display)
+            verify_blob(location, descriptor, self.display)
         self.blobs[digest] = {
             "digest": digest,
             "size": descriptor["size"],
@@ -192,7 +135,7 @@ class _Reader:
         }
 
 
-class _LayoutReader(_Reader):
+class LayoutReader(_Reader):
     format = "oci-layout"
 
     def blob_location(self, digest):
@@ -227,7 +170,7 @@ class _LayoutReader(_Reader):
             return None
 
 
-class _ArchiveReader(_Reader):
+class ArchiveReader(_Reader):
     """docker save / oci_load tarballs: a manifest.json over config and layer files."""
 
     format = "docker-archive"
@@ -280,17 +223,17 @@ class _ArchiveReader(_Reader):
 
     def _compress(self, location):
         """The layer gzip-compressed into layers_dir, deterministically (no name, mtime 0), as docker push does."""
-        os.makedirs(self.layers_dir, exist_ok=True)
         uncompressed = hashlib.sha256()
-        with tempfile.NamedTemporaryFile(dir=self.layers_dir, delete=False) as raw:
+        with staged(self.layers_dir) as (raw, tmp):
             with gzip.GzipFile(filename="", mode="wb", compresslevel=6, fileobj=raw, mtime=0) as compressor:
                 for chunk in location.chunks():
                     uncompressed.update(chunk)
                     compressor.write(chunk)
-        compressed = BlobLocation(raw.name, 0, os.path.getsize(raw.name))
-        digest = compressed.digest()
-        final = os.path.join(self.layers_dir, digest.split(":", 1)[1])
-        os.replace(raw.name, final)
+            raw.close()
+            compressed = BlobLocation(tmp, 0, os.path.getsize(tmp))
+            digest = compressed.digest()
+            final = os.path.join(self.layers_dir, digest.split(":", 1)[1])
+            os.replace(tmp, final)
         self.compressed_layers.append({"uncompressed": "sha256:" + uncompressed.hexdigest(), "compressed": digest})
         return BlobLocation(final, 0, compressed.size), OCI_LAYER + "+gzip"
 
@@ -360,15 +303,6 @@ class _ArchiveReader(_Reader):
         self.generated.setdefault(digest, location)
 
 
-class InlineLocation(BlobLocation):
-    def __init__(self, content):
-        super().__init__(None, 0, len(content))
-        self.content = content
-
-    def chunks(self, start=0, end=None, read_size=_READ_SIZE):
-        yield self.content[start:end]
-
-
 def _layer_media_type(location):
     head = next(location.chunks(0, min(4, location.size)), b"")
     if head[:2] == b"\x1f\x8b":
@@ -376,10 +310,6 @@ def _layer_media_type(location):
     if head[:4] == b"\x28\xb5\x2f\xfd":
         return OCI_LAYER + "+zstd"
     return OCI_LAYER
-
-
-def canonical_json(value):
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def build_plan(image_path, source_path=None, display=None, verify=True, layers_dir=None):
@@ -391,92 +321,16 @@ def build_plan(image_path, source_path=None, display=None, verify=True, layers_d
     display = display or image_path
     source_path = source_path or image_path
     if os.path.isdir(image_path):
-        return _LayoutReader(image_path, display).build(source_path, verify)
+        return LayoutReader(image_path, display).build(source_path, verify)
     if os.path.isfile(image_path):
-        return _ArchiveReader(image_path, display, layers_dir).build(source_path, verify)
+        return ArchiveReader(image_path, display, layers_dir).build(source_path, verify)
     raise ImageError("{} does not exist.".format(display))
 
 
-class ImagePlan:
-    """A plan loaded by the publisher, with the image input found at its run-time path."""
+def write_plan(image, image_rlocation, display, out, layers_out=None):
+    """The image-plan build action: check an image input and write its plan (and a tarball's layers, compressed)."""
+    from releasekit.core.jsonio import write_json_atomic
 
-    def __init__(self, data, image_path, layers_path=None):
-        self.data = data
-        self.image_path = image_path
-        self.layers_path = layers_path
-        self.root = data["root"]
-
-    @classmethod
-    def load(cls, plan_path, image_path, layers_path=None):
-        try:
-            with open(plan_path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except FileNotFoundError:
-            raise ImageError(
-                "{}: the image plan is missing at run time; run the release with `bazel run` or from its runfiles "
-                "tree (--runfiles), after `bazel build`.".format(plan_path)) from None
-        except ValueError:
-            raise ImageError("{}: the image plan is not valid JSON; rebuild the release target.".format(plan_path)) from None
-        if data.get("schema_version") != PLAN_SCHEMA_VERSION:
-            raise ImageError("{}: unsupported image plan version; rebuild the release target.".format(plan_path))
-        if not os.path.exists(image_path):
-            raise ImageError(
-                "{}: the image input is missing at run time; run the release with `bazel run` or from its "
-                "runfiles tree.".format(image_path)
-            )
-        return cls(data, image_path, layers_path)
-
-    def check_unchanged(self, target):
-        """Refuse, before any request, an image input that is no longer the one the build checked.
-
-        Bazel does not track the files inside a source directory, and anything may rewrite a file after the
-        build: the publisher reads again what names the image, and every manifest, against the plan.
-        """
-        reader = _LayoutReader if self.data["format"] == "oci-layout" else _ArchiveReader
-        display = "{} (image {})".format(target, self.image_path)
-        now = reader(self.image_path, display)
-        fingerprint = now.source_fingerprint() if os.path.exists(self.image_path) else None
-        if fingerprint != self.data.get("source_fingerprint"):
-            try:
-                if reader is _LayoutReader:
-                    names = "its index.json now names {}".format(now.build(self.data["source"], verify=False)["root"]["digest"])
-                else:
-                    names = "the archive's manifest changed"
-            except ImageError as error:
-                names = "it no longer reads as that image ({})".format(error)
-            raise ImageError(
-                "{}: the image input changed after the build: the build checked {}, but {}. Nothing was published. "
-                "Build the release again (bazel run rebuilds it); if the image is a directory in the source tree, "
-                "list its files (filegroup(srcs = glob([\"DIR/**\"]))) so Bazel tracks them.".format(
-                    target, self.root["digest"], names)
-            )
-        for manifest in self.manifests:
-            content = self.manifest_bytes(manifest)
-            if sha256_digest(content) != manifest["digest"]:
-                raise ImageError(
-                    "{}: manifest {} of the image changed after the build (its bytes no longer match their digest). "
-                    "Nothing was published; build the release again.".format(target, manifest["digest"]))
-
-    @property
-    def blobs(self):
-        return self.data["blobs"]
-
-    @property
-    def manifests(self):
-        return self.data["manifests"]
-
-    def location(self, entry):
-        where = entry["location"]
-        if "content" in where:
-            return InlineLocation(where["content"].encode("utf-8"))
-        if "layers_file" in where:
-            return BlobLocation(os.path.join(self.layers_path or "", where["layers_file"]), 0, entry["size"])
-        path = os.path.join(self.image_path, where["file"]) if where["file"] else self.image_path
-        return BlobLocation(path, where["offset"], entry["size"])
-
-    def manifest_bytes(self, entry):
-        try:
-            return b"".join(self.location(entry).chunks())
-        except OSError as error:
-            raise ImageError("{}: manifest {} cannot be read ({}); build the release again.".format(
-                self.image_path, entry["digest"], error.strerror)) from None
+    if layers_out:
+        os.makedirs(layers_out, exist_ok=True)  # a Bazel tree artifact: it exists even when empty
+    write_json_atomic(out, build_plan(image, source_path=image_rlocation, display=display, layers_dir=layers_out))

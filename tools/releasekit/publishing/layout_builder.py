@@ -12,7 +12,7 @@ import shutil
 import tarfile
 
 from releasekit.core.errors import ImageError
-from releasekit.publishing.image import INDEX_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json, sha256_digest
+from releasekit.publishing.oci import INDEX_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json, sha256_digest
 
 EPOCH = "1970-01-01T00:00:00Z"
 
@@ -147,3 +147,18 @@ def build_layout(out_dir, files, base_dir=None, entrypoint=None, cmd=None, env=N
     with open(os.path.join(out_dir, "oci-layout"), "wb") as handle:
         handle.write(canonical_json({"imageLayoutVersion": "1.0.0"}))
     return manifest_digest
+
+
+def build_layout_from_spec(spec_path, out):
+    """The image-layout build action: the layout the rule's JSON spec describes."""
+    import json
+
+    from releasekit.core.errors import UsageError
+
+    try:
+        with open(spec_path, encoding="utf-8") as handle:
+            spec = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UsageError("Cannot read the image_layout spec {}: {}.".format(spec_path, error)) from None
+    build_layout(out, files=spec.get("files", []), base_dir=spec.get("base"), entrypoint=spec.get("entrypoint"),
+                 cmd=spec.get("cmd"), env=spec.get("env"), labels=spec.get("labels"), workdir=spec.get("workdir"))

@@ -13,40 +13,18 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import urllib.parse
 
 from releasekit.core.errors import AuthError, ImageError, RegistryError, TransientError
-from releasekit.core.http import TRANSPORT_ERRORS, HttpClient, basic_authorization, origin, raise_for_transient, with_retries
-from releasekit.core.redact import redact, register_secret
-from releasekit.core import environment
+from releasekit.publishing.oci import check_repository, check_tag
+from releasekit.core.http import TRANSPORT_ERRORS, HttpClient, raise_for_transient, with_retries
+from releasekit.core.redact import redact
+from releasekit.publishing.blob_locator import BlobLocator
+from releasekit.publishing.registry_auth import RegistryAuth
 
 log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 64 << 20
-_CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
-_REPOSITORY_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-
-
-def check_repository(name, where="repository"):
-    if not isinstance(name, str) or not _REPOSITORY_RE.match(name) or len(name) > 255:
-        raise RegistryError(
-            "{} '{}' is not a valid image repository: use lowercase path parts of letters and digits "
-            "separated by '.', '_' or '-', joined by '/', with no '..' or empty parts.".format(where, name)
-        )
-    return name
-
-
-def check_tag(tag):
-    if not _TAG_RE.match(tag):
-        raise RegistryError(
-            "'{}' is not a valid image tag: up to 128 letters, digits, '_', '.' and '-', not starting "
-            "with '.' or '-'.".format(tag)
-        )
-    return tag
-
-
 @dataclasses.dataclass
 class PushResult:
     repository: str
@@ -85,55 +63,6 @@ class _Counter:
             self.value += amount
 
 
-class BlobLocator:
-    """Remembers which repositories of a registry hold a blob, to mount instead of uploading.
-
-    Kept in memory for the run and in a small cache file between runs; losing it costs uploads, not correctness.
-    """
-
-    def __init__(self, path=None):
-        self.path = path
-        self.lock = threading.Lock()
-        self.known = {}
-        if path:
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    self.known = json.load(handle)
-            except (OSError, ValueError):
-                self.known = {}
-
-    @classmethod
-    def default(cls):
-        root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        return cls(os.path.join(root, "releasekit", "blob-locations.json"))
-
-    def candidates(self, host, digest, repository):
-        with self.lock:
-            return [r for r in self.known.get(host, {}).get(digest, []) if r != repository][:3]
-
-    def remember(self, host, digest, repository):
-        with self.lock:
-            repos = self.known.setdefault(host, {}).setdefault(digest, [])
-            if repository in repos:
-                repos.remove(repository)
-            repos.insert(0, repository)
-            del repos[5:]
-
-    def save(self):
-        if not self.path:
-            return
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with self.lock:
-                data = json.dumps(self.known)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".blob-locations.")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
-            os.replace(tmp, self.path)
-        except OSError as error:
-            log.debug("blob location cache not saved: %s", error)
-
-
 class RegistryClient:
     """Talks to one registry host. Thread-safe: blobs are pushed from several threads."""
 
@@ -147,88 +76,7 @@ class RegistryClient:
         self.chunk_size = chunk_size
         self.locator = locator or BlobLocator()
         self.http = HttpClient.for_destination(destination, pool_size=self.workers + 2)
-        self._auth_lock = threading.Lock()
-        self._scheme = None
-        self._challenge = {}
-        self._tokens = {}
-        if credentials.token:
-            self._scheme = "bearer-static"
-
-    # -- authentication -------------------------------------------------------------------
-
-    def _authorization(self, scope):
-        with self._auth_lock:
-            if self._scheme == "bearer-static":
-                return "Bearer " + self.credentials.token
-            if self._scheme == "basic" and self.credentials.has_basic:
-                return basic_authorization(self.credentials.username, self.credentials.password)
-            if self._scheme == "bearer":
-                token = self._tokens.get(scope)
-                return "Bearer " + token if token else None
-        return None
-
-    def _handle_challenge(self, response, scope, what, sent=None):
-        """Learn how the registry wants us to authenticate. Returns True when a retry may now succeed.
-
-        sent is the Authorization the refused request carried: a 401 only means "these credentials are
-        refused" when it carried the current ones. Otherwise another thread changed them meanwhile.
-        """
-        header = response.headers.get("WWW-Authenticate", "")
-        scheme = header.split(" ", 1)[0].lower()
-        if scheme == "basic":
-            if not self.credentials.has_basic:
-                raise AuthError(
-                    "{}: the registry {} requires credentials and none were found. Set {} and {}, or log in "
-                    "with `docker login {}`.".format(what, self.host, environment.REGISTRY_USERNAME,
-                                                     environment.REGISTRY_PASSWORD, self.host)
-                )
-            with self._auth_lock:
-                self._scheme = "basic"
-            return sent is None or not sent.startswith("Basic ")
-        if scheme == "bearer":
-            params = dict(_CHALLENGE_RE.findall(header))
-            with self._auth_lock:
-                self._scheme = "bearer"
-                self._challenge = params
-                current = self._tokens.get(scope)
-            if current and sent != "Bearer " + current:
-                return True  # refreshed by another thread since this request went out
-            self._fetch_token(scope, what)
-            return True
-        return False
-
-    def _fetch_token(self, scope, what):
-        realm = self._challenge.get("realm")
-        if not realm:
-            raise AuthError("{}: the registry {} sent a Bearer challenge without a realm.".format(what, self.host))
-        query = [("scope", s) for s in scope.split(" ") if s]
-        if self._challenge.get("service"):
-            query.insert(0, ("service", self._challenge["service"]))
-        auth = (self.credentials.username, self.credentials.password) if self.credentials.has_basic else None
-
-        def fetch():
-            response = self.http.get(realm, params=query, auth=auth, timeout=self.policy.timeout)
-            raise_for_transient(response, what + " (token)")
-            return response
-
-        response = with_retries(fetch, self.policy, "{}: token from {}".format(what, origin(realm)))
-        if response.status_code in (401, 403):
-            raise AuthError(
-                "{}: the token service of {} refused the credentials from {} (HTTP {}). Check the "
-                "username and password.".format(what, self.host, self.credentials.source, response.status_code)
-            )
-        if response.status_code != 200:
-            raise AuthError("{}: the token service answered HTTP {}.".format(what, response.status_code))
-        try:
-            body = response.json()
-        except ValueError:
-            raise AuthError("{}: the token service did not answer with JSON.".format(what)) from None
-        token = body.get("token") or body.get("access_token")
-        if not token:
-            raise AuthError("{}: the token service answered without a token.".format(what))
-        register_secret(token)
-        with self._auth_lock:
-            self._tokens[scope] = token
+        self.auth = RegistryAuth(self.host, credentials, self.http, policy)
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -237,13 +85,13 @@ class RegistryClient:
         url = urllib.parse.urljoin(self.base_url, url)
         for attempt in range(3):
             request_headers = dict(headers or {})
-            authorization = self._authorization(scope)
+            authorization = self.auth.authorization(scope)
             if authorization:
                 request_headers["Authorization"] = authorization
             response = self.http.request(method, url, data=body, headers=request_headers, timeout=self.policy.timeout)
             if response.status_code == 401 and response.status_code not in allow_statuses:
                 # A fresh token or newly chosen scheme gets one more try; a third 401 is a refusal.
-                if attempt < 2 and self._handle_challenge(response, scope, what, authorization):
+                if attempt < 2 and self.auth.handle_challenge(response, scope, what, authorization):
                     continue
                 raise AuthError(
                     "{}: the registry {} refused the credentials from {} (HTTP 401). Check them, or run "
@@ -262,7 +110,7 @@ class RegistryClient:
         def operation():
             response = self._request("GET", "/v2/", "", "registry {}".format(self.host), allow_statuses=(401,))
             if response.status_code == 401:
-                self._handle_challenge(response, "", "registry {}".format(self.host))
+                self.auth.handle_challenge(response, "", "registry {}".format(self.host))
             elif response.status_code == 404:
                 raise RegistryError(
                     "{} does not speak the OCI distribution API (GET /v2/ answered 404). Check the registry "
@@ -445,7 +293,7 @@ class RegistryClient:
         """Make sure repository:tag is the empty artifact that claims a namespace for a channel (one HEAD when it is)."""
         if self.tag_exists(repository, tag):
             return
-        from releasekit.publishing.image import InlineLocation, canonical_json
+        from releasekit.publishing.oci import InlineLocation, canonical_json
 
         self.push_blob(repository, config, InlineLocation(config_bytes), _Counter())
         manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -464,9 +312,9 @@ class RegistryClient:
                 raise ImageError("Manifest {} of the image does not match its digest; rebuild the image.".format(manifest["digest"]))
             manifests.append((manifest, content))
         self.ping()
-        if self._scheme == "bearer":
+        if self.auth.uses_token_challenge:
             # One token for the push scope before the uploads start, not one per racing thread.
-            self._retry(lambda: self._fetch_token(_push_scope(repository), "authenticate"), "authenticate")
+            self._retry(lambda: self.auth.fetch_token(_push_scope(repository), "authenticate"), "authenticate")
         result = PushResult(repository=repository, digest=plan.root["digest"], tags=list(tags))
         counter = _Counter()
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.workers) as pool:

@@ -7,35 +7,20 @@ Writes of artifacts are plain PUTs: callers write files before the metadata that
 """
 
 import contextlib
-import dataclasses
 import fcntl
 import hashlib
-import json
 import logging
 import os
-import socket
-import tempfile
-import threading
-import time
 import urllib.parse
 
 from releasekit.core.errors import AlreadyPublishedError, AuthError, ConflictError, ReleasekitError, StoreError, TransientError
 from releasekit.core.http import HttpClient, raise_for_transient, with_retries
 from releasekit.core.redact import register_secret
 from releasekit.core import environment
+from releasekit.core.jsonio import staged
+from releasekit.publishing import webdav_lock
 
 log = logging.getLogger(__name__)
-# The WebDAV lock is a lease. Its holder writes an owner file right after MKCOL, within OWNER_WRITE_SECONDS
-# or it steps back, and rewrites it every LEASE_RENEW_SECONDS. A waiter breaks the lock only when the
-# owner is a process of its own host that has exited, when no owner file appeared for ORPHANED_LOCK_SECONDS,
-# or when the owner file did not change for LEASE_SECONDS, both measured on the waiter's own clock. Each
-# limit is a multiple of what the holder is allowed, so a live holder, however slowed, is never broken.
-OWNER_WRITE_SECONDS = 5.0
-ORPHANED_LOCK_SECONDS = 3 * OWNER_WRITE_SECONDS
-LEASE_RENEW_SECONDS = 5.0
-LEASE_SECONDS = 6 * LEASE_RENEW_SECONDS
-
-
 def store_credentials(kind, environ=None):
     """(username, password, token) from the store kind's variables (environment.STORE_CREDENTIALS)."""
     environ = os.environ if environ is None else environ
@@ -56,23 +41,6 @@ def open_store(destination, policy, environ=None):
     if destination.scheme == "s3":
         return S3Store(destination, policy, environ)
     return FileStore(destination)
-
-
-def _lock_owner(renewal=0):
-    return {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "renewal": renewal}
-
-
-def _owner_has_exited(owner):
-    """True when the lock's owner is a process of this host that no longer runs."""
-    if owner.get("host") != socket.gethostname():
-        return False
-    try:
-        os.kill(int(owner.get("pid", 0)), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError, TypeError):
-        return False
-    return False
 
 
 class HttpStore:
@@ -154,110 +122,16 @@ class HttpStore:
             )
         raise StoreError("Writing {} answered HTTP {}.".format(self.describe(path), response.status_code))
 
-    def _make_collections(self, directory):
+    def make_collections(self, directory):
         """MKCOL every collection down to directory, the store's own path included: WebDAV creates one level at a time."""
         parts = [p for p in self.destination.path.split("/") if p] + [p for p in directory.split("/") if p]
         origin = "{}://{}".format(self.destination.scheme, self.destination.host)
         for depth in range(1, len(parts) + 1):
             self._call_url("MKCOL", origin + "/" + urllib.parse.quote("/".join(parts[:depth])) + "/", "create " + directory)
 
-    @contextlib.contextmanager
     def lock(self, directory):
         """A WebDAV MKCOL lock directory held as a renewed lease, where the server supports MKCOL; otherwise no lock."""
-        lock_dir = directory.rstrip("/") + "/.releasekit-lock/"
-        owner_path = lock_dir + "owner.json"
-        held = self._acquire(directory, lock_dir, owner_path)
-        renewer = _LeaseRenewer(self, owner_path) if held else None
-        try:
-            yield
-        finally:
-            if renewer:
-                renewer.stop()
-                self._call("DELETE", owner_path, "unlock")
-                self._call("DELETE", lock_dir, "unlock")
-
-    def _acquire(self, directory, lock_dir, owner_path):
-        """True once this process holds the lock; False where the server has no MKCOL."""
-        deadline = time.monotonic() + self.policy.total_seconds
-        owner_write = dataclasses.replace(self.policy, total_seconds=OWNER_WRITE_SECONDS,
-                                          timeout=min(self.policy.timeout, OWNER_WRITE_SECONDS))
-        ownerless_since, seen_owner, seen_since = None, None, None
-        while True:
-            response = self._call("MKCOL", lock_dir, "lock " + directory)
-            if response.status_code == 409:
-                self._make_collections(directory)
-                response = self._call("MKCOL", lock_dir, "lock " + directory)
-            if response.status_code == 201:
-                taken = time.monotonic()
-                try:
-                    self.put(owner_path, json.dumps(_lock_owner()).encode(), policy=owner_write)
-                except ReleasekitError:
-                    pass
-                if time.monotonic() - taken <= OWNER_WRITE_SECONDS:
-                    return True
-                # Too slow to say who holds it: a waiter may soon count it orphaned, so step back and try again.
-                log.info("stepping back from the lock on %s: its owner file took too long to write", directory)
-                self._call("DELETE", owner_path, "step back from lock")
-                self._call("DELETE", lock_dir, "step back from lock")
-                continue
-            if response.status_code != 405:
-                log.warning("no lock on %s (MKCOL answered HTTP %s): conditional writes and read-back have to do",
-                            directory, response.status_code)
-                return False
-            content, _ = self.get(owner_path)
-            now = time.monotonic()
-            broken = False
-            if content is None:
-                seen_owner = None
-                if ownerless_since is None:
-                    ownerless_since = now
-                    if self._call("GET", lock_dir, "inspect lock").status_code == 404:
-                        return False  # the 405 was "MKCOL not allowed": there is no lock directory
-                broken = now - ownerless_since > ORPHANED_LOCK_SECONDS
-            else:
-                ownerless_since = None
-                if content != seen_owner:
-                    seen_owner, seen_since = content, now
-                try:
-                    owner = json.loads(content)
-                except ValueError:
-                    owner = {}
-                broken = _owner_has_exited(owner) or now - seen_since > LEASE_SECONDS
-            if broken:
-                log.info("breaking a stale lock on %s", directory)
-                self._call("DELETE", owner_path, "break stale lock")
-                self._call("DELETE", lock_dir, "break stale lock")
-                ownerless_since, seen_owner = None, None
-                continue
-            if now > deadline:
-                raise StoreError("{} stayed locked by another release for too long.".format(self.describe(directory)))
-            time.sleep(0.1 + 0.2 * (os.getpid() % 5) / 5)
-
-
-class _LeaseRenewer:
-    """Rewrites the lock's owner file every LEASE_RENEW_SECONDS while the lock is held."""
-
-    def __init__(self, store, owner_path):
-        self.store, self.owner_path = store, owner_path
-        self.policy = dataclasses.replace(store.policy, total_seconds=LEASE_SECONDS / 3,
-                                          timeout=min(store.policy.timeout, LEASE_SECONDS / 3))
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        renewal = 0
-        while not self.stopped.wait(LEASE_RENEW_SECONDS):
-            renewal += 1
-            try:
-                self.store.put(self.owner_path, json.dumps(_lock_owner(renewal)).encode(), policy=self.policy)
-            except ReleasekitError as error:
-                # The metadata it guards is still written conditionally and read back, so a lost lease costs a retry.
-                log.warning("could not renew the lock %s: %s", self.owner_path, error)
-
-    def stop(self):
-        self.stopped.set()
-        self.thread.join()
+        return webdav_lock.held(self, directory)
 
 
 class _FileBody:
@@ -409,23 +283,19 @@ class FileStore:
     def _write(self, path, chunks, if_match=None, if_none_match=False):
         target = self._path(path)
         try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".releasekit-")
-            with os.fdopen(fd, "wb") as handle:
+            with staged(os.path.dirname(target)) as (handle, tmp):
                 for chunk in chunks:
                     handle.write(chunk)
-            if if_match is not None and self.get(path)[1] != if_match:
-                os.unlink(tmp)
-                raise ConflictError("{} changed while it was being merged.".format(self.describe(path)))
-            if if_none_match:
-                try:
-                    os.link(tmp, target)  # atomic create-only
-                except FileExistsError:
-                    raise ConflictError("{} appeared while it was being merged.".format(self.describe(path))) from None
-                finally:
-                    os.unlink(tmp)
-                return
-            os.replace(tmp, target)  # readers see the old file or the new one, never half of one
+                handle.close()
+                if if_match is not None and self.get(path)[1] != if_match:
+                    raise ConflictError("{} changed while it was being merged.".format(self.describe(path)))
+                if if_none_match:
+                    try:
+                        os.link(tmp, target)  # atomic create-only
+                    except FileExistsError:
+                        raise ConflictError("{} appeared while it was being merged.".format(self.describe(path))) from None
+                    return
+                os.replace(tmp, target)  # readers see the old file or the new one, never half of one
         except OSError as error:
             raise StoreError("Cannot write {}: {}.".format(self.describe(path), error.strerror)) from None
 

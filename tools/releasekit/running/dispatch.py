@@ -7,7 +7,6 @@ it references (when they are in the selection) have succeeded in this run.
 """
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -16,182 +15,17 @@ import subprocess
 import sys
 import threading
 import time
-import xml.etree.ElementTree as ElementTree
 
-from releasekit.core.errors import BazelError
-from releasekit.selection.bazelquery import Bazel
-from releasekit.core.errors import ReleasekitError, UsageError
-from releasekit.core.redact import redact, without_secrets
-from releasekit.core.jsonio import write_json_atomic
-from releasekit.core.startup import STARTED_FD_VARIABLE, StartedSignal
 from releasekit.core import environment
+from releasekit.core.errors import BazelError, ReleasekitError, UsageError
+from releasekit.core.redact import redact, without_secrets
+from releasekit.core.startup import StartedSignal
+from releasekit.running import run_report, sharding
+from releasekit.running.build_events import built_outputs, read_build_events, test_outcomes
+from releasekit.running.run_report import Outcome
+from releasekit.selection.bazelquery import Bazel
 
 log = logging.getLogger(__name__)
-REPORT_VERSION = 1
-FAILED_STATES = ("failed", "build failed", "timeout")
-
-
-@dataclasses.dataclass
-class Outcome:
-    label: str
-    kind: str  # test or release
-    status: str  # passed, flaky, failed, build failed, timeout, skipped, built, published, no status
-    duration_seconds: float = 0.0
-    log: str = None
-    reason: str = None
-    record: dict = None
-    quarantined: bool = False
-    attempts: int = 1
-    # Releases: seconds from the run's first launch to this one's launch, and to its start-up signal.
-    launched_at: float = None
-    started_up_at: float = None
-
-    @property
-    def failed(self):
-        return self.status in FAILED_STATES
-
-
-def load_selection(path, kind):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise UsageError("Cannot read the {} selection {}: {}. Write it with releasekit collect.".format(kind, path, error)) from None
-    if data.get("format_version") != 1 or "targets" not in data:
-        raise UsageError("{} is not a releasekit collect {} file (format_version 1).".format(path, kind))
-    return [t["label"] for t in data["targets"]]
-
-
-# -- sharding -----------------------------------------------------------------------------
-
-def parse_shard(text):
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise UsageError("--shard '{}' must be K/N with 1 <= K <= N, e.g. 2/4.".format(text)) from None
-    if not 1 <= index <= count:
-        raise UsageError("--shard '{}' must be K/N with 1 <= K <= N, e.g. 2/4.".format(text))
-    return index, count
-
-
-def shard(labels, index, count, durations=None):
-    """The labels of shard index (1-based) of count: deterministic, balanced by recorded durations if given.
-
-    Longest first onto the least loaded shard (ties: lower shard); unknown durations count as the median.
-    """
-    durations = durations or {}
-    known = sorted(durations[label] for label in labels if label in durations)
-    default = known[len(known) // 2] if known else 1.0
-    ordered = sorted(labels, key=lambda label: (-durations.get(label, default), label))
-    loads = [0.0] * count
-    mine = []
-    for label in ordered:
-        target = min(range(count), key=lambda i: (loads[i], i))
-        loads[target] += durations.get(label, default)
-        if target == index - 1:
-            mine.append(label)
-    return sorted(mine)
-
-
-def durations_from_report(path):
-    """Durations by label from a run report, or from every report in a directory (one per shard)."""
-    if not path:
-        return {}
-    paths = [path]
-    if os.path.isdir(path):
-        paths = sorted(os.path.join(path, name) for name in os.listdir(path) if name.endswith(".json"))
-    durations = {}
-    for report_path in paths:
-        try:
-            with open(report_path, encoding="utf-8") as handle:
-                report = json.load(handle)
-            durations.update({t["label"]: t.get("duration_seconds", 0.0) for t in report.get("targets", [])})
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-            raise UsageError("Cannot read the previous report {}: {}. Give a report that releasekit dispatch "
-                             "wrote (--report), or a directory of them.".format(report_path, error)) from None
-    return durations
-
-
-# -- the build event protocol -------------------------------------------------------------
-
-def read_build_events(path):
-    events = []
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                line = line.strip()
-                if line:
-                    events.append(json.loads(line))
-    except FileNotFoundError:
-        return []
-    return events
-
-
-def _uri_path(uri):
-    return uri[len("file://"):] if uri and uri.startswith("file://") else uri
-
-
-def test_outcomes(events, labels):
-    """Outcome per test label, from testSummary / testResult / targetCompleted events."""
-    outcomes, logs, attempts, built = {}, {}, {}, {}
-    for event in events:
-        ident = event.get("id", {})
-        if "testResult" in ident:
-            label = ident["testResult"]["label"]
-            attempts[label] = max(attempts.get(label, 0), ident["testResult"].get("attempt", 1))
-            for output in event.get("testResult", {}).get("testActionOutput", []):
-                if output.get("name") == "test.log":
-                    logs[label] = _uri_path(output.get("uri"))
-        elif "targetCompleted" in ident:
-            built[ident["targetCompleted"]["label"]] = bool(event.get("completed", {}).get("success"))
-        elif "testSummary" in ident:
-            label = ident["testSummary"]["label"]
-            summary = event.get("testSummary", {})
-            status = summary.get("overallStatus", "NO_STATUS").lower().replace("_", " ")
-            millis = int(summary.get("totalRunDurationMillis", 0) or 0)
-            outcomes[label] = Outcome(label, "test", status, millis / 1000.0)
-    result = {}
-    for label in labels:
-        outcome = outcomes.get(label)
-        if outcome is None:
-            if built.get(label) is False:
-                outcome = Outcome(label, "test", "build failed", reason="the test did not build")
-            else:
-                outcome = Outcome(label, "test", "failed", reason="Bazel reported no result for this test")
-        outcome.log = logs.get(label)
-        outcome.attempts = attempts.get(label, 1)
-        if outcome.status == "flaky":
-            outcome.reason = "failed, then passed within {} attempts".format(outcome.attempts)
-        result[label] = outcome
-    return result
-
-
-def built_outputs(events, labels):
-    """{label: {output name: path}} for the labels that built; a label missing from it did not build."""
-    file_sets, completed = {}, {}
-    for event in events:
-        ident = event.get("id", {})
-        if "namedSet" in ident:
-            named = event.get("namedSetOfFiles", {})
-            file_sets[ident["namedSet"]["id"]] = (named.get("files", []), [s["id"] for s in named.get("fileSets", [])])
-        elif "targetCompleted" in ident and event.get("completed", {}).get("success"):
-            groups = event["completed"].get("outputGroup", [])
-            completed[ident["targetCompleted"]["label"]] = [s["id"] for g in groups for s in g.get("fileSets", [])]
-
-    def files_of(set_ids, seen):
-        for set_id in set_ids:
-            if set_id in seen or set_id not in file_sets:
-                continue
-            seen.add(set_id)
-            files, children = file_sets[set_id]
-            yield from files
-            yield from files_of(children, seen)
-
-    outputs = {}
-    for label in labels:
-        if label in completed:
-            outputs[label] = {f["name"]: _uri_path(f.get("uri")) for f in files_of(completed[label], set())}
-    return outputs
 
 
 # -- progress -------------------------------------------------------------------------------
@@ -233,6 +67,10 @@ class Progress:
         self.stream.write("\r\033[K" + self._status())
         self.stream.flush()
 
+    def note(self, line):
+        with self.lock:
+            self._emit(line)
+
     def close(self):
         if self.live:
             self.stream.write("\r\033[K")
@@ -272,8 +110,7 @@ class Dispatcher:
     def _bazel(self, command, labels, extra, bep):
         args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags, "--", *labels]
         # Bazel writes its client environment into the build event file: it never sees the publishers' credentials.
-        process = subprocess.run(self.bazel.command + args, cwd=self.workspace, capture_output=True, text=True,
-                                 env=without_secrets(os.environ if self.options.environ is None else self.options.environ))
+        process = self.bazel.run(args, env=without_secrets(os.environ if self.options.environ is None else self.options.environ))
         with open(os.path.join(self.report_dir, "bazel-{}.log".format(command)), "w") as handle:
             handle.write(process.stdout + process.stderr)
         if process.returncode not in (0, 1, 3, 4) and not os.path.exists(bep):
@@ -485,59 +322,45 @@ def _executable(label, outputs):
     raise UsageError("{} built, but its executable {} is not among its outputs.".format(label, wanted))
 
 
-# -- reports ---------------------------------------------------------------------------------
+# -- a whole run ---------------------------------------------------------------------------
 
-def exit_code(outcomes):
-    return 1 if any(o.failed and not o.quarantined for o in outcomes) else 0
+@dataclasses.dataclass
+class RunSettings:
+    """What dispatch, ci and pr share: where, with what, and how the run reports."""
 
-
-def write_report(path, outcomes, extra=None):
-    data = {"format_version": REPORT_VERSION, "targets": [dataclasses.asdict(o) for o in outcomes],
-            "summary": summarize(outcomes)}
-    data.update(extra or {})
-    write_json_atomic(path, data)
-
-
-def summarize(outcomes):
-    summary = {}
-    for outcome in outcomes:
-        key = "quarantined " + outcome.status if outcome.quarantined and outcome.failed else outcome.status
-        summary[key] = summary.get(key, 0) + 1
-    return summary
+    workspace: str
+    bazel_command: str = None
+    options: DispatchOptions = dataclasses.field(default_factory=DispatchOptions)
+    shard: str = None  # "K/N"
+    previous_report: str = None
+    report: str = None
+    junit: str = None
 
 
-def write_junit(path, outcomes):
-    suites = ElementTree.Element("testsuites", name="releasekit")
-    for kind in ("test", "release"):
-        chosen = [o for o in outcomes if o.kind == kind]
-        suite = ElementTree.SubElement(
-            suites, "testsuite", name=kind + "s", tests=str(len(chosen)),
-            failures=str(sum(o.failed and not o.quarantined for o in chosen)),
-            skipped=str(sum(o.status == "skipped" or (o.failed and o.quarantined) for o in chosen)),
-            time="{:.3f}".format(sum(o.duration_seconds for o in chosen)))
-        for outcome in chosen:
-            case = ElementTree.SubElement(suite, "testcase", classname=kind + "s", name=outcome.label,
-                                          time="{:.3f}".format(outcome.duration_seconds))
-            message = outcome.reason or outcome.status
-            if outcome.failed and not outcome.quarantined:
-                ElementTree.SubElement(case, "failure", message=message, type=outcome.status).text = outcome.log or ""
-            elif outcome.status == "skipped" or outcome.quarantined:
-                ElementTree.SubElement(case, "skipped", message=("quarantined: " if outcome.quarantined else "") + message)
-            elif outcome.status == "flaky":
-                ElementTree.SubElement(case, "system-out").text = "flaky: " + message
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = "{}.{}.tmp".format(path, hashlib.sha1(str(time.time()).encode()).hexdigest()[:8])
-    ElementTree.ElementTree(suites).write(tmp, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, path)
-
-
-def summary_table(outcomes):
-    lines = ["{:<8} {:<12} {:>8}  {}".format("kind", "status", "seconds", "target")]
-    for outcome in outcomes:
-        status = outcome.status + (" (quarantined)" if outcome.quarantined else "")
-        lines.append("{:<8} {:<12} {:>8.1f}  {}{}".format(outcome.kind, status, outcome.duration_seconds, outcome.label,
-                                                        "  - " + outcome.reason if outcome.reason else ""))
-    counts = summarize(outcomes)
-    lines.append(", ".join("{} {}".format(n, k) for k, n in sorted(counts.items())) or "nothing to run")
-    return "\n".join(lines)
+def run_selection(settings, tests, releases, progress, gate_releases_on_tests=False):
+    """Shard, run the tests, then the releases; write the reports. Returns (exit code, lines to show)."""
+    lines = []
+    if settings.shard:
+        index, count = sharding.parse_shard(settings.shard)
+        durations = sharding.durations_from_report(settings.previous_report)
+        tests = sharding.shard(tests, index, count, durations)
+        releases = sharding.shard(releases, index, count, durations)
+        progress.note("shard {}: {} tests, {} releases".format(settings.shard, len(tests), len(releases)))
+    workspace = os.path.abspath(settings.workspace)
+    dispatcher = Dispatcher(workspace, bazel=Bazel(workspace, command=settings.bazel_command), options=settings.options,
+                            progress=progress)
+    outcomes = dispatcher.run_tests(tests)
+    if gate_releases_on_tests:
+        failing_packages = {o.label.split(":")[0] for o in outcomes if o.failed and not o.quarantined}
+        gated = [r for r in releases if r.split(":")[0] in failing_packages]
+        releases = [r for r in releases if r not in gated]
+        outcomes += [Outcome(label, "release", "skipped", reason="a test in its package failed") for label in gated]
+    outcomes += dispatcher.run_releases(releases)
+    progress.close()
+    lines.append(run_report.summary_table(outcomes))
+    report = settings.report or os.path.join(dispatcher.report_dir, "report.json")
+    run_report.write_report(report, outcomes, {"shard": settings.shard, "build_only": settings.options.build_only})
+    junit = settings.junit or os.path.join(dispatcher.report_dir, "junit.xml")
+    run_report.write_junit(junit, outcomes)
+    lines.append("report: {}  junit: {}".format(report, junit))
+    return run_report.exit_code(outcomes), lines

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 
 from releasekit.core.errors import BazelError, ReleasekitError
-from releasekit.core import environment
+from releasekit.core import environment, process
 
 # Attributes that move when unrelated lines of a BUILD file move; they say nothing of what a target is.
 _POSITIONAL_ATTRIBUTES = frozenset(["generator_location"])
@@ -54,14 +54,15 @@ class Bazel:
         self.command = shlex.split(command or environment.BAZEL.get(environ) or "bazel")
         self.queries_run = 0
 
+    def run(self, args, env=None, binary=False, timeout=None):
+        """One Bazel command in this workspace, to completion: the CompletedProcess, whatever its exit code."""
+        return process.run(self.command + args, BazelError(
+            "Bazel is not installed or not on PATH ('{}' was not found). Install Bazel (or bazelisk), or point {} or "
+            "--bazel at it.".format(self.command[0], environment.BAZEL)), cwd=self.workspace, binary=binary, env=env,
+            timeout=timeout)
+
     def _run(self, args, what, binary=False):
-        try:
-            result = subprocess.run(self.command + args, cwd=self.workspace, capture_output=True)
-        except FileNotFoundError:
-            raise BazelError(
-                "Bazel is not installed or not on PATH ('{}' was not found). Install Bazel (or bazelisk), or "
-                "point {} or --bazel at it.".format(self.command[0], environment.BAZEL)
-            ) from None
+        result = self.run(args, binary=True)
         if result.returncode != 0:
             raise BazelError(
                 "{} failed in {} (bazel exit code {}): {} Fix the workspace so that it loads at this revision "
@@ -121,8 +122,8 @@ class Bazel:
 
     def shutdown(self):
         try:
-            subprocess.run(self.command + ["shutdown"], cwd=self.workspace, capture_output=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired):
+            self.run(["shutdown"], timeout=120)
+        except (ReleasekitError, OSError, subprocess.TimeoutExpired):
             pass
 
 

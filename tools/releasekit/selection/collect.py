@@ -18,14 +18,12 @@ a target is selected.
 import os
 import re
 
-from releasekit.selection import bazelrc
-from releasekit.selection import externals
-from releasekit.selection import gitrepo
-from releasekit.selection.bazelquery import Bazel, quote
 from releasekit.core.errors import UsageError
+from releasekit.selection import bazelrc, externals, gitrepo, graph
+from releasekit.selection.bazelquery import Bazel, quote
+from releasekit.selection.selection_file import Selected, Selection
 
-FORMAT_VERSION = 1
-RELEASE_KIND = "artifact_ci_release"
+RELEASE_KIND = graph.RELEASE_KIND
 EXCLUDING_TAGS = frozenset(["manual", "no-ci"])
 BUILD_FILE_NAMES = ("BUILD.bazel", "BUILD")
 GLOBAL_FILES = frozenset([
@@ -38,40 +36,6 @@ _SELECTING_EVERYTHING = frozenset(["MODULE.bazel", "MODULE.bazel.lock", "WORKSPA
                                    ".bazelignore"])
 _RC_IMPORT_RE = re.compile(r"^\s*(?:try-)?import\s+%workspace%/(\S+)", re.MULTILINE)
 _RULE_CLASS_RE = re.compile(r"^(\w+)\s*=\s*rule\(", re.MULTILINE)
-
-
-class Selected:
-    __slots__ = ("label", "kind", "reasons")
-
-    def __init__(self, label, kind, reasons):
-        self.label, self.kind, self.reasons = label, kind, reasons
-
-    def __repr__(self):
-        return "Selected({!r}, {!r}, {!r})".format(self.label, self.kind, self.reasons)
-
-
-class Selection:
-    """What collect found: the selected tests and releases, and what it noticed on the way."""
-
-    def __init__(self, base, head, everything, tests, releases, changed_files, queries=0, notes=None):
-        self.base, self.head, self.everything = base, head, everything
-        self.tests, self.releases, self.changed_files = tests, releases, changed_files
-        self.queries = queries
-        self.notes = [] if notes is None else notes
-
-    def report(self, kind):
-        targets = self.tests if kind == "tests" else self.releases
-        return {
-            "format_version": FORMAT_VERSION,
-            "kind": kind,
-            "base": self.base,
-            "head": self.head,
-            "everything": self.everything,
-            "notes": self.notes,
-            "targets": [
-                {"label": t.label, "kind": t.kind, "reasons": list(t.reasons)} for t in sorted(targets, key=lambda t: t.label)
-            ],
-        }
 
 
 class Collector:
@@ -121,7 +85,7 @@ class Collector:
                     pending.append(imported)
         return found
 
-    def _package_at_head(self, path):
+    def package_at_head(self, path):
         directory = os.path.dirname(path)
         while True:
             if any(os.path.isfile(os.path.join(self.workspace, directory, name)) for name in BUILD_FILE_NAMES):
@@ -172,9 +136,11 @@ class Collector:
         external_targets, external_reasons = {}, {}
         if workspace_hits:
             try:
-                external_reasons = self._changed_external_targets(base_commit, workspace_hits)
+                external_reasons = externals.changed_targets(
+                    lambda path: self.repo.read_at(base_commit, path), lambda path: self.repo.read_at(gitrepo.WORKTREE, path),
+                    self.bazel, lambda: self._base_bazel(base_commit), self._bzl_reach, workspace_hits)
                 if external_reasons:
-                    external_targets = self._external_dependents(external_reasons)
+                    external_targets = externals.dependents(self.bazel, external_reasons)
             except externals.Unjudged as why:
                 return self._everything(selection, workspace_hits, str(why))
             if not external_reasons:
@@ -199,13 +165,13 @@ class Collector:
                 if path.endswith(".bzl"):
                     changed_bzl.append(path)
                     continue
-                package = self._package_at_head(path)
+                package = self.package_at_head(path)
                 if package is None:
                     continue
                 if name in BUILD_FILE_NAMES or change.status not in ("M", "T"):
                     touched_packages.setdefault(package, []).append(path)
                 if name not in BUILD_FILE_NAMES:
-                    file_seeds.setdefault(_label(package, path), []).append(path)
+                    file_seeds.setdefault(graph.label(package, path), []).append(path)
             if change.status in ("D", "R"):
                 path = change.paths_at_base[0]
                 if path.endswith(".bzl"):
@@ -223,7 +189,7 @@ class Collector:
                 if os.path.basename(path) not in BUILD_FILE_NAMES or not os.path.dirname(path):
                     continue
                 inside_parent = os.path.join(os.path.dirname(os.path.dirname(path)), "_")
-                for enclosing in (self._package_at_head(inside_parent), self._package_at_base(base_commit, inside_parent)):
+                for enclosing in (self.package_at_head(inside_parent), self._package_at_base(base_commit, inside_parent)):
                     if enclosing is not None:
                         touched_packages.setdefault(enclosing, []).append(path)
 
@@ -242,61 +208,9 @@ class Collector:
             self._select(selection, file_seeds, rule_seeds, bzl_packages if rule_classes else {}, rule_classes)
         if external_targets:
             reasons = dict(external_reasons)
-            _propagate(external_targets, reasons)
+            graph.propagate(external_targets, reasons)
             self._add(selection, external_targets, reasons)
         return self._add_bazelrc_selection(selection, rc_reaches)
-
-    # -- WORKSPACE-level changes (see externals.py) ----------------------------------------
-
-    def _changed_external_targets(self, base_commit, workspace_hits):
-        """{external label: {reason}} of the external targets the change changed, or Unjudged."""
-        read_base = lambda path: self.repo.read_at(base_commit, path)  # noqa: E731
-        read_head = lambda path: self.repo.read_at(gitrepo.WORKTREE, path)  # noqa: E731
-        base_starlark, _ = externals.workspace_files(read_base, externals.WORKSPACE_FILES)
-        head_starlark, _ = externals.workspace_files(read_head, externals.WORKSPACE_FILES)
-        if externals.registrations(read_base, base_starlark) != externals.registrations(read_head, head_starlark):
-            raise externals.Unjudged("a toolchain or platform registration, or workspace(), changed")
-        starlark = base_starlark | head_starlark
-        changed_data = [p for p in workspace_hits if p not in starlark]
-        # Repository rules defined where a change reaches (or in a file that names a changed file) may now fetch
-        # something else, with the same definitions.
-        namers = {s for s in head_starlark for p in changed_data if externals.names_file_in_text(read_head(s) or "", p)}
-        reached = self._bzl_reach([p for p in workspace_hits if p in starlark] + sorted(namers - set(externals.WORKSPACE_FILES)))
-        repository_rules = externals.repository_rule_classes(read_head, reached)
-        before = externals.repositories(self._base_bazel(base_commit))
-        after = externals.repositories(self.bazel)
-        binds, fetched = [], []
-        for name, (kind, definition) in sorted(after.items()):
-            if name not in before:
-                continue  # only a changed BUILD file can use a new repository, and that change is compared itself
-            if before[name] != (kind, definition) or kind in repository_rules or any(
-                    externals.names_a_file(definition, p) for p in changed_data):
-                (binds if kind == "bind" else fetched).append(name)
-        for path in changed_data:
-            if not any(externals.names_a_file(d, path) for _, d in after.values()) and not repository_rules:
-                raise externals.Unjudged("{} is named by the WORKSPACE files, but by no repository definition or "
-                                         "repository rule".format(path))
-        why = "{}: external target {{}} changed".format(", ".join(workspace_hits))
-        changed = {"//external:" + name: {why.format("//external:" + name)} for name in binds}
-        if fetched:
-            head_contents = externals.contents(self.bazel, fetched)
-            base_contents = externals.contents(self._base_bazel(base_commit), fetched)
-            for label, fingerprint in sorted(head_contents.items()):
-                if label in base_contents and base_contents[label] != fingerprint:
-                    changed[label] = {why.format(label)}
-        return changed
-
-    def _external_dependents(self, external_reasons):
-        """The rdeps of changed external targets (with their edges), or Unjudged when one of them has none here."""
-        expression = "rdeps(//..., set({}))".format(" ".join(quote(label) for label in sorted(external_reasons)))
-        targets = self.bazel.query_targets(expression, external_inputs=True)
-        unused = externals.unused(targets, external_reasons)
-        if unused:
-            raise externals.Unjudged("{} changed, and no target of the workspace depends on {} through attributes: "
-                                     "toolchain resolution may use {}".format(
-                                         ", ".join(unused[:3]) + (" and {} more".format(len(unused) - 3) if len(unused) > 3 else ""),
-                                         "them" if len(unused) > 1 else "it", "them" if len(unused) > 1 else "it"))
-        return targets
 
     def _bazelrc_reaches(self, base_commit, head_commit):
         """(reach, option name) of every option that differs in .bazelrc (and what it imports) between the revisions."""
@@ -341,14 +255,14 @@ class Collector:
         """Rules of the touched packages that are new or defined differently at head than at base."""
         head_packages = sorted(p for p in touched_packages if self._package_exists_here(p))
         head_rules = (
-            self.bazel.query_targets(_packages_expression(head_packages, "all"), definitions=True) if head_packages else {}
+            self.bazel.query_targets(graph.packages_expression(head_packages, "all"), definitions=True) if head_packages else {}
         )
         base_rules = self._base_rules(sorted(touched_packages), base_commit)
         changed = {}
         for label, target in head_rules.items():
             before = base_rules.get(label)
             if before is None or before.definition != target.definition:
-                changed[label] = (target, touched_packages[_package_of(label)])
+                changed[label] = (target, touched_packages[graph.package_of(label)])
         return changed
 
     def _package_exists_here(self, package):
@@ -357,7 +271,7 @@ class Collector:
     def _base_bazel(self, base_commit):
         """Bazel in a worktree of the base commit (checked out once per commit)."""
         if self._base_workspace[0] != base_commit:
-            directory = self.base_checkout_dir or _default_base_checkout(self.repo.root)
+            directory = self.base_checkout_dir or graph.default_base_checkout(self.repo.root)
             self._base_workspace = (base_commit, self.repo.checkout_of(base_commit, directory))
         if self.base_bazel is None:
             self.base_bazel = Bazel(self._base_workspace[1], command=" ".join(self.bazel.command))
@@ -369,13 +283,13 @@ class Collector:
                                                for n in BUILD_FILE_NAMES)]
         if not existing:
             return {}
-        return base_bazel.query_targets(_packages_expression(existing, "all"), definitions=True)
+        return base_bazel.query_targets(graph.packages_expression(existing, "all"), definitions=True)
 
     def _packages_loading(self, bzl_paths):
         """Packages whose BUILD files load (transitively) one of these .bzl files, with the files."""
         expression = "rbuildfiles({})".format(", ".join(quote(p) for p in sorted(set(bzl_paths))))
         build_files = self.bazel.query_labels(expression, universe_scope="//...")
-        return {_package_of(label): sorted(set(bzl_paths)) for label in build_files if not label.startswith("@")}
+        return {graph.package_of(label): sorted(set(bzl_paths)) for label in build_files if not label.startswith("@")}
 
     def _bzl_reach(self, bzl_paths):
         """These .bzl files and every .bzl file of the workspace that loads one of them (transitively)."""
@@ -402,14 +316,14 @@ class Collector:
     def _select(self, selection, file_seeds, rule_seeds, bzl_packages, rule_classes=()):
         parts = []
         if file_seeds:
-            packages = sorted({_package_of(label) for label in file_seeds})
+            packages = sorted({graph.package_of(label) for label in file_seeds})
             regex = "^({})$".format("|".join(re.escape(label) for label in sorted(file_seeds)))
-            parts.append("filter({}, {})".format(quote(regex), _packages_expression(packages, "*")))
+            parts.append("filter({}, {})".format(quote(regex), graph.packages_expression(packages, "*")))
         if rule_seeds:
             parts.append("set({})".format(" ".join(quote(label) for label in sorted(rule_seeds))))
         if bzl_packages:
             parts.append("kind({}, {})".format(quote("^({}) rule$".format("|".join(sorted(rule_classes)))),
-                                               _packages_expression(sorted(bzl_packages), "all")))
+                                               graph.packages_expression(sorted(bzl_packages), "all")))
         if not parts:
             selection.notes.append("no changed file belongs to a Bazel target")
             return selection
@@ -424,10 +338,10 @@ class Collector:
         for label, (_, paths) in rule_seeds.items():
             reasons.setdefault(label, set()).update(paths)
         for label, target in targets.items():
-            package = _package_of(label)
+            package = graph.package_of(label)
             if package in bzl_packages and target.is_rule and target.kind in rule_classes:
                 reasons.setdefault(label, set()).update(bzl_packages[package])
-        _propagate(targets, reasons)
+        graph.propagate(targets, reasons)
         self._fill(selection, targets, reasons)
         self._leave_out_incompatible(selection, targets)
         selection.queries = self.bazel.queries_run + (self.base_bazel.queries_run if self.base_bazel else 0)
@@ -448,7 +362,7 @@ class Collector:
         for label, target in targets.items():
             if label.startswith("//external") or label.startswith("@") or EXCLUDING_TAGS.intersection(target.tags):
                 continue
-            if not _selectable(target):
+            if not graph.selectable(target):
                 continue
             entry = Selected(label, target.kind, sorted(reasons.get(label, ())))
             if target.kind == RELEASE_KIND:
@@ -461,9 +375,9 @@ class Collector:
         constrained = sorted(t.label for t in selection.tests + selection.releases if targets[t.label].constrained)
         if not constrained:
             return
-        packages = sorted({_package_of(label) for label in constrained})
+        packages = sorted({graph.package_of(label) for label in constrained})
         regex = "^({})$".format("|".join(re.escape(label) for label in constrained))
-        incompatible = self.bazel.incompatible("filter({}, {})".format(quote(regex), _packages_expression(packages, "all")))
+        incompatible = self.bazel.incompatible("filter({}, {})".format(quote(regex), graph.packages_expression(packages, "all")))
         if incompatible:
             selection.tests = [t for t in selection.tests if t.label not in incompatible]
             selection.releases = [t for t in selection.releases if t.label not in incompatible]
@@ -473,64 +387,3 @@ class Collector:
     def close(self):
         if self.base_bazel is not None:
             self.base_bazel.shutdown()
-
-
-def _propagate(targets, reasons):
-    """Give each target the changed files of every seed it depends on.
-
-    Each seed is a bit. Masks flow from the seeds along reverse edges in topological order (Kahn), so
-    every edge is crossed once, whatever the number of seeds.
-    """
-    seeds = [label for label in reasons if label in targets]
-    masks = {label: 1 << index for index, label in enumerate(seeds)}
-    dependents, pending = {}, dict.fromkeys(targets, 0)
-    for label, target in targets.items():
-        # A test reached through a changed test_suite depends on the suite for this purpose.
-        edges = [i for i in target.inputs if i in pending] + [(label, t) for t in target.test_suite_tests if t in pending]
-        for edge in edges:
-            source, dependent = edge if isinstance(edge, tuple) else (edge, label)
-            dependents.setdefault(source, []).append(dependent)
-            pending[dependent] += 1
-    ready = [label for label, count in pending.items() if count == 0]
-    while ready:
-        label = ready.pop()
-        mask = masks.get(label, 0)
-        for dependent in dependents.get(label, ()):
-            if mask:
-                masks[dependent] = masks.get(dependent, 0) | mask
-            pending[dependent] -= 1
-            if pending[dependent] == 0:
-                ready.append(dependent)
-    for label, mask in masks.items():
-        if label in reasons or not _selectable(targets[label]):
-            continue  # intermediate targets need no list of their own
-        merged = reasons[label] = set()
-        while mask:
-            lowest = mask & -mask
-            merged.update(reasons[seeds[lowest.bit_length() - 1]])
-            mask ^= lowest
-
-
-def _selectable(target):
-    return target.kind == RELEASE_KIND or target.is_test
-
-
-def _default_base_checkout(repo_root):
-    """Outside the workspace (or //... would see it), one per repository, reused so its Bazel server stays warm."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    import hashlib  # here: most selections never need a base checkout
-
-    key = hashlib.sha256(os.path.realpath(repo_root).encode()).hexdigest()[:16]
-    return os.path.join(cache, "releasekit", "base-checkouts", key)
-
-
-def _label(package, path):
-    return "//{}:{}".format(package, path[len(package) + 1:] if package else path)
-
-
-def _package_of(label):
-    return label.split("//", 1)[1].split(":", 1)[0]
-
-
-def _packages_expression(packages, which):
-    return "set({})".format(" ".join(quote("//{}:{}".format(p, which)) for p in packages))

@@ -211,3 +211,55 @@ def unused(targets, seeds):
         target = targets.get(label)
         pending.extend(target.inputs if target is not None else ())
     return sorted(seed for seed in seeds if seed not in reached)
+
+
+def changed_targets(read_base, read_head, bazel, base_bazel, bzl_reach, workspace_hits):
+    """{external label: {reason}} of the external targets a WORKSPACE-level change changed, or Unjudged.
+
+    read_base / read_head: a file's text at each revision; bazel / base_bazel(): Bazel at head and (made on first
+    use) at base; bzl_reach(paths): those .bzl files and the workspace's .bzl files that load them."""
+    base_starlark, _ = workspace_files(read_base, WORKSPACE_FILES)
+    head_starlark, _ = workspace_files(read_head, WORKSPACE_FILES)
+    if registrations(read_base, base_starlark) != registrations(read_head, head_starlark):
+        raise Unjudged("a toolchain or platform registration, or workspace(), changed")
+    starlark = base_starlark | head_starlark
+    changed_data = [p for p in workspace_hits if p not in starlark]
+    # Repository rules defined where a change reaches (or in a file that names a changed file) may now fetch
+    # something else, with the same definitions.
+    namers = {s for s in head_starlark for p in changed_data if names_file_in_text(read_head(s) or "", p)}
+    reached = bzl_reach([p for p in workspace_hits if p in starlark] + sorted(namers - set(WORKSPACE_FILES)))
+    repository_rules = repository_rule_classes(read_head, reached)
+    before, after = repositories(base_bazel()), repositories(bazel)
+    binds, fetched = [], []
+    for name, (kind, definition) in sorted(after.items()):
+        if name not in before:
+            continue  # only a changed BUILD file can use a new repository, and that change is compared itself
+        if before[name] != (kind, definition) or kind in repository_rules or any(
+                names_a_file(definition, p) for p in changed_data):
+            (binds if kind == "bind" else fetched).append(name)
+    for path in changed_data:
+        if not any(names_a_file(d, path) for _, d in after.values()) and not repository_rules:
+            raise Unjudged("{} is named by the WORKSPACE files, but by no repository definition or repository "
+                           "rule".format(path))
+    why = "{}: external target {{}} changed".format(", ".join(workspace_hits))
+    changed = {"//external:" + name: {why.format("//external:" + name)} for name in binds}
+    if fetched:
+        head_contents, base_contents = contents(bazel, fetched), contents(base_bazel(), fetched)
+        for label, fingerprint in sorted(head_contents.items()):
+            if label in base_contents and base_contents[label] != fingerprint:
+                changed[label] = {why.format(label)}
+    return changed
+
+
+def dependents(bazel, reasons):
+    """The rdeps of changed external targets (with their edges), or Unjudged when one of them has none here."""
+    expression = "rdeps(//..., set({}))".format(" ".join(quote(label) for label in sorted(reasons)))
+    targets = bazel.query_targets(expression, external_inputs=True)
+    lonely = unused(targets, reasons)
+    if lonely:
+        pronoun = "them" if len(lonely) > 1 else "it"
+        raise Unjudged("{} changed, and no target of the workspace depends on {} through attributes: toolchain "
+                       "resolution may use {}".format(
+                           ", ".join(lonely[:3]) + (" and {} more".format(len(lonely) - 3) if len(lonely) > 3 else ""),
+                           pronoun, pronoun))
+    return targets

@@ -3,6 +3,7 @@
 import os
 import subprocess
 
+from releasekit.core import process
 from releasekit.core.errors import GitError
 
 WORKTREE = "WORKTREE"
@@ -35,10 +36,7 @@ class Change:
 
 
 def _run(workspace, *args, check=True):
-    try:
-        result = subprocess.run(["git", "-C", workspace, *args], capture_output=True, text=True)
-    except FileNotFoundError:
-        raise GitError("git is not installed; install git to select changes.") from None
+    result = process.run(["git", "-C", workspace, *args], GitError("git is not installed; install git to select changes."))
     if check and result.returncode != 0:
         raise GitError(
             "git {} failed in {}: {}".format(" ".join(args), workspace, (result.stderr.strip().splitlines() or ["?"])[0])

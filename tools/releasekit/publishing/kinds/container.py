@@ -3,9 +3,10 @@
 from releasekit.publishing import channel_marker
 from releasekit.core.versioning import image_tags
 from releasekit.publishing.credentials import registry_credentials
-from releasekit.publishing.image import ImagePlan
+from releasekit.publishing.image_plan import ImagePlan
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
-from releasekit.publishing.registry import BlobLocator, RegistryClient, check_repository
+from releasekit.publishing.blob_locator import BlobLocator
+from releasekit.publishing.registry import RegistryClient, check_repository
 
 
 class ContainerKind(ArtifactKind):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import TEST_PASSWORD, TEST_USER
-from helpers.servers import NginxStore, Registry, free_port
+from helpers.servers import REPO_ROOT, NginxStore, Registry, free_port
 from helpers.workspace import git
 
 TARGET = "//services/hello:hello_deploy"
@@ -300,7 +300,7 @@ def test_a_python_without_pyyaml_gets_the_pip_command(tmp_path):
     turned off with -S) gets the command that fixes it, not a traceback."""
     manifest = tmp_path / "app.yaml"
     manifest.write_text("kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: app\n")
-    entry = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "releasekit_entry.py")
+    entry = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
     result = subprocess.run([sys.executable, "-S", entry, "deploy-check", "--manifest", str(manifest), "--display",
                              "app.yaml", "--platform", "generic", "--kubernetes-version", "1.30.0", "--label", "//app:deploy",
                              "--out", str(tmp_path / "out.json")], capture_output=True, text=True)

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from helpers.servers import REPO_ROOT
 from releasekit.core.config import RESOLVED_CONFIG_VARIABLE, load_config, parse_config
 from releasekit.core.errors import ConfigError
 
@@ -180,7 +181,7 @@ def test_dispatch_hands_releases_the_configuration_it_read(tmp_path):
     script = ("import sys; from releasekit.core.config import load_config; c = load_config(); "
               "print(c.destination('dev', 'registry').host, 'yaml' in sys.modules)")
     shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=dict(
-        environ, PYTHONPATH=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")))
+        environ, PYTHONPATH=os.path.join(REPO_ROOT, "tools")))
     assert shown.stdout.split() == ["10.0.0.5:5000", "False"], shown.stderr
 
 

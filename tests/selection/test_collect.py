@@ -14,7 +14,8 @@ import pytest
 from helpers.servers import REPO_ROOT
 from helpers.workspace import BAZEL, Workspace, git
 from releasekit.selection.bazelquery import Bazel
-from releasekit.selection.collect import Collector, _selectable
+from releasekit.selection.collect import Collector
+from releasekit.selection.graph import selectable
 from releasekit.core.errors import ReleasekitError, UsageError
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
@@ -509,7 +510,7 @@ def test_proto_reader_agrees_with_a_full_xml_parse(repo):
         local_inputs = tuple(i for i in target.inputs if not i.startswith("@"))  # the reader leaves external ones out
         # The XML writes out a rule class's default tags (constraint_setting's "manual"); the reader reads the
         # tags written in BUILD files, which are all a test rule or a release has.
-        tags = target.tags if _selectable(target) or target.tags != ("manual",) else ()
+        tags = target.tags if selectable(target) or target.tags != ("manual",) else ()
         assert (fast.kind, fast.tags, fast.inputs, fast.test_suite_tests) == (
             target.kind, tags, local_inputs, target.test_suite_tests), label
     assert decoded["//noci:noci_test"].tags == ("no-ci",)

@@ -14,8 +14,10 @@ from releasekit.core.config import parse_registry
 from releasekit.publishing.credentials import ANONYMOUS
 from releasekit.core.errors import ImageError
 from releasekit.core.http import RetryPolicy
-from releasekit.publishing.image import ImagePlan, build_plan
-from releasekit.publishing.registry import BlobLocator, RegistryClient
+from releasekit.publishing.image import build_plan
+from releasekit.publishing.image_plan import ImagePlan
+from releasekit.publishing.blob_locator import BlobLocator
+from releasekit.publishing.registry import RegistryClient
 
 FAST_FAIL = {"RELEASEKIT_RETRY_ATTEMPTS": "2", "RELEASEKIT_RETRY_TOTAL_SECONDS": "5"}
 
@@ -407,7 +409,7 @@ def test_an_archive_holding_an_oci_layout_is_pushed_with_its_own_manifest(regist
 def test_an_image_index_is_pushed_children_first_then_by_digest_then_tags(registry, tmp_path, isolated_home):
     """A layout whose index.json names one image index: every child manifest, then the index by digest, then its tags."""
     from helpers.slow_proxy import KillGate, SlowProxy
-    from releasekit.publishing.image import OCI_INDEX, canonical_json
+    from releasekit.publishing.oci import OCI_INDEX, canonical_json
     from releasekit.publishing.layout_builder import write_blob
 
     layout, children = _flat_multi_platform_layout(tmp_path)

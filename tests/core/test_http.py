@@ -13,8 +13,10 @@ from helpers.slow_proxy import SlowProxy
 from releasekit.core.config import parse_registry, parse_store
 from releasekit.publishing.credentials import ANONYMOUS
 from releasekit.core.http import RetryPolicy
-from releasekit.publishing.image import ImagePlan, build_plan
-from releasekit.publishing.registry import BlobLocator, RegistryClient
+from releasekit.publishing.image import build_plan
+from releasekit.publishing.image_plan import ImagePlan
+from releasekit.publishing.blob_locator import BlobLocator
+from releasekit.publishing.registry import RegistryClient
 from releasekit.publishing.stores import HttpStore
 
 QUICK = RetryPolicy(attempts=2, total_seconds=5)

@@ -273,8 +273,10 @@ def test_a_chunked_upload_resumes_where_the_registry_stands(registry, tmp_path, 
     from releasekit.core.config import parse_registry
     from releasekit.publishing.credentials import ANONYMOUS
     from releasekit.core.http import RetryPolicy
-    from releasekit.publishing.image import ImagePlan, build_plan
-    from releasekit.publishing.registry import BlobLocator, RegistryClient
+    from releasekit.publishing.image import build_plan
+    from releasekit.publishing.image_plan import ImagePlan
+    from releasekit.publishing.blob_locator import BlobLocator
+    from releasekit.publishing.registry import RegistryClient
 
     for faults, repository, megabytes in ((("reset",), "resume/reset", 6), (("reset", "cut"), "resume/mixed", 2)):
         layout = str(tmp_path / repository.replace("/", "-"))

@@ -11,7 +11,7 @@ import pytest
 from conftest import TEST_PASSWORD, TEST_USER
 from helpers.servers import REPO_ROOT, NginxStore, Registry, RegistryProxy
 from helpers.workspace import BAZEL, Workspace, git
-from releasekit.running.dispatch import shard
+from releasekit.running.sharding import shard
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 LOAD = 'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "image_layout")\n\n'
@@ -240,7 +240,8 @@ def test_two_output_bases_share_one_http_remote_cache(tmp_path):
 def test_live_progress_on_a_terminal_and_plain_lines_in_logs():
     import io
 
-    from releasekit.running.dispatch import Outcome, Progress
+    from releasekit.running.dispatch import Progress
+    from releasekit.running.run_report import Outcome
 
     terminal = io.StringIO()
     live = Progress(stream=terminal, live=True)
@@ -368,7 +369,7 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
 
 def test_previous_reports_of_every_shard_balance_the_next_run(tmp_path):
     """--previous-report takes a directory of the shards' reports, as the pipelines download them."""
-    from releasekit.running.dispatch import durations_from_report, shard
+    from releasekit.running.sharding import durations_from_report, shard
 
     reports = tmp_path / "releasekit-reports"
     reports.mkdir()

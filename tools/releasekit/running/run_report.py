@@ -1,0 +1,82 @@
+"""The run report: one Outcome per test and release of a run, written as JSON (the contract CI and the next run's
+sharding read) and as JUnit XML, and summed up as the exit code and a table."""
+
+import dataclasses
+import xml.etree.ElementTree as ElementTree
+
+from releasekit.core.jsonio import write_atomic, write_json_atomic
+
+REPORT_VERSION = 1
+FAILED_STATES = ("failed", "build failed", "timeout")
+
+
+@dataclasses.dataclass
+class Outcome:
+    label: str
+    kind: str  # test or release
+    status: str  # passed, flaky, failed, build failed, timeout, skipped, built, published, no status
+    duration_seconds: float = 0.0
+    log: str = None
+    reason: str = None
+    record: dict = None
+    quarantined: bool = False
+    attempts: int = 1
+    # Releases: seconds from the run's first launch to this one's launch, and to its start-up signal.
+    launched_at: float = None
+    started_up_at: float = None
+
+    @property
+    def failed(self):
+        return self.status in FAILED_STATES
+
+
+def exit_code(outcomes):
+    return 1 if any(o.failed and not o.quarantined for o in outcomes) else 0
+
+
+def write_report(path, outcomes, extra=None):
+    data = {"format_version": REPORT_VERSION, "targets": [dataclasses.asdict(o) for o in outcomes],
+            "summary": summarize(outcomes)}
+    data.update(extra or {})
+    write_json_atomic(path, data)
+
+
+def summarize(outcomes):
+    summary = {}
+    for outcome in outcomes:
+        key = "quarantined " + outcome.status if outcome.quarantined and outcome.failed else outcome.status
+        summary[key] = summary.get(key, 0) + 1
+    return summary
+
+
+def write_junit(path, outcomes):
+    suites = ElementTree.Element("testsuites", name="releasekit")
+    for kind in ("test", "release"):
+        chosen = [o for o in outcomes if o.kind == kind]
+        suite = ElementTree.SubElement(
+            suites, "testsuite", name=kind + "s", tests=str(len(chosen)),
+            failures=str(sum(o.failed and not o.quarantined for o in chosen)),
+            skipped=str(sum(o.status == "skipped" or (o.failed and o.quarantined) for o in chosen)),
+            time="{:.3f}".format(sum(o.duration_seconds for o in chosen)))
+        for outcome in chosen:
+            case = ElementTree.SubElement(suite, "testcase", classname=kind + "s", name=outcome.label,
+                                          time="{:.3f}".format(outcome.duration_seconds))
+            message = outcome.reason or outcome.status
+            if outcome.failed and not outcome.quarantined:
+                ElementTree.SubElement(case, "failure", message=message, type=outcome.status).text = outcome.log or ""
+            elif outcome.status == "skipped" or outcome.quarantined:
+                ElementTree.SubElement(case, "skipped", message=("quarantined: " if outcome.quarantined else "") + message)
+            elif outcome.status == "flaky":
+                ElementTree.SubElement(case, "system-out").text = "flaky: " + message
+    write_atomic(path, ElementTree.tostring(suites, encoding="utf-8", xml_declaration=True))
+
+
+def summary_table(outcomes):
+    lines = ["{:<8} {:<12} {:>8}  {}".format("kind", "status", "seconds", "target")]
+    for outcome in outcomes:
+        status = outcome.status + (" (quarantined)" if outcome.quarantined else "")
+        lines.append("{:<8} {:<12} {:>8.1f}  {}{}".format(outcome.kind, status, outcome.duration_seconds, outcome.label,
+                                                        "  - " + outcome.reason if outcome.reason else ""))
+    counts = summarize(outcomes)
+    lines.append(", ".join("{} {}".format(n, k) for k, n in sorted(counts.items())) or "nothing to run")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""Sharding a selection across CI machines: deterministic, and balanced by the durations of a previous run."""
+
+import json
+import os
+
+from releasekit.core.errors import UsageError
+
+
+def parse_shard(text):
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError("--shard '{}' must be K/N with 1 <= K <= N, e.g. 2/4.".format(text)) from None
+    if not 1 <= index <= count:
+        raise UsageError("--shard '{}' must be K/N with 1 <= K <= N, e.g. 2/4.".format(text))
+    return index, count
+
+
+def shard(labels, index, count, durations=None):
+    """The labels of shard index (1-based) of count: deterministic, balanced by recorded durations if given.
+
+    Longest first onto the least loaded shard (ties: lower shard); unknown durations count as the median.
+    """
+    durations = durations or {}
+    known = sorted(durations[label] for label in labels if label in durations)
+    default = known[len(known) // 2] if known else 1.0
+    ordered = sorted(labels, key=lambda label: (-durations.get(label, default), label))
+    loads = [0.0] * count
+    mine = []
+    for label in ordered:
+        target = min(range(count), key=lambda i: (loads[i], i))
+        loads[target] += durations.get(label, default)
+        if target == index - 1:
+            mine.append(label)
+    return sorted(mine)
+
+
+def durations_from_report(path):
+    """Durations by label from a run report, or from every report in a directory (one per shard)."""
+    if not path:
+        return {}
+    paths = [path]
+    if os.path.isdir(path):
+        paths = sorted(os.path.join(path, name) for name in os.listdir(path) if name.endswith(".json"))
+    durations = {}
+    for report_path in paths:
+        try:
+            with open(report_path, encoding="utf-8") as handle:
+                report = json.load(handle)
+            durations.update({t["label"]: t.get("duration_seconds", 0.0) for t in report.get("targets", [])})
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+            raise UsageError("Cannot read the previous report {}: {}. Give a report that releasekit dispatch "
+                             "wrote (--report), or a directory of them.".format(report_path, error)) from None
+    return durations
