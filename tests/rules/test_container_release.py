@@ -17,7 +17,8 @@ def release_env(registry, tmp_path_factory):
     directory = tmp_path_factory.mktemp("release-env")
     config = directory / "releasekit.yaml"
     config.write_text(
-        "channels:\n  ci: {registry: 'http://%s/prod'}\n  dev: {registry: 'http://%s/dev'}\n" % (registry.host, registry.host)
+        # A namespace of this module's own: other modules' releases of the example do not change what it sees.
+        "channels:\n  ci: {registry: 'http://%s/cr/prod'}\n  dev: {registry: 'http://%s/cr/dev'}\n" % (registry.host, registry.host)
     )
     return {
         "RELEASEKIT_CONFIG": str(config),
@@ -81,19 +82,19 @@ def test_dev_and_ci_variants_push_with_their_tags(example_workspace, registry, r
     dev = record_of(release_env)
     assert dev["channel"] == "dev"
     assert dev["tags"] == ["dev-tester-" + head[:12]]
-    assert registry.tags("dev/examples/hello") == ["dev-tester-" + head[:12]]
+    assert registry.tags("cr/dev/examples/hello") == ["dev-tester-" + head[:12]]
 
     example_workspace.bazel("run", "//services/hello:hello.ci", env=dict(release_env, CI="true"))
     ci = record_of(release_env)
     assert ci["tags"] == [head, "stable"]
-    inspected = registry.inspect("prod/examples/hello:stable")
+    inspected = registry.inspect("cr/prod/examples/hello:stable")
     assert inspected["Digest"] == ci["digest"] == dev["digest"]
     assert sorted(inspected["RepoTags"]) == sorted([head, "stable"])
     assert inspected["Labels"] == {"org.opencontainers.image.title": "hello"}
     # The blobs were mounted from the dev repository pushed just before: nothing uploaded twice.
     assert ci["bytes_uploaded"] == 0 and ci["blobs_mounted"] == 2
     copy = subprocess.run(
-        ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://{}/prod/examples/hello:{}".format(registry.host, head),
+        ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://{}/cr/prod/examples/hello:{}".format(registry.host, head),
          "oci:{}".format(tmp_path / "copied")], capture_output=True, text=True,
     )
     assert copy.returncode == 0, copy.stderr
@@ -121,7 +122,7 @@ def test_ci_variant_without_ci_refuses_and_pushes_nothing(example_workspace, reg
     assert result.returncode != 0
     assert "CI=true is not set" in result.stderr
     assert "bazel run //services/greeter:greeter.dev" in result.stderr
-    assert "prod/examples/greeter" not in registry.catalog()
+    assert "cr/prod/examples/greeter" not in registry.catalog()
 
 
 def test_docker_save_tarball_input(example_workspace, registry, release_env, tmp_path):
@@ -136,7 +137,7 @@ def test_docker_save_tarball_input(example_workspace, registry, release_env, tmp
     example_workspace.commit("add a docker-save tarball release")
     example_workspace.bazel("run", "//services/legacy:legacy.dev", env=release_env)
     record = record_of(release_env)
-    inspected = registry.inspect("dev/examples/legacy:" + record["tags"][0])
+    inspected = registry.inspect("cr/dev/examples/legacy:" + record["tags"][0])
     assert inspected["Digest"] == record["digest"]
     # The manifest is rebuilt and the layer compressed deterministically, as image_layout compresses: the image the
     # tarball was saved from comes back digest for digest.
@@ -144,13 +145,13 @@ def test_docker_save_tarball_input(example_workspace, registry, release_env, tmp
     assert inspected["Layers"] and record["blobs_uploaded"] == 2
     # docker save keeps layers uncompressed; they are pushed gzip-compressed, as docker push and skopeo do.
     [layer] = record["compressed_layers"]
-    raw = json.loads(subprocess.run(["skopeo", "inspect", "--raw", *registry.skopeo_args(), "docker://{}/dev/examples/legacy@{}".format(
+    raw = json.loads(subprocess.run(["skopeo", "inspect", "--raw", *registry.skopeo_args(), "docker://{}/cr/dev/examples/legacy@{}".format(
         registry.host, record["digest"])], capture_output=True, text=True, check=True).stdout)
     assert raw["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
     assert raw["layers"][0]["digest"] == layer["compressed"] != layer["uncompressed"]
     assert raw["layers"][0]["size"] < 1024 < os.path.getsize(os.path.join(example_workspace.path, "services/legacy/image.tar"))
     config = json.loads(subprocess.run(["skopeo", "inspect", "--config", "--raw", *registry.skopeo_args(),
-                                        "docker://{}/dev/examples/legacy@{}".format(registry.host, record["digest"])],
+                                        "docker://{}/cr/dev/examples/legacy@{}".format(registry.host, record["digest"])],
                                        capture_output=True, text=True, check=True).stdout)
     assert config["rootfs"]["diff_ids"] == [layer["uncompressed"]]
 
@@ -200,7 +201,7 @@ def test_ci_release_from_a_dirty_tree_is_refused(example_workspace, registry, re
         result = example_workspace.bazel("run", "//services/greeter:greeter.ci", env=env, check=False)
         assert result.returncode != 0
         assert "uncommitted changes" in result.stderr
-        assert "prod/examples/greeter" not in registry.catalog()
+        assert "cr/prod/examples/greeter" not in registry.catalog()
     finally:
         with open(path, "w") as handle:
             handle.write(original)
@@ -249,7 +250,7 @@ def test_a_layout_kept_in_the_source_tree_is_tracked_file_by_file(example_worksp
     second = record_of(release_env)
     assert second["digest"] == changed
     assert second["tags"] == ["dev-tester-" + head[:12]]
-    assert registry.inspect("dev/examples/checked-in:" + second["tags"][0])["Digest"] == changed
+    assert registry.inspect("cr/dev/examples/checked-in:" + second["tags"][0])["Digest"] == changed
 
 
 def test_a_release_named_like_its_layout_directory_gets_the_fix(broken_workspace):

@@ -17,7 +17,7 @@ BAZEL_HELP = "the Bazel command (default: {}, then bazel)".format(environment.BA
 
 def _require_runtime_packages():
     missing = []
-    for module, package in (("urllib3", "urllib3"), ("yaml", "PyYAML")):
+    for module, package in (("requests", "requests"), ("yaml", "PyYAML")):
         # Found, not imported: a release started by dispatch never needs PyYAML loaded.
         if importlib.util.find_spec(module) is None:
             missing.append(package)

@@ -1,32 +1,36 @@
-"""One small HTTP client and one retry policy for every network operation.
+"""HTTP for every network operation: one requests session factory, and one retry policy.
 
 Retries cover transient failures only: connection errors and resets, timeouts,
 408, 429 and 5xx, honouring Retry-After, with exponential backoff and full jitter,
 bounded both in attempts and in total time. Anything else is a real answer and is
 raised at once. Callers wrap whole operations (not bare requests), so that a step
-that is not idempotent can be redone safely from its start.
+that is not idempotent can be redone safely from its start. requests' own retries are
+off: with_retries() decides, per operation.
 
-The client sits on urllib3, the transport requests itself uses: a release is a short
-process, and requests' own layer (charset detection, cookies, hooks) costs each one about
-40 ms of start-up for nothing the publisher uses.
+requests does what a client must get right and this project does not write by hand:
+proxies from the environment with NO_PROXY rules and credentials in the proxy's URL,
+redirects with credentials dropped when the host, port or scheme changes, and pooled,
+thread-safe connections. TLS is verified against the system's trust store
+(SSL_CERT_FILE and SSL_CERT_DIR apply), a destination's own CA bundle, or not at all
+where releasekit.yaml says `insecure: true`.
 """
 
-import base64
 import dataclasses
 import email.utils
-import json
 import logging
 import os
 import random
+import ssl
 import time
 import urllib.parse
 
-import urllib3
+import requests
+import requests.adapters
 
 from releasekit import __version__
+from releasekit.core import environment
 from releasekit.core.errors import ReleasekitError, TLSError, TransientError
 from releasekit.core.redact import redact, register_secret
-from releasekit.core import environment
 
 log = logging.getLogger(__name__)
 TRANSIENT_STATUS = frozenset([408, 429, 500, 502, 503, 504])
@@ -34,10 +38,10 @@ USER_AGENT = "releasekit/{}".format(__version__)
 
 # What a request raises when the connection or the answer fails on the way (not an HTTP status).
 TRANSPORT_ERRORS = (
-    urllib3.exceptions.ProtocolError,
-    urllib3.exceptions.TimeoutError,
-    urllib3.exceptions.ProxyError,
-    urllib3.exceptions.DecodeError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
     ConnectionError,
 )
 
@@ -109,7 +113,7 @@ def with_retries(operation, policy, what, progress=None):
     while True:
         try:
             return operation()
-        except urllib3.exceptions.SSLError as error:
+        except requests.exceptions.SSLError as error:
             # A TLS failure does not pass with time: wrong scheme, or an untrusted certificate.
             raise TLSError(
                 "{}: TLS failed ({}). If the server speaks plain HTTP, write http:// in releasekit.yaml "
@@ -153,38 +157,44 @@ def _describe_connection_error(error):
         return "host name does not resolve"
     if "reset" in text.lower():
         return "connection reset"
-    if "timed out" in text.lower() or isinstance(error, urllib3.exceptions.TimeoutError):
+    if "timed out" in text.lower() or isinstance(error, requests.exceptions.Timeout):
         return "timed out"
     return type(error).__name__
 
 
-class Response:
-    """A whole answer: status, case-insensitive headers, and the body (answers here are small)."""
+def system_trust_store():
+    """The CA file or directory OpenSSL uses by default (SSL_CERT_FILE and SSL_CERT_DIR apply), or True for
+    requests' own bundle when the system has none."""
+    paths = ssl.get_default_verify_paths()
+    for path in (paths.cafile, paths.capath):
+        if path and os.path.exists(path):
+            return path
+    return True
 
-    __slots__ = ("status_code", "reason", "headers", "content")
 
-    def __init__(self, answer):
-        self.status_code, self.reason, self.headers, self.content = answer.status, answer.reason, answer.headers, answer.data
+def make_session(verify=True, pool_size=8):
+    """The one session factory. verify: True (the system trust store), a CA bundle path, or False."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    if verify is False:
+        import urllib3
 
-    @property
-    def text(self):
-        return self.content.decode("utf-8", errors="replace")
-
-    def json(self):
-        return json.loads(self.content)
+        # The destination says `insecure: true`; repeating that warning on every request helps nobody.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    session.verify = system_trust_store() if verify is True else verify
+    for proxy in requests.utils.get_environ_proxies("http://releasekit.invalid").values():
+        password = urllib.parse.urlsplit(proxy).password
+        register_secret(password)  # a proxy's credentials never show in a message
+        register_secret(urllib.parse.unquote(password or ""))
+    return session
 
 
 class HttpClient:
-    """Pooled, thread-safe HTTP for one destination.
-
-    TLS is verified against the system's trust store (SSL_CERT_FILE and SSL_CERT_DIR apply),
-    unless `verify` names a CA bundle or is False. Proxies come from HTTP_PROXY, HTTPS_PROXY,
-    ALL_PROXY and NO_PROXY, with any credentials in the proxy's URL. Redirects are followed for GET and HEAD only, and an Authorization
-    header never follows one to another origin. urllib3's own retries are off: with_retries()
-    decides, per operation.
-    """
-
-    _REDIRECTS = (301, 302, 303, 307, 308)
+    """Pooled, thread-safe HTTP for one destination, on a session from make_session(). Redirects are followed
+    for GET and HEAD only, unless a request says otherwise."""
 
     @classmethod
     def for_destination(cls, destination, pool_size=8):
@@ -193,67 +203,40 @@ class HttpClient:
         return cls(pool_size=pool_size, verify=verify)
 
     def __init__(self, pool_size=8, verify=True):
-        self.headers = {"User-Agent": USER_AGENT}
+        self.session = make_session(verify, pool_size)
+        # Given with each request: requests lets REQUESTS_CA_BUNDLE override a session's own verify setting.
+        self.verify = self.session.verify
+        self.headers = self.session.headers
         self.auth = None  # (username, password): sent as Basic unless a request sets Authorization
-        if verify is False:
-            # The destination says `insecure: true`; repeating that warning on every request helps nobody.
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-            self._tls = {"cert_reqs": "CERT_NONE"}
-        else:
-            self._tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": verify if isinstance(verify, str) else None}
-        self._pool_size = pool_size
-        self._direct = urllib3.PoolManager(num_pools=4, maxsize=pool_size, **self._tls)
-        self._proxies = _environment_proxies()
-        self._proxy_managers = {}
 
     def get(self, url, **options):
         return self.request("GET", url, **options)
 
     def request(self, method, url, data=None, headers=None, params=None, auth=None, timeout=None,
                 allow_redirects=None):
-        """data: bytes, str, an iterable of bytes with a length (streamed), or a function returning one of
-        those, called for each request so that a retried operation sends a fresh body."""
+        """data: bytes, str, an iterable of bytes with a length (streamed, not chunked), or a function returning one
+        of those, called for each request so that a retried operation sends a fresh body."""
         if callable(data):
             data = data()
-        if params:
-            url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params)
-        all_headers = dict(self.headers, **(headers or {}))
+        headers = dict(headers or {})
         credentials = auth or self.auth
-        if credentials and not any(key.lower() == "authorization" for key in all_headers):
-            all_headers["Authorization"] = basic_authorization(*credentials)
-        body = data
-        if data is not None and not isinstance(data, (bytes, str)):
-            # A streamed body of known length: sent as is, not chunked.
-            all_headers.setdefault("Content-Length", str(len(data)))
-            body = iter(data)
+        if credentials and any(key.lower() == "authorization" for key in list(headers) + list(self.headers)):
+            credentials = None  # a request's own Authorization (a token) wins
         if allow_redirects is None:
             allow_redirects = method in ("GET", "HEAD")
-        for _ in range(10):
-            answer = self._manager(url).urlopen(method, url, body=body, headers=all_headers, retries=False,
-                                                redirect=False, timeout=timeout, preload_content=True)
-            location = answer.headers.get("Location")
-            if not (allow_redirects and answer.status in self._REDIRECTS and location):
-                return Response(answer)
-            target = urllib.parse.urljoin(url, location)
-            if origin(target) != origin(url):
-                all_headers = {k: v for k, v in all_headers.items() if k.lower() != "authorization"}
-            url = target
-        raise ReleasekitError("{} {}: more than 10 redirects.".format(method, origin(url)))
-
-    def _manager(self, url):
-        if not self._proxies:
-            return self._direct
-        parsed = urllib.parse.urlsplit(url)
-        proxy = self._proxies.get(parsed.scheme) or self._proxies.get("all")
-        if not proxy or _bypasses_proxy(parsed.hostname or "", self._proxies):
-            return self._direct
-        if proxy not in self._proxy_managers:
-            self._proxy_managers[proxy] = urllib3.ProxyManager(
-                proxy, num_pools=4, maxsize=self._pool_size, proxy_headers=_proxy_authorization(proxy), **self._tls)
-        return self._proxy_managers[proxy]
+        try:
+            response = self.session.request(method, url, data=data, headers=headers, params=params, auth=credentials,
+                                            timeout=timeout, allow_redirects=allow_redirects, verify=self.verify)
+        except requests.exceptions.TooManyRedirects:
+            raise ReleasekitError("{} {}: too many redirects.".format(method, origin(url))) from None
+        if response.encoding is None:
+            response.encoding = "utf-8"  # no charset guessing: answers here are JSON, XML or plain text
+        return response
 
 
 def basic_authorization(username, password):
+    import base64
+
     return "Basic " + base64.b64encode("{}:{}".format(username, password).encode("utf-8")).decode("ascii")
 
 
@@ -261,29 +244,3 @@ def origin(url):
     """scheme://host[:port] of a URL, without any user information."""
     parsed = urllib.parse.urlsplit(url)
     return "{}://{}".format(parsed.scheme, parsed.netloc.rsplit("@", 1)[-1]).lower()
-
-
-def _environment_proxies():
-    # urllib.request is heavy to import, and most runs have no proxy at all.
-    if not any(key.lower().endswith("_proxy") for key in os.environ):
-        return {}
-    import urllib.request
-
-    return urllib.request.getproxies_environment()
-
-
-def _proxy_authorization(proxy):
-    """Credentials written in the proxy's URL (http://user:password@proxy:3128), as a header; never logged."""
-    parsed = urllib.parse.urlsplit(proxy)
-    if parsed.username is None:
-        return None
-    username, password = urllib.parse.unquote(parsed.username), urllib.parse.unquote(parsed.password or "")
-    register_secret(password)
-    register_secret(parsed.password)
-    return urllib3.make_headers(proxy_basic_auth="{}:{}".format(username, password))
-
-
-def _bypasses_proxy(host, proxies):
-    import urllib.request
-
-    return bool(urllib.request.proxy_bypass_environment(host, proxies))
