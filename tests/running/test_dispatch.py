@@ -128,6 +128,9 @@ def test_ci_runs_tests_then_releases_and_reports_failures(fixture_repo, servers,
     assert "//apps/b:b.ci did not publish" in outcomes["//deploy:both.ci"]["reason"]
     assert outcomes["//apps/a:a.ci"]["record"]["digest"].startswith("sha256:")
     assert os.path.exists(outcomes["//apps/b:b.ci"]["log"])
+    # Every release that ran was forked by the fork server, published or refused alike, and its log says why.
+    assert all(outcomes[label]["forked"] for label in ("//apps/a:a.ci", "//apps/b:b.ci", "//apps/c:c.ci"))
+    assert "403" in open(outcomes["//apps/b:b.ci"]["log"]).read()
     assert "prod/fixture/a" in registry.catalog() and "prod/fixture/c" in registry.catalog()
     assert "prod/fixture/d" not in registry.catalog()
     assert not os.path.exists(store.path("deploy"))

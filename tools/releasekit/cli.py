@@ -85,19 +85,12 @@ def _cmd_explain(args):
     return 0
 
 
-def _read_quarantine(path):
-    if not path:
-        return set()
-    with open(path, encoding="utf-8") as handle:
-        return {line.strip() for line in handle if line.strip() and not line.startswith("#")}
-
-
 def _run(args, tests, releases, build_only=False, gate_releases_on_tests=False):
     """dispatch, ci and pr: run the selection and print its table; the exit code."""
-    from releasekit.running.dispatch import DispatchOptions, Progress, RunSettings, run_selection
+    from releasekit.running.dispatch import DispatchOptions, Progress, RunSettings, read_quarantine, run_selection
 
     options = DispatchOptions(workers=args.workers, bazel_flags=[f for f in (args.bazel_flags or []) if f != "--"],
-                              quarantine=_read_quarantine(args.quarantine), flaky_test_attempts=args.flaky_test_attempts,
+                              quarantine=read_quarantine(args.quarantine), flaky_test_attempts=args.flaky_test_attempts,
                               build_only=build_only, report_dir=args.logs)
     settings = RunSettings(args.workspace, args.bazel, options, args.shard, args.previous_report, args.report, args.junit)
     code, lines = run_selection(settings, tests, releases, Progress(sys.stdout), gate_releases_on_tests)

@@ -20,7 +20,7 @@ from releasekit.core import environment
 from releasekit.core.errors import BazelError, ReleasekitError, UsageError
 from releasekit.core.redact import redact, without_secrets
 from releasekit.core.startup import StartedSignal
-from releasekit.running import run_report, sharding
+from releasekit.running import forkserver, run_report, sharding
 from releasekit.running.build_events import built_outputs, read_build_events, test_outcomes
 from releasekit.running.run_report import Outcome
 from releasekit.selection.bazelquery import Bazel
@@ -86,6 +86,8 @@ class DispatchOptions:
     quarantine: set = dataclasses.field(default_factory=set)
     flaky_test_attempts: int = None
     build_only: bool = False  # pull requests: build release targets, publish nothing
+    # Releases forked from a process that has imported the publisher (see forkserver.py), not started anew.
+    fork_server: bool = True
     # Releases starting up at once (start-up is CPU work; see startup.py); by default one per CPU.
     concurrent_startups: int = None
     report_dir: str = None
@@ -202,6 +204,7 @@ class Dispatcher:
         self.first_launch = None
         events = queue.Queue()
         pending, active, supervisors = list(labels), [], []
+        fork_server = self._fork_server(executables) if self.options.fork_server else None
         try:
             while pending or active:
                 for label in list(pending):
@@ -216,7 +219,7 @@ class Dispatcher:
                 if ready and len(active) < workers and starting < startup_limit:
                     pending.remove(ready[0])
                     run = _ReleaseRun(ready[0], executables[ready[0]], *self._log_paths(ready[0]))
-                    run.launch(self._release_environ(), self.workspace)
+                    run.launch(self._release_environ(), self.workspace, fork_server)
                     self.first_launch = self.first_launch or run.launched
                     self.progress.started(run.label)
                     active.append(run)
@@ -238,6 +241,19 @@ class Dispatcher:
         finally:
             for supervisor in supervisors:
                 supervisor.join()
+            if fork_server:
+                fork_server.close()
+
+    def _fork_server(self, executables):
+        """A fork server for the releasekit sources the first release carries, or None (then each runs alone)."""
+        paths = [forkserver.launcher_paths(path) for path in executables.values()]
+        if not paths or not paths[0]:
+            return None
+        try:
+            return forkserver.ForkServer(os.path.realpath(paths[0][0]), os.path.join(self.report_dir, "fork-server.log"))
+        except OSError as error:
+            log.info("releases run as their own executables: %s", error)
+            return None
 
     def _log_paths(self, label):
         safe = label[2:].replace("/", "_").replace(":", "__")
@@ -264,6 +280,7 @@ class Dispatcher:
             events.put(("started up", run))
             code = run.process.wait()
             run.outcome = self._outcome(run, code)
+            run.outcome.forked = run.forked
         except Exception as error:  # the scheduler must hear of every release, whatever happens here
             run.outcome = Outcome(run.label, "release", "failed", 0.0, run.log_path,
                                   reason="releasekit could not supervise the release: {}".format(error))
@@ -293,16 +310,25 @@ class _ReleaseRun:
         self.started_signal = StartedSignal()
         self.process = self.log_file = self.outcome = self.launched = None
         self.started_up = None  # when it signalled that it is loaded
+        self.forked = False
 
-    def launch(self, environ, cwd):
+    def launch(self, environ, cwd, fork_server=None):
+        """Fork the release in the fork server when it serves this release's releasekit; else run the executable."""
         if os.path.exists(self.record_path):
             os.unlink(self.record_path)
         descriptor = self.started_signal.write_end
         environ.update({environment.REPORT.name: self.record_path, environment.STARTED_FD.name: str(descriptor)})
         self.log_file = open(self.log_path, "w")
+        paths = forkserver.launcher_paths(self.executable) if fork_server else None
         try:
-            self.process = subprocess.Popen([self.executable], env=environ, stdout=self.log_file,
-                                            stderr=subprocess.STDOUT, cwd=cwd, pass_fds=(descriptor,))
+            if paths and fork_server.serves(paths[0]):
+                entry, manifest, runfiles = paths
+                self.process = fork_server.start(["publish", "--manifest", manifest, "--runfiles", runfiles], environ,
+                                                 cwd, self.log_file.fileno(), descriptor)
+                self.forked = True
+            else:
+                self.process = subprocess.Popen([self.executable], env=environ, stdout=self.log_file,
+                                                stderr=subprocess.STDOUT, cwd=cwd, pass_fds=(descriptor,))
         except OSError:
             self.log_file.close()
             self.started_signal.abandon()
@@ -323,6 +349,18 @@ def _executable(label, outputs):
 
 
 # -- a whole run ---------------------------------------------------------------------------
+
+def read_quarantine(path):
+    """The test labels of a quarantine file (one per line, # comments): they run but cannot fail the build."""
+    if not path:
+        return set()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return {line.strip() for line in handle if line.strip() and not line.startswith("#")}
+    except OSError as error:
+        raise UsageError("Cannot read the quarantine file {}: {}. Pass a file of test labels, one per line.".format(
+            path, error.strerror)) from None
+
 
 @dataclasses.dataclass
 class RunSettings:

@@ -24,6 +24,7 @@ class Outcome:
     # Releases: seconds from the run's first launch to this one's launch, and to its start-up signal.
     launched_at: float = None
     started_up_at: float = None
+    forked: bool = False  # forked by the fork server rather than run as its own executable
 
     @property
     def failed(self):

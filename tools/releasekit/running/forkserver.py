@@ -1,0 +1,186 @@
+"""A fork server for releases: one process that has already imported the publisher forks each release.
+
+A release run as its own executable starts an interpreter and imports its HTTP stack: most of its CPU on a small
+CI machine, where many releases start at once. Dispatch instead starts one server per run, with the releasekit
+sources the release targets carry in their runfiles (the launcher names them), and asks it to fork each release
+with that release's arguments, environment, working directory, log and start-up pipe. A release whose runfiles
+hold other releasekit sources, or any failure to start the server, falls back to running the executable.
+
+The server is single-threaded (fork-safe): it reads requests from a Unix packet socket (file descriptors travel
+with them), forks, and reports each child's exit code back on the same socket. It exits when dispatch closes it.
+"""
+
+import json
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import threading
+
+_LAUNCHER_LINE_RE = re.compile(r"^# releasekit-(entry|manifest): (\S+)$", re.MULTILINE)
+
+
+def launcher_paths(executable):
+    """(entry, manifest, runfiles directory) of a release executable, as its launcher declares them, or None."""
+    try:
+        with open(executable, encoding="utf-8", errors="replace") as handle:
+            declared = dict(_LAUNCHER_LINE_RE.findall(handle.read(4096)))
+    except OSError:
+        return None
+    runfiles = executable + ".runfiles"
+    if set(declared) != {"entry", "manifest"} or not os.path.isdir(runfiles):
+        return None
+    return os.path.join(runfiles, declared["entry"]), os.path.join(runfiles, declared["manifest"]), runfiles
+
+
+class ForkServer:
+    """Dispatch's end: start() forks one release in the server; wait() on what it returns gives the exit code."""
+
+    def __init__(self, entry, log_path):
+        """entry: the real path of the releasekit_entry.py whose sources the server imports. Raises OSError when
+        the server does not come up (the caller then runs the executables)."""
+        self.entry = entry
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        code = ("import sys; sys.path.insert(0, {!r}); from releasekit.running.forkserver import serve; "
+                "serve({})").format(os.path.dirname(entry), theirs.fileno())
+        with open(log_path, "w") as log:
+            try:
+                self.process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(theirs.fileno(),),
+                                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            finally:
+                theirs.close()
+        self.socket = ours
+        ours.settimeout(60)
+        try:
+            ready = ours.recv(64)
+        except OSError:
+            ready = b""
+        ours.settimeout(None)
+        if ready != b"ready":
+            self.close()
+            raise OSError("the fork server did not start; see {}".format(log_path))
+        self.lock = threading.Lock()
+        self.next_id = 0
+        self.exits = {}  # request id -> [threading.Event, exit code]
+        self.reader = threading.Thread(target=self._read_exits, name="fork-server", daemon=True)
+        self.reader.start()
+
+    def serves(self, entry):
+        return os.path.realpath(entry) == self.entry
+
+    def start(self, argv, environ, cwd, log_fd, started_fd):
+        with self.lock:
+            self.next_id += 1
+            request_id = self.next_id
+            self.exits[request_id] = [threading.Event(), None]
+            message = json.dumps({"id": request_id, "argv": argv, "env": environ, "cwd": cwd}).encode("utf-8")
+            socket.send_fds(self.socket, [message], [log_fd, started_fd])
+        return _Forked(self, request_id)
+
+    def _read_exits(self):
+        while True:
+            try:
+                message = self.socket.recv(4096)
+            except OSError:
+                message = b""
+            if not message:  # the server is gone: every release it still held failed
+                with self.lock:
+                    for waiter in self.exits.values():
+                        if waiter[1] is None:
+                            waiter[1] = 1
+                        waiter[0].set()
+                return
+            answer = json.loads(message)
+            with self.lock:
+                waiter = self.exits[answer["id"]]
+            waiter[1] = answer["exit"]
+            waiter[0].set()
+
+    def close(self):
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.socket.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class _Forked:
+    """A release forked by the server, waited on like a process."""
+
+    def __init__(self, server, request_id):
+        self.server, self.request_id = server, request_id
+
+    def wait(self):
+        waiter = self.server.exits[self.request_id]
+        waiter[0].wait()
+        return waiter[1]
+
+
+def serve(descriptor):
+    """The server's loop (see the module docstring)."""
+    import releasekit.cli  # noqa: F401  (what every release imports, loaded once here)
+    import releasekit.publishing.kinds.container  # noqa: F401
+    import releasekit.publishing.kinds.deploy  # noqa: F401
+    import releasekit.publishing.kinds.file  # noqa: F401
+    import releasekit.publishing.kinds.jar  # noqa: F401
+    import releasekit.publishing.runner  # noqa: F401
+
+    server = socket.socket(fileno=descriptor)
+    server.send(b"ready")
+    children = {}
+    while True:
+        readable, _, _ = select.select([server], [], [], 0.02 if children else None)
+        if readable:
+            message, fds, _, _ = socket.recv_fds(server, 1 << 20, 2)
+            if not message:
+                return  # dispatch is done; children still running finish on their own
+            request = json.loads(message)
+            pid = os.fork()
+            if pid == 0:
+                server.close()
+                _release(request, fds)
+            for fd in fds:
+                os.close(fd)
+            children[pid] = request["id"]
+        while children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            try:
+                server.send(json.dumps({"id": children.pop(pid), "exit": os.waitstatus_to_exitcode(status)}).encode())
+            except OSError:
+                return
+
+
+def _release(request, fds):
+    """In the forked child: become the release (its log as stdout and stderr, its environment and directory),
+    run the publish command, and exit with its code. Never returns."""
+    code = 1
+    try:
+        log_fd, started_fd = fds
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        from releasekit.core.environment import STARTED_FD
+        from releasekit.cli import main
+
+        os.environ[STARTED_FD.name] = str(started_fd)
+        code = main(request["argv"])
+    except SystemExit as error:  # argparse's own exits
+        code = error.code if isinstance(error.code, int) else 1
+    except BaseException as error:  # the release's own last line of defence already ran; this is the server's
+        print("releasekit: the fork server could not run the release: {}".format(type(error).__name__), file=sys.stderr)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 1)
