@@ -7,7 +7,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
 
-from helpers.servers import REPO_ROOT, Registry  # noqa: E402
+from helpers.servers import REPO_ROOT, MotoS3, NginxStore, Registry  # noqa: E402
 from helpers.workspace import Workspace  # noqa: E402
 
 # Known credentials: no output, log, record or report may ever contain them.
@@ -98,3 +98,19 @@ def isolated_home(tmp_path, monkeypatch):
     for name in ("RELEASEKIT_REGISTRY_USERNAME", "RELEASEKIT_REGISTRY_PASSWORD", "RELEASEKIT_REGISTRY_TOKEN", "CI"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory):
+    """An nginx WebDAV store with basic auth, one per test module."""
+    server = NginxStore(str(tmp_path_factory.mktemp("nginx")), TEST_USER, TEST_PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    """moto's S3 server with one bucket, one per test module."""
+    server = MotoS3(str(tmp_path_factory.mktemp("moto")))
+    yield server
+    server.stop()

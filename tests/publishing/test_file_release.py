@@ -4,28 +4,12 @@ it is built on, which a third-party kind uses through the releasekit.kinds entry
 import hashlib
 import json
 import os
-import sys
 
 import pytest
 
 from conftest import TEST_PASSWORD, TEST_USER
 from helpers import releases
-from helpers.servers import MotoS3, NginxStore
 from helpers.workspace import git
-
-
-@pytest.fixture(scope="module")
-def nginx(tmp_path_factory):
-    server = NginxStore(str(tmp_path_factory.mktemp("files-nginx")), TEST_USER, TEST_PASSWORD)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    server = MotoS3(str(tmp_path_factory.mktemp("files-moto")), bucket="bundles")
-    yield server
-    server.stop()
 
 
 class Store:

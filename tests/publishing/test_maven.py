@@ -12,23 +12,9 @@ import pytest
 
 from conftest import TEST_PASSWORD, TEST_USER
 from helpers import releases
-from helpers.servers import MavenClient, MotoS3, NginxStore, free_port
+from helpers.servers import MavenClient, free_port
 
 FAST_FAIL = {"RELEASEKIT_RETRY_ATTEMPTS": "2", "RELEASEKIT_RETRY_TOTAL_SECONDS": "5"}
-
-
-@pytest.fixture(scope="module")
-def nginx(tmp_path_factory):
-    server = NginxStore(str(tmp_path_factory.mktemp("nginx")), TEST_USER, TEST_PASSWORD)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    server = MotoS3(str(tmp_path_factory.mktemp("moto")))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
