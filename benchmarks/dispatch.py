@@ -32,7 +32,8 @@ from helpers.servers import Registry  # noqa: E402
 from helpers.slow_proxy import SlowProxy  # noqa: E402
 from helpers.workspace import BAZEL, Workspace  # noqa: E402
 from releasekit.selection.bazelquery import Bazel  # noqa: E402
-from releasekit.running.dispatch import DispatchOptions, Dispatcher, Progress  # noqa: E402
+from releasekit.running.dispatch import DispatchOptions, Dispatcher  # noqa: E402
+from releasekit.running.progress import Progress  # noqa: E402
 
 
 def generate(workspace, count):

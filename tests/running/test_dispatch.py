@@ -243,7 +243,7 @@ def test_two_output_bases_share_one_http_remote_cache(tmp_path):
 def test_live_progress_on_a_terminal_and_plain_lines_in_logs():
     import io
 
-    from releasekit.running.dispatch import Progress
+    from releasekit.running.progress import Progress
     from releasekit.running.run_report import Outcome
 
     terminal = io.StringIO()
@@ -300,7 +300,8 @@ def test_every_release_of_a_run_publishes_where_the_configuration_said_when_the_
     import io
 
     from releasekit.selection.bazelquery import Bazel
-    from releasekit.running.dispatch import DispatchOptions, Dispatcher, Progress
+    from releasekit.running.dispatch import DispatchOptions, Dispatcher
+    from releasekit.running.progress import Progress
 
     config = tmp_path / "releasekit.yaml"
     config.write_text("channels:\n  dev: {registry: 'http://%s/run-start'}\n" % registry.host)
@@ -390,7 +391,8 @@ def test_releases_start_up_one_per_cpu_at_a_time(fixture_repo, servers, tmp_path
     """Start-up is CPU work: at most `limit` releases (by default one per CPU) are loading at any moment,
     however many workers wait on the network."""
     from releasekit.selection.bazelquery import Bazel
-    from releasekit.running.dispatch import DispatchOptions, Dispatcher, Progress
+    from releasekit.running.dispatch import DispatchOptions, Dispatcher
+    from releasekit.running.progress import Progress
 
     proxy, _ = servers
     config = tmp_path / "releasekit.yaml"

@@ -87,7 +87,8 @@ def _cmd_explain(args):
 
 def _run(args, tests, releases, build_only=False, gate_releases_on_tests=False):
     """dispatch, ci and pr: run the selection and print its table; the exit code."""
-    from releasekit.running.dispatch import DispatchOptions, Progress, RunSettings, read_quarantine, run_selection
+    from releasekit.running.dispatch import DispatchOptions, RunSettings, read_quarantine, run_selection
+    from releasekit.running.progress import Progress
 
     options = DispatchOptions(workers=args.workers, bazel_flags=[f for f in (args.bazel_flags or []) if f != "--"],
                               quarantine=read_quarantine(args.quarantine), flaky_test_attempts=args.flaky_test_attempts,
