@@ -115,6 +115,10 @@ def main():
                 if name.endswith(".yaml"):
                     images = [line.strip() for line in open(os.path.join(directory, name)) if "image:" in line]
                     print("  {} pins {}".format(name, "; ".join(images)))
+        step("what a CD system reads for hello's deploy (releasekit deployed): the version, the YAML, every image there")
+        print("\n".join("  " + line for line in run(
+            [sys.executable, ENTRY, "deployed", "//services/hello:hello_deploy", "--config", config], workspace.path, env,
+            quiet=True).splitlines()))
     finally:
         registry.stop()
         store.stop()

@@ -45,6 +45,14 @@ def _deploy_artifact_impl(ctx):
         arguments += ["--manifest", f.path, "--display", f.short_path]
     for placeholder, label in images.items():
         arguments += ["--placeholder", "{}={}".format(placeholder, label)]
+    if ctx.file.schema and ctx.attr.platform != "generic":
+        fail("{}: attribute schema: a JSON Schema checks platform = \"generic\" deploy YAML; Kubernetes kinds are checked against the Kubernetes schemas, and custom kinds against their CRDs (attribute crds).".format(label_text(ctx.label)))
+    if ctx.files.crds and ctx.attr.platform != "kubernetes":
+        fail("{}: attribute crds: CustomResourceDefinitions check Kubernetes custom resources; for platform = \"generic\", give a JSON Schema in attribute schema.".format(label_text(ctx.label)))
+    for f in ctx.files.crds:
+        arguments += ["--crd", f.path, "--crd-display", f.short_path]
+    if ctx.file.schema:
+        arguments += ["--schema", ctx.file.schema.path, "--schema-display", ctx.file.schema.short_path]
     for spec in ctx.attr.image_fields:
         kind, _, path = spec.partition(":")
         if not kind or not path or "" in path.split("/") or "[]" in path.split("/"):
@@ -52,7 +60,7 @@ def _deploy_artifact_impl(ctx):
         arguments += ["--image-field", spec]
     run_releasekit(
         ctx,
-        inputs = manifests,
+        inputs = manifests + ctx.files.crds + ctx.files.schema,
         outputs = [checked],
         arguments = arguments,
         mnemonic = "ReleaseDeployCheck",
@@ -77,6 +85,10 @@ def _deploy_artifact_impl(ctx):
 deploy_artifact = rule(
     implementation = _deploy_artifact_impl,
     attrs = dict(RELEASEKIT_TOOL_ATTRS, **{
+        "crds": attr.label_list(
+            allow_files = [".yaml", ".yml"],
+            doc = "CustomResourceDefinition files (apiextensions.k8s.io/v1): every custom resource in manifests is validated against the openAPIV3Schema of its served version. CRDs within manifests count too.",
+        ),
         "image_fields": attr.string_list(
             doc = "Image fields of custom kinds, beyond every `image:` key: 'Kind:path/to/field' with [] after a list (kustomize's field specs), e.g. 'ExampleService:spec/sidecarImage' or 'ExampleService:spec/sidecars[]/image'. Their placeholders are pinned like pod images.",
         ),
@@ -95,7 +107,11 @@ deploy_artifact = rule(
         "platform": attr.string(
             default = "kubernetes",
             values = ["kubernetes", "generic"],
-            doc = "'kubernetes': every document is validated against the Kubernetes schemas at build time; 'generic': YAML for other CD systems (VM fleets), parsed but not schema-checked.",
+            doc = "'kubernetes': every document is validated against the Kubernetes schemas (custom kinds against their CRDs) at build time; 'generic': YAML for other CD systems (VM fleets), validated against attribute schema when given.",
+        ),
+        "schema": attr.label(
+            allow_single_file = [".json"],
+            doc = "For platform 'generic': a JSON Schema every document is validated against at build time.",
         ),
     }),
     doc = "Checks deploy YAML at build time: it parses, every placeholder is used, every image is a placeholder or pinned by digest, and (for Kubernetes) every document is schema-valid.",

@@ -11,7 +11,7 @@ def _absolute(label):
         return "{}:{}".format(label, label.split("/")[-1])
     return label
 
-def deploy_release(name, manifests = None, images = {}, image_fields = [], platform = "kubernetes", kubernetes_version = "1.30.0", tags = [], visibility = None, **kwargs):
+def deploy_release(name, manifests = None, images = {}, image_fields = [], platform = "kubernetes", kubernetes_version = "1.30.0", crds = [], schema = None, tags = [], visibility = None, **kwargs):
     """Publishes deploy YAML for CD systems after the images it references, pinned by digest.
 
     Declares `<name>` (the checked YAML), `<name>.ci` and `<name>.dev`. The CI variant depends
@@ -27,12 +27,14 @@ def deploy_release(name, manifests = None, images = {}, image_fields = [], platf
         A placeholder in any other string value fails the build.
       platform: "kubernetes" (validated against the Kubernetes schemas) or "generic".
       kubernetes_version: the Kubernetes version to validate against.
+      crds: CustomResourceDefinition files that custom kinds in manifests are validated against.
+      schema: for platform "generic", a JSON Schema file every document is validated against.
       tags: Bazel tags of the three targets.
       visibility: visibility of the three targets.
       **kwargs: common attributes (testonly, target_compatible_with, ...) of the three targets.
     """
     check_name(name)
-    check_attributes(name, "deploy_release", ["name", "manifests", "images", "image_fields", "platform", "kubernetes_version", "tags", "visibility"], kwargs, {"manifests": manifests})
+    check_attributes(name, "deploy_release", ["name", "manifests", "images", "image_fields", "platform", "kubernetes_version", "crds", "schema", "tags", "visibility"], kwargs, {"manifests": manifests})
     resolved = {}
     for placeholder, label in images.items():
         if type(label) != "string":
@@ -50,6 +52,8 @@ def deploy_release(name, manifests = None, images = {}, image_fields = [], platf
         image_fields = image_fields,
         platform = platform,
         kubernetes_version = kubernetes_version,
+        crds = crds,
+        schema = schema,
         tags = tags,
         visibility = visibility,
         **kwargs

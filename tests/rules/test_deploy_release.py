@@ -1,5 +1,6 @@
 """deploy_release end to end: images first, YAML pinned by digest, nothing half-published."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -308,3 +309,111 @@ def test_a_python_without_pyyaml_gets_the_pip_command(tmp_path):
     assert "Traceback" not in result.stderr
     assert "the Python package pyyaml is not installed for {}. Install it with: {} -m pip install pyyaml".format(
         sys.executable, sys.executable) in result.stderr
+
+
+PLATFORM_CRD = open(os.path.join(REPO_ROOT, "examples", "platform", "exampleservice-crd.yaml")).read()
+SERVICE = """apiVersion: platform.example.com/VERSION
+kind: ExampleService
+metadata: {name: app}
+spec:
+  containerImage: registry.example.com/app@sha256:4b1e5b5d4e0c3a2a1f5d8e7c6b9a0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8
+  PORT
+  sidecars:
+    - {name: proxy, image: registry.example.com/proxy@sha256:4b1e5b5d4e0c3a2a1f5d8e7c6b9a0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8}
+  config: {apiVersion: v1, kind: ConfigMap, metadata: {name: app}, data: {A: b}}
+"""
+
+
+def service(version="v1", port="port: 8080", extra=""):
+    return SERVICE.replace("VERSION", version).replace("PORT", port) + extra
+
+
+@pytest.mark.parametrize("package,files,build,expected", [
+    ("crd_int_or_string", {"app.yaml": service(port="port: [http]")}, 'crds = ["crd.yaml"]',
+     "crd_int_or_string/app.yaml:1 (document 1, ExampleService app): attribute manifests: invalid for its "
+     "CustomResourceDefinition: ['http'] is not valid under any of the given schemas (at spec.port)"),
+    ("crd_unknown_field", {"app.yaml": service(extra="  replica: 2\n")}, 'crds = ["crd.yaml"]',
+     "Additional properties are not allowed ('replica' was unexpected) (at spec)"),
+    ("crd_nested_array", {"app.yaml": service().replace("{name: proxy, image: ", "{name: proxy, imag: ")},
+     'crds = ["crd.yaml"]', "'image' is a required property (at spec.sidecars.0)"),
+    ("crd_embedded", {"app.yaml": service().replace("{apiVersion: v1, kind: ConfigMap, ", "{kind: ConfigMap, ")},
+     'crds = ["crd.yaml"]', "'apiVersion' is a required property (at spec.config)"),
+    ("crd_unserved", {"app.yaml": service(version="v1beta1")}, 'crds = ["crd.yaml"]',
+     "ExampleService platform.example.com/v1beta1 is not a served version of its CRD (served: platform.example.com/v1)"),
+    ("crd_missing", {"app.yaml": service()}, "",
+     "no Kubernetes 1.30.0 schema for apiVersion 'platform.example.com/v1' kind 'ExampleService'. A custom kind is "
+     "checked against its CustomResourceDefinition: list the CRD's file in attribute crds"),
+    ("crd_invalid", {"app.yaml": service(), "crd.yaml": PLATFORM_CRD.split("  versions:")[0]}, 'crds = ["crd.yaml"]',
+     "crd_invalid/crd.yaml:2 (document 1): attribute crds: not a valid CustomResourceDefinition: it needs spec.group, "
+     "spec.names.kind and spec.versions"),
+    ("schema_invalid", {"app.yaml": "fleet: web\n", "s.json": '{"type": 12}'}, 'platform = "generic", schema = "s.json"',
+     "schema_invalid/s.json: attribute schema: not a valid JSON Schema"),
+    ("schema_refuses", {"app.yaml": "fleet: web\ninstances: 0\n",
+                        "s.json": '{"type": "object", "properties": {"instances": {"type": "integer", "minimum": 1}}}'},
+     'platform = "generic", schema = "s.json"',
+     "attribute manifests: invalid for the schema schema_refuses/s.json: 0 is less than the minimum of 1 (at instances)"),
+    ("schema_for_kubernetes", {"app.yaml": service(), "s.json": "{}"}, 'schema = "s.json"',
+     "//schema_for_kubernetes:deploy: attribute schema: a JSON Schema checks platform = \"generic\" deploy YAML"),
+])
+def test_custom_resources_and_generic_yaml_are_checked_against_their_schemas(broken_workspace, package, files, build,
+                                                                             expected):
+    """Before: a custom kind failed as unknown to Kubernetes even with its CRD at hand, and generic YAML was never
+    schema-checked."""
+    files = dict({"crd.yaml": PLATFORM_CRD}, **files)
+    stderr = broken_workspace.build_package_expecting_failure(
+        package, 'deploy_release(name = "deploy", manifests = ["app.yaml"], {})'.format(build), files,
+        target="//{}:deploy".format(package))
+    assert expected in stderr, stderr[-2000:]
+
+
+def test_a_crd_within_the_manifests_checks_its_custom_resources(broken_workspace):
+    """The CRD shipped in the same YAML counts; integers and strings both pass an int-or-string field."""
+    manifests = PLATFORM_CRD + "---\n" + service(port="port: 8080") + "---\n" + service(port="port: http")
+    broken_workspace.write("crd_inline/app.yaml", manifests.replace("name: app}", "name: app2}", 1))
+    broken_workspace.write("crd_inline/BUILD.bazel", 'load("@rules_release//rules:defs.bzl", "deploy_release")\n\n'
+                           'deploy_release(name = "deploy", manifests = ["app.yaml"])\n')
+    result = broken_workspace.bazel("build", "//crd_inline:deploy", check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checked = json.load(open(os.path.join(broken_workspace.path, "bazel-bin/crd_inline/deploy.deploy_check.json")))
+    assert checked["custom_kinds"] == ["platform.example.com/ExampleService"] and checked["documents"] == 3
+    assert checked["cel_rules_not_checked"] == 1
+
+
+def test_the_platform_example_publishes_its_custom_resource_pinned(example_workspace, registry, deploy_store, tmp_path):
+    head = git(example_workspace.path, "rev-parse", "HEAD").strip()
+    config = config_for(tmp_path / "releasekit.yaml", registry.host, deploy_store.url + "/platform")
+    example_workspace.bazel("run", "//services/hello:hello_platform.ci", env=env_for(tmp_path, config, CI="true"))
+    path = deploy_store.path("platform/prod/services/hello/hello_platform/{}/hello-platform.yaml".format(head))
+    published = yaml.safe_load(open(path))
+    digest = registry.inspect("prod/examples/hello:" + head)["Digest"]
+    assert published["spec"]["containerImage"] == "{}/prod/examples/hello@{}".format(registry.host, digest)
+    assert published["spec"]["port"] == "http" and published["spec"]["config"]["kind"] == "ConfigMap"
+
+
+def test_deployed_shows_what_a_cd_system_reads_and_refuses_when_an_image_is_missing(
+        example_workspace, registry, deploy_store, tmp_path):
+    head = git(example_workspace.path, "rev-parse", "HEAD").strip()
+    config = config_for(tmp_path / "releasekit.yaml", registry.host, deploy_store.url + "/cd")
+    env = env_for(tmp_path, config, CI="true")
+    example_workspace.bazel("run", "//services/hello:hello_platform.ci", env=env)
+    command = [sys.executable, os.path.join(REPO_ROOT, "tools", "releasekit_entry.py"), "deployed",
+               "//services/hello:hello_platform", "--config", config]
+    shown = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    digest = registry.inspect("prod/examples/hello:" + head)["Digest"]
+    assert "//services/hello:hello_platform ci version {} (commit {})".format(head, head) in shown.stdout
+    assert "containerImage: {}/prod/examples/hello@{}".format(registry.host, digest) in shown.stdout
+    assert "image hello-image = {}/prod/examples/hello@{}: present".format(registry.host, digest) in shown.stdout
+    assert TEST_PASSWORD not in shown.stdout + shown.stderr
+
+    # A registry that lost the image (garbage collected, or another registry): the CD side must not deploy it.
+    summary_path = deploy_store.path("cd/prod/services/hello/hello_platform/{}/release.json".format(head))
+    summary = json.load(open(summary_path))
+    summary["images"]["hello-image"] = summary["images"]["hello-image"].replace(digest, "sha256:" + "0" * 64)
+    with open(summary_path, "w") as handle:
+        json.dump(summary, handle)
+    missing = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env))
+    assert missing.returncode == 1 and "sha256:{}: MISSING".format("0" * 64) in missing.stdout
+    absent = subprocess.run(command + ["--version", "9.9.9"], capture_output=True, text=True, env=dict(os.environ, **env))
+    assert absent.returncode == 1 and "version 9.9.9 is not published" in absent.stdout
+

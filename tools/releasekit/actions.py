@@ -26,7 +26,8 @@ def _deploy_check(args):
     from releasekit.publishing.deploy import check_files
 
     check_files(args.manifest, args.display, dict(item.split("=", 1) for item in args.placeholder), args.platform,
-                args.kubernetes_version, args.label, args.image_field, args.out)
+                args.kubernetes_version, args.label, args.image_field, args.out, args.crd, args.crd_display, args.schema,
+                args.schema_display)
     return 0
 
 
@@ -64,6 +65,10 @@ def build_parser():
     deploy_check.add_argument("--platform", required=True)
     deploy_check.add_argument("--kubernetes-version", required=True)
     deploy_check.add_argument("--image-field", action="append", default=[], help="KIND:path/to/field of a custom kind")
+    deploy_check.add_argument("--crd", action="append", default=[], help="a CustomResourceDefinition file")
+    deploy_check.add_argument("--crd-display", action="append", default=[])
+    deploy_check.add_argument("--schema", help="the JSON Schema of platform generic")
+    deploy_check.add_argument("--schema-display")
     deploy_check.add_argument("--label", required=True)
     deploy_check.add_argument("--out", required=True)
     deploy_check.set_defaults(func=_deploy_check)

@@ -137,6 +137,18 @@ def _cmd_config(args):
     return 0
 
 
+def _cmd_deployed(args):
+    _require_runtime_packages()
+    from releasekit.core.config import load_config
+    from releasekit.core.http import RetryPolicy
+    from releasekit.publishing.deployed import deployed
+
+    config, policy = load_config(args.config), RetryPolicy.from_environment()
+    lines, complete = deployed(args.label, args.channel, args.version, config, policy, os.environ)
+    print(redact("\n".join(lines)))
+    return 0 if complete else 1
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="releasekit", description=__doc__)
     parser.add_argument("--version", action="version", version="releasekit " + __version__)
@@ -212,6 +224,12 @@ def build_parser():
     pipeline.add_argument("--releasekit", default="releasekit", help="how the steps call releasekit")
     pipeline.add_argument("--install", default="python3 -m pip install releasekit",
                           help="the command that installs releasekit on a fresh agent")
+
+    deployed = command("deployed", _cmd_deployed, "what a CD system reads for a deploy release, and if it is all there")
+    deployed.add_argument("label", help="the deploy_release, //package:name")
+    deployed.add_argument("--channel", default="ci", choices=["ci", "dev"])
+    deployed.add_argument("--version", default="latest", help="a version, or latest (what the pointer names)")
+    deployed.add_argument("--config", help="releasekit.yaml to read the destinations from")
 
     config = command("config", _cmd_config, "check releasekit.yaml and show its destinations")
     config.add_argument("--config", help="releasekit.yaml to check")

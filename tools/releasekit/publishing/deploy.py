@@ -185,11 +185,20 @@ def _describe(document):
     return "document"
 
 
-def check(files, placeholders, platform, kubernetes_version, label, field_specs=()):
-    """Build-time checks. files: [(display path, text)]; placeholders: {placeholder: image label}."""
+def check(files, placeholders, platform, kubernetes_version, label, field_specs=(), crd_files=(), schema=None):
+    """Build-time checks. files and crd_files: [(display path, text)]; placeholders: {placeholder: image label};
+    schema: (display path, JSON Schema) of platform "generic"."""
+    from releasekit.publishing.custom_resources import CRD_API_VERSION, CrdSchemas, validate
+
     specs = [FieldSpec(text) for text in field_specs]
     used = set()
     documents_checked = 0
+    crds = CrdSchemas()
+    for display, text in list(crd_files) + list(files):
+        for index, (document, line) in enumerate(load_documents(text, display), 1):
+            is_crd = isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition"
+            if (display, text) in crd_files or (is_crd and document.get("apiVersion") == CRD_API_VERSION):
+                crds.add(document if isinstance(document, dict) else {}, "{}:{} (document {})".format(display, line, index))
     for display, text in files:
         documents = load_documents(text, display)
         for index, (node, (document, line)) in enumerate(zip(_compose(text, display), documents), 1):
@@ -216,8 +225,13 @@ def check(files, placeholders, platform, kubernetes_version, label, field_specs=
                     "image_fields ({}), or rename the placeholder.".format(
                         label, "; ".join(message for message, _ in stray),
                         ", ".join(sorted(set('"{}"'.format(spec) for _, spec in stray)))))
-            if platform == "kubernetes":
+            custom = crds.schema_for(document, where) if platform == "kubernetes" and isinstance(document, dict) else None
+            if custom is not None:
+                validate(document, custom, where, "its CustomResourceDefinition")
+            elif platform == "kubernetes":
                 _validate_kubernetes(document, kubernetes_version, where)
+            elif schema is not None:
+                validate(document, schema[1], where, "the schema " + schema[0])
             documents_checked += 1
     unused = sorted(set(placeholders) - used)
     if unused:
@@ -227,7 +241,9 @@ def check(files, placeholders, platform, kubernetes_version, label, field_specs=
                 label, ", ".join("'{}' ({})".format(p, placeholders[p]) for p in unused),
                 ", ".join(display for display, _ in files))
         )
-    return {"documents": documents_checked, "placeholders": sorted(used)}
+    return {"documents": documents_checked, "placeholders": sorted(used),
+            "custom_kinds": sorted("{}/{}".format(group, kind) for group, kind in crds.kinds),
+            "cel_rules_not_checked": crds.unchecked_rules}
 
 
 def _validate_kubernetes(document, version, where):
@@ -245,8 +261,10 @@ def _validate_kubernetes(document, version, where):
         raise DeployInputError("{}: attribute kubernetes_version: '{}' is not a version kubernetes-validate knows; "
                                "latest is {}.".format(where, version, kubernetes_validate.latest_version())) from None
     except kubernetes_validate.SchemaNotFoundError:
-        raise DeployInputError("{}: attribute manifests: no Kubernetes {} schema for apiVersion '{}' kind '{}'.".format(
-            where, version, document.get("apiVersion"), document.get("kind"))) from None
+        raise DeployInputError("{}: attribute manifests: no Kubernetes {} schema for apiVersion '{}' kind '{}'. A custom "
+                               "kind is checked against its CustomResourceDefinition: list the CRD's file in attribute "
+                               "crds, or include the CRD in manifests.".format(
+                                   where, version, document.get("apiVersion"), document.get("kind"))) from None
     except kubernetes_validate.ValidationError as error:
         at = ".".join(str(p) for p in error.path) or "the top level"
         raise DeployInputError("{}: attribute manifests: invalid for Kubernetes {}: {} (at {}).".format(
@@ -334,13 +352,20 @@ def release_summary(record):
     return json.dumps(record, indent=2, sort_keys=True).encode("utf-8") + b"\n"
 
 
-def check_files(paths, displays, placeholders, platform, kubernetes_version, label, image_fields, out):
+def check_files(paths, displays, placeholders, platform, kubernetes_version, label, image_fields, out, crds=(),
+                crd_displays=(), schema=None, schema_display=None):
     """The deploy-check build action: check the YAML files (see check) and write what was checked."""
     from releasekit.core.jsonio import write_json_atomic
+    from releasekit.publishing.custom_resources import load_json_schema
 
-    files = []
-    for path, display in zip(paths, displays):
-        with open(path, encoding="utf-8") as handle:
-            files.append((display, handle.read()))
-    result = check(files, placeholders, platform, kubernetes_version, label, image_fields)
+    def read(pairs):
+        texts = []
+        for path, display in pairs:
+            with open(path, encoding="utf-8") as handle:
+                texts.append((display, handle.read()))
+        return texts
+
+    json_schema = (schema_display, load_json_schema(schema, schema_display)) if schema else None
+    result = check(read(zip(paths, displays)), placeholders, platform, kubernetes_version, label, image_fields,
+                   read(zip(crds, crd_displays)), json_schema)
     write_json_atomic(out, dict(result, label=label))

@@ -50,7 +50,7 @@ class DeployKind(ArtifactKind):
             files.append((os.path.basename(path), pinned.encode("utf-8")))
         version = release.version()
         summary = {"release": manifest.release, "version": version, "commit": release.source_version.commit,
-                   "images": references}
+                   "images": references, "files": [name for name, _ in files]}
         files.append(("release.json", deploy_yaml.release_summary(summary)))
         base = "/".join(p for p in (fields["package"], fields["name"]) if p)
         record = {"version": version, "images": references, "files": [name for name, _ in files], "status": "dry run",
