@@ -61,7 +61,7 @@ def main():
         print("local registry {}, local Maven store {}, config {}".format(registry.url, store.url, config))
 
         step("a change: the example monorepo in a git repository, one commit touching services/hello, libs/greeting "
-             "and the fleet's configuration")
+             "and the fleet's configuration and deploy YAML")
         workspace = Workspace.copy_of(HERE, os.path.join(workdir, "monorepo"))
         with open(os.path.join(workspace.path, "services/hello/hello.sh"), "a") as handle:
             handle.write("# a change to the hello service\n")
@@ -69,7 +69,12 @@ def main():
             handle.write("// a change to the greeting library\n")
         with open(os.path.join(workspace.path, "services/fleet/fleet.conf"), "a") as handle:
             handle.write("workers_per_cpu = 2\n")
-        workspace.commit("Change the hello service, the greeting library and the fleet's configuration")
+        fleet_deploy = os.path.join(workspace.path, "services/fleet/deploy/fleet.yaml")
+        with open(fleet_deploy) as handle:
+            text = handle.read()
+        with open(fleet_deploy, "w") as handle:
+            handle.write(text.replace("instances: 4", "instances: 6"))
+        workspace.commit("Change the hello service, the greeting library and the fleet's configuration and size")
         print(run(["git", "log", "--stat", "--format=%h %s", "-1"], workspace.path, quiet=True).strip())
 
         step("collect: the tests and CI releases this change affects")

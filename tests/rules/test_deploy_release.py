@@ -417,3 +417,13 @@ def test_deployed_shows_what_a_cd_system_reads_and_refuses_when_an_image_is_miss
     absent = subprocess.run(command + ["--version", "9.9.9"], capture_output=True, text=True, env=dict(os.environ, **env))
     assert absent.returncode == 1 and "version 9.9.9 is not published" in absent.stdout
 
+
+def test_the_fleet_example_publishes_yaml_its_schema_accepts(example_workspace, registry, deploy_store, tmp_path):
+    """platform = "generic" with a JSON Schema: checked at build time, published like any deploy YAML."""
+    config = config_for(tmp_path / "releasekit.yaml", registry.host, deploy_store.url + "/fleet")
+    result = example_workspace.bazel("run", "//services/fleet:fleet_deploy.dev", env=env_for(tmp_path, config))
+    version = result.stdout.split("deploy version ")[1].split()[0]
+    published = yaml.safe_load(open(deploy_store.path(
+        "fleet/dev/services/fleet/fleet_deploy/{}/fleet.yaml".format(version))))
+    assert published["fleet"] == "web" and published["health_check"]["port"] == 8080
+
