@@ -25,9 +25,12 @@ def _jar_check(args):
 def _deploy_check(args):
     from releasekit.publishing.deploy import check_files
 
-    check_files(args.manifest, args.display, dict(item.split("=", 1) for item in args.placeholder), args.platform,
-                args.kubernetes_version, args.label, args.image_field, args.out, args.crd, args.crd_display, args.schema,
-                args.schema_display)
+    result = check_files(args.manifest, args.display, dict(item.split("=", 1) for item in args.placeholder),
+                         args.platform, args.kubernetes_version, args.label, args.image_field, args.out, args.crd,
+                         args.crd_display, args.schema, args.schema_display)
+    if result["cel_rules_not_checked"]:
+        print("{}: note: {} CEL rule(s) of the CRDs (x-kubernetes-validations) not checked; the API server checks "
+              "them on apply.".format(args.label, result["cel_rules_not_checked"]))
     return 0
 
 

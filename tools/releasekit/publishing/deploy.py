@@ -369,3 +369,4 @@ def check_files(paths, displays, placeholders, platform, kubernetes_version, lab
     result = check(read(zip(paths, displays)), placeholders, platform, kubernetes_version, label, image_fields,
                    read(zip(crds, crd_displays)), json_schema)
     write_json_atomic(out, dict(result, label=label))
+    return result
