@@ -194,7 +194,6 @@ def test_each_releasekit_variable_is_spelled_once_and_the_readme_lists_the_table
     """One owner for the contract with CI jobs and users: the table in core/environment.py."""
     import re
 
-    from helpers.servers import REPO_ROOT
     from releasekit.core import environment
 
     package = os.path.join(REPO_ROOT, "tools", "releasekit")

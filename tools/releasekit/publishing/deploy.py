@@ -194,13 +194,14 @@ def check(files, placeholders, platform, kubernetes_version, label, field_specs=
     used = set()
     documents_checked = 0
     crds = CrdSchemas()
+    parsed = {display: load_documents(text, display) for display, text in list(crd_files) + list(files)}
     for display, text in list(crd_files) + list(files):
-        for index, (document, line) in enumerate(load_documents(text, display), 1):
+        for index, (document, line) in enumerate(parsed[display], 1):
             is_crd = isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition"
             if (display, text) in crd_files or (is_crd and document.get("apiVersion") == CRD_API_VERSION):
                 crds.add(document if isinstance(document, dict) else {}, "{}:{} (document {})".format(display, line, index))
     for display, text in files:
-        documents = load_documents(text, display)
+        documents = parsed[display]
         for index, (node, (document, line)) in enumerate(zip(_compose(text, display), documents), 1):
             where = "{}:{} (document {}, {})".format(display, line, index, _describe(document))
             fields = image_fields(node, specs)

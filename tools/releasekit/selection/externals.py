@@ -218,6 +218,7 @@ def changed_targets(read_base, read_head, bazel, base_bazel, bzl_reach, workspac
 
     read_base / read_head: a file's text at each revision; bazel / base_bazel(): Bazel at head and (made on first
     use) at base; bzl_reach(paths): those .bzl files and the workspace's .bzl files that load them."""
+    read_base, read_head = _remembered(read_base), _remembered(read_head)  # each file is read several times
     base_starlark, _ = workspace_files(read_base, WORKSPACE_FILES)
     head_starlark, _ = workspace_files(read_head, WORKSPACE_FILES)
     if registrations(read_base, base_starlark) != registrations(read_head, head_starlark):
@@ -249,6 +250,17 @@ def changed_targets(read_base, read_head, bazel, base_bazel, bzl_reach, workspac
             if label in base_contents and base_contents[label] != fingerprint:
                 changed[label] = {why.format(label)}
     return changed
+
+
+def _remembered(read):
+    texts = {}
+
+    def remembered(path):
+        if path not in texts:
+            texts[path] = read(path)
+        return texts[path]
+
+    return remembered
 
 
 def dependents(bazel, reasons):
