@@ -2,12 +2,12 @@
 `files` store. The checksum is the commit point of a version: written after the file, and read first to decide
 whether the version is there already (a CI version is immutable)."""
 
-import hashlib
 import os
 
 from releasekit.core.errors import ImmutableVersionError, UsageError
 from releasekit.publishing.deploy import release_summary
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
+from releasekit.publishing.oci import BlobLocation
 
 
 class FileKind(ArtifactKind):
@@ -19,7 +19,8 @@ class FileKind(ArtifactKind):
         path, name = release.runfile(fields["file"]), fields["file_name"]
         if not os.path.isfile(path):
             raise UsageError("{}: {} does not exist; rebuild the release target.".format(manifest.release, path))
-        digest, size = _sha256(path)
+        size = os.path.getsize(path)
+        digest = BlobLocation(path, 0, size).digest().split(":", 1)[1]
         version = release.version()
         base = "/".join(p for p in (fields["package"], fields["name"]) if p)
         directory = "{}/{}".format(base, version)
@@ -67,12 +68,3 @@ class FileKind(ArtifactKind):
             record["release"], record["status"], record["file"], record["version"], human_bytes(record["size"]),
             record["sha256"][:12], record["location"], human_bytes(record["bytes_uploaded"]), record["duration_seconds"],
             dry_run_note(record))
-
-
-def _sha256(path):
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
