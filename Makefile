@@ -25,3 +25,4 @@ bench: install
 	@$(PYTHON) benchmarks/maven.py
 	@$(PYTHON) benchmarks/dispatch.py --startup-limits 1,2,3,4,8
 	@$(PYTHON) benchmarks/faults.py
+	@$(PYTHON) benchmarks/insight.py

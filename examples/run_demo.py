@@ -4,9 +4,10 @@
 Copies the example monorepo into a temporary git repository and commits a change to a
 service and a library. Then `releasekit collect` selects the affected tests and releases,
 and `releasekit dispatch` runs the tests with Bazel and the releases (built once, run side
-by side) against a local OCI registry and artifact store that this script starts. A
-developer's dev release follows, and what was published is shown. Everything started is
-stopped.
+by side) against a local OCI registry and artifact store that this script starts, and
+appends the run to a run history in that store. A developer's dev release follows, what
+was published is shown, and `releasekit insight` draws the history into
+demo-insight.html. Everything started is stopped.
 """
 
 import json
@@ -24,6 +25,7 @@ from helpers.servers import NginxStore, Registry  # noqa: E402
 from helpers.workspace import BAZEL, Workspace  # noqa: E402
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
+INSIGHT_PAGE = os.path.join(REPO_ROOT, "demo-insight.html")  # kept: open it in a browser
 
 
 def step(title):
@@ -57,7 +59,9 @@ def main():
         env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(workdir, "cache"),
                    RELEASEKIT_MAVEN_USERNAME="demo", RELEASEKIT_MAVEN_PASSWORD="demo-password",
                    RELEASEKIT_DEPLOY_USERNAME="demo", RELEASEKIT_DEPLOY_PASSWORD="demo-password",
-                   RELEASEKIT_FILES_USERNAME="demo", RELEASEKIT_FILES_PASSWORD="demo-password", RELEASEKIT_VERSION="1.0.0")
+                   RELEASEKIT_FILES_USERNAME="demo", RELEASEKIT_FILES_PASSWORD="demo-password", RELEASEKIT_VERSION="1.0.0",
+                   RELEASEKIT_HISTORY_USERNAME="demo", RELEASEKIT_HISTORY_PASSWORD="demo-password")
+        history = store.url + "/ci-history"
         print("local registry {}, local Maven store {}, config {}".format(registry.url, store.url, config))
 
         step("a change: the example monorepo in a git repository, one commit touching services/hello, libs/greeting "
@@ -85,9 +89,11 @@ def main():
             for target in json.load(open(path))["targets"]:
                 print("  {:<8} {:<36} {:<20} because of {}".format(kind, target["label"], target["kind"], ", ".join(target["reasons"])))
 
-        step("dispatch: the tests with Bazel, then the releases built once and run side by side (CI=true)")
+        step("dispatch: the tests with Bazel, then the releases built once and run side by side (CI=true), the run "
+             "appended to the run history")
         result = subprocess.run([sys.executable, ENTRY, "dispatch", "--tests", tests_json, "--releases", releases_json,
-                                 "--workers", "4", "--logs", os.path.join(workdir, "logs")],
+                                 "--workers", "4", "--logs", os.path.join(workdir, "logs"), "--history", history,
+                                 "--profile"],
                                 cwd=workspace.path, env=dict(env, CI="true"), text=True, capture_output=True)
         print("\n".join("  " + line for line in result.stdout.strip().splitlines()
                         if not line.startswith("report:")))
@@ -123,6 +129,11 @@ def main():
         step("what a CD system reads for hello's deploy (releasekit deployed): the version, the YAML, every image there")
         print("\n".join("  " + line for line in run(
             [sys.executable, ENTRY, "deployed", "//services/hello:hello_deploy", "--config", config], workspace.path, env,
+            quiet=True).splitlines()))
+
+        step("the run history, drawn (releasekit insight): wall time, slowest targets, critical path, lead time")
+        print("\n".join("  " + line for line in run(
+            [sys.executable, ENTRY, "insight", "--history", history, "--out", INSIGHT_PAGE], workspace.path, env,
             quiet=True).splitlines()))
     finally:
         registry.stop()

@@ -13,6 +13,7 @@ DEBIAN_PACKAGES=(
   nginx-light                                    # a real HTTP PUT (WebDAV) artifact store
   default-jdk-headless                           # javac and jar for the example's jars
   maven libmaven-dependency-plugin-java libmaven-deploy-plugin-java junit4  # a real Maven client, offline
+  chromium chromium-driver                       # a real browser for the insight page's test
 )
 
 missing=()
@@ -32,6 +33,7 @@ fi
 if ! "$PYTHON" - <<'PY' 2>/dev/null
 import importlib.metadata, os, sys
 import releasekit, requests, yaml, docker, boto3, moto, kubernetes_validate, jsonschema, pytest, check_jsonschema
+import matplotlib, selenium
 sys.exit(0 if os.path.realpath(os.path.dirname(releasekit.__file__)) == os.path.realpath("tools/releasekit") else 1)
 PY
 then

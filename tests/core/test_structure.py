@@ -21,7 +21,7 @@ def test_no_module_is_over_400_lines_and_the_command_line_under_250():
 
 
 def test_each_wing_says_what_flows_in_and_out():
-    for wing in ("core", "selection", "running", "publishing"):
+    for wing in ("core", "selection", "running", "publishing", "insight"):
         with open(os.path.join(PACKAGE, wing, "__init__.py"), encoding="utf-8") as handle:
             docstring = ast.get_docstring(ast.parse(handle.read())) or ""
         assert "In:" in docstring and "Out:" in docstring, wing

@@ -143,6 +143,7 @@ class NginxStore:
     """A real HTTP PUT store: Debian nginx-light with WebDAV PUT/DELETE/MKCOL; writes need basic auth when a
     username is given. It also serves Bazel's HTTP remote cache protocol (GET and PUT of /ac/ and /cas/).
 
+    Directories answer a GET with nginx's JSON autoindex (the run history lists them).
     /refusing/, /refusing-400/ and /refusing-403/ answer 409, 400 and 403 to a PUT of a file that exists, as Nexus and
     Artifactory do on redeploy. /bearer/ takes writes with `Authorization: Bearer <STORE_TOKEN>` only. /elsewhere/ redirects to
     the same files on a second port (another origin), and /renamed/ to / on this one; requests.log says, per
@@ -223,6 +224,8 @@ http {{
       dav_methods PUT DELETE MKCOL;
       create_full_put_path on;
       dav_access user:rw group:r all:r;
+      autoindex on;
+      autoindex_format json;
       {auth}
     }}
   }}

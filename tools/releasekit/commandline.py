@@ -26,9 +26,11 @@ def configure_logging(verbose):
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-def run_command(parser, argv):
-    """Parse argv, run the chosen command's func(args), and return its exit code."""
+def run_command(parser, argv, started=None):
+    """Parse argv, run the chosen command's func(args), and return its exit code. args.started: when the process
+    began its command (seconds since the epoch)."""
     args = parser.parse_args(argv)
+    args.started = started
     configure_logging(args.verbose)
     try:
         return _guarded(args)

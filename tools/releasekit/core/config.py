@@ -4,6 +4,9 @@
       ci:  {registry: "registry.example.com/prod", maven: "https://repo.example.com/releases"}
       dev: {registry: "registry.example.com/dev",  maven: "https://repo.example.com/snapshots"}
 
+    history: "s3://ci-history/main"            # optional: where CI runs append their reports
+    auto_quarantine: {flakes: 2, window: 30, clean_runs: 5}   # optional: --quarantine auto's thresholds
+
 An entry is a string or a mapping {url, insecure, ca_bundle}; a channel may set
 `insecure: true` for all its entries. Which file wins: --config, then
 the config variable (environment.CONFIG), then releasekit.yaml at the workspace root.
@@ -133,11 +136,23 @@ def _addresses(host):
 
 
 @dataclasses.dataclass(frozen=True)
+class AutoQuarantine:
+    """`--quarantine auto`: a test that flaked at least `flakes` times in the last `window` runs that ran it is
+    quarantined, until it has passed `clean_runs` runs in a row since its last flake."""
+
+    flakes: int = 2
+    window: int = 30
+    clean_runs: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The parsed releasekit.yaml."""
 
     source: str
     channels: dict
+    history: Destination = None  # where CI runs append their reports (insight/history.py)
+    auto_quarantine: AutoQuarantine = AutoQuarantine()
 
     def destination(self, channel, kind):
         entry = self.channels.get(channel, {}).get(kind)
@@ -198,9 +213,9 @@ def parse_registry(text, channel="?", insecure=False, ca_bundle=None, source="re
     return destination
 
 
-def parse_store(text, kind, channel="?", insecure=False, ca_bundle=None, source="releasekit.yaml"):
+def parse_store(text, kind, channel="?", insecure=False, ca_bundle=None, source="releasekit.yaml", where=None):
     """Parse an artifact store URL: https://..., http://... (loopback), s3://bucket/prefix, file:///dir."""
-    where = "{}: channels.{}.{}".format(source, channel, kind)
+    where = where or "{}: channels.{}.{}".format(source, channel, kind)
     match = re.match(r"^([a-z0-9]+)://([^/]*)(/.*)?$", text.strip()) if isinstance(text, str) else None
     if not match or match.group(1) not in _STORE_SCHEMES:
         raise ConfigError(
@@ -311,9 +326,33 @@ def config_from_data(data, source):
             else:
                 parsed[kind] = parse_store(url, kind, channel, insecure, ca_bundle, source)
         channels[channel] = parsed
-    config = Config(source=source, channels=channels)
+    config = Config(source=source, channels=channels, history=_history(data.get("history"), source),
+                    auto_quarantine=_auto_quarantine(data.get("auto_quarantine"), source))
     check_channels_apart(config)
     return config
+
+
+def parse_history(value, source):
+    """The run history's store: a URL or {url, insecure, ca_bundle}, as a destination entry."""
+    url, insecure, ca_bundle = value, False, None
+    if isinstance(value, dict):
+        url, insecure, ca_bundle = value.get("url"), bool(value.get("insecure", False)), value.get("ca_bundle")
+    return parse_store(url, "history", "-", insecure, ca_bundle, source, where="{}: history".format(source))
+
+
+def _history(value, source):
+    return None if value is None else parse_history(value, source)
+
+
+def _auto_quarantine(value, source):
+    if value is None:
+        return AutoQuarantine()
+    names = [f.name for f in dataclasses.fields(AutoQuarantine)]
+    if not isinstance(value, dict) or set(value) - set(names) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value.values()):
+        raise ConfigError("{}: auto_quarantine must map {} to positive whole numbers (e.g. `auto_quarantine: "
+                          "{{flakes: 2, window: 30, clean_runs: 5}}`).".format(source, ", ".join(names)))
+    return AutoQuarantine(**value)
 
 
 def check_channels_apart(config):

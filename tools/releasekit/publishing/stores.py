@@ -1,6 +1,6 @@
 """Artifact stores: HTTP PUT (Artifactory, Nexus, Reposilite, WebDAV), S3, and a local directory.
 
-Every store reads, writes whole files and offers a way to serialise read-merge-write of
+Every store reads, writes whole files, lists a directory (what the run history reads) and offers a way to serialise read-merge-write of
 metadata: conditional writes where the store has them (S3 If-Match / If-None-Match, HTTP
 If-Match), a lock otherwise (a WebDAV MKCOL directory; flock for a directory store).
 Writes of artifacts are plain PUTs: callers write files before the metadata that lists them.
@@ -9,8 +9,10 @@ Writes of artifacts are plain PUTs: callers write files before the metadata that
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
+import re
 import urllib.parse
 
 from releasekit.core.errors import AlreadyPublishedError, AuthError, ConflictError, ReleasekitError, StoreError, TransientError
@@ -122,6 +124,18 @@ class HttpStore:
             )
         raise StoreError("Writing {} answered HTTP {}.".format(self.describe(path), response.status_code))
 
+    def list(self, directory):
+        """The names in directory, subdirectories ending in '/', from the server's index page (nginx's JSON or
+        HTML autoindex, Apache's, Artifactory's); [] when the directory does not exist."""
+        url = self.base + "/" + urllib.parse.quote(directory.strip("/") + "/" if directory.strip("/") else "")
+        response = self._call_url("GET", url, "list " + directory, headers={"Accept": "application/json"})
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            raise StoreError("Listing {} answered HTTP {}: the store must serve directory indexes there (nginx "
+                             "`autoindex on`, Apache `Options +Indexes`).".format(self.describe(directory), response.status_code))
+        return _index_names(response.text)
+
     def make_collections(self, directory):
         """MKCOL every collection down to directory, the store's own path included: WebDAV creates one level at a time."""
         parts = [p for p in self.destination.path.split("/") if p] + [p for p in directory.split("/") if p]
@@ -132,6 +146,21 @@ class HttpStore:
     def lock(self, directory):
         """A WebDAV MKCOL lock directory held as a renewed lease, where the server supports MKCOL; otherwise no lock."""
         return webdav_lock.held(self, directory)
+
+
+def _index_names(text):
+    """Names of a directory index: a JSON list of {name, type} (nginx `autoindex_format json`), or HTML links."""
+    if text.lstrip().startswith("["):
+        try:
+            return sorted(e["name"] + ("/" if e.get("type") == "directory" else "") for e in json.loads(text))
+        except (ValueError, TypeError, KeyError):
+            pass
+    names = set()
+    for href in re.findall(r'href="([^"?#]+)"', text):
+        name = urllib.parse.unquote(href)
+        if name not in ("../", "./") and "://" not in name and not name.startswith("/") and "/" not in name.rstrip("/"):
+            names.add(name)
+    return sorted(names)
 
 
 class _FileBody:
@@ -248,6 +277,21 @@ class S3Store:
         """Streamed (multipart above boto3's threshold): constant memory whatever the size."""
         self._call("write " + path, self.client.upload_file, Filename=local_path, Bucket=self.bucket, Key=self._key(path))
 
+    def list(self, directory):
+        """The names in directory, subdirectories ending in '/': one request per thousand names."""
+        prefix = self._key(directory.strip("/"))
+        prefix = prefix + "/" if prefix else ""
+
+        def names():
+            found = []
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix,
+                                                                              Delimiter="/"):
+                found += [p["Prefix"][len(prefix):] for p in page.get("CommonPrefixes", [])]
+                found += [o["Key"][len(prefix):] for o in page.get("Contents", [])]
+            return sorted(found)
+
+        return self._call("list " + (directory or "/"), names)
+
     @contextlib.contextmanager
     def lock(self, directory):
         yield  # S3 has conditional writes; no lock needed
@@ -298,6 +342,16 @@ class FileStore:
                 os.replace(tmp, target)  # readers see the old file or the new one, never half of one
         except OSError as error:
             raise StoreError("Cannot write {}: {}.".format(self.describe(path), error.strerror)) from None
+
+    def list(self, directory):
+        """The names in directory, subdirectories ending in '/'; files being staged are left out."""
+        try:
+            entries = list(os.scandir(self._path(directory)))
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            raise StoreError("Cannot list {}: {}.".format(self.describe(directory), error.strerror)) from None
+        return sorted(e.name + ("/" if e.is_dir() else "") for e in entries if not e.name.startswith("."))
 
     @contextlib.contextmanager
     def lock(self, directory):

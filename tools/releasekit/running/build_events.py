@@ -24,12 +24,15 @@ def _uri_path(uri):
 
 def test_outcomes(events, labels):
     """Outcome per test label, from testSummary / testResult / targetCompleted events."""
-    outcomes, logs, attempts, built = {}, {}, {}, {}
+    outcomes, logs, attempts, built, cached = {}, {}, {}, {}, {}
     for event in events:
         ident = event.get("id", {})
         if "testResult" in ident:
             label = ident["testResult"]["label"]
             attempts[label] = max(attempts.get(label, 0), ident["testResult"].get("attempt", 1))
+            result = event.get("testResult", {})
+            hit = bool(result.get("cachedLocally") or result.get("executionInfo", {}).get("cachedRemotely"))
+            cached[label] = cached.get(label, True) and hit
             for output in event.get("testResult", {}).get("testActionOutput", []):
                 if output.get("name") == "test.log":
                     logs[label] = _uri_path(output.get("uri"))
@@ -51,6 +54,7 @@ def test_outcomes(events, labels):
                 outcome = Outcome(label, "test", "failed", reason="Bazel reported no result for this test")
         outcome.log = logs.get(label)
         outcome.attempts = attempts.get(label, 1)
+        outcome.cached = cached.get(label)
         if outcome.status == "flaky":
             outcome.reason = "failed, then passed within {} attempts".format(outcome.attempts)
         result[label] = outcome

@@ -25,6 +25,8 @@ class Outcome:
     launched_at: float = None
     started_up_at: float = None
     forked: bool = False  # forked by the fork server rather than run as its own executable
+    cached: bool = None  # tests: every attempt's result came from a cache (Bazel's build events say)
+    finished_at: float = None  # releases: when it ended, seconds since the epoch (release lead time)
 
     @property
     def failed(self):

@@ -1,0 +1,195 @@
+"""The three arms of the CI replay, each an agent with its own remote cache, registry and store.
+
+CI model, the same for every arm: each commit runs on a fresh agent, that is a fresh Bazel output base and server
+(a new --output_user_root per run; the install base is shared, as an agent image would carry it) in a clean
+checkout of the commit, with the arm's shared HTTP remote cache (nginx). Checkout time is not counted.
+1. everything: `bazel test //...`, then every CI release with `bazel run`, one after another;
+2. Bazel alone: `bazel test //...`, then every CI release through `releasekit dispatch` with the workers of arm 3;
+3. `releasekit ci --base <previous commit>`, with its workers.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from helpers.servers import NginxStore, Registry
+from helpers.workspace import BAZEL
+from releasekit.running.build_events import read_build_events, test_outcomes
+from releasekit.selection.selection_file import Selected, Selection
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
+ARMS = ("1 everything", "2 bazel alone", "3 releasekit ci")
+
+
+@dataclasses.dataclass
+class CommitRun:
+    arm: str
+    commit: str
+    seconds: float
+    tests_executed: list  # labels Bazel really ran (not a cache hit)
+    tests_cached: list
+    tests_selected: list  # arm 3: what it selected (every test for the others)
+    releases_run: list
+    release_digests: dict  # label: the published artifact's digest (container) or content checksum
+    bytes_pushed: int
+    failed: list
+    start: float = 0.0
+    outcomes: list = dataclasses.field(default_factory=list)  # run_report.Outcome of every target
+
+
+class Agent:
+    """One arm: its servers, a clone of the history, and its per-commit fresh Bazel."""
+
+    def __init__(self, arm, workdir, origin, workers):
+        self.arm, self.workers = arm, workers
+        self.root = os.path.join(workdir, "arm" + arm[0])
+        os.makedirs(self.root)
+        self.store = NginxStore(os.path.join(self.root, "nginx"))
+        self.registry = Registry(os.path.join(self.root, "registry"), in_memory=True)
+        self.repo = os.path.join(self.root, "repo")
+        subprocess.run(["git", "clone", "-q", origin, self.repo], check=True)
+        self.config = os.path.join(self.root, "releasekit.yaml")
+        with open(self.config, "w") as handle:
+            handle.write("channels:\n  ci: {{registry: 'http://{0}/ci', maven: '{1}/store/maven', deploy: "
+                         "'{1}/store/deploy'}}\n  dev: {{registry: 'http://{0}/dev', maven: '{1}/store/maven-dev', "
+                         "deploy: '{1}/store/deploy-dev'}}\n".format(self.registry.host, self.store.url))
+        self.bazel = os.path.join(self.root, "bazel")
+        with open(self.bazel, "w") as handle:
+            # A fresh output user root per run is a fresh agent; the install base is shared, as an agent image has it.
+            handle.write('#!/bin/sh\nexec {} --output_user_root="$REPLAY_AGENT_ROOT" --install_base={} "$@"\n'.format(
+                BAZEL, os.path.join(workdir, "install-base")))
+        os.chmod(self.bazel, 0o755)
+        self.remote_cache = "--remote_cache={}/cache".format(self.store.url)
+
+    def stop(self):
+        self.store.stop()
+        self.registry.stop()
+
+    def environ(self, agent_root, version):
+        return dict(os.environ, CI="true", RELEASEKIT_CONFIG=self.config, RELEASEKIT_BAZEL=self.bazel,
+                    REPLAY_AGENT_ROOT=agent_root, RELEASEKIT_VERSION=version)
+
+    def run(self, commit, previous, version, shard=None, config=None):
+        """Replay one commit on a fresh agent; the CommitRun."""
+        subprocess.run(["git", "checkout", "-q", "--force", commit], cwd=self.repo, check=True)
+        subprocess.run(["git", "clean", "-q", "-fdx"], cwd=self.repo, check=True)
+        agent_root = os.path.join(self.root, "agent")
+        environ = self.environ(agent_root, version)
+        if config:
+            environ["RELEASEKIT_CONFIG"] = config
+        logs = os.path.join(self.root, "logs")
+        shutil.rmtree(logs, ignore_errors=True)
+        os.makedirs(logs)
+        started = time.time()
+        try:
+            if self.arm.startswith("3"):
+                result = self._releasekit_ci(previous, environ, logs, shard)
+            else:
+                result = self._everything(environ, logs)
+            result.seconds = round(time.time() - started, 2)
+            result.start, result.commit = started, commit
+            return result
+        finally:
+            subprocess.run([self.bazel, "shutdown"], cwd=self.repo, env=environ, capture_output=True)
+            base_checkout = os.path.join(self.repo, "..", "base-checkout")
+            if os.path.isdir(agent_root):
+                subprocess.run(["chmod", "-R", "u+w", agent_root], capture_output=True)
+                shutil.rmtree(agent_root, ignore_errors=True)
+            del base_checkout
+
+    def _bazel(self, environ, *args):
+        return subprocess.run([self.bazel, *args], cwd=self.repo, env=environ, capture_output=True, text=True)
+
+    def _everything(self, environ, logs):
+        bep = os.path.join(logs, "test.bep.json")
+        tested = self._bazel(environ, "test", "--keep_going", self.remote_cache, "--build_event_json_file=" + bep, "//...")
+        if tested.returncode not in (0, 3, 4):
+            raise SystemExit("replay: bazel test failed in {}:\n{}".format(self.arm, tested.stderr[-3000:]))
+        labels = sorted(set(self._bazel(environ, "query", "tests(//...)").stdout.split()))
+        outcomes = list(test_outcomes(read_build_events(bep), labels).values())
+        releases = sorted(self._bazel(environ, "query", "kind(artifact_ci_release, //...)").stdout.split())
+        if self.arm.startswith("1"):
+            records, release_outcomes = self._one_after_another(releases, environ, logs)
+        else:
+            records, release_outcomes = self._dispatch(releases, environ, logs)
+        return _commit_run(self.arm, outcomes + release_outcomes, labels, records)
+
+    def _one_after_another(self, releases, environ, logs):
+        from releasekit.running.run_report import Outcome
+
+        records, outcomes = {}, []
+        for label in releases:
+            record = os.path.join(logs, label.replace("/", "_").replace(":", "__") + ".record.json")
+            started = time.monotonic()
+            result = subprocess.run([self.bazel, "run", self.remote_cache, label], cwd=self.repo,
+                                    env=dict(environ, RELEASEKIT_REPORT=record), capture_output=True, text=True)
+            outcome = Outcome(label, "release", "published" if result.returncode == 0 else "failed",
+                              time.monotonic() - started, finished_at=time.time())
+            if result.returncode == 0 and os.path.exists(record):
+                with open(record) as handle:
+                    records[label] = outcome.record = json.load(handle)
+            else:
+                outcome.reason = (result.stderr.strip().splitlines() or ["?"])[-1]
+            outcomes.append(outcome)
+        return records, outcomes
+
+    def _dispatch(self, releases, environ, logs):
+        selection = os.path.join(logs, "releases.json")
+        with open(selection, "w") as handle:
+            json.dump(Selection("-", "-", True, [], [Selected(label, "release", ["every release"]) for label in releases],
+                                []).report("releases"), handle)
+        report = self._releasekit(environ, logs, "dispatch", "--releases", selection)
+        return _records(report), _outcomes(report)
+
+    def _releasekit(self, environ, logs, *args):
+        report = os.path.join(logs, "report.json")
+        result = subprocess.run([sys.executable, ENTRY, *args, "--workers", str(self.workers), "--logs", logs,
+                                 "--report", report, "--", self.remote_cache], cwd=self.repo, env=environ,
+                                capture_output=True, text=True)
+        if not os.path.exists(report):
+            raise SystemExit("replay: releasekit {} wrote no report in {}:\n{}{}".format(
+                args[0], self.arm, result.stdout[-3000:], result.stderr[-3000:]))
+        with open(report) as handle:
+            return json.load(handle)
+
+    def _releasekit_ci(self, previous, environ, logs, shard):
+        report = self._releasekit(environ, logs, "ci", "--base", previous, *(["--shard", shard] if shard else []))
+        outcomes = _outcomes(report)
+        return _commit_run(self.arm, outcomes, [o.label for o in outcomes if o.kind == "test"], _records(report))
+
+
+def _outcomes(report):
+    from releasekit.running.run_report import Outcome
+
+    fields = {f.name for f in dataclasses.fields(Outcome)}
+    return [Outcome(**{k: v for k, v in target.items() if k in fields}) for target in report["targets"]]
+
+
+def _records(report):
+    return {t["label"]: t["record"] for t in report["targets"] if t["kind"] == "release" and t.get("record")}
+
+
+def _commit_run(arm, outcomes, selected_tests, records):
+    tests = [o for o in outcomes if o.kind == "test"]
+    releases = [o for o in outcomes if o.kind == "release"]
+    return CommitRun(arm=arm, commit=None, seconds=0.0,
+                     tests_executed=sorted(o.label for o in tests if o.cached is False),
+                     tests_cached=sorted(o.label for o in tests if o.cached),
+                     tests_selected=sorted(selected_tests),
+                     releases_run=sorted(o.label for o in releases if o.status == "published"),
+                     release_digests={label: artifact_digest(record) for label, record in records.items()},
+                     bytes_pushed=sum(int(r.get("bytes_uploaded") or 0) for r in records.values()),
+                     failed=sorted(o.label for o in outcomes if o.failed), outcomes=outcomes)
+
+
+def artifact_digest(record):
+    """What identifies a published artifact's content: an image's digest, a file's or jar's checksum."""
+    for key in ("digest", "sha256", "checksum"):
+        if record.get(key):
+            return record[key]
+    return json.dumps({k: record.get(k) for k in ("images", "files", "sha1", "size")}, sort_keys=True)

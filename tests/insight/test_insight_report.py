@@ -1,0 +1,77 @@
+"""`releasekit insight` on a generated month of runs: the figures, and the page in a real headless Chromium."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from helpers.browser import chromium
+from helpers.run_history import HistoryShape, generate, write_history
+from helpers.servers import REPO_ROOT
+
+ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
+ARTIFACTS = os.path.join(REPO_ROOT, "test-artifacts")
+CHARTS = ["percentiles-per-week", "percentiles-per-day", "histogram", "before-after", "slowest-trend",
+          "cache-hit-rate", "flake-rate", "lead-time"]
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory):
+    """A month of 300 runs of 200 targets; from 2026-10-16 on, runs take about 40% of the time."""
+    root = tmp_path_factory.mktemp("month")
+    shape = HistoryShape()
+    write_history(generate(shape), str(root / "history"))
+    out = root / "report.html"
+    result = subprocess.run([sys.executable, ENTRY, "insight", "--history", "file://{}".format(root / "history"),
+                             "--since", "2026-10-01", "--until", "2026-11-01", "--compare-at", shape.improved_from,
+                             "--out", str(out), "--json", str(root / "figures.json")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out, json.load(open(root / "figures.json")), result.stdout
+
+
+def test_the_figures_of_a_month(month):
+    _, figures, printed = month
+    assert figures["runs"] == 300 and figures["window"] == ["2026-10-01", "2026-10-30"]
+    assert [w["week"] for w in figures["per_week"]][:2] == ["2026-09-28", "2026-10-05"]  # weeks start on Mondays
+    assert len(figures["per_day"]) == 30 and sum(d["runs"] for d in figures["per_day"]) == 300
+    split = figures["before_after"]
+    assert split["split"] == "2026-10-16" and split["before"]["runs"] + split["after"]["runs"] == 300
+    assert 2.0 < split["p50_ratio"] < 3.2 and split["p90_ratio"] > 1.5  # the generated runs take 40% from the split
+    assert 0.45 < figures["cache"]["hit_rate"] < 0.55
+    assert len(figures["slowest_targets"]) == 15 and figures["slowest_targets"][0]["trend"]
+    means = [t["mean_seconds"] for t in figures["slowest_targets"]]
+    assert means == sorted(means, reverse=True)
+    flaky = figures["flaky"]["tests"]
+    assert len(flaky) == 3 and all(t["evidence"] and t["flakes"] == len(t["evidence"]) for t in flaky)
+    assert len(figures["lead_time"]) == 30 and all(r["published"] == 300 for r in figures["lead_time"])
+    assert "wall time: P50" in printed
+
+
+def test_every_chart_renders_in_chromium_with_no_console_error(month):
+    page, _, _ = month
+    text = page.read_text()
+    # Self-contained: no script, nothing fetched (namespaces are names, not fetches).
+    assert not re.search(r"<script|<link|<img|src=|(href|url)\(?=?['\"]?(https?:|//)", text)
+    assert text.count("<svg") == len(CHARTS)
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with chromium() as browser:
+        browser.get("file://{}".format(page))
+        drawn = browser.execute_script("""
+            return Array.from(document.querySelectorAll('figure.chart')).map(figure => {
+              const svg = figure.querySelector('svg'), box = svg.getBoundingClientRect();
+              return [figure.id, box.width, box.height, svg.querySelectorAll('path').length,
+                      svg.querySelectorAll('text').length];
+            });""")
+        browser.set_window_size(1200, browser.execute_script("return document.body.scrollHeight") + 100)
+        screenshot = os.path.join(ARTIFACTS, "insight-report.png")
+        assert browser.save_screenshot(screenshot)
+        errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
+    assert [name for name, *_ in drawn] == CHARTS
+    for name, width, height, paths, texts in drawn:
+        assert width > 400 and height > 150 and paths > 10 and texts > 3, name
+    assert errors == []
+    assert os.path.getsize(screenshot) > 50000

@@ -1,0 +1,112 @@
+"""The arguments of every user command (cli.py runs them)."""
+
+import argparse
+
+from releasekit import __version__
+from releasekit.core import environment
+
+BAZEL_HELP = "the Bazel command (default: {}, then bazel)".format(environment.BAZEL)
+
+
+def build_parser(handlers):
+    """The parser of every user command; handlers maps each command to the function that runs it."""
+    parser = argparse.ArgumentParser(prog="releasekit", description="Select, run and publish what a change affects; see how CI runs.")
+    parser.add_argument("--version", action="version", version="releasekit " + __version__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    # --verbose is accepted after the command too; SUPPRESS keeps a subcommand from resetting it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    def command(name, help_text):
+        parsed = commands.add_parser(name, parents=[common], help=help_text)
+        parsed.set_defaults(func=handlers[name])
+        return parsed
+
+    publish = command("publish", "publish one release (what a release target runs)")
+    publish.add_argument("--manifest", required=True, help="the release manifest the target's build wrote")
+    publish.add_argument("--runfiles", help="runfiles directory the manifest's paths are relative to")
+    publish.add_argument("--config", help="releasekit.yaml to use (default: {}, then the workspace root)".format(
+        environment.CONFIG))
+    publish.add_argument("--dry-run", action="store_true", help="check everything, publish nothing")
+    publish.add_argument("--workers", type=int, default=4, help="blobs uploaded at once (default 4)")
+
+    def workspace_arguments(parsed):
+        parsed.add_argument("--workspace", default=".", help="the Bazel workspace (default: the current directory)")
+        parsed.add_argument("--bazel", help=BAZEL_HELP)
+
+    def selection_arguments(parsed, head=True):
+        parsed.add_argument("--base", required=True, help="the revision the change starts from")
+        if head:
+            parsed.add_argument("--head", default="HEAD", help="the revision it ends at, or WORKTREE (default HEAD)")
+        workspace_arguments(parsed)
+
+    def run_arguments(parsed):
+        parsed.add_argument("--workers", type=int, default=4, help="release executables run at once (default 4)")
+        parsed.add_argument("--report", help="JSON report (default: <logs>/report.json)")
+        parsed.add_argument("--junit", help="JUnit XML (default: <logs>/junit.xml)")
+        parsed.add_argument("--logs", help="directory for logs and build events (default: <workspace>/releasekit-logs)")
+        parsed.add_argument("--quarantine", action="append", metavar="FILE|auto",
+                            help="tests that run but cannot fail the build: a file of labels, or auto (from the "
+                                 "history); both may be given, and the file wins")
+        parsed.add_argument("--history", metavar="URL", help="append this run's record to the run history here "
+                            "(directory, http(s) or s3 URL; default: releasekit.yaml's history)")
+        parsed.add_argument("--profile", action="store_true",
+                            help="record Bazel's JSON trace profile: the critical path and slowest actions")
+        parsed.add_argument("--flaky-test-attempts", type=int, help="passed to bazel test as --flaky_test_attempts")
+        parsed.add_argument("--shard", help="K/N: run only this deterministic, balanced share")
+        parsed.add_argument("--previous-report", help="a report whose durations balance the shards")
+        parsed.add_argument("bazel_flags", nargs=argparse.REMAINDER, help="after --: flags for bazel test and build")
+
+    collect = command("collect", "select the tests and releases a change affects")
+    selection_arguments(collect)
+    collect.add_argument("--tests-out", help="write the selected tests here (JSON)")
+    collect.add_argument("--releases-out", help="write the selected releases here (JSON)")
+
+    explain = command("explain", "say why a target is selected, or why not")
+    explain.add_argument("label")
+    selection_arguments(explain)
+
+    dispatch = command("dispatch", "run selected tests and releases in parallel")
+    dispatch.add_argument("--tests", help="tests JSON written by collect")
+    dispatch.add_argument("--releases", help="releases JSON written by collect")
+    workspace_arguments(dispatch)
+    run_arguments(dispatch)
+
+    ci = command("ci", "collect, test, then publish the affected CI releases")
+    selection_arguments(ci)
+    run_arguments(ci)
+
+    pr = command("pr", "collect against the working tree, test, build releases; publish nothing")
+    selection_arguments(pr, head=False)
+    run_arguments(pr)
+
+    pipeline = command("pipeline", "emit a sharded pipeline for Buildkite or GitHub Actions")
+    pipeline.add_argument("--format", required=True, choices=["buildkite", "github-actions"])
+    pipeline.add_argument("--shards", type=int, default=4)
+    pipeline.add_argument("--base", default="$BASE_COMMIT", help="the base revision the steps collect from")
+    pipeline.add_argument("--head", default="$HEAD_COMMIT", help="the head revision")
+    pipeline.add_argument("--releasekit", default="releasekit", help="how the steps call releasekit")
+    pipeline.add_argument("--install", default="python3 -m pip install releasekit",
+                          help="the command that installs releasekit on a fresh agent")
+
+    deployed = command("deployed", "what a CD system reads for a deploy release, and if it is all there")
+    deployed.add_argument("label", help="the deploy_release, //package:name")
+    deployed.add_argument("--channel", default="ci", choices=["ci", "dev"])
+    deployed.add_argument("--version", default="latest", help="a version, or latest (what the pointer names)")
+    deployed.add_argument("--config", help="releasekit.yaml to read the destinations from")
+
+    insight = command("insight", "P50/P90 of CI runs, slowest targets, flaky tests, lead time: from the history")
+    insight.add_argument("--history", metavar="URL", help="the run history (default: releasekit.yaml's history)")
+    insight.add_argument("--out", help="write the HTML report here")
+    insight.add_argument("--json", help="write the figures as JSON here")
+    insight.add_argument("--since", help="first day of the window, YYYY-MM-DD (default: 30 days ago)")
+    insight.add_argument("--until", help="day after the window, YYYY-MM-DD (default: tomorrow)")
+    insight.add_argument("--compare-at", metavar="DATE|COMMIT",
+                         help="split the window here for a before/after comparison: a day or a commit")
+    insight.add_argument("--config", help="releasekit.yaml to read the history and quarantine thresholds from")
+
+    config = command("config", "check releasekit.yaml and show its destinations")
+    config.add_argument("--config", help="releasekit.yaml to check")
+    return parser

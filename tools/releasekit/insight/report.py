@@ -1,0 +1,74 @@
+"""`releasekit insight`: read the history over a window, compute the figures, write the page and the JSON."""
+
+import datetime
+
+from releasekit.core.errors import ReleasekitError, UsageError
+from releasekit.core.jsonio import write_atomic, write_json_atomic
+from releasekit.insight.history import History
+from releasekit.insight.statistics import Figures
+
+DEFAULT_DAYS = 30
+
+
+def window(since, until, now=None):
+    """[since, until) as UTC datetimes, from YYYY-MM-DD days; by default the last 30 days."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    end = _day(until, "--until") if until else (now + datetime.timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                                                          microsecond=0)
+    start = _day(since, "--since") if since else end - datetime.timedelta(days=DEFAULT_DAYS + 1)
+    if start >= end:
+        raise UsageError("--since {} is not before --until {}: give a window of at least one day.".format(
+            start.date(), end.date()))
+    return start, end
+
+
+def _day(text, option):
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        raise UsageError("{} '{}' is not a day; write it as YYYY-MM-DD.".format(option, text)) from None
+
+
+def compute(settings, since=None, until=None, compare_at=None, environ=None):
+    """The figures of the runs in the window (a dict, as --json writes it)."""
+    if not settings.url:
+        raise UsageError("No run history to read: pass --history URL, or set `history:` in releasekit.yaml.")
+    start, end = window(since, until)
+    history = History(settings.url, environ=environ, source=settings.source)
+    try:
+        names = history.names(start, end)
+    except ReleasekitError as error:
+        raise type(error)("Cannot read the run history at {}: {}".format(history.describe(), error)) from None
+    figures = Figures(settings.auto_quarantine)
+    for name, record, why in history.read(names):
+        if record is None:
+            figures.skip(name, why)
+        elif not start.timestamp() <= record["start"] < end.timestamp():
+            figures.skip(name, "started outside the day directory it is in")
+        else:
+            figures.add(record)
+    result = figures.result(compare_at)
+    result["history"] = history.describe()
+    result["generated"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return result
+
+
+def write_insight(settings, since, until, compare_at, html_path, json_path, environ):
+    """Write the page and/or the JSON; the lines to show."""
+    figures = compute(settings, since, until, compare_at, environ)
+    lines = ["{} runs from {}{}".format(figures["runs"], figures["history"], ", {} objects skipped".format(
+        len(figures["skipped_objects"])) if figures["skipped_objects"] else "")]
+    wall = figures["wall_seconds"]
+    if figures["runs"]:
+        lines.append("wall time: P50 {p50:.1f}s  P90 {p90:.1f}s  P99 {p99:.1f}s".format(**wall))
+    for skipped in figures["skipped_objects"][:10]:
+        lines.append("skipped {}: {}".format(skipped["object"], skipped["why"]))
+    if json_path:
+        write_json_atomic(json_path, figures)
+        lines.append("json: " + json_path)
+    if html_path:
+        from releasekit.insight.report_page import render
+
+        write_atomic(html_path, render(figures))
+        lines.append("report: " + html_path)
+    return lines

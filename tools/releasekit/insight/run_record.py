@@ -1,0 +1,96 @@
+"""One CI run as the history keeps it: an immutable JSON object, column by column so that ten thousand runs of
+two thousand targets read in seconds.
+
+    {"format": "releasekit-run", "format_version": 1, "id", "command", "commit", "commit_time", "base",
+     "branch", "pull_request", "start", "end", "wall_seconds", "shard", "machine", "exit_code", "build_only",
+     "targets": {"labels": [...], "kinds": "TTR", "statuses": "PKR", "other_statuses": {"7": "incomplete"},
+                 "seconds": [...], "attempts": [...], "cached": "10-", "quarantined": "010",
+                 "finished_at": {"2": 1764600000.5}},
+     "quarantine": [decisions], "profile": {"critical_path": [...], "slowest_actions": [...]}}
+
+kinds: T test, R release. statuses: one letter per target (STATUS_LETTERS), X with the status in other_statuses.
+cached: 1 from a cache, 0 executed, - not known. finished_at: releases, seconds since the epoch.
+"""
+
+import datetime
+import os
+import socket
+import uuid
+
+from releasekit.core import process
+from releasekit.core.errors import GitError
+
+FORMAT = "releasekit-run"
+FORMAT_VERSION = 1
+STATUS_LETTERS = {"passed": "P", "flaky": "K", "failed": "F", "build failed": "B", "timeout": "T", "skipped": "S",
+                  "built": "U", "published": "R", "no status": "N"}
+STATUSES = {letter: status for status, letter in STATUS_LETTERS.items()}
+# What a CI system says about the run; the first variable set wins.
+_BRANCH_VARIABLES = ("BUILDKITE_BRANCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRANCH_NAME")
+_PULL_REQUEST_VARIABLES = ("BUILDKITE_PULL_REQUEST", "CI_MERGE_REQUEST_IID", "CHANGE_ID")
+
+
+def new_record(command, outcomes, context):
+    """The history object of a run: context has start, end, commit, commit_time, base, shard, exit_code..."""
+    targets = {"labels": [o.label for o in outcomes], "kinds": "".join("T" if o.kind == "test" else "R" for o in outcomes),
+               "statuses": "".join(STATUS_LETTERS.get(o.status, "X") for o in outcomes),
+               "other_statuses": {str(i): o.status for i, o in enumerate(outcomes) if o.status not in STATUS_LETTERS},
+               "seconds": [round(o.duration_seconds, 3) for o in outcomes], "attempts": [o.attempts for o in outcomes],
+               "cached": "".join("-" if o.cached is None else "1" if o.cached else "0" for o in outcomes),
+               "quarantined": "".join("1" if o.quarantined else "0" for o in outcomes),
+               "finished_at": {str(i): o.finished_at for i, o in enumerate(outcomes) if o.finished_at}}
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "id": uuid.uuid4().hex, "command": command,
+              "machine": socket.gethostname(), "targets": targets}
+    record.update(context)
+    record["start"], record["end"] = round(record["start"], 3), round(record["end"], 3)
+    record["wall_seconds"] = round(record["end"] - record["start"], 3)
+    return record
+
+
+def object_name(record):
+    """runs/<day>/<start>-<commit>-<id>.json: sorted by start time, one directory per UTC day, never two alike."""
+    start = datetime.datetime.fromtimestamp(record["start"], datetime.timezone.utc)
+    return "runs/{}/{}-{}-{}.json".format(start.strftime("%Y-%m-%d"), start.strftime("%Y%m%dT%H%M%SZ"),
+                                          (record.get("commit") or "unknown")[:12], record["id"][:12])
+
+
+def check_record(data):
+    """None when data is a run record this reader understands, else why not."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return "not a releasekit run record"
+    if data.get("format_version") != FORMAT_VERSION:
+        return "run record format version {} (this releasekit reads {})".format(data.get("format_version"), FORMAT_VERSION)
+    targets = data.get("targets")
+    try:
+        count = len(targets["labels"])
+        columns_agree = all(len(targets[key]) == count for key in ("kinds", "statuses", "seconds", "attempts", "cached"))
+        times_are_numbers = all(isinstance(data[key], (int, float)) for key in ("start", "end", "wall_seconds"))
+    except (TypeError, KeyError):
+        return "a run record without its targets, start or end"
+    if not columns_agree or not times_are_numbers:
+        return "a run record whose columns disagree"
+    return None
+
+
+def run_context(workspace, environ):
+    """What a run record says of where it ran: the commit and its time, the branch and pull request."""
+    commit = _git(workspace, "rev-parse", "HEAD")
+    commit_time = _git(workspace, "show", "-s", "--format=%ct", "HEAD")
+    branch = next((environ[v] for v in _BRANCH_VARIABLES if environ.get(v)), None) or _git(
+        workspace, "rev-parse", "--abbrev-ref", "HEAD")
+    pull_request = next((environ[v] for v in _PULL_REQUEST_VARIABLES if environ.get(v) not in (None, "", "false")), None)
+    ref = environ.get("GITHUB_REF", "")
+    if not pull_request and ref.startswith("refs/pull/"):
+        pull_request = ref.split("/")[2]
+    return {"commit": commit, "commit_time": int(commit_time) if commit_time and commit_time.isdigit() else None,
+            "branch": None if branch == "HEAD" else branch, "pull_request": pull_request}
+
+
+def _git(workspace, *args):
+    result = process.run(["git", *args], GitError("git is not installed; the run record names no commit."), cwd=workspace)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def pending_directory(report_dir):
+    """Where a run keeps its record when the history store cannot take it; the next run sends it."""
+    return os.path.join(report_dir, "history-pending")
