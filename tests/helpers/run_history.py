@@ -1,7 +1,7 @@
 """A generated run history: a month (or more) of CI runs of a monorepo, written as the history stores them.
 
 Deterministic from its seed. Test durations are lognormal (mostly short, a long tail), a few tests flake, about
-half the test results come from the cache, and run wall time drops from `improved_from` on, so that a
+half the test results come from the cache, every fourth run is a `pr` run (the rest `ci`), and run wall time drops from `improved_from` on, so that a
 before/after comparison has something to show.
 """
 
@@ -60,7 +60,7 @@ def generate(shape):
             attempts.append(2 if statuses[-1] == "K" else 1)
         commit = "{:040x}".format(rng.getrandbits(160))
         record = {"format": FORMAT, "format_version": FORMAT_VERSION, "id": "{:032x}".format(rng.getrandbits(128)),
-                  "command": "ci", "commit": commit, "commit_time": int(start - rng.uniform(60, 3600)), "base": None,
+                  "command": "pr" if number % 4 == 3 else "ci", "commit": commit, "commit_time": int(start - rng.uniform(60, 3600)), "base": None,
                   "branch": "main", "pull_request": None, "start": round(start, 3), "end": round(start + wall, 3),
                   "wall_seconds": round(wall, 3), "shard": None, "machine": "agent-{}".format(number % 8),
                   "exit_code": 1 if "F" in statuses else 0, "build_only": False,

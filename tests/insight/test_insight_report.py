@@ -14,7 +14,7 @@ from helpers.servers import REPO_ROOT
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 ARTIFACTS = os.path.join(REPO_ROOT, "test-artifacts")
-CHARTS = ["percentiles-per-week", "percentiles-per-day", "histogram", "before-after", "slowest-trend",
+CHARTS = ["percentiles-per-week", "percentiles-per-day", "per-command", "per-command-distribution", "histogram", "before-after", "slowest-trend",
           "cache-hit-rate", "flake-rate", "lead-time"]
 
 
@@ -42,6 +42,7 @@ def test_the_figures_of_a_month(month):
     assert split["split"] == "2026-10-16" and split["before"]["runs"] + split["after"]["runs"] == 300
     assert 2.0 < split["p50_ratio"] < 3.2 and split["p90_ratio"] > 1.5  # the generated runs take 40% from the split
     assert 0.45 < figures["cache"]["hit_rate"] < 0.55
+    assert [(g["command"], g["runs"]) for g in figures["per_command"]] == [("ci", 225), ("pr", 75)]
     assert len(figures["slowest_targets"]) == 15 and figures["slowest_targets"][0]["trend"]
     means = [t["mean_seconds"] for t in figures["slowest_targets"]]
     assert means == sorted(means, reverse=True)

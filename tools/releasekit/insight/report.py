@@ -56,7 +56,7 @@ def compute(settings, since=None, until=None, compare_at=None, environ=None):
 def write_insight(settings, since, until, compare_at, html_path, json_path, environ):
     """Write the page and/or the JSON; the lines to show."""
     figures = compute(settings, since, until, compare_at, environ)
-    lines = ["{} runs from {}{}".format(figures["runs"], figures["history"], ", {} objects skipped".format(
+    lines = ["{} run{} from {}{}".format(figures["runs"], "" if figures["runs"] == 1 else "s", figures["history"], ", {} objects skipped".format(
         len(figures["skipped_objects"])) if figures["skipped_objects"] else "")]
     wall = figures["wall_seconds"]
     if figures["runs"]:

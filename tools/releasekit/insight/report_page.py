@@ -51,6 +51,7 @@ def _wall_time(figures, unit, scale):
         axes.legend()
         axes.tick_params(axis="x", labelrotation=45)
         parts.append(chart.svg("P50, P90 and P99 of run wall time per {}".format(period)))
+    parts += _per_command(figures, unit, scale)
     split = figures["before_after"]
     chart = _chart("histogram", "Distribution of run wall time, {}".format(unit))
     if split and "before_walls" in split:
@@ -79,6 +80,31 @@ def _wall_time(figures, unit, scale):
                 "{} {}x".format(k.upper(), split.get(k + "_ratio", "-")) for k in keys)))
     elif split:
         parts.append("<p>No before/after comparison at {}: {}.</p>".format(html.escape(split["at"]), split["error"]))
+    return parts
+
+
+def _per_command(figures, unit, scale):
+    """Runs of different commands (ci and pr; or the arms of a replay) side by side, when there are several."""
+    groups = figures["per_command"]
+    if len(groups) < 2:
+        return []
+    parts = ["<h3>By command</h3>", _table(["command", "runs", "P50", "P90", "P99"], [
+        [g["command"], g["runs"], _duration(g["p50"]), _duration(g["p90"]), _duration(g["p99"])] for g in groups])]
+    chart = _chart("per-command", "P50 and P90 of run wall time per command, {}".format(unit))
+    width = 0.8 / len(groups)
+    for number, group in enumerate(groups):
+        chart.axes.bar([p + (number - (len(groups) - 1) / 2) * width for p in (0, 1)],
+                       [group["p50"] / scale, group["p90"] / scale], width, label=group["command"])
+    chart.axes.set_xticks([0, 1], ["P50", "P90"])
+    chart.axes.set_ylabel(unit)
+    chart.axes.legend()
+    parts.append(chart.svg("P50 and P90 per command, side by side"))
+    chart = _chart("per-command-distribution", "Distribution of run wall time per command, {}".format(unit))
+    chart.axes.hist([[w / scale for w in g["walls"]] for g in groups], bins=20, label=[g["command"] for g in groups])
+    chart.axes.set_xlabel(unit)
+    chart.axes.set_ylabel("runs")
+    chart.axes.legend()
+    parts.append(chart.svg("Distribution of run wall time per command"))
     return parts
 
 

@@ -70,7 +70,8 @@ class Figures:
         counts = self.cache_per_day[day]
         counts[0] += hits + cached.count("0")
         counts[1] += hits
-        self.runs.append((record["start"], record["wall_seconds"], record.get("commit") or "", record["id"]))
+        self.runs.append((record["start"], record["wall_seconds"], record.get("commit") or "", record["id"],
+                          record.get("command") or "?"))
         finished = targets.get("finished_at")
         if record.get("commit_time") and finished:
             indices = numpy.array(list(map(int, finished)), dtype=numpy.int64)
@@ -90,6 +91,9 @@ class Figures:
                    "wall_seconds": _percentiles(walls), "per_day": _grouped(starts, walls, "day"),
                    "per_week": _grouped(starts, walls, "week"), "histogram": _histogram(walls)}
         figures["before_after"] = self._before_after(starts, walls, compare_at) if compare_at else None
+        commands = numpy.array([run[4] for run in self.runs])
+        figures["per_command"] = [dict({"command": str(command), "walls": walls[commands == command].tolist()},
+                                       **_percentiles(walls[commands == command])) for command in numpy.unique(commands)]
         figures["slowest_targets"] = self._slowest()
         figures["cache"] = self._cache()
         figures["critical_paths"] = [{"run": run, "commit": commit, "wall_seconds": wall, **profile}
