@@ -26,3 +26,4 @@ bench: install
 	@$(PYTHON) benchmarks/dispatch.py --startup-limits 1,2,3,4,8
 	@$(PYTHON) benchmarks/faults.py
 	@$(PYTHON) benchmarks/insight.py
+	@$(PYTHON) benchmarks/ci_replay.py

@@ -3,15 +3,18 @@
 CI model, the same for every arm: each commit runs on a fresh agent, that is a fresh Bazel output base and server
 (a new --output_user_root per run; the install base is shared, as an agent image would carry it) in a clean
 checkout of the commit, with the arm's shared HTTP remote cache (nginx). Checkout time is not counted.
-1. everything: `bazel test //...`, then every CI release with `bazel run`, one after another;
+1. everything: `bazel test //...`, then every CI release built once and run one after another, each its own
+   process (as `bazel run` would run it, without a Bazel command per release);
 2. Bazel alone: `bazel test //...`, then every CI release through `releasekit dispatch` with the workers of arm 3;
 3. `releasekit ci --base <previous commit>`, with its workers.
 """
 
 import dataclasses
+import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -42,10 +45,19 @@ class CommitRun:
     outcomes: list = dataclasses.field(default_factory=list)  # run_report.Outcome of every target
 
 
+def shared_install_base(workdir, repo):
+    """Bazel's install base, extracted once: what an agent image carries."""
+    root = os.path.join(workdir, "image")
+    info = subprocess.run([BAZEL, "--output_user_root=" + root, "info", "install_base"], cwd=repo, capture_output=True,
+                          text=True, check=True)
+    subprocess.run([BAZEL, "--output_user_root=" + root, "shutdown"], cwd=repo, capture_output=True)
+    return info.stdout.strip()
+
+
 class Agent:
     """One arm: its servers, a clone of the history, and its per-commit fresh Bazel."""
 
-    def __init__(self, arm, workdir, origin, workers):
+    def __init__(self, arm, workdir, origin, workers, install_base):
         self.arm, self.workers = arm, workers
         self.root = os.path.join(workdir, "arm" + arm[0])
         os.makedirs(self.root)
@@ -62,20 +74,47 @@ class Agent:
         with open(self.bazel, "w") as handle:
             # A fresh output user root per run is a fresh agent; the install base is shared, as an agent image has it.
             handle.write('#!/bin/sh\nexec {} --output_user_root="$REPLAY_AGENT_ROOT" --install_base={} "$@"\n'.format(
-                BAZEL, os.path.join(workdir, "install-base")))
+                BAZEL, install_base))
         os.chmod(self.bazel, 0o755)
         self.remote_cache = "--remote_cache={}/cache".format(self.store.url)
+        self.trash = os.path.join(self.root, "trash")
+
+    def empty_trash(self):
+        if os.path.isdir(self.trash):
+            subprocess.run(["chmod", "-R", "u+w", self.trash], capture_output=True)
+            shutil.rmtree(self.trash, ignore_errors=True)
 
     def stop(self):
         self.store.stop()
         self.registry.stop()
 
-    def environ(self, agent_root, version):
-        return dict(os.environ, CI="true", RELEASEKIT_CONFIG=self.config, RELEASEKIT_BAZEL=self.bazel,
-                    REPLAY_AGENT_ROOT=agent_root, RELEASEKIT_VERSION=version)
+    def snapshot_cache(self):
+        """A copy of the remote cache as it is now (hard links: nginx replaces files, it never edits them)."""
+        snapshot = os.path.join(self.root, "cache-snapshots", str(len(os.listdir(self.root))) + str(time.time()))
+        os.makedirs(os.path.dirname(snapshot), exist_ok=True)
+        subprocess.run(["cp", "-al", self.store.path("cache"), snapshot], check=True)
+        return snapshot
 
-    def run(self, commit, previous, version, shard=None, config=None):
-        """Replay one commit on a fresh agent; the CommitRun."""
+    def restore_cache(self, snapshot):
+        shutil.rmtree(self.store.path("cache"))
+        subprocess.run(["cp", "-al", snapshot, self.store.path("cache")], check=True)
+
+    def scratch_config(self, name):
+        """A configuration publishing to places of their own in the arm's registry and store."""
+        path = os.path.join(self.root, name + ".yaml")
+        with open(path, "w") as handle:
+            handle.write("channels:\n  ci: {{registry: 'http://{0}/{2}', maven: '{1}/{2}/maven', deploy: '{1}/{2}/deploy'}}\n"
+                         .format(self.registry.host, self.store.url, name))
+        return path
+
+    def environ(self, agent_root, version):
+        # A fresh agent has an empty home cache too: collect's checkout of the base revision starts anew.
+        return dict(os.environ, CI="true", RELEASEKIT_CONFIG=self.config, RELEASEKIT_BAZEL=self.bazel,
+                    REPLAY_AGENT_ROOT=agent_root, RELEASEKIT_VERSION=version,
+                    XDG_CACHE_HOME=os.path.join(agent_root, "home-cache"))
+
+    def run(self, commit, previous, version, shard=None, config=None, warm_up=False):
+        """Replay one commit on a fresh agent; the CommitRun. warm_up: everything, as arm 2 runs it."""
         subprocess.run(["git", "checkout", "-q", "--force", commit], cwd=self.repo, check=True)
         subprocess.run(["git", "clean", "-q", "-fdx"], cwd=self.repo, check=True)
         agent_root = os.path.join(self.root, "agent")
@@ -87,25 +126,30 @@ class Agent:
         os.makedirs(logs)
         started = time.time()
         try:
-            if self.arm.startswith("3"):
+            if self.arm.startswith("3") and not warm_up:
                 result = self._releasekit_ci(previous, environ, logs, shard)
             else:
-                result = self._everything(environ, logs)
+                result = self._everything(environ, logs, one_after_another=self.arm.startswith("1") and not warm_up)
             result.seconds = round(time.time() - started, 2)
             result.start, result.commit = started, commit
             return result
         finally:
-            subprocess.run([self.bazel, "shutdown"], cwd=self.repo, env=environ, capture_output=True)
-            base_checkout = os.path.join(self.repo, "..", "base-checkout")
+            # Ending the agent is not timed: its Bazel servers (the workspace's, and collect's of the base revision)
+            # are killed, as an ephemeral agent's are, and its output bases go to the trash, emptied between commits.
+            for pid_file in glob.glob(os.path.join(agent_root, "*", "server", "server.pid.txt")):
+                with open(pid_file) as handle:
+                    try:
+                        os.kill(int(handle.read().strip()), signal.SIGKILL)
+                    except (ValueError, ProcessLookupError):
+                        pass
             if os.path.isdir(agent_root):
-                subprocess.run(["chmod", "-R", "u+w", agent_root], capture_output=True)
-                shutil.rmtree(agent_root, ignore_errors=True)
-            del base_checkout
+                os.makedirs(self.trash, exist_ok=True)
+                os.rename(agent_root, os.path.join(self.trash, str(time.time())))
 
     def _bazel(self, environ, *args):
         return subprocess.run([self.bazel, *args], cwd=self.repo, env=environ, capture_output=True, text=True)
 
-    def _everything(self, environ, logs):
+    def _everything(self, environ, logs, one_after_another):
         bep = os.path.join(logs, "test.bep.json")
         tested = self._bazel(environ, "test", "--keep_going", self.remote_cache, "--build_event_json_file=" + bep, "//...")
         if tested.returncode not in (0, 3, 4):
@@ -113,28 +157,37 @@ class Agent:
         labels = sorted(set(self._bazel(environ, "query", "tests(//...)").stdout.split()))
         outcomes = list(test_outcomes(read_build_events(bep), labels).values())
         releases = sorted(self._bazel(environ, "query", "kind(artifact_ci_release, //...)").stdout.split())
-        if self.arm.startswith("1"):
+        if one_after_another:
             records, release_outcomes = self._one_after_another(releases, environ, logs)
         else:
             records, release_outcomes = self._dispatch(releases, environ, logs)
         return _commit_run(self.arm, outcomes + release_outcomes, labels, records)
 
     def _one_after_another(self, releases, environ, logs):
+        """Build every CI release once, then run each release executable in turn, as `bazel run` would."""
+        from releasekit.running.build_events import built_outputs
         from releasekit.running.run_report import Outcome
 
+        bep = os.path.join(logs, "build.bep.json")
+        self._bazel(environ, "build", "--keep_going", self.remote_cache, "--build_event_json_file=" + bep, *releases)
+        built = built_outputs(read_build_events(bep), releases)
         records, outcomes = {}, []
         for label in releases:
+            package, name = label[2:].split(":")
+            executable = (built.get(label) or {}).get("{}/{}".format(package, name))
             record = os.path.join(logs, label.replace("/", "_").replace(":", "__") + ".record.json")
             started = time.monotonic()
-            result = subprocess.run([self.bazel, "run", self.remote_cache, label], cwd=self.repo,
-                                    env=dict(environ, RELEASEKIT_REPORT=record), capture_output=True, text=True)
-            outcome = Outcome(label, "release", "published" if result.returncode == 0 else "failed",
-                              time.monotonic() - started, finished_at=time.time())
-            if result.returncode == 0 and os.path.exists(record):
+            result = subprocess.run([executable], cwd=self.repo, capture_output=True, text=True,
+                                    env=dict(environ, RELEASEKIT_REPORT=record, BUILD_WORKSPACE_DIRECTORY=self.repo)
+                                    ) if executable else None
+            ok = result is not None and result.returncode == 0
+            outcome = Outcome(label, "release", "published" if ok else "failed", time.monotonic() - started,
+                              finished_at=time.time())
+            if ok and os.path.exists(record):
                 with open(record) as handle:
                     records[label] = outcome.record = json.load(handle)
-            else:
-                outcome.reason = (result.stderr.strip().splitlines() or ["?"])[-1]
+            elif not ok:
+                outcome.reason = "did not build" if result is None else (result.stderr.strip().splitlines() or ["?"])[-1]
             outcomes.append(outcome)
         return records, outcomes
 

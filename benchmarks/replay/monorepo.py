@@ -4,7 +4,8 @@ Services (each: a library, sleeping tests made by a macro, an image, a container
 sixth a jar_release of a Java client), shared libraries used by many services, a `.bzl` macro, third-party
 libraries as an external repository that a repository rule generates from a lock file, a `.bazelrc`, docs.
 Test durations are lognormal (median 0.6 s, sigma 1.0, cut to 0.1-20 s): mostly short, a long tail. Tests
-sleep rather than work, so the figures measure the CI's shape, not this machine's two cores.
+sleep rather than work, so the figures measure the CI's shape, not this machine's two cores; the `.bazelrc` runs
+eight at a time.
 """
 
 import json
@@ -16,7 +17,7 @@ import subprocess
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED_LIBRARIES = 4
 THIRD_PARTY = 8
-TESTS_PER_SERVICE = 3
+TESTS_PER_SERVICE = 2
 JAR_EVERY = 6
 # The mix of change kinds the history is drawn from: weights, and what each does.
 MIX = {
@@ -94,7 +95,8 @@ class Monorepo:
                                 'load("//third_party:lock.bzl", "locked_libraries")\n\n'
                                 'locked_libraries(name = "deps", lock = "//third_party:deps.json")\n'.format(REPO_ROOT))
         self.write(".gitignore", "/bazel-*\n/releasekit-logs/\n")
-        self.write(".bazelrc", "build --announce_rc\n")
+        # The tests sleep: eight at a time whatever the cores, as a team with IO-bound tests would set it.
+        self.write(".bazelrc", "build --announce_rc\ntest --local_test_jobs=8\n")
         self.write("third_party/BUILD.bazel", 'exports_files(["deps.json"])\n')
         self.write("third_party/lock.bzl", LOCK_RULE)
         self.write_lock()
@@ -211,9 +213,16 @@ class Monorepo:
         return "docs"
 
     def kinds(self, count):
-        """`count` change kinds drawn from MIX."""
-        names = sorted(MIX)
-        return self.rng.choices(names, weights=[MIX[n][0] for n in names], k=count)
+        """`count` change kinds in MIX's proportions (largest remainders, so every kind with a weight appears in a
+        history long enough for it), in a random order."""
+        total = sum(weight for weight, _ in MIX.values())
+        shares = {name: count * weight / total for name, (weight, _) in MIX.items()}
+        counts = {name: int(share) for name, share in shares.items()}
+        for name in sorted(shares, key=lambda n: (counts[n] - shares[n], n))[:count - sum(counts.values())]:
+            counts[name] += 1
+        kinds = sorted(name for name, number in counts.items() for _ in range(number))
+        self.rng.shuffle(kinds)
+        return kinds
 
 
 def git(root, *args):

@@ -27,7 +27,7 @@ def month(tmp_path_factory):
     out = root / "report.html"
     result = subprocess.run([sys.executable, ENTRY, "insight", "--history", "file://{}".format(root / "history"),
                              "--since", "2026-10-01", "--until", "2026-11-01", "--compare-at", shape.improved_from,
-                             "--out", str(out), "--json", str(root / "figures.json")],
+                             "--out", str(out), "--json", str(root / "figures.json"), "--charts", str(root / "charts")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return out, json.load(open(root / "figures.json")), result.stdout
@@ -50,6 +50,8 @@ def test_the_figures_of_a_month(month):
     assert len(flaky) == 3 and all(t["evidence"] and t["flakes"] == len(t["evidence"]) for t in flaky)
     assert len(figures["lead_time"]) == 30 and all(r["published"] == 300 for r in figures["lead_time"])
     assert "wall time: P50" in printed
+    charts = sorted(os.listdir(os.path.join(os.path.dirname(month[0]), "charts")))
+    assert charts == sorted(name + ".svg" for name in CHARTS)
 
 
 def test_every_chart_renders_in_chromium_with_no_console_error(month):

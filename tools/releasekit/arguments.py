@@ -101,6 +101,7 @@ def build_parser(handlers):
     insight.add_argument("--history", metavar="URL", help="the run history (default: releasekit.yaml's history)")
     insight.add_argument("--out", help="write the HTML report here")
     insight.add_argument("--json", help="write the figures as JSON here")
+    insight.add_argument("--charts", metavar="DIR", help="write each chart as its own SVG file here")
     insight.add_argument("--since", help="first day of the window, YYYY-MM-DD (default: 30 days ago)")
     insight.add_argument("--until", help="day after the window, YYYY-MM-DD (default: tomorrow)")
     insight.add_argument("--compare-at", metavar="DATE|COMMIT",

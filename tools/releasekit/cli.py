@@ -143,7 +143,8 @@ def _cmd_insight(args):
     from releasekit.insight.report import write_insight
 
     settings = history_settings(args.history, os.environ, os.getcwd(), args.config)
-    print("\n".join(write_insight(settings, args.since, args.until, args.compare_at, args.out, args.json, os.environ)))
+    print("\n".join(write_insight(settings, args.since, args.until, args.compare_at, args.out, args.json, os.environ,
+                                   args.charts)))
     return 0
 
 

@@ -29,7 +29,7 @@ def history_settings(explicit_url, environ, workspace, config_path=None):
     if explicit_url:
         return RunHistory(explicit_url, config.auto_quarantine if config else AutoQuarantine())
     if config and config.history:
-        return RunHistory(config.history.text, config.auto_quarantine, "{}: history".format(config.source))
+        return RunHistory(config.history.text, config.auto_quarantine, config.source)
     return RunHistory(None, config.auto_quarantine if config else AutoQuarantine())
 
 

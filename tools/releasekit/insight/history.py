@@ -18,6 +18,7 @@ from releasekit.core.config import parse_history
 from releasekit.core.errors import ConflictError, ReleasekitError, StoreError
 from releasekit.core.http import RetryPolicy
 from releasekit.core.jsonio import write_atomic
+from releasekit.core.redact import redact
 from releasekit.insight import run_record
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class History:
     def append(self, record):
         """Create the run's object; returns its name."""
         name = run_record.object_name(record)
-        data = json.dumps(record, separators=(",", ":")).encode("utf-8")
+        data = redact(json.dumps(record, separators=(",", ":"))).encode("utf-8")
         self.store.put(name, data, if_none_match=True)
         return name
 
@@ -114,7 +115,7 @@ def record_run(url, record, report_dir, environ=None):
     except (ReleasekitError, OSError) as error:
         path = os.path.join(pending, os.path.basename(run_record.object_name(record)))
         try:
-            write_atomic(path, json.dumps(record, separators=(",", ":")))
+            write_atomic(path, redact(json.dumps(record, separators=(",", ":"))))
         except OSError as write_error:
             return "history: not written ({}; nor kept locally: {})".format(error, write_error)
         return "history: not written ({}); kept in {} and sent with the next run".format(error, path)

@@ -1,6 +1,8 @@
 """`releasekit insight`: read the history over a window, compute the figures, write the page and the JSON."""
 
 import datetime
+import os
+import re
 
 from releasekit.core.errors import ReleasekitError, UsageError
 from releasekit.core.jsonio import write_atomic, write_json_atomic
@@ -53,8 +55,8 @@ def compute(settings, since=None, until=None, compare_at=None, environ=None):
     return result
 
 
-def write_insight(settings, since, until, compare_at, html_path, json_path, environ):
-    """Write the page and/or the JSON; the lines to show."""
+def write_insight(settings, since, until, compare_at, html_path, json_path, environ, charts_dir=None):
+    """Write the page, the JSON, and each chart as its own SVG file (for a README); the lines to show."""
     figures = compute(settings, since, until, compare_at, environ)
     lines = ["{} run{} from {}{}".format(figures["runs"], "" if figures["runs"] == 1 else "s", figures["history"], ", {} objects skipped".format(
         len(figures["skipped_objects"])) if figures["skipped_objects"] else "")]
@@ -66,9 +68,16 @@ def write_insight(settings, since, until, compare_at, html_path, json_path, envi
     if json_path:
         write_json_atomic(json_path, figures)
         lines.append("json: " + json_path)
-    if html_path:
+    if html_path or charts_dir:
         from releasekit.insight.report_page import render
 
-        write_atomic(html_path, render(figures))
-        lines.append("report: " + html_path)
+        page = render(figures)
+        if html_path:
+            write_atomic(html_path, page)
+            lines.append("report: " + html_path)
+        if charts_dir:
+            os.makedirs(charts_dir, exist_ok=True)
+            for name, svg in re.findall(r"<figure class='chart' id='([^']+)'>(<svg.*?</svg>)", page, re.DOTALL):
+                write_atomic(os.path.join(charts_dir, name + ".svg"), svg)
+            lines.append("charts: " + charts_dir)
     return lines

@@ -201,9 +201,13 @@ class MavenFile:
     classifier: str = ""
     path: str = None
     content: bytes = None
+    _digests: dict = dataclasses.field(default=None, repr=False, compare=False)
 
     def digests(self):
-        return file_digests(self.path, self.content)
+        """Its checksums, read once: the release record names the jar's too."""
+        if self._digests is None:
+            self._digests = file_digests(self.path, self.content)
+        return self._digests
 
     @property
     def size(self):

@@ -1,6 +1,7 @@
 """Deploy YAML: every image first, then the YAML pinned by digest, then the pointer to the version."""
 
 import concurrent.futures
+import hashlib
 import os
 
 from releasekit.core.errors import ReleasekitError, UsageError
@@ -51,9 +52,12 @@ class DeployKind(ArtifactKind):
         version = release.version()
         summary = {"release": manifest.release, "version": version, "commit": release.source_version.commit,
                    "images": references, "files": [name for name, _ in files]}
+        # What the YAML says, whatever the version it is published as: one digest of the pinned files.
+        content = hashlib.sha256(b"".join(name.encode() + b"\0" + data + b"\0" for name, data in files)).hexdigest()
         files.append(("release.json", deploy_yaml.release_summary(summary)))
         base = "/".join(p for p in (fields["package"], fields["name"]) if p)
         record = {"version": version, "images": references, "files": [name for name, _ in files], "status": "dry run",
+                  "sha256": content,
                   "bytes_uploaded": 0, "store": destination.text,
                   "location": "{}/{}".format(destination.text.rstrip("/"), base)}
         store = release.open_store(destination)

@@ -39,7 +39,7 @@ class JarKind(ArtifactKind):
         if claim:
             record["checks"] = [claim]
         record.update(version=result.version, files=result.files, status=result.status,
-                      bytes_uploaded=result.bytes_uploaded, location=result.store)
+                      bytes_uploaded=result.bytes_uploaded, location=result.store, sha256=files[1].digests()["sha256"])
         return record
 
     def summary(self, record):
