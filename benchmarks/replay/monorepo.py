@@ -14,6 +14,8 @@ import os
 import random
 import subprocess
 
+from helpers.workspace import Workspace
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED_LIBRARIES = 4
 THIRD_PARTY = 8
@@ -73,12 +75,7 @@ class Monorepo:
         self.counter = 0
 
     def write(self, path, text, executable=False):
-        full = os.path.join(self.root, path)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(full, "w") as handle:
-            handle.write(text)
-        if executable:
-            os.chmod(full, 0o755)
+        Workspace(self.root).write(path, text, executable)
 
     def read(self, path):
         with open(os.path.join(self.root, path)) as handle:
