@@ -141,8 +141,10 @@ def test_auto_quarantine_takes_a_real_flaky_test_in_after_two_flakes_and_out_aft
     profile = by_start[0]["profile"]
     assert any("Testing //apps" in step for step, _ in profile["critical_path"]) and profile["slowest_actions"]
 
-    figures, _ = insight_json(workspace, "file://" + workspace.history, tmp_path)
+    figures, _ = insight_json(workspace, "file://" + workspace.history, tmp_path, window=("--out", str(tmp_path / "p.html")))
     assert figures["runs"] == 7 and figures["cache"]["cached"] == 6 and figures["cache"]["tests"] == 14
+    page = (tmp_path / "p.html").read_text()  # the page of a real history: its charts, its flaky test, its profile
+    assert page.count("<figure class='chart'") >= 6 and FLAKY in page and "Testing //apps" in page
     flaky = {t["label"]: t for t in figures["flaky"]["tests"]}[FLAKY]
     # Flakes: runs 1 and 2 (flaky), 3, 4 and 7 (failed at a commit at which it also passed); none clean since run 7.
     assert flaky["flakes"] == 5 and flaky["runs"] == 7 and flaky["quarantined"]
