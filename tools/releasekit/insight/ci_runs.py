@@ -2,14 +2,12 @@
 
 import dataclasses
 import glob
-import logging
 import os
 
 from releasekit.core.config import AutoQuarantine, find_config_path, load_config
 from releasekit.core.errors import ReleasekitError
 from releasekit.insight import bazel_profile, history, quarantine, run_record
 
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass

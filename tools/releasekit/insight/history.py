@@ -11,7 +11,6 @@ import collections
 import concurrent.futures
 import datetime
 import json
-import logging
 import os
 
 from releasekit.core.config import parse_history
@@ -21,7 +20,6 @@ from releasekit.core.jsonio import write_atomic
 from releasekit.core.redact import redact
 from releasekit.insight import run_record
 
-log = logging.getLogger(__name__)
 PARALLEL_READS = 16
 READ_AHEAD = 64
 # A CI run's upload gives up sooner than a release would: the run matters more than its history.
