@@ -159,9 +159,41 @@ def test_pr_builds_releases_and_publishes_nothing(fixture_repo, tmp_path):
         assert outcomes["//apps/a:a_test"]["status"] == "passed"
         assert "//deploy:both.ci" in outcomes
         assert empty.catalog() == []
+        # The tests' `bazel test` built the release targets too: no `bazel build` of their own.
+        assert not os.path.exists(tmp_path / "logs" / "bazel-build.log")
     finally:
         git(fixture_repo.path, "checkout", "--", "apps/a/run.sh", "apps/a/ok.sh")
         empty.stop()
+
+
+@pytest.mark.parametrize("bazelrc, flags, built_apart", [
+    ("test --test_output=errors --test_summary=short\ntest:unused --copt=-DUNUSED\n", [], None),
+    ("test --copt=-DONLY_UNDER_TEST\n", [], "`test --copt`"),
+    ("build:fixture --verbose_failures\ntest:fixture --copt=-DONLY_UNDER_TEST\n", ["--config=fixture"],
+     "`test:fixture --copt`"),
+])
+def test_releases_are_built_with_the_tests_only_when_a_build_would_build_the_same(fixture_repo, tmp_path, bazelrc,
+                                                                                   flags, built_apart):
+    """An rc option that `bazel test` takes and `bazel build` does not, and that may change a build, makes the
+    release targets build apart, as CI's build builds them; test-only options and unused configs do not."""
+    try:
+        fixture_repo.write(".bazelrc", bazelrc)
+        fixture_repo.write("apps/a/run.sh", "#!/bin/sh\necho changed in a pull request\n", executable=True)
+        fixture_repo.write("apps/a/ok.sh", "#!/bin/sh\n# changed in a pull request\nexit 0\n", executable=True)
+        result = run(fixture_repo, "pr", "--base", "HEAD", "--logs", str(tmp_path / "logs"), "--", *flags,
+                     env={"CI": "true"})
+        assert result.returncode == 0, result.stdout + result.stderr
+        outcomes = {t["label"]: t["status"] for t in json.load(open(tmp_path / "logs" / "report.json"))["targets"]}
+        assert outcomes["//apps/a:a.ci"] == "built" and outcomes["//apps/a:a_test"] == "passed", outcomes
+        built_alone = tmp_path / "logs" / "bazel-build.log"
+        if built_apart:
+            assert "built by a `bazel build` of their own" in result.stdout and built_apart in result.stdout
+            assert os.path.exists(built_alone)
+        else:
+            assert "of their own" not in result.stdout and not os.path.exists(built_alone)
+    finally:
+        os.unlink(os.path.join(fixture_repo.path, ".bazelrc"))
+        git(fixture_repo.path, "checkout", "--", "apps/a/run.sh", "apps/a/ok.sh")
 
 
 def test_dispatch_takes_collect_files_and_shards(fixture_repo, tmp_path):

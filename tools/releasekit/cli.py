@@ -38,7 +38,9 @@ def _cmd_publish(args):
     return 0
 
 
-def _collect(args, head):
+def _collect(args, head, stopping=None):
+    """The selection. stopping: a list to put the thread stopping the base revision's Bazel server in, for a
+    command that goes on working meanwhile (and joins it); without it, the server is stopped before returning."""
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
 
@@ -47,7 +49,9 @@ def _collect(args, head):
     try:
         selection = collector.collect(args.base, head)
     finally:
-        collector.close()
+        thread = collector.close(wait=stopping is None)
+        if thread is not None:
+            stopping.append(thread)
     for note in selection.notes:
         print("note: " + note)
     print("{} changed files: {} tests, {} releases selected ({} bazel queries)".format(
@@ -109,14 +113,21 @@ def _cmd_dispatch(args):
 
 
 def _cmd_ci(args):
-    selection = _collect(args, args.head)
-    return _run(args, [t.label for t in selection.tests], [t.label for t in selection.releases],
-                gate_releases_on_tests=True)
+    return _collect_and_run(args, args.head, gate_releases_on_tests=True)
 
 
 def _cmd_pr(args):
-    selection = _collect(args, "WORKTREE")
-    return _run(args, [t.label for t in selection.tests], [t.label for t in selection.releases], build_only=True)
+    return _collect_and_run(args, "WORKTREE", build_only=True)
+
+
+def _collect_and_run(args, head, **how):
+    stopping = []  # the base revision's server stops while the tests run
+    try:
+        selection = _collect(args, head, stopping)
+        return _run(args, [t.label for t in selection.tests], [t.label for t in selection.releases], **how)
+    finally:
+        for thread in stopping:
+            thread.join()
 
 
 def _cmd_pipeline(args):

@@ -3,6 +3,7 @@
 import json
 
 from releasekit.running.run_report import Outcome
+from releasekit.selection import bazelrc
 
 
 def read_build_events(path):
@@ -87,3 +88,58 @@ def built_outputs(events, labels):
         if label in completed:
             outputs[label] = {f["name"]: _uri_path(f.get("uri")) for f in files_of(completed[label], set())}
     return outputs
+
+
+def options_only_tests_get(events):
+    """The rc-file options a `bazel test` took that `bazel build` would not have: [(command, option)], from the
+    invocation's original command line; None when the events do not list its rc options.
+
+    Bazel passes every rc line as `--default_override=<rc index>:<command>[:<config>]=<option>`. A `bazel test`
+    takes the `test` lines on top of the `build` ones; a `test:<config>` line counts when the config is in use.
+    """
+    for event in events:
+        line = event.get("structuredCommandLine", {})
+        if line.get("commandLineLabel") != "original":
+            continue
+        overrides, explicit = [], []
+        for section in line.get("sections", []):
+            if section.get("sectionLabel") != "command options":
+                continue
+            for option in section.get("optionList", {}).get("option", []):
+                form = option.get("combinedForm", "")
+                if form.startswith("--default_override="):
+                    where, _, value = form[len("--default_override="):].partition("=")
+                    overrides.append((where.partition(":")[2], value))
+                else:
+                    explicit.append(form)
+        configs = _configs_in_use(explicit, overrides)
+        return [(command, value) for command, value in overrides
+                if command == "test" or (command.startswith("test:") and command[len("test:"):] in configs)]
+    return None
+
+
+def _configs_in_use(explicit, overrides):
+    """Names of the configs an invocation uses: --config on its command line or in rc lines it takes, transitively."""
+    def named(options):
+        return {o.split("=", 1)[1] for o in options if o.startswith("--config=")}
+
+    used, pending = set(), named(explicit) | named(v for c, v in overrides if c in ("build", "test", "common", "always"))
+    while pending:
+        config = pending.pop()
+        if config not in used:
+            used.add(config)
+            pending |= named(v for c, v in overrides if c.partition(":")[2] == config)
+    return used
+
+
+def why_test_builds_differ(events):
+    """Why a `bazel test`'s outputs of non-test targets may differ from a `bazel build`'s, or None when they cannot:
+    every rc option only the test command took is test-only or changes no result."""
+    options = options_only_tests_get(events)
+    if options is None:
+        return "Bazel's build events do not list the rc options of `bazel test`"
+    for command, option in options:
+        reach, name = bazelrc.reach("test", option)
+        if reach not in ("none", "tests"):
+            return "the rc option `{} --{}` may change what they build".format(command, name)
+    return None

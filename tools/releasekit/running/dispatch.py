@@ -1,5 +1,10 @@
 """Running a selection: tests with one `bazel test`, releases built once and run side by side.
 
+The release targets are built by the tests' `bazel test` itself (one Bazel command fewer, their actions overlapping
+the tests), and used only when that invocation took no rc option that `bazel build` would not have taken and that
+may change a build (`test --copt`, `test --config`): otherwise, and for any release it did not build, one
+`bazel build` builds them as CI's build would.
+
 Results come from Bazel's Build Event Protocol (JSON file), not from its console output.
 Release executables run directly (a second `bazel run` would wait on the server lock), N at
 a time, each with its own log; a deploy release starts only after the container releases
@@ -22,7 +27,7 @@ from releasekit.core.redact import redact, without_secrets
 from releasekit.core.startup import StartedSignal
 from releasekit.running import forkserver, run_report, sharding
 from releasekit.running.progress import Progress
-from releasekit.running.build_events import built_outputs, read_build_events, test_outcomes
+from releasekit.running.build_events import built_outputs, read_build_events, test_outcomes, why_test_builds_differ
 from releasekit.running.run_report import Outcome
 from releasekit.selection.bazelquery import Bazel
 
@@ -55,6 +60,7 @@ class Dispatcher:
         self.progress = progress or Progress()
         self.report_dir = self.options.report_dir or os.path.join(self.workspace, "releasekit-logs")
         self.pinned = {}  # what every release of this run shares: the commit, and the destinations read once
+        self.built_with_tests = {}  # release label -> its outputs, built by the tests' invocation as a build would
         os.makedirs(self.report_dir, exist_ok=True)
         for command in ("test", "build"):  # an earlier run's profile is not this run's
             if os.path.exists(self._profile_path(command)):
@@ -81,7 +87,8 @@ class Dispatcher:
                 command, process.returncode, process.stderr.strip().splitlines()[-1:] or ""))
         return process.returncode
 
-    def run_tests(self, labels):
+    def run_tests(self, labels, releases=()):
+        """Run the tests; releases: release targets for the same invocation to build (run_releases uses them)."""
         if not labels:
             return []
         bep = os.path.join(self.report_dir, "tests.bep.json")
@@ -89,8 +96,15 @@ class Dispatcher:
         started = time.monotonic()
         for label in labels:
             self.progress.started(label)
-        self._bazel("test", labels, extra, bep)
-        outcomes = test_outcomes(read_build_events(bep), labels)
+        self._bazel("test", list(labels) + [r for r in releases if r not in labels], extra, bep)
+        events = read_build_events(bep)
+        outcomes = test_outcomes(events, labels)
+        if releases:
+            why = why_test_builds_differ(events)
+            if why:
+                self.progress.note("release targets are built by a `bazel build` of their own: " + why)
+            else:
+                self.built_with_tests = built_outputs(events, releases)
         for outcome in outcomes.values():
             if outcome.label in self.options.quarantine:
                 outcome.quarantined = True
@@ -101,9 +115,12 @@ class Dispatcher:
     def run_releases(self, labels):
         if not labels:
             return []
-        bep = os.path.join(self.report_dir, "releases.bep.json")
-        self._bazel("build", labels, [], bep)
-        built = built_outputs(read_build_events(bep), labels)
+        built = {label: self.built_with_tests[label] for label in labels if label in self.built_with_tests}
+        unbuilt = [label for label in labels if label not in built]
+        if unbuilt:  # and a release that failed to build with the tests fails again here, its error in bazel-build.log
+            bep = os.path.join(self.report_dir, "releases.bep.json")
+            self._bazel("build", unbuilt, [], bep)
+            built.update(built_outputs(read_build_events(bep), unbuilt))
         results = {}
         for label in labels:
             if label not in built:
@@ -348,7 +365,7 @@ def run_selection(settings, tests, releases, progress, gate_releases_on_tests=Fa
     workspace = os.path.abspath(settings.workspace)
     dispatcher = Dispatcher(workspace, bazel=Bazel(workspace, command=settings.bazel_command), options=settings.options,
                             progress=progress)
-    outcomes = dispatcher.run_tests(tests)
+    outcomes = dispatcher.run_tests(tests, releases)
     if gate_releases_on_tests:
         failing_packages = {o.label.split(":")[0] for o in outcomes if o.failed and not o.quarantined}
         gated = [r for r in releases if r.split(":")[0] in failing_packages]

@@ -5,6 +5,7 @@ import re
 import shlex
 import subprocess
 import tempfile
+import threading
 
 from releasekit.core.errors import BazelError, ReleasekitError
 from releasekit.core import environment, process
@@ -125,6 +126,12 @@ class Bazel:
             self.run(["shutdown"], timeout=120)
         except (ReleasekitError, OSError, subprocess.TimeoutExpired):
             pass
+
+    def shutdown_in_background(self):
+        """Start the shutdown and return its thread: join it before the process ends, so no server outlives it."""
+        thread = threading.Thread(target=self.shutdown, name="bazel-shutdown")
+        thread.start()
+        return thread
 
 
 def _error_summary(stderr):

@@ -30,6 +30,8 @@ _NO_EFFECT = frozenset([
     "build_event_publish_all_actions", "bes_upload_mode", "remote_header", "google_default_credentials",
     "credential_helper", "experimental_repository_cache_hardlinks", "repository_cache", "distdir", "max_idle_secs",
     "sandbox_debug", "verbose_explanations", "explain", "subcommands",
+    # How many tests run at once, whether release targets build with them, and how test logs are shown.
+    "local_test_jobs", "build_tests_only", "test_verbose_timeout_warnings", "print_relative_test_log_paths",
 ])
 _TEST_ONLY = frozenset([
     "test_env", "test_arg", "test_timeout", "flaky_test_attempts", "runs_per_test", "test_strategy",

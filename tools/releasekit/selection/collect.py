@@ -384,6 +384,12 @@ class Collector:
             selection.notes.append("left out, incompatible with the target platform (target_compatible_with): {}".format(
                 ", ".join(sorted(incompatible))))
 
-    def close(self):
-        if self.base_bazel is not None:
+    def close(self, wait=True):
+        """Stop the base revision's Bazel server. wait=False: return the thread stopping it (join it before exit),
+        so that the run goes on while the server stops."""
+        if self.base_bazel is None:
+            return None
+        if wait:
             self.base_bazel.shutdown()
+            return None
+        return self.base_bazel.shutdown_in_background()
