@@ -92,6 +92,12 @@ FILES = {
     "native/BUILD": 'cc_library(name = "native", srcs = ["n.cc"])\n\ncc_test(name = "native_test", srcs = ["t.cc"], deps = [":native"])\n',
     "native/n.cc": "int native() { return 1; }\n",
     "native/t.cc": "int main() { return 0; }\n",
+    # A C++ tool the build runs (built in the exec configuration), and a test of what it makes.
+    "hosttool/BUILD": 'cc_binary(name = "gen_tool", srcs = ["tool.cc"])\n\n'
+                      'genrule(name = "made", outs = ["made.txt"], tools = [":gen_tool"], cmd = "$(location :gen_tool) > $@")\n\n'
+                      'sh_test(name = "made_test", srcs = ["t.sh"], data = [":made.txt"])\n',
+    "hosttool/tool.cc": "#include <cstdio>\nint main() { std::puts(\"made\"); return 0; }\n",
+    "hosttool/t.sh": "#!/bin/sh\n",
     "platform/BUILD": 'constraint_setting(name = "kind")\n\n'
                       'constraint_value(name = "never", constraint_setting = ":kind", visibility = ["//visibility:public"])\n',
     "compat/BUILD": 'sh_test(name = "compatible_test", srcs = ["t.sh"])\n\n'
@@ -106,7 +112,7 @@ FILES = {
 
 ALL_TESTS = {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//suite:s2", "//noci:ok_test",
              "//tree:tree_test", "//compat:compatible_test", "//ruled:ruled_test", "//ruled:other_test",
-             "//native:native_test", "//uses_deps:alpha_test", "//uses_deps:beta_test"}
+             "//native:native_test", "//uses_deps:alpha_test", "//uses_deps:beta_test", "//hosttool:made_test"}
 
 
 @pytest.fixture(scope="module")
@@ -313,6 +319,34 @@ def test_a_registration_change_selects_everything(repo, path, text):
     assert "a toolchain or platform registration, or workspace(), changed" in selection.notes[0]
 
 
+MODULE_BEFORE = 'module(name = "fixture")\n\nbazel_dep(name = "rules_cc", version = "0.0.9")\n'
+LOCK_BEFORE = '{"lockFileVersion": 13, "registryFileHashes": {"https://bcr/rules_cc/0.0.9/MODULE.bazel": "1a"}}\n'
+
+
+@pytest.mark.parametrize("path, before, after, everything", [
+    ("MODULE.bazel", MODULE_BEFORE,
+     "# The fixture's module.\nmodule(\n    name = 'fixture',\n)\n\nbazel_dep(name = 'rules_cc', version = '0.0.9')  # C++\n",
+     False),
+    ("MODULE.bazel", MODULE_BEFORE, MODULE_BEFORE.replace("0.0.9", "0.0.10"), True),
+    ("MODULE.bazel.lock", LOCK_BEFORE,
+     '{\n  "registryFileHashes": {\n    "https://bcr/rules_cc/0.0.9/MODULE.bazel": "1a"\n  },\n  "lockFileVersion": 13\n}\n',
+     False),
+    ("MODULE.bazel.lock", LOCK_BEFORE, LOCK_BEFORE.replace("1a", "2b"), True),
+])
+def test_bzlmod_files_are_judged_by_what_they_say(repo, path, before, after, everything):
+    """A MODULE.bazel whose statements are the same (comments, layout, quoting), or a lock file whose data is the
+    same (key order, indentation), selects nothing; any other change still selects everything."""
+    change(repo, {path: before})
+    first = git(repo.path, "rev-parse", "HEAD").strip()
+    change(repo, {path: after})
+    selection = repo.collector.collect(first, "HEAD")
+    if everything:
+        assert selection.everything and {t.label for t in selection.tests} == ALL_TESTS and path in selection.notes[0]
+    else:
+        assert not selection.everything and selection.tests == [] and selection.releases == []
+        assert "{} changed no statement or value".format(path) in selection.notes
+
+
 @pytest.mark.parametrize("path,text", [
     ("MODULE.bazel", 'module(name = "fixture")\n'),
     (".bazelignore", "docs\n"),
@@ -346,8 +380,48 @@ def test_bazelrc_changes_that_change_no_result_select_nothing(repo, text):
 def test_a_language_option_selects_that_languages_targets_and_their_rdeps(repo):
     change(repo, {".bazelrc": "build --announce_rc\nbuild --copt=-O2\n"})
     selection, tests, releases = selected(repo)
-    assert tests == {"//native:native_test"} and releases == set() and not selection.everything
-    assert selection.tests[0].reasons == ["`.bazelrc` option `--copt` changed: cc targets in the target configuration"]
+    # Query knows no configurations: the tool built only in the exec configuration is taken too (recall first).
+    assert tests == {"//native:native_test", "//hosttool:made_test"} and releases == set() and not selection.everything
+    reasons = {t.label: t.reasons for t in selection.tests}
+    assert reasons["//native:native_test"] == ["`.bazelrc` option `--copt` changed: cc targets in the target configuration"]
+
+
+def test_an_exec_configuration_option_selects_what_the_tools_it_builds_make(repo):
+    """Before: `--host_copt` selected everything. Now one cquery finds the C++ targets built as tools, and their
+    rdeps are selected: the genrule's gen_tool, and Bazel's own launcher (Bazel 4.2 builds it from C++ in the host
+    configuration for every sh, py and java binary and test), but not the C++ test and library built in the target
+    configuration."""
+    change(repo, {".bazelrc": "build --announce_rc\nbuild --host_copt=-O2\n"})
+    selection, tests, releases = selected(repo)
+    assert not selection.everything and "//hosttool:made_test" in tests and "//native:native_test" not in tests
+    reasons = {t.label: t.reasons for t in selection.tests}
+    assert reasons["//hosttool:made_test"] == [
+        "`.bazelrc` option `--host_copt` changed: cc targets built as tools in the exec configuration "
+        "(//hosttool:gen_tool, @bazel_tools//src/tools/launcher:launcher)"]
+
+
+def test_an_exec_configuration_option_reaching_no_tool_selects_nothing(repo):
+    change(repo, {".bazelrc": "build --announce_rc\nbuild --host_javacopt=-g\n"})
+    selection, tests, releases = selected(repo)
+    assert tests == set() and releases == set() and not selection.everything
+    assert "`.bazelrc` option --host_javacopt changed; no java target is built in the exec configuration" in selection.notes
+
+
+def test_an_exec_configuration_option_reaching_a_toolchain_selects_everything(repo):
+    """Toolchain resolution hands a toolchain's tools to targets that query shows no edge from: everything."""
+    change(repo, {
+        ".bazelrc": "build --announce_rc\nbuild --host_copt=-O2\n",
+        "tc/defs.bzl": 'def _impl(ctx):\n    return [platform_common.ToolchainInfo(tool = ctx.executable.tool)]\n\n'
+                       'tool_info = rule(implementation = _impl, attrs = {"tool": attr.label(executable = True, cfg = "exec")})\n',
+        "tc/BUILD": 'load(":defs.bzl", "tool_info")\n\ncc_binary(name = "tc_tool", srcs = ["tool.cc"])\n\n'
+                    'tool_info(name = "impl", tool = ":tc_tool")\n\ntoolchain_type(name = "tool_type")\n\n'
+                    'toolchain(name = "tc", toolchain = ":impl", toolchain_type = ":tool_type")\n',
+        "tc/tool.cc": "int main() { return 0; }\n",
+    })
+    selection, tests, releases = selected(repo)
+    assert selection.everything and tests == ALL_TESTS and releases == {"//app:app.ci"}
+    assert "`.bazelrc` option --host_copt changes tools that toolchain resolution hands out through //tc:impl" in \
+        selection.notes[0]
 
 
 def test_a_test_option_selects_the_tests_only(repo):

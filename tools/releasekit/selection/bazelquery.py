@@ -10,6 +10,9 @@ import threading
 from releasekit.core.errors import BazelError, ReleasekitError
 from releasekit.core import environment, process
 
+# Where the exec configuration's outputs go: bazel-out/host/ (the host configuration of Bazel before 6) or
+# bazel-out/<cpu>-<mode>-exec-<hash>/ (Bazel 6 and later).
+_EXEC_OUTPUT_RE = re.compile(r"^bazel-out/(host|[^/]*-exec(-[^/]*)?)/")
 # Attributes that move when unrelated lines of a BUILD file move; they say nothing of what a target is.
 _POSITIONAL_ATTRIBUTES = frozenset(["generator_location"])
 
@@ -117,6 +120,19 @@ class Bazel:
                             "'IncompatiblePlatformProvider' in providers(target) else ''", "--", expression], "bazel cquery")
         # Bazel 7+ writes main-repository labels as @@//pkg:name.
         return {re.sub(r"^@@?(?=//)", "", line.strip()) for line in output.splitlines() if line.strip()}
+
+    def built_for_execution(self, expression):
+        """Labels among the configured targets of expression built in the exec (host) configuration, as tools the
+        build runs (one cquery): their outputs land in an exec output directory."""
+        self.queries_run += 1
+        output = self._run(["cquery", "--output=starlark", "--starlark:expr=str(target.label) + ' ' + "
+                            "' '.join([f.path for f in target.files.to_list()])", "--", expression], "bazel cquery")
+        found = set()
+        for line in output.splitlines():
+            label, _, paths = line.strip().partition(" ")
+            if any(_EXEC_OUTPUT_RE.match(path) for path in paths.split()):
+                found.add(re.sub(r"^@@?(?=//)", "", label))
+        return found
 
     def query_labels(self, expression, universe_scope=None):
         return [line for line in self.query(expression, "label", universe_scope).splitlines() if line.strip()]

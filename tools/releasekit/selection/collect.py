@@ -11,8 +11,8 @@ The number of `bazel query` calls is constant, whatever the number of changed fi
      every rule of a package a changed .bzl reaches), plus the tests of changed test_suites.
 A `.bazelrc` change selects what its changed options reach (see bazelrc.py); a change to WORKSPACE or to a file
 it loads or names selects the dependents of the external targets it changes (see externals.py). MODULE.bazel,
-its lock file, .bazelversion and .bazelignore select everything, and say so. Recall comes first: when in doubt,
-a target is selected.
+its lock file, .bazelversion and .bazelignore select everything, and say so, unless the change leaves every
+statement (or the lock file's data) as it was. Recall comes first: when in doubt, a target is selected.
 """
 
 import os
@@ -30,8 +30,8 @@ GLOBAL_FILES = frozenset([
     "WORKSPACE", "WORKSPACE.bazel", "WORKSPACE.bzlmod", "MODULE.bazel", "MODULE.bazel.lock",
     ".bazelrc", ".bazelversion", ".bazelignore",
 ])
-# Global files judged by nothing finer than "everything": bzlmod's (Bazel 4.2, which the tests run, has no bzlmod
-# to compare them with), the Bazel version, and the ignored directories.
+# Global files judged by nothing finer than "everything" when their content changed: bzlmod's (a change that leaves
+# every statement, or the lock file's data, as it was selects nothing), the Bazel version, the ignored directories.
 _SELECTING_EVERYTHING = frozenset(["MODULE.bazel", "MODULE.bazel.lock", "WORKSPACE.bzlmod", ".bazelversion",
                                    ".bazelignore"])
 _RC_IMPORT_RE = re.compile(r"^\s*(?:try-)?import\s+%workspace%/(\S+)", re.MULTILINE)
@@ -131,8 +131,14 @@ class Collector:
         global_hits = sorted(p for p in changed_paths if p in global_files)
         rc_hits = [p for p in global_hits if os.path.basename(p).endswith("rc")]
         workspace_hits = [p for p in global_hits if p not in rc_hits]
-        if any(p in _SELECTING_EVERYTHING for p in workspace_hits):
-            return self._everything(selection, [p for p in workspace_hits if p in _SELECTING_EVERYTHING])
+        judged_whole = [p for p in workspace_hits if p in _SELECTING_EVERYTHING]
+        unchanged = [p for p in judged_whole if externals.same_meaning(
+            p, self.repo.read_at(base_commit, p), self.repo.read_at(gitrepo.WORKTREE, p))]
+        if len(unchanged) < len(judged_whole):
+            return self._everything(selection, [p for p in judged_whole if p not in unchanged])
+        if unchanged:
+            selection.notes.append("{} changed no statement or value".format(", ".join(unchanged)))
+            workspace_hits = [p for p in workspace_hits if p not in unchanged]
         external_targets, external_reasons = {}, {}
         if workspace_hits:
             try:
@@ -154,6 +160,10 @@ class Collector:
                 return self._everything(selection, rc_hits, "`.bazelrc` option{} {} changed, which may change any "
                                         "result".format("s" if len(unknown) > 1 else "",
                                                         ", ".join("--" + n for n in unknown)))
+            try:
+                rc_reaches = [bazelrc.resolve(self.bazel, reach, name) for reach, name in rc_reaches]
+            except externals.Unjudged as why:
+                return self._everything(selection, rc_hits, str(why))
             changes = [c for c in changes if not any(p in rc_hits for p in c.paths_at_head + c.paths_at_base)]
 
         file_seeds = {}        # label of a changed file at head -> [paths]
@@ -220,21 +230,13 @@ class Collector:
         return [bazelrc.reach(command, option) for command, option in bazelrc.changed_options(before, after)]
 
     def _add_bazelrc_selection(self, selection, rc_reaches):
-        """Add what changed .bazelrc options reach: a language's targets and their rdeps, or the tests."""
-        for reach, name in rc_reaches:
-            if reach == "none":
-                selection.notes.append("`.bazelrc` option --{} changed; it cannot change a build or test result".format(name))
-                continue
-            if reach == "tests":
-                expression, tests_only, why = "tests(//...)", True, "the tests"
-            else:
-                _, language, tests_only = reach
-                expression = "let seeds = kind({}, //...) in rdeps(//..., $seeds) + tests($seeds)".format(
-                    quote(bazelrc.LANGUAGE_KINDS[language]))
-                why = "{} targets in the target configuration{}".format(language, ", under `test`" if tests_only else "")
-            reason = "`.bazelrc` option `--{}` changed: {}".format(name, why)
-            targets = self.bazel.query_targets(expression, universe_scope="//...")
-            self._add(selection, targets, {label: {reason} for label in targets}, tests_only)
+        """Add what changed .bazelrc options reach (bazelrc.Reached): a language's targets and their rdeps, tools
+        built in the exec configuration and their rdeps, or the tests."""
+        for reached in rc_reaches:
+            if reached.note:
+                selection.notes.append(reached.note)
+            self._add(selection, reached.targets, {label: {reached.reason} for label in reached.targets},
+                      reached.tests_only)
         selection.queries = self.bazel.queries_run + (self.base_bazel.queries_run if self.base_bazel else 0)
         return selection
 

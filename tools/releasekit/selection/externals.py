@@ -18,6 +18,7 @@ Files of the workspace that name no repository and are read by no repository rul
 
 import ast
 import hashlib
+import json
 import os
 import re
 
@@ -130,6 +131,22 @@ def registrations(read, starlark_paths):
 def _is_load(node):
     return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "load"
             and node.value.args and isinstance(node.value.args[0], ast.Constant))
+
+
+def same_meaning(path, before, after):
+    """Whether a global file judged whole says the same at both revisions: the same Starlark statements
+    (MODULE.bazel, WORKSPACE.bzlmod: comments and layout aside), or the same JSON data (MODULE.bazel.lock).
+    A file that cannot be read so, or that appears or disappears, does not."""
+    if before is None or after is None:
+        return False
+    try:
+        if path.endswith(".lock"):
+            return json.loads(before) == json.loads(after)
+        if path.endswith(("MODULE.bazel", ".bzlmod")):
+            return ast.dump(ast.parse(before)) == ast.dump(ast.parse(after))
+    except (ValueError, SyntaxError):
+        return False
+    return False
 
 
 def repository_rule_classes(read, paths):
