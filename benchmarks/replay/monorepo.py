@@ -93,7 +93,8 @@ class Monorepo:
                                 'locked_libraries(name = "deps", lock = "//third_party:deps.json")\n'.format(REPO_ROOT))
         self.write(".gitignore", "/bazel-*\n/releasekit-logs/\n")
         # The tests sleep: eight at a time whatever the cores, as a team with IO-bound tests would set it.
-        self.write(".bazelrc", "build --announce_rc\ntest --local_test_jobs=8\n")
+        # Eight at a time: --local_test_jobs alone leaves them at --jobs, whose default is one per core.
+        self.write(".bazelrc", "build --announce_rc\nbuild --jobs=8\ntest --local_test_jobs=8\n")
         self.write("third_party/BUILD.bazel", 'exports_files(["deps.json"])\n')
         self.write("third_party/lock.bzl", LOCK_RULE)
         self.write_lock()
