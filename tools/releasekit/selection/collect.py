@@ -9,8 +9,8 @@ The number of `bazel query` calls is constant, whatever the number of changed fi
   3. (only if .bzl files changed) `rbuildfiles` in sky query mode: packages that load them;
   4. one union query, in sky query mode: rdeps of every seed (changed files that are targets, changed rules,
      every rule of a package a changed .bzl reaches), plus the tests of changed test_suites.
-A `.bazelrc` change selects what its changed options reach (see bazelrc.py); a change to WORKSPACE or to a file
-it loads or names selects the dependents of the external targets it changes (see externals.py). MODULE.bazel,
+A `.bazelrc` change selects what its changed options reach (see bazelrc.py and bazelrc_reach.py); a change to
+WORKSPACE or to a file it loads or names selects the dependents of the external targets it changes (externals.py). MODULE.bazel,
 its lock file, .bazelversion and .bazelignore select everything, and say so, unless the change leaves every
 statement (or the lock file's data) as it was. Recall comes first: when in doubt, a target is selected.
 """
@@ -19,7 +19,7 @@ import os
 import re
 
 from releasekit.core.errors import UsageError
-from releasekit.selection import bazelrc, externals, gitrepo, graph
+from releasekit.selection import bazelrc, bazelrc_reach, externals, gitrepo, graph
 from releasekit.selection.bazelquery import Bazel, quote
 from releasekit.selection.selection_file import Selected, Selection
 
@@ -161,7 +161,7 @@ class Collector:
                                         "result".format("s" if len(unknown) > 1 else "",
                                                         ", ".join("--" + n for n in unknown)))
             try:
-                rc_reaches = [bazelrc.resolve(self.bazel, reach, name) for reach, name in rc_reaches]
+                rc_reaches = [bazelrc_reach.resolve(self.bazel, reach, name) for reach, name in rc_reaches]
             except externals.Unjudged as why:
                 return self._everything(selection, rc_hits, str(why))
             changes = [c for c in changes if not any(p in rc_hits for p in c.paths_at_head + c.paths_at_base)]
@@ -230,7 +230,7 @@ class Collector:
         return [bazelrc.reach(command, option) for command, option in bazelrc.changed_options(before, after)]
 
     def _add_bazelrc_selection(self, selection, rc_reaches):
-        """Add what changed .bazelrc options reach (bazelrc.Reached): a language's targets and their rdeps, tools
+        """Add what changed .bazelrc options reach (bazelrc_reach.Reached): a language's targets and their rdeps, tools
         built in the exec configuration and their rdeps, or the tests."""
         for reached in rc_reaches:
             if reached.note:
