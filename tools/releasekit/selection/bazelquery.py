@@ -115,24 +115,26 @@ class Bazel:
         named explicitly. It goes on the command line (cquery has no --query_file before Bazel 7), so it is
         kept to the few targets that set target_compatible_with.
         """
-        self.queries_run += 1
-        output = self._run(["cquery", "--output=starlark", "--starlark:expr=str(target.label) if "
-                            "'IncompatiblePlatformProvider' in providers(target) else ''", "--", expression], "bazel cquery")
-        # Bazel 7+ writes main-repository labels as @@//pkg:name.
-        return {re.sub(r"^@@?(?=//)", "", line.strip()) for line in output.splitlines() if line.strip()}
+        return {label for label, incompatible in self._cquery_lines(
+            expression, "str(target.label) + ' ' + str('IncompatiblePlatformProvider' in providers(target))")
+            if incompatible == "True"}
 
     def built_for_execution(self, expression):
         """Labels among the configured targets of expression built in the exec (host) configuration, as tools the
         build runs (one cquery): their outputs land in an exec output directory."""
+        return {label for label, paths in self._cquery_lines(
+            expression, "str(target.label) + ' ' + ' '.join([f.path for f in target.files.to_list()])")
+            if any(_EXEC_OUTPUT_RE.match(path) for path in paths.split())}
+
+    def _cquery_lines(self, expression, starlark_expr):
+        """(label, the rest of its line) for each configured target of expression: one cquery with starlark output
+        whose expression starts with str(target.label) and a space."""
         self.queries_run += 1
-        output = self._run(["cquery", "--output=starlark", "--starlark:expr=str(target.label) + ' ' + "
-                            "' '.join([f.path for f in target.files.to_list()])", "--", expression], "bazel cquery")
-        found = set()
-        for line in output.splitlines():
-            label, _, paths = line.strip().partition(" ")
-            if any(_EXEC_OUTPUT_RE.match(path) for path in paths.split()):
-                found.add(re.sub(r"^@@?(?=//)", "", label))
-        return found
+        output = self._run(["cquery", "--output=starlark", "--starlark:expr=" + starlark_expr, "--", expression],
+                           "bazel cquery")
+        lines = (line.strip().partition(" ") for line in output.splitlines() if line.strip())
+        # Bazel 7+ writes main-repository labels as @@//pkg:name.
+        return [(re.sub(r"^@@?(?=//)", "", label), rest) for label, _, rest in lines]
 
     def query_labels(self, expression, universe_scope=None):
         return [line for line in self.query(expression, "label", universe_scope).splitlines() if line.strip()]
