@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import xml.etree.ElementTree as ElementTree
 
 import pytest
@@ -445,3 +446,47 @@ def test_releases_start_up_one_per_cpu_at_a_time(fixture_repo, servers, tmp_path
         assert loading <= allowed, (limit, windows)
     if limit == 1:
         assert all(later[0] >= earlier[1] for earlier, later in zip(windows, windows[1:])), windows
+
+
+def test_ci_publishes_what_bazel_build_builds_when_a_test_rc_line_would_build_it_otherwise(tmp_path):
+    """Integrity: `test --define` makes `bazel test` build the release's file differently from `bazel build`. The
+    tests' invocation must not be the one that builds what is published: the image holds the build's file."""
+    registry = Registry(str(tmp_path / "registry"))
+    workspace = Workspace(str(tmp_path / "repo"))
+    try:
+        workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
+        workspace.write(".gitignore", FILES[".gitignore"])
+        workspace.init_git()
+        base = git(workspace.path, "rev-parse", "HEAD").strip()
+        workspace.write(".bazelrc", "build --define=FLAVOR=release\ntest --define=FLAVOR=test\n")
+        workspace.write("apps/e/BUILD.bazel", LOAD + (
+            'genrule(name = "flavor", outs = ["flavor.txt"], cmd = "echo $(FLAVOR) > $@")\n\n'
+            'image_layout(name = "image", files = {":flavor": "/flavor.txt"})\n\n'
+            'container_release(name = "e", image = ":image", repository = "fixture/e")\n\n'
+            'sh_test(name = "e_test", srcs = ["ok.sh"])\n'))
+        workspace.write("apps/e/ok.sh", "#!/bin/sh\nexit 0\n", executable=True)
+        workspace.commit("a release whose file depends on --define")
+        workspace.cache = str(tmp_path / "cache")
+        config = tmp_path / "releasekit.yaml"
+        config.write_text("channels:\n  ci: {{registry: 'http://{0}/prod'}}\n  dev: {{registry: 'http://{0}/dev'}}\n"
+                          .format(registry.host))
+        result = run(workspace, "ci", "--base", base, "--head", "HEAD", "--logs", str(tmp_path / "logs"),
+                     "--report", str(tmp_path / "report.json"), env={"CI": "true", "RELEASEKIT_CONFIG": str(config)})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "built by a `bazel build` of their own: the rc option `test --define`" in result.stdout
+        outcomes = {t["label"]: t for t in json.load(open(tmp_path / "report.json"))["targets"]}
+        assert outcomes["//apps/e:e_test"]["status"] == "passed"
+        digest = outcomes["//apps/e:e.ci"]["record"]["digest"]
+        copy = tmp_path / "published"
+        subprocess.run(["skopeo", "copy", *registry.skopeo_args(), "docker://{}/prod/fixture/e@{}".format(
+            registry.host, digest), "dir:" + str(copy)], check=True, capture_output=True)
+        flavors = []
+        for name in os.listdir(copy):
+            if tarfile.is_tarfile(copy / name):
+                with tarfile.open(copy / name) as layer:
+                    flavors += [layer.extractfile(m).read().decode().strip() for m in layer.getmembers()
+                                if m.name.lstrip("./") == "flavor.txt"]
+        assert flavors == ["release"]
+    finally:
+        workspace.shutdown()
+        registry.stop()
