@@ -5,6 +5,7 @@ import pytest
 from releasekit.core.config import AutoQuarantine, parse_config
 from releasekit.core.errors import ConfigError, UsageError
 from releasekit.insight.quarantine import auto_decisions, read_quarantine_file, resolve
+from releasekit.insight.run_record import object_name
 
 TEST = "//apps:flaky_test"
 
@@ -61,3 +62,13 @@ def test_bad_quarantine_input_is_named(tmp_path):
     config = parse_config("channels: {ci: {registry: r.example.com/p}}\nhistory: s3://ci/history\n"
                           "auto_quarantine: {flakes: 3}\n", "releasekit.yaml")
     assert config.history.text == "s3://ci/history" and config.auto_quarantine == AutoQuarantine(flakes=3)
+
+
+def test_runs_within_one_second_keep_their_order_in_the_history():
+    """Before: names carried the start to the second, then the random id, so a clean rerun started in the same
+    second as the failing run before it could sort first, and `--quarantine auto` counted no clean runs in a row."""
+    failing = {"start": 1764640614.120, "commit": "c" * 40, "id": "f" * 32}
+    clean = {"start": 1764640614.870, "commit": "c" * 40, "id": "0" * 32}
+    names = [object_name(failing), object_name(clean)]
+    assert sorted(names, key=lambda name: name.rsplit("/", 1)[1]) == names
+    assert names[0].endswith("T015654.120Z-cccccccccccc-ffffffffffff.json")

@@ -50,8 +50,10 @@ def new_record(command, outcomes, context):
 def object_name(record):
     """runs/<day>/<start>-<commit>-<id>.json: sorted by start time, one directory per UTC day, never two alike."""
     start = datetime.datetime.fromtimestamp(record["start"], datetime.timezone.utc)
-    return "runs/{}/{}-{}-{}.json".format(start.strftime("%Y-%m-%d"), start.strftime("%Y%m%dT%H%M%SZ"),
-                                          (record.get("commit") or "unknown")[:12], record["id"][:12])
+    # To the millisecond, as the record's start: runs a second apart (a cached rerun, shards) keep their order.
+    stamp = "{}.{:03d}Z".format(start.strftime("%Y%m%dT%H%M%S"), start.microsecond // 1000)
+    return "runs/{}/{}-{}-{}.json".format(start.strftime("%Y-%m-%d"), stamp, (record.get("commit") or "unknown")[:12],
+                                          record["id"][:12])
 
 
 def check_record(data):
