@@ -217,6 +217,63 @@ def test_build_file_edit_reaches_reverse_dependencies(repo):
     assert tests == {"//app:app_test"} and releases == {"//app:app.ci"}
 
 
+def _collector_of_its_own(repo, tmp_path, bazel=BAZEL):
+    return Collector(repo.path, bazel=Bazel(repo.path, command=bazel), base_checkout_dir=str(tmp_path / "base"))
+
+
+def _suite_edit_and_new_test():
+    return FILES["suite/BUILD"].replace('srcs = ["s2.sh"]', 'srcs = ["s2.sh"], size = "small"') + \
+        '\nsh_test(name = "s3", srcs = ["s1.sh"])\n'
+
+
+def test_build_and_bzl_edits_read_the_base_packages_through_the_workspace_server(repo, tmp_path):
+    """Before: a second Bazel server, in the base revision's worktree, started for every BUILD or .bzl edit. The new
+    test exists only at head: the queries after the base's read it, so they read head's packages again."""
+    change(repo, {"suite/BUILD": _suite_edit_and_new_test(),
+                  "tools/macros.bzl": FILES["tools/macros.bzl"].replace('deps = [":" + name]',
+                                                                        'deps = [":" + name], size = "small"')})
+    collector = _collector_of_its_own(repo, tmp_path)
+    try:
+        selection = collector.collect(repo.base, "HEAD")
+    finally:
+        collector.close()
+    assert {t.label for t in selection.tests} == {"//suite:s2", "//suite:s3", "//macro:m_test"}
+    assert collector.base_bazel is None
+
+
+# Bazel wrappers: one that drops --package_path without a word, one that refuses it (as a Bazel without the option).
+_IGNORES_PACKAGE_PATH = ('#!/bin/sh\nfor a in "$@"; do shift; case "$a" in --package_path=*) ;; *) set -- "$@" "$a";; '
+                         'esac; done\nexec {} "$@"\n')
+_REFUSES_PACKAGE_PATH = ('#!/bin/sh\ncase "$*" in *--package_path=*) echo "ERROR: Unrecognized option: --package_path" '
+                         '>&2; exit 2;; esac\nexec {} "$@"\n')
+
+
+@pytest.mark.parametrize("wrapper,rc_line", [
+    (_IGNORES_PACKAGE_PATH, None),
+    (_REFUSES_PACKAGE_PATH, None),
+    (None, "build --verbose_failures\n"),  # a global file changed too: the workspace server reads head's
+], ids=["bazel-ignores-package-path", "bazel-refuses-package-path", "bazelrc-changed-too"])
+def test_the_base_revision_gets_a_server_of_its_own_when_the_workspace_server_cannot_read_it(repo, tmp_path, wrapper,
+                                                                                              rc_line):
+    edits = {"suite/BUILD": _suite_edit_and_new_test()}
+    if rc_line:
+        edits[".bazelrc"] = FILES[".bazelrc"] + rc_line
+    change(repo, edits)
+    bazel = BAZEL
+    if wrapper:
+        bazel = str(tmp_path / "bazel")
+        with open(bazel, "w") as handle:
+            handle.write(wrapper.format(BAZEL))
+        os.chmod(bazel, 0o755)
+    collector = _collector_of_its_own(repo, tmp_path, bazel)
+    try:
+        selection = collector.collect(repo.base, "HEAD")
+    finally:
+        collector.close()
+    assert {t.label for t in selection.tests} == {"//suite:s2", "//suite:s3"}
+    assert collector.base_bazel is not None
+
+
 def test_changed_test_suite_selects_its_tests(repo):
     change(repo, {"suite/BUILD": FILES["suite/BUILD"].replace('tests = [":s1"]', 'tests = [":s1", ":s2"]')})
     _, tests, _ = selected(repo)

@@ -76,8 +76,9 @@ class Bazel:
             )
         return result.stdout if binary else result.stdout.decode("utf-8")
 
-    def query(self, expression, output="xml", universe_scope=None):
-        """One query; the expression goes through --query_file, so its length is unbounded.
+    def query(self, expression, output="xml", universe_scope=None, package_root=None):
+        """One query; the expression goes through --query_file, so its length is unbounded. package_root: read the
+        main repository's packages from that directory instead of the workspace.
 
         Returns text, or bytes for output="proto".
         """
@@ -96,6 +97,8 @@ class Bazel:
                          "--noproto:locations"]
             if universe_scope:
                 args.append("--universe_scope=" + universe_scope)
+            if package_root:
+                args.append("--package_path=" + package_root)
             self.queries_run += 1
             return self._run(args, "bazel query", binary=output == "proto")
         finally:
@@ -107,6 +110,26 @@ class Bazel:
         if definitions:
             return parse_query_xml_tree(self.query(expression, "xml", universe_scope), definitions=True)
         return decode_query_proto(self.query(expression, "proto", universe_scope), external_inputs)
+
+    def base_package_definitions(self, expression, package_root):
+        """Targets with definitions, as the packages under package_root (another checkout of this workspace) define
+        them, read by this workspace's server; None when that answer cannot be trusted, and then the caller asks a
+        server in package_root itself.
+
+        None when the query fails (a Bazel without --package_path, which is deprecated in Bazel 8) or when any
+        target's BUILD file is not under package_root (a Bazel that ignored the option).
+        """
+        if ":" in package_root:  # the option is a colon-separated list
+            return None
+        try:
+            text = self.query(expression, "xml", package_root=package_root)
+        except BazelError:
+            return None
+        root = os.path.realpath(package_root) + os.sep
+        build_files = {re.sub(r":\d+(:\d+)?$", "", path) for path in re.findall(r' location="([^"]*)"', text)}
+        if not all(os.path.realpath(path).startswith(root) for path in build_files):
+            return None
+        return parse_query_xml_tree(text, definitions=True)
 
     def incompatible(self, expression):
         """Labels among the targets of expression that are incompatible with the target platform (one cquery).

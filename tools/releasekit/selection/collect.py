@@ -4,8 +4,9 @@ The number of `bazel query` calls is constant, whatever the number of changed fi
 
   1. (only if BUILD files changed, or files were added, deleted or renamed) the rule
      definitions of the touched packages at head, and
-  2. the same at base, in a reused detached worktree of the base revision: rules whose
-     definition differs, or that are new, are changed;
+  2. the same at base, in a reused detached worktree of the base revision, read by the workspace's own server
+     (--package_path) unless a WORKSPACE-level file or .bazelrc differs: rules whose definition differs, or that
+     are new, are changed;
   3. (only if .bzl files changed) `rbuildfiles` in sky query mode: packages that load them;
   4. one union query, in sky query mode: rdeps of every seed (changed files that are targets, changed rules,
      every rule of a package a changed .bzl reaches), plus the tests of changed test_suites.
@@ -47,6 +48,7 @@ class Collector:
         self.base_bazel = None
         self._base_listings = {}  # base commit -> the paths it holds
         self._base_workspace = (None, None)  # (base commit, its checked-out workspace)
+        self._same_globals_at_base = False  # no WORKSPACE-level file or .bazelrc differs between base and head
 
     # -- revisions and files --------------------------------------------------------------
 
@@ -129,6 +131,8 @@ class Collector:
 
         global_files = self._global_files()
         global_hits = sorted(p for p in changed_paths if p in global_files)
+        # A base-only global file (one head no longer loads) changes a file head loads too: head's set suffices.
+        self._same_globals_at_base = not global_hits
         rc_hits = [p for p in global_hits if os.path.basename(p).endswith("rc")]
         workspace_hits = [p for p in global_hits if p not in rc_hits]
         judged_whole = [p for p in workspace_hits if p in _SELECTING_EVERYTHING]
@@ -270,22 +274,34 @@ class Collector:
     def _package_exists_here(self, package):
         return any(os.path.isfile(os.path.join(self.workspace, package, name)) for name in BUILD_FILE_NAMES)
 
-    def _base_bazel(self, base_commit):
-        """Bazel in a worktree of the base commit (checked out once per commit)."""
+    def _base_workspace_dir(self, base_commit):
+        """The workspace in a detached worktree of the base commit (checked out once per commit)."""
         if self._base_workspace[0] != base_commit:
             directory = self.base_checkout_dir or graph.default_base_checkout(self.repo.root)
             self._base_workspace = (base_commit, self.repo.checkout_of(base_commit, directory))
+        return self._base_workspace[1]
+
+    def _base_bazel(self, base_commit):
+        """Bazel in the worktree of the base commit: a server of its own."""
+        workspace = self._base_workspace_dir(base_commit)
         if self.base_bazel is None:
-            self.base_bazel = Bazel(self._base_workspace[1], command=" ".join(self.bazel.command))
+            self.base_bazel = Bazel(workspace, command=" ".join(self.bazel.command))
         return self.base_bazel
 
     def _base_rules(self, packages, base_commit):
-        base_bazel = self._base_bazel(base_commit)
-        existing = [p for p in packages if any(os.path.isfile(os.path.join(base_bazel.workspace, p, n))
-                                               for n in BUILD_FILE_NAMES)]
+        workspace = self._base_workspace_dir(base_commit)
+        existing = [p for p in packages if any(os.path.isfile(os.path.join(workspace, p, n)) for n in BUILD_FILE_NAMES)]
         if not existing:
             return {}
-        return base_bazel.query_targets(graph.packages_expression(existing, "all"), definitions=True)
+        expression = graph.packages_expression(existing, "all")
+        if self._same_globals_at_base:
+            # The head's server reads the base's packages (--package_path), sparing a second server's start-up. That
+            # gives the base's answer only where everything outside the packages is the same: WORKSPACE-level files,
+            # what they load, .bazelrc. Trusted only if every target's BUILD file lies in the base's worktree.
+            rules = self.bazel.base_package_definitions(expression, workspace)
+            if rules is not None:
+                return rules
+        return self._base_bazel(base_commit).query_targets(expression, definitions=True)
 
     def _packages_loading(self, bzl_paths):
         """Packages whose BUILD files load (transitively) one of these .bzl files, with the files."""
