@@ -48,6 +48,9 @@ FILES = {
     "apps/d/BUILD.bazel": image_package("d", "fixture/d", 'sh_test(name = "d_test", srcs = ["fails.sh"])\n'),
     "apps/d/run.sh": "#!/bin/sh\necho d\n",
     "apps/d/fails.sh": "#!/bin/sh\nexit 1\n",
+    # Run by name only (manual): a test long enough for a release to build while it runs.
+    "slow/BUILD.bazel": 'sh_test(name = "slow_test", srcs = ["slow.sh"], tags = ["manual"])\n',
+    "slow/slow.sh": "#!/bin/sh\nsleep 4\n",
     "deploy/BUILD.bazel": LOAD + 'deploy_release(name = "both", manifests = ["both.yaml"], platform = "generic",\n'
                                  '               images = {"a-image": "//apps/a", "b-image": "//apps/b"})\n',
     "deploy/both.yaml": "services:\n  - {name: a, image: a-image}\n  - {name: b, image: b-image}\n",
@@ -221,6 +224,26 @@ def test_dispatch_takes_collect_files_and_shards(fixture_repo, tmp_path):
     assert balanced.returncode == 0, balanced.stdout + balanced.stderr
     assert "shard 2/2: 1 tests" in balanced.stdout
     assert [t["label"] for t in json.load(open(tmp_path / "r.json"))["targets"]] == ["//apps/a:a_test"]
+
+
+def test_the_fork_server_starts_while_the_tests_run(fixture_repo, registry, tmp_path):
+    """Before: it started once `bazel test` had exited, and the first release waited for it to import the publisher."""
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  ci: {registry: 'http://%s/early'}\n" % registry.host)
+    for kind, label in (("tests", "//slow:slow_test"), ("releases", "//apps/a:a.ci")):
+        (tmp_path / (kind + ".json")).write_text(json.dumps({"format_version": 1, "targets": [
+            {"label": label, "kind": "sh_test" if kind == "tests" else "artifact_ci_release", "reasons": []}]}))
+    logs = tmp_path / "logs"
+    result = run(fixture_repo, "dispatch", "--tests", str(tmp_path / "tests.json"), "--releases",
+                 str(tmp_path / "releases.json"), "--logs", str(logs), "--report", str(tmp_path / "report.json"),
+                 env={"CI": "true", "RELEASEKIT_CONFIG": str(config)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcomes = {t["label"]: t for t in json.load(open(tmp_path / "report.json"))["targets"]}
+    assert outcomes["//apps/a:a.ci"]["status"] == "published" and outcomes["//apps/a:a.ci"]["forked"]
+    assert "early/fixture/a" in registry.catalog()
+    # The server's log is opened when it starts; the build event file is written until Bazel ends.
+    started, bazel_ended = os.stat(logs / "fork-server.log").st_mtime, os.stat(logs / "tests.bep.json").st_mtime
+    assert started < bazel_ended - 2, (started, bazel_ended)
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 8])

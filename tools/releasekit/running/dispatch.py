@@ -61,6 +61,7 @@ class Dispatcher:
         self.report_dir = self.options.report_dir or os.path.join(self.workspace, "releasekit-logs")
         self.pinned = {}  # what every release of this run shares: the commit, and the destinations read once
         self.built_with_tests = {}  # release label -> its outputs, built by the tests' invocation as a build would
+        self.started_fork_server = None  # started while Bazel built the releases; _fork_server takes it
         os.makedirs(self.report_dir, exist_ok=True)
         for command in ("test", "build"):  # an earlier run's profile is not this run's
             if os.path.exists(self._profile_path(command)):
@@ -87,6 +88,18 @@ class Dispatcher:
                 command, process.returncode, process.stderr.strip().splitlines()[-1:] or ""))
         return process.returncode
 
+    def _bazel_starting_fork_server(self, command, labels, extra, bep, releases):
+        """_bazel; the fork server for the releases starts as soon as one of them is built (see StartWhenBuilt)."""
+        if not (releases and self.options.fork_server and not self.options.build_only) or self.started_fork_server:
+            return self._bazel(command, labels, extra, bep)
+        if os.path.exists(bep):
+            os.unlink(bep)  # an earlier run's events would name an earlier build's executables
+        starter = forkserver.StartWhenBuilt(bep, releases, _executable, os.path.join(self.report_dir, "fork-server.log"))
+        try:
+            return self._bazel(command, labels, extra, bep)
+        finally:
+            self.started_fork_server = starter.finish()
+
     def run_tests(self, labels, releases=()):
         """Run the tests; releases: release targets for the same invocation to build (run_releases uses them)."""
         if not labels:
@@ -96,7 +109,8 @@ class Dispatcher:
         started = time.monotonic()
         for label in labels:
             self.progress.started(label)
-        self._bazel("test", list(labels) + [r for r in releases if r not in labels], extra, bep)
+        self._bazel_starting_fork_server("test", list(labels) + [r for r in releases if r not in labels], extra, bep,
+                                         releases)
         events = read_build_events(bep)
         outcomes = test_outcomes(events, labels)
         if releases:
@@ -119,7 +133,7 @@ class Dispatcher:
         unbuilt = [label for label in labels if label not in built]
         if unbuilt:  # and a release that failed to build with the tests fails again here, its error in bazel-build.log
             bep = os.path.join(self.report_dir, "releases.bep.json")
-            self._bazel("build", unbuilt, [], bep)
+            self._bazel_starting_fork_server("build", unbuilt, [], bep, unbuilt)
             built.update(built_outputs(read_build_events(bep), unbuilt))
         results = {}
         for label in labels:
@@ -225,6 +239,11 @@ class Dispatcher:
     def _fork_server(self, executables):
         """A fork server for the releasekit sources the first release carries, or None (then each runs alone)."""
         paths = [forkserver.launcher_paths(path) for path in executables.values()]
+        started, self.started_fork_server = self.started_fork_server, None
+        if started and paths and paths[0] and started.serves(paths[0][0]):
+            return started
+        if started:
+            started.close()
         if not paths or not paths[0]:
             return None
         try:
@@ -232,6 +251,12 @@ class Dispatcher:
         except OSError as error:
             log.info("releases run as their own executables: %s", error)
             return None
+
+    def close(self):
+        """Stop a fork server that no release used (the releases were gated, or did not need it)."""
+        if self.started_fork_server:
+            self.started_fork_server.close()
+            self.started_fork_server = None
 
     def _log_paths(self, label):
         safe = label[2:].replace("/", "_").replace(":", "__")
@@ -365,13 +390,16 @@ def run_selection(settings, tests, releases, progress, gate_releases_on_tests=Fa
     workspace = os.path.abspath(settings.workspace)
     dispatcher = Dispatcher(workspace, bazel=Bazel(workspace, command=settings.bazel_command), options=settings.options,
                             progress=progress)
-    outcomes = dispatcher.run_tests(tests, releases)
-    if gate_releases_on_tests:
-        failing_packages = {o.label.split(":")[0] for o in outcomes if o.failed and not o.quarantined}
-        gated = [r for r in releases if r.split(":")[0] in failing_packages]
-        releases = [r for r in releases if r not in gated]
-        outcomes += [Outcome(label, "release", "skipped", reason="a test in its package failed") for label in gated]
-    outcomes += dispatcher.run_releases(releases)
+    try:
+        outcomes = dispatcher.run_tests(tests, releases)
+        if gate_releases_on_tests:
+            failing_packages = {o.label.split(":")[0] for o in outcomes if o.failed and not o.quarantined}
+            gated = [r for r in releases if r.split(":")[0] in failing_packages]
+            releases = [r for r in releases if r not in gated]
+            outcomes += [Outcome(label, "release", "skipped", reason="a test in its package failed") for label in gated]
+        outcomes += dispatcher.run_releases(releases)
+    finally:
+        dispatcher.close()
     progress.close()
     lines.append(run_report.summary_table(outcomes))
     report = settings.report or os.path.join(dispatcher.report_dir, "report.json")

@@ -11,6 +11,7 @@ with them), forks, and reports each child's exit code back on the same socket. I
 """
 
 import json
+import logging
 import os
 import re
 import select
@@ -18,6 +19,8 @@ import socket
 import subprocess
 import sys
 import threading
+
+from releasekit.core.errors import ReleasekitError
 
 _LAUNCHER_LINE_RE = re.compile(r"^# releasekit-(entry|manifest): (\S+)$", re.MULTILINE)
 
@@ -109,6 +112,75 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+class StartWhenBuilt:
+    """Starts a fork server while Bazel still runs (the tests), from the first release executable the invocation's
+    build event file shows built, so that its start-up overlaps the tests rather than delaying the first release.
+
+    The event file must be this invocation's (the caller removes an earlier one first). finish() after Bazel exits
+    returns the server, or None; the caller still checks that it serves each release's sources.
+    """
+
+    def __init__(self, build_events_path, releases, executable_of, log_path):
+        self.path, self.releases, self.executable_of, self.log_path = build_events_path, set(releases), executable_of, log_path
+        self.server = None
+        self._bazel_done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="fork-server-start", daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        try:
+            self._follow()
+        except Exception as error:  # an early server is a gain, never a failure: the releases start one as before
+            logging.getLogger(__name__).info("no fork server started during the build: %s", error)
+
+    def _follow(self):
+        from releasekit.running.build_events import built_outputs
+
+        events, partial, position = [], b"", 0
+        while True:
+            last_look = self._bazel_done.is_set()
+            try:
+                with open(self.path, "rb") as handle:
+                    handle.seek(position)
+                    chunk = handle.read()
+            except OSError:
+                chunk = b""
+            position += len(chunk)
+            *lines, partial = (partial + chunk).split(b"\n")
+            built = []
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    return  # not a build event file this watcher can follow: the releases start the server
+                events.append(event)
+                label = event.get("id", {}).get("targetCompleted", {}).get("label")
+                if label in self.releases and event.get("completed", {}).get("success"):
+                    built.append(label)
+            for label in built:
+                try:
+                    paths = launcher_paths(self.executable_of(label, built_outputs(events, [label]).get(label, {})))
+                except ReleasekitError:  # no executable among its outputs: the releases report it
+                    continue
+                if paths:
+                    try:
+                        self.server = ForkServer(os.path.realpath(paths[0]), self.log_path)
+                    except OSError:
+                        pass
+                    return
+            if last_look:
+                return
+            self._bazel_done.wait(0.05)
+
+    def finish(self):
+        """Bazel has exited: take a last look at the events, and return the server started, or None."""
+        self._bazel_done.set()
+        self._thread.join()
+        return self.server
 
 
 class _Forked:
