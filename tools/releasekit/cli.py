@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 import time
 
 from releasekit.commandline import run_command
@@ -88,7 +89,8 @@ def _cmd_explain(args):
 def _run(args, tests, releases, build_only=False, gate_releases_on_tests=False):
     """dispatch, ci and pr: run the selection and print its table; the exit code."""
     from releasekit.insight.ci_runs import history_settings, quarantine_for_run
-    from releasekit.running.dispatch import DispatchOptions, RunSettings, run_selection
+    from releasekit.running.dispatch import DispatchOptions
+    from releasekit.running.whole_run import RunSettings, run_selection
     from releasekit.running.progress import Progress
 
     history = history_settings(args.history, os.environ, args.workspace)
@@ -120,7 +122,15 @@ def _cmd_pr(args):
     return _collect_and_run(args, "WORKTREE", build_only=True)
 
 
+def _import_what_runs_need():
+    import releasekit.insight.ci_runs  # noqa: F401  (the HTTP stack, for the run history)
+    import releasekit.running.whole_run  # noqa: F401
+    import releasekit.running.progress  # noqa: F401
+
+
 def _collect_and_run(args, head, **how):
+    # Imported while collect waits for Bazel's answer, not between it and the tests.
+    threading.Thread(target=_import_what_runs_need, name="imports", daemon=True).start()
     stopping = []  # the base revision's server stops while the tests run
     try:
         selection = _collect(args, head, stopping)
