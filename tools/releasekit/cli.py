@@ -123,9 +123,12 @@ def _cmd_pr(args):
 
 
 def _import_what_runs_need():
-    import releasekit.insight.ci_runs  # noqa: F401  (the HTTP stack, for the run history)
-    import releasekit.running.whole_run  # noqa: F401
-    import releasekit.running.progress  # noqa: F401
+    try:
+        import releasekit.insight.ci_runs  # noqa: F401  (the HTTP stack, for the run history)
+        import releasekit.running.whole_run  # noqa: F401
+        import releasekit.running.progress  # noqa: F401
+    except ImportError:
+        pass  # the run imports them again, and says what is missing
 
 
 def _collect_and_run(args, head, **how):
