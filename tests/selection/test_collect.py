@@ -630,7 +630,7 @@ def test_head_must_be_checked_out(repo):
 
 
 def test_proto_reader_agrees_with_a_full_xml_parse(repo):
-    from releasekit.selection.bazelquery import decode_query_proto, parse_query_xml_tree
+    from releasekit.selection.query_answers import decode_query_proto, parse_query_xml_tree
 
     expression = "//...:* + tests(//...) + deps(//app:app.ci)"
     decoded = decode_query_proto(repo.collector.bazel.query(expression, "proto"))
@@ -650,7 +650,7 @@ def test_proto_reader_agrees_with_a_full_xml_parse(repo):
 
 
 def test_a_cut_proto_answer_is_an_error_not_an_empty_selection(repo):
-    from releasekit.selection.bazelquery import decode_query_proto
+    from releasekit.selection.query_answers import decode_query_proto
 
     data = repo.collector.bazel.query("//...", "proto")
     with pytest.raises(ReleasekitError, match="proto output"):

@@ -20,7 +20,7 @@ import os
 import re
 
 from releasekit.core.errors import UsageError
-from releasekit.selection import bazelrc, bazelrc_reach, externals, gitrepo, graph
+from releasekit.selection import bazelrc, bazelrc_reach, bzl_files, externals, gitrepo, graph
 from releasekit.selection.bazelquery import Bazel, quote
 from releasekit.selection.selection_file import Selected, Selection
 
@@ -36,7 +36,17 @@ GLOBAL_FILES = frozenset([
 _SELECTING_EVERYTHING = frozenset(["MODULE.bazel", "MODULE.bazel.lock", "WORKSPACE.bzlmod", ".bazelversion",
                                    ".bazelignore"])
 _RC_IMPORT_RE = re.compile(r"^\s*(?:try-)?import\s+%workspace%/(\S+)", re.MULTILINE)
-_RULE_CLASS_RE = re.compile(r"^(\w+)\s*=\s*rule\(", re.MULTILINE)
+
+
+def _enclosing_package(path, exists):
+    """The package a path lies in: the nearest directory above it where exists(its BUILD file), or None."""
+    directory = os.path.dirname(path)
+    while True:
+        if any(exists(os.path.join(directory, name) if directory else name) for name in BUILD_FILE_NAMES):
+            return directory
+        if not directory:
+            return None
+        directory = os.path.dirname(directory)
 
 
 class Collector:
@@ -88,28 +98,12 @@ class Collector:
         return found
 
     def package_at_head(self, path):
-        directory = os.path.dirname(path)
-        while True:
-            if any(os.path.isfile(os.path.join(self.workspace, directory, name)) for name in BUILD_FILE_NAMES):
-                return directory
-            if not directory:
-                return None
-            directory = os.path.dirname(directory)
+        return _enclosing_package(path, lambda build_file: os.path.isfile(os.path.join(self.workspace, build_file)))
 
     def _package_at_base(self, base_commit, path):
         if base_commit not in self._base_listings:
             self._base_listings[base_commit] = self.repo.tree_listing(base_commit)
-        return self._package_in(self._base_listings[base_commit], path)
-
-    @staticmethod
-    def _package_in(listing, path):
-        directory = os.path.dirname(path)
-        while True:
-            if any((os.path.join(directory, name) if directory else name) in listing for name in BUILD_FILE_NAMES):
-                return directory
-            if not directory:
-                return None
-            directory = os.path.dirname(directory)
+        return _enclosing_package(path, self._base_listings[base_commit].__contains__)
 
     # -- the selection --------------------------------------------------------------------
 
@@ -148,7 +142,8 @@ class Collector:
             try:
                 external_reasons = externals.changed_targets(
                     lambda path: self.repo.read_at(base_commit, path), lambda path: self.repo.read_at(gitrepo.WORKTREE, path),
-                    self.bazel, lambda: self._base_bazel(base_commit), self._bzl_reach, workspace_hits)
+                    self.bazel, lambda: self._base_bazel(base_commit),
+                    lambda paths: bzl_files.reach(self.repo, paths), workspace_hits)
                 if external_reasons:
                     external_targets = externals.dependents(self.bazel, external_reasons)
             except externals.Unjudged as why:
@@ -213,7 +208,7 @@ class Collector:
         bzl_packages, rule_classes = {}, set()
         if changed_bzl:
             bzl_packages = self._packages_loading(changed_bzl)
-            rule_classes = self._rule_classes_reached(changed_bzl)
+            rule_classes = bzl_files.rule_classes_reached(self.repo, changed_bzl)
             for package, paths in bzl_packages.items():
                 touched_packages.setdefault(package, []).extend(paths)
 
@@ -308,28 +303,6 @@ class Collector:
         expression = "rbuildfiles({})".format(", ".join(quote(p) for p in sorted(set(bzl_paths))))
         build_files = self.bazel.query_labels(expression, universe_scope="//...")
         return {graph.package_of(label): sorted(set(bzl_paths)) for label in build_files if not label.startswith("@")}
-
-    def _bzl_reach(self, bzl_paths):
-        """These .bzl files and every .bzl file of the workspace that loads one of them (transitively)."""
-        loaders = {}
-        for path in self.repo.files_matching("*.bzl"):
-            for label in externals.LOAD_RE.findall(self.repo.read_at(gitrepo.WORKTREE, path) or ""):
-                loaded = externals.bzl_path(label, path)
-                if loaded:
-                    loaders.setdefault(loaded, set()).add(path)
-        reached, pending = set(), list(bzl_paths)
-        while pending:
-            path = pending.pop()
-            if path not in reached:
-                reached.add(path)
-                pending.extend(loaders.get(path, ()))
-        return reached
-
-    def _rule_classes_reached(self, bzl_paths):
-        """Names of the rule classes defined in these .bzl files or in any of the workspace's .bzl files that load
-        them (transitively): their implementations may have changed."""
-        return {name for path in self._bzl_reach(bzl_paths)
-                for name in _RULE_CLASS_RE.findall(self.repo.read_at(gitrepo.WORKTREE, path) or "")}
 
     def _select(self, selection, file_seeds, rule_seeds, bzl_packages, rule_classes=()):
         parts = []

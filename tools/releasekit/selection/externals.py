@@ -23,7 +23,8 @@ import os
 import re
 
 from releasekit.core.errors import BazelError
-from releasekit.selection.bazelquery import definitions_by_label, quote
+from releasekit.selection.bazelquery import quote
+from releasekit.selection.query_answers import definitions_by_label
 
 WORKSPACE_FILES = ("WORKSPACE", "WORKSPACE.bazel")
 _REGISTERING_CALLS = frozenset(["register_toolchains", "register_execution_platforms", "workspace"])
