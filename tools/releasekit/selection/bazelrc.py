@@ -118,4 +118,3 @@ def reach(command, option):
     if name in _EXEC_LANGUAGE_OPTIONS:
         return ("exec", _EXEC_LANGUAGE_OPTIONS[name], command in _TEST_COMMANDS), name
     return "everything", name
-

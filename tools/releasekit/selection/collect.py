@@ -49,6 +49,10 @@ def _enclosing_package(path, exists):
         directory = os.path.dirname(directory)
 
 
+def _has_build_file(workspace, package):
+    return any(os.path.isfile(os.path.join(workspace, package, name)) for name in BUILD_FILE_NAMES)
+
+
 class Collector:
     def __init__(self, workspace, bazel=None, base_checkout_dir=None):
         self.repo = gitrepo.Repository(workspace)
@@ -58,7 +62,6 @@ class Collector:
         self.base_bazel = None
         self._base_listings = {}  # base commit -> the paths it holds
         self._base_workspace = (None, None)  # (base commit, its checked-out workspace)
-        self._same_globals_at_base = False  # no WORKSPACE-level file or .bazelrc differs between base and head
 
     # -- revisions and files --------------------------------------------------------------
 
@@ -125,8 +128,6 @@ class Collector:
 
         global_files = self._global_files()
         global_hits = sorted(p for p in changed_paths if p in global_files)
-        # A base-only global file (one head no longer loads) changes a file head loads too: head's set suffices.
-        self._same_globals_at_base = not global_hits
         rc_hits = [p for p in global_hits if os.path.basename(p).endswith("rc")]
         workspace_hits = [p for p in global_hits if p not in rc_hits]
         judged_whole = [p for p in workspace_hits if p in _SELECTING_EVERYTHING]
@@ -212,7 +213,8 @@ class Collector:
             for package, paths in bzl_packages.items():
                 touched_packages.setdefault(package, []).extend(paths)
 
-        rule_seeds = self._changed_rules(touched_packages, base_commit) if touched_packages else {}
+        # A base-only global file (one head no longer loads) changes a file head loads too: head's set suffices.
+        rule_seeds = self._changed_rules(touched_packages, base_commit, not global_hits) if touched_packages else {}
         if file_seeds or rule_seeds or rule_classes or not (rc_hits or external_reasons):  # those have seeds of their own
             self._select(selection, file_seeds, rule_seeds, bzl_packages if rule_classes else {}, rule_classes)
         if external_targets:
@@ -252,22 +254,20 @@ class Collector:
             else:
                 (selection.releases if entry.kind == RELEASE_KIND else selection.tests).append(entry)
 
-    def _changed_rules(self, touched_packages, base_commit):
-        """Rules of the touched packages that are new or defined differently at head than at base."""
-        head_packages = sorted(p for p in touched_packages if self._package_exists_here(p))
+    def _changed_rules(self, touched_packages, base_commit, same_globals):
+        """Rules of the touched packages that are new or defined differently at head than at base. same_globals: no
+        WORKSPACE-level file, nor what it loads, nor .bazelrc differs between the revisions."""
+        head_packages = sorted(p for p in touched_packages if _has_build_file(self.workspace, p))
         head_rules = (
             self.bazel.query_targets(graph.packages_expression(head_packages, "all"), definitions=True) if head_packages else {}
         )
-        base_rules = self._base_rules(sorted(touched_packages), base_commit)
+        base_rules = self._base_rules(sorted(touched_packages), base_commit, same_globals)
         changed = {}
         for label, target in head_rules.items():
             before = base_rules.get(label)
             if before is None or before.definition != target.definition:
                 changed[label] = (target, touched_packages[graph.package_of(label)])
         return changed
-
-    def _package_exists_here(self, package):
-        return any(os.path.isfile(os.path.join(self.workspace, package, name)) for name in BUILD_FILE_NAMES)
 
     def _base_workspace_dir(self, base_commit):
         """The workspace in a detached worktree of the base commit (checked out once per commit)."""
@@ -283,13 +283,13 @@ class Collector:
             self.base_bazel = Bazel(workspace, command=" ".join(self.bazel.command))
         return self.base_bazel
 
-    def _base_rules(self, packages, base_commit):
+    def _base_rules(self, packages, base_commit, same_globals):
         workspace = self._base_workspace_dir(base_commit)
-        existing = [p for p in packages if any(os.path.isfile(os.path.join(workspace, p, n)) for n in BUILD_FILE_NAMES)]
+        existing = [p for p in packages if _has_build_file(workspace, p)]
         if not existing:
             return {}
         expression = graph.packages_expression(existing, "all")
-        if self._same_globals_at_base:
+        if same_globals:
             # The head's server reads the base's packages (--package_path), sparing a second server's start-up. That
             # gives the base's answer only where everything outside the packages is the same: WORKSPACE-level files,
             # what they load, .bazelrc. Trusted only if every target's BUILD file lies in the base's worktree.
