@@ -136,12 +136,13 @@ def main():
                 row[arm] = {"seconds": result.seconds, "tests_executed": len(result.tests_executed),
                             "tests_cached": len(result.tests_cached), "releases": len(result.releases_run),
                             "bytes_pushed": result.bytes_pushed, "failed": result.failed}
+            row[ARMS[2]]["graph"] = results[ARMS[2]].graph
             rows.append(row)
             print("{:>2} {:<16} {:>7.1f} s {:>7.1f} s {:>7.1f} s  tests run {:>3}/{:>3}  releases {:>2}/{:>2}  "
-                  "missed {} extra {}  {}  ({:.0f} s in all)".format(
+                  "missed {} extra {}  graph {:<8}  {}  ({:.0f} s in all)".format(
                       number, kind, *(row[a]["seconds"] for a in ARMS), row[ARMS[2]]["tests_executed"],
                       row[ARMS[0]]["tests_executed"], row[ARMS[2]]["releases"], row[ARMS[0]]["releases"], len(missed),
-                      len(extra), message, time.time() - commit_started), flush=True)
+                      len(extra), row[ARMS[2]]["graph"] or "-", message, time.time() - commit_started), flush=True)
         summary = summarize(rows)
         shards = scale_out(agents[2], rows, history, cache_snapshots, args.shard_commits)
         page = draw(workdir, args.out)
@@ -169,15 +170,18 @@ def summarize(rows):
     kinds = collections.defaultdict(list)
     for row in rows:
         kinds[row["kind"]].append(row)
-    print("\nper change kind: commits, mean seconds per arm, arm 3's tests run and releases")
+    print("\nper change kind: commits, mean seconds per arm, arm 3's tests run and releases, and the commits whose "
+          "collect read a recorded target graph")
     per_kind = {}
     for kind, chosen in sorted(kinds.items(), key=lambda item: -statistics.mean(r[three]["seconds"] for r in item[1])):
         means = [statistics.mean(r[arm]["seconds"] for r in chosen) for arm in ARMS]
         per_kind[kind] = {"commits": len(chosen), **{arm: round(m, 1) for arm, m in zip(ARMS, means)},
                           "tests_run": round(statistics.mean(r[three]["tests_executed"] for r in chosen), 1),
-                          "releases": round(statistics.mean(r[three]["releases"] for r in chosen), 1)}
-        print("  {:<16} {:>2}  {:>7.1f} {:>7.1f} {:>7.1f}   {:>5.1f} tests  {:>4.1f} releases".format(
-            kind, len(chosen), *means, per_kind[kind]["tests_run"], per_kind[kind]["releases"]))
+                          "releases": round(statistics.mean(r[three]["releases"] for r in chosen), 1),
+                          "graph_read": sum(r[three].get("graph") == "read" for r in chosen)}
+        print("  {:<16} {:>2}  {:>7.1f} {:>7.1f} {:>7.1f}   {:>5.1f} tests  {:>4.1f} releases  graph read {}".format(
+            kind, len(chosen), *means, per_kind[kind]["tests_run"], per_kind[kind]["releases"],
+            per_kind[kind]["graph_read"]))
     return {"p50_ratio": round(p[one]["p50"] / p[three]["p50"], 2), "p90_ratio": round(p[one]["p90"] / p[three]["p90"], 2),
             "p50_ratio_arm2": round(p[two]["p50"] / p[three]["p50"], 2),
             "p90_ratio_arm2": round(p[two]["p90"] / p[three]["p90"], 2), "percentiles": p, "per_kind": per_kind}

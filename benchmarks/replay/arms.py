@@ -6,7 +6,9 @@ checkout of the commit, with the arm's shared HTTP remote cache (nginx). Checkou
 1. everything: `bazel test //...`, then every CI release built once and run one after another, each its own
    process (as `bazel run` would run it, without a Bazel command per release);
 2. Bazel alone: `bazel test //...`, then every CI release through `releasekit dispatch` with the workers of arm 3;
-3. `releasekit ci --base <previous commit>`, with its workers.
+3. `releasekit ci --base <previous commit>`, with its workers. Its collect records the target graph of each commit
+   whose run had Bazel load //... in the arm's store (releasekit.yaml's `target_graphs`), and a later commit that
+   changes only source files reads it from there: state shared between agents, as the remote cache is.
 """
 
 import dataclasses
@@ -43,6 +45,7 @@ class CommitRun:
     failed: list
     start: float = 0.0
     outcomes: list = dataclasses.field(default_factory=list)  # run_report.Outcome of every target
+    graph: str = ""  # arm 3: "read" or "recorded" when collect read or recorded a target graph
 
 
 def shared_install_base(workdir, repo):
@@ -69,7 +72,8 @@ class Agent:
         with open(self.config, "w") as handle:
             handle.write("channels:\n  ci: {{registry: 'http://{0}/ci', maven: '{1}/store/maven', deploy: "
                          "'{1}/store/deploy'}}\n  dev: {{registry: 'http://{0}/dev', maven: '{1}/store/maven-dev', "
-                         "deploy: '{1}/store/deploy-dev'}}\n".format(self.registry.host, self.store.url))
+                         "deploy: '{1}/store/deploy-dev'}}\ntarget_graphs: '{1}/graphs'\n".format(self.registry.host,
+                                                                                              self.store.url))
         self.bazel = os.path.join(self.root, "bazel")
         with open(self.bazel, "w") as handle:
             # A fresh output user root per run is a fresh agent; the install base is shared, as an agent image has it.
@@ -88,23 +92,29 @@ class Agent:
         self.store.stop()
         self.registry.stop()
 
+    SHARED_STATE = ("cache", "graphs")  # what agents share: the remote cache, and arm 3's recorded target graphs
+
     def snapshot_cache(self):
-        """A copy of the remote cache as it is now (hard links: nginx replaces files, it never edits them)."""
+        """A copy of the shared state as it is now (hard links: nginx replaces files, it never edits them)."""
         snapshot = os.path.join(self.root, "cache-snapshots", str(len(os.listdir(self.root))) + str(time.time()))
-        os.makedirs(os.path.dirname(snapshot), exist_ok=True)
-        subprocess.run(["cp", "-al", self.store.path("cache"), snapshot], check=True)
+        os.makedirs(snapshot)
+        for name in self.SHARED_STATE:
+            if os.path.isdir(self.store.path(name)):
+                subprocess.run(["cp", "-al", self.store.path(name), os.path.join(snapshot, name)], check=True)
         return snapshot
 
     def restore_cache(self, snapshot):
-        shutil.rmtree(self.store.path("cache"))
-        subprocess.run(["cp", "-al", snapshot, self.store.path("cache")], check=True)
+        for name in self.SHARED_STATE:
+            shutil.rmtree(self.store.path(name), ignore_errors=True)
+            if os.path.isdir(os.path.join(snapshot, name)):
+                subprocess.run(["cp", "-al", os.path.join(snapshot, name), self.store.path(name)], check=True)
 
     def scratch_config(self, name):
         """A configuration publishing to places of their own in the arm's registry and store."""
         path = os.path.join(self.root, name + ".yaml")
         with open(path, "w") as handle:
             handle.write("channels:\n  ci: {{registry: 'http://{0}/{2}', maven: '{1}/{2}/maven', deploy: '{1}/{2}/deploy'}}\n"
-                         .format(self.registry.host, self.store.url, name))
+                         "target_graphs: '{1}/graphs'\n".format(self.registry.host, self.store.url, name))
         return path
 
     def environ(self, agent_root, version):
@@ -196,7 +206,7 @@ class Agent:
         with open(selection, "w") as handle:
             json.dump(Selection("-", "-", True, [], [Selected(label, "release", ["every release"]) for label in releases],
                                 []).report("releases"), handle)
-        report = self._releasekit(environ, logs, "dispatch", "--releases", selection)
+        report, _ = self._releasekit(environ, logs, "dispatch", "--releases", selection)
         return _records(report), _outcomes(report)
 
     def _releasekit(self, environ, logs, *args):
@@ -208,12 +218,15 @@ class Agent:
             raise SystemExit("replay: releasekit {} wrote no report in {}:\n{}{}".format(
                 args[0], self.arm, result.stdout[-3000:], result.stderr[-3000:]))
         with open(report) as handle:
-            return json.load(handle)
+            return json.load(handle), result.stdout
 
     def _releasekit_ci(self, previous, environ, logs, shard):
-        report = self._releasekit(environ, logs, "ci", "--base", previous, *(["--shard", shard] if shard else []))
+        report, output = self._releasekit(environ, logs, "ci", "--base", previous, *(["--shard", shard] if shard else []))
         outcomes = _outcomes(report)
-        return _commit_run(self.arm, outcomes, [o.label for o in outcomes if o.kind == "test"], _records(report))
+        run = _commit_run(self.arm, outcomes, [o.label for o in outcomes if o.kind == "test"], _records(report))
+        run.graph = ("read" if "note: read the target graph" in output else
+                     "recorded" if "note: recorded the target graph" in output else "")
+        return run
 
 
 def _outcomes(report):

@@ -137,6 +137,14 @@ def test_bad_store_values():
         config("channels:\n  ci: {maven: 'file://srv/repo'}\n")
 
 
+def test_the_target_graph_store_is_a_store_url():
+    parsed = config("channels:\n  ci: {registry: 'r.example.com'}\ntarget_graphs: {url: 's3://ci-cache/graphs'}\n")
+    assert (parsed.target_graphs.scheme, parsed.target_graphs.host, parsed.target_graphs.path) == (
+        "s3", "ci-cache", "/graphs")
+    with pytest.raises(ConfigError, match=r"releasekit.yaml: target_graphs 'http://cache.example.com/g' is plain HTTP"):
+        config("channels:\n  ci: {registry: 'r.example.com'}\ntarget_graphs: 'http://cache.example.com/g'\n")
+
+
 def test_unknown_channel_and_bad_yaml():
     with pytest.raises(ConfigError, match="unknown channel 'prod'"):
         config("channels:\n  prod: {registry: 'r.example.com'}\n")

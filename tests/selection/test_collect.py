@@ -3,6 +3,8 @@
 Real git, real Bazel. Every test starts from the same base commit.
 """
 
+import glob
+import gzip
 import json
 import os
 import shutil
@@ -11,6 +13,7 @@ import sys
 
 import pytest
 
+from conftest import TEST_PASSWORD, TEST_USER
 from helpers.servers import REPO_ROOT
 from helpers.workspace import BAZEL, Workspace, git
 from releasekit.selection.bazelquery import Bazel
@@ -533,8 +536,9 @@ def test_query_count_does_not_grow_with_changed_files(repo):
     assert {t.label for t in selection.tests} == {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//noci:ok_test"}
 
 
-def run_cli(*args, cwd):
-    env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(os.path.dirname(cwd), "cli-cache"))
+def run_cli(*args, cwd, **environ):
+    env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(os.path.dirname(cwd), "cli-cache"),
+               **environ)
     return subprocess.run([sys.executable, ENTRY, *args], cwd=cwd, capture_output=True, text=True, env=env)
 
 
@@ -655,3 +659,177 @@ def test_a_cut_proto_answer_is_an_error_not_an_empty_selection(repo):
     data = repo.collector.bazel.query("//...", "proto")
     with pytest.raises(ReleasekitError, match="proto output"):
         decode_query_proto(data[: len(data) // 2])
+
+
+# -- target graphs recorded by one run, read by the next (target_graphs.py) ------------------------------------------
+
+GRAPH_STORE_LOGIN = {"RELEASEKIT_TARGET_GRAPHS_USERNAME": TEST_USER, "RELEASEKIT_TARGET_GRAPHS_PASSWORD": TEST_PASSWORD}
+
+
+def _graph_collector(repo, tmp_path, store_url):
+    """A collector with a target graph store, whose Bazel logs each command it runs."""
+    from releasekit.core.config import parse_target_graphs
+    from releasekit.selection.target_graphs import Prepared
+
+    bazel, log = str(tmp_path / "bazel"), str(tmp_path / "bazel.log")
+    with open(bazel, "w") as handle:
+        handle.write('#!/bin/sh\necho "$1" >> {}\nexec {} "$@"\n'.format(log, BAZEL))
+    os.chmod(bazel, 0o755)
+    graphs = Prepared(lambda: parse_target_graphs(store_url, "the test"), [bazel], dict(os.environ, **GRAPH_STORE_LOGIN))
+    return Collector(repo.path, bazel=Bazel(repo.path, command=bazel), graphs=graphs), log
+
+
+def _graph_collect(repo, tmp_path, store_url, base=None):
+    """(selection, the Bazel commands it ran) of a fresh collector with the store."""
+    collector, log = _graph_collector(repo, tmp_path, store_url)
+    open(log, "w").close()
+    try:
+        selection = collector.collect(base or repo.base, "HEAD")
+    finally:
+        collector.close()
+    with open(log) as handle:
+        return selection, [line.strip() for line in handle]
+
+
+def _entries(selection):
+    return sorted((t.label, t.kind, t.reasons) for t in selection.tests + selection.releases)
+
+
+def _record_the_base_graph(repo, tmp_path, store_url):
+    """A source change at base: its run records the graph of base's BUILD files, unless one is recorded."""
+    change(repo, {"lib/a.py": "A = 100\n"})
+    selection, _ = _graph_collect(repo, tmp_path, store_url)
+    assert any(note.startswith(("recorded the target graph", "read the target graph")) for note in selection.notes), \
+        selection.notes
+    git(repo.path, "reset", "-q", "--hard", repo.base)
+
+
+SOURCE_CHANGES = [
+    {"lib/a.py": "A = 21\n"},                       # rdeps through a library, into a container release
+    {"lib/data.txt": "changed\n"},                  # through data
+    {"gen/template.txt": "changed\n"},              # through a generated file
+    {"compat/t.sh": "#!/bin/sh\n# changed\n"},      # a test incompatible with the platform is left out (cquery)
+    {"hosttool/tool.cc": "int main() { return 3; }\n"},  # a tool built in the exec configuration
+    {"native/n.cc": "int native() { return 2; }\n"},
+    {"tree/sub/x.txt": "changed\n"},                # taken by a recursive glob
+    {"suite/s1.sh": "#!/bin/sh\n# changed\n"},
+    {"macro/m.py": "M = 3\n", "noci/t.sh": "#!/bin/sh\n# changed\n", "docs/notes.md": "changed\n"},
+    {"lib/unused.txt": "still unused\n"},
+]
+
+
+def test_a_source_change_reads_the_recorded_graph_and_selects_what_bazel_selects(repo, tmp_path, nginx):
+    """Before: every run on a fresh agent loaded //... in a new Bazel server (about 2 s here, more in a large
+    monorepo). The recorded graph must answer exactly as Bazel's own rdeps: same targets, same reasons."""
+    store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
+    _record_the_base_graph(repo, tmp_path, store_url)
+    selecting = 0
+    for edits in SOURCE_CHANGES:
+        git(repo.path, "reset", "-q", "--hard", repo.base)
+        change(repo, edits)
+        from_graph, commands = _graph_collect(repo, tmp_path, store_url)
+        from_bazel = repo.collector.collect(repo.base, "HEAD")
+        assert _entries(from_graph) == _entries(from_bazel), edits
+        assert any(note.startswith("read the target graph recorded at") for note in from_graph.notes), from_graph.notes
+        assert "query" not in commands, (edits, commands)
+        assert from_graph.queries == 0 or "compat/t.sh" in edits
+        selecting += bool(_entries(from_bazel))
+    assert selecting == len(SOURCE_CHANGES) - 1  # all but lib/unused.txt: not a comparison of empty selections
+
+
+@pytest.mark.parametrize("first,then,expected", [
+    # A file added where a glob takes it: the next commit's edit of it reaches tree_test only in head's graph.
+    ({"tree/sub/new.txt": "new\n"}, {"tree/sub/new.txt": "edited\n"}, {"//tree:tree_test"}),
+    # A BUILD edit that adds an edge: the next commit's edit of lib/unused.txt reaches gen_test only in head's graph.
+    ({"gen/BUILD": FILES["gen/BUILD"].replace('data = [":gen.txt"]', 'data = [":gen.txt", "//lib:unused.txt"]')},
+     {"lib/unused.txt": "used now\n"}, {"//gen:gen_test"}),
+    # A .bzl edit that adds an edge the same way, through the macro.
+    ({"tools/macros.bzl": FILES["tools/macros.bzl"].replace('deps = [":" + name]',
+                                                            'deps = [":" + name], data = ["//lib:unused.txt"]')},
+     {"lib/unused.txt": "used by the macro's test\n"}, {"//macro:m_test"}),
+], ids=["file-added", "build-edit", "bzl-edit"])
+def test_a_graph_recorded_for_other_build_files_is_never_read(repo, tmp_path, nginx, first, then, expected):
+    store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
+    _record_the_base_graph(repo, tmp_path, store_url)
+    change(repo, first)
+    middle = git(repo.path, "rev-parse", "HEAD").strip()
+    change(repo, then)
+    selection, commands = _graph_collect(repo, tmp_path, store_url, base=middle)
+    assert {t.label for t in selection.tests} == expected
+    assert "query" in commands
+    assert not any(note.startswith("read the target graph") for note in selection.notes)
+    # Bazel loaded head's graph for this answer, and recorded it: the next run with these BUILD files reads it.
+    assert any(note.startswith("recorded the target graph") for note in selection.notes), selection.notes
+    again, commands = _graph_collect(repo, tmp_path, store_url, base=middle)
+    assert _entries(again) == _entries(selection) and "query" not in commands
+
+
+def test_untracked_files_keep_the_recorded_graph_unread(repo, tmp_path, nginx):
+    """An untracked BUILD file adds a test on lib/data.txt that no recorded graph knows of: Bazel must answer."""
+    store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
+    _record_the_base_graph(repo, tmp_path, store_url)
+    change(repo, {"lib/data.txt": "changed again\n"})
+    repo.write("untracked/BUILD", 'sh_test(name = "u_test", srcs = ["t.sh"], data = ["//lib:data.txt"])\n')
+    repo.write("untracked/t.sh", "#!/bin/sh\n", executable=True)
+    selection, commands = _graph_collect(repo, tmp_path, store_url)
+    assert {t.label for t in selection.tests} == {"//app:app_test", "//untracked:u_test"}
+    assert "query" in commands
+    assert any(note.startswith("no target graph is read or recorded: files git does not track are in the workspace "
+                               "(untracked/)") for note in selection.notes), selection.notes
+
+
+def test_a_damaged_graph_record_is_not_read(repo, tmp_path, nginx):
+    store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
+    _record_the_base_graph(repo, tmp_path, store_url)
+    [record] = glob.glob(nginx.path("graphs-{}/*.graph.gz".format(os.path.basename(str(tmp_path)))))
+    with open(record, "rb") as handle:
+        content = gzip.decompress(handle.read())
+    # A record whose graph lost the edge from app_test's library to lib: the checksum no longer matches.
+    with open(record, "wb") as handle:
+        handle.write(gzip.compress(content.replace(b"//lib:lib", b"//lib:xxx")))
+    change(repo, {"lib/a.py": "A = 22\n"})
+    selection, commands = _graph_collect(repo, tmp_path, store_url)
+    assert {t.label for t in selection.tests} == {"//app:app_test"} and "query" in commands
+    assert any("is not usable (its content does not match its checksum)" in note for note in selection.notes)
+
+
+def test_ci_and_collect_take_the_store_from_releasekit_yaml(repo, tmp_path, nginx):
+    store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  ci: {{registry: 'http://127.0.0.1:1/ci'}}\ntarget_graphs: '{}'\n".format(store_url))
+    change(repo, {"lib/a.py": "A = 23\n"})
+    runs = [run_cli("collect", "--base", repo.base, cwd=repo.path, RELEASEKIT_CONFIG=str(config), **GRAPH_STORE_LOGIN)
+            for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), runs[-1].stderr
+    assert "recorded the target graph at {}/".format(store_url) in runs[0].stdout
+    assert "read the target graph recorded at" in runs[1].stdout and "(0 bazel queries)" in runs[1].stdout
+    assert json.loads(runs[1].stdout[runs[1].stdout.index("{"):])["tests"]["targets"] == [
+        {"label": "//app:app_test", "kind": "py_test", "reasons": ["lib/a.py"]}]
+    bad = run_cli("collect", "--base", repo.base, "--target-graphs", "ftp://example.com/graphs", cwd=repo.path)
+    assert bad.returncode == 2 and "--target-graphs: target_graphs 'ftp://example.com/graphs' is not a store URL" \
+        in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_graph_key_follows_the_build_files_of_a_local_repository_outside_the_workspace(tmp_path):
+    """Its BUILD and .bzl files can give its targets edges into the workspace; its other files cannot."""
+    from releasekit.selection import gitrepo
+    from releasekit.selection.target_graphs import loading_key
+
+    outside = tmp_path / "outside"
+    for name, text in {"WORKSPACE": "", "BUILD": "filegroup(name = 'x', srcs = ['x.txt'])\n", "x.txt": "x\n"}.items():
+        (outside / name).parent.mkdir(parents=True, exist_ok=True)
+        (outside / name).write_text(text)
+    workspace = Workspace(str(tmp_path / "ws"))
+    workspace.write("WORKSPACE", 'local_repository(name = "outside", path = "{}")\n'.format(outside))
+    workspace.write("BUILD", "")
+    workspace.init_git()
+    repo = gitrepo.Repository(workspace.path)
+
+    def key():
+        return loading_key(repo, "HEAD", {"WORKSPACE"}, {"WORKSPACE"}, "bazel 9")[0]
+
+    first = key()
+    (outside / "x.txt").write_text("another source\n")
+    assert key() == first
+    (outside / "BUILD").write_text("filegroup(name = 'x', srcs = ['x.txt', '@//:BUILD'])\n")
+    assert key() != first

@@ -42,6 +42,11 @@ def build_parser(handlers):
             parsed.add_argument("--head", default="HEAD", help="the revision it ends at, or WORKTREE (default HEAD)")
         workspace_arguments(parsed)
 
+    def graph_arguments(parsed):
+        parsed.add_argument("--target-graphs", metavar="URL",
+                            help="read and record target graphs here, so that a change to source files alone needs "
+                                 "no query (directory, http(s) or s3 URL; default: releasekit.yaml's target_graphs)")
+
     def run_arguments(parsed):
         parsed.add_argument("--workers", type=int, default=4, help="release executables run at once (default 4)")
         parsed.add_argument("--report", help="JSON report (default: <logs>/report.json)")
@@ -61,6 +66,7 @@ def build_parser(handlers):
 
     collect = command("collect", "select the tests and releases a change affects")
     selection_arguments(collect)
+    graph_arguments(collect)
     collect.add_argument("--tests-out", help="write the selected tests here (JSON)")
     collect.add_argument("--releases-out", help="write the selected releases here (JSON)")
 
@@ -76,6 +82,7 @@ def build_parser(handlers):
 
     ci = command("ci", "collect, test, then publish the affected CI releases")
     selection_arguments(ci)
+    graph_arguments(ci)
     run_arguments(ci)
 
     pr = command("pr", "collect against the working tree, test, build releases; publish nothing")

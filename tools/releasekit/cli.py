@@ -46,7 +46,13 @@ def _collect(args, head, stopping=None):
     from releasekit.selection.collect import Collector
 
     workspace = os.path.abspath(args.workspace)
-    collector = Collector(workspace, bazel=Bazel(workspace, command=args.bazel))
+    bazel = Bazel(workspace, command=args.bazel)
+    graphs = None
+    if head != "WORKTREE":
+        from releasekit.selection.target_graphs import Prepared
+
+        graphs = Prepared(lambda: _target_graphs_destination(args.target_graphs, workspace), bazel.command)
+    collector = Collector(workspace, bazel=bazel, graphs=graphs)
     try:
         selection = collector.collect(args.base, head)
     finally:
@@ -58,6 +64,17 @@ def _collect(args, head, stopping=None):
     print("{} changed files: {} tests, {} releases selected ({} bazel queries)".format(
         len(selection.changed_files), len(selection.tests), len(selection.releases), selection.queries))
     return selection
+
+
+def _target_graphs_destination(explicit_url, workspace):
+    """--target-graphs, else releasekit.yaml's target_graphs (if there is a releasekit.yaml), else None."""
+    from releasekit.core import config
+
+    if explicit_url:
+        return config.parse_target_graphs(explicit_url, "--target-graphs")
+    environ = dict(os.environ, BUILD_WORKSPACE_DIRECTORY=workspace)
+    path, _ = config.find_config_path(None, environ)
+    return config.load_config(None, environ).target_graphs if os.path.exists(path) else None
 
 
 def _cmd_collect(args):

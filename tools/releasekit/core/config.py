@@ -5,6 +5,7 @@
       dev: {registry: "registry.example.com/dev",  maven: "https://repo.example.com/snapshots"}
 
     history: "s3://ci-history/main"            # optional: where CI runs append their reports
+    target_graphs: "s3://ci-cache/graphs"      # optional: where collect records target graphs (selection/target_graphs.py)
     auto_quarantine: {flakes: 2, window: 30, clean_runs: 5}   # optional: --quarantine auto's thresholds
 
 An entry is a string or a mapping {url, insecure, ca_bundle}; a channel may set
@@ -152,6 +153,7 @@ class Config:
     source: str
     channels: dict
     history: Destination = None  # where CI runs append their reports (insight/history.py)
+    target_graphs: Destination = None  # where collect reads and records target graphs (selection/target_graphs.py)
     auto_quarantine: AutoQuarantine = AutoQuarantine()
 
     def destination(self, channel, kind):
@@ -327,6 +329,7 @@ def config_from_data(data, source):
                 parsed[kind] = parse_store(url, kind, channel, insecure, ca_bundle, source)
         channels[channel] = parsed
     config = Config(source=source, channels=channels, history=_history(data.get("history"), source),
+                    target_graphs=_target_graphs(data.get("target_graphs"), source),
                     auto_quarantine=_auto_quarantine(data.get("auto_quarantine"), source))
     check_channels_apart(config)
     return config
@@ -334,14 +337,27 @@ def config_from_data(data, source):
 
 def parse_history(value, source):
     """The run history's store: a URL or {url, insecure, ca_bundle}, as a destination entry."""
+    return _parse_top_level_store(value, "history", source)
+
+
+def parse_target_graphs(value, source):
+    """The store of recorded target graphs: a URL or {url, insecure, ca_bundle}, as a destination entry."""
+    return _parse_top_level_store(value, "target_graphs", source)
+
+
+def _parse_top_level_store(value, kind, source):
     url, insecure, ca_bundle = value, False, None
     if isinstance(value, dict):
         url, insecure, ca_bundle = value.get("url"), bool(value.get("insecure", False)), value.get("ca_bundle")
-    return parse_store(url, "history", "-", insecure, ca_bundle, source, where="{}: history".format(source))
+    return parse_store(url, kind, "-", insecure, ca_bundle, source, where="{}: {}".format(source, kind))
 
 
 def _history(value, source):
     return None if value is None else parse_history(value, source)
+
+
+def _target_graphs(value, source):
+    return None if value is None else parse_target_graphs(value, source)
 
 
 def _auto_quarantine(value, source):

@@ -16,6 +16,7 @@ import re
 import shlex
 
 _IMPORT_RE = re.compile(r"^\s*(try-)?import\s+(\S+)\s*$")
+_WORKSPACE_IMPORT_RE = re.compile(r"^\s*(?:try-)?import\s+%workspace%/(\S+)", re.MULTILINE)
 # Commands whose options cannot change what `bazel build` and `bazel test` produce.
 _NO_EFFECT_COMMANDS = frozenset(["query", "cquery", "aquery", "info", "clean", "shutdown", "version", "dump", "fetch",
                                  "sync", "help", "run", "startup", "canonicalize-flags", "license", "print_action"])
@@ -82,6 +83,24 @@ def options(read, path, seen=None):
             found.append((command, word))
             index += 1
     return found
+
+
+def workspace_imports(read, path):
+    """The workspace's files an rc file imports (`import %workspace%/...`), transitively."""
+    found, pending = set(), [path]
+    while pending:
+        for imported in _WORKSPACE_IMPORT_RE.findall(read(pending.pop()) or ""):
+            if imported not in found:
+                found.add(imported)
+                pending.append(imported)
+    return found
+
+
+def changed_reaches(read_base, read_head):
+    """(reach, option name) of every option that differs in .bazelrc (and what it imports) between two revisions,
+    each given as read(path): text or None."""
+    before, after = options(read_base, ".bazelrc"), options(read_head, ".bazelrc")
+    return [reach(command, option) for command, option in changed_options(before, after)]
 
 
 def changed_options(base_options, head_options):

@@ -10,6 +10,8 @@ The number of `bazel query` calls is constant, whatever the number of changed fi
   3. (only if .bzl files changed) `rbuildfiles` in sky query mode: packages that load them;
   4. one union query, in sky query mode: rdeps of every seed (changed files that are targets, changed rules,
      every rule of a package a changed .bzl reaches), plus the tests of changed test_suites.
+With a target graph store, a change to the content of source files alone queries nothing: rdeps come from the graph
+an earlier run recorded for the same BUILD files, and a run that loaded //... records its own (target_graphs.py).
 A `.bazelrc` change selects what its changed options reach (see bazelrc.py and bazelrc_reach.py); a change to
 WORKSPACE or to a file it loads or names selects the dependents of the external targets it changes (externals.py). MODULE.bazel,
 its lock file, .bazelversion and .bazelignore select everything, and say so, unless the change leaves every
@@ -20,7 +22,7 @@ import os
 import re
 
 from releasekit.core.errors import UsageError
-from releasekit.selection import bazelrc, bazelrc_reach, bzl_files, externals, gitrepo, graph
+from releasekit.selection import bazelrc, bazelrc_reach, bzl_files, externals, gitrepo, graph, target_graphs
 from releasekit.selection.bazelquery import Bazel, quote
 from releasekit.selection.selection_file import Selected, Selection
 
@@ -35,7 +37,6 @@ GLOBAL_FILES = frozenset([
 # every statement, or the lock file's data, as it was selects nothing), the Bazel version, the ignored directories.
 _SELECTING_EVERYTHING = frozenset(["MODULE.bazel", "MODULE.bazel.lock", "WORKSPACE.bzlmod", ".bazelversion",
                                    ".bazelignore"])
-_RC_IMPORT_RE = re.compile(r"^\s*(?:try-)?import\s+%workspace%/(\S+)", re.MULTILINE)
 
 
 def _enclosing_package(path, exists):
@@ -54,8 +55,10 @@ def _has_build_file(workspace, package):
 
 
 class Collector:
-    def __init__(self, workspace, bazel=None, base_checkout_dir=None):
+    def __init__(self, workspace, bazel=None, base_checkout_dir=None, graphs=None):
+        """graphs: a target_graphs.Prepared, to read and record target graphs (None: Bazel always loads them)."""
         self.repo = gitrepo.Repository(workspace)
+        self.graphs = graphs
         self.workspace = self.repo.workspace
         self.bazel = bazel or Bazel(self.workspace)
         self.base_checkout_dir = base_checkout_dir
@@ -88,17 +91,11 @@ class Collector:
         return base_commit, head_commit, check_clean
 
     def _global_files(self):
-        """WORKSPACE-level files, the files they load or name (transitively), and the files .bazelrc imports."""
+        """(WORKSPACE-level files, the files they load or name (transitively), and the files .bazelrc imports; the
+        Starlark files among them)."""
         read = lambda path: self.repo.read_at(gitrepo.WORKTREE, path)  # noqa: E731
         starlark, data = externals.workspace_files(read, externals.WORKSPACE_FILES)
-        found = set(GLOBAL_FILES) | starlark | data
-        pending = [".bazelrc"]
-        while pending:
-            for imported in _RC_IMPORT_RE.findall(read(pending.pop()) or ""):
-                if imported not in found:
-                    found.add(imported)
-                    pending.append(imported)
-        return found
+        return set(GLOBAL_FILES) | starlark | data | bazelrc.workspace_imports(read, ".bazelrc"), starlark
 
     def package_at_head(self, path):
         return _enclosing_package(path, lambda build_file: os.path.isfile(os.path.join(self.workspace, build_file)))
@@ -108,17 +105,24 @@ class Collector:
             self._base_listings[base_commit] = self.repo.tree_listing(base_commit)
         return _enclosing_package(path, self._base_listings[base_commit].__contains__)
 
-    # -- the selection --------------------------------------------------------------------
-
     def collect(self, base, head):
         base_commit, head_commit, check_clean = self._resolve(base, head)
         try:
-            return self._collect(base_commit, head_commit)
+            global_files, starlark = self._global_files()
+            graph_key, notes = (self.graphs.key(self.repo, head_commit, global_files, starlark)
+                                if self.graphs and head_commit != gitrepo.WORKTREE else (None, []))
+            selection = self._collect(base_commit, head_commit, global_files, graph_key)
         finally:
-            # Checked concurrently with the work, and always before an answer is returned.
+            # Checked concurrently with the work, and always before an answer is returned or a graph recorded.
             check_clean()
+        selection.notes += notes
+        if graph_key is not None and self.bazel.queries_run:  # Bazel has loaded //... at head
+            selection.notes += self.graphs.record(graph_key, self.bazel, head_commit)
+        return selection
 
-    def _collect(self, base_commit, head_commit):
+    # -- the selection --------------------------------------------------------------------
+
+    def _collect(self, base_commit, head_commit, global_files, graph_key):
         changes = self.repo.changes(base_commit, head_commit)
         changed_paths = sorted({p for c in changes for p in c.paths_at_head + c.paths_at_base})
         selection = Selection(base_commit, head_commit, False, [], [], changed_paths)
@@ -126,7 +130,6 @@ class Collector:
             selection.notes.append("no file changed between base and head")
             return selection
 
-        global_files = self._global_files()
         global_hits = sorted(p for p in changed_paths if p in global_files)
         rc_hits = [p for p in global_hits if os.path.basename(p).endswith("rc")]
         workspace_hits = [p for p in global_hits if p not in rc_hits]
@@ -154,7 +157,9 @@ class Collector:
                     ", ".join(workspace_hits)))
         rc_reaches = []
         if rc_hits:
-            rc_reaches = self._bazelrc_reaches(base_commit, head_commit)
+            # Head is the working tree: the checked-out commit (checked before an answer is returned), or WORKTREE.
+            rc_reaches = bazelrc.changed_reaches(lambda path: self.repo.read_at(base_commit, path),
+                                                 lambda path: self.repo.read_at(gitrepo.WORKTREE, path))
             unknown = [name for reach, name in rc_reaches if reach == "everything"]
             if unknown:
                 return self._everything(selection, rc_hits, "`.bazelrc` option{} {} changed, which may change any "
@@ -203,6 +208,14 @@ class Collector:
                     if enclosing is not None:
                         touched_packages.setdefault(enclosing, []).append(path)
 
+        # Only source files' content changed: the graph is the one recorded for these BUILD files, if a run recorded it.
+        if graph_key and file_seeds and not (global_hits or changed_bzl or touched_packages) and all(
+                c.status == "M" for c in changes):
+            recorded, note = self.graphs.read(graph_key)
+            selection.notes.append(note)
+            if recorded is not None:
+                return self._selected(selection, target_graphs.rdeps(recorded, file_seeds), file_seeds, {}, {}, ())
+
         # A .bzl change is judged by what it changes: the packages that load it are compared rule by rule at both
         # revisions (a macro's expansion); targets of the rule classes defined where the change reaches (a rule's
         # implementation) are taken whole.
@@ -222,13 +235,6 @@ class Collector:
             graph.propagate(external_targets, reasons)
             self._add(selection, external_targets, reasons)
         return self._add_bazelrc_selection(selection, rc_reaches)
-
-    def _bazelrc_reaches(self, base_commit, head_commit):
-        """(reach, option name) of every option that differs in .bazelrc (and what it imports) between the revisions."""
-        # Head is the working tree: the checked-out commit (checked before an answer is returned), or WORKTREE.
-        before = bazelrc.options(lambda path: self.repo.read_at(base_commit, path), ".bazelrc")
-        after = bazelrc.options(lambda path: self.repo.read_at(gitrepo.WORKTREE, path), ".bazelrc")
-        return [bazelrc.reach(command, option) for command, option in bazelrc.changed_options(before, after)]
 
     def _add_bazelrc_selection(self, selection, rc_reaches):
         """Add what changed .bazelrc options reach (bazelrc_reach.Reached): a language's targets and their rdeps, tools
@@ -323,6 +329,10 @@ class Collector:
         # Sky query mode (a universe scope) answers rdeps from Skyframe's own reverse edges, rather than
         # building the reverse graph of //... for every query: faster than a plain rdeps.
         targets = self.bazel.query_targets(expression, universe_scope="//...")
+        return self._selected(selection, targets, file_seeds, rule_seeds, bzl_packages, rule_classes)
+
+    def _selected(self, selection, targets, file_seeds, rule_seeds, bzl_packages, rule_classes):
+        """The selection from the targets that reach the seeds (rdeps), with the reasons each is selected for."""
         reasons = {}
         for label, paths in file_seeds.items():
             reasons.setdefault(label, set()).update(paths)

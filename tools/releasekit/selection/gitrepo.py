@@ -130,6 +130,22 @@ class Repository:
         listed = _run(self.workspace, "ls-tree", "-r", "--name-only", "-z", "--full-tree", revision).stdout.split("\0")
         return {p[len(self.prefix):] for p in listed if p and p.startswith(self.prefix)}
 
+    def tree_entries(self, revision):
+        """(mode, object id, path) of every file, link and submodule of the workspace at a revision."""
+        listed = _run(self.workspace, "ls-tree", "-r", "-z", revision, "--", ".").stdout.split("\0")
+        entries = []
+        for line in listed:
+            if line:
+                meta, _, path = line.partition("\t")
+                mode, _, object_id = meta.split(" ")
+                entries.append((mode, object_id, path))
+        return entries
+
+    def untracked_paths(self):
+        """What git does not track in the workspace, ignored files included (an untracked directory as one path)."""
+        listed = _run(self.workspace, "ls-files", "-z", "--others", "--directory", "--", ".").stdout
+        return [path for path in listed.split("\0") if path]
+
     def checkout_of(self, revision, directory):
         """A detached worktree of the revision at directory, reused between runs; returns its workspace path."""
         if os.path.isdir(os.path.join(directory, ".git")) or os.path.isfile(os.path.join(directory, ".git")):
