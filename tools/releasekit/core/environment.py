@@ -68,8 +68,8 @@ def _store_credentials(kind):
             _variable("RELEASEKIT_{}_TOKEN".format(upper), "a {} store bearer token".format(kind), secret=True))
 
 
-STORE_CREDENTIALS = {kind: _store_credentials(kind) for kind in ("maven", "deploy", "files", "history",
-                                                                            "target_graphs")}
+STORE_CREDENTIALS = {kind: _store_credentials(kind)
+                     for kind in ("maven", "deploy", "files", "history", "target_graphs")}
 
 SECRETS = [variable.name for variable in VARIABLES if variable.secret]
 

@@ -24,6 +24,7 @@ class Bazel:
         self.workspace = workspace
         self.command = shlex.split(command or environment.BAZEL.get(environ) or "bazel")
         self.queries_run = 0
+        self.loaded_workspace = False  # a query has loaded every package of //... (and what it depends on)
 
     def run(self, args, env=None, binary=False, timeout=None):
         """One Bazel command in this workspace, to completion: the CompletedProcess, whatever its exit code."""
@@ -67,7 +68,9 @@ class Bazel:
             if package_root:
                 args.append("--package_path=" + package_root)
             self.queries_run += 1
-            return self._run(args, "bazel query", binary=output == "proto")
+            answer = self._run(args, "bazel query", binary=output == "proto")
+            self.loaded_workspace = self.loaded_workspace or bool(universe_scope) or "//..." in expression
+            return answer
         finally:
             os.unlink(path)
 

@@ -107,17 +107,20 @@ class Collector:
 
     def collect(self, base, head):
         base_commit, head_commit, check_clean = self._resolve(base, head)
+
+        def graph_key():  # (the key of head's target graph or None, notes): made when first needed
+            if self.graphs is None or head_commit == gitrepo.WORKTREE:
+                return None, []
+            return self.graphs.key(self.repo, head_commit, global_files, starlark)
+
         try:
             global_files, starlark = self._global_files()
-            graph_key, notes = (self.graphs.key(self.repo, head_commit, global_files, starlark)
-                                if self.graphs and head_commit != gitrepo.WORKTREE else (None, []))
             selection = self._collect(base_commit, head_commit, global_files, graph_key)
         finally:
             # Checked concurrently with the work, and always before an answer is returned or a graph recorded.
             check_clean()
-        selection.notes += notes
-        if graph_key is not None and self.bazel.queries_run:  # Bazel has loaded //... at head
-            selection.notes += self.graphs.record(graph_key, self.bazel, head_commit)
+        key, notes = graph_key() if self.bazel.loaded_workspace else (None, [])  # the graph is loaded: record it
+        selection.notes += notes + (self.graphs.record(key, self.bazel, head_commit) if key else [])
         return selection
 
     # -- the selection --------------------------------------------------------------------
@@ -209,9 +212,9 @@ class Collector:
                         touched_packages.setdefault(enclosing, []).append(path)
 
         # Only source files' content changed: the graph is the one recorded for these BUILD files, if a run recorded it.
-        if graph_key and file_seeds and not (global_hits or changed_bzl or touched_packages) and all(
-                c.status == "M" for c in changes):
-            recorded, note = self.graphs.read(graph_key)
+        if file_seeds and not (global_hits or changed_bzl or touched_packages) and all(
+                c.status == "M" for c in changes) and graph_key()[0]:
+            recorded, note = self.graphs.read(graph_key()[0])
             selection.notes.append(note)
             if recorded is not None:
                 return self._selected(selection, target_graphs.rdeps(recorded, file_seeds), file_seeds, {}, {}, ())

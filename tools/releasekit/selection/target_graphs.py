@@ -117,14 +117,15 @@ class Prepared:
     def __init__(self, find_destination, bazel_command, environ=None):
         """find_destination(): the store's Destination, or None for no store (then nothing is read or recorded)."""
         self._ready = Background(lambda: _prepare(find_destination, list(bazel_command), environ), "target-graphs")
+        self._keys = {}
 
     def key(self, repo, head_commit, global_files, starlark_files):
-        """(the key of head's target graph or None, notes)."""
-        store, identity = self._ready.value()
-        if store is None:
-            return None, []
-        key, why_not = loading_key(repo, head_commit, global_files, starlark_files, identity)
-        return key, [] if key else ["no target graph is read or recorded: " + why_not]
+        """(the key of head's target graph or None, notes), made once per head commit."""
+        if head_commit not in self._keys:
+            store, identity = self._ready.value()
+            key, why_not = loading_key(repo, head_commit, global_files, starlark_files, identity) if store else (None, None)
+            self._keys[head_commit] = key, ["no target graph is read or recorded: " + why_not] if why_not else []
+        return self._keys[head_commit]
 
     def read(self, key):
         """(the graph recorded under key or None, a note)."""
@@ -173,7 +174,7 @@ def loading_key(repo, head_commit, global_files, starlark_files, identity):
             ", ".join(untracked[:3]), ", ..." if len(untracked) > 3 else "")
     lines = [FORMAT, "bazel " + identity]
     for mode, object_id, path in repo.tree_entries(head_commit):
-        loading = (mode in _LINK_OR_SUBMODULE or path.endswith(".bzl") or path in global_files
+        loading = (mode in _LINK_OR_SUBMODULE or path.endswith((".bzl", ".scl")) or path in global_files
                    or os.path.basename(path) in _LOADING_NAMES)
         lines.append("{} {}{}".format(mode, path, " " + object_id if loading else ""))
     for path in local_repository_paths(repo, starlark_files):
@@ -204,7 +205,7 @@ def _repository_fingerprint(directory):
     for root, directories, files in os.walk(directory):
         directories[:] = sorted(d for d in directories if d != ".git" and not (root == directory and d.startswith("bazel-")))
         for name in sorted(files):
-            if name in _LOADING_NAMES or name.endswith(".bzl"):
+            if name in _LOADING_NAMES or name.endswith((".bzl", ".scl")):
                 path = os.path.join(root, name)
                 digest.update(os.path.relpath(path, directory).encode("utf-8", "surrogateescape") + b"\0")
                 try:
