@@ -793,7 +793,7 @@ def test_a_damaged_graph_record_is_not_read(repo, tmp_path, nginx):
     assert any("is not usable (its content does not match its checksum)" in note for note in selection.notes)
 
 
-def test_ci_and_collect_take_the_store_from_releasekit_yaml(repo, tmp_path, nginx):
+def test_collect_takes_the_store_from_releasekit_yaml_or_the_flag(repo, tmp_path, nginx):
     store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
     config = tmp_path / "releasekit.yaml"
     config.write_text("channels:\n  ci: {{registry: 'http://127.0.0.1:1/ci'}}\ntarget_graphs: '{}'\n".format(store_url))
@@ -805,6 +805,10 @@ def test_ci_and_collect_take_the_store_from_releasekit_yaml(repo, tmp_path, ngin
     assert "read the target graph recorded at" in runs[1].stdout and "(0 bazel queries)" in runs[1].stdout
     assert json.loads(runs[1].stdout[runs[1].stdout.index("{"):])["tests"]["targets"] == [
         {"label": "//app:app_test", "kind": "py_test", "reasons": ["lib/a.py"]}]
+    # The rest of the file is for the runs that publish: a selection reads only its target_graphs entry.
+    config.write_text("channels:\n  prod: {{registry: 'r.example.com'}}\ntarget_graphs: '{}'\n".format(store_url))
+    run = run_cli("collect", "--base", repo.base, cwd=repo.path, RELEASEKIT_CONFIG=str(config), **GRAPH_STORE_LOGIN)
+    assert run.returncode == 0 and "read the target graph recorded at" in run.stdout, run.stderr
     bad = run_cli("collect", "--base", repo.base, "--target-graphs", "ftp://example.com/graphs", cwd=repo.path)
     assert bad.returncode == 2 and "--target-graphs: target_graphs 'ftp://example.com/graphs' is not a store URL" \
         in bad.stderr and "Traceback" not in bad.stderr

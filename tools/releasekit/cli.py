@@ -72,9 +72,8 @@ def _target_graphs_destination(explicit_url, workspace):
 
     if explicit_url:
         return config.parse_target_graphs(explicit_url, "--target-graphs")
-    environ = dict(os.environ, BUILD_WORKSPACE_DIRECTORY=workspace)
-    path, _ = config.find_config_path(None, environ)
-    return config.load_config(None, environ).target_graphs if os.path.exists(path) else None
+    path, _ = config.find_config_path(None, dict(os.environ, BUILD_WORKSPACE_DIRECTORY=workspace))
+    return config.target_graphs_of(path) if os.path.exists(path) else None
 
 
 def _cmd_collect(args):

@@ -360,6 +360,22 @@ def _target_graphs(value, source):
     return None if value is None else parse_target_graphs(value, source)
 
 
+def target_graphs_of(path):
+    """The `target_graphs` store a releasekit.yaml names, or None; the rest of the file is not checked here (a
+    selection needs only this entry; the runs that publish check the whole file)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as error:
+        raise ConfigError("Cannot read releasekit config {}: {}.".format(path, error.strerror)) from None
+    except yaml.YAMLError as error:
+        raise ConfigError("{}: not valid YAML ({}).".format(path, getattr(error, "problem", error))) from None
+    value = data.get("target_graphs") if isinstance(data, dict) else None
+    return None if value is None else parse_target_graphs(value, path)
+
+
 def _auto_quarantine(value, source):
     if value is None:
         return AutoQuarantine()
