@@ -26,4 +26,5 @@ bench: install
 	@$(PYTHON) benchmarks/dispatch.py --startup-limits 1,2,3,4,8
 	@$(PYTHON) benchmarks/faults.py
 	@$(PYTHON) benchmarks/insight.py
+	@$(PYTHON) benchmarks/target_graphs.py
 	@$(PYTHON) benchmarks/ci_replay.py
