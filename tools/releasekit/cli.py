@@ -72,8 +72,8 @@ def _target_graphs_destination(explicit_url, workspace):
 
     if explicit_url:
         return config.parse_target_graphs(explicit_url, "--target-graphs")
-    path, _ = config.find_config_path(None, dict(os.environ, BUILD_WORKSPACE_DIRECTORY=workspace))
-    return config.target_graphs_of(path) if os.path.exists(path) else None
+    path, chosen_by = config.find_config_path(None, dict(os.environ, BUILD_WORKSPACE_DIRECTORY=workspace))
+    return config.target_graphs_of(path, chosen_by) if os.path.exists(path) else None
 
 
 def _cmd_collect(args):

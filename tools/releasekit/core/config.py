@@ -260,9 +260,13 @@ def load_config(explicit=None, environ=None):
     if not explicit and environ.get(RESOLVED_CONFIG_VARIABLE):
         return _resolved_config(environ[RESOLVED_CONFIG_VARIABLE])
     path, chosen_by = find_config_path(explicit, environ)
+    return parse_config(_config_text(path, chosen_by), path)
+
+
+def _config_text(path, chosen_by):
     try:
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+            return handle.read()
     except FileNotFoundError:
         raise ConfigError(
             "No releasekit config at {} (chosen by {}). Create {} at the workspace root, or point "
@@ -270,7 +274,6 @@ def load_config(explicit=None, environ=None):
         ) from None
     except OSError as error:
         raise ConfigError("Cannot read releasekit config {}: {}.".format(path, error.strerror)) from None
-    return parse_config(text, path)
 
 
 def _resolved_config(text):
@@ -286,15 +289,18 @@ def _resolved_config(text):
 
 
 def parse_config(text, source):
+    return config_from_data(_yaml_data(text, source), source)
+
+
+def _yaml_data(text, source):
     import yaml  # here, not at the top: releases started by dispatch never parse YAML
 
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = " line {}".format(mark.line + 1) if mark else ""
         raise ConfigError("{}{}: not valid YAML ({}).".format(source, line, getattr(error, "problem", error))) from None
-    return config_from_data(data, source)
 
 
 def config_from_data(data, source):
@@ -360,18 +366,10 @@ def _target_graphs(value, source):
     return None if value is None else parse_target_graphs(value, source)
 
 
-def target_graphs_of(path):
+def target_graphs_of(path, chosen_by):
     """The `target_graphs` store a releasekit.yaml names, or None; the rest of the file is not checked here (a
     selection needs only this entry; the runs that publish check the whole file)."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except OSError as error:
-        raise ConfigError("Cannot read releasekit config {}: {}.".format(path, error.strerror)) from None
-    except yaml.YAMLError as error:
-        raise ConfigError("{}: not valid YAML ({}).".format(path, getattr(error, "problem", error))) from None
+    data = _yaml_data(_config_text(path, chosen_by), path)
     value = data.get("target_graphs") if isinstance(data, dict) else None
     return None if value is None else parse_target_graphs(value, path)
 

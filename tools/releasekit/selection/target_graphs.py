@@ -21,10 +21,12 @@ import re
 import subprocess
 import threading
 
-from releasekit.core.errors import ReleasekitError
+from releasekit.core.errors import ConflictError, ReleasekitError
+from releasekit.selection.gitrepo import WORKTREE
 
 FORMAT = "releasekit target graph 1"
 GRAPH_QUERY = "deps(//...)"
+NOT_RECORDED = "no target graph is recorded for these BUILD files yet; Bazel loads the graph"
 _LOADING_NAMES = frozenset(["BUILD", "BUILD.bazel", "WORKSPACE", "WORKSPACE.bazel", "MODULE.bazel", "REPO.bazel"])
 _LINK_OR_SUBMODULE = frozenset(["120000", "160000"])
 _LITERAL_PATH_RE = re.compile(r"""\bpath\s*=\s*["']([^"']+)["']""")
@@ -50,7 +52,7 @@ class GraphStore:
         except (ReleasekitError, OSError) as error:
             return None, "the target graph store could not be read ({}); Bazel loads the graph".format(error)
         if content is None:
-            return None, "no target graph is recorded for these BUILD files yet; Bazel loads the graph"
+            return None, NOT_RECORDED
         try:
             header, _, answer = gzip.decompress(content).partition(b"\n")
             facts = json.loads(header)
@@ -73,8 +75,6 @@ class GraphStore:
 
     def write(self, key, answer, commit):
         """Record Bazel's answer to GRAPH_QUERY under key; a note. Never raises: a run never fails for its record."""
-        from releasekit.core.errors import ConflictError
-
         header = json.dumps({"format": FORMAT, "key": key, "commit": commit, "sha256": hashlib.sha256(answer).hexdigest()})
         try:
             self.store.put(_object_name(key), gzip.compress(header.encode("utf-8") + b"\n" + answer, 6),
@@ -118,6 +118,7 @@ class Prepared:
         """find_destination(): the store's Destination, or None for no store (then nothing is read or recorded)."""
         self._ready = Background(lambda: _prepare(find_destination, list(bazel_command), environ), "target-graphs")
         self._keys = {}
+        self._missing = set()  # keys read and found not recorded: no second request before recording
 
     def key(self, repo, head_commit, global_files, starlark_files):
         """(the key of head's target graph or None, notes), made once per head commit."""
@@ -129,12 +130,15 @@ class Prepared:
 
     def read(self, key):
         """(the graph recorded under key or None, a note)."""
-        return self._ready.value()[0].read(key)
+        graph, note = self._ready.value()[0].read(key)
+        if graph is None and note == NOT_RECORDED:
+            self._missing.add(key)
+        return graph, note
 
     def record(self, key, bazel, head_commit):
         """Notes. Bazel has loaded //... at head: record its graph, unless a run recorded it already."""
         store = self._ready.value()[0]
-        if store.exists(key):
+        if key not in self._missing and store.exists(key):
             return []
         try:
             return [store.write(key, bazel.query(GRAPH_QUERY, "proto"), head_commit)]
@@ -191,7 +195,7 @@ def local_repository_paths(repo, starlark_files):
     """Directories outside the workspace that WORKSPACE-level files name by a literal `path = "..."`."""
     paths = set()
     for name in starlark_files:
-        for path in _LITERAL_PATH_RE.findall(repo.read_at("WORKTREE", name) or ""):
+        for path in _LITERAL_PATH_RE.findall(repo.read_at(WORKTREE, name) or ""):
             absolute = os.path.realpath(os.path.join(repo.workspace, path))
             if not (absolute + os.sep).startswith(os.path.realpath(repo.workspace) + os.sep):
                 paths.add(absolute)
