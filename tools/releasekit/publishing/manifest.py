@@ -2,6 +2,7 @@
 (rules/private/release.bzl, beside this reader); this class is its only reader in Python."""
 
 import json
+import os
 
 from releasekit.core.errors import UsageError
 
@@ -42,3 +43,8 @@ class ReleaseManifest:
         except (KeyError, TypeError) as error:
             raise UsageError("{}: the release manifest lacks {}. Rebuild the release target.".format(path, error)) from None
 
+    def dependency(self, release, runfiles_dir):
+        """The manifest of a release this one publishes with it (a deploy release's images)."""
+        if release not in self.depends_on_manifests:
+            raise UsageError("{}: {} has no release manifest; rebuild the target.".format(self.release, release))
+        return ReleaseManifest.load(os.path.join(runfiles_dir, self.depends_on_manifests[release]))

@@ -9,9 +9,7 @@ blobs behind, which a re-run reuses.
 import concurrent.futures
 import dataclasses
 import hashlib
-import json
 import logging
-import os
 import re
 import urllib.parse
 

@@ -15,7 +15,7 @@ from releasekit.core.errors import RefusedError
 from releasekit.core.http import RetryPolicy
 from releasekit.core.jsonio import write_json_atomic
 from releasekit.core.versioning import read_source_version
-from releasekit.publishing import committed_inputs
+from releasekit.publishing import committed_inputs, pointers
 from releasekit.publishing.kinds import Release, kind_named
 from releasekit.publishing.manifest import ReleaseManifest
 
@@ -79,8 +79,9 @@ def publish(manifest_path, options):
 
 
 def summary_line(record):
-    """The kind's one line for a release record, and the inputs it took that no commit has."""
-    said = []
+    """The kind's one line for a release record, and what the release gate has to say about it: pointers left
+    alone, and inputs no commit has."""
+    said = pointers.notes(record)
     if record.get("uncommitted_inputs"):
         said.append("took {} that no commit has: {}".format(
             "1 file" if len(record["uncommitted_inputs"]) == 1 else "{} files".format(len(record["uncommitted_inputs"])),

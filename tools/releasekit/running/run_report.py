@@ -7,14 +7,14 @@ import xml.etree.ElementTree as ElementTree
 from releasekit.core.jsonio import write_atomic, write_json_atomic
 
 REPORT_VERSION = 1
-FAILED_STATES = ("failed", "build failed", "timeout")
+FAILED_STATES = ("failed", "build failed", "timeout", "refused")
 
 
 @dataclasses.dataclass
 class Outcome:
     label: str
     kind: str  # test or release
-    status: str  # passed, flaky, failed, build failed, timeout, skipped, built, published, no status
+    status: str  # passed, flaky, failed, build failed, timeout, skipped, built, published, refused, no status
     duration_seconds: float = 0.0
     log: str = None
     reason: str = None
