@@ -43,7 +43,8 @@ FILES = {
     "deploy/one.yaml": "service: {name: one, image: one-image}\n",
     "libs/BUILD.bazel": LOAD + (
         'jar_release(name = "greeting", jar = "greeting.jar", coordinates = "com.example.owned:greeting:1.0.0")\n\n'
-        'jar_release(name = "greeting_copy", jar = "copy.jar", coordinates = "com.example.owned:greeting:1.0.0")\n'),
+        # The copy's version comes from RELEASEKIT_VERSION: without an owner it would publish beside the original's.
+        'jar_release(name = "greeting_copy", jar = "copy.jar", coordinates = "com.example.owned:greeting")\n'),
 }
 
 
@@ -69,7 +70,8 @@ def config(path, registry, namespace, maven, deploy="file:///nonexistent/deploy"
     path.write_text("channels:\n  ci: {{registry: 'http://{0}/{1}', maven: '{2}/releases', deploy: '{3}/prod'}}\n"
                     "  dev: {{registry: 'http://{0}/{1}-dev', maven: '{2}/snapshots', deploy: '{3}/dev'}}\n".format(
                         registry.host, namespace, maven, deploy))
-    return {"RELEASEKIT_CONFIG": str(path), "RELEASEKIT_USER": "tester", "XDG_CACHE_HOME": str(path.parent / "cache")}
+    return {"RELEASEKIT_CONFIG": str(path), "RELEASEKIT_USER": "tester", "XDG_CACHE_HOME": str(path.parent / "cache"),
+            "RELEASEKIT_VERSION": "2.0.0"}
 
 
 def test_two_releases_of_one_run_claiming_one_destination_are_refused_before_anything_is_published(
@@ -126,7 +128,7 @@ def test_another_labels_release_to_an_owned_repository_is_refused_across_runs(re
 @pytest.mark.parametrize("kind", ["http", "s3", "file"])
 def test_another_labels_release_to_owned_maven_coordinates_is_refused_across_runs(repo, registry, nginx, moto,
                                                                                    tmp_path, kind):
-    """Before: the copy's jar published its own content under the coordinates //libs:greeting owns (or raced it)."""
+    """Before: the copy published its own jar as version 2.0.0 of the coordinates //libs:greeting owns."""
     store = {"http": nginx.url + "/owned-" + kind, "s3": "s3://{}/owned".format(moto.bucket),
              "file": "file://{}".format(tmp_path / "maven")}[kind]
     env = config(tmp_path / "releasekit.yaml", registry, "maven-" + kind, store)
@@ -144,6 +146,7 @@ def test_another_labels_release_to_owned_maven_coordinates_is_refused_across_run
     assert read(path) == b"//libs:greeting\n"
     with open(os.path.join(repo.path, "libs", "greeting.jar"), "rb") as handle:
         assert read("releases/com/example/owned/greeting/1.0.0/greeting-1.0.0.jar") == handle.read()
+    assert b"<version>2.0.0</version>" not in read("releases/com/example/owned/greeting/maven-metadata.xml")
 
 
 @pytest.mark.parametrize("kind", ["http", "s3", "file"])

@@ -117,8 +117,6 @@ def test_an_older_commit_released_last_leaves_the_pointers_where_the_newer_one_p
     stable = registry.inspect("behind-{}/pointers/app:stable".format(kind))["Digest"]
 
     image_line, image = _release(older, "//app:app.ci", env)
-    # The older checkout held its own commit alone; it fetched the newer one to see that it descends from its own.
-    assert git(older.path, "cat-file", "-t", newer.commit_sha).strip() == "commit"
     deploy_line, deploy = _release(older, "//app:deploy.ci", env)
     bundle_line, bundle = _release(older, "//app:bundle.ci", env)
     # The immutable versions of the older commit are published ...
@@ -137,6 +135,8 @@ def test_an_older_commit_released_last_leaves_the_pointers_where_the_newer_one_p
     assert "stable left at {} ({})".format(newer.commit_sha[:12], later) in image_line
     assert "latest left at {}".format(newer.commit_sha[:12]) in bundle_line
     assert "latest left at" in deploy_line and ":stable left at" in deploy_line
+    # The older checkout held its own commit alone; it fetched the newer one to see that it descends from its own.
+    assert git(older.path, "cat-file", "-t", newer.commit_sha).strip() == "commit"
 
 
 def test_a_newer_commit_moves_the_pointers_after_fetching_what_its_shallow_checkout_lacks(
@@ -148,12 +148,12 @@ def test_a_newer_commit_moves_the_pointers_after_fetching_what_its_shallow_check
         _release(older, target, env)
     assert subprocess.run(["git", "cat-file", "-e", older.commit_sha], cwd=newer.path).returncode != 0
     line, image = _release(newer, "//app:app.ci", env)
-    assert git(newer.path, "cat-file", "-t", older.commit_sha).strip() == "commit"  # deepened to decide
     _, bundle = _release(newer, "//app:bundle.ci", env)
     assert registry.inspect("forward/pointers/app:stable")["Digest"] == image["digest"]
     assert image["pointers"][0]["action"] == "moved" and image["pointers"][0]["recorded_commit"] == older.commit_sha
     assert bundle["pointers"][0]["action"] == "moved"
     assert stores.read("forward/files/app/bundle/latest") == (newer.commit_sha + "\n").encode()
+    assert git(newer.path, "cat-file", "-t", older.commit_sha).strip() == "commit"  # deepened to decide
     # The pointer's commit, where the next release reads it: the standard annotation on its record.
     record = requests.get("{}/v2/forward/releasekit-channel/manifests/pointer.{}".format(
         registry.url, hashlib.sha256(b"forward/pointers/app:stable").hexdigest()), timeout=10,
