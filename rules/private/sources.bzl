@@ -27,7 +27,7 @@ def _targets_of(value):
         return [item for item in list(value.keys()) + list(value.values()) if type(item) == "Target"]
     return []
 
-def _release_sources_aspect_impl(target, ctx):
+def _release_sources_aspect_impl(_target, ctx):
     direct = []
     transitive = []
     for name in dir(ctx.rule.attr):
