@@ -176,17 +176,20 @@ def _helper_release(tmp_path, registry, repository, workspace, commit, name):
 
 
 def test_when_git_cannot_tell_the_pointer_stays_and_the_release_says_so(history, registry, tmp_path):
-    """A shallow checkout that cannot fetch (its remote is gone) and a recorded commit it does not have: the
-    release publishes its commit tag, leaves `stable`, and says why; it never guesses."""
+    """Another checkout's later commit recorded `stable`; this shallow checkout does not have it and cannot fetch it
+    (its remote is gone). The release publishes its commit tag, leaves `stable`, and says why: it never guesses."""
     newer = history["newer"]
-    stranded = str(tmp_path / "stranded")
-    subprocess.run(["git", "clone", "-q", "--depth=1", "file://" + newer.path, stranded], check=True)
+    elsewhere, stranded = str(tmp_path / "elsewhere"), str(tmp_path / "stranded")
+    for path in (elsewhere, stranded):
+        subprocess.run(["git", "clone", "-q", "--depth=1", "file://" + newer.path, path], check=True)
+    git(elsewhere, "-c", "user.email=a@example.com", "-c", "user.name=A", "commit", "-q", "--allow-empty", "-m", "later")
+    later = git(elsewhere, "rev-parse", "HEAD").strip()
     git(stranded, "remote", "set-url", "origin", "file://" + str(tmp_path / "gone"))
-    unknown = "f" * 40  # recorded by a commit of another line of history, never fetched here
-    _helper_release(tmp_path, registry, "unknown/app", stranded, unknown, "first")
+    _helper_release(tmp_path, registry, "unknown/app", elsewhere, later, "first")
     line, record = _helper_release(tmp_path, registry, "unknown/app", stranded, newer.commit_sha, "second")
-    assert record["pointers"][0]["action"] == "left" and record["pointers"][0]["recorded_commit"] == unknown
-    assert "cannot tell whether {} descends from {}".format(newer.commit_sha[:12], unknown[:12]) in line
+    assert record["pointers"][0]["action"] == "left" and record["pointers"][0]["recorded_commit"] == later
+    assert "stable left at {} (cannot tell whether {} descends from {}: the shallow checkout lacks their history and " \
+           "origin could not be fetched from)".format(later[:12], newer.commit_sha[:12], later[:12]) in line
     assert registry.inspect("prod/unknown/app:stable")["Digest"] != record["digest"]
     assert registry.inspect("prod/unknown/app:" + newer.commit_sha)["Digest"] == record["digest"]
 
@@ -199,5 +202,6 @@ def test_a_pointer_with_no_recorded_commit_moves_and_the_release_says_so(registr
                     "docker://{}/prod/unrecorded/app:stable".format(registry.host)], check=True, capture_output=True)
     line, record = _helper_release(tmp_path, registry, "unrecorded/app", str(tmp_path), releases.COMMIT, "after")
     assert record["pointers"][0]["action"] == "moved" and record["pointers"][0]["recorded_commit"] is None
-    assert "stable moved (it had no recorded commit: it was published before pointers were recorded)" in line
+    assert "stable moved (it had no recorded commit: published before releasekit recorded pointers, or by another " \
+           "tool)" in line
     assert registry.inspect("prod/unrecorded/app:stable")["Digest"] == record["digest"]

@@ -42,7 +42,8 @@ class PointerOutcome:
 def decide(pointer, recorded, commit, workspace, existed=True):
     """Whether a CI release of commit moves pointer, which records `recorded` (None: no commit recorded)."""
     if recorded is None:
-        note = "it had no recorded commit: it was published before pointers were recorded" if existed else None
+        note = "it had no recorded commit: published before releasekit recorded pointers, or by another tool" \
+            if existed else None
         return PointerOutcome(pointer, MOVED, commit, None, note)
     answer = ancestry.relation(workspace, recorded, commit)
     if answer.relation == ancestry.SAME:
