@@ -1,8 +1,8 @@
 """Only committed files in a CI release.
 
 The rules list the main repository's source files a release is built from (rules/private/sources.bzl, named by the
-manifest's `sources`), globbed files included. When the release runs, one `git cat-file --batch-check` looks each of
-them up in the commit being released. A file the commit does not have (untracked, ignored, or added but never
+manifest's `sources`), globbed files included. When the release runs, one `git ls-tree` of the commit being released
+lists what it holds in their directories. A file the commit does not have (untracked, ignored, or added but never
 committed) refuses a CI release, naming it: its version would be published with content no commit can rebuild. A dev
 release publishes, and its record names those files (`uncommitted_inputs`).
 
@@ -12,7 +12,6 @@ files on purpose sets environment.ALLOW_DIRTY, and its record still names them.
 
 import logging
 import os
-import re
 
 from releasekit.core import process
 from releasekit.core.environment import ALLOW_DIRTY
@@ -21,7 +20,7 @@ from releasekit.core.versioning import source_workspace
 
 log = logging.getLogger(__name__)
 NAMED = 10  # files a message names; the rest are counted
-_FOUND = re.compile(r"^[0-9a-f]{40,64} (blob|tree|commit) \d+$")
+_SPECS_BUDGET = 100_000  # characters of pathspecs on one git command line
 
 
 def check(manifest, runfiles_dir, version, environ):
@@ -67,31 +66,31 @@ def _listed(runfiles_dir, rlocation):
 
 
 def files_not_in_commit(paths, commit, workspace):
-    """The workspace-relative paths that commit does not hold, in one git call (a source directory costs one more)."""
+    """The workspace-relative paths that commit does not hold: one `git ls-tree` of the directories they lie in (a
+    tree lookup per path would cost a repository with many sources seconds), and one more below a source directory
+    given as one input."""
     if not paths:
         return []
-    # `<commit>:./<path>` is relative to the workspace, which may be a subdirectory of the repository.
-    query = "{}^{{commit}}\n".format(commit) + "".join("{}:./{}\n".format(commit, path) for path in paths)
-    answer = _git(workspace, ["cat-file", "--batch-check"], query)
-    lines = answer.splitlines()
-    if len(lines) != len(paths) + 1 or not _FOUND.match(lines[0]):
-        raise UncommittedInputsError("commit {} is not in the git repository at {}, so releasekit cannot tell whether "
-                                     "the release's inputs are committed. Run the release in a checkout of that "
-                                     "commit.".format(commit[:12], workspace))
-    missing = [path for path, line in zip(paths, lines[1:]) if not _FOUND.match(line)]
-    directories = [path for path, line in zip(paths, lines[1:]) if _FOUND.match(line) and line.split()[1] == "tree"]
-    if directories:  # a source directory given as one input: what git does not track below it
-        listed = _git(workspace, ["ls-files", "-z", "--others", "--", *directories])
-        missing += [path for path in listed.split("\0") if path]
+    # Each file's directory, or the file itself at the workspace's root; past a command line's worth, the whole tree.
+    specs = sorted({os.path.dirname(path) or path for path in paths})
+    if sum(len(spec) + 1 for spec in specs) > _SPECS_BUDGET:
+        specs = ["."]
+    listed = _git(workspace, ["--literal-pathspecs", "ls-tree", "-r", "-t", "--name-only", "-z", commit, "--", *specs])
+    held = set(listed.split("\0"))
+    missing = [path for path in paths if path not in held]
+    directories = [path for path in paths if path in held and os.path.isdir(os.path.join(workspace, path))]
+    if directories:  # what git does not track below a source directory
+        others = _git(workspace, ["--literal-pathspecs", "ls-files", "-z", "--others", "--", *directories])
+        missing += [path for path in others.split("\0") if path]
     return sorted(set(missing))
 
 
-def _git(workspace, args, stdin=None):
+def _git(workspace, args):
     missing = UncommittedInputsError("git is not installed, so releasekit cannot tell whether the release's inputs "
                                      "are committed. Install git.")
-    result = process.run(["git", "-C", workspace, *args], missing, input=stdin)
+    result = process.run(["git", "-C", workspace, *args], missing)
     if result.returncode != 0:
         raise UncommittedInputsError("git {} failed in {} ({}), so releasekit cannot tell whether the release's inputs "
                                      "are committed. Run the release in a git checkout of its commit.".format(
-                                         args[0], workspace, (result.stderr.strip().splitlines() or ["?"])[-1]))
+                                         args[1], workspace, (result.stderr.strip().splitlines() or ["?"])[-1]))
     return result.stdout
