@@ -27,7 +27,10 @@ def _targets_of(value):
         return [item for item in list(value.keys()) + list(value.values()) if type(item) == "Target"]
     return []
 
-def _release_sources_aspect_impl(_target, ctx):
+def _release_sources_aspect_impl(target, ctx):
+    if target.label.workspace_name:
+        # An external repository's target: toolchains and third-party code, which do not reach back into ours.
+        return [ReleaseSourcesInfo(files = depset())]
     direct = []
     transitive = []
     for name in dir(ctx.rule.attr):
