@@ -104,9 +104,12 @@ artifact_ci_release = rule(
     attrs = _channel_attrs("ci"),
     doc = """Publishes an artifact to the production (ci) destinations of releasekit.yaml.
 
-Refuses to run unless CI=true. Tags the full commit SHA plus the declared tags. On a
-partial failure nothing is visible: blobs are pushed before the manifest, the manifest
-by digest before its tags, so a failed run leaves no tag and a re-run completes it.""",
+Refuses to run unless CI=true, and when a source file it is built from is not in the commit
+(untracked or ignored), or when another release owns its destination. Tags the full commit
+SHA, then moves each declared tag, and the `latest` pointer of stores, only to a commit
+that descends from the one it points at. On a partial failure nothing is visible: blobs
+are pushed before the manifest, the manifest by digest before its tags, so a failed run
+leaves no tag and a re-run completes it.""",
 )
 
 artifact_dev_release = rule(
