@@ -124,10 +124,14 @@ class _Repository:
         if self._git_dir is None:
             result = self._git("rev-parse", "--absolute-git-dir")
             self._git_dir = result.stdout.strip() if result.returncode == 0 else None
-        if not self._git_dir:
+        try:
+            handle = open(os.path.join(self._git_dir, "releasekit-fetch.lock"), "w") if self._git_dir else None
+        except OSError:
+            handle = None  # a git directory it cannot write to: git's own lock files still guard it
+        if handle is None:
             yield
             return
-        with open(os.path.join(self._git_dir, "releasekit-fetch.lock"), "w") as handle:
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -72,8 +72,8 @@ def refusals_in_run(releases, config):
                     image_manifest = manifest.dependency(image, runfiles)
                     owned += [(image_manifest, claim) for claim in claims(image_manifest)]
             places = [(owner, claim, _place(config, claim)) for owner, claim in owned]
-        except ReleasekitError:
-            continue
+        except (ReleasekitError, KeyError, TypeError, AttributeError):
+            continue  # a manifest it cannot read: the release reports it when it runs
         for owner, claim, place in places:
             if place is not None:
                 by_label = owners.setdefault(place, {})
