@@ -205,3 +205,24 @@ def test_a_pointer_with_no_recorded_commit_moves_and_the_release_says_so(registr
     assert "stable moved (it had no recorded commit: published before releasekit recorded pointers, or by another " \
            "tool)" in line
     assert registry.inspect("prod/unrecorded/app:stable")["Digest"] == record["digest"]
+
+
+def test_a_full_clone_answers_from_its_own_history(tmp_path):
+    """No fetch: every ancestor of the commit is there, so what is not among them is not one of them."""
+    from releasekit.publishing import ancestry
+
+    repo = Workspace(str(tmp_path / "full"))
+    os.makedirs(repo.path)
+    repo.init_git()
+    base = git(repo.path, "rev-parse", "HEAD").strip()
+    main = repo.commit("main")
+    git(repo.path, "checkout", "-q", "-b", "side", base)
+    side = repo.commit("side")
+    gone = "e" * 40  # a commit this repository never had, nor a remote to ask
+    answers = {(recorded, commit): ancestry.relation(repo.path, recorded, commit)
+               for recorded, commit in ((base, main), (main, base), (side, main), (gone, main), (main, main))}
+    assert {key: answer.relation for key, answer in answers.items()} == {
+        (base, main): ancestry.FORWARD, (main, base): ancestry.BEHIND, (side, main): ancestry.DIVERGED,
+        (gone, main): ancestry.DIVERGED, (main, main): ancestry.SAME}
+    assert [key for key, answer in answers.items() if answer.moves] == [(base, main), (main, main)]
+    assert answers[(gone, main)].detail == "{} is not in the history of {}".format(gone[:12], main[:12])
