@@ -331,3 +331,27 @@ def test_a_custom_resource_s_metadata_and_embedded_resources_are_checked_as_the_
     assert "app.yaml:5:12 (document 1, ExampleService My_App)" in str(error.value)
     assert "True is not a string: labels values are strings (quote it) (at metadata.labels.enabled)" in str(error.value)
     assert "'My_App' is not a valid name: a lowercase RFC 1123 subdomain" in str(error.value)
+
+
+def test_the_build_action_names_each_rule_it_did_not_check(tmp_path):
+    """The note a Bazel build shows for the deploy-check action: every rule not checked, by rule and schema path."""
+    import json
+    import subprocess
+    import sys
+
+    from helpers.servers import REPO_ROOT
+
+    manifest = tmp_path / "class.yaml"
+    manifest.write_text("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: example}\n"
+                        "spec: {controllerName: example.com/gateway-controller}\n")
+    out = tmp_path / "checked.json"
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "releasekit_entry.py"), "deploy-check",
+                             "--manifest", str(manifest), "--display", "gw/class.yaml", "--crd",
+                             os.path.join(CRDS, GATEWAYS[1]), "--crd-display", "gw/crd.yaml", "--platform", "kubernetes",
+                             "--kubernetes-version", "1.30.0", "--label", "//gw:deploy", "--out", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ("//gw:deploy: note: CEL rule 'self == oldSelf' at spec.controllerName not applicable: a "
+                             "transition rule (oldSelf): a new object has no old value; the API server checks it on "
+                             "apply.\n")
+    assert json.loads(out.read_text())["cel_rules_not_checked"] == 1

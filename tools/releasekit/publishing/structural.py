@@ -182,7 +182,7 @@ def _embedded_errors(resource):
                                   "(x-kubernetes-embedded-resource)".format(field), validator="required")
         elif not isinstance(value, str) or not value:
             yield ValidationError("{} must be a non-empty string".format(field), path=[field])
-        elif field == "apiVersion" and (value.count("/") > 1 or value.startswith("/") or value.endswith("/")):
+        elif field == "apiVersion" and value.count("/") > 1:
             yield ValidationError("{!r} is not group/version or version".format(value), path=[field])
         elif field == "kind" and not re.match(r"[a-z]([-a-z0-9]*[a-z0-9])?\Z", value.lower()):
             yield ValidationError("{!r} may have mixed case, but should otherwise be an RFC 1035 label".format(value),
