@@ -141,3 +141,18 @@ def test_a_rule_that_is_false_or_errs_refuses_the_resource(rule, expected):
     assert expected in str(error.value)
     assert str(error.value).startswith("example.yaml:4:1 (document 1, Example example): attribute manifests: invalid "
                                        "for its CustomResourceDefinition: ")
+
+
+@pytest.mark.parametrize("rule,why", [
+    ("self.?absent.orValue('x') == 'x'", "uses optional field selection (.? or [?]), which cel-python does not parse"),
+    ("self.labels.all(k, v, v != '')", "uses the two-variable all(), which cel-python does not evaluate"),
+    ("format.dns1123Label().validate(self.namespace) == null", "uses dns1123Label(), validate(), format, which this "
+                                                                "offline check does not implement"),
+    ("self.items.map(i, has(i.name)).distinct().size() == 2", "uses distinct(), which this offline check does not "
+                                                              "implement"),
+])
+def test_a_rule_that_cannot_be_evaluated_offline_is_reported_unchecked_not_passed(rule, why):
+    schema = dict(SCHEMA, properties={"spec": dict(SCHEMA["properties"]["spec"],
+                                                   **{"x-kubernetes-validations": [{"rule": rule}]})})
+    assert run(RESOURCE, schema)["cel_rules"] == {"evaluated": 0, "not_applicable": [],
+                                                 "unchecked": [{"rule": rule, "at": "spec", "why": why}]}

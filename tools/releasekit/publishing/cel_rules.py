@@ -46,16 +46,21 @@ class _Compiled:
         try:
             tree = environment.compile(text)
         except Exception as error:  # celpy.CELParseError, and lark's own
-            self.error = "cel-python does not parse it ({})".format(str(error).splitlines()[0][:200])
+            self.error = "uses optional field selection (.? or [?]), which cel-python does not parse" if re.search(
+                r"\.\?|\[\?", text) else "cel-python does not parse it ({})".format(str(error).splitlines()[0][:200])
             return
         functions, names, bound = set(), set(), set()
         for node in tree.iter_subtrees():
             if node.data in ("ident_arg", "dot_ident_arg"):
                 functions.add(str(node.children[0]))
             elif node.data == "member_dot_arg":
-                functions.add(str(node.children[1]))
-                if str(node.children[1]) in _MACROS and len(node.children) > 2 and node.children[2] is not None:
-                    bound |= {str(token) for token in node.children[2].children[0].scan_values(lambda v: True)}
+                name, arguments = str(node.children[1]), node.children[2] if len(node.children) > 2 else None
+                if name in _MACROS and arguments is not None and len(arguments.children) == 3:
+                    self.error = "uses the two-variable {}(), which cel-python does not evaluate".format(name)
+                    return
+                functions.add(name)
+                if name in _MACROS and arguments is not None:
+                    bound |= {str(token) for token in arguments.children[0].scan_values(lambda v: True)}
             elif node.data in ("ident", "dot_ident"):
                 names.add(str(node.children[0]))
         known = cel_library.BUILTIN | set(cel_library.functions())

@@ -73,7 +73,8 @@ def check(files, placeholders, platform, kubernetes_version, label, field_specs=
     used, errors, documents_checked = set(), [], 0
     crds, report, rules = CrdSchemas(), RuleReport(), []
     crd_displays = {display for display, _ in crd_files}
-    parsed = {display: kube_yaml.read(text, display, fast=display in crd_displays)
+    parsed = {display: kube_yaml.read(text, display, fast=display in crd_displays,
+                                      attribute="crds" if display in crd_displays else "manifests")
               for display, text in list(crd_files) + list(files)}
     for display, _ in list(crd_files) + list(files):
         for index, document in enumerate(parsed[display], 1):

@@ -89,10 +89,10 @@ def _loader_class(fast):
 _LOADERS = {}
 
 
-def compose(text, display, fast=False):
+def compose(text, display, fast=False, attribute="manifests"):
     """The composed, non-empty documents of a YAML text: [node]. Scalar tags are the ones Kubernetes resolves.
     fast: with libyaml, for large files that are only read (CRDs); the pure-Python parser's marks are the ones
-    pinning edits the text by."""
+    pinning edits the text by. attribute: the rule attribute the file came from, for errors."""
     import yaml
 
     if fast not in _LOADERS:
@@ -107,8 +107,8 @@ def compose(text, display, fast=False):
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = "{}:{}:{}".format(display, mark.line + 1, mark.column + 1) if mark else display
-        raise DeployInputError("{}: attribute manifests: not valid YAML ({}).".format(
-            where, getattr(error, "problem", None) or error)) from None
+        raise DeployInputError("{}: attribute {}: not valid YAML ({}).".format(
+            where, attribute, getattr(error, "problem", None) or error)) from None
     finally:
         loader.dispose()
     return nodes
@@ -118,8 +118,8 @@ class Document:
     """One YAML document as JSON (value) with where each field was written: positions maps a path (a tuple of keys and
     list indexes) to the 1-based (line, column) of its key, or of the item in a list."""
 
-    def __init__(self, node, display):
-        self.node, self.display = node, display
+    def __init__(self, node, display, attribute="manifests"):
+        self.node, self.display, self.attribute = node, display, attribute
         self.line = node.start_mark.line + 1
         self.positions = {(): (self.line, node.start_mark.column + 1)}
         self._converted = 0
@@ -133,8 +133,8 @@ class Document:
         return self.positions[path]
 
     def _fail(self, node, message):
-        raise DeployInputError("{}:{}:{}: attribute manifests: {}".format(
-            self.display, node.start_mark.line + 1, node.start_mark.column + 1, message))
+        raise DeployInputError("{}:{}:{}: attribute {}: {}".format(
+            self.display, node.start_mark.line + 1, node.start_mark.column + 1, self.attribute, message))
 
     def _convert(self, node, path, open_nodes):
         import yaml
@@ -220,9 +220,9 @@ def _go_float32_text(number):
     return repr(single)
 
 
-def read(text, display, fast=False):
+def read(text, display, fast=False, attribute="manifests"):
     """[Document] of a multi-document YAML text, empty documents left out."""
-    return [Document(node, display) for node in compose(text, display, fast)]
+    return [Document(node, display, attribute) for node in compose(text, display, fast, attribute)]
 
 
 def field_path(path):
