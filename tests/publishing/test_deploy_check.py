@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from helpers.servers import REPO_ROOT
 from releasekit.core.errors import DeployInputError
 from releasekit.publishing.deploy import check, pin_images
 
@@ -247,8 +248,7 @@ def test_every_error_names_the_line_and_column_of_its_field():
         "fields); kubectl's strict field validation refuses it (at spec.extra)."]
 
 
-FLEET_SCHEMA = os.path.join(os.path.dirname(CRDS), "..", "..", "examples", "services", "fleet", "deploy",
-                            "fleet.schema.json")
+FLEET_SCHEMA = os.path.join(REPO_ROOT, "examples", "services", "fleet", "deploy", "fleet.schema.json")
 
 
 def test_a_generic_schema_is_validated_by_the_draft_it_declares():
@@ -317,7 +317,7 @@ def test_a_custom_resource_s_metadata_and_embedded_resources_are_checked_as_the_
     service = ("apiVersion: platform.example.com/v1\nkind: ExampleService\nmetadata:\n  name: NAME\n  labels: {LABELS}\n"
                "spec:\n  containerImage: r.example/app@sha256:" + "0" * 64 + "\n  port: 8080\n"
                "  config: {apiVersion: v1, kind: ConfigMap, data: {A: b}}\n")
-    platform = os.path.join(CRDS, "..", "..", "..", "examples", "platform", "exampleservice-crd.yaml")
+    platform = os.path.join(REPO_ROOT, "examples", "platform", "exampleservice-crd.yaml")
     with open(platform, encoding="utf-8") as handle:
         crd_file = ("exampleservice-crd.yaml", handle.read())
 
@@ -338,8 +338,6 @@ def test_the_build_action_names_each_rule_it_did_not_check(tmp_path):
     import json
     import subprocess
     import sys
-
-    from helpers.servers import REPO_ROOT
 
     manifest = tmp_path / "class.yaml"
     manifest.write_text("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: example}\n"
