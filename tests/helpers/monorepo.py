@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 
+from conftest import TEST_PASSWORD, TEST_USER
+
 from .servers import REPO_ROOT
 from .workspace import BAZEL, Workspace, git
 
@@ -161,3 +163,49 @@ def run_cli(*args, cwd, **environ):
     return subprocess.run([sys.executable, ENTRY, *args], cwd=cwd, capture_output=True, text=True, env=env)
 
 
+# -- target graphs recorded by one run, read by the next (target_graphs.py) ------------------------------------------
+
+GRAPH_STORE_LOGIN = {"RELEASEKIT_TARGET_GRAPHS_USERNAME": TEST_USER, "RELEASEKIT_TARGET_GRAPHS_PASSWORD": TEST_PASSWORD}
+
+
+def graph_collector(repo, tmp_path, store_url, startup_options=""):
+    """A collector with a target graph store, whose Bazel logs each command it runs. startup_options: what the
+    user's Bazel command adds (`--bazelrc=...`)."""
+    from releasekit.core.config import parse_target_graphs
+    from releasekit.selection.bazelquery import Bazel
+    from releasekit.selection.collect import Collector
+    from releasekit.selection.target_graphs import Prepared
+
+    bazel, log = str(tmp_path / "bazel"), str(tmp_path / "bazel.log")
+    with open(bazel, "w") as handle:
+        handle.write('#!/bin/sh\necho "$@" >> {}\nexec {} "$@"\n'.format(log, BAZEL))
+    os.chmod(bazel, 0o755)
+    command = (bazel + " " + startup_options).strip()
+    graphs = Prepared(lambda: parse_target_graphs(store_url, "the test"), command.split(),
+                      dict(os.environ, **GRAPH_STORE_LOGIN), workspace=repo.path, record=(True, None))
+    return Collector(repo.path, bazel=Bazel(repo.path, command=command), graphs=graphs), log
+
+
+def graph_collect(repo, tmp_path, store_url, base=None, startup_options=""):
+    """(selection, the Bazel commands it ran) of a fresh collector with the store."""
+    collector, log = graph_collector(repo, tmp_path, store_url, startup_options)
+    open(log, "w").close()
+    try:
+        selection = collector.collect(base or repo.base, "HEAD")
+    finally:
+        collector.close()
+    with open(log) as handle:  # each command's name: its first word that is not a startup option
+        return selection, [next((w for w in line.split() if not w.startswith("-")), "") for line in handle]
+
+
+def entries(selection):
+    return sorted((t.label, t.kind, t.reasons) for t in selection.tests + selection.releases)
+
+
+def record_the_base_graph(repo, tmp_path, store_url, startup_options=""):
+    """A source change at base: its run records the graph of base's BUILD files, unless one is recorded."""
+    change(repo, {"lib/a.py": "A = 100\n"})
+    selection, _ = graph_collect(repo, tmp_path, store_url, startup_options=startup_options)
+    assert any(note.startswith(("recorded the target graph", "read the target graph")) for note in selection.notes), \
+        selection.notes
+    git(repo.path, "reset", "-q", "--hard", repo.base)

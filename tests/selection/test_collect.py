@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import TEST_PASSWORD, TEST_USER
-from helpers.monorepo import ALL_TESTS, FILES, change, make_monorepo, reset, run_cli, selected
+from helpers.monorepo import (ALL_TESTS, FILES, GRAPH_STORE_LOGIN, change, entries, graph_collect, make_monorepo,
+                              record_the_base_graph, reset, run_cli, selected)
 from helpers.workspace import BAZEL, Workspace, git
 from releasekit.selection.bazelquery import Bazel
 from releasekit.selection.collect import Collector
@@ -526,48 +526,6 @@ def test_a_cut_proto_answer_is_an_error_not_an_empty_selection(repo):
 
 # -- target graphs recorded by one run, read by the next (target_graphs.py) ------------------------------------------
 
-GRAPH_STORE_LOGIN = {"RELEASEKIT_TARGET_GRAPHS_USERNAME": TEST_USER, "RELEASEKIT_TARGET_GRAPHS_PASSWORD": TEST_PASSWORD}
-
-
-def _graph_collector(repo, tmp_path, store_url):
-    """A collector with a target graph store, whose Bazel logs each command it runs."""
-    from releasekit.core.config import parse_target_graphs
-    from releasekit.selection.target_graphs import Prepared
-
-    bazel, log = str(tmp_path / "bazel"), str(tmp_path / "bazel.log")
-    with open(bazel, "w") as handle:
-        handle.write('#!/bin/sh\necho "$1" >> {}\nexec {} "$@"\n'.format(log, BAZEL))
-    os.chmod(bazel, 0o755)
-    graphs = Prepared(lambda: parse_target_graphs(store_url, "the test"), [bazel], dict(os.environ, **GRAPH_STORE_LOGIN),
-                      workspace=repo.path, record=(True, None))
-    return Collector(repo.path, bazel=Bazel(repo.path, command=bazel), graphs=graphs), log
-
-
-def _graph_collect(repo, tmp_path, store_url, base=None):
-    """(selection, the Bazel commands it ran) of a fresh collector with the store."""
-    collector, log = _graph_collector(repo, tmp_path, store_url)
-    open(log, "w").close()
-    try:
-        selection = collector.collect(base or repo.base, "HEAD")
-    finally:
-        collector.close()
-    with open(log) as handle:
-        return selection, [line.strip() for line in handle]
-
-
-def _entries(selection):
-    return sorted((t.label, t.kind, t.reasons) for t in selection.tests + selection.releases)
-
-
-def _record_the_base_graph(repo, tmp_path, store_url):
-    """A source change at base: its run records the graph of base's BUILD files, unless one is recorded."""
-    change(repo, {"lib/a.py": "A = 100\n"})
-    selection, _ = _graph_collect(repo, tmp_path, store_url)
-    assert any(note.startswith(("recorded the target graph", "read the target graph")) for note in selection.notes), \
-        selection.notes
-    git(repo.path, "reset", "-q", "--hard", repo.base)
-
-
 SOURCE_CHANGES = [
     {"lib/a.py": "A = 21\n"},                       # rdeps through a library, into a container release
     {"lib/data.txt": "changed\n"},                  # through data
@@ -586,18 +544,18 @@ def test_a_source_change_reads_the_recorded_graph_and_selects_what_bazel_selects
     """Before: every run on a fresh agent loaded //... in a new Bazel server (about 2 s here, more in a large
     monorepo). The recorded graph must answer exactly as Bazel's own rdeps: same targets, same reasons."""
     store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
-    _record_the_base_graph(repo, tmp_path, store_url)
+    record_the_base_graph(repo, tmp_path, store_url)
     selecting = 0
     for edits in SOURCE_CHANGES:
         git(repo.path, "reset", "-q", "--hard", repo.base)
         change(repo, edits)
-        from_graph, commands = _graph_collect(repo, tmp_path, store_url)
+        from_graph, commands = graph_collect(repo, tmp_path, store_url)
         from_bazel = repo.collector.collect(repo.base, "HEAD")
-        assert _entries(from_graph) == _entries(from_bazel), edits
+        assert entries(from_graph) == entries(from_bazel), edits
         assert any(note.startswith("read the target graph recorded at") for note in from_graph.notes), from_graph.notes
         assert "query" not in commands, (edits, commands)
         assert from_graph.queries == 0 or "compat/t.sh" in edits
-        selecting += bool(_entries(from_bazel))
+        selecting += bool(entries(from_bazel))
     assert selecting == len(SOURCE_CHANGES) - 1  # all but lib/unused.txt: not a comparison of empty selections
 
 
@@ -614,28 +572,28 @@ def test_a_source_change_reads_the_recorded_graph_and_selects_what_bazel_selects
 ], ids=["file-added", "build-edit", "bzl-edit"])
 def test_a_graph_recorded_for_other_build_files_is_never_read(repo, tmp_path, nginx, first, then, expected):
     store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
-    _record_the_base_graph(repo, tmp_path, store_url)
+    record_the_base_graph(repo, tmp_path, store_url)
     change(repo, first)
     middle = git(repo.path, "rev-parse", "HEAD").strip()
     change(repo, then)
-    selection, commands = _graph_collect(repo, tmp_path, store_url, base=middle)
+    selection, commands = graph_collect(repo, tmp_path, store_url, base=middle)
     assert {t.label for t in selection.tests} == expected
     assert "query" in commands
     assert not any(note.startswith("read the target graph") for note in selection.notes)
     # Bazel loaded head's graph for this answer, and recorded it: the next run with these BUILD files reads it.
     assert any(note.startswith("recorded the target graph") for note in selection.notes), selection.notes
-    again, commands = _graph_collect(repo, tmp_path, store_url, base=middle)
-    assert _entries(again) == _entries(selection) and "query" not in commands
+    again, commands = graph_collect(repo, tmp_path, store_url, base=middle)
+    assert entries(again) == entries(selection) and "query" not in commands
 
 
 def test_untracked_files_keep_the_recorded_graph_unread(repo, tmp_path, nginx):
     """An untracked BUILD file adds a test on lib/data.txt that no recorded graph knows of: Bazel must answer."""
     store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
-    _record_the_base_graph(repo, tmp_path, store_url)
+    record_the_base_graph(repo, tmp_path, store_url)
     change(repo, {"lib/data.txt": "changed again\n"})
     repo.write("untracked/BUILD", 'sh_test(name = "u_test", srcs = ["t.sh"], data = ["//lib:data.txt"])\n')
     repo.write("untracked/t.sh", "#!/bin/sh\n", executable=True)
-    selection, commands = _graph_collect(repo, tmp_path, store_url)
+    selection, commands = graph_collect(repo, tmp_path, store_url)
     assert {t.label for t in selection.tests} == {"//app:app_test", "//untracked:u_test"}
     assert "query" in commands
     assert "no target graph is read or recorded: files git does not track could change the graph: untracked/BUILD (a " \
@@ -644,7 +602,7 @@ def test_untracked_files_keep_the_recorded_graph_unread(repo, tmp_path, nginx):
 
 def test_a_damaged_graph_record_is_not_read(repo, tmp_path, nginx):
     store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
-    _record_the_base_graph(repo, tmp_path, store_url)
+    record_the_base_graph(repo, tmp_path, store_url)
     [record] = glob.glob(nginx.path("graphs-{}/*.graph.gz".format(os.path.basename(str(tmp_path)))))
     with open(record, "rb") as handle:
         content = gzip.decompress(handle.read())
@@ -652,7 +610,7 @@ def test_a_damaged_graph_record_is_not_read(repo, tmp_path, nginx):
     with open(record, "wb") as handle:
         handle.write(gzip.compress(content.replace(b"//lib:lib", b"//lib:xxx")))
     change(repo, {"lib/a.py": "A = 22\n"})
-    selection, commands = _graph_collect(repo, tmp_path, store_url)
+    selection, commands = graph_collect(repo, tmp_path, store_url)
     assert {t.label for t in selection.tests} == {"//app:app_test"} and "query" in commands
     assert any("is not usable (its content does not match its checksum)" in note for note in selection.notes)
 
