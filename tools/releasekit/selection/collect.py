@@ -28,8 +28,6 @@ from releasekit.selection import (bazelrc, bazelrc_reach, bzl_files, change_kind
                                   graph, rule_actions, selecting, target_graphs)
 from releasekit.selection.base_revision import BaseRevision
 from releasekit.selection.bazelquery import Bazel, quote
-from releasekit.selection.change_kinds import BUILD_FILE_NAMES  # noqa: F401 (explain reads it here)
-from releasekit.selection.selecting import EXCLUDING_TAGS, RELEASE_KIND  # noqa: F401 (explain reads them here)
 from releasekit.selection.selection_file import Selection
 
 
