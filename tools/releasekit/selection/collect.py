@@ -242,7 +242,6 @@ class Collector:
         """(targets, {seed: .bzl paths}): the targets of changed rule classes (implemented, with the changed files that
         reach their rule), and what depends on them, compared by their actions at both revisions: only those whose
         actions differ stay seeds, and only what reaches a seed stays among the targets."""
-        affected = selecting.reaching(targets, implemented)
         workspace = self.base.workspace(base_commit)
         through_server = same_globals and self.base.package_path_trusted  # the workspace's server reads the base
 
@@ -251,18 +250,19 @@ class Collector:
                 return self.bazel.aquery(expression, package_root=workspace)
             return self.base.own_bazel(base_commit).aquery(expression)
 
-        differing, why_not = rule_actions.compare(self.bazel, base_actions, sorted(
-            label for label in affected if not label.startswith("@") and targets[label].is_rule))
+        compared = sorted(label for label in selecting.reaching(targets, implemented) if targets[label].is_rule
+                          and label.startswith("//") and not label.startswith("//external:"))
+        differing, why_not = rule_actions.compare(self.bazel, base_actions, compared)
         files = sorted({p for paths in implemented.values() for p in paths})
         if differing is None:
             selection.notes.append("{}: every target of the rule classes it reaches is selected: {}".format(
                 ", ".join(files), why_not))
             return targets, implemented
         kept = selecting.reaching(targets, set(other_seeds) | differing)
-        if len(differing) < len(affected):
+        if len(differing) < len(compared):
             selection.notes.append("{}: {} of {} targets of the rule classes it reaches, or depending on them, have the "
-                                   "same actions at both revisions".format(", ".join(files), len(affected) - len(differing),
-                                                                          len(affected)))
+                                   "same actions at both revisions".format(", ".join(files), len(compared) - len(differing),
+                                                                          len(compared)))
         return {label: target for label, target in targets.items() if label in kept}, {label: files for label in differing}
 
     def _selected(self, selection, targets, file_seeds, rule_seeds, implemented=None):
