@@ -104,14 +104,13 @@ def _strings(text):
 
 
 def read_cases(tests_java):
-    """[case]: each a dict of name, steps before it (checkout, create, chmod, branch), before, after, expected,
-    forbidden. Methods whose steps this reader does not know are skipped, and named."""
+    """([case], [the names of test methods skipped]): each case a dict of name, steps before it (checkout, create,
+    chmod, branch), before, after, expected, forbidden. A @Test method with a step this reader does not know is
+    skipped, and named."""
     commits = dict(re.findall(r'public static final String (\w+)\s*=\s*"([^"]+)"', tests_java))
     cases, skipped = [], []
-    for match in re.finditer(r"public void (\w+)\(\)[^{]*\{", tests_java):
+    for match in re.finditer(r"@Test\s+public void (\w+)\(\)[^{]*\{", tests_java):
         name = match.group(1)
-        if name in ("doTest",):
-            continue
         body = re.sub(r"(?m)^\s*//.*$", "", _block_of(tests_java, match.end() - 1))  # line comments
         variables, steps, index = {}, [], 0
 

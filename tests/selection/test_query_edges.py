@@ -34,6 +34,8 @@ def test_a_query_rc_line_that_drops_tool_edges_then_a_tool_edit_selects_what_the
     with_the_line = git(repo.path, "rev-parse", "HEAD").strip()
     added = repo.collector.collect(repo.base, "HEAD")
     assert added.tests == [] and added.releases == [] and not added.everything  # collect asks for those edges itself
+    assert "`.bazelrc` option --notool_deps changed; it cannot change a build or test result, nor what collect's " \
+           "queries answer" in added.notes
     change(repo, TOOL_EDIT)
     selection = repo.collector.collect(with_the_line, "HEAD")
     assert _tests(selection) == {"//hosttool:made_test"}
