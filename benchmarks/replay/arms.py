@@ -221,7 +221,9 @@ class Agent:
             return json.load(handle), result.stdout
 
     def _releasekit_ci(self, previous, environ, logs, shard):
-        report, output = self._releasekit(environ, logs, "ci", "--base", previous, *(["--shard", shard] if shard else []))
+        # The replay is the main line's history: its runs record the target graphs they load.
+        report, output = self._releasekit(environ, logs, "ci", "--base", previous, "--record-target-graphs",
+                                          *(["--shard", shard] if shard else []))
         outcomes = _outcomes(report)
         run = _commit_run(self.arm, outcomes, [o.label for o in outcomes if o.kind == "test"], _records(report))
         run.graph = ("read" if "note: read the target graph" in output else

@@ -408,6 +408,10 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
 
     assert shards(tests, "tests") == ["1/3", "2/3", "3/3"] and shards(releases, "releases") == ["1/3", "2/3", "3/3"]
     assert all("collect --base abc123 --head def456" in " ".join(s["commands"]) for s in tests + releases)
+    # Target graphs are recorded by main-line builds only: never a pull request's, never another branch's.
+    assert all('[ "$${BUILDKITE_PULL_REQUEST:-false}" = false ] && [ "$$BUILDKITE_BRANCH" = '
+               '"$$BUILDKITE_PIPELINE_DEFAULT_BRANCH" ] && echo --record-target-graphs' in " ".join(s["commands"])
+               for s in tests + releases)
     assert all(s["env"] == {"CI": "true"} and s["branches"] == "main" for s in releases)
     assert not any("env" in s for s in tests)
     assert all(s["artifact_paths"] == ["report-tests-{}.json".format(i)] for i, s in enumerate(tests, 1))
@@ -425,6 +429,7 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
         run = next(step["run"] for step in jobs[job]["steps"] if step.get("name") == job.capitalize())
         assert "dispatch --{0} {0}.json --shard ${{{{ matrix.shard }}}}".format(job) in run
         assert "--previous-report releasekit-reports" in run
+        assert "${{ github.event_name == 'push' && '--record-target-graphs' || '' }}" in run  # `on: push` is main only
 
 
 def test_previous_reports_of_every_shard_balance_the_next_run(tmp_path):

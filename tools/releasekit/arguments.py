@@ -46,6 +46,9 @@ def build_parser(handlers):
         parsed.add_argument("--target-graphs", metavar="URL",
                             help="read and record target graphs here, so that a change to source files alone needs "
                                  "no query (directory, http(s) or s3 URL; default: releasekit.yaml's target_graphs)")
+        parsed.add_argument("--record-target-graphs", action="store_true",
+                            help="this run is on the main line: record the target graph it loads (never in a run the "
+                                 "CI engine says builds a pull request)")
 
     def run_arguments(parsed):
         parsed.add_argument("--workers", type=int, default=4, help="release executables run at once (default 4)")

@@ -51,7 +51,8 @@ def _collect(args, head, stopping=None):
     if head != "WORKTREE":
         from releasekit.selection.target_graphs import Prepared
 
-        graphs = Prepared(lambda: _target_graphs_destination(args.target_graphs, workspace), bazel.command)
+        graphs = Prepared(lambda: _target_graphs_destination(args.target_graphs, workspace), bazel.command,
+                          workspace=workspace, record=_may_record_graphs(args, os.environ))
     collector = Collector(workspace, bazel=bazel, graphs=graphs)
     try:
         selection = collector.collect(args.base, head)
@@ -64,6 +65,17 @@ def _collect(args, head, stopping=None):
     print("{} changed files: {} tests, {} releases selected ({} bazel queries)".format(
         len(selection.changed_files), len(selection.tests), len(selection.releases), selection.queries))
     return selection
+
+
+def _may_record_graphs(args, environ):
+    """(whether this run may record target graphs, why not): main-line runs only."""
+    from releasekit.core.ci_context import pull_request
+
+    if not getattr(args, "record_target_graphs", False):
+        return False, "only a main-line run records it (--record-target-graphs)"
+    if pull_request(environ):
+        return False, "the CI engine says this run builds a pull request ({})".format(pull_request(environ))
+    return True, None
 
 
 def _target_graphs_destination(explicit_url, workspace):

@@ -17,7 +17,7 @@ import os
 import socket
 import uuid
 
-from releasekit.core import process
+from releasekit.core import ci_context, process
 from releasekit.core.errors import GitError
 
 FORMAT = "releasekit-run"
@@ -25,9 +25,6 @@ FORMAT_VERSION = 1
 STATUS_LETTERS = {"passed": "P", "flaky": "K", "failed": "F", "build failed": "B", "timeout": "T", "skipped": "S",
                   "built": "U", "published": "R", "no status": "N"}
 STATUSES = {letter: status for status, letter in STATUS_LETTERS.items()}
-# What a CI system says about the run; the first variable set wins.
-_BRANCH_VARIABLES = ("BUILDKITE_BRANCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRANCH_NAME")
-_PULL_REQUEST_VARIABLES = ("BUILDKITE_PULL_REQUEST", "CI_MERGE_REQUEST_IID", "CHANGE_ID")
 
 
 def new_record(command, outcomes, context):
@@ -78,12 +75,8 @@ def run_context(workspace, environ):
     """What a run record says of where it ran: the commit and its time, the branch and pull request."""
     commit = _git(workspace, "rev-parse", "HEAD")
     commit_time = _git(workspace, "show", "-s", "--format=%ct", "HEAD")
-    branch = next((environ[v] for v in _BRANCH_VARIABLES if environ.get(v)), None) or _git(
-        workspace, "rev-parse", "--abbrev-ref", "HEAD")
-    pull_request = next((environ[v] for v in _PULL_REQUEST_VARIABLES if environ.get(v) not in (None, "", "false")), None)
-    ref = environ.get("GITHUB_REF", "")
-    if not pull_request and ref.startswith("refs/pull/"):
-        pull_request = ref.split("/")[2]
+    branch = ci_context.branch(environ) or _git(workspace, "rev-parse", "--abbrev-ref", "HEAD")
+    pull_request = ci_context.pull_request(environ)
     return {"commit": commit, "commit_time": int(commit_time) if commit_time and commit_time.isdigit() else None,
             "branch": None if branch == "HEAD" else branch, "pull_request": pull_request}
 

@@ -2,7 +2,8 @@
 
 Both engines get the same shape. Every test shard collects the change, runs its share of the
 tests, and keeps its report; release shards run only after every test shard passed, and only
-on the main line (pull requests publish nothing). Shards balance by the durations of the
+on the main line (pull requests publish nothing). Only main-line runs record target graphs
+(`collect --record-target-graphs`); pull-request runs read them. Shards balance by the durations of the
 previous run's reports, carried between runs as artifacts:
 - GitHub Actions: a complete workflow. Each shard uploads its report as an artifact; the next
   run finds the last successful run of the workflow (`gh run list`) and downloads them all.
@@ -45,10 +46,19 @@ def render(kind, shards, base, head, releasekit="releasekit", install="python3 -
     return header + yaml.dump(document, Dumper=_plain_dumper(), sort_keys=False, width=1000)
 
 
-def _commands(releasekit, base, head, what, shard, report):
+# How each engine's step says it runs on the main line, not for a pull request: then collect records target graphs.
+_MAIN_LINE_ONLY = {
+    "github-actions": "${{ github.event_name == 'push' && '--record-target-graphs' || '' }}",
+    "buildkite": '$( [ "${BUILDKITE_PULL_REQUEST:-false}" = false ] && [ "$BUILDKITE_BRANCH" = '
+                 '"$BUILDKITE_PIPELINE_DEFAULT_BRANCH" ] && echo --record-target-graphs )',
+}
+
+
+def _commands(releasekit, base, head, what, shard, report, kind):
     balance = '$( [ -d {0} ] && echo "--previous-report {0}" )'.format(REPORTS)
     return [
-        "{} collect --base {} --head {} --tests-out tests.json --releases-out releases.json".format(releasekit, base, head),
+        "{} collect --base {} --head {} --tests-out tests.json --releases-out releases.json {}".format(
+            releasekit, base, head, _MAIN_LINE_ONLY[kind]),
         "{} dispatch --{} {}.json --shard {} {} --report {}".format(releasekit, what, what, shard, balance, report),
     ]
 
@@ -72,7 +82,7 @@ def _github_actions(shard_list, base, head, releasekit, install, shards):
         report = "report-{}-${{{{ matrix.index }}}}.json".format(what)
         steps = setup + previous + [
             {"name": what.capitalize(), "run": "\n".join(_commands(releasekit, base, head, what, "${{ matrix.shard }}",
-                                                                    report)) + "\n"},
+                                                                    report, "github-actions")) + "\n"},
             {"name": "Keep the report", "if": "always()", "uses": "actions/upload-artifact@v4",
              "with": {"name": "releasekit-report-{}-${{{{ matrix.index }}}}".format(what), "path": report,
                       "if-no-files-found": "ignore"}},
@@ -104,7 +114,7 @@ def _buildkite(shard_list, base, head, releasekit, install):
     def step(what, shard, extra):
         index = shard.split("/")[0]
         report = "report-{}-{}.json".format(what, index)
-        commands = [install, download] + _commands(releasekit, base, head, what, shard, report)
+        commands = [install, download] + _commands(releasekit, base, head, what, shard, report, "buildkite")
         body = {"label": "{} {}, shard {}".format(":bazel:" if what == "tests" else ":package:", what, shard),
                 "key": "{}-{}".format(what, index),
                 # $$: the agent's shell expands variables when the step runs, not `pipeline upload` before.
