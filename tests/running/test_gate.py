@@ -226,7 +226,7 @@ def test_a_quarantined_test_cannot_hide_a_regression(repo, registry, tmp_path):
     failure = [c for s in ElementTree.parse(tmp_path / "run3" / "junit.xml").getroot() for c in s
                if c.get("name") == "//libs/q:flaky_test"][0].find("failure")
     assert failure is not None and failure.get("type") == "failed (quarantined)"
-    assert "failed every attempt (1 consecutive commit; broken at 2)" in result.stdout
+    assert "failed every attempt, at 1 consecutive commit (broken at 2)" in result.stdout
     assert registry.tags("hole3/gate/qapp") == []
 
     # A pull request's run of an uncommitted fix at the same commit is not a run of that commit.
@@ -369,3 +369,68 @@ def test_a_gate_or_quarantine_setting_that_does_not_parse_is_a_usage_error(repo,
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "logs")  # nothing ran: no collect, no test, no release
     assert not [name for name in registry.catalog() if name.startswith("badoption/")]
+
+
+def test_test_reports_tell_the_outcome_only_when_they_are_every_shard_of_this_commit(tmp_path):
+    """What a release shard accepts as its commit's tests' outcome, and the reason it gives when it does not."""
+    from releasekit.core.versioning import SourceVersion
+    from releasekit.running.run_report import Outcome, write_report
+    from releasekit.running.tests_outcome import UnknownOutcome, facts_of_test_run, read_test_reports
+
+    commit, tests = "c" * 40, ["//a:one_test", "//b:two_test", "//c:three_test"]
+    clean = SourceVersion(commit, False, "ci")
+
+    def reports(name, shards, version=clean, selection=tests, extra=None):
+        directory = tmp_path / name
+        directory.mkdir()
+        for index, share in shards.items():
+            outcomes = [Outcome(label, "test", "failed" if label == "//b:two_test" else "passed") for label in share]
+            shard = "{}/2".format(index) if index else None
+            write_report(str(directory / "report-tests-{}.json".format(index)), outcomes,
+                         {"test_run": facts_of_test_run(selection, shard, version)})
+        for file_name, content in (extra or {}).items():
+            (directory / file_name).write_text(content)
+        return str(directory)
+
+    complete = reports("complete", {1: tests[:2], 2: tests[2:]})
+    outcomes = read_test_reports(complete, commit)
+    assert sorted((o.label, o.status) for o in outcomes) == [
+        ("//a:one_test", "passed"), ("//b:two_test", "failed"), ("//c:three_test", "passed")]
+    assert [o.label for o in read_test_reports(reports("unsharded", {0: tests}), commit)] == tests
+    for name, kwargs, why in [
+        ("missing", {"shards": {2: tests[2:]}}, "the reports are shards 2 of 2 (missing: 1)"),
+        ("dirty", {"shards": {1: tests[:2], 2: tests[2:]}, "version": SourceVersion(commit, True, "ci")},
+         "tested a tree with uncommitted changes"),
+        ("other", {"shards": {1: tests[:2], 2: tests[2:]}, "version": SourceVersion("d" * 40, False, "ci")},
+         "tested commit dddddddddddd"),
+        ("short", {"shards": {1: tests[:1], 2: tests[2:]}}, "the reports list 2 tests; their selection has 3"),
+        ("release", {"shards": {1: tests[:2], 2: tests[2:]},
+                     "extra": {"report-releases-1.json": json.dumps({"format_version": 1, "targets": [],
+                                                                     "test_run": None})}},
+         "report-releases-1.json is not the report of a run that tested (it has no test_run)"),
+        ("foreign", {"shards": {1: tests[:2], 2: tests[2:]}, "extra": {"x.json": "[1, 2]"}},
+         "x.json is not the report of a run that tested"),
+    ]:
+        with pytest.raises(UnknownOutcome, match=why.replace("(", r"\(").replace(")", r"\)")):
+            read_test_reports(reports(name, **kwargs), commit)
+    with pytest.raises(UnknownOutcome, match="does not exist"):
+        read_test_reports(str(tmp_path / "nowhere"), commit)
+    mixed = reports("mixed", {1: tests[:2]}, selection=tests)
+    write_report(os.path.join(mixed, "report-tests-2.json"), [Outcome(tests[2], "test", "passed")],
+                 {"test_run": facts_of_test_run(tests[1:], "2/2", clean)})
+    with pytest.raises(UnknownOutcome, match="different test selections"):
+        read_test_reports(mixed, commit)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_releases_that_depend_on_each_other_share_a_shard_and_every_release_lands_once(count):
+    from releasekit.running.sharding import shard_groups
+
+    groups = [["//j:base.ci", "//j:top.ci", "//j:app.ci"], ["//d:deploy.ci", "//i:image.ci"]]
+    groups += [["//s{}:r.ci".format(i)] for i in range(9)]
+    durations = {"//j:base.ci": 5.0, "//s3:r.ci": 9.0}
+    parts = [shard_groups(groups, index, count, durations) for index in range(1, count + 1)]
+    flat = [label for part in parts for label in part]
+    assert sorted(flat) == sorted(label for group in groups for label in group) and len(flat) == len(set(flat))
+    for group in groups:
+        assert sum(set(group) <= set(part) for part in parts) == 1, group

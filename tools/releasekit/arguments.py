@@ -76,9 +76,9 @@ def build_parser(handlers):
     selection_arguments(explain)
 
     def gate_arguments(parsed):
-        parsed.add_argument("--gate", choices=sorted(GATE_MODES), help="which releases may publish when a test did "
-                            "not pass: all (the default: none), or deps (those no failing test shares a dependency "
-                            "with); default: releasekit.yaml's gate, then all")
+        parsed.add_argument("--gate", choices=sorted(GATE_MODES), help="all: a release needs every test of the run "
+                            "to pass; deps: it needs every test that shares a dependency with it to pass (default: "
+                            "releasekit.yaml's gate, then all)")
         parsed.add_argument("--test-reports", metavar="DIR", help="the reports of the runs that tested this commit "
                             "(every test shard's): releases publish only when they say the tests passed")
 

@@ -64,6 +64,8 @@ def _read_one(path, commit):
     if not version_ok:
         raise UnknownOutcome("{} has report format {} (this releasekit reads {})".format(
             path, report.get("format_version"), REPORT_VERSION))
+    if not isinstance(run, dict):  # a release run's report, or one written before reports said what they tested
+        raise UnknownOutcome("{} is not the report of a run that tested (it has no test_run)".format(path))
     if run.get("commit") != commit:
         raise UnknownOutcome("{} tested commit {}, not this run's {}".format(path, run.get("commit"), commit))
     if run.get("dirty") is not False:
