@@ -60,6 +60,14 @@ FILES = {
                                'artifact_ci_release(name = "notes_after_base.ci", artifact = ":notes", '
                                'release_deps = [":base.ci"])\n',
     "jars/notes.txt": "release notes\n",
+    # A library in another repository of the monorepo (a local_repository), tested here and packaged by an image.
+    "corelib/WORKSPACE": 'workspace(name = "corelib")\n',
+    "corelib/BUILD.bazel": 'exports_files(["core.sh"])\n',
+    "corelib/core.sh": "#!/bin/sh\necho works\n",
+    "libs/core/BUILD.bazel": 'sh_test(name = "core_test", srcs = ["core_test.sh"], data = ["@corelib//:core.sh"])\n',
+    "libs/core/core_test.sh": '#!/bin/sh\ngrep -q works "$TEST_SRCDIR/corelib/core.sh"\n',
+    "apps/coreapp/BUILD.bazel": LOAD + 'image_layout(name = "image", files = {"@corelib//:core.sh": "/core.sh"})\n\n'
+                                      'container_release(name = "coreapp", image = ":image", repository = "gate/coreapp")\n',
 }
 
 
@@ -68,7 +76,8 @@ def repo(tmp_path_factory):
     path = tmp_path_factory.mktemp("gate") / "repo"
     path.mkdir()
     workspace = Workspace(str(path))
-    workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
+    workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n\n'
+                                 'local_repository(name = "corelib", path = "corelib")\n'.format(REPO_ROOT))
     workspace.write(".gitignore", FILES[".gitignore"])
     workspace.init_git()
     workspace.base = git(workspace.path, "rev-parse", "HEAD").strip()
@@ -187,6 +196,25 @@ def test_dispatch_publishes_only_what_passed_its_tests(repo, registry, tmp_path)
     assert alone.returncode == 2 and "pass --tests" in alone.stderr and "Traceback" not in alone.stderr
     assert not os.path.exists(tmp_path / "alone") and not [n for n in registry.catalog() if n.startswith("hole2/")]
     change(repo, {"apps/other/run.sh": FILES["apps/other/run.sh"]}, "mend the other app")
+
+
+def test_the_deps_gate_follows_what_build_files_name_into_other_repositories(repo, registry, tmp_path):
+    """A library of another repository that a failing test tests and an image packages is a shared dependency; the
+    rules' own machinery there (test runners, the release rules' tools), which every test and release has, is not.
+    Before: only this repository's targets counted, and the image was published."""
+    change(repo, {"corelib/core.sh": "#!/bin/sh\necho broke\n"}, "break the other repository's library")
+    env = config(tmp_path, registry, "external", "gate: deps\n")
+    tests = selection(tmp_path, "tests.json", ["//libs/core:core_test", "//apps/other:other_test"])
+    releases = selection(tmp_path, "releases.json", ["//apps/coreapp:coreapp.ci", "//apps/other:other.ci"], "releases")
+    result = run(repo, "dispatch", "--tests", tests, "--releases", releases, "--logs", str(tmp_path / "logs"), env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    outcomes = outcomes_of(tmp_path / "logs" / "report.json")
+    assert outcomes["//libs/core:core_test"]["status"] == "failed"
+    assert outcomes["//apps/coreapp:coreapp.ci"]["reason"] == ("held back (gate deps): //libs/core:core_test failed "
+                                                               "(shares @corelib//:core.sh)")
+    assert outcomes["//apps/other:other.ci"]["status"] == "published"
+    assert registry.tags("external/gate/coreapp") == [] and registry.tags("external/gate/other")
+    change(repo, {"corelib/core.sh": FILES["corelib/core.sh"]}, "mend it")
 
 
 def test_a_quarantined_test_cannot_hide_a_regression(repo, registry, tmp_path):
