@@ -6,7 +6,7 @@ import os
 
 from releasekit.core.errors import ReleasekitError, UsageError
 from releasekit.core.run_policy import AutoQuarantine
-from releasekit.insight import bazel_profile, history, quarantine, run_record
+from releasekit.insight import bazel_profile, quarantine, run_record
 
 
 @dataclasses.dataclass
@@ -77,6 +77,8 @@ def quarantine_for_run(sources, settings, environ, tests):
         raise UsageError("--quarantine auto reads the run history, and none is set: pass --history URL or set "
                               "`history:` in releasekit.yaml.")
     if sources and settings.url and tests:
+        from releasekit.insight import history  # the HTTP stack: only a run that reads or writes its history
+
         try:
             store = history.History(settings.url, history.RUN_UPLOAD_POLICY, environ, settings.source)
             plan.runs, note = store.runs_by_test(tests, settings.auto_quarantine.window)
@@ -102,4 +104,6 @@ def record_run(settings, command, outcomes, report_dir, environ, facts):
             record["profile"] = bazel_profile.merge_profiles(bazel_profile.read_profile(p) for p in profiles)
     except ReleasekitError as error:
         return "history: not written: {}".format(error)
+    from releasekit.insight import history
+
     return history.record_run(settings.url, record, report_dir, environ)
