@@ -14,9 +14,10 @@ Per commit and arm: wall time, tests executed and cached, releases run, bytes pu
 and ratios at P50 and P90 (arm 1 / arm 3, arm 2 / arm 3). The replay is an oracle too: a test that arm 1 really
 executed (not a cache hit) had changed inputs, so arm 3 must have selected it; a release whose artifact changed
 since the previous commit in arm 1 must have been run by arm 3. Scaling out: for the --shard-commits slowest
-commits of arm 3, `releasekit ci --shard K/N` for N = 2 and 4, each shard alone on a fresh agent whose remote cache
-is the arm's cache as it was before the commit; the makespan is the slowest shard. The machine has 2 cores:
-shards that would run on N machines run one after another here.
+commits of arm 3, the pipeline `releasekit pipeline` writes with N = 2 and 4 shards: N test jobs, then N release jobs
+handed the test jobs' reports, each job alone on a fresh agent whose remote cache is the arm's cache as it was
+before the commit; the makespan is the slowest test job plus the slowest release job. The machine has 2 cores:
+jobs that would run on N machines run one after another here.
 
 Writes every run to a run history (commands named after the arms) and draws it with `releasekit insight`.
 Ends with one JSON line: p50_ratio and p90_ratio (arm 1 / arm 3), the same against arm 2, missed, seed.
@@ -196,14 +197,18 @@ def scale_out(agent, rows, history, snapshots, count):
         sha, previous = history[index + 1][0], history[index][0]
         entry = {"commit": sha[:10], "kind": rows[index]["kind"], "one_machine": rows[index][three]["seconds"]}
         for shards in (2, 4):
-            times = []
-            for shard in range(1, shards + 1):
-                agent.restore_cache(snapshots[sha])
-                config = agent.scratch_config("shard-{}-{}-{}".format(sha[:8], shard, shards))
-                run = agent.run(sha, previous, "9.{}.{}".format(index, shard), shard="{}/{}".format(shard, shards),
-                                config=config)
-                times.append(run.seconds)
-            entry["makespan_{}".format(shards)] = round(max(times), 1)
+            times = {}
+            reports = os.path.join(agent.root, "shard-reports-{}-{}".format(sha[:8], shards))
+            os.makedirs(reports)
+            for job in ("tests", "releases"):
+                times[job] = []
+                for shard in range(1, shards + 1):
+                    agent.restore_cache(snapshots[sha])
+                    config = agent.scratch_config("shard-{}-{}-{}".format(sha[:8], shard, shards))
+                    run = agent.run(sha, previous, "9.{}.{}".format(index, shard), shard="{}/{}".format(shard, shards),
+                                    config=config, job=job, reports=reports)
+                    times[job].append(run.seconds)
+            entry["makespan_{}".format(shards)] = round(max(times["tests"]) + max(times["releases"]), 1)
             entry["shards_{}".format(shards)] = times
         print("shards of {} ({}): 1 machine {:.1f} s, 2: {:.1f} s, 4: {:.1f} s".format(
             entry["commit"], entry["kind"], entry["one_machine"], entry["makespan_2"], entry["makespan_4"]), flush=True)

@@ -5,10 +5,13 @@ CI model, the same for every arm: each commit runs on a fresh agent, that is a f
 checkout of the commit, with the arm's shared HTTP remote cache (nginx). Checkout time is not counted.
 1. everything: `bazel test //...`, then every CI release built once and run one after another, each its own
    process (as `bazel run` would run it, without a Bazel command per release);
-2. Bazel alone: `bazel test //...`, then every CI release through `releasekit dispatch` with the workers of arm 3;
+2. Bazel alone: `bazel test //...`, then, when it passed (a script's `&&`), every CI release through
+   `releasekit dispatch` with the workers of arm 3 (its tests selection empty: they ran before, in the same job);
 3. `releasekit ci --base <previous commit>`, with its workers. Its collect records the target graph of each commit
    whose run had Bazel load //... in the arm's store (releasekit.yaml's `target_graphs`), and a later commit that
    changes only source files reads it from there: state shared between agents, as the remote cache is.
+Scaled out, arm 3 runs as the pipeline `releasekit pipeline` writes: every test shard (collect, then `dispatch
+--tests --shard K/N`), then every release shard, handed the test shards' reports (`--test-reports`).
 """
 
 import dataclasses
@@ -123,8 +126,9 @@ class Agent:
                     REPLAY_AGENT_ROOT=agent_root, RELEASEKIT_VERSION=version,
                     XDG_CACHE_HOME=os.path.join(agent_root, "home-cache"))
 
-    def run(self, commit, previous, version, shard=None, config=None, warm_up=False):
-        """Replay one commit on a fresh agent; the CommitRun. warm_up: everything, as arm 2 runs it."""
+    def run(self, commit, previous, version, shard=None, config=None, warm_up=False, job=None, reports=None):
+        """Replay one commit on a fresh agent; the CommitRun. warm_up: everything, as arm 2 runs it. With a shard:
+        job is "tests" or "releases", and reports the directory of the test shards' reports."""
         subprocess.run(["git", "checkout", "-q", "--force", commit], cwd=self.repo, check=True)
         subprocess.run(["git", "clean", "-q", "-fdx"], cwd=self.repo, check=True)
         agent_root = os.path.join(self.root, "agent")
@@ -136,8 +140,10 @@ class Agent:
         os.makedirs(logs)
         started = time.time()
         try:
-            if self.arm.startswith("3") and not warm_up:
-                result = self._releasekit_ci(previous, environ, logs, shard)
+            if shard:
+                result = self._pipeline_job(previous, environ, logs, shard, job, reports)
+            elif self.arm.startswith("3") and not warm_up:
+                result = self._releasekit_ci(previous, environ, logs)
             else:
                 result = self._everything(environ, logs, one_after_another=self.arm.startswith("1") and not warm_up)
             result.seconds = round(time.time() - started, 2)
@@ -167,6 +173,8 @@ class Agent:
         labels = sorted(set(self._bazel(environ, "query", "tests(//...)").stdout.split()))
         outcomes = list(test_outcomes(read_build_events(bep), labels).values())
         releases = sorted(self._bazel(environ, "query", "kind(artifact_ci_release, //...)").stdout.split())
+        if tested.returncode != 0:  # a script's `bazel test //... && release`: a failing test, no release
+            releases = []
         if one_after_another:
             records, release_outcomes = self._one_after_another(releases, environ, logs)
         else:
@@ -202,15 +210,16 @@ class Agent:
         return records, outcomes
 
     def _dispatch(self, releases, environ, logs):
-        selection = os.path.join(logs, "releases.json")
-        with open(selection, "w") as handle:
-            json.dump(Selection("-", "-", True, [], [Selected(label, "release", ["every release"]) for label in releases],
-                                []).report("releases"), handle)
-        report, _ = self._releasekit(environ, logs, "dispatch", "--releases", selection)
+        selected = Selection("-", "-", True, [], [Selected(label, "release", ["every release"]) for label in releases], [])
+        paths = {kind: os.path.join(logs, kind + ".json") for kind in ("tests", "releases")}
+        for kind, path in paths.items():  # no tests: `bazel test //...` ran them, and passed
+            with open(path, "w") as handle:
+                json.dump(selected.report(kind), handle)
+        report, _ = self._releasekit(environ, logs, "dispatch", "--tests", paths["tests"], "--releases", paths["releases"])
         return _records(report), _outcomes(report)
 
-    def _releasekit(self, environ, logs, *args):
-        report = os.path.join(logs, "report.json")
+    def _releasekit(self, environ, logs, *args, report=None):
+        report = report or os.path.join(logs, "report.json")
         result = subprocess.run([sys.executable, ENTRY, *args, "--workers", str(self.workers), "--logs", logs,
                                  "--report", report, "--", self.remote_cache], cwd=self.repo, env=environ,
                                 capture_output=True, text=True)
@@ -220,13 +229,30 @@ class Agent:
         with open(report) as handle:
             return json.load(handle), result.stdout
 
-    def _releasekit_ci(self, previous, environ, logs, shard):
-        report, output = self._releasekit(environ, logs, "ci", "--base", previous, *(["--shard", shard] if shard else []))
+    def _releasekit_ci(self, previous, environ, logs):
+        # The replay is the main line's history: its runs record the target graphs they load.
+        report, output = self._releasekit(environ, logs, "ci", "--base", previous, "--record-target-graphs")
         outcomes = _outcomes(report)
         run = _commit_run(self.arm, outcomes, [o.label for o in outcomes if o.kind == "test"], _records(report))
         run.graph = ("read" if "note: read the target graph" in output else
                      "recorded" if "note: recorded the target graph" in output else "")
         return run
+
+    def _pipeline_job(self, previous, environ, logs, shard, job, reports):
+        """One job of the generated pipeline: collect, then this shard's tests (its report kept in reports), or
+        this shard's releases, gated on every test shard's report there."""
+        paths = {kind: os.path.join(logs, kind + ".json") for kind in ("tests", "releases")}
+        subprocess.run([sys.executable, ENTRY, "collect", "--base", previous, "--head", "HEAD", "--tests-out",
+                        paths["tests"], "--releases-out", paths["releases"]], cwd=self.repo, env=environ, check=True,
+                       capture_output=True)
+        if job == "tests":
+            report, _ = self._releasekit(environ, logs, "dispatch", "--tests", paths["tests"], "--shard", shard,
+                                         report=os.path.join(reports, "report-tests-{}.json".format(shard.split("/")[0])))
+        else:
+            report, _ = self._releasekit(environ, logs, "dispatch", "--releases", paths["releases"], "--shard", shard,
+                                         "--test-reports", reports)
+        outcomes = _outcomes(report)
+        return _commit_run(self.arm, outcomes, [o.label for o in outcomes if o.kind == "test"], _records(report))
 
 
 def _outcomes(report):

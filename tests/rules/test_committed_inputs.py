@@ -93,7 +93,7 @@ def test_dispatch_refuses_it_too(repo, registry, env, tmp_path, stray_files):
                             cwd=repo.path, capture_output=True, text=True, env=run_env, timeout=600)
     assert result.returncode == 1, result.stdout + result.stderr
     [outcome] = json.load(open(tmp_path / "report.json"))["targets"]
-    assert outcome["status"] == "failed" and "app/content/stray.txt" in outcome["reason"], outcome
+    assert outcome["status"] == "refused" and "app/content/stray.txt" in outcome["reason"], outcome
     assert not [r for r in registry.catalog() if r.startswith("inputs-prod/")]
 
 
