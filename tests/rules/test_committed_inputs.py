@@ -88,7 +88,9 @@ def test_dispatch_refuses_it_too(repo, registry, env, tmp_path, stray_files):
         {"label": "//app:app.ci", "kind": "artifact_ci_release", "reasons": []}]}))
     run_env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, CI="true", **env)
     run_env.pop("RELEASEKIT_REPORT")
-    result = subprocess.run([sys.executable, ENTRY, "dispatch", "--releases", str(tmp_path / "releases.json"),
+    (tmp_path / "tests.json").write_text(json.dumps({"format_version": 1, "targets": []}))  # no test selected
+    result = subprocess.run([sys.executable, ENTRY, "dispatch", "--tests", str(tmp_path / "tests.json"),
+                             "--releases", str(tmp_path / "releases.json"),
                              "--logs", str(tmp_path / "logs"), "--report", str(tmp_path / "report.json")],
                             cwd=repo.path, capture_output=True, text=True, env=run_env, timeout=600)
     assert result.returncode == 1, result.stdout + result.stderr

@@ -84,7 +84,9 @@ def test_two_releases_of_one_run_claiming_one_destination_are_refused_before_any
               "//libs:greeting.ci", "//libs:greeting_copy.ci"]
     (tmp_path / "releases.json").write_text(json.dumps({"format_version": 1, "targets": [
         {"label": label, "kind": "artifact_ci_release", "reasons": []} for label in labels]}))
-    result = subprocess.run([sys.executable, ENTRY, "dispatch", "--releases", str(tmp_path / "releases.json"),
+    (tmp_path / "tests.json").write_text(json.dumps({"format_version": 1, "targets": []}))  # no test selected
+    result = subprocess.run([sys.executable, ENTRY, "dispatch", "--tests", str(tmp_path / "tests.json"),
+                             "--releases", str(tmp_path / "releases.json"),
                              "--logs", str(tmp_path / "logs"), "--report", str(tmp_path / "report.json")],
                             cwd=repo.path, capture_output=True, text=True, timeout=900,
                             env=dict(os.environ, RELEASEKIT_BAZEL=BAZEL, CI="true", **env))
