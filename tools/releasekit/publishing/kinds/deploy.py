@@ -6,7 +6,7 @@ import concurrent.futures
 import hashlib
 import os
 
-from releasekit.core.errors import ReleasekitError
+from releasekit.core.errors import BlobNotInCacheError, ReleasekitError
 from releasekit.publishing import deploy as deploy_yaml, ownership, pointers
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note
 from releasekit.publishing.kinds.container import ContainerKind
@@ -30,17 +30,20 @@ class DeployKind(ArtifactKind):
             image_manifest = manifest.dependency(image_release, release.options.runfiles_dir)
             return images.publish(release.with_manifest(image_manifest))
 
-        records, failures = {}, []
+        records, failures, misses = {}, [], []
         items = sorted(fields["images"].items())
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, len(items)))) as pool:
             for (placeholder, image_release), future in [(item, pool.submit(publish_image, item)) for item in items]:
                 try:
                     records[placeholder] = future.result()
                 except ReleasekitError as error:
+                    misses += getattr(error, "digests", [])
                     failures.append("image {} ('{}'): {}: {}".format(image_release, placeholder, type(error).__name__, error))
         if failures:
-            raise deploy_yaml.DeployError("{}: no deploy YAML was published, because {}".format(
-                manifest.release, "; and ".join(failures)))
+            text = "{}: no deploy YAML was published, because {}".format(manifest.release, "; and ".join(failures))
+            if misses:  # the images' blobs the remote cache lost: building the release here brings them
+                raise BlobNotInCacheError(text, misses)
+            raise deploy_yaml.DeployError(text)
         references = {placeholder: record["reference"] for placeholder, record in records.items()}
         files = []
         for rlocation in fields["files"]:
