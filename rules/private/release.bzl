@@ -98,8 +98,9 @@ def _release_impl(ctx):
     ]
 
 def _local_copies(ctx, artifact):
-    """Copies (hard links where it can) of the files the release reads from disk, made by an action that runs on
-    this machine: under --remote_download_minimal Bazel brings its inputs here, and keeps its outputs. The files the
+    """Copies (hard links where it can) of the files the release reads from disk, made on this machine.
+
+    The action runs here: under --remote_download_minimal Bazel brings its inputs here, and keeps its outputs. The files the
     publisher streams from the remote cache by digest (ReleaseArtifactInfo.remote_files: an image's blobs) are left
     there. The publisher reads a copy where the runfiles tree has no file."""
     remote = {f: None for f in (getattr(artifact, "remote_files", None) or depset()).to_list()}

@@ -27,6 +27,7 @@ class Credentials:
     password: str = dataclasses.field(default=None, repr=False)
     token: str = dataclasses.field(default=None, repr=False)
     source: str = "anonymous"
+    variables: tuple = None  # (username, password) variables a message suggests: a mirror's own; None: the primary's
 
     @property
     def has_basic(self):
@@ -53,7 +54,8 @@ def registry_credentials(host, environ=None, name=None):
         register_secret(password)
         return Credentials(username=username, password=password,
                            source="environment" if name is None else "{} and {}".format(names[0], names[1]))
-    return _docker_config_credentials(host, environ)
+    found = _docker_config_credentials(host, environ)
+    return found if name is None else dataclasses.replace(found, variables=names[:2])
 
 
 def _docker_config_path(environ):

@@ -26,7 +26,7 @@ from releasekit.core import environment
 from releasekit.core.errors import BazelError, RefusedError, ReleasekitError, UsageError
 from releasekit.core.redact import redact, without_secrets
 from releasekit.core.startup import StartedSignal
-from releasekit.running import forkserver
+from releasekit.running import forkserver, remote_build
 from releasekit.running.progress import Progress
 from releasekit.running.build_events import built_outputs, read_build_events, test_outcomes, why_test_builds_differ
 from releasekit.running.run_report import HELD_BACK, Outcome
@@ -64,6 +64,7 @@ class Dispatcher:
         self.built_with_tests = {}  # release label -> its outputs, built by the tests' invocation as a build would
         self.started_fork_server = None  # started while Bazel built the releases; _fork_server takes it
         self.config = None  # releasekit.yaml, read once when the releases are about to run
+        self.remote = remote_build.NOT_YET  # the build's remote cache, which releases may stream image blobs from
         os.makedirs(self.report_dir, exist_ok=True)
         for command in ("test", "build"):  # an earlier run's profile is not this run's
             if os.path.exists(self._profile_path(command)):
@@ -80,7 +81,8 @@ class Dispatcher:
     def _bazel(self, command, labels, extra, bep):
         if self.options.profile:
             extra = extra + ["--profile=" + self._profile_path(command)]
-        args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags, "--", *labels]
+        args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags,
+                *self.remote.flags, "--", *labels]
         # Bazel writes its client environment into the build event file: it never sees the publishers' credentials.
         process = self.bazel.run(args, env=without_secrets(os.environ if self.options.environ is None else self.options.environ))
         with open(os.path.join(self.report_dir, "bazel-{}.log".format(command)), "w") as handle:
@@ -109,6 +111,7 @@ class Dispatcher:
         bep = os.path.join(self.report_dir, "tests.bep.json")
         extra = ["--flaky_test_attempts={}".format(self.options.flaky_test_attempts)] if self.options.flaky_test_attempts else []
         started = time.monotonic()
+        self.remote = remote_build.prepare(self, releases, self.remote)
         for label in labels:
             self.progress.started(label)
         self._bazel_starting_fork_server("test", list(labels) + [r for r in releases if r not in labels], extra, bep,
@@ -142,6 +145,7 @@ class Dispatcher:
         built = {label: self.built_with_tests[label] for label in to_build if label in self.built_with_tests}
         unbuilt = [label for label in to_build if label not in built]
         if unbuilt:  # and a release that failed to build with the tests fails again here, its error in bazel-build.log
+            self.remote = remote_build.prepare(self, unbuilt, self.remote)
             bep = os.path.join(self.report_dir, "releases.bep.json")
             self._bazel_starting_fork_server("build", unbuilt, [], bep, unbuilt)
             built.update(built_outputs(read_build_events(bep), unbuilt))
@@ -307,6 +311,7 @@ class Dispatcher:
             environ.setdefault(key, value)
         # This interpreter has releasekit's packages; releases use it rather than resolve python3 again each.
         environ.setdefault(environment.PYTHON.name, sys.executable)
+        environ.update(remote_build.release_environment(self.remote))
         environ.pop("RUNFILES_DIR", None)
         return environ
 
@@ -314,8 +319,9 @@ class Dispatcher:
         try:
             run.started_signal.wait()
             events.put(("started up", run))
-            code = run.process.wait()
+            code = remote_build.after_release(self, run, run.process.wait())  # the cache lost blobs: built here
             run.outcome = self._outcome(run, code)
+            remote_build.annotate(run.outcome, run)
             run.outcome.forked = run.forked
         except Exception as error:  # the scheduler must hear of every release, whatever happens here
             run.outcome = Outcome(run.label, "release", "failed", 0.0, run.log_path,
@@ -363,6 +369,7 @@ class _ReleaseRun:
             os.unlink(self.record_path)
         descriptor = self.started_signal.write_end
         environ.update({environment.REPORT.name: self.record_path, environment.STARTED_FD.name: str(descriptor)})
+        self.environ = environ
         self.log_file = open(self.log_path, "w")
         paths = forkserver.launcher_paths(self.executable) if fork_server else None
         try:

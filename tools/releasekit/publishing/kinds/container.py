@@ -8,6 +8,7 @@ where it was, and a re-run completes the release. A blob that is not on this mac
 cache (remote_cache.py)."""
 
 import concurrent.futures
+import contextlib
 
 from releasekit.publishing import channel_marker, ownership, pointers
 from releasekit.core.versioning import image_tags
@@ -62,9 +63,10 @@ class ContainerKind(ArtifactKind):
                           pointers=entries[0]["pointers"], registries=entries)
             return record
         for target in targets:
-            channel_marker.guard_registry(manifest.channel, target.destination, target.client)
-            if manifest.channel == "ci":
-                ownership.claim_registry(target.client, target.destination, target.repository, manifest.release)
+            with _naming(target, targets):
+                channel_marker.guard_registry(manifest.channel, target.destination, target.client)
+                if manifest.channel == "ci":
+                    ownership.claim_registry(target.client, target.destination, target.repository, manifest.release)
         _push_everywhere(targets)
         for target in targets:  # every registry holds the manifest: now the tags, and the pointers
             target.client.tag(target.repository, plan, fixed)
@@ -166,3 +168,14 @@ def _push_everywhere(targets):
                       "to complete it.".format(target.destination.host, error,
                                                ", ".join(reached) if reached else "no registry"),)
     raise error
+
+
+@contextlib.contextmanager
+def _naming(target, targets):
+    """With mirrors, an error says which registry it came from."""
+    try:
+        yield
+    except Exception as error:
+        if len(targets) > 1 and error.args and isinstance(error.args[0], str):
+            error.args = ("{}: {}".format(target.destination.host, error.args[0]),) + error.args[1:]
+        raise
