@@ -185,6 +185,9 @@ def _cmd_config(args):
     for channel, destinations in sorted(config.channels.items()):
         for kind, destination in sorted(destinations.items()):
             print("  {}.{}: {}{}".format(channel, kind, destination.text, " (insecure)" if destination.insecure else ""))
+        for destination in config.mirrors.get(channel, ()):
+            print("  {}: {}{}".format(destination.where[len("channels."):], destination.text,
+                                     " (insecure)" if destination.insecure else ""))
     return 0
 
 
