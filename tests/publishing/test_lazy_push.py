@@ -173,6 +173,13 @@ def test_a_blob_evicted_from_the_cache_after_the_build_is_built_here_and_publish
     lazy["workspace"].commit("a registry that lacks every blob")
     os.unlink(cas_entry(lazy, layer))  # evicted between the build and the release
 
+    # Run by hand, without the cache dispatch hands its releases: the layers are not here, and it says how to fix it.
+    by_hand = subprocess.run([agent.bin("app.ci")], cwd=lazy["workspace"].path, capture_output=True, text=True,
+                             env=dict(os.environ, CI="true"), timeout=300)
+    assert by_hand.returncode == 1 and "Traceback" not in by_hand.stderr
+    assert "is not on this machine" in by_hand.stderr and "--remote_download_outputs=all" in by_hand.stderr
+    assert registry.tags("prod/lazy/app") == []
+
     result, outcomes = dispatch(lazy, agent, "//:app.ci", "logs-evicted")
     assert result.returncode == 0, result.stdout + result.stderr
     outcome = outcomes["//:app.ci"]
@@ -212,3 +219,22 @@ def test_a_cache_that_serves_wrong_bytes_is_refused_and_nothing_is_committed(laz
         assert registry.tags("prod/lazy/other") == []
     finally:
         registry.stop()
+
+
+def test_the_run_reads_the_cache_from_the_options_bazel_took():
+    from releasekit.running.remote_build import LAZY_FLAGS, decide
+
+    http = decide([("remote_cache", "https://ci:pw@cache.example.com/bazel"), ("remote_header", "X-Token=abc"),
+                   ("remote_cache_header", "X-Team=payments"), ("tls_certificate", "/etc/ca.pem")])
+    assert http.cache.url == "https://ci:pw@cache.example.com/bazel" and http.cache.ca_bundle == "/etc/ca.pem"
+    assert http.cache.headers == (("X-Token", "abc"), ("X-Team", "payments")) and http.flags == list(LAZY_FLAGS)
+    assert "https://cache.example.com/bazel" in http.note and "pw" not in http.note
+    chosen = decide([("remote_cache", "http://cache:8080"), ("remote_download_outputs", "toplevel")])
+    assert chosen.cache is not None and chosen.flags == ["--build_runfile_links"]
+    for options, why in (([("remote_cache", "grpcs://cache.example.com")], "not an HTTP cache"),
+                         ([("remote_cache", "cache.example.com:443")], "not an HTTP cache"),
+                         ([("remote_cache", "https://c"), ("google_default_credentials", "true")], "--google_default"),
+                         ([("remote_cache", "https://c"), ("digest_function", "BLAKE3")], "digest function is blake3")):
+        off = decide(options)
+        assert off.cache is None and off.flags == [] and why in off.note
+    assert decide([]).cache is None and decide([]).note is None

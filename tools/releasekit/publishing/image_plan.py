@@ -59,6 +59,12 @@ class ImagePlan:
         """
         if not self.is_here and self.cache is not None:
             return
+        if not self.is_here and os.path.lexists(self.image_path):  # Bazel linked or made it, and left its bytes away
+            raise ImageError(
+                "{}: the image is not on this machine (nothing at {}): the build left it in Bazel's remote cache "
+                "(--remote_download_minimal). Run the release through releasekit dispatch or ci, which stream it from "
+                "the cache, or build it here with --remote_download_outputs=all. Nothing was published.".format(
+                    target, self.image_path))
         reader = LayoutReader if self.data["format"] == "oci-layout" else ArchiveReader
         display = "{} (image {})".format(target, self.image_path)
         now = reader(self.image_path, display)
