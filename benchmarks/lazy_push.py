@@ -46,8 +46,8 @@ BUILD = """load("@rules_release//rules:defs.bzl", "container_release", "image_la
 [genrule(
     name = "data_%d" % index,
     outs = ["data_%d.bin" % index],
-    cmd = "python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(%d).randbytes(%d))' > $@" % (
-        {seed} * 10 + index, {size}),
+    cmd = ("python3 -c 'import random, sys; r = random.Random(%d); " +
+           "[sys.stdout.buffer.write(r.randbytes(1 << 20)) for _ in range(%d)]' > $@") % ({seed} * 10 + index, {mib}),
 ) for index in range(1, 5)]
 
 image_layout(name = "layers_1", files = {{":data_1": "/data/1.bin"}})
@@ -185,7 +185,7 @@ def main():
     os.makedirs(workspace.path)
     workspace.write("WORKSPACE", 'workspace(name = "bench")\nlocal_repository(name = "rules_release", path = "{}")\n'
                     .format(REPO_ROOT))
-    workspace.write("BUILD.bazel", BUILD.format(seed=args.seed, size=layer))
+    workspace.write("BUILD.bazel", BUILD.format(seed=args.seed, mib=layer >> 20))
     workspace.write(".gitignore", "/bazel-*\n")
     workspace.init_git()
     flags = ["--remote_cache={}/cache".format(cache.url), "--noshow_progress"]
