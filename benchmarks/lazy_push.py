@@ -124,7 +124,7 @@ def prepare_registry(registry, layout):
 
 
 def run_case(root, workspace, cache, builder, case, mode, flags, quick):
-    registry = Registry(os.path.join(root, "registry-{}-{}".format(case, mode)), in_memory=True)
+    registry = Registry(os.path.join(root, "registry-{}-{}".format(case, mode)))
     agent = Agent(workspace, root, "agent-{}-{}".format(case, mode))
     try:
         if case in ("a", "b"):
@@ -148,11 +148,12 @@ def run_case(root, workspace, cache, builder, case, mode, flags, quick):
     finally:
         agent.remove()
         registry.stop()
+        shutil.rmtree(registry.workdir, ignore_errors=True)
 
 
 def fan_out(root, workspace, builder, flags):
     """(seconds of one release to 3 registries, seconds of 3 releases one registry each), the image on disk."""
-    registries = [Registry(os.path.join(root, "fan-{}".format(i)), in_memory=True) for i in range(3)]
+    registries = [Registry(os.path.join(root, "fan-{}".format(i))) for i in range(3)]
     try:
         started = time.monotonic()
         builder.release(config_for(os.path.join(root, "fan.yaml"), *registries), {})
@@ -160,7 +161,8 @@ def fan_out(root, workspace, builder, flags):
     finally:
         for registry in registries:
             registry.stop()
-    registries = [Registry(os.path.join(root, "seq-{}".format(i)), in_memory=True) for i in range(3)]
+            shutil.rmtree(registry.workdir, ignore_errors=True)
+    registries = [Registry(os.path.join(root, "seq-{}".format(i))) for i in range(3)]
     try:
         started = time.monotonic()
         for index, registry in enumerate(registries):
@@ -169,6 +171,7 @@ def fan_out(root, workspace, builder, flags):
     finally:
         for registry in registries:
             registry.stop()
+            shutil.rmtree(registry.workdir, ignore_errors=True)
     return together, one_by_one
 
 
@@ -177,6 +180,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="8 MiB layers; results to a scratch directory")
     parser.add_argument("--seed", type=int, default=32)
     parser.add_argument("--out", help="the results file (default: docs/lazy-push.json; --quick: a scratch file)")
+    parser.add_argument("--commit", help="the commit measured (default: this checkout's HEAD), for a copy of it")
     args = parser.parse_args()
     layer = (8 if args.quick else 256) << 20
     root = tempfile.mkdtemp(prefix="lazy-push-bench-")
@@ -216,7 +220,8 @@ def main():
                "lazy_layer_bytes_on_disk": max(by[(c, "lazy")]["layer_bytes_on_disk"] for c in "abc"),
                "layer_bytes": layer, "layers": 4}
     print(json.dumps(figures))
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+    commit = args.commit or subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                           text=True).stdout.strip()
     result = {"benchmark": "benchmarks/lazy_push.py" + (" --quick" if args.quick else ""), "commit": commit,
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "seed": args.seed,
               "load_average_at_start": [round(x, 2) for x in load], "cpus": os.cpu_count(),
