@@ -207,9 +207,22 @@ def _cmd_deployed(args):
     from releasekit.publishing.deployed import deployed
 
     config, policy = load_config(args.config), RetryPolicy.from_environment()
-    lines, complete = deployed(args.label, args.channel, args.version, config, policy, os.environ)
+    lines, complete = deployed(args.label, args.channel, args.version, config, policy, os.environ, args.source)
     print(redact("\n".join(lines)))
     return 0 if complete else 1
+
+
+def _cmd_verify(args):
+    _require_runtime_packages()
+    from releasekit.core.config import load_config, load_config_if_present
+    from releasekit.core.http import RetryPolicy
+    from releasekit.publishing.verify import verify
+
+    config = load_config(args.config) if args.config else load_config_if_present(None)
+    lines = verify(args.release, args.key, args.repository, args.branch, args.channel, args.version, args.source,
+                   config, RetryPolicy.from_environment(), os.environ)
+    print(redact("\n".join(lines)))
+    return 0
 
 
 def main(argv=None):
