@@ -62,6 +62,10 @@ def publish(manifest_path, options):
     uncommitted = committed_inputs.check(manifest, options.runfiles_dir, version, environ)
     release = Release(manifest, config, version, RetryPolicy.from_environment(environ), options, environ)
     release.started = started
+    if options.provenance:  # the key is read and checked before anything is published
+        from releasekit.publishing.signing import signer_for
+
+        release.signer = signer_for(manifest.channel, environ)
     record = kind.publish(release)
     if uncommitted:
         record["uncommitted_inputs"] = uncommitted

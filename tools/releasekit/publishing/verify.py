@@ -40,8 +40,17 @@ def normalized(url):
 
 
 def check_statement(envelope, expected, digests, where):
-    """The statement of a signed envelope, checked; digests: {subject name or None: sha256 hex} it must name."""
+    """The statement of a signed envelope, checked; digests: {subject name or None: sha256 hex} it must name. An error
+    about a statement the key did sign says `signed` (it names what is wrong more closely than another's signature)."""
     payload = signing.verify_envelope(envelope, expected.public_key, where)
+    try:
+        return _check_signed(payload, expected, digests, where)
+    except ProvenanceError as error:
+        error.signed = True
+        raise
+
+
+def _check_signed(payload, expected, digests, where):
     try:
         statement = json.loads(payload)
         parameters = statement["predicate"]["buildDefinition"]["externalParameters"]
@@ -110,7 +119,7 @@ class Verifier:
         found = referrers.referrers(client, repository, digest, provenance.ARTIFACT_TYPE)
         if not found:
             raise ProvenanceError("{}@{}: has no provenance (no in-toto referrer).".format(name, digest[:19]))
-        failures = []
+        failures, name = [], "{}/{}".format(host, repository)
         for descriptor in found:
             where = "{}@{}".format(name, digest[:19])
             try:
@@ -118,7 +127,8 @@ class Verifier:
                 statement = check_statement(envelope, self.expected, {None: digest.split(":", 1)[1]}, where)
                 return [_said(statement, "{}@{}".format(name, digest), self.keyid)], (client, repository, digest, head)
             except ProvenanceError as error:
-                failures.append(str(error))
+                failures.append(str(error)) if getattr(error, "signed", False) else failures.insert(0, str(error))
+        failures.reverse()  # those the key signed first
         raise ProvenanceError(failures[0] if len(failures) == 1 else "{} (and {} other provenance{} refused)".format(
             failures[0], len(failures) - 1, "" if len(failures) == 2 else "s"))
 
