@@ -82,7 +82,7 @@ def test_dev_and_ci_variants_push_with_their_tags(example_workspace, registry, r
     dev = record_of(release_env)
     assert dev["channel"] == "dev"
     assert dev["tags"] == ["dev-tester-" + head[:12]]
-    assert registry.tags("cr/dev/examples/hello") == ["dev-tester-" + head[:12]]
+    assert registry.image_tags("cr/dev/examples/hello") == ["dev-tester-" + head[:12]]
 
     example_workspace.bazel("run", "//services/hello:hello.ci", env=dict(release_env, CI="true"))
     ci = record_of(release_env)
