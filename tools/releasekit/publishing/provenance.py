@@ -150,8 +150,12 @@ def attach_image(release, client, repository, root, name):
 
     made = make(release, [subject(name, root["digest"])], name)
     annotations = {"in-toto.io/predicate-type": PREDICATE_TYPE, "vnd.releasekit.channel": release.channel,
-                   "vnd.releasekit.signed-by": made.signed_by,
+                   "vnd.releasekit.signed-by": made.signed_by, "vnd.releasekit.commit": release.source_version.commit,
                    "org.opencontainers.image.created": _time(time.time())}
+    for entry in referrers.referrers(client, repository, root["digest"], ARTIFACT_TYPE):
+        said = entry.get("annotations") or {}
+        if all(said.get(k) == annotations[k] for k in ("vnd.releasekit.commit", "vnd.releasekit.signed-by")):
+            return dict(made.record("{}@{}".format(name, entry["digest"])), status="kept")  # a re-run adds none
     digest = referrers.push_referrer(client, repository, root, ARTIFACT_TYPE, signing.ENVELOPE_MEDIA_TYPE, made.data,
                                      annotations)
     return made.record("{}@{}".format(name, digest))

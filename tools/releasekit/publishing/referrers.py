@@ -52,7 +52,6 @@ def _add_to_fallback_index(client, repository, subject_digest, descriptor):
             return
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed + [descriptor]}
         client.put_manifest(repository, tag, OCI_INDEX, canonical_json(index))
-        time.sleep(random.uniform(0.0, 0.05))
         if any(entry.get("digest") == descriptor["digest"] for entry in _listed(client, repository, tag)):
             return
         log.info("the referrers index %s:%s changed under us; adding ours again", repository, tag)
