@@ -153,8 +153,11 @@ def deploy_release(work):
     manifest = subprocess.run(["find", runfiles, "-name", "hello_deploy.ci.release.json"], capture_output=True,
                               text=True, check=True).stdout.split()[0]
 
+    head = subprocess.run(["git", "-C", workspace.path, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
     def release(environ, name, gate, with_provenance=True, rng=None):
-        env = dict(environ, BUILD_WORKSPACE_DIRECTORY=workspace.path)
+        env = dict(environ, BUILD_WORKSPACE_DIRECTORY=workspace.path, RELEASEKIT_COMMIT=head)
         return _publish(manifest, runfiles, env, gate, with_provenance, version="v-" + name)
     return workspace, release
 
