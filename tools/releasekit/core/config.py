@@ -3,6 +3,7 @@
     channels:
       ci:  {registry: "registry.example.com/prod", maven: "https://repo.example.com/releases"}
       dev: {registry: "registry.example.com/dev",  maven: "https://repo.example.com/snapshots"}
+    # a channel may add deploy_registry: deploy YAML also pushed there as Flux OCI artifacts (flux_artifact.py)
 
     history: "s3://ci-history/main"            # optional: where CI runs append their reports
     target_graphs: "s3://ci-cache/graphs"      # optional: where collect records target graphs (selection/target_graphs.py)

@@ -117,8 +117,8 @@ def load_private_key(text, source):
 
 
 def signer_for(channel, environ):
-    """The Signer of a release of channel, or None (unsigned). A dev release never reads the CI key's variables,
-    and refuses a dev key that is the CI key."""
+    """The Signer of a release of channel, or None (unsigned). A dev release signs only with the dev key, and
+    refuses a dev key that is the CI key (when both are where it runs)."""
     if channel == "ci":
         text, source = _read_key_text(environment.SIGNING_KEY, environment.SIGNING_KEY_FILE, environ)
         return Signer(load_private_key(text, source), source, channel) if text else None
