@@ -195,7 +195,7 @@ class Verifier:
             envelope_path = "{}/{}{}".format(directory, summary["file"], provenance.SUFFIX)
             statement, _ = self._store_files(store, directory, envelope_path, [summary["file"]], what)
             return [_said(statement, what, self.keyid)]
-        names = list(summary.get("files") or [])
+        names = list(summary.get("files") or []) + ["release.json"]  # the YAML, and what it says of the version
         statement, contents = self._store_files(store, directory, "{}/{}".format(directory, provenance.STORE_FILE),
                                                 names, what)
         texts = [content.decode("utf-8", "replace") for name, content in contents.items() if name != "release.json"]
