@@ -9,6 +9,7 @@ deploy YAML, every image the YAML pins (any `name@sha256:...` in it) must pass t
 verified, or raises ProvenanceError with the one-line reason.
 """
 
+import base64
 import hashlib
 import json
 import re
@@ -244,7 +245,7 @@ def _referrer_envelope(client, repository, referrer_digest, subject_digest, wher
 
 def _subject_names(data):
     try:
-        payload = json.loads(__import__("base64").b64decode(json.loads(data)["payload"]))
+        payload = json.loads(base64.b64decode(json.loads(data)["payload"]))
         return [entry["name"] for entry in payload["subject"]]
     except (ValueError, KeyError, TypeError):
         return None
