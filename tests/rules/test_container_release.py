@@ -89,7 +89,8 @@ def test_dev_and_ci_variants_push_with_their_tags(example_workspace, registry, r
     assert ci["tags"] == [head, "stable"]
     inspected = registry.inspect("cr/prod/examples/hello:stable")
     assert inspected["Digest"] == ci["digest"] == dev["digest"]
-    assert sorted(inspected["RepoTags"]) == sorted([head, "stable"])
+    # The commit, the pointer, and the referrers fallback tag that lists the image's provenance.
+    assert sorted(inspected["RepoTags"]) == sorted([head, "stable", inspected["Digest"].replace(":", "-")])
     assert inspected["Labels"] == {"org.opencontainers.image.title": "hello"}
     # The blobs were mounted from the dev repository pushed just before: nothing uploaded twice.
     assert ci["bytes_uploaded"] == 0 and ci["blobs_mounted"] == 2
