@@ -29,19 +29,22 @@ class DeployKind(ArtifactKind):
             if manifest.channel == "ci" else None
         images = ContainerKind()
 
-        def publish_image(item):
-            placeholder, image_release = item
+        def publish_image(image_release):
             image_manifest = manifest.dependency(image_release, release.options.runfiles_dir)
             return images.publish(release.with_manifest(image_manifest))
 
+        # Each image once, however many placeholders stand for it: two pushes of one image at once would race.
+        placeholders = {}
+        for placeholder, image_release in sorted(fields["images"].items()):
+            placeholders.setdefault(image_release, []).append(placeholder)
         records, failures = {}, []
-        items = sorted(fields["images"].items())
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, len(items)))) as pool:
-            for (placeholder, image_release), future in [(item, pool.submit(publish_image, item)) for item in items]:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, len(placeholders)))) as pool:
+            for image_release, future in [(label, pool.submit(publish_image, label)) for label in placeholders]:
                 try:
-                    records[placeholder] = future.result()
+                    records.update({placeholder: future.result() for placeholder in placeholders[image_release]})
                 except ReleasekitError as error:
-                    failures.append("image {} ('{}'): {}: {}".format(image_release, placeholder, type(error).__name__, error))
+                    failures.append("image {} ('{}'): {}: {}".format(image_release, "', '".join(
+                        placeholders[image_release]), type(error).__name__, error))
         if failures:
             raise deploy_yaml.DeployError("{}: no deploy YAML was published, because {}".format(
                 manifest.release, "; and ".join(failures)))
@@ -70,7 +73,7 @@ class DeployKind(ArtifactKind):
         owner = unclaimed if release.dry_run or not unclaimed else ownership.claim_store(
             store, base, manifest.release, "deploy path")
         decided = [dict(entry, pointer="{}:{}".format(image["repository"], entry["pointer"]))
-                   for image in records.values() for entry in image.get("pointers", [])]
+                   for image in {id(r): r for r in records.values()}.values() for entry in image.get("pointers", [])]
 
         def move_pointer(current):
             outcome = pointers.store_pointer(store, base, version, current, release)
