@@ -39,9 +39,10 @@ def _cmd_publish(args):
     return 0
 
 
-def _collect(args, head, stopping=None):
+def _collect(args, head, stopping=None, cost=None):
     """The selection. stopping: a list to put the thread stopping the base revision's Bazel server in, for a
-    command that goes on working meanwhile (and joins it); without it, the server is stopped before returning."""
+    command that goes on working meanwhile (and joins it); without it, the server is stopped before returning.
+    cost: the run's core.usage.RunCost, which counts that server's CPU before it stops."""
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
 
@@ -56,6 +57,8 @@ def _collect(args, head, stopping=None):
     try:
         selection = collector.collect(args.base, head)
     finally:
+        if cost is not None and collector.base_bazel is not None:
+            cost.stopping(collector.base_bazel.workspace)
         thread = collector.close(wait=stopping is None)
         if thread is not None:
             stopping.append(thread)
@@ -102,8 +105,9 @@ def _cmd_explain(args):
     return 0
 
 
-def _run(args, tests, releases, build_only=False, gate_releases_on_tests=False):
-    """dispatch, ci and pr: run the selection and print its table; the exit code."""
+def _run(args, tests, releases, cost, build_only=False, gate_releases_on_tests=False):
+    """dispatch, ci and pr: run the selection and print its table; the exit code. cost: the run's
+    core.usage.RunCost, begun when the command began."""
     from releasekit.insight.ci_runs import history_settings, quarantine_for_run
     from releasekit.running.dispatch import DispatchOptions
     from releasekit.running.whole_run import RunSettings, run_selection
@@ -116,18 +120,20 @@ def _run(args, tests, releases, build_only=False, gate_releases_on_tests=False):
                               quarantine=quarantine, flaky_test_attempts=args.flaky_test_attempts,
                               build_only=build_only, report_dir=args.logs, profile=args.profile)
     settings = RunSettings(args.workspace, args.bazel, options, args.shard, args.previous_report, args.report, args.junit,
-                           args.command, getattr(args, "base", None), args.started, history, decisions)
+                           args.command, getattr(args, "base", None), args.started, history, decisions, cost)
     code, lines = run_selection(settings, tests, releases, Progress(sys.stdout), gate_releases_on_tests)
     print("\n".join(lines))
     return code
 
 
 def _cmd_dispatch(args):
+    from releasekit.core.usage import RunCost
     from releasekit.selection.selection_file import load_labels
 
+    cost = RunCost(args.workspace)  # before the selection files are read: the run's CPU is counted from here
     tests = load_labels(args.tests, "tests") if args.tests else []
     releases = load_labels(args.releases, "releases") if args.releases else []
-    return _run(args, tests, releases)
+    return _run(args, tests, releases, cost)
 
 
 def _cmd_ci(args):
@@ -148,12 +154,15 @@ def _import_what_runs_need():
 
 
 def _collect_and_run(args, head, **how):
+    from releasekit.core.usage import RunCost
+
     # Imported while collect waits for Bazel's answer, not between it and the tests.
     threading.Thread(target=_import_what_runs_need, name="imports", daemon=True).start()
+    cost = RunCost(args.workspace)  # the workspace's server as it is before collect's first query
     stopping = []  # the base revision's server stops while the tests run
     try:
-        selection = _collect(args, head, stopping)
-        return _run(args, [t.label for t in selection.tests], [t.label for t in selection.releases], **how)
+        selection = _collect(args, head, stopping, cost)
+        return _run(args, [t.label for t in selection.tests], [t.label for t in selection.releases], cost, **how)
     finally:
         for thread in stopping:
             thread.join()

@@ -6,10 +6,14 @@ two thousand targets read in seconds.
      "targets": {"labels": [...], "kinds": "TTR", "statuses": "PKR", "other_statuses": {"7": "incomplete"},
                  "seconds": [...], "attempts": [...], "cached": "10-", "quarantined": "010",
                  "finished_at": {"2": 1764600000.5}},
-     "quarantine": [decisions], "profile": {"critical_path": [...], "slowest_actions": [...]}}
+     "quarantine": [decisions], "profile": {"critical_path": [...], "slowest_actions": [...]},
+     "cpu": {"seconds": 41.2, "releasekit": 3.1, "bazel": 38.1}}
 
 kinds: T test, R release. statuses: one letter per target (STATUS_LETTERS), X with the status in other_statuses.
 cached: 1 from a cache, 0 executed, - not known. finished_at: releases, seconds since the epoch.
+Optional, absent from older records (readers take them where they are): "cpu", the run's CPU seconds in all, of
+releasekit's processes and of the Bazel servers (None where they could not be read; see core/usage.py); and the
+targets' "cpu_seconds" column, a release's process and children (null for tests and where unknown).
 """
 
 import datetime
@@ -31,7 +35,8 @@ _PULL_REQUEST_VARIABLES = ("BUILDKITE_PULL_REQUEST", "CI_MERGE_REQUEST_IID", "CH
 
 
 def new_record(command, outcomes, context):
-    """The history object of a run: context has start, end, commit, commit_time, base, shard, exit_code..."""
+    """The history object of a run: context has start, end, commit, commit_time, base, shard, exit_code, and cpu
+    where it was measured."""
     targets = {"labels": [o.label for o in outcomes], "kinds": "".join("T" if o.kind == "test" else "R" for o in outcomes),
                "statuses": "".join(STATUS_LETTERS.get(o.status, "X") for o in outcomes),
                "other_statuses": {str(i): o.status for i, o in enumerate(outcomes) if o.status not in STATUS_LETTERS},
@@ -39,6 +44,8 @@ def new_record(command, outcomes, context):
                "cached": "".join("-" if o.cached is None else "1" if o.cached else "0" for o in outcomes),
                "quarantined": "".join("1" if o.quarantined else "0" for o in outcomes),
                "finished_at": {str(i): o.finished_at for i, o in enumerate(outcomes) if o.finished_at}}
+    if any(o.cpu_seconds is not None for o in outcomes):
+        targets["cpu_seconds"] = [o.cpu_seconds for o in outcomes]
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "id": uuid.uuid4().hex, "command": command,
               "machine": socket.gethostname(), "targets": targets}
     record.update(context)

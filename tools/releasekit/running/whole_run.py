@@ -27,6 +27,7 @@ class RunSettings:
     started: float = None  # when the command began (seconds since the epoch): a ci run's time includes collect
     history: object = None  # insight.ci_runs.RunHistory
     quarantine_decisions: list = dataclasses.field(default_factory=list)
+    cost: object = None  # core.usage.RunCost, begun when the command began
 
 
 def run_selection(settings, tests, releases, progress, gate_releases_on_tests=False):
@@ -34,6 +35,7 @@ def run_selection(settings, tests, releases, progress, gate_releases_on_tests=Fa
     from releasekit.insight import ci_runs
 
     lines, started = [], settings.started or time.time()
+    marks = [("select", time.time())]  # (phase, when it ended); select: collect (ci, pr) or reading selection files
     if settings.shard:
         index, count = sharding.parse_shard(settings.shard)
         durations = sharding.durations_from_report(settings.previous_report)
@@ -45,20 +47,24 @@ def run_selection(settings, tests, releases, progress, gate_releases_on_tests=Fa
                             progress=progress)
     try:
         outcomes = dispatcher.run_tests(tests, releases)
+        marks.append(("tests", time.time()))
         if gate_releases_on_tests:
             failing_packages = {o.label.split(":")[0] for o in outcomes if o.failed and not o.quarantined}
             gated = [r for r in releases if r.split(":")[0] in failing_packages]
             releases = [r for r in releases if r not in gated]
             outcomes += [Outcome(label, "release", "skipped", reason="a test in its package failed") for label in gated]
         outcomes += dispatcher.run_releases(releases)
+        marks.append(("releases", time.time()))
     finally:
         dispatcher.close()
     progress.close()
+    cpu = settings.cost.figures() if settings.cost else None
     lines.append(run_report.summary_table(outcomes))
     report = settings.report or os.path.join(dispatcher.report_dir, "report.json")
     decisions = [dataclasses.asdict(d) for d in settings.quarantine_decisions]
     run_report.write_report(report, outcomes, {"shard": settings.shard, "build_only": settings.options.build_only,
-                                               "quarantine": decisions})
+                                               "quarantine": decisions, "cpu": cpu,
+                                               "timings": run_report.timings(started, marks)})
     junit = settings.junit or os.path.join(dispatcher.report_dir, "junit.xml")
     run_report.write_junit(junit, outcomes)
     lines.append("report: {}  junit: {}".format(report, junit))
@@ -66,6 +72,8 @@ def run_selection(settings, tests, releases, progress, gate_releases_on_tests=Fa
     if settings.history and settings.history.url:
         facts = {"start": started, "end": time.time(), "base": settings.base, "shard": settings.shard, "exit_code": code,
                  "build_only": settings.options.build_only, "quarantine": decisions}
+        if cpu:
+            facts["cpu"] = cpu
         lines.append(ci_runs.record_run(settings.history, settings.command, outcomes, dispatcher.report_dir,
                                         dispatcher.workspace_environ(), facts))
     return code, lines
