@@ -1,6 +1,8 @@
 """What a run costs, on real runs: dispatch measures its CPU (its own processes, each release's, and the Bazel
-server's share) and writes it to its report and its history record with where its wall time went."""
+server's share), writes it to its report and its history record with where its wall time went, and insight shows
+CPU per run and per release, reading older records that carry none."""
 
+import glob
 import json
 import os
 import subprocess
@@ -81,3 +83,38 @@ def test_a_run_counts_its_own_cpu_each_release_and_the_bazel_server(workspace, t
     server = usage.bazel_server(workspace.path)
     assert server is not None
     assert 0 < second["cpu"]["bazel"] < server.cpu_seconds - cpu["bazel"] / 2
+
+
+def test_insight_shows_cpu_per_run_and_per_release_and_reads_records_without_it(workspace, tmp_path):
+    dispatch(workspace, tmp_path / "one")
+    dispatch(workspace, tmp_path / "two")
+    records = sorted(glob.glob(os.path.join(workspace.history, "runs", "*", "*.json")))
+    newest = json.load(open(records[-1]))
+    assert newest["cpu"]["bazel"] is not None and newest["cpu"]["seconds"] > 0
+    labels = newest["targets"]["labels"]
+    cpu_column = newest["targets"]["cpu_seconds"]
+    assert cpu_column[labels.index(RELEASE)] > 0 and cpu_column[labels.index("//apps:ok_test")] is None
+
+    history = tmp_path / "history"
+    for number, path in enumerate(records):
+        record = json.load(open(path))
+        if number == 0:  # as releasekit wrote records before it measured CPU
+            record.pop("cpu", None)
+            record["targets"].pop("cpu_seconds", None)
+        target = history / os.path.relpath(path, workspace.history)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(record))
+    out, page = tmp_path / "insight.json", tmp_path / "insight.html"
+    result = subprocess.run([sys.executable, ENTRY, "insight", "--history", "file://{}".format(history), "--json",
+                             str(out), "--out", str(page)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.load(open(out))
+    assert figures["runs"] == len(records) and figures["skipped_objects"] == []
+    cpu = figures["cpu"]
+    assert cpu["runs"] == len(records) - 1 and cpu["p50_seconds"] > 0
+    assert [g["command"] for g in cpu["per_command"]] == ["dispatch"]
+    assert cpu["per_command"][0]["mean_bazel_seconds"] > 0
+    assert [t["label"] for t in cpu["targets"]] == [RELEASE] and cpu["targets"][0]["runs"] == len(records) - 1
+    assert "CPU per run: P50" in result.stdout
+    text = page.read_text()
+    assert "<h2>CPU</h2>" in text and "id='cpu-per-run'" in text and RELEASE in text.split("<h2>CPU</h2>")[1]

@@ -12,6 +12,7 @@ import datetime
 import numpy
 
 from releasekit.insight import quarantine
+from releasekit.insight.cpu_figures import CpuFigures
 from releasekit.insight.run_record import STATUS_LETTERS
 
 DAY = 86400.0
@@ -34,6 +35,7 @@ class Figures:
         self.profiles = []  # (wall, run id, commit, profile)
         self.recent = collections.deque(maxlen=auto_quarantine.window)
         self.skipped = []
+        self.cpu = CpuFigures()
 
     def skip(self, name, why):
         self.skipped.append({"object": name, "why": why})
@@ -82,6 +84,7 @@ class Figures:
         if record.get("profile"):
             self.profiles.append((record["wall_seconds"], record["id"], record.get("commit"), record["profile"]))
         self.recent.append(record)
+        self.cpu.add(record)
 
     def result(self, compare_at=None):
         starts = numpy.array([run[0] for run in self.runs], dtype=numpy.float64)
@@ -100,6 +103,7 @@ class Figures:
                                      for wall, run, commit, profile in sorted(self.profiles, key=lambda p: -p[0])[:5]]
         figures["lead_time"] = self._lead_time()
         figures["flaky"] = self._flaky()
+        figures["cpu"] = self.cpu.result()
         return figures
 
     def _before_after(self, starts, walls, compare_at):
