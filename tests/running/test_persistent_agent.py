@@ -1,0 +1,99 @@
+"""`releasekit ci` on a persistent agent: one home cache and Bazel server from run to run, the checkout moved by git or
+cloned again at the same path, as warm runners do. What the last run left (collect's checkout of the base revision,
+its worktree, its Bazel server's output base) changes no selection, and nothing is left running or piling up."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from helpers.servers import REPO_ROOT
+from helpers.workspace import BAZEL, Workspace, git
+from releasekit.core import usage
+
+ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
+
+
+def package(name, seconds="0"):
+    return 'sh_test(name = "{}_test", srcs = ["//tools:ok.sh"], args = ["{}"])\n'.format(name, seconds)
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory):
+    """A history: a BUILD edit (collect reads the base's rules), a WORKSPACE edit (a server of the base revision),
+    another BUILD edit."""
+    repo = Workspace(str(tmp_path_factory.mktemp("agent") / "origin"))
+    os.makedirs(repo.path)
+    repo.write("WORKSPACE", 'workspace(name = "agent")\n')
+    repo.write(".gitignore", "/bazel-*\n/releasekit-logs/\n")
+    repo.write("tools/BUILD.bazel", 'exports_files(["ok.sh"])\n')
+    repo.write("tools/ok.sh", "#!/bin/sh\nexit 0\n", executable=True)
+    for name in ("a", "b"):
+        repo.write("{}/BUILD.bazel".format(name), package(name))
+    repo.init_git()
+    commits = [git(repo.path, "rev-parse", "HEAD").strip()]
+    repo.write("a/BUILD.bazel", package("a", "1"))
+    commits.append(repo.commit("a: another argument"))
+    repo.write("WORKSPACE", 'workspace(name = "agent")\n\n# a comment\n')
+    commits.append(repo.commit("WORKSPACE: a comment"))
+    repo.write("b/BUILD.bazel", package("b", "1"))
+    commits.append(repo.commit("b: another argument"))
+    repo.commits = commits
+    return repo
+
+
+def ci(checkout, base, cache, logs):
+    env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=cache, CI="true")
+    result = subprocess.run([sys.executable, ENTRY, "ci", "--base", base, "--logs", logs, "--report",
+                             os.path.join(logs, "report.json")], cwd=checkout, capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    with open(os.path.join(logs, "report.json")) as handle:
+        return sorted(t["label"] for t in json.load(handle)["targets"])
+
+
+def shutdown(checkout):
+    subprocess.run([BAZEL, "shutdown"], cwd=checkout, capture_output=True, timeout=120)
+
+
+def test_leftovers_of_earlier_runs_change_no_selection_and_do_not_pile_up(origin, tmp_path):
+    agent, cache = str(tmp_path / "checkout"), str(tmp_path / "home-cache")
+    subprocess.run(["git", "clone", "-q", origin.path, agent], check=True)
+    selected = []
+    try:
+        for number in (1, 2):
+            subprocess.run(["git", "checkout", "-q", "--force", origin.commits[number]], cwd=agent, check=True)
+            selected.append(ci(agent, origin.commits[number - 1], cache, str(tmp_path / "logs{}".format(number))))
+            checkouts = os.listdir(os.path.join(cache, "releasekit", "base-checkouts"))
+            assert len(checkouts) == 1
+            base = os.path.join(cache, "releasekit", "base-checkouts", checkouts[0])
+            # The base revision's server (started for the WORKSPACE edit) is stopped; the worktree is the same one.
+            assert usage.bazel_server(base) is None
+            worktrees = git(agent, "worktree", "list", "--porcelain")
+            assert worktrees.count("worktree ") == 2
+        assert selected == [["//a:a_test"], []]  # the comment changes no repository: nothing to run
+
+        # The runner clones its workspace again at the same path; the home cache and its base checkout stay.
+        shutdown(agent)
+        shutil.rmtree(agent)
+        subprocess.run(["git", "clone", "-q", origin.path, agent], check=True)
+        subprocess.run(["git", "checkout", "-q", "--force", origin.commits[3]], cwd=agent, check=True)
+        persistent = ci(agent, origin.commits[2], cache, str(tmp_path / "logs3"))
+        assert len(os.listdir(os.path.join(cache, "releasekit", "base-checkouts"))) == 1
+        assert git(agent, "worktree", "list", "--porcelain").count("worktree ") == 2
+    finally:
+        shutdown(agent)
+
+    # What a fresh agent selects for the same commit.
+    fresh = str(tmp_path / "fresh")
+    subprocess.run(["git", "clone", "-q", origin.path, fresh], check=True)
+    subprocess.run(["git", "checkout", "-q", "--force", origin.commits[3]], cwd=fresh, check=True)
+    try:
+        assert persistent == ci(fresh, origin.commits[2], str(tmp_path / "fresh-cache"), str(tmp_path / "logs4"))
+        assert persistent == ["//b:b_test"]
+    finally:
+        shutdown(fresh)
