@@ -1,6 +1,7 @@
 """`releasekit ci` on a persistent agent: one home cache and Bazel server from run to run, the checkout moved by git or
 cloned again at the same path, as warm runners do. What the last run left (collect's checkout of the base revision,
-its worktree, its Bazel server's output base) changes no selection, and nothing is left running or piling up."""
+its worktree, its Bazel server) changes no selection; the base revision's server is kept warm, as the workspace's
+is, and nothing piles up."""
 
 import json
 import os
@@ -23,8 +24,8 @@ def package(name, seconds="0"):
 
 @pytest.fixture(scope="module")
 def origin(tmp_path_factory):
-    """A history: a BUILD edit (collect reads the base's rules), a WORKSPACE edit (a server of the base revision),
-    another BUILD edit."""
+    """A history: a BUILD edit (collect reads the base's rules), two WORKSPACE edits (a server of the base
+    revision), another BUILD edit."""
     repo = Workspace(str(tmp_path_factory.mktemp("agent") / "origin"))
     os.makedirs(repo.path)
     repo.write("WORKSPACE", 'workspace(name = "agent")\n')
@@ -37,8 +38,9 @@ def origin(tmp_path_factory):
     commits = [git(repo.path, "rev-parse", "HEAD").strip()]
     repo.write("a/BUILD.bazel", package("a", "1"))
     commits.append(repo.commit("a: another argument"))
-    repo.write("WORKSPACE", 'workspace(name = "agent")\n\n# a comment\n')
-    commits.append(repo.commit("WORKSPACE: a comment"))
+    for number in (1, 2):
+        repo.write("WORKSPACE", 'workspace(name = "agent")\n\n# comment {}\n'.format(number))
+        commits.append(repo.commit("WORKSPACE: comment {}".format(number)))
     repo.write("b/BUILD.bazel", package("b", "1"))
     commits.append(repo.commit("b: another argument"))
     repo.commits = commits
@@ -57,43 +59,48 @@ def ci(checkout, base, cache, logs):
 
 
 def shutdown(checkout):
-    subprocess.run([BAZEL, "shutdown"], cwd=checkout, capture_output=True, timeout=120)
+    if os.path.isdir(checkout):
+        subprocess.run([BAZEL, "shutdown"], cwd=checkout, capture_output=True, timeout=120)
 
 
 def test_leftovers_of_earlier_runs_change_no_selection_and_do_not_pile_up(origin, tmp_path):
     agent, cache = str(tmp_path / "checkout"), str(tmp_path / "home-cache")
+    checkouts = os.path.join(cache, "releasekit", "base-checkouts")
     subprocess.run(["git", "clone", "-q", origin.path, agent], check=True)
-    selected = []
+    selected, base_servers, base = [], [], None
     try:
-        for number in (1, 2):
+        for number in (1, 2, 3):
             subprocess.run(["git", "checkout", "-q", "--force", origin.commits[number]], cwd=agent, check=True)
             selected.append(ci(agent, origin.commits[number - 1], cache, str(tmp_path / "logs{}".format(number))))
-            checkouts = os.listdir(os.path.join(cache, "releasekit", "base-checkouts"))
-            assert len(checkouts) == 1
-            base = os.path.join(cache, "releasekit", "base-checkouts", checkouts[0])
-            # The base revision's server (started for the WORKSPACE edit) is stopped; the worktree is the same one.
-            assert usage.bazel_server(base) is None
-            worktrees = git(agent, "worktree", "list", "--porcelain")
-            assert worktrees.count("worktree ") == 2
-        assert selected == [["//a:a_test"], []]  # the comment changes no repository: nothing to run
+            assert len(os.listdir(checkouts)) == 1
+            base = os.path.join(checkouts, os.listdir(checkouts)[0])
+            base_servers.append(usage.bazel_server(base))
+            assert git(agent, "worktree", "list", "--porcelain").count("worktree ") == 2
+        assert selected == [["//a:a_test"], [], []]  # a comment changes no repository: nothing to run
+        # The first run (a fresh agent) needed no server of the base revision. The WORKSPACE edits did: the agent
+        # keeps its workspace's server, so it keeps that one too, and the next run that needs it finds it running.
+        assert base_servers[0] is None and base_servers[1] is not None
+        assert base_servers[2] is not None and base_servers[2].pid == base_servers[1].pid
 
         # The runner clones its workspace again at the same path; the home cache and its base checkout stay.
         shutdown(agent)
         shutil.rmtree(agent)
         subprocess.run(["git", "clone", "-q", origin.path, agent], check=True)
-        subprocess.run(["git", "checkout", "-q", "--force", origin.commits[3]], cwd=agent, check=True)
-        persistent = ci(agent, origin.commits[2], cache, str(tmp_path / "logs3"))
-        assert len(os.listdir(os.path.join(cache, "releasekit", "base-checkouts"))) == 1
+        subprocess.run(["git", "checkout", "-q", "--force", origin.commits[4]], cwd=agent, check=True)
+        persistent = ci(agent, origin.commits[3], cache, str(tmp_path / "logs4"))
+        assert len(os.listdir(checkouts)) == 1
         assert git(agent, "worktree", "list", "--porcelain").count("worktree ") == 2
     finally:
         shutdown(agent)
+        if base:
+            shutdown(base)
 
     # What a fresh agent selects for the same commit.
     fresh = str(tmp_path / "fresh")
     subprocess.run(["git", "clone", "-q", origin.path, fresh], check=True)
-    subprocess.run(["git", "checkout", "-q", "--force", origin.commits[3]], cwd=fresh, check=True)
+    subprocess.run(["git", "checkout", "-q", "--force", origin.commits[4]], cwd=fresh, check=True)
     try:
-        assert persistent == ci(fresh, origin.commits[2], str(tmp_path / "fresh-cache"), str(tmp_path / "logs4"))
+        assert persistent == ci(fresh, origin.commits[3], str(tmp_path / "fresh-cache"), str(tmp_path / "logs5"))
         assert persistent == ["//b:b_test"]
     finally:
         shutdown(fresh)

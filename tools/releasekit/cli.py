@@ -42,7 +42,8 @@ def _cmd_publish(args):
 def _collect(args, head, stopping=None, cost=None):
     """The selection. stopping: a list to put the thread stopping the base revision's Bazel server in, for a
     command that goes on working meanwhile (and joins it); without it, the server is stopped before returning.
-    cost: the run's core.usage.RunCost, which counts that server's CPU before it stops."""
+    cost: the run's core.usage.RunCost, which counts that server's CPU and says whether the agent keeps its servers
+    between runs."""
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
 
@@ -58,10 +59,13 @@ def _collect(args, head, stopping=None, cost=None):
         selection = collector.collect(args.base, head)
     finally:
         if cost is not None and collector.base_bazel is not None:
-            cost.stopping(collector.base_bazel.workspace)
-        thread = collector.close(wait=stopping is None)
-        if thread is not None:
-            stopping.append(thread)
+            cost.counted(collector.base_bazel.workspace)
+        # On an agent that keeps its workspace's server between runs, the base revision's server is kept too: the
+        # next run that needs it finds it warm. Elsewhere it stops, while the run goes on.
+        if not (cost is not None and cost.persistent_agent):
+            thread = collector.close(wait=stopping is None)
+            if thread is not None:
+                stopping.append(thread)
     for note in selection.notes:
         print("note: " + note)
     print("{} changed files: {} tests, {} releases selected ({} bazel queries)".format(

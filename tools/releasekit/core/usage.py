@@ -2,7 +2,7 @@
 
 A Bazel server is no child of the run (the client that starts it lets it go), so its CPU is read from the kernel's
 own accounting of it (/proc/<pid>/stat: its time and that of the actions it waited for), found by the workspace it
-serves. Where there is no /proc, a run's figures leave the servers out and say so (bazel_seconds None).
+serves. Where there is no /proc, a run's figures leave the servers out and say so ("bazel": None).
 """
 
 import dataclasses
@@ -12,6 +12,7 @@ import time
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PROC = "/proc"
+_WORKSPACE_OPTION = b"--workspace_directory="  # on a Bazel server's command line, not on its client's
 
 
 def own_cpu_seconds():
@@ -27,22 +28,33 @@ class ServerReading:
     started: float  # seconds since the epoch
 
 
-def bazel_server(workspace):
-    """The ServerReading of the Bazel server serving this workspace, or None (none running, or no /proc)."""
-    wanted = b"--workspace_directory=" + os.path.realpath(workspace).encode() + b"\0"
+def bazel_servers():
+    """{workspace (real path): ServerReading} of the Bazel servers running ({} without /proc)."""
+    found = {}
     try:
         pids = [name for name in os.listdir(_PROC) if name.isdigit()]
     except OSError:
-        return None
+        return found
     for pid in pids:
         try:
             with open(os.path.join(_PROC, pid, "cmdline"), "rb") as handle:
-                if wanted not in handle.read():
-                    continue
+                arguments = handle.read()
         except OSError:
             continue
-        return process_reading(int(pid))
-    return None
+        if _WORKSPACE_OPTION not in arguments:
+            continue
+        for argument in arguments.split(b"\0"):
+            if argument.startswith(_WORKSPACE_OPTION):
+                reading = process_reading(int(pid))
+                if reading is not None:
+                    found[os.fsdecode(argument[len(_WORKSPACE_OPTION):])] = reading
+                break
+    return found
+
+
+def bazel_server(workspace):
+    """The ServerReading of the Bazel server serving this workspace, or None (none running, or no /proc)."""
+    return bazel_servers().get(os.path.realpath(workspace))
 
 
 def process_reading(pid):
@@ -68,23 +80,30 @@ def _boot_time():
 class RunCost:
     """CPU seconds of one run of dispatch, ci or pr, from its start to figures().
 
-    The workspace's server is read at the start (a warm agent's server has a past) and at the end; a server that
-    stops during the run (collect's server of the base revision) is read by stopping() just before it stops.
+    The Bazel servers running are read at the start (a persistent agent's servers have a past) and each server the
+    run used is read again: the workspace's at the end, collect's of the base revision by counted() when collect is
+    done with it (before it stops, or as it is left running).
     """
 
     def __init__(self, workspace):
-        self.workspace = workspace
+        self.workspace = os.path.realpath(workspace)
         self.started = time.time()
         self.own_at_start = own_cpu_seconds()
-        self.server_at_start = bazel_server(workspace)
-        self.stopped_servers = 0.0
+        self.servers_at_start = bazel_servers()
+        self.other_servers = 0.0
         self.proc = os.path.isdir(_PROC)
 
-    def stopping(self, workspace):
-        """A Bazel server this run used is about to stop: count what it spent since the run began."""
-        self.stopped_servers += self._spent(bazel_server(workspace), None)
+    @property
+    def persistent_agent(self):
+        """The workspace's server was running when the run began: an agent that keeps its servers between runs."""
+        return self.workspace in self.servers_at_start
 
-    def _spent(self, now, before):
+    def counted(self, workspace):
+        """Count what the server of another workspace (collect's of the base revision) spent during the run."""
+        self.other_servers += self._spent(os.path.realpath(workspace))
+
+    def _spent(self, workspace):
+        now, before = bazel_server(workspace), self.servers_at_start.get(workspace)
         if now is None:
             return 0.0
         if before is not None and before.pid == now.pid:
@@ -99,5 +118,5 @@ class RunCost:
         own = max(0.0, own_cpu_seconds() - self.own_at_start)
         if not self.proc:
             return {"seconds": round(own, 3), "releasekit": round(own, 3), "bazel": None}
-        servers = self._spent(bazel_server(self.workspace), self.server_at_start) + self.stopped_servers
+        servers = self._spent(self.workspace) + self.other_servers
         return {"seconds": round(own + servers, 3), "releasekit": round(own, 3), "bazel": round(servers, 3)}
