@@ -47,8 +47,11 @@ def _collect(args, head, stopping=None, cost=None):
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
 
+    # On an agent that keeps its workspace's server between runs, the base revision's server is kept too: the next
+    # run that needs it finds it warm, and it reads the base's packages. Elsewhere it stops, while the run goes on.
+    keep_base_server = cost is not None and cost.persistent_agent
     workspace = os.path.abspath(args.workspace)
-    bazel = Bazel(workspace, command=args.bazel)
+    bazel = Bazel(workspace, command=args.bazel, reads_other_checkouts=not keep_base_server)
     graphs = None
     if head != "WORKTREE":
         from releasekit.selection.target_graphs import Prepared
@@ -60,9 +63,7 @@ def _collect(args, head, stopping=None, cost=None):
     finally:
         if cost is not None and collector.base_bazel is not None:
             cost.counted(collector.base_bazel.workspace)
-        # On an agent that keeps its workspace's server between runs, the base revision's server is kept too: the
-        # next run that needs it finds it warm. Elsewhere it stops, while the run goes on.
-        if not (cost is not None and cost.persistent_agent):
+        if not keep_base_server:
             thread = collector.close(wait=stopping is None)
             if thread is not None:
                 stopping.append(thread)

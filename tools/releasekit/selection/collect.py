@@ -5,8 +5,8 @@ The number of `bazel query` calls is constant, whatever the number of changed fi
   1. (only if BUILD files changed, or files were added, deleted or renamed) the rule
      definitions of the touched packages at head, and
   2. the same at base, in a reused detached worktree of the base revision, read by the workspace's own server
-     (--package_path) unless a WORKSPACE-level file or .bazelrc differs: rules whose definition differs, or that
-     are new, are changed;
+     (--package_path) unless a WORKSPACE-level file or .bazelrc differs or the base's own server is kept warm: rules
+     whose definition differs, or that are new, are changed;
   3. (only if .bzl files changed) `rbuildfiles` in sky query mode: packages that load them;
   4. one union query, in sky query mode: rdeps of every seed (changed files that are targets, changed rules,
      every rule of a package a changed .bzl reaches), plus the tests of changed test_suites.
