@@ -16,7 +16,8 @@ from its own commands' output (Bazel's build events), never from a query the har
 3. `releasekit ci --base <previous commit>`, with its workers and a run history. Its collect records the target graph
    of each commit whose run had Bazel load //... in the arm's store (releasekit.yaml's `target_graphs`), and a later
    commit that changes only source files reads it from there: state shared between agents, as the remote cache is.
-Every arm's `bazel test` writes Bazel's JSON profile (--profile), so each pays the same for it.
+Every arm's `bazel test` writes Bazel's JSON profile to a file of the harness's (--profile), which Bazel writes anyway
+(to its output base), so each pays the same for it.
 """
 
 import concurrent.futures
@@ -226,7 +227,7 @@ class Agent:
         run = _commit_run(self.arm, outcomes + release_outcomes, labels, records)
         ended = time.time()
         run.seconds = round(ended - launched, 2)
-        run.phases = timeline.peer_phases(launched, tested, ended, profile, self.agent_root)
+        run.phases = timeline.peer_phases(launched, tested, ended, profile, self.agent_root, self.repo)
         return run
 
     def _side_by_side(self, releases, environ, logs):
@@ -281,7 +282,7 @@ class Agent:
         run.seconds = round(ended - launched, 2)
         run.graph = ("read" if "note: read the target graph" in output else
                      "recorded" if "note: recorded the target graph" in output else "")
-        run.phases = timeline.arm3_phases(launched, ended, report, logs, self.agent_root)
+        run.phases = timeline.arm3_phases(launched, ended, report, logs, self.agent_root, self.repo)
         run.reported_cpu = report.get("cpu")
         return run
 

@@ -110,7 +110,8 @@ def _explanation(r):
             phases = per_kind.get(kind, {}).get("arm3_phases")
             if not phases:
                 continue
-            top = sorted(phases.items(), key=lambda item: -item[1])[:3]
+            top = [(phase, seconds) for phase, seconds in sorted(phases.items(), key=lambda item: -item[1])[:3]
+                   if seconds >= 0.05]
             described.append("{} ({} s: {})".format(kind, _n(per_kind[kind][THREE]), ", ".join(
                 "{} {:.1f} s".format(phase, seconds) for phase, seconds in top)))
         texts.append("Arm 3's {} is set by the commits around that rank: {}.".format(name, "; ".join(described)))

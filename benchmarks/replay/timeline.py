@@ -4,7 +4,8 @@
 
 Phases, in seconds, summing to the commit's wall time:
   start-up            from the launch of the command to its first timestamp (interpreter, imports)
-  server start        the workspace's Bazel server, from its launch to its first answer (a fresh agent's)
+  server start        the workspace's Bazel server, from its launch to its first answer (a fresh agent's; a server of
+                      the base revision is collect's)
   collect             the selection, less the server start it waited for (a base revision's server included)
   loading & analysis  Bazel's phases before execution (target patterns, loading, analysis), every invocation
   test execution      Bazel's execution phase (tests, and building what they and the releases need)
@@ -38,22 +39,26 @@ def bazel_phases(profile_path):
     return launch, execution_start / 1e6, max(0, execution_end - execution_start) / 1e6
 
 
-def server_start(agent_root, after, before):
+def server_start(agent_root, workspace, after, before):
     """Seconds the workspace's server took to start, if one was launched in [after, before): from the file of its
-    command line to the port it answers on (both written by Bazel's client and server); else 0."""
-    taken = 0.0
+    command line to the port it answers on (both written by Bazel's client and server); else 0. A server of the base
+    revision (collect's) is counted in collect."""
+    wanted = b"--workspace_directory=" + os.path.realpath(workspace).encode()
     for server in glob.glob(os.path.join(agent_root, "*", "server")):
         try:
+            with open(os.path.join(server, "cmdline"), "rb") as handle:
+                if wanted not in handle.read().split(b"\0"):
+                    continue
             launched = os.path.getmtime(os.path.join(server, "cmdline"))
             answered = os.path.getmtime(os.path.join(server, "command_port"))
         except OSError:
-            continue  # stopped already (collect's server of the base revision): counted in collect
+            continue
         if after <= launched < before:
-            taken = max(taken, answered - launched)
-    return taken
+            return answered - launched
+    return 0.0
 
 
-def arm3_phases(launched, ended, report, logs, agent_root):
+def arm3_phases(launched, ended, report, logs, agent_root, workspace):
     """{phase: seconds} of a `releasekit ci` run that began at launched and ended at ended (seconds since the epoch).
     report: its run report (a dict); logs: its log directory (the profiles)."""
     timings = report.get("timings") or {}
@@ -62,8 +67,8 @@ def arm3_phases(launched, ended, report, logs, agent_root):
     select_end = started + timings.get("select", 0.0)
     spans = dict.fromkeys(PHASES, 0.0)
     spans["start-up"] = max(0.0, started - launched)
-    in_collect = server_start(agent_root, started, select_end)
-    in_bazel = server_start(agent_root, select_end, ended)
+    in_collect = server_start(agent_root, workspace, started, select_end)
+    in_bazel = server_start(agent_root, workspace, select_end, ended)
     spans["server start"] = in_collect + in_bazel
     spans["collect"] = max(0.0, timings.get("select", 0.0) - in_collect)
     for profile in sorted(glob.glob(os.path.join(logs, "bazel-*.profile.json"))):
@@ -79,11 +84,11 @@ def arm3_phases(launched, ended, report, logs, agent_root):
     return {phase: round(seconds, 3) for phase, seconds in spans.items()}
 
 
-def peer_phases(launched, tested, ended, profile, agent_root):
+def peer_phases(launched, tested, ended, profile, agent_root, workspace):
     """{phase: seconds} of a peer's run (`bazel test //...` from launched to tested, then the releases), in the same
     phases."""
     spans = dict.fromkeys(PHASES, 0.0)
-    spans["server start"] = server_start(agent_root, launched, ended)
+    spans["server start"] = server_start(agent_root, workspace, launched, ended)
     phases = bazel_phases(profile)
     if phases:
         _, spans["loading & analysis"], spans["test execution"] = phases

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import requests
@@ -15,7 +16,7 @@ from helpers.workspace import BAZEL, Workspace
 sys.path.insert(0, os.path.join(REPO_ROOT, "benchmarks"))
 
 import ci_replay  # noqa: E402
-from replay import costs, results  # noqa: E402
+from replay import costs, results, timeline  # noqa: E402
 from replay.arms import ARMS, releases_built  # noqa: E402
 from releasekit.running.build_events import read_build_events  # noqa: E402
 
@@ -129,7 +130,7 @@ def test_a_bazel_server_that_stops_during_a_commit_is_waited_for_and_counted(tmp
     assert float(printed["shutdown"]) < 15 and float(printed["cpu"]) > 1.0
 
 
-def test_what_the_peers_ran_comes_from_their_build_events(tmp_path):
+def test_what_the_peers_ran_and_where_the_time_went_come_from_bazels_own_files(tmp_path):
     workspace = Workspace(str(tmp_path / "ws"))
     os.makedirs(workspace.path)
     workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
@@ -139,11 +140,19 @@ def test_what_the_peers_ran_comes_from_their_build_events(tmp_path):
         'image_layout(name = "image", files = {"ok.sh": "/ok.sh"}, entrypoint = ["/ok.sh"])\n\n'
         'container_release(name = "app", image = ":image", repository = "peers/app")\n'))
     workspace.write("apps/ok.sh", "#!/bin/sh\nexit 0\n", executable=True)
-    bep = str(tmp_path / "bep.json")
+    bep, profile, root = str(tmp_path / "bep.json"), str(tmp_path / "profile.json"), str(tmp_path / "agent")
+    launched = time.time()
     try:
-        workspace.bazel("test", "--build_event_json_file=" + bep, "//...")
+        subprocess.run([BAZEL, "--output_user_root=" + root, "test", "--build_event_json_file=" + bep,
+                        "--profile=" + profile, "//..."], cwd=workspace.path, check=True, capture_output=True)
+        ended = time.time()
+        # Where the time went: a fresh server's start, Bazel's loading and analysis, its execution.
+        assert 0.3 < timeline.server_start(root, workspace.path, launched, ended) < ended - launched
+        assert timeline.server_start(root, str(tmp_path), launched, ended) == 0.0  # another workspace's: none
+        _, loading, execution = timeline.bazel_phases(profile)
+        assert loading > 0.1 and execution > 0 and loading + execution < ended - launched
     finally:
-        subprocess.run([BAZEL, "shutdown"], cwd=workspace.path, capture_output=True)
+        subprocess.run([BAZEL, "--output_user_root=" + root, "shutdown"], cwd=workspace.path, capture_output=True)
     built = releases_built(read_build_events(bep))
     assert list(built) == ["//apps:app.ci"]
     assert os.path.basename(built["//apps:app.ci"]) == "app.ci" and os.path.isfile(built["//apps:app.ci"])
