@@ -115,7 +115,7 @@ class Agent:
         self.remote_cache = "--remote_cache={}/cache".format(self.store.url)
         self.trash = os.path.join(self.root, "trash")
         self.agent_root = os.path.join(self.root, "agent")
-        self.meter = costs.Meter(self.agent_root, self.store.request_log, warm=warm)
+        self.meter = costs.Meter(self.agent_root, self.store.request_log)
 
     @property
     def is_releasekit_ci(self):
