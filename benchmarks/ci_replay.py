@@ -18,8 +18,10 @@ its time went (benchmarks/replay/timeline.py); for warm agents, what each keeps 
 worktrees, disk), checked to stay bounded. Then P50 and P90 per arm, the ratios against arm 1 and arm 2, and their
 spread over the repeats. The replay is an oracle too: a test that arm 1 really executed (not a cache hit) had
 changed inputs, so arm 3 must have selected it; a release whose artifact changed since the previous commit in arm 1
-must have been run by arm 3. Cold mode also replays arm 3's slowest commits as 2 and 4 shards, each alone on a fresh
-agent whose remote cache is the arm's as it was before the commit (one after another on this machine).
+must have been run by arm 3. Cold mode also replays arm 3's slowest commits as the pipeline `releasekit pipeline`
+writes with 2 and 4 shards: N test jobs, then N release jobs handed the test jobs' reports, each job alone on a fresh
+agent whose remote cache is the arm's as it was before the commit; the makespan is the slowest test job plus the
+slowest release job (jobs that would run on N machines run one after another on this one).
 
 Writes <out>/results.json (releasekit's commit, the machine, the date, the seed, the figures), commits.json, and the
 run history drawn by `releasekit insight`; a full run renders docs/benchmarks.md's figures from the committed
@@ -294,15 +296,19 @@ def scale_out(agent, rows, history, snapshots, count):
         sha, previous = history[index + 1][0], history[index][0]
         entry = {"commit": sha[:10], "kind": rows[index]["kind"], "one_machine": rows[index][three]["seconds"]}
         for shards in (2, 4):
-            times = []
-            for shard in range(1, shards + 1):
-                agent.restore_cache(snapshots[sha])
-                config = agent.scratch_config("shard-{}-{}-{}".format(sha[:8], shard, shards))
-                run = agent.run(sha, previous, "9.{}.{}".format(index, shard), shard="{}/{}".format(shard, shards),
-                                config=config)
-                agent.empty_trash()
-                times.append(run.seconds)
-            entry["makespan_{}".format(shards)] = round(max(times), 1)
+            times = {}
+            reports = os.path.join(agent.root, "shard-reports-{}-{}".format(sha[:8], shards))
+            os.makedirs(reports)
+            for job in ("tests", "releases"):
+                times[job] = []
+                for shard in range(1, shards + 1):
+                    agent.restore_cache(snapshots[sha])
+                    config = agent.scratch_config("shard-{}-{}-{}".format(sha[:8], shard, shards))
+                    run = agent.run(sha, previous, "9.{}.{}".format(index, shard), shard="{}/{}".format(shard, shards),
+                                    config=config, job=job, reports=reports)
+                    agent.empty_trash()
+                    times[job].append(run.seconds)
+            entry["makespan_{}".format(shards)] = round(max(times["tests"]) + max(times["releases"]), 1)
             entry["shards_{}".format(shards)] = times
         print("shards of {} ({}): 1 machine {:.1f} s, 2: {:.1f} s, 4: {:.1f} s".format(
             entry["commit"], entry["kind"], entry["one_machine"], entry["makespan_2"], entry["makespan_4"]), flush=True)

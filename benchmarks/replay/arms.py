@@ -12,10 +12,14 @@ from its own commands' output (Bazel's build events), never from a query the har
 1. everything: what a platform team's script does: `bazel test //...`, then every CI release that invocation built
    (the build events name them and their executables), run as their own processes, `workers` at a time
    (`xargs -P`); each as `bazel run` would run it, without a Bazel command per release;
-2. Bazel alone: `bazel test //...`, then those releases through `releasekit dispatch` with the same workers;
+2. Bazel alone: `bazel test //...`, then those releases through `releasekit dispatch` with the same workers (its
+   tests selection empty: they ran before, in the same job);
+Both peers release only when `bazel test //...` passed, as a script's `&&` does.
 3. `releasekit ci --base <previous commit>`, with its workers and a run history. Its collect records the target graph
    of each commit whose run had Bazel load //... in the arm's store (releasekit.yaml's `target_graphs`), and a later
    commit that changes only source files reads it from there: state shared between agents, as the remote cache is.
+Scaled out, arm 3 runs as the pipeline `releasekit pipeline` writes: every test shard (collect, then `dispatch
+--tests --shard K/N`), then every release shard, handed the test shards' reports (`--test-reports`).
 Every arm's `bazel test` writes Bazel's JSON profile to a file of the harness's (--profile), which Bazel writes anyway
 (to its output base), so each pays the same for it.
 """
@@ -168,8 +172,9 @@ class Agent:
         subprocess.run(["git", "checkout", "-q", "--force", commit], cwd=self.repo, check=True)
         subprocess.run(["git", "clean", "-q", "-ffdx"], cwd=self.repo, check=True)
 
-    def run(self, commit, previous, version, shard=None, config=None, warm_up=False):
-        """Replay one commit on the agent; the CommitRun. warm_up: everything, as arm 2 runs it."""
+    def run(self, commit, previous, version, shard=None, config=None, warm_up=False, job=None, reports=None):
+        """Replay one commit on the agent; the CommitRun. warm_up: everything, as arm 2 runs it. With a shard: job is
+        "tests" or "releases", and reports the directory of the test shards' reports."""
         self.checkout(commit)
         environ = self.environ(version)
         if config:
@@ -180,8 +185,10 @@ class Agent:
         self.meter.begin()
         launched = time.time()
         try:
-            if self.is_releasekit_ci and not warm_up:
-                result = self._releasekit_ci(previous, environ, logs, shard, launched)
+            if shard:
+                result = self._pipeline_job(previous, environ, logs, shard, job, reports, launched)
+            elif self.is_releasekit_ci and not warm_up:
+                result = self._releasekit_ci(previous, environ, logs, launched)
             else:
                 result = self._everything(environ, logs, launched, script=self.arm == ARMS[0] and not warm_up)
             result.start, result.commit = launched, commit
@@ -218,7 +225,7 @@ class Agent:
         events = read_build_events(bep)
         labels = sorted({e["id"]["testSummary"]["label"] for e in events if "testSummary" in e["id"]})
         outcomes = list(test_outcomes(events, labels).values())
-        releases = releases_built(events)
+        releases = releases_built(events) if code == 0 else {}  # a script's `bazel test //... && release`
         tested = time.time()
         if script:
             records, release_outcomes = self._side_by_side(releases, environ, logs)
@@ -256,15 +263,16 @@ class Agent:
         return {o.label: o.record for o in outcomes if o.record}, outcomes
 
     def _dispatch(self, releases, environ, logs):
-        selection = os.path.join(logs, "releases.json")
-        with open(selection, "w") as handle:
-            json.dump(Selection("-", "-", True, [], [Selected(label, "release", ["every release"]) for label in releases],
-                                []).report("releases"), handle)
-        report, _ = self._releasekit(environ, logs, "dispatch", "--releases", selection)
+        selected = Selection("-", "-", True, [], [Selected(label, "release", ["every release"]) for label in releases], [])
+        paths = {kind: os.path.join(logs, kind + ".json") for kind in ("tests", "releases")}
+        for kind, path in paths.items():  # no tests: `bazel test //...` ran them, and passed
+            with open(path, "w") as handle:
+                json.dump(selected.report(kind), handle)
+        report, _ = self._releasekit(environ, logs, "dispatch", "--tests", paths["tests"], "--releases", paths["releases"])
         return _records(report), _outcomes(report)
 
-    def _releasekit(self, environ, logs, *args):
-        report = os.path.join(logs, "report.json")
+    def _releasekit(self, environ, logs, *args, report=None):
+        report = report or os.path.join(logs, "report.json")
         _, output = self._command([sys.executable, ENTRY, *args, "--workers", str(self.workers), "--logs", logs,
                                    "--report", report, "--", self.remote_cache], environ, "releasekit.log", logs)
         if not os.path.exists(report):
@@ -273,9 +281,10 @@ class Agent:
         with open(report) as handle:
             return json.load(handle), output
 
-    def _releasekit_ci(self, previous, environ, logs, shard, launched):
+    def _releasekit_ci(self, previous, environ, logs, launched):
+        # The replay is the main line's history: its runs record the target graphs they load.
         report, output = self._releasekit(environ, logs, "ci", "--base", previous, "--profile",
-                                          *(["--shard", shard] if shard else []))
+                                          "--record-target-graphs")
         ended = time.time()
         outcomes = _outcomes(report)
         run = _commit_run(self.arm, outcomes, [o.label for o in outcomes if o.kind == "test"], _records(report))
@@ -284,6 +293,27 @@ class Agent:
                      "recorded" if "note: recorded the target graph" in output else "")
         run.phases = timeline.arm3_phases(launched, ended, report, logs, self.agent_root, self.repo)
         run.reported_cpu = report.get("cpu")
+        return run
+
+
+    def _pipeline_job(self, previous, environ, logs, shard, job, reports, launched):
+        """One job of the generated pipeline: collect, then this shard's tests (its report kept in reports), or
+        this shard's releases, gated on every test shard's report there."""
+        paths = {kind: os.path.join(logs, kind + ".json") for kind in ("tests", "releases")}
+        code, output = self._command([sys.executable, ENTRY, "collect", "--base", previous, "--head", "HEAD",
+                                      "--tests-out", paths["tests"], "--releases-out", paths["releases"]], environ,
+                                     "collect.log", logs)
+        if code != 0:
+            raise SystemExit("replay: collect failed in {}:\n{}".format(self.arm, output[-3000:]))
+        if job == "tests":
+            report, _ = self._releasekit(environ, logs, "dispatch", "--tests", paths["tests"], "--shard", shard,
+                                         report=os.path.join(reports, "report-tests-{}.json".format(shard.split("/")[0])))
+        else:
+            report, _ = self._releasekit(environ, logs, "dispatch", "--releases", paths["releases"], "--shard", shard,
+                                         "--test-reports", reports)
+        outcomes = _outcomes(report)
+        run = _commit_run(self.arm, outcomes, [o.label for o in outcomes if o.kind == "test"], _records(report))
+        run.seconds = round(time.time() - launched, 2)
         return run
 
 

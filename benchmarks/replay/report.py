@@ -144,9 +144,10 @@ def _footprint(footprint):
 
 
 def _shards(shards):
-    lines = ["Scaling out: arm 3's slowest commit replayed as `--shard K/N`, each shard alone on a fresh agent whose "
-             "remote cache is as it was before the commit (run one after another here); the makespan is the slowest "
-             "shard:", "", "| commit (kind) | 1 machine | 2 shards | 4 shards |", "|---|---|---|---|"]
+    lines = ["Scaling out: arm 3's slowest commit replayed as the pipeline `releasekit pipeline` writes, N test jobs "
+             "then N release jobs, each alone on a fresh agent whose remote cache is as it was before the commit (run "
+             "one after another here); the makespan is the slowest test job plus the slowest release job:", "",
+             "| commit (kind) | 1 machine | 2 shards | 4 shards |", "|---|---|---|---|"]
     for s in shards:
         lines.append("| {} ({}) | {:.1f} s | {:.1f} s | {:.1f} s |".format(s["commit"], s["kind"], s["one_machine"],
                                                                         s["makespan_2"], s["makespan_4"]))

@@ -1,5 +1,5 @@
 """Where a commit's wall time went, from what the run left behind: releasekit's own timestamps (the run report's
-"timings": when the command began, then select, tests, releases), Bazel's JSON trace profile of each invocation
+"timings": when the command began, then select, tests, gate, releases), Bazel's JSON trace profile of each invocation
 (--profile: its build phase markers) and the Bazel server's own files (when it was launched and when it answered).
 
 Phases, in seconds, summing to the commit's wall time:
@@ -9,7 +9,7 @@ Phases, in seconds, summing to the commit's wall time:
   collect             the selection, less the server start it waited for (a base revision's server included)
   loading & analysis  Bazel's phases before execution (target patterns, loading, analysis), every invocation
   test execution      Bazel's execution phase (tests, and building what they and the releases need)
-  releases            running the releases (and building any the tests' invocation did not)
+  releases            the gate's decision, then running the releases (and building any the tests' invocation did not)
   reports & history   after the releases: the run report, JUnit, the history record
   other               the rest: Bazel's client and finishing, reading build events, starting the fork server
 """
@@ -77,8 +77,8 @@ def arm3_phases(launched, ended, report, logs, agent_root, workspace):
             _, loading, execution = phases
             spans["loading & analysis"] += loading
             spans["test execution"] += execution
-    spans["releases"] = timings.get("releases", 0.0)
-    done = started + sum(timings.get(phase, 0.0) for phase in ("select", "tests", "releases"))
+    spans["releases"] = timings.get("gate", 0.0) + timings.get("releases", 0.0)
+    done = started + sum(timings.get(phase, 0.0) for phase in ("select", "tests", "gate", "releases"))
     spans["reports & history"] = max(0.0, ended - done) if timings else 0.0
     spans["other"] = max(0.0, wall - sum(spans.values()))
     return {phase: round(seconds, 3) for phase, seconds in spans.items()}

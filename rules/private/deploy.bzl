@@ -56,7 +56,7 @@ def _deploy_artifact_impl(ctx):
     for spec in ctx.attr.image_fields:
         kind, _, path = spec.partition(":")
         if not kind or not path or "" in path.split("/") or "[]" in path.split("/"):
-            fail("{}: attribute image_fields: '{}' is not a field spec; write Kind:path/to/field, with [] after a list, e.g. 'ExampleService:spec/sidecars[]/image'.".format(label_text(ctx.label), spec))
+            fail("{}: attribute image_fields: '{}' is not a field spec; write Kind:path/to/field, with [] after a list for every item or [key=value] for the items whose key has that value, e.g. 'ExampleService:spec/sidecars[]/image' or 'Deployment:spec/template/spec/containers[]/env/[name=RELATED_IMAGE_DB]/value'.".format(label_text(ctx.label), spec))
         arguments += ["--image-field", spec]
     run_releasekit(
         ctx,
@@ -87,17 +87,17 @@ deploy_artifact = rule(
     attrs = dict(RELEASEKIT_TOOL_ATTRS, **{
         "crds": attr.label_list(
             allow_files = [".yaml", ".yml"],
-            doc = "CustomResourceDefinition files (apiextensions.k8s.io/v1): every custom resource in manifests is validated against the openAPIV3Schema of its served version. CRDs within manifests count too.",
+            doc = "CustomResourceDefinition files (apiextensions.k8s.io/v1): every custom resource in manifests is checked against the structural schema of its served version as the API server checks it (unknown fields, nulls, defaults, formats, patterns as RE2, list types, CEL rules). CRDs within manifests count too.",
         ),
         "image_fields": attr.string_list(
-            doc = "Image fields of custom kinds, beyond every `image:` key: 'Kind:path/to/field' with [] after a list (kustomize's field specs), e.g. 'ExampleService:spec/sidecarImage' or 'ExampleService:spec/sidecars[]/image'. Their placeholders are pinned like pod images.",
+            doc = "Image fields beyond every `image:` key: 'Kind:path/to/field' with [] after a list for every item (kustomize's field specs), or [key=value] for the items whose key has that value (kustomize's list entry identifier), e.g. 'ExampleService:spec/sidecars[]/image' or 'Deployment:spec/template/spec/containers[]/env/[name=RELATED_IMAGE_DB]/value'. Their placeholders are pinned like pod images.",
         ),
         "images": attr.label_keyed_string_dict(
             doc = "container_release target -> the comma-separated placeholders (or image names) that stand for it in the YAML (deploy_release takes them as placeholder -> target).",
         ),
         "kubernetes_version": attr.string(
             default = "1.30.0",
-            doc = "The Kubernetes version whose schemas the YAML is validated against.",
+            doc = "The Kubernetes version whose schemas the YAML is validated against (and whose CRD formats are checked).",
         ),
         "manifests": attr.label_list(
             mandatory = True,

@@ -22,12 +22,15 @@ def deploy_release(name, manifests = None, images = {}, image_fields = [], platf
       manifests: YAML files (multi-document allowed).
       images: {placeholder: container_release target}; a placeholder is what an `image:` field
         says in the YAML (alone, or with a :tag), replaced by registry/repository@sha256:digest.
-      image_fields: image fields of custom kinds, beyond every `image:` key, as
-        "Kind:path/to/field" with [] after a list (e.g. "ExampleService:spec/sidecars[]/image").
+      image_fields: image fields beyond every `image:` key, as "Kind:path/to/field" with [] after
+        a list for every item, or [key=value] for the items whose key has that value (e.g.
+        "ExampleService:spec/sidecars[]/image",
+        "Deployment:spec/template/spec/containers[]/env/[name=RELATED_IMAGE_DB]/value").
         A placeholder in any other string value fails the build.
       platform: "kubernetes" (validated against the Kubernetes schemas) or "generic".
       kubernetes_version: the Kubernetes version to validate against.
-      crds: CustomResourceDefinition files that custom kinds in manifests are validated against.
+      crds: CustomResourceDefinition files that custom kinds in manifests are checked against, as
+        the API server checks them (CEL rules included).
       schema: for platform "generic", a JSON Schema file every document is validated against.
       tags: Bazel tags of the three targets.
       visibility: visibility of the three targets.

@@ -86,7 +86,8 @@ def _jar_artifact_impl(ctx):
     return [
         DefaultInfo(files = depset([checked])),
         MavenInfo(coordinates = ctx.attr.coordinates),
-        ReleaseArtifactInfo(kind = "jar", fields = fields, files = depset(files)),
+        # A jar's deps are published first in a run that has both: a pom must not name a dependency that failed.
+        ReleaseArtifactInfo(kind = "jar", fields = fields, files = depset(files), depends_on = [label_text(dep.label) for dep in ctx.attr.deps]),
     ]
 
 jar_artifact = rule(

@@ -3,6 +3,7 @@
 ReleaseArtifactInfo = provider(
     doc = "What one artifact kind contributes to a release target: its part of the release manifest and the files it needs at run time.",
     fields = {
+        "depends_on": "(list of string, optional) releases, as ReleaseInfo.release names them, that publish before this one when a run has both (a jar's deps); the release's release_deps are added to them",
         "fields": "(dict) JSON-ready description of the artifact, stored in the release manifest under `kind`; paths are runfiles paths",
         "files": "(depset of File) files the publisher reads when the release runs",
         "kind": "(string) the artifact kind: 'container', 'jar' or 'deploy'",

@@ -19,7 +19,7 @@ _ATTRS = {
     ),
     "release_deps": attr.label_list(
         providers = [ReleaseInfo],
-        doc = "Releases of the same channel that must be published before this one (a deploy release's images).",
+        doc = "Releases of the same channel that must be published before this one (a deploy release's images). In a run that has both, this release waits for them, and is held back when one does not publish.",
     ),
     "_entry": attr.label(
         default = "//tools:releasekit_entry.py",
@@ -56,9 +56,11 @@ def _release_impl(ctx):
                 channel,
             ))
     manifest = ctx.actions.declare_file(ctx.label.name + ".release.json")
+    depends_on = [dep[ReleaseInfo].release for dep in ctx.attr.release_deps]
+    depends_on += [release for release in getattr(artifact, "depends_on", None) or [] if release not in depends_on]
     ctx.actions.write(manifest, json.encode({
         "channel": channel,
-        "depends_on": [dep[ReleaseInfo].release for dep in ctx.attr.release_deps],
+        "depends_on": depends_on,
         "depends_on_manifests": {dep[ReleaseInfo].release: runfiles_path(ctx, dep[ReleaseInfo].manifest) for dep in ctx.attr.release_deps},
         "kind": artifact.kind,
         "release": _release_name(ctx.label),

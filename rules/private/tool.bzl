@@ -1,8 +1,9 @@
 """Running releasekit as a build action, with the python3 on the default shell PATH.
 
 What that python3 needs: the image, jar and manifest actions use its standard library only;
-deploy_release's check imports PyYAML, kubernetes-validate for platform = "kubernetes", and jsonschema
-for custom resources and a generic schema.
+deploy_release's check imports PyYAML, kubernetes-validate for platform = "kubernetes", jsonschema
+for custom resources and a generic schema, google-re2 for CRD patterns and formats, and cel-python
+for CRD CEL rules.
 A missing package fails the action with the pip command that installs it.
 """
 

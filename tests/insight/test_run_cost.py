@@ -75,8 +75,8 @@ def test_a_run_counts_its_own_cpu_each_release_and_the_bazel_server(workspace, t
     assert targets[RELEASE]["status"] == "published" and targets[RELEASE]["cpu_seconds"] > 0
     assert targets["//apps:ok_test"]["cpu_seconds"] is None  # Bazel's build events give no CPU per test
     timings = first["timings"]
-    assert set(timings) == {"started", "select", "tests", "releases"}
-    assert all(timings[phase] >= 0 for phase in ("select", "tests", "releases")) and timings["tests"] > 0
+    assert set(timings) == {"started", "select", "tests", "gate", "releases"}
+    assert all(timings[phase] >= 0 for phase in ("select", "tests", "gate", "releases")) and timings["tests"] > 0
 
     # A warm server: the second run is charged what the server spent for it, not what it spent since it started.
     second = dispatch(workspace, tmp_path / "second")

@@ -118,13 +118,14 @@ spec:
     "package,yaml_text,images,expected",
     [
         ("k8s_invalid", DEPLOYMENT.replace("REPLICAS", "three").replace("IMAGE", "app-image"), {"app-image": ":app"},
-         "k8s_invalid/app.yaml:1 (document 1, Deployment app): attribute manifests: invalid for Kubernetes 1.30.0: "
-         "'three' is not of type 'integer'"),
-        ("yaml_broken", "apiVersion: v1\nkind: [unclosed\n", {}, "yaml_broken/app.yaml:3: attribute manifests: not valid YAML"),
+         "k8s_invalid/app.yaml:5:3 (document 1, Deployment app): attribute manifests: invalid for Kubernetes 1.30.0: "
+         "'three' is not of type 'integer', 'null' (at spec.replicas)."),
+        ("yaml_broken", "apiVersion: v1\nkind: [unclosed\n", {}, "yaml_broken/app.yaml:3:1: attribute manifests: not valid YAML"),
         ("unused", DEPLOYMENT.replace("REPLICAS", "1").replace("IMAGE", "app-image"), {"app-image": ":app", "other": ":app"},
          "attribute images: 'other' (//unused:app) never appear as an image"),
         ("unpinned", DEPLOYMENT.replace("REPLICAS", "1").replace("IMAGE", "nginx:1.25"), {},
-         "attribute manifests: image 'nginx:1.25' at spec.template.spec.containers.0.image is neither a key of attribute images"),
+         "unpinned/app.yaml:11:30 (document 1, Deployment app): attribute manifests: image 'nginx:1.25' at "
+         "spec.template.spec.containers[0].image is neither a key of attribute images"),
         ("not_container", DEPLOYMENT.replace("REPLICAS", "1").replace("IMAGE", "app-image"), {"app-image": ":notes"},
          "attribute images: //not_container:notes (for 'app-image') is not a container_release"),
     ],
@@ -184,7 +185,7 @@ def test_placeholders_in_custom_image_fields_are_pinned_and_the_reviewed_text_su
     _custom_resource_package(example_workspace, [])
     undeclared = example_workspace.bazel("build", "//services/shop:shop_deploy.ci", check=False)
     assert undeclared.returncode != 0
-    assert ("services/shop/shop.yaml:8 (document 1): placeholder 'base-image' stands at spec.containerImage, "
+    assert ("services/shop/shop.yaml:8:19 (document 1): placeholder 'base-image' stands at spec.containerImage, "
             "which is not an image field") in undeclared.stderr
     # sidecarImage is anchored and its alias is an `image:` field: pinned there, it is pinned everywhere.
     assert "spec.sidecarImage" not in undeclared.stderr
@@ -210,14 +211,49 @@ def test_placeholders_in_custom_image_fields_are_pinned_and_the_reviewed_text_su
     assert service["spec"]["extraSidecars"][0]["image"] == reference
 
 
+OPERATOR_YAML = (
+    "# An operator: it runs the database image it is given by the name RELATED_IMAGE_DB.\r\n"
+    "apiVersion: apps/v1\r\nkind: Deployment\r\nmetadata: {name: operator}\r\nspec:\r\n"
+    "  selector: {matchLabels: {app: operator}}\r\n  template:\r\n    metadata: {labels: {app: operator}}\r\n"
+    "    spec:\r\n      containers:\r\n        - name: operator\r\n          image: operator-image   # reviewed\r\n"
+    "          env:\r\n            - name: RELATED_IMAGE_DB\r\n              value: \"db-image\"\r\n"
+    "            - {name: LOG_FORMAT, value: json}\r\n")
+
+
+def test_an_image_in_an_environment_variable_is_pinned_and_the_reviewed_bytes_survive(
+        example_workspace, registry, deploy_store, tmp_path):
+    """Before: no field spec could name one env var's value, and the YAML was read with universal newlines, so a
+    reviewed file with CRLF line endings was published with LF ones."""
+    example_workspace.write("services/operator/operator.yaml", OPERATOR_YAML)
+    example_workspace.write("services/operator/BUILD.bazel", (
+        'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "image_layout")\n\n'
+        'image_layout(name = "image", files = {"operator.yaml": "/app/operator.yaml"})\n\n'
+        'container_release(name = "operator", image = ":image", repository = "examples/operator")\n\n'
+        'deploy_release(\n    name = "operator_deploy",\n    manifests = ["operator.yaml"],\n'
+        '    images = {"operator-image": ":operator", "db-image": ":operator"},\n'
+        '    image_fields = ["Deployment:spec/template/spec/containers[]/env/[name=RELATED_IMAGE_DB]/value"],\n)\n'))
+    head = example_workspace.commit("an operator whose database image is an env var")
+    config = config_for(tmp_path / "releasekit.yaml", registry.host, deploy_store.url + "/operator")
+    try:
+        example_workspace.bazel("run", "//services/operator:operator_deploy.ci", env=env_for(tmp_path, config, CI="true"))
+    finally:
+        shutil.rmtree(os.path.join(example_workspace.path, "services/operator"))
+        example_workspace.commit("remove the operator")
+    reference = "{}/prod/examples/operator@{}".format(registry.host, registry.inspect("prod/examples/operator:" + head)["Digest"])
+    with open(deploy_store.path("operator/prod/services/operator/operator_deploy/{}/operator.yaml".format(head)), "rb") as f:
+        published = f.read()
+    assert published == OPERATOR_YAML.replace("image: operator-image", "image: " + reference).replace(
+        'value: "db-image"', 'value: "{}"'.format(reference)).encode("utf-8")
+
+
 def test_a_placeholder_left_after_pinning_refuses_the_release():
     """The second guard: the pinned text is parsed again, and any placeholder left in any string refuses."""
     from releasekit.core.errors import DeployError
     from releasekit.publishing.deploy import pin_images
 
     text = "kind: ExampleService\nspec:\n  image: base-image\n  notes:\n    - base-image@sha256:abc\n"
-    with pytest.raises(DeployError, match=r"shop.yaml:5 \(document 1\): placeholder 'base-image' stands at spec.notes.0, "
-                                          r"which is not an image field; nothing was published"):
+    with pytest.raises(DeployError, match=r"shop.yaml:5:7 \(document 1\): placeholder 'base-image' stands at "
+                                          r"spec.notes\[0\], which is not an image field; nothing was published"):
         pin_images(text, {"base-image": "r.example/app@sha256:" + "0" * 64}, [], "shop.yaml")
     pinned = pin_images(text.replace("    - base-image@sha256:abc\n", "    - fine\n"),
                         {"base-image": "r.example/app@sha256:" + "0" * 64}, [], "shop.yaml")
@@ -330,28 +366,33 @@ def service(version="v1", port="port: 8080", extra=""):
 
 @pytest.mark.parametrize("package,files,build,expected", [
     ("crd_int_or_string", {"app.yaml": service(port="port: [http]")}, 'crds = ["crd.yaml"]',
-     "crd_int_or_string/app.yaml:1 (document 1, ExampleService app): attribute manifests: invalid for its "
-     "CustomResourceDefinition: ['http'] is not valid under any of the given schemas (at spec.port)"),
+     "crd_int_or_string/app.yaml:6:3 (document 1, ExampleService app): attribute manifests: invalid for its "
+     "CustomResourceDefinition: ['http'] is not an integer or a string (x-kubernetes-int-or-string) (at spec.port)."),
     ("crd_unknown_field", {"app.yaml": service(extra="  replica: 2\n")}, 'crds = ["crd.yaml"]',
-     "Additional properties are not allowed ('replica' was unexpected) (at spec)"),
+     "crd_unknown_field/app.yaml:10:3 (document 1, ExampleService app): attribute manifests: invalid for its "
+     "CustomResourceDefinition: unknown field \"spec.replica\": the schema declares no such field here"),
     ("crd_nested_array", {"app.yaml": service().replace("{name: proxy, image: ", "{name: proxy, imag: ")},
-     'crds = ["crd.yaml"]', "'image' is a required property (at spec.sidecars.0)"),
+     'crds = ["crd.yaml"]', "crd_nested_array/app.yaml:8:7 (document 1, ExampleService app): attribute manifests: "
+     "invalid for its CustomResourceDefinition: 'image' is a required property (at spec.sidecars[0])."),
     ("crd_embedded", {"app.yaml": service().replace("{apiVersion: v1, kind: ConfigMap, ", "{kind: ConfigMap, ")},
-     'crds = ["crd.yaml"]', "'apiVersion' is a required property (at spec.config)"),
+     'crds = ["crd.yaml"]', "'apiVersion' is a required property of an embedded resource (x-kubernetes-embedded-"
+     "resource) (at spec.config)."),
     ("crd_unserved", {"app.yaml": service(version="v1beta1")}, 'crds = ["crd.yaml"]',
-     "ExampleService platform.example.com/v1beta1 is not a served version of its CRD (served: platform.example.com/v1)"),
+     "crd_unserved/app.yaml:1:1 (document 1, ExampleService app): attribute manifests: ExampleService "
+     "platform.example.com/v1beta1 is not a served version of its CRD (served: platform.example.com/v1)"),
     ("crd_missing", {"app.yaml": service()}, "",
      "no Kubernetes 1.30.0 schema for apiVersion 'platform.example.com/v1' kind 'ExampleService'. A custom kind is "
      "checked against its CustomResourceDefinition: list the CRD's file in attribute crds"),
     ("crd_invalid", {"app.yaml": service(), "crd.yaml": PLATFORM_CRD.split("  versions:")[0]}, 'crds = ["crd.yaml"]',
-     "crd_invalid/crd.yaml:2 (document 1): attribute crds: not a valid CustomResourceDefinition: it needs spec.group, "
+     "crd_invalid/crd.yaml:2:1 (document 1): attribute crds: not a valid CustomResourceDefinition: it needs spec.group, "
      "spec.names.kind and spec.versions"),
     ("schema_invalid", {"app.yaml": "fleet: web\n", "s.json": '{"type": 12}'}, 'platform = "generic", schema = "s.json"',
      "schema_invalid/s.json: attribute schema: not a valid JSON Schema"),
     ("schema_refuses", {"app.yaml": "fleet: web\ninstances: 0\n",
                         "s.json": '{"type": "object", "properties": {"instances": {"type": "integer", "minimum": 1}}}'},
      'platform = "generic", schema = "s.json"',
-     "attribute manifests: invalid for the schema schema_refuses/s.json: 0 is less than the minimum of 1 (at instances)"),
+     "schema_refuses/app.yaml:2:1 (document 1, document): attribute manifests: invalid for the schema "
+     "schema_refuses/s.json: 0 is less than the minimum of 1 (at instances)."),
     ("schema_for_kubernetes", {"app.yaml": service(), "s.json": "{}"}, 'schema = "s.json"',
      "//schema_for_kubernetes:deploy: attribute schema: a JSON Schema checks platform = \"generic\" deploy YAML"),
 ])
@@ -376,7 +417,7 @@ def test_a_crd_within_the_manifests_checks_its_custom_resources(broken_workspace
     assert result.returncode == 0, result.stderr[-3000:]
     checked = json.load(open(os.path.join(broken_workspace.path, "bazel-bin/crd_inline/deploy.deploy_check.json")))
     assert checked["custom_kinds"] == ["platform.example.com/ExampleService"] and checked["documents"] == 3
-    assert checked["cel_rules_not_checked"] == 1
+    assert checked["cel_rules"] == {"evaluated": 2, "unchecked": [], "not_applicable": []}
 
 
 def test_the_platform_example_publishes_its_custom_resource_pinned(example_workspace, registry, deploy_store, tmp_path):

@@ -34,18 +34,19 @@ exit 1
 
 FILES = {
     ".gitignore": "/bazel-*\n/releasekit-logs/\n",
-    "apps/a/BUILD.bazel": image_package("a", "fixture/a", 'sh_test(name = "a_test", srcs = ["ok.sh"])\n'),
+    # Each test tests its app's run.sh, which the app's image packages: they share it in the target graph.
+    "apps/a/BUILD.bazel": image_package("a", "fixture/a", 'sh_test(name = "a_test", srcs = ["ok.sh"], data = ["run.sh"])\n'),
     "apps/a/run.sh": "#!/bin/sh\necho a\n",
     "apps/a/ok.sh": "#!/bin/sh\nexit 0\n",
     "apps/b/BUILD.bazel": image_package("b", "denied/b"),
     "apps/b/run.sh": "#!/bin/sh\necho b\n",
     "apps/c/BUILD.bazel": image_package("c", "fixture/c",
-                                        'sh_test(name = "flaky_test", srcs = ["flaky.sh"])\n\n'
-                                        'sh_test(name = "broken_test", srcs = ["broken.sh"])\n'),
+                                        'sh_test(name = "flaky_test", srcs = ["flaky.sh"], data = ["run.sh"])\n\n'
+                                        'sh_test(name = "broken_test", srcs = ["broken.sh"], data = ["run.sh"])\n'),
     "apps/c/run.sh": "#!/bin/sh\necho c\n",
     "apps/c/flaky.sh": FLAKY_TEST,
     "apps/c/broken.sh": "#!/bin/sh\nexit 1\n",
-    "apps/d/BUILD.bazel": image_package("d", "fixture/d", 'sh_test(name = "d_test", srcs = ["fails.sh"])\n'),
+    "apps/d/BUILD.bazel": image_package("d", "fixture/d", 'sh_test(name = "d_test", srcs = ["fails.sh"], data = ["run.sh"])\n'),
     "apps/d/run.sh": "#!/bin/sh\necho d\n",
     "apps/d/fails.sh": "#!/bin/sh\nexit 1\n",
     # Run by name only (manual): a test long enough for a release to build while it runs.
@@ -103,7 +104,7 @@ def test_ci_runs_tests_then_releases_and_reports_failures(fixture_repo, servers,
     markers = tmp_path / "markers"
     markers.mkdir()
     report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
-    result = run(fixture_repo, "ci", "--base", fixture_repo.base, "--head", "HEAD", "--workers", "3",
+    result = run(fixture_repo, "ci", "--base", fixture_repo.base, "--head", "HEAD", "--workers", "3", "--gate", "deps",
                  "--quarantine", str(quarantine), "--flaky-test-attempts", "2", "--report", str(report),
                  "--junit", str(junit), "--logs", str(tmp_path / "logs"), "--",
                  "--test_env=FLAKY_MARKER_DIR={}".format(markers),
@@ -124,27 +125,36 @@ def test_ci_runs_tests_then_releases_and_reports_failures(fixture_repo, servers,
     assert outcomes["//apps/c:broken_test"]["status"] == "failed" and outcomes["//apps/c:broken_test"]["quarantined"]
     assert outcomes["//apps/d:d_test"]["status"] == "failed"
     assert outcomes["//apps/a:a.ci"]["status"] == "published"
-    assert outcomes["//apps/c:c.ci"]["status"] == "published", outcomes["//apps/c:c.ci"]  # its failing test is quarantined
+    # The gate by dependencies: a release is held back by a failing test that shares its dependencies (its run.sh),
+    # also a quarantined one that failed every attempt; a release whose image did not publish is held back too.
+    assert outcomes["//apps/c:c.ci"]["status"] == "held back", outcomes["//apps/c:c.ci"]
+    assert outcomes["//apps/c:c.ci"]["reason"] == ("held back (gate deps): //apps/c:broken_test failed (quarantined) "
+                                                   "(shares //apps/c:run.sh)")
     assert outcomes["//apps/b:b.ci"]["status"] == "failed" and "403" in outcomes["//apps/b:b.ci"]["reason"]
-    assert outcomes["//apps/d:d.ci"]["status"] == "skipped"
-    assert "a test in its package failed" in outcomes["//apps/d:d.ci"]["reason"]
-    assert outcomes["//deploy:both.ci"]["status"] == "skipped"
-    assert "//apps/b:b.ci did not publish" in outcomes["//deploy:both.ci"]["reason"]
+    assert outcomes["//apps/d:d.ci"]["status"] == "held back"
+    assert outcomes["//apps/d:d.ci"]["reason"] == "held back (gate deps): //apps/d:d_test failed (shares //apps/d:run.sh)"
+    assert outcomes["//deploy:both.ci"]["status"] == "held back"
+    assert outcomes["//deploy:both.ci"]["reason"] == "held back: its dependency //apps/b:b.ci (failed) did not publish"
     assert outcomes["//apps/a:a.ci"]["record"]["digest"].startswith("sha256:")
     assert os.path.exists(outcomes["//apps/b:b.ci"]["log"])
     # Every release that ran was forked by the fork server, published or refused alike, and its log says why.
-    assert all(outcomes[label]["forked"] for label in ("//apps/a:a.ci", "//apps/b:b.ci", "//apps/c:c.ci"))
+    assert all(outcomes[label]["forked"] for label in ("//apps/a:a.ci", "//apps/b:b.ci"))
     assert "403" in open(outcomes["//apps/b:b.ci"]["log"]).read()
-    assert "prod/fixture/a" in registry.catalog() and "prod/fixture/c" in registry.catalog()
-    assert "prod/fixture/d" not in registry.catalog()
+    assert "prod/fixture/a" in registry.catalog()
+    assert "prod/fixture/c" not in registry.catalog() and "prod/fixture/d" not in registry.catalog()
     assert not os.path.exists(store.path("deploy"))
 
     suites = {s.get("name"): s for s in ElementTree.parse(junit).getroot()}
     failures = {c.get("name") for c in suites["releases"] if c.find("failure") is not None}
-    skipped = {c.get("name") for c in suites["releases"] if c.find("skipped") is not None}
-    assert failures == {"//apps/b:b.ci"} and skipped == {"//apps/d:d.ci", "//deploy:both.ci"}
-    assert {c.get("name") for c in suites["tests"] if c.find("failure") is not None} == {"//apps/d:d_test"}
+    skipped = {c.get("name"): c.find("skipped").get("message") for c in suites["releases"] if c.find("skipped") is not None}
+    assert failures == {"//apps/b:b.ci"}
+    assert skipped == {label: outcomes[label]["reason"] for label in ("//apps/c:c.ci", "//apps/d:d.ci", "//deploy:both.ci")}
+    test_failures = {c.get("name"): c.find("failure") for c in suites["tests"] if c.find("failure") is not None}
+    assert set(test_failures) == {"//apps/d:d_test", "//apps/c:broken_test"}
+    assert test_failures["//apps/c:broken_test"].get("type") == "failed (quarantined)"
+    assert test_failures["//apps/c:broken_test"].get("message").startswith("quarantined: ")
     assert "flaky" in result.stdout and "quarantined" in result.stdout
+    assert "gate: 3 releases held back:" in result.stdout and "  //apps/d:d.ci: held back (gate deps)" in result.stdout
 
 
 def test_pr_builds_releases_and_publishes_nothing(fixture_repo, tmp_path):
@@ -381,7 +391,8 @@ def test_every_release_of_a_run_publishes_where_the_configuration_said_when_the_
 
 def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
     """Both pipelines pass their engine's own schema (check-jsonschema's built-in copies), run every test shard
-    before any release shard, publish only from the main line, and carry the previous run's reports."""
+    before any release shard, publish only from the main line, carry the previous run's reports, hand every release
+    shard this run's test reports (the gate), and never publish from two runs at once (the engine's concurrency)."""
     import re
 
     import yaml
@@ -408,11 +419,21 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
 
     assert shards(tests, "tests") == ["1/3", "2/3", "3/3"] and shards(releases, "releases") == ["1/3", "2/3", "3/3"]
     assert all("collect --base abc123 --head def456" in " ".join(s["commands"]) for s in tests + releases)
+    # Target graphs are recorded by main-line builds only: never a pull request's, never another branch's.
+    assert all('[ "$${BUILDKITE_PULL_REQUEST:-false}" = false ] && [ "$$BUILDKITE_BRANCH" = '
+               '"$$BUILDKITE_PIPELINE_DEFAULT_BRANCH" ] && echo --record-target-graphs' in " ".join(s["commands"])
+               for s in tests + releases)
     assert all(s["env"] == {"CI": "true"} and s["branches"] == "main" for s in releases)
     assert not any("env" in s for s in tests)
     assert all(s["artifact_paths"] == ["report-tests-{}.json".format(i)] for i, s in enumerate(tests, 1))
     assert all("--previous-report releasekit-reports" in " ".join(s["commands"]) for s in tests + releases)
     assert all("artifact download" in " ".join(s["commands"]) for s in tests)
+    for step in releases:  # this build's test reports, for the gate; one release job at a time, oldest build first
+        commands = " ".join(step["commands"])
+        assert 'artifact download "report-tests-*.json" releasekit-test-reports' in commands
+        assert "--test-reports releasekit-test-reports" in commands
+        assert step["concurrency"] == 1 and step["concurrency_group"] == "releasekit/${BUILDKITE_PIPELINE_SLUG}/releases"
+    assert not any("--test-reports" in " ".join(s["commands"]) or "concurrency" in s for s in tests)
 
     workflow = emit("github-actions")
     jobs = workflow["jobs"]
@@ -422,9 +443,22 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
     for job in ("tests", "releases"):
         uses = [step.get("uses", "") for step in jobs[job]["steps"]]
         assert "actions/download-artifact@v4" in uses and "actions/upload-artifact@v4" in uses
-        run = next(step["run"] for step in jobs[job]["steps"] if step.get("name") == job.capitalize())
-        assert "dispatch --{0} {0}.json --shard ${{{{ matrix.shard }}}}".format(job) in run
-        assert "--previous-report releasekit-reports" in run
+        step = next(step for step in jobs[job]["steps"] if step.get("name") == job.capitalize())
+        assert "dispatch --{0} {0}.json --shard ${{{{ matrix.shard }}}}".format(job) in step["run"]
+        assert "--previous-report releasekit-reports" in step["run"]
+        assert "${{ github.event_name == 'push' && '--record-target-graphs' || '' }}" in step["run"]  # `on: push` is main only
+        assert ("--test-reports releasekit-test-reports" in step["run"]) == (job == "releases")
+        # On the main line the change starts at the last successful run: what a red run held back comes again.
+        assert step["env"]["BASE_COMMIT"] == ("${{ github.event_name == 'push' && steps.previous.outputs.head-sha "
+                                              "|| env.BASE_COMMIT }}")
+    gate = [step for step in jobs["releases"]["steps"] if step.get("with", {}).get("path") == "releasekit-test-reports"]
+    assert gate == [{"name": "Download this run's test reports, for the gate", "uses": "actions/download-artifact@v4",
+                     "with": {"pattern": "releasekit-report-tests-*", "merge-multiple": True,
+                              "path": "releasekit-test-reports"}}]  # no run-id: this run's
+    assert workflow["concurrency"] == {"group": "releasekit-${{ github.ref }}",
+                                       "cancel-in-progress": "${{ github.event_name == 'pull_request' }}"}
+    previous = next(step for step in jobs["releases"]["steps"] if step.get("id") == "previous")
+    assert "--json databaseId,headSha" in previous["run"] and "head-sha=" in previous["run"]
 
 
 def test_previous_reports_of_every_shard_balance_the_next_run(tmp_path):

@@ -7,158 +7,27 @@ import glob
 import gzip
 import json
 import os
-import shutil
 import subprocess
-import sys
 
 import pytest
 
-from conftest import TEST_PASSWORD, TEST_USER
-from helpers.servers import REPO_ROOT
+from helpers.monorepo import (ALL_TESTS, FILES, GRAPH_STORE_LOGIN, change, entries, graph_collect, make_monorepo,
+                              record_the_base_graph, reset, run_cli, selected)
 from helpers.workspace import BAZEL, Workspace, git
 from releasekit.selection.bazelquery import Bazel
 from releasekit.selection.collect import Collector
 from releasekit.selection.graph import selectable
 from releasekit.core.errors import ReleasekitError, UsageError
 
-ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
-
-FILES = {
-    ".gitignore": "/bazel-*\n",
-    "WORKSPACE": 'workspace(name = "fixture")\n\nlocal_repository(name = "rules_release", path = "{root}")\n\n'
-                 'load("//third_party:repos.bzl", "fixture_repositories")\n\nfixture_repositories()\n',
-    ".bazelrc": "build --announce_rc\n",
-    "third_party/BUILD": "",
-    "third_party/repos.bzl": 'load(":lock.bzl", "locked_libraries")\n\n'
-                             'def fixture_repositories():\n'
-                             '    locked_libraries(name = "deps", lock = "//third_party:deps.json")\n',
-    # A lock file read by a repository rule, one target per library, as maven_install.json is.
-    "third_party/deps.json": '{"alpha": "1.0", "beta": "2.0", "gamma": "3.0"}\n',
-    "third_party/lock.bzl": 'def _locked_libraries_impl(rctx):\n'
-                            '    build = []\n'
-                            '    for name, version in json.decode(rctx.read(rctx.attr.lock)).items():\n'
-                            '        rctx.file(name + ".txt", version + "\\n")\n'
-                            '        build.append(\'filegroup(name = "%s", srcs = ["%s.txt"], visibility = ["//visibility:public"])\' % (name, name))\n'
-                            '    rctx.file("BUILD.bazel", "\\n".join(build) + "\\n")\n\n'
-                            'locked_libraries = repository_rule(implementation = _locked_libraries_impl, '
-                            'attrs = {"lock": attr.label()})\n',
-    "uses_deps/BUILD": 'sh_test(name = "alpha_test", srcs = ["t.sh"], data = ["@deps//:alpha"])\n\n'
-                       'sh_test(name = "beta_test", srcs = ["t.sh"], data = ["@deps//:beta"])\n',
-    "uses_deps/t.sh": "#!/bin/sh\n",
-    "tools/BUILD": "",
-    "tools/macros.bzl": 'def lib_with_test(name):\n    native.py_library(name = name, srcs = [name + ".py"])\n'
-                        '    native.py_test(name = name + "_test", srcs = [name + "_test.py"], deps = [":" + name])\n',
-    "tools/defs.bzl": 'load(":macros.bzl", _lib_with_test = "lib_with_test")\n\nlib_with_test = _lib_with_test\n',
-    "lib/BUILD": 'py_library(name = "lib", srcs = glob(["*.py"]), visibility = ["//visibility:public"])\n\n'
-                 'exports_files(["data.txt", "unused.txt"])\n',
-    "lib/a.py": "A = 1\n",
-    "lib/b.py": "B = 2\n",
-    "lib/data.txt": "data\n",
-    "lib/unused.txt": "nobody uses this\n",
-    "oldlib/BUILD": 'py_library(name = "oldlib", srcs = ["old.py"], visibility = ["//visibility:public"])\n',
-    "oldlib/old.py": "OLD = 1\n",
-    "app/BUILD": 'load("@rules_release//rules:defs.bzl", "container_release", "image_layout")\n\n'
-                 'py_library(name = "app_lib", srcs = ["app.py"], deps = ["//lib"])\n\n'
-                 'py_test(name = "app_test", srcs = ["app_test.py"], deps = [":app_lib", "//oldlib"], data = ["//lib:data.txt"])\n\n'
-                 'image_layout(name = "image", files = {":app_lib": "/app"})\n\n'
-                 'container_release(name = "app", image = ":image", repository = "fixture/app")\n',
-    "app/app.py": "from lib import a\n",
-    "app/app_test.py": "print('ok')\n",
-    "gen/BUILD": 'genrule(name = "gen", srcs = ["template.txt"], outs = ["gen.txt"], cmd = "cp $< $@")\n\n'
-                 'sh_test(name = "gen_test", srcs = ["gen_test.sh"], data = [":gen.txt"])\n',
-    "gen/template.txt": "template\n",
-    "gen/gen_test.sh": "#!/bin/sh\n",
-    "macro/BUILD": 'load("//tools:defs.bzl", "lib_with_test")\n\nlib_with_test(name = "m")\n',
-    "macro/m.py": "M = 1\n",
-    "macro/m_test.py": "print('m')\n",
-    "suite/BUILD": 'sh_test(name = "s1", srcs = ["s1.sh"])\n\nsh_test(name = "s2", srcs = ["s2.sh"])\n\n'
-                   'test_suite(name = "suite", tests = [":s1"])\n',
-    "suite/s1.sh": "#!/bin/sh\n",
-    "suite/s2.sh": "#!/bin/sh\n",
-    "noci/BUILD": 'load("@rules_release//rules:defs.bzl", "container_release", "image_layout")\n\n'
-                  'sh_test(name = "noci_test", srcs = ["t.sh"], tags = ["no-ci"])\n\n'
-                  'sh_test(name = "manual_test", srcs = ["t.sh"], tags = ["manual"])\n\n'
-                  'sh_test(name = "ok_test", srcs = ["t.sh"])\n\n'
-                  'image_layout(name = "image", files = {"t.sh": "/t.sh"})\n\n'
-                  'container_release(name = "rel", image = ":image", repository = "fixture/noci", tags = ["no-ci"])\n',
-    "noci/t.sh": "#!/bin/sh\n",
-    "docs/notes.md": "not in any package\n",
-    "tools/helper.bzl": 'def stamp_text(name):\n    return "stamp " + name\n',
-    "tools/rules.bzl": 'load(":helper.bzl", "stamp_text")\n\n'
-                       'def _stamp_impl(ctx):\n    out = ctx.actions.declare_file(ctx.label.name + ".txt")\n'
-                       '    ctx.actions.write(out, stamp_text(ctx.label.name))\n    return [DefaultInfo(files = depset([out]))]\n\n'
-                       'stamp_file = rule(implementation = _stamp_impl)\n',
-    "ruled/BUILD": 'load("//tools:rules.bzl", "stamp_file")\n\nstamp_file(name = "stamp")\n\n'
-                   'sh_test(name = "ruled_test", srcs = ["t.sh"], data = [":stamp"])\n\n'
-                   'sh_test(name = "other_test", srcs = ["t.sh"])\n',
-    "ruled/t.sh": "#!/bin/sh\n",
-    "native/BUILD": 'cc_library(name = "native", srcs = ["n.cc"])\n\ncc_test(name = "native_test", srcs = ["t.cc"], deps = [":native"])\n',
-    "native/n.cc": "int native() { return 1; }\n",
-    "native/t.cc": "int main() { return 0; }\n",
-    # A C++ tool the build runs (built in the exec configuration), and a test of what it makes.
-    "hosttool/BUILD": 'cc_binary(name = "gen_tool", srcs = ["tool.cc"])\n\n'
-                      'genrule(name = "made", outs = ["made.txt"], tools = [":gen_tool"], cmd = "$(location :gen_tool) > $@")\n\n'
-                      'sh_test(name = "made_test", srcs = ["t.sh"], data = [":made.txt"])\n',
-    "hosttool/tool.cc": "#include <cstdio>\nint main() { std::puts(\"made\"); return 0; }\n",
-    "hosttool/t.sh": "#!/bin/sh\n",
-    "platform/BUILD": 'constraint_setting(name = "kind")\n\n'
-                      'constraint_value(name = "never", constraint_setting = ":kind", visibility = ["//visibility:public"])\n',
-    "compat/BUILD": 'sh_test(name = "compatible_test", srcs = ["t.sh"])\n\n'
-                    'sh_test(name = "incompatible_test", srcs = ["t.sh"], target_compatible_with = ["//platform:never"])\n',
-    "compat/t.sh": "#!/bin/sh\n",
-    "tree/BUILD": 'sh_test(name = "tree_test", srcs = ["t.sh"], data = glob(["**"], exclude = ["BUILD", "t.sh"]))\n',
-    "tree/t.sh": "#!/bin/sh\n",
-    "tree/sub/x.txt": "x\n",
-    "tree/split/BUILD": "",
-    "tree/split/y.txt": "y\n",
-}
-
-ALL_TESTS = {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//suite:s2", "//noci:ok_test",
-             "//tree:tree_test", "//compat:compatible_test", "//ruled:ruled_test", "//ruled:other_test",
-             "//native:native_test", "//uses_deps:alpha_test", "//uses_deps:beta_test", "//hosttool:made_test"}
-
 
 @pytest.fixture(scope="module")
 def monorepo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("collect") / "repo"
-    path.mkdir()
-    workspace = Workspace(str(path))
-    for name, text in FILES.items():
-        workspace.write(name, text.replace("{root}", REPO_ROOT), executable=name.endswith(".sh"))
-    workspace.init_git()
-    workspace.base = git(workspace.path, "rev-parse", "HEAD").strip()
-    workspace.cache = str(tmp_path_factory.mktemp("collect-cache"))
-    collector = Collector(workspace.path, bazel=Bazel(workspace.path, command=BAZEL),
-                          base_checkout_dir=os.path.join(workspace.cache, "base"))
-    workspace.collector = collector
-    try:
-        yield workspace
-    finally:
-        collector.close()
-        workspace.shutdown()
+    yield from make_monorepo(tmp_path_factory)
 
 
 @pytest.fixture
 def repo(monorepo):
-    git(monorepo.path, "reset", "-q", "--hard", monorepo.base)
-    git(monorepo.path, "clean", "-q", "-fdx", "-e", "bazel-*")
-    return monorepo
-
-
-def change(repo, edits=(), deletes=(), renames=()):
-    for name, text in dict(edits).items():
-        repo.write(name, text.replace("{root}", REPO_ROOT), executable=name.endswith(".sh"))
-    for name in deletes:
-        target = os.path.join(repo.path, name)
-        shutil.rmtree(target) if os.path.isdir(target) else os.unlink(target)
-    for old, new in renames:
-        git(repo.path, "mv", old, new)
-    repo.commit("change")
-
-
-def selected(repo, head="HEAD"):
-    selection = repo.collector.collect(repo.base, head)
-    return selection, {t.label for t in selection.tests}, {t.label for t in selection.releases}
+    return reset(monorepo)
 
 
 def test_source_file(repo):
@@ -536,12 +405,6 @@ def test_query_count_does_not_grow_with_changed_files(repo):
     assert {t.label for t in selection.tests} == {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//noci:ok_test"}
 
 
-def run_cli(*args, cwd, **environ):
-    env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(os.path.dirname(cwd), "cli-cache"),
-               **environ)
-    return subprocess.run([sys.executable, ENTRY, *args], cwd=cwd, capture_output=True, text=True, env=env)
-
-
 def test_cli_writes_the_documented_json(repo, tmp_path):
     change(repo, {"lib/a.py": "A = 11\n"})
     result = run_cli("collect", "--base", repo.base, "--head", "HEAD", "--tests-out", str(tmp_path / "t.json"),
@@ -663,47 +526,6 @@ def test_a_cut_proto_answer_is_an_error_not_an_empty_selection(repo):
 
 # -- target graphs recorded by one run, read by the next (target_graphs.py) ------------------------------------------
 
-GRAPH_STORE_LOGIN = {"RELEASEKIT_TARGET_GRAPHS_USERNAME": TEST_USER, "RELEASEKIT_TARGET_GRAPHS_PASSWORD": TEST_PASSWORD}
-
-
-def _graph_collector(repo, tmp_path, store_url):
-    """A collector with a target graph store, whose Bazel logs each command it runs."""
-    from releasekit.core.config import parse_target_graphs
-    from releasekit.selection.target_graphs import Prepared
-
-    bazel, log = str(tmp_path / "bazel"), str(tmp_path / "bazel.log")
-    with open(bazel, "w") as handle:
-        handle.write('#!/bin/sh\necho "$1" >> {}\nexec {} "$@"\n'.format(log, BAZEL))
-    os.chmod(bazel, 0o755)
-    graphs = Prepared(lambda: parse_target_graphs(store_url, "the test"), [bazel], dict(os.environ, **GRAPH_STORE_LOGIN))
-    return Collector(repo.path, bazel=Bazel(repo.path, command=bazel), graphs=graphs), log
-
-
-def _graph_collect(repo, tmp_path, store_url, base=None):
-    """(selection, the Bazel commands it ran) of a fresh collector with the store."""
-    collector, log = _graph_collector(repo, tmp_path, store_url)
-    open(log, "w").close()
-    try:
-        selection = collector.collect(base or repo.base, "HEAD")
-    finally:
-        collector.close()
-    with open(log) as handle:
-        return selection, [line.strip() for line in handle]
-
-
-def _entries(selection):
-    return sorted((t.label, t.kind, t.reasons) for t in selection.tests + selection.releases)
-
-
-def _record_the_base_graph(repo, tmp_path, store_url):
-    """A source change at base: its run records the graph of base's BUILD files, unless one is recorded."""
-    change(repo, {"lib/a.py": "A = 100\n"})
-    selection, _ = _graph_collect(repo, tmp_path, store_url)
-    assert any(note.startswith(("recorded the target graph", "read the target graph")) for note in selection.notes), \
-        selection.notes
-    git(repo.path, "reset", "-q", "--hard", repo.base)
-
-
 SOURCE_CHANGES = [
     {"lib/a.py": "A = 21\n"},                       # rdeps through a library, into a container release
     {"lib/data.txt": "changed\n"},                  # through data
@@ -722,18 +544,18 @@ def test_a_source_change_reads_the_recorded_graph_and_selects_what_bazel_selects
     """Before: every run on a fresh agent loaded //... in a new Bazel server (about 2 s here, more in a large
     monorepo). The recorded graph must answer exactly as Bazel's own rdeps: same targets, same reasons."""
     store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
-    _record_the_base_graph(repo, tmp_path, store_url)
+    record_the_base_graph(repo, tmp_path, store_url)
     selecting = 0
     for edits in SOURCE_CHANGES:
         git(repo.path, "reset", "-q", "--hard", repo.base)
         change(repo, edits)
-        from_graph, commands = _graph_collect(repo, tmp_path, store_url)
+        from_graph, commands = graph_collect(repo, tmp_path, store_url)
         from_bazel = repo.collector.collect(repo.base, "HEAD")
-        assert _entries(from_graph) == _entries(from_bazel), edits
+        assert entries(from_graph) == entries(from_bazel), edits
         assert any(note.startswith("read the target graph recorded at") for note in from_graph.notes), from_graph.notes
         assert "query" not in commands, (edits, commands)
         assert from_graph.queries == 0 or "compat/t.sh" in edits
-        selecting += bool(_entries(from_bazel))
+        selecting += bool(entries(from_bazel))
     assert selecting == len(SOURCE_CHANGES) - 1  # all but lib/unused.txt: not a comparison of empty selections
 
 
@@ -750,37 +572,37 @@ def test_a_source_change_reads_the_recorded_graph_and_selects_what_bazel_selects
 ], ids=["file-added", "build-edit", "bzl-edit"])
 def test_a_graph_recorded_for_other_build_files_is_never_read(repo, tmp_path, nginx, first, then, expected):
     store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
-    _record_the_base_graph(repo, tmp_path, store_url)
+    record_the_base_graph(repo, tmp_path, store_url)
     change(repo, first)
     middle = git(repo.path, "rev-parse", "HEAD").strip()
     change(repo, then)
-    selection, commands = _graph_collect(repo, tmp_path, store_url, base=middle)
+    selection, commands = graph_collect(repo, tmp_path, store_url, base=middle)
     assert {t.label for t in selection.tests} == expected
     assert "query" in commands
     assert not any(note.startswith("read the target graph") for note in selection.notes)
     # Bazel loaded head's graph for this answer, and recorded it: the next run with these BUILD files reads it.
     assert any(note.startswith("recorded the target graph") for note in selection.notes), selection.notes
-    again, commands = _graph_collect(repo, tmp_path, store_url, base=middle)
-    assert _entries(again) == _entries(selection) and "query" not in commands
+    again, commands = graph_collect(repo, tmp_path, store_url, base=middle)
+    assert entries(again) == entries(selection) and "query" not in commands
 
 
 def test_untracked_files_keep_the_recorded_graph_unread(repo, tmp_path, nginx):
     """An untracked BUILD file adds a test on lib/data.txt that no recorded graph knows of: Bazel must answer."""
     store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
-    _record_the_base_graph(repo, tmp_path, store_url)
+    record_the_base_graph(repo, tmp_path, store_url)
     change(repo, {"lib/data.txt": "changed again\n"})
     repo.write("untracked/BUILD", 'sh_test(name = "u_test", srcs = ["t.sh"], data = ["//lib:data.txt"])\n')
     repo.write("untracked/t.sh", "#!/bin/sh\n", executable=True)
-    selection, commands = _graph_collect(repo, tmp_path, store_url)
+    selection, commands = graph_collect(repo, tmp_path, store_url)
     assert {t.label for t in selection.tests} == {"//app:app_test", "//untracked:u_test"}
     assert "query" in commands
-    assert any(note.startswith("no target graph is read or recorded: files git does not track are in the workspace "
-                               "(untracked/)") for note in selection.notes), selection.notes
+    assert "no target graph is read or recorded: files git does not track could change the graph: untracked/BUILD (a " \
+        "BUILD file)" in selection.notes
 
 
 def test_a_damaged_graph_record_is_not_read(repo, tmp_path, nginx):
     store_url = "{}/graphs-{}".format(nginx.url, os.path.basename(str(tmp_path)))
-    _record_the_base_graph(repo, tmp_path, store_url)
+    record_the_base_graph(repo, tmp_path, store_url)
     [record] = glob.glob(nginx.path("graphs-{}/*.graph.gz".format(os.path.basename(str(tmp_path)))))
     with open(record, "rb") as handle:
         content = gzip.decompress(handle.read())
@@ -788,7 +610,7 @@ def test_a_damaged_graph_record_is_not_read(repo, tmp_path, nginx):
     with open(record, "wb") as handle:
         handle.write(gzip.compress(content.replace(b"//lib:lib", b"//lib:xxx")))
     change(repo, {"lib/a.py": "A = 22\n"})
-    selection, commands = _graph_collect(repo, tmp_path, store_url)
+    selection, commands = graph_collect(repo, tmp_path, store_url)
     assert {t.label for t in selection.tests} == {"//app:app_test"} and "query" in commands
     assert any("is not usable (its content does not match its checksum)" in note for note in selection.notes)
 
@@ -798,8 +620,8 @@ def test_collect_takes_the_store_from_releasekit_yaml_or_the_flag(repo, tmp_path
     config = tmp_path / "releasekit.yaml"
     config.write_text("channels:\n  ci: {{registry: 'http://127.0.0.1:1/ci'}}\ntarget_graphs: '{}'\n".format(store_url))
     change(repo, {"lib/a.py": "A = 23\n"})
-    runs = [run_cli("collect", "--base", repo.base, cwd=repo.path, RELEASEKIT_CONFIG=str(config), **GRAPH_STORE_LOGIN)
-            for _ in range(2)]
+    runs = [run_cli("collect", "--base", repo.base, "--record-target-graphs", cwd=repo.path, RELEASEKIT_CONFIG=str(config),
+                    **GRAPH_STORE_LOGIN) for _ in range(2)]
     assert all(run.returncode == 0 for run in runs), runs[-1].stderr
     assert "recorded the target graph at {}/".format(store_url) in runs[0].stdout
     assert "read the target graph recorded at" in runs[1].stdout and "(0 bazel queries)" in runs[1].stdout
@@ -816,8 +638,8 @@ def test_collect_takes_the_store_from_releasekit_yaml_or_the_flag(repo, tmp_path
 
 def test_the_graph_key_follows_the_build_files_of_a_local_repository_outside_the_workspace(tmp_path):
     """Its BUILD and .bzl files can give its targets edges into the workspace; its other files cannot."""
-    from releasekit.selection import gitrepo
-    from releasekit.selection.target_graphs import loading_key
+    from releasekit.selection import gitrepo, global_files
+    from releasekit.selection.graph_key import identify, loading_key
 
     outside = tmp_path / "outside"
     for name, text in {"WORKSPACE": "", "BUILD": "filegroup(name = 'x', srcs = ['x.txt'])\n", "x.txt": "x\n"}.items():
@@ -829,8 +651,11 @@ def test_the_graph_key_follows_the_build_files_of_a_local_repository_outside_the
     workspace.init_git()
     repo = gitrepo.Repository(workspace.path)
 
+    files = global_files.find(repo.read_worktree, repo.read_worktree)
+    identity = identify([BAZEL], workspace.path)[0]
+
     def key():
-        return loading_key(repo, "HEAD", {"WORKSPACE"}, {"WORKSPACE"}, "bazel 9")[0]
+        return loading_key(repo, "HEAD", files, identity)[0]
 
     first = key()
     (outside / "x.txt").write_text("another source\n")

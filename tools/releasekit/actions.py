@@ -28,9 +28,10 @@ def _deploy_check(args):
     result = check_files(args.manifest, args.display, dict(item.split("=", 1) for item in args.placeholder),
                          args.platform, args.kubernetes_version, args.label, args.image_field, args.out, args.crd,
                          args.crd_display, args.schema, args.schema_display)
-    if result["cel_rules_not_checked"]:
-        print("{}: note: {} CEL rule(s) of the CRDs (x-kubernetes-validations) not checked; the API server checks "
-              "them on apply.".format(args.label, result["cel_rules_not_checked"]))
+    for kind, why in (("unchecked", "not checked"), ("not_applicable", "not applicable")):
+        for rule in result["cel_rules"][kind]:
+            print("{}: note: CEL rule {!r} at {} {}: {}; the API server checks it on apply.".format(
+                args.label, rule["rule"], rule["at"], why, rule["why"]))
     return 0
 
 

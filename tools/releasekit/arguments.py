@@ -4,6 +4,7 @@ import argparse
 
 from releasekit import __version__
 from releasekit.core import environment
+from releasekit.core.run_policy import GATE_MODES
 
 BAZEL_HELP = "the Bazel command (default: {}, then bazel)".format(environment.BAZEL)
 
@@ -46,6 +47,9 @@ def build_parser(handlers):
         parsed.add_argument("--target-graphs", metavar="URL",
                             help="read and record target graphs here, so that a change to source files alone needs "
                                  "no query (directory, http(s) or s3 URL; default: releasekit.yaml's target_graphs)")
+        parsed.add_argument("--record-target-graphs", action="store_true",
+                            help="this run is on the main line: record the target graph it loads (never in a run the "
+                                 "CI engine says builds a pull request)")
 
     def run_arguments(parsed):
         parsed.add_argument("--workers", type=int, default=4, help="release executables run at once (default 4)")
@@ -74,15 +78,24 @@ def build_parser(handlers):
     explain.add_argument("label")
     selection_arguments(explain)
 
+    def gate_arguments(parsed):
+        parsed.add_argument("--gate", choices=sorted(GATE_MODES), help="all: a release needs every test of the run "
+                            "to pass; deps: it needs every test that shares a dependency with it to pass (default: "
+                            "releasekit.yaml's gate, then all)")
+        parsed.add_argument("--test-reports", metavar="DIR", help="the reports of the runs that tested this commit "
+                            "(every test shard's): releases publish only when they say the tests passed")
+
     dispatch = command("dispatch", "run selected tests and releases in parallel")
     dispatch.add_argument("--tests", help="tests JSON written by collect")
     dispatch.add_argument("--releases", help="releases JSON written by collect")
     workspace_arguments(dispatch)
+    gate_arguments(dispatch)
     run_arguments(dispatch)
 
-    ci = command("ci", "collect, test, then publish the affected CI releases")
+    ci = command("ci", "collect, test, then publish the affected CI releases that passed the gate")
     selection_arguments(ci)
     graph_arguments(ci)
+    gate_arguments(ci)
     run_arguments(ci)
 
     pr = command("pr", "collect against the working tree, test, build releases; publish nothing")

@@ -56,7 +56,8 @@ def _collect(args, head, stopping=None, cost=None):
     if head != "WORKTREE":
         from releasekit.selection.target_graphs import Prepared
 
-        graphs = Prepared(lambda: _target_graphs_destination(args.target_graphs, workspace), bazel.command)
+        graphs = Prepared(lambda: _target_graphs_destination(args.target_graphs, workspace), bazel.command,
+                          workspace=workspace, record=_may_record_graphs(args, os.environ))
     collector = Collector(workspace, bazel=bazel, graphs=graphs)
     try:
         selection = collector.collect(args.base, head)
@@ -72,6 +73,17 @@ def _collect(args, head, stopping=None, cost=None):
     print("{} changed files: {} tests, {} releases selected ({} bazel queries)".format(
         len(selection.changed_files), len(selection.tests), len(selection.releases), selection.queries))
     return selection
+
+
+def _may_record_graphs(args, environ):
+    """(whether this run may record target graphs, why not): main-line runs only."""
+    from releasekit.core.ci_context import pull_request
+
+    if not getattr(args, "record_target_graphs", False):
+        return False, "only a main-line run records it (--record-target-graphs)"
+    if pull_request(environ):
+        return False, "the CI engine says this run builds a pull request ({})".format(pull_request(environ))
+    return True, None
 
 
 def _target_graphs_destination(explicit_url, workspace):
@@ -110,39 +122,38 @@ def _cmd_explain(args):
     return 0
 
 
-def _run(args, tests, releases, cost, build_only=False, gate_releases_on_tests=False):
-    """dispatch, ci and pr: run the selection and print its table; the exit code. cost: the run's
-    core.usage.RunCost, begun when the command began."""
-    from releasekit.insight.ci_runs import history_settings, quarantine_for_run
-    from releasekit.running.dispatch import DispatchOptions
-    from releasekit.running.whole_run import RunSettings, run_selection
+def _run(args, tests, releases, settings):
+    """dispatch, ci and pr: run the selection and print its table; the exit code."""
     from releasekit.running.progress import Progress
+    from releasekit.running.whole_run import run_selection
 
-    history = history_settings(args.history, os.environ, args.workspace)
-    quarantine, decisions, notes = quarantine_for_run(args.quarantine, history, os.environ)
-    print("\n".join(notes), end="\n" if notes else "")
-    options = DispatchOptions(workers=args.workers, bazel_flags=[f for f in (args.bazel_flags or []) if f != "--"],
-                              quarantine=quarantine, flaky_test_attempts=args.flaky_test_attempts,
-                              build_only=build_only, report_dir=args.logs, profile=args.profile)
-    settings = RunSettings(args.workspace, args.bazel, options, args.shard, args.previous_report, args.report, args.junit,
-                           args.command, getattr(args, "base", None), args.started, history, decisions, cost)
-    code, lines = run_selection(settings, tests, releases, Progress(sys.stdout), gate_releases_on_tests)
+    code, lines = run_selection(settings, tests, releases, Progress(sys.stdout))
     print("\n".join(lines))
     return code
+
+
+def _run_settings(args, cost, build_only=False):
+    """Every option and releasekit.yaml checked once, before anything runs. cost: the run's core.usage.RunCost,
+    begun when the command began."""
+    from releasekit.running.whole_run import RunSettings
+
+    settings = RunSettings.from_arguments(args, os.environ, build_only)
+    settings.cost = cost
+    return settings
 
 
 def _cmd_dispatch(args):
     from releasekit.core.usage import RunCost
     from releasekit.selection.selection_file import load_labels
 
-    cost = RunCost(args.workspace)  # before the selection files are read: the run's CPU is counted from here
-    tests = load_labels(args.tests, "tests") if args.tests else []
+    cost = RunCost(args.workspace)  # before anything is read: the run's CPU is counted from here
+    tests = load_labels(args.tests, "tests") if args.tests else None
     releases = load_labels(args.releases, "releases") if args.releases else []
-    return _run(args, tests, releases, cost)
+    return _run(args, tests, releases, _run_settings(args, cost))
 
 
 def _cmd_ci(args):
-    return _collect_and_run(args, args.head, gate_releases_on_tests=True)
+    return _collect_and_run(args, args.head)
 
 
 def _cmd_pr(args):
@@ -158,16 +169,17 @@ def _import_what_runs_need():
         pass  # the run imports them again, and says what is missing
 
 
-def _collect_and_run(args, head, **how):
+def _collect_and_run(args, head, build_only=False):
     from releasekit.core.usage import RunCost
 
+    cost = RunCost(args.workspace)  # the Bazel servers as they are before collect's first query
+    settings = _run_settings(args, cost, build_only)
     # Imported while collect waits for Bazel's answer, not between it and the tests.
     threading.Thread(target=_import_what_runs_need, name="imports", daemon=True).start()
-    cost = RunCost(args.workspace)  # the workspace's server as it is before collect's first query
     stopping = []  # the base revision's server stops while the tests run
     try:
         selection = _collect(args, head, stopping, cost)
-        return _run(args, [t.label for t in selection.tests], [t.label for t in selection.releases], cost, **how)
+        return _run(args, [t.label for t in selection.tests], [t.label for t in selection.releases], settings)
     finally:
         for thread in stopping:
             thread.join()
@@ -193,10 +205,12 @@ def _cmd_config(args):
 
 
 def _cmd_insight(args):
+    from releasekit.core.config import load_config_if_present
     from releasekit.insight.ci_runs import history_settings
     from releasekit.insight.report import write_insight
 
-    settings = history_settings(args.history, os.environ, os.getcwd(), args.config)
+    environ = dict(os.environ, BUILD_WORKSPACE_DIRECTORY=os.getcwd())
+    settings = history_settings(args.history, load_config_if_present(args.config, environ))
     print("\n".join(write_insight(settings, args.since, args.until, args.compare_at, args.out, args.json, os.environ,
                                    args.charts)))
     return 0

@@ -9,7 +9,8 @@ from releasekit.core.errors import ReleasekitError
 from releasekit.core.redact import redact
 
 # Import names whose pip package is named otherwise.
-_PIP_NAMES = {"yaml": "pyyaml", "kubernetes_validate": "kubernetes-validate", "ruamel": "ruamel.yaml"}
+_PIP_NAMES = {"yaml": "pyyaml", "kubernetes_validate": "kubernetes-validate", "ruamel": "ruamel.yaml",
+              "re2": "google-re2", "celpy": "cel-python"}
 
 
 class _RedactingFormatter(logging.Formatter):

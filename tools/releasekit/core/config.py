@@ -6,7 +6,8 @@
 
     history: "s3://ci-history/main"            # optional: where CI runs append their reports
     target_graphs: "s3://ci-cache/graphs"      # optional: where collect records target graphs (selection/target_graphs.py)
-    auto_quarantine: {flakes: 2, window: 30, clean_runs: 5}   # optional: --quarantine auto's thresholds
+    auto_quarantine: {flakes: 2, window: 30, clean_runs: 5, broken_after: 2}   # optional: --quarantine auto's
+    gate: all                                  # optional: all (the default) or deps; see run_policy.py
 
 An entry is a string or a mapping {url, insecure, ca_bundle}; a channel may set
 `insecure: true` for all its entries. Which file wins: --config, then
@@ -27,6 +28,7 @@ import socket
 
 from releasekit.core.errors import ConfigError
 from releasekit.core import environment
+from releasekit.core.run_policy import AutoQuarantine, parse_auto_quarantine, parse_gate
 
 RESOLVED_CONFIG_VARIABLE = environment.RESOLVED_CONFIG.name
 
@@ -137,16 +139,6 @@ def _addresses(host):
 
 
 @dataclasses.dataclass(frozen=True)
-class AutoQuarantine:
-    """`--quarantine auto`: a test that flaked at least `flakes` times in the last `window` runs that ran it is
-    quarantined, until it has passed `clean_runs` runs in a row since its last flake."""
-
-    flakes: int = 2
-    window: int = 30
-    clean_runs: int = 5
-
-
-@dataclasses.dataclass(frozen=True)
 class Config:
     """The parsed releasekit.yaml."""
 
@@ -155,6 +147,7 @@ class Config:
     history: Destination = None  # where CI runs append their reports (insight/history.py)
     target_graphs: Destination = None  # where collect reads and records target graphs (selection/target_graphs.py)
     auto_quarantine: AutoQuarantine = AutoQuarantine()
+    gate: str = None  # the release gate the file chooses (run_policy.py), or None
 
     def destination(self, channel, kind):
         entry = self.channels.get(channel, {}).get(kind)
@@ -263,6 +256,13 @@ def load_config(explicit=None, environ=None):
     return parse_config(_config_text(path, chosen_by), path)
 
 
+def load_config_if_present(explicit=None, environ=None):
+    """load_config, or None when no file is named and none is at the workspace root: a run that only tests needs
+    no destinations."""
+    path, _ = find_config_path(explicit, os.environ if environ is None else environ)
+    return load_config(explicit, environ) if explicit or os.path.exists(path) else None
+
+
 def _config_text(path, chosen_by):
     try:
         with open(path, encoding="utf-8") as handle:
@@ -336,7 +336,8 @@ def config_from_data(data, source):
         channels[channel] = parsed
     config = Config(source=source, channels=channels, history=_history(data.get("history"), source),
                     target_graphs=_target_graphs(data.get("target_graphs"), source),
-                    auto_quarantine=_auto_quarantine(data.get("auto_quarantine"), source))
+                    auto_quarantine=parse_auto_quarantine(data.get("auto_quarantine"), source),
+                    gate=None if data.get("gate") is None else parse_gate(data["gate"], "{}: gate".format(source)))
     check_channels_apart(config)
     return config
 
@@ -372,17 +373,6 @@ def target_graphs_of(path, chosen_by):
     data = _yaml_data(_config_text(path, chosen_by), path)
     value = data.get("target_graphs") if isinstance(data, dict) else None
     return None if value is None else parse_target_graphs(value, path)
-
-
-def _auto_quarantine(value, source):
-    if value is None:
-        return AutoQuarantine()
-    names = [f.name for f in dataclasses.fields(AutoQuarantine)]
-    if not isinstance(value, dict) or set(value) - set(names) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value.values()):
-        raise ConfigError("{}: auto_quarantine must map {} to positive whole numbers (e.g. `auto_quarantine: "
-                          "{{flakes: 2, window: 30, clean_runs: 5}}`).".format(source, ", ".join(names)))
-    return AutoQuarantine(**value)
 
 
 def check_channels_apart(config):

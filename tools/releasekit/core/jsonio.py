@@ -23,19 +23,22 @@ def staged(directory, prefix=".releasekit-"):
             os.unlink(tmp)
 
 
-def write_atomic(path, data):
-    """Write bytes, text, or an iterable of bytes to path, replacing it whole."""
+def write_atomic(path, data, mode=None):
+    """Write bytes, text, or an iterable of bytes to path, replacing it whole. mode: the file's permission bits
+    (the staged file is the owner's alone until then, 0600)."""
     with staged(os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + ".") as (handle, tmp):
         if isinstance(data, str):
             data = data.encode("utf-8")
         for chunk in [data] if isinstance(data, bytes) else data:
             handle.write(chunk)
         handle.close()
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
 
 
-def write_json_atomic(path, data, compact=False):
+def write_json_atomic(path, data, compact=False, mode=None):
     """compact: one line, for large machine-read reports (the C encoder, several times faster). Secrets are
     redacted from what is written."""
     encoded = json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=2, sort_keys=True)
-    write_atomic(path, redact(encoded) + "\n")
+    write_atomic(path, redact(encoded) + "\n", mode)

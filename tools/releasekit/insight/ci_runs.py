@@ -4,10 +4,9 @@ import dataclasses
 import glob
 import os
 
-from releasekit.core.config import AutoQuarantine, find_config_path, load_config
-from releasekit.core.errors import ReleasekitError
-from releasekit.insight import bazel_profile, history, quarantine, run_record
-
+from releasekit.core.errors import ReleasekitError, UsageError
+from releasekit.core.run_policy import AutoQuarantine
+from releasekit.insight import bazel_profile, quarantine, run_record
 
 
 @dataclasses.dataclass
@@ -19,35 +18,79 @@ class RunHistory:
     source: str = "--history"
 
 
-def history_settings(explicit_url, environ, workspace, config_path=None):
-    """--history wins over releasekit.yaml's `history`; the thresholds come from releasekit.yaml if there is one."""
-    environ = dict(environ, BUILD_WORKSPACE_DIRECTORY=os.path.abspath(workspace))
-    path, _ = find_config_path(config_path, environ)
-    config = load_config(config_path, environ) if config_path or os.path.exists(path) else None
+def history_settings(explicit_url, config):
+    """--history wins over releasekit.yaml's `history`; the thresholds come from releasekit.yaml (config, or None
+    when there is none)."""
+    thresholds = config.auto_quarantine if config else AutoQuarantine()
     if explicit_url:
-        return RunHistory(explicit_url, config.auto_quarantine if config else AutoQuarantine())
+        return RunHistory(explicit_url, thresholds)
     if config and config.history:
-        return RunHistory(config.history.text, config.auto_quarantine, config.source)
-    return RunHistory(None, config.auto_quarantine if config else AutoQuarantine())
+        return RunHistory(config.history.text, thresholds, config.source)
+    return RunHistory(None, thresholds)
 
 
-def quarantine_for_run(sources, settings, environ):
-    """(quarantined labels, decisions, lines to show). An unreachable history quarantines nothing automatically
-    and says so; it never fails the run."""
+@dataclasses.dataclass
+class QuarantinePlan:
+    """A run's quarantine: the labels, each decision with its evidence, the lines to show, and the history runs of
+    the quarantined tests, which judge() needs once the tests have run."""
+
+    labels: set = dataclasses.field(default_factory=set)
+    decisions: list = dataclasses.field(default_factory=list)
+    lines: list = dataclasses.field(default_factory=list)
+    runs: dict = dataclasses.field(default_factory=dict)
+    policy: AutoQuarantine = AutoQuarantine()
+
+    def judge(self, outcomes, commit):
+        """After the tests: a quarantined test that failed every attempt at this commit, as at the commits before
+        it, reaches broken_after consecutive commits: broken, out of quarantine (its failure fails the run). The
+        lines to show."""
+        lines = []
+        by_label = {d.label: d for d in self.decisions}
+        for outcome in outcomes:
+            if not (outcome.quarantined and outcome.status in quarantine.ALL_ATTEMPTS_FAILED):
+                continue
+            streak = quarantine.failing_streak(self.runs.get(outcome.label, []))
+            if commit and commit not in [c for c, _ in streak]:
+                streak.insert(0, (commit, None))  # this run's failure
+            decision = by_label.get(outcome.label) or quarantine.Decision(outcome.label, True, "file", "quarantined")
+            verdict = quarantine.broken(decision, streak, self.policy)
+            if verdict is None:
+                lines.append("quarantine: {} failed every attempt, at {} consecutive commit{} (broken at {}): a failure "
+                             "that holds back the releases it gates; quarantined, it does not fail the run".format(
+                                 outcome.label, len(streak), "" if len(streak) == 1 else "s", self.policy.broken_after))
+                continue
+            outcome.quarantined = False
+            outcome.reason = verdict.reason
+            self.labels.discard(outcome.label)
+            self.decisions = [d for d in self.decisions if d.label != outcome.label] + [verdict]
+            lines.append("quarantine: " + quarantine.describe(verdict))
+        return lines
+
+
+def quarantine_for_run(sources, settings, environ, tests):
+    """The QuarantinePlan of a run of tests (the whole selection). The history is read when a quarantine is asked
+    for and there is one: for --quarantine auto's flakes, and for any quarantined test's failures at earlier commits.
+    An unreachable history quarantines nothing automatically and says so; it never fails the run."""
     sources = list(sources or [])
-    records, lines = [], []
-    if quarantine.AUTO in sources:
-        if not settings.url:
-            raise ReleasekitError("--quarantine auto reads the run history, and none is set: pass --history URL or set "
-                                  "`history:` in releasekit.yaml.")
+    plan = QuarantinePlan(policy=settings.auto_quarantine)
+    if quarantine.AUTO in sources and not settings.url:
+        raise UsageError("--quarantine auto reads the run history, and none is set: pass --history URL or set "
+                              "`history:` in releasekit.yaml.")
+    if sources and settings.url and tests:
+        from releasekit.insight import history  # the HTTP stack: only a run that reads or writes its history
+
         try:
             store = history.History(settings.url, history.RUN_UPLOAD_POLICY, environ, settings.source)
-            records = store.recent(settings.auto_quarantine.window)
+            plan.runs, note = store.runs_by_test(tests, settings.auto_quarantine.window)
+            if note:
+                plan.lines.append("quarantine: " + note)
         except ReleasekitError as error:
-            lines.append("quarantine auto: the history could not be read ({}); no test is quarantined by it".format(error))
-    labels, decisions = quarantine.resolve(sources, records, settings.auto_quarantine)
-    lines += ["quarantine: " + quarantine.describe(d) for d in decisions]
-    return labels, decisions, lines
+            plan.lines.append("quarantine: the history could not be read ({}); {}".format(error, (
+                "no test is quarantined by it" if quarantine.AUTO in sources else
+                "failures at earlier commits are not known")))
+    plan.labels, plan.decisions = quarantine.resolve(sources, plan.runs, settings.auto_quarantine)
+    plan.lines += ["quarantine: " + quarantine.describe(d) for d in plan.decisions]
+    return plan
 
 
 def record_run(settings, command, outcomes, report_dir, environ, facts):
@@ -61,4 +104,6 @@ def record_run(settings, command, outcomes, report_dir, environ, facts):
             record["profile"] = bazel_profile.merge_profiles(bazel_profile.read_profile(p) for p in profiles)
     except ReleasekitError as error:
         return "history: not written: {}".format(error)
+    from releasekit.insight import history
+
     return history.record_run(settings.url, record, report_dir, environ)

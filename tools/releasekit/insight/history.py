@@ -24,6 +24,8 @@ PARALLEL_READS = 16
 READ_AHEAD = 64
 # A CI run's upload gives up sooner than a release would: the run matters more than its history.
 RUN_UPLOAD_POLICY = RetryPolicy(attempts=3, total_seconds=20.0, timeout=15.0)
+# How far back a run reads for each test's own window of runs, in windows: a test that rarely runs has fewer.
+READ_WINDOWS = 10
 
 
 class History:
@@ -72,11 +74,29 @@ class History:
         except ReleasekitError as error:
             return error
 
-    def recent(self, count, days=30, now=None):
-        """The last `count` run records (oldest first), from the last `days` days."""
+    def runs_by_test(self, tests, window, days=30, now=None):
+        """(runs, note): quarantine.runs_by_test() of the tests, each with its own last `window` CI runs when the
+        history has them. Read newest first, from the last `days` days, at most READ_WINDOWS windows of runs; the
+        note says when that left a test with fewer runs than the window."""
+        from releasekit.insight import quarantine
+
         now = now or datetime.datetime.now(datetime.timezone.utc)
-        names = self.names(since=now - datetime.timedelta(days=days))[-count:]
-        return [record for _, record, _ in self.read(names) if record is not None]
+        names = self.names(since=now - datetime.timedelta(days=days))
+        newest_first = names[::-1][:READ_WINDOWS * window]
+        wanted, runs, read = set(tests), {}, 0
+        for _, record, _ in self.read(newest_first):
+            read += 1
+            if record is not None:
+                quarantine.add_test_runs(runs, record, wanted)
+                if all(len(runs.get(test, ())) >= window for test in wanted):
+                    break
+        runs = {test: entries[::-1] for test, entries in runs.items()}  # oldest first
+        short = [test for test in wanted if test in runs and len(runs[test]) < window]
+        note = None
+        if read < len(names) and short:
+            note = "read the last {} runs of the history; {} tests ran fewer than {} times in them".format(
+                read, len(short), window)
+        return runs, note
 
 
 def _parsed(name, future):

@@ -1,11 +1,16 @@
 """Which tests run but cannot fail the build: a hand-written quarantine file, and `--quarantine auto`, which
-derives the set from the run history.
+derives the set from the run history. Quarantine never hides a regression.
 
-A flake is a run in which a test failed and then passed on a retry (Bazel's "flaky"), or failed at a commit at
-which it also passed (the same inputs, two answers). A test with at least `flakes` flakes among the last `window`
-history runs is quarantined, until it has passed `clean_runs` runs in a row since its last flake (config.py's
-AutoQuarantine). The file wins: `//pkg:test` is quarantined whatever the history says, `!//pkg:test` never is.
-Every decision carries its evidence: which runs, which statuses, how many attempts.
+Only CI runs of committed code count (run_facts): never `pr` runs, build-only runs, runs outside CI or runs of a
+tree with uncommitted changes. A flake is a pass and a failure of one test at the same inputs: Bazel's `flaky`
+(it failed, then passed on a retry, in one run), or a failure in a run whose tree, Bazel flags and platform are
+those of a run in which it passed. A test with at least `flakes` flakes among its own last `window` runs is
+quarantined, until it has passed `clean_runs` runs in a row since its last flake (run_policy.AutoQuarantine).
+
+A quarantined test still runs, and a failure of every attempt is still a failure: in the report, in JUnit, and to
+the release gate. After failing every attempt at `broken_after` consecutive commits it is broken, not flaky: out
+of quarantine, whatever put it there, and the run fails. The file wins otherwise: `//pkg:test` is quarantined
+whatever the history says, `!//pkg:test` never is. Every decision carries its evidence: runs, statuses, attempts.
 """
 
 import dataclasses
@@ -14,7 +19,9 @@ from releasekit.core.errors import UsageError
 from releasekit.insight.run_record import STATUSES
 
 AUTO = "auto"
+PASSED = ("passed", "flaky")
 _FAILED = ("failed", "timeout")
+ALL_ATTEMPTS_FAILED = ("failed", "timeout", "build failed")  # what breaks a test's run of passes
 
 
 @dataclasses.dataclass
@@ -24,6 +31,48 @@ class Decision:
     source: str  # auto or file
     reason: str
     evidence: list = dataclasses.field(default_factory=list)  # [{run, commit, start, status, attempts}]
+    broken: bool = False  # failed every attempt at broken_after consecutive commits: out of quarantine
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFacts:
+    """What quarantine reads of one history run. inputs: (tree, flags digest, platform), or None when the record
+    does not say (records written before they did): such a run shows a flake only through Bazel's `flaky`."""
+
+    id: str
+    commit: str
+    start: float
+    inputs: tuple = None
+
+
+def run_facts(record):
+    """The RunFacts of a history record, or None when it is not a CI run of committed code."""
+    if record.get("command") == "pr" or record.get("build_only") or record.get("ci") is False or record.get("dirty"):
+        return None
+    inputs = (record.get("tree"), record.get("flags"), record.get("platform"))
+    return RunFacts(record["id"], record.get("commit"), record["start"], inputs if all(inputs) else None)
+
+
+def add_test_runs(runs, record, labels=None):
+    """Append record's runs of tests (of labels, when given) to runs: {label: [(RunFacts, status, attempts)]}."""
+    facts = run_facts(record)
+    if facts is None:
+        return
+    targets = record["targets"]
+    others = targets.get("other_statuses", {})
+    for index, (label, kind) in enumerate(zip(targets["labels"], targets["kinds"])):
+        if kind == "T" and (labels is None or label in labels):
+            letter = targets["statuses"][index]
+            status = others.get(str(index), "?") if letter == "X" else STATUSES.get(letter, "?")
+            runs.setdefault(label, []).append((facts, status, targets["attempts"][index]))
+
+
+def runs_by_test(records, labels=None):
+    """{label: [(RunFacts, status, attempts)]} of every test's CI runs in the records, oldest first."""
+    runs = {}
+    for record in records:
+        add_test_runs(runs, record, labels)
+    return runs
 
 
 def read_quarantine_file(path):
@@ -33,46 +82,50 @@ def read_quarantine_file(path):
         with open(path, encoding="utf-8") as handle:
             lines = [line.split("#", 1)[0].strip() for line in handle]
     except OSError as error:
-        raise UsageError("Cannot read the quarantine file {}: {}. Pass a file of test labels, one per line, or "
-                         "`auto`.".format(path, error.strerror)) from None
+        raise UsageError("Cannot read the quarantine file {} (--quarantine): {}. Pass a file of test labels, one per "
+                         "line, or `auto`.".format(path, error.strerror)) from None
     bad = [line for line in lines if line and not line.lstrip("!").startswith(("//", "@"))]
     if bad:
-        raise UsageError("The quarantine file {} has lines that are not test labels: {}. Write one label per line "
-                         "(//pkg:test), `!//pkg:test` for a test never to quarantine.".format(path, ", ".join(bad[:3])))
+        raise UsageError("The quarantine file {} (--quarantine) has lines that are not test labels: {}. Write one "
+                         "label per line (//pkg:test), `!//pkg:test` for a test never to quarantine.".format(
+                             path, ", ".join(bad[:3])))
     return {line for line in lines if line.startswith(("//", "@"))}, {line[1:] for line in lines if line.startswith("!")}
 
 
-def test_runs(records):
-    """{label: [(record, status, attempts)]} of every test in the records, oldest first."""
-    runs = {}
-    for record in records:
-        targets = record["targets"]
-        others = targets.get("other_statuses", {})
-        for index, (label, kind) in enumerate(zip(targets["labels"], targets["kinds"])):
-            if kind == "T":
-                letter = targets["statuses"][index]
-                status = others.get(str(index), "?") if letter == "X" else STATUSES.get(letter, "?")
-                runs.setdefault(label, []).append((record, status, targets["attempts"][index]))
-    return runs
-
-
 def flake_indices(entries):
-    """The indices of the entries that are flakes: flaky, or failed at a commit at which the test also passed."""
-    passed_at = {record.get("commit") for record, status, _ in entries if status in ("passed", "flaky")}
-    return [index for index, (record, status, _) in enumerate(entries)
-            if status == "flaky" or (status in _FAILED and record.get("commit") in passed_at)]
+    """The indices of the entries that are flakes: flaky, or failed at the inputs of a run in which it passed."""
+    passed_at = {facts.inputs for facts, status, _ in entries if status in PASSED and facts.inputs}
+    return [index for index, (facts, status, _) in enumerate(entries)
+            if status == "flaky" or (status in _FAILED and facts.inputs and facts.inputs in passed_at)]
 
 
-def auto_decisions(records, policy):
-    """{label: Decision} for every test with a flake among its last `window` runs in the records."""
+def failing_streak(entries):
+    """[(commit, entry)] of the distinct commits, newest first, at which the test failed every attempt since it
+    last passed: its runs at consecutive commits."""
+    streak = []
+    for entry in reversed(entries):
+        facts, status, _ = entry
+        if status in PASSED:
+            break
+        if status in ALL_ATTEMPTS_FAILED and facts.commit not in [commit for commit, _ in streak]:
+            streak.append((facts.commit, entry))
+    return streak
+
+
+def _evidence(entries):
+    return [{"run": facts.id, "commit": facts.commit, "start": facts.start, "status": status, "attempts": attempts}
+            for facts, status, attempts in entries]
+
+
+def auto_decisions(runs, policy):
+    """{label: Decision} for every test with a flake among its own last `window` runs; runs: runs_by_test()."""
     decisions = {}
-    for label, entries in test_runs(records).items():
+    for label, entries in runs.items():
         entries = entries[-policy.window:]
         flakes = flake_indices(entries)
         if not flakes:
             continue
-        evidence = [{"run": r["id"], "commit": r.get("commit"), "start": r["start"], "status": s, "attempts": a}
-                    for r, s, a in (entries[index] for index in flakes)]
+        evidence = _evidence(entries[index] for index in flakes)
         clean = 0  # passes in a row at the end, all after the last flake
         while clean < len(entries) and entries[-1 - clean][1] == "passed":
             clean += 1
@@ -89,9 +142,21 @@ def auto_decisions(records, policy):
     return decisions
 
 
-def resolve(sources, history_records, policy):
-    """(quarantined labels, decisions): sources are quarantine files and AUTO; the files win over the history."""
-    decisions = auto_decisions(history_records, policy) if AUTO in sources else {}
+def broken(decision, streak, policy):
+    """The decision that takes a quarantined test out when streak (failing_streak, this run's failure first when
+    it counts) reaches broken_after commits; else None."""
+    if len(streak) < policy.broken_after:
+        return None
+    reason = "broken, not flaky: failed every attempt at {} consecutive commits ({}); out of quarantine".format(
+        len(streak), ", ".join((commit or "?")[:12] for commit, _ in streak))
+    evidence = _evidence(entry for _, entry in streak if entry is not None)
+    return Decision(decision.label, False, decision.source, reason, evidence + decision.evidence, broken=True)
+
+
+def resolve(sources, runs, policy):
+    """(quarantined labels, decisions): sources are quarantine files and AUTO; runs: runs_by_test() of the history
+    (empty without one). The files win over the history's flakes; breakage wins over both."""
+    decisions = auto_decisions(runs, policy) if AUTO in sources else {}
     for path in [s for s in sources if s != AUTO]:
         forced, never = read_quarantine_file(path)
         for label in forced:
@@ -100,6 +165,9 @@ def resolve(sources, history_records, policy):
             auto = decisions.get(label)
             decisions[label] = Decision(label, False, "file", "never quarantined: `!` in {}".format(path),
                                         auto.evidence if auto else [])
+    for label, decision in list(decisions.items()):
+        if decision.quarantined:
+            decisions[label] = broken(decision, failing_streak(runs.get(label, [])), policy) or decision
     return {label for label, decision in decisions.items() if decision.quarantined}, list(decisions.values())
 
 

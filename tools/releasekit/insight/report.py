@@ -10,6 +10,7 @@ from releasekit.insight.history import History
 from releasekit.insight.statistics import Figures
 
 DEFAULT_DAYS = 30
+READABLE = 0o644  # the page, its figures and charts are for everyone who looks after CI: world-readable
 
 
 def window(since, until, now=None):
@@ -66,21 +67,29 @@ def write_insight(settings, since, until, compare_at, html_path, json_path, envi
     if figures["cpu"]["runs"]:
         lines.append("CPU per run: P50 {p50_seconds:.1f}s  P90 {p90_seconds:.1f}s ({runs} runs measured it)".format(
             **figures["cpu"]))
+    if figures["runs"]:
+        outcomes = figures["outcomes"]
+        lines.append("outcomes: {} green, {} red; {} releases held back in {} runs".format(
+            outcomes["runs"] - outcomes["red"], outcomes["red"], outcomes["held_back"]["releases"],
+            outcomes["held_back"]["runs"]))
+    failing = [t["label"] for t in figures["flaky"]["tests"] if t["failing_at_last_runs"]]
+    if failing:
+        lines.append("failed every attempt at their last runs: {}".format(", ".join(failing[:10])))
     for skipped in figures["skipped_objects"][:10]:
         lines.append("skipped {}: {}".format(skipped["object"], skipped["why"]))
     if json_path:
-        write_json_atomic(json_path, figures)
+        write_json_atomic(json_path, figures, mode=READABLE)
         lines.append("json: " + json_path)
     if html_path or charts_dir:
         from releasekit.insight.report_page import render
 
         page = render(figures)
         if html_path:
-            write_atomic(html_path, page)
+            write_atomic(html_path, page, READABLE)
             lines.append("report: " + html_path)
         if charts_dir:
             os.makedirs(charts_dir, exist_ok=True)
             for name, svg in re.findall(r"<figure class='chart' id='([^']+)'>(<svg.*?</svg>)", page, re.DOTALL):
-                write_atomic(os.path.join(charts_dir, name + ".svg"), svg)
+                write_atomic(os.path.join(charts_dir, name + ".svg"), svg, READABLE)
             lines.append("charts: " + charts_dir)
     return lines

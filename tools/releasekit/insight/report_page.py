@@ -1,5 +1,6 @@
 """The insight page: one self-contained HTML file, charts drawn by matplotlib as inline SVG, no script, no network."""
 
+import datetime
 import html
 import io
 import re
@@ -7,11 +8,14 @@ import re
 import matplotlib
 from matplotlib.figure import Figure
 
+from releasekit.insight.gate_figures import ROLLING
+
 _STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;font-size:.9em}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:left}
 td.n{text-align:right}figure.chart{margin:1em 0}figure.chart svg{max-width:100%;height:auto}
-.note{color:#666;font-size:.9em}"""
+.note{color:#666;font-size:.9em}tr.red td{color:#b00020;font-weight:bold}span.red{color:#b00020}span.green{color:#1a7f37}"""
+_GREEN, _RED = "#2ca02c", "#d62728"
 _COLOURS = {"p50": "#1f77b4", "p90": "#ff7f0e", "p99": "#d62728"}
 
 
@@ -24,7 +28,9 @@ def render(figures):
                  figures["runs"], " from {} to {}".format(*figures["window"]) if figures["window"] else "",
                  figures["generated"])]
     if figures["runs"]:
+        parts += _outcomes(figures)
         parts += _wall_time(figures, unit, scale)
+    parts += _held_back(figures)
     parts += _targets(figures)
     parts += _flaky(figures)
     parts += _lead_time(figures, unit, scale)
@@ -41,7 +47,15 @@ def _wall_time(figures, unit, scale):
     wall = figures["wall_seconds"]
     parts = ["<h2>Run wall time</h2>", "<p>P50 {}, P90 {}, P99 {} over the window.</p>".format(
         *(_duration(wall["p{}".format(p)]) for p in (50, 90, 99)))]
-    for period in ("week", "day"):
+    for period in figures["periods"]:
+        if period == "run":  # a window of a day or less: each run, at its time of day
+            runs = figures["per_run"]
+            chart = _chart("wall-time-per-run", "Wall time of each run, {}".format(unit))
+            chart.axes.plot(_times(runs), [r["wall_seconds"] / scale for r in runs], marker="o", color=_COLOURS["p50"])
+            _time_axis(chart.axes)
+            chart.axes.set_ylabel(unit)
+            parts.append(chart.svg("Wall time of each run"))
+            continue
         rows = figures["per_" + period]
         chart = _chart("percentiles-per-" + period, "Wall time per {}, {}".format(period, unit))
         axes = chart.axes
@@ -116,6 +130,9 @@ def _targets(figures):
         return parts + ["<p>No target ran in the window.</p>"]
     parts.append(_table(["target", "runs (executed)", "mean"],
                         [[t["label"], t["runs"], _duration(t["mean_seconds"])] for t in slowest]))
+    if "week" not in figures["periods"]:  # a trend of one or two weekly points says nothing
+        parts.append("<p class='note'>The window is shorter than two weeks: no weekly trend.</p>")
+        return parts + _cache(figures)
     chart = _chart("slowest-trend", "Mean duration per week of the five slowest targets, seconds")
     for target in slowest[:5]:
         chart.axes.plot([t["week"] for t in target["trend"]], [t["mean_seconds"] for t in target["trend"]], marker="o",
@@ -123,34 +140,50 @@ def _targets(figures):
     chart.axes.legend(fontsize="small")
     chart.axes.tick_params(axis="x", labelrotation=45)
     parts.append(chart.svg("Trend of the slowest targets"))
+    return parts + _cache(figures)
+
+
+def _cache(figures):
     cache = figures["cache"]
-    parts.append("<h2>Cache</h2>")
+    parts = ["<h2>Cache</h2>"]
     if not cache["tests"]:
         return parts + ["<p>No test result says whether it came from a cache.</p>"]
     parts.append("<p>{} of {} test results came from a cache ({:.1%}).</p>".format(cache["cached"], cache["tests"],
                                                                                     cache["hit_rate"]))
-    chart = _chart("cache-hit-rate", "Test cache hit rate per day")
-    chart.axes.plot([d["day"] for d in cache["per_day"]], [d["hit_rate"] * 100 for d in cache["per_day"]], marker="o")
+    per_run = figures["periods"] == ["run"]
+    chart = _chart("cache-hit-rate", "Test cache hit rate per {}".format("run" if per_run else "day"))
+    if per_run:
+        chart.axes.plot(_times(cache["per_run"]), [r["hit_rate"] * 100 for r in cache["per_run"]], marker="o")
+        _time_axis(chart.axes)
+    else:
+        chart.axes.plot([d["day"] for d in cache["per_day"]], [d["hit_rate"] * 100 for d in cache["per_day"]],
+                        marker="o")
+        chart.axes.tick_params(axis="x", labelrotation=45)
     chart.axes.set_ylim(0, 100)
     chart.axes.set_ylabel("% of test results")
-    chart.axes.tick_params(axis="x", labelrotation=45)
-    parts.append(chart.svg("Cache hit rate per day"))
+    parts.append(chart.svg("Cache hit rate per {}".format("run" if per_run else "day")))
     return parts
 
 
 def _flaky(figures):
     flaky = figures["flaky"]
-    parts = ["<h2>Flaky tests</h2>", "<p>Over the last {} runs of the window. A flake: failed, then passed on a retry, or "
-             "failed at a commit at which it also passed.</p>".format(flaky["window_runs"])]
+    parts = ["<h2>Flaky and quarantined tests</h2>", "<p>Over each test's own last {} CI runs (pull requests and runs "
+             "of uncommitted trees do not count). A flake: failed, then passed on a retry, or failed where it also "
+             "passed with the same tree, Bazel flags and platform. A test that failed every attempt at its last runs "
+             "is shown in red: quarantine keeps the run green, not the test.</p>".format(flaky["window_runs"])]
     if not flaky["tests"]:
-        return parts + ["<p>No test flaked.</p>"]
+        return parts + ["<p>No test flaked or was quarantined.</p>"]
     rows = [[t["label"], t["runs"], t["flakes"], "{:.0%}".format(t["flake_rate"]),
-             "quarantined" if t["quarantined"] else "not quarantined", t["decision"],
+             "broken: out of quarantine" if t["broken"] else "quarantined" if t["quarantined"] else "not quarantined",
+             ", ".join(t["last_statuses"]), t["decision"],
              ", ".join("{} ({}, {} attempts)".format(e["run"][:12], e["status"], e["attempts"]) for e in t["evidence"])]
             for t in flaky["tests"]]
-    parts.append(_table(["test", "runs", "flakes", "rate", "auto quarantine", "why", "runs that show it"], rows))
+    parts.append(_table(["test", "runs", "flakes", "rate", "quarantine", "last runs", "why", "runs that show it"], rows,
+                        red=[t["failing_at_last_runs"] > 0 for t in flaky["tests"]]))
+    shown = [t for t in flaky["tests"] if t["flakes"]][:15][::-1]
+    if not shown:
+        return parts
     chart = _chart("flake-rate", "Flake rate of the flakiest tests, %")
-    shown = flaky["tests"][:15][::-1]
     chart.axes.barh([t["label"] for t in shown], [t["flake_rate"] * 100 for t in shown])
     parts.append(chart.svg("Flake rate per test"))
     return parts
@@ -238,12 +271,81 @@ class _chart:
             self.name, svg, html.escape(caption))
 
 
-def _table(header, rows):
+def _table(header, rows, red=None):
+    """red: per row, whether it is drawn in red."""
     cells = lambda row, tag: "".join("<{0}{1}>{2}</{0}>".format(  # noqa: E731
         tag, " class='n'" if isinstance(v, (int, float)) else "", html.escape(str(v))) for v in row)
+    red = red or [False] * len(rows)
     return "<table><tr>{}</tr>{}</table>".format(cells(header, "th"), "".join(
-        "<tr>{}</tr>".format(cells(row, "td")) for row in rows))
+        "<tr{}>{}</tr>".format(" class='red'" if is_red else "", cells(row, "td")) for row, is_red in zip(rows, red)))
 
 
 def _duration(seconds):
     return "{:.1f} min".format(seconds / 60) if seconds >= 120 else "{:.1f} s".format(seconds)
+
+
+def _outcomes(figures):
+    """Each run green or red, and the failure rate over time: per run (rolling) in a window of a day, else per day."""
+    outcomes = figures["outcomes"]
+    parts = ["<h2>Run outcomes</h2>", "<p><span class='green'>{} green</span>, <span class='red'>{} red</span> of {} "
+             "runs (red: the run failed: a test or release that is not quarantined failed, or the tests' outcome was "
+             "unknown).</p>".format(outcomes["runs"] - outcomes["red"], outcomes["red"], outcomes["runs"])]
+    chart = _chart("run-outcomes", "Outcome of each run" if outcomes["granularity"] == "run" else "Runs per day")
+    if outcomes["granularity"] == "run":  # one bar per run, in order, labelled with its start time
+        runs = outcomes["per_run"]
+        chart.axes.bar(range(len(runs)), [1] * len(runs), width=0.8, color=[_RED if r["red"] else _GREEN for r in runs])
+        chart.axes.set_yticks([])
+        ticks = list(range(0, len(runs), max(1, len(runs) // 12)))
+        chart.axes.set_xticks(ticks, [_date(runs[i]["start"]).strftime("%H:%M") for i in ticks])
+        chart.axes.set_xlabel("run (start, UTC)")
+    else:
+        days = [d["day"] for d in outcomes["failure_rate"]]
+        green = [d["runs"] - d["red"] for d in outcomes["failure_rate"]]
+        chart.axes.bar(days, green, color=_GREEN, label="green")
+        chart.axes.bar(days, [d["red"] for d in outcomes["failure_rate"]], bottom=green, color=_RED, label="red")
+        chart.axes.set_ylabel("runs")
+        chart.axes.legend()
+        chart.axes.tick_params(axis="x", labelrotation=45)
+    parts.append(chart.svg("Green and red runs"))
+    per_run = outcomes["granularity"] == "run"
+    chart = _chart("failure-rate", "Failure rate, % of runs{}".format(
+        " (of the last {} at each run)".format(ROLLING) if per_run else " per day"))
+    rates = outcomes["failure_rate"]
+    chart.axes.plot(_times(rates) if per_run else [r["day"] for r in rates],
+                    [r["failure_rate"] * 100 for r in rates], marker="o", color=_RED)
+    chart.axes.set_ylim(0, 100)
+    chart.axes.set_ylabel("% red")
+    if per_run:
+        _time_axis(chart.axes)
+    else:
+        chart.axes.tick_params(axis="x", labelrotation=45)
+    parts.append(chart.svg("Failure rate over time"))
+    return parts
+
+
+def _held_back(figures):
+    held = figures["outcomes"]["held_back"]
+    parts = ["<h2>Held-back releases</h2>", "<p>Releases the gate kept from publishing (a test that did not pass, an "
+             "unknown test outcome) or that waited on a dependency release that did not publish: {} in {} runs of the "
+             "window.</p>".format(held["releases"], held["runs"])]
+    if not held["recent"]:
+        return parts
+    rows = [[_date(h["start"]).strftime("%Y-%m-%d %H:%M"), h["run"][:12], (h["commit"] or "?")[:12], h["release"],
+             h["reason"]] for h in held["recent"]]
+    return parts + [_table(["run started (UTC)", "run", "commit", "release", "why it was held back"], rows,
+                           red=[True] * len(rows))]
+
+
+def _date(timestamp):
+    return datetime.datetime.fromtimestamp(float(timestamp), datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _times(rows):
+    return [_date(row["start"]) for row in rows]
+
+
+def _time_axis(axes):
+    import matplotlib.dates as mdates
+
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    axes.set_xlabel("time of day (UTC)")

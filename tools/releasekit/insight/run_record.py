@@ -3,35 +3,39 @@ two thousand targets read in seconds.
 
     {"format": "releasekit-run", "format_version": 1, "id", "command", "commit", "commit_time", "base",
      "branch", "pull_request", "start", "end", "wall_seconds", "shard", "machine", "exit_code", "build_only",
+     "ci", "dirty", "tree", "flags", "platform",
      "targets": {"labels": [...], "kinds": "TTR", "statuses": "PKR", "other_statuses": {"7": "incomplete"},
                  "seconds": [...], "attempts": [...], "cached": "10-", "quarantined": "010",
-                 "finished_at": {"2": 1764600000.5}},
-     "quarantine": [decisions], "profile": {"critical_path": [...], "slowest_actions": [...]},
+                 "finished_at": {"2": 1764600000.5}, "reasons": {"2": "held back (gate all): ..."}},
+     "quarantine": [decisions], "gate": {"mode", "held_back", ...}, "profile": {"critical_path", "slowest_actions"},
      "cpu": {"seconds": 41.2, "releasekit": 3.1, "bazel": 38.1}}
 
 kinds: T test, R release. statuses: one letter per target (STATUS_LETTERS), X with the status in other_statuses.
-cached: 1 from a cache, 0 executed, - not known. finished_at: releases, seconds since the epoch.
+cached: 1 from a cache, 0 executed, - not known. finished_at: releases, seconds since the epoch. reasons: why a
+release did not publish. What the run's results are the results of, so that quarantine tells a flake (a pass and a
+failure at the same inputs) from a regression: ci (the CI variable was true), dirty (the checkout had changes or
+files git does not track), tree (the commit's tree, when clean), flags (a digest of the Bazel flags the run
+passed), platform (operating system and machine).
 Optional, absent from older records (readers take them where they are): "cpu", the run's CPU seconds in all, of
 releasekit's processes and of the Bazel servers (None where they could not be read; see core/usage.py); and the
 targets' "cpu_seconds" column, a release's process and children (null for tests and where unknown).
 """
 
 import datetime
+import hashlib
 import os
+import platform
 import socket
 import uuid
 
-from releasekit.core import process
+from releasekit.core import ci_context, process
 from releasekit.core.errors import GitError
 
 FORMAT = "releasekit-run"
 FORMAT_VERSION = 1
 STATUS_LETTERS = {"passed": "P", "flaky": "K", "failed": "F", "build failed": "B", "timeout": "T", "skipped": "S",
-                  "built": "U", "published": "R", "no status": "N"}
+                  "built": "U", "published": "R", "no status": "N", "held back": "H", "refused": "D"}
 STATUSES = {letter: status for status, letter in STATUS_LETTERS.items()}
-# What a CI system says about the run; the first variable set wins.
-_BRANCH_VARIABLES = ("BUILDKITE_BRANCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRANCH_NAME")
-_PULL_REQUEST_VARIABLES = ("BUILDKITE_PULL_REQUEST", "CI_MERGE_REQUEST_IID", "CHANGE_ID")
 
 
 def new_record(command, outcomes, context):
@@ -43,7 +47,9 @@ def new_record(command, outcomes, context):
                "seconds": [round(o.duration_seconds, 3) for o in outcomes], "attempts": [o.attempts for o in outcomes],
                "cached": "".join("-" if o.cached is None else "1" if o.cached else "0" for o in outcomes),
                "quarantined": "".join("1" if o.quarantined else "0" for o in outcomes),
-               "finished_at": {str(i): o.finished_at for i, o in enumerate(outcomes) if o.finished_at}}
+               "finished_at": {str(i): o.finished_at for i, o in enumerate(outcomes) if o.finished_at},
+               "reasons": {str(i): o.reason for i, o in enumerate(outcomes)
+                           if o.kind == "release" and o.reason and o.status not in ("published", "built")}}
     if any(o.cpu_seconds is not None for o in outcomes):
         targets["cpu_seconds"] = [o.cpu_seconds for o in outcomes]
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "id": uuid.uuid4().hex, "command": command,
@@ -81,18 +87,25 @@ def check_record(data):
     return None
 
 
+def flags_digest(flags):
+    """What the record keeps of the Bazel flags a run passed: a digest, the same for the same flags in order."""
+    return hashlib.sha256("\0".join(flags).encode("utf-8")).hexdigest()[:16]
+
+
 def run_context(workspace, environ):
-    """What a run record says of where it ran: the commit and its time, the branch and pull request."""
+    """What a run record says of where it ran: the commit and its time, the branch and pull request, and what its
+    results are the results of (the tree when clean, the platform, whether CI ran it)."""
     commit = _git(workspace, "rev-parse", "HEAD")
     commit_time = _git(workspace, "show", "-s", "--format=%ct", "HEAD")
-    branch = next((environ[v] for v in _BRANCH_VARIABLES if environ.get(v)), None) or _git(
-        workspace, "rev-parse", "--abbrev-ref", "HEAD")
-    pull_request = next((environ[v] for v in _PULL_REQUEST_VARIABLES if environ.get(v) not in (None, "", "false")), None)
-    ref = environ.get("GITHUB_REF", "")
-    if not pull_request and ref.startswith("refs/pull/"):
-        pull_request = ref.split("/")[2]
+    changes = _git(workspace, "status", "--porcelain")  # untracked files count: globs take them
+    dirty = changes is None or bool(changes)
+    branch = ci_context.branch(environ) or _git(workspace, "rev-parse", "--abbrev-ref", "HEAD")
+    pull_request = ci_context.pull_request(environ)
     return {"commit": commit, "commit_time": int(commit_time) if commit_time and commit_time.isdigit() else None,
-            "branch": None if branch == "HEAD" else branch, "pull_request": pull_request}
+            "branch": None if branch == "HEAD" else branch, "pull_request": pull_request,
+            "ci": environ.get("CI", "").lower() == "true", "dirty": dirty,
+            "tree": None if dirty else _git(workspace, "rev-parse", "HEAD^{tree}"),
+            "platform": "{}-{}".format(platform.system().lower(), platform.machine())}
 
 
 def _git(workspace, *args):

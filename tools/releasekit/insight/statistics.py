@@ -1,9 +1,10 @@
 """The figures of `releasekit insight`, from run records read once, oldest first.
 
 Each record is folded into running sums as it arrives (per target and week: executed seconds and runs; per day:
-cache hits), a few numpy operations per run; nothing per target is kept but the sums, so memory grows with the
-number of targets, not of runs. Only the run wall times, the published releases' lead times and the last
-`window` records (for the flaky tests) are kept whole.
+cache hits), a few numpy operations per run; nothing per target is kept but the sums and each test's own last
+`window` CI runs (per_test.py), so memory grows with the number of targets, not of runs. Only the run wall
+times and outcomes and the published releases' lead times are kept whole. A window that spans a day or less is
+drawn per run rather than per day, and one of two weeks or more per week as well.
 """
 
 import collections
@@ -11,11 +12,13 @@ import datetime
 
 import numpy
 
-from releasekit.insight import quarantine
 from releasekit.insight.cpu_figures import CpuFigures
+from releasekit.insight.gate_figures import GateFigures
 from releasekit.insight.run_record import STATUS_LETTERS
+from releasekit.insight.per_test import PerTestWindows
 
 DAY = 86400.0
+WEEKS_FROM = 14 * DAY  # a window this long is also drawn per week
 PERCENTILES = (50, 90, 99)
 TOP = 15
 _CACHED = ord("1")
@@ -33,9 +36,11 @@ class Figures:
         self.cache_per_day = collections.defaultdict(lambda: [0, 0])  # day number: [test results known, cached]
         self.lead_times = []  # per run: (label ids, seconds from commit to publication) of its published releases
         self.profiles = []  # (wall, run id, commit, profile)
-        self.recent = collections.deque(maxlen=auto_quarantine.window)
-        self.skipped = []
+        self.tests = PerTestWindows(auto_quarantine)
+        self.gate = GateFigures()
         self.cpu = CpuFigures()
+        self.cache_per_run = []  # (start, test results known, cached)
+        self.skipped = []
 
     def skip(self, name, why):
         self.skipped.append({"object": name, "why": why})
@@ -72,6 +77,7 @@ class Figures:
         counts = self.cache_per_day[day]
         counts[0] += hits + cached.count("0")
         counts[1] += hits
+        self.cache_per_run.append((record["start"], hits + cached.count("0"), hits))
         self.runs.append((record["start"], record["wall_seconds"], record.get("commit") or "", record["id"],
                           record.get("command") or "?"))
         finished = targets.get("finished_at")
@@ -83,26 +89,33 @@ class Figures:
             self.lead_times.append((ids[indices[published]], lead[published]))
         if record.get("profile"):
             self.profiles.append((record["wall_seconds"], record["id"], record.get("commit"), record["profile"]))
-        self.recent.append(record)
+        self.tests.add(record, ids)
+        self.gate.add(record)
         self.cpu.add(record)
 
     def result(self, compare_at=None):
         starts = numpy.array([run[0] for run in self.runs], dtype=numpy.float64)
         walls = numpy.array([run[1] for run in self.runs], dtype=numpy.float64)
+        span = float(starts.max() - starts.min()) if len(starts) else 0.0
+        per_run = span <= DAY
         figures = {"runs": len(self.runs), "skipped_objects": self.skipped,
                    "window": [_day(starts.min()), _day(starts.max())] if len(starts) else None,
+                   "periods": ["run"] if per_run else ["day"] if span < WEEKS_FROM else ["week", "day"],
                    "wall_seconds": _percentiles(walls), "per_day": _grouped(starts, walls, "day"),
-                   "per_week": _grouped(starts, walls, "week"), "histogram": _histogram(walls)}
+                   "per_week": _grouped(starts, walls, "week"), "histogram": _histogram(walls),
+                   "per_run": [{"start": round(float(start), 3), "wall_seconds": round(float(wall), 3)}
+                               for start, wall in zip(starts, walls)] if per_run else []}
         figures["before_after"] = self._before_after(starts, walls, compare_at) if compare_at else None
         commands = numpy.array([run[4] for run in self.runs])
         figures["per_command"] = [dict({"command": str(command), "walls": walls[commands == command].tolist()},
                                        **_percentiles(walls[commands == command])) for command in numpy.unique(commands)]
         figures["slowest_targets"] = self._slowest()
-        figures["cache"] = self._cache()
+        figures["cache"] = self._cache(per_run)
         figures["critical_paths"] = [{"run": run, "commit": commit, "wall_seconds": wall, **profile}
                                      for wall, run, commit, profile in sorted(self.profiles, key=lambda p: -p[0])[:5]]
         figures["lead_time"] = self._lead_time()
-        figures["flaky"] = self._flaky()
+        figures["flaky"] = {"window_runs": self.policy.window, "tests": self.tests.figures(self.labels)}
+        figures["outcomes"] = self.gate.result(per_run)
         figures["cpu"] = self.cpu.result()
         return figures
 
@@ -131,13 +144,14 @@ class Figures:
                             "mean_seconds": round(float(mean[label_id]), 2), "trend": trend})
         return slowest
 
-    def _cache(self):
+    def _cache(self, per_run):
         tests = sum(known for known, _ in self.cache_per_day.values())
         hits = sum(cached for _, cached in self.cache_per_day.values())
         per_day = [{"day": _day(day * DAY), "tests": known, "hit_rate": round(cached / known, 4)}
                    for day, (known, cached) in sorted(self.cache_per_day.items()) if known]
         return {"tests": tests, "cached": hits, "hit_rate": round(hits / tests, 4) if tests else None,
-                "per_day": per_day}
+                "per_day": per_day, "per_run": [{"start": start, "tests": known, "hit_rate": round(cached / known, 4)}
+                                                for start, known, cached in self.cache_per_run if known] if per_run else []}
 
     def _lead_time(self):
         if not self.lead_times:
@@ -151,18 +165,6 @@ class Figures:
                  "p50_seconds": round(float(numpy.median(group)), 1), "max_seconds": round(float(group[-1]), 1)}
                 for group_ids, group in zip(numpy.split(ids, bounds), numpy.split(lead, bounds))]
         return sorted(rows, key=lambda row: -row["p50_seconds"])
-
-    def _flaky(self):
-        records = list(self.recent)
-        decisions = quarantine.auto_decisions(records, self.policy)
-        runs = quarantine.test_runs(records)
-        flaky = []
-        for label, decision in decisions.items():
-            ran = min(len(runs[label]), self.policy.window)
-            flaky.append({"label": label, "runs": ran, "flakes": len(decision.evidence),
-                          "flake_rate": round(len(decision.evidence) / ran, 4), "quarantined": decision.quarantined,
-                          "decision": decision.reason, "evidence": decision.evidence})
-        return {"window_runs": len(records), "tests": sorted(flaky, key=lambda f: -f["flake_rate"])}
 
 
 def _grown(array, size):

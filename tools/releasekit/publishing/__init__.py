@@ -4,5 +4,7 @@ In: a release manifest (written by the rules at build time), the channel's desti
 version. Out: published artifacts and one release record. The runner checks what a run needs before any write, then
 hands the manifest to the publisher of its kind (kinds: container, jar, deploy, file, and any registered under the
 `releasekit.kinds` entry point group). Kinds publish through the registry client (OCI distribution; its credentials
-apart in credentials), the stores (HTTP, S3, file) and the Maven layout; image inputs are read by image.
+apart in credentials), the stores (HTTP, S3, file) and the Maven layout; image inputs are read by image. Deploy YAML
+is checked at build time (deploy): read as Kubernetes reads it (kube_yaml), custom resources against their CRDs as the
+API server checks them (custom_resources, structural, kube_formats, cel_rules with cel_values and cel_library).
 """

@@ -1,19 +1,21 @@
 """Schemas for deploy YAML beyond Kubernetes' own kinds: custom resources checked against their
-CustomResourceDefinitions, and any document against a JSON Schema (platform "generic"). Offline, at build time.
+CustomResourceDefinitions as the API server checks them, and any document against a JSON Schema (platform "generic").
+Offline, at build time.
 
-A CRD (apiextensions.k8s.io/v1) gives each served version an OpenAPI v3 schema. It is read as JSON Schema with the
-Kubernetes extensions that change what is valid: `x-kubernetes-preserve-unknown-fields` (unknown fields allowed;
-elsewhere they are errors, as kubectl's strict field validation makes them), `x-kubernetes-int-or-string`,
-`x-kubernetes-embedded-resource` (apiVersion, kind and metadata required) and `nullable`. CEL rules
-(`x-kubernetes-validations`) are not evaluated: the check's result counts them as not checked.
+A CRD (apiextensions.k8s.io/v1) gives each served version a structural schema (OpenAPI v3 with Kubernetes
+extensions). A custom resource is checked in the API server's order (structural): unknown fields are refused (kubectl's
+default strict field validation) and pruned, non-nullable nulls pruned, defaults applied, the schema validated, and
+then the CEL rules evaluated (cel_rules) unless the schema found a blocking error, as the API server skips them then.
+A generic JSON Schema is validated by the validator of the draft its $schema declares, draft 2020-12 when it declares
+none (jsonschema.validators.validator_for).
 """
 
+import copy
+
 from releasekit.core.errors import DeployInputError
+from releasekit.publishing import structural
 
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
-# Fields of OpenAPI v3 that mean the same in JSON Schema.
-_SAME = ("type", "properties", "required", "items", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength",
-         "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "multipleOf", "format")
 
 
 class CrdSchemas:
@@ -21,7 +23,6 @@ class CrdSchemas:
 
     def __init__(self):
         self.kinds = {}
-        self.unchecked_rules = 0
 
     def add(self, crd, where):
         """Read one CRD document; where names it (file:line (document N)) in errors."""
@@ -41,13 +42,13 @@ class CrdSchemas:
                 raise DeployInputError("{}: attribute crds: spec.versions[{}] of {} needs a name and "
                                        "schema.openAPIV3Schema (a structural schema). {}".format(
                                            where, index, names["kind"], fix))
+            if version.get("served", True):
+                structural.check_patterns(schema, "{} ({} {})".format(where, names["kind"], version["name"]))
             served[version["name"]] = (bool(version.get("served", True)), schema)
-            if served[version["name"]][0]:
-                self.unchecked_rules += _cel_rules(schema)
         self.kinds[(group, names["kind"])] = served
 
     def schema_for(self, document, where):
-        """The JSON Schema of a custom resource, or None when no CRD defines its kind."""
+        """The structural schema of a custom resource, or None when no CRD defines its kind."""
         group, _, version = str(document.get("apiVersion", "")).rpartition("/")
         versions = self.kinds.get((group, document.get("kind")))
         if versions is None:
@@ -58,65 +59,33 @@ class CrdSchemas:
                                        where, document.get("kind"), document.get("apiVersion"),
                                        ", ".join("{}/{}".format(group, v) for v, (on, _) in sorted(versions.items()) if on)
                                        or "none"))
-        return json_schema(versions[version][1], root=True)
+        return versions[version][1]
 
 
-def _cel_rules(node):
-    """How many CEL rules (x-kubernetes-validations) a schema holds: they are counted as not checked."""
-    if isinstance(node, dict):
-        return len(node.get("x-kubernetes-validations") or ()) + sum(_cel_rules(value) for value in node.values())
-    if isinstance(node, list):
-        return sum(_cel_rules(value) for value in node)
-    return 0
+def custom_resource_problems(resource, schema, kubernetes_version, rules):
+    """[(path, message)] of a custom resource (its JSON value) against its CRD's schema; rules: the RuleEvaluator
+    that runs its CEL rules."""
+    from releasekit.publishing.kube_yaml import field_path
+
+    value = copy.deepcopy(resource)
+    problems = [(path, "unknown field \"{}\": the schema declares no such field here (and no "
+                       "x-kubernetes-preserve-unknown-fields); kubectl's strict field validation refuses it".format(
+                           field_path(path))) for path in structural.prune_unknown(value, schema)]
+    structural.prune_nulls(value, schema)
+    structural.apply_defaults(value, schema)
+    found = structural.metadata_problems(value) + structural.schema_problems(value, schema, kubernetes_version)
+    problems += [(path, message) for path, message, _ in found]
+    if not any(blocking for _, _, blocking in found):
+        problems += rules.problems(value, schema)
+    return problems
 
 
-def json_schema(node, root=False):
-    """An OpenAPI v3 structural schema (with the Kubernetes extensions) as JSON Schema."""
-    if not isinstance(node, dict):
-        return {}
-    out = {key: node[key] for key in _SAME if key in node}
-    if "format" in out:
-        del out["format"]  # formats are advisory in JSON Schema too; int32, byte and the like would only confuse
-    if "properties" in out:
-        out["properties"] = {name: json_schema(child) for name, child in node["properties"].items()}
-    if "items" in node:
-        out["items"] = json_schema(node["items"])
-    for key in ("allOf", "anyOf", "oneOf"):
-        if key in node:
-            out[key] = [json_schema(child) for child in node[key]]
-    if "not" in node:
-        out["not"] = json_schema(node["not"])
-    if isinstance(node.get("additionalProperties"), dict):
-        out["additionalProperties"] = json_schema(node["additionalProperties"])
-    elif node.get("additionalProperties") is False:
-        out["additionalProperties"] = False
-    if node.get("x-kubernetes-int-or-string"):
-        out.pop("type", None)
-        out = {"anyOf": [{"type": "integer"}, {"type": "string"}], **{k: v for k, v in out.items() if k != "anyOf"}}
-    if node.get("x-kubernetes-embedded-resource"):
-        out.setdefault("properties", {})
-        out["properties"].update(apiVersion={"type": "string"}, kind={"type": "string"}, metadata={"type": "object"})
-        out["required"] = sorted(set(out.get("required", [])) | {"apiVersion", "kind", "metadata"})
-    if root:  # the API server owns these at the top level, whatever the schema says of them
-        out.setdefault("properties", {})
-        out["properties"].update(apiVersion={"type": "string"}, kind={"type": "string"}, metadata={"type": "object"})
-    preserve = node.get("x-kubernetes-preserve-unknown-fields") or "additionalProperties" in node
-    if out.get("type") == "object" and "properties" in out and not preserve:
-        out["additionalProperties"] = False  # an unknown field: strict field validation refuses it
-    if node.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-    return out
-
-
-def validate(document, schema, where, what):
-    """Refuse a document the schema refuses, naming the field path. what: the schema's name in the message."""
+def generic_problems(document, schema):
+    """[(path, message)] of a document against a JSON Schema, by the validator of the draft it declares."""
     import jsonschema
 
-    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path))
-    if errors:
-        error = errors[0]
-        at = ".".join(str(part) for part in error.absolute_path) or "the top level"
-        raise DeployInputError("{}: attribute manifests: invalid for {}: {} (at {}).".format(where, what, error.message, at))
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return [(tuple(error.absolute_path), error.message) for error in validator(schema).iter_errors(document)]
 
 
 def load_json_schema(path, display):

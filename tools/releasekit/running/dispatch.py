@@ -7,8 +7,9 @@ may change a build (`test --copt`, `test --config`): otherwise, and for any rele
 
 Results come from Bazel's Build Event Protocol (JSON file), not from its console output.
 Release executables run directly (a second `bazel run` would wait on the server lock), N at
-a time, each with its own log; a deploy release starts only after the container releases
-it references (when they are in the selection) have succeeded in this run.
+a time, each with its own log. A release starts only after the releases it depends on (its manifest's
+`depends_on`: a deploy release's images, a jar's deps, a raw rule's release_deps), when they are in the run,
+have published; when one did not (it failed, was refused or held back), it is held back too, naming it.
 """
 
 import dataclasses
@@ -22,13 +23,13 @@ import threading
 import time
 
 from releasekit.core import environment
-from releasekit.core.errors import BazelError, ReleasekitError, UsageError
+from releasekit.core.errors import BazelError, RefusedError, ReleasekitError, UsageError
 from releasekit.core.redact import redact, without_secrets
 from releasekit.core.startup import StartedSignal
 from releasekit.running import forkserver
 from releasekit.running.progress import Progress
 from releasekit.running.build_events import built_outputs, read_build_events, test_outcomes, why_test_builds_differ
-from releasekit.running.run_report import Outcome
+from releasekit.running.run_report import HELD_BACK, Outcome
 from releasekit.selection.bazelquery import Bazel
 
 log = logging.getLogger(__name__)
@@ -126,17 +127,24 @@ class Dispatcher:
         log.info("tests took %.1fs", time.monotonic() - started)
         return [outcomes[label] for label in labels]
 
-    def run_releases(self, labels):
+    def run_releases(self, labels, held_back=None):
+        """Build (unless the tests' invocation did) and run the releases; an Outcome for each label, in order.
+
+        held_back: {label: reason} of releases that must not run, decided before any release runs (the gate):
+        reported with their reason, never built or run; a release that depends on one is held back too.
+        """
         if not labels:
             return []
-        built = {label: self.built_with_tests[label] for label in labels if label in self.built_with_tests}
-        unbuilt = [label for label in labels if label not in built]
+        results = {label: self._held_back(label, reason) for label, reason in (held_back or {}).items()
+                   if label in labels}
+        to_build = [label for label in labels if label not in results]
+        built = {label: self.built_with_tests[label] for label in to_build if label in self.built_with_tests}
+        unbuilt = [label for label in to_build if label not in built]
         if unbuilt:  # and a release that failed to build with the tests fails again here, its error in bazel-build.log
             bep = os.path.join(self.report_dir, "releases.bep.json")
             self._bazel_starting_fork_server("build", unbuilt, [], bep, unbuilt)
             built.update(built_outputs(read_build_events(bep), unbuilt))
-        results = {}
-        for label in labels:
+        for label in to_build:
             if label not in built:
                 results[label] = Outcome(label, "release", "build failed", reason="the release target did not build; "
                                          "see bazel-build.log")
@@ -150,6 +158,11 @@ class Dispatcher:
         waits = {label: self._dependencies(executables[label], labels) for label in to_run}
         self._run_executables(executables, to_run, waits, results)
         return [results[label] for label in labels]
+
+    def _held_back(self, label, reason):
+        outcome = Outcome(label, "release", HELD_BACK, reason=reason)
+        self.progress.finished(outcome)
+        return outcome
 
     def _pin_shared_inputs(self):
         """Read the commit and releasekit.yaml once for the whole run.
@@ -174,7 +187,7 @@ class Dispatcher:
             log.info("releases will read their own configuration: %s", error)
 
     def _dependencies(self, executable, labels):
-        """The selected releases this one must wait for (a deploy release's images, same channel)."""
+        """The releases of this run this one must wait for: its manifest's depends_on (same channel)."""
         from releasekit.publishing.manifest import ReleaseManifest
 
         try:
@@ -200,12 +213,11 @@ class Dispatcher:
         try:
             while pending or active:
                 for label in list(pending):
-                    failed = [d for d in waits[label] if d in results and results[d].status != "published"]
-                    if failed:
+                    unpublished = [d for d in waits[label] if d in results and results[d].status != "published"]
+                    if unpublished:
                         pending.remove(label)
-                        results[label] = Outcome(label, "release", "skipped",
-                                                 reason="not run: {} did not publish".format(", ".join(failed)))
-                        self.progress.finished(results[label])
+                        results[label] = self._held_back(label, "held back: its dependency {} did not publish".format(
+                            ", ".join("{} ({})".format(d, results[d].status) for d in unpublished)))
                 ready = [label for label in pending if all(d in results for d in waits[label])]
                 starting = sum(1 for run in active if not run.started_up)
                 if ready and len(active) < workers and starting < startup_limit:
@@ -306,7 +318,8 @@ class Dispatcher:
             return Outcome(run.label, "release", "published", duration, run.log_path, record=record)
         with open(run.log_path, encoding="utf-8", errors="replace") as handle:
             last = [line.strip() for line in handle if line.strip()][-1:] or ["exit code {}".format(code)]
-        return Outcome(run.label, "release", "failed", duration, run.log_path, reason=redact(last[0])[:500])
+        status = "refused" if code == RefusedError.exit_code else "failed"  # refused: nothing was written
+        return Outcome(run.label, "release", status, duration, run.log_path, reason=redact(last[0])[:500])
 
 
 class _ReleaseRun:

@@ -2,18 +2,27 @@
 
 Both engines get the same shape. Every test shard collects the change, runs its share of the
 tests, and keeps its report; release shards run only after every test shard passed, and only
-on the main line (pull requests publish nothing). Shards balance by the durations of the
-previous run's reports, carried between runs as artifacts:
+on the main line (pull requests publish nothing). Each release shard is handed every test
+shard's report of its own run (`--test-reports`): the gate holds its releases back unless they
+say the tests passed (a quarantined test that failed every attempt did not), and when it cannot
+read all of them, it publishes nothing. The engine's own concurrency control keeps two runs of
+the main line from publishing at once (a second line of defence: pointers move only forward).
+Only main-line runs record target graphs (`collect --record-target-graphs`); pull-request runs
+read them. Shards balance by the durations of the previous run's reports, carried between runs as artifacts:
 - GitHub Actions: a complete workflow. Each shard uploads its report as an artifact; the next
-  run finds the last successful run of the workflow (`gh run list`) and downloads them all.
+  run finds the last successful run of the workflow (`gh run list`) and downloads them all. On
+  the main line, the change starts at that run's commit: what a failed or cancelled run held
+  back is tested and released again. Runs of one ref wait for each other (`concurrency:`).
 - Buildkite: a pipeline for `buildkite-agent pipeline upload`. Each shard uploads its report
   as an artifact; a build given the previous build's ID (environment.PREVIOUS_BUILD) downloads that build's.
+  Release jobs run one at a time, in the order the builds were created (`concurrency_group`).
 """
 
 from releasekit.core.errors import UsageError
 from releasekit.core import environment
 
 REPORTS = "releasekit-reports"  # where a shard finds the previous run's reports: a directory
+TEST_REPORTS = "releasekit-test-reports"  # where a release shard finds this run's test shards' reports
 
 
 def _plain_dumper():
@@ -45,11 +54,22 @@ def render(kind, shards, base, head, releasekit="releasekit", install="python3 -
     return header + yaml.dump(document, Dumper=_plain_dumper(), sort_keys=False, width=1000)
 
 
-def _commands(releasekit, base, head, what, shard, report):
+# How each engine's step says it runs on the main line, not for a pull request: then collect records target graphs.
+_MAIN_LINE_ONLY = {
+    "github-actions": "${{ github.event_name == 'push' && '--record-target-graphs' || '' }}",
+    "buildkite": '$( [ "${BUILDKITE_PULL_REQUEST:-false}" = false ] && [ "$BUILDKITE_BRANCH" = '
+                 '"$BUILDKITE_PIPELINE_DEFAULT_BRANCH" ] && echo --record-target-graphs )',
+}
+
+
+def _commands(releasekit, base, head, what, shard, report, kind):
     balance = '$( [ -d {0} ] && echo "--previous-report {0}" )'.format(REPORTS)
+    gate = " --test-reports " + TEST_REPORTS if what == "releases" else ""
     return [
-        "{} collect --base {} --head {} --tests-out tests.json --releases-out releases.json".format(releasekit, base, head),
-        "{} dispatch --{} {}.json --shard {} {} --report {}".format(releasekit, what, what, shard, balance, report),
+        "{} collect --base {} --head {} --tests-out tests.json --releases-out releases.json {}".format(
+            releasekit, base, head, _MAIN_LINE_ONLY[kind]),
+        "{} dispatch --{} {}.json --shard {} {}{} --report {}".format(releasekit, what, what, shard, balance, gate,
+                                                                      report),
     ]
 
 
@@ -57,9 +77,10 @@ def _github_actions(shard_list, base, head, releasekit, install, shards):
     previous = [
         {"name": "Find the last successful run", "id": "previous",
          "env": {"GH_TOKEN": "${{ github.token }}"},
-         "run": "echo \"run-id=$(gh run list --repo '${{ github.repository }}' --workflow '${{ github.workflow }}' "
+         "run": "gh run list --repo '${{ github.repository }}' --workflow '${{ github.workflow }}' "
                 "--branch '${{ github.event.repository.default_branch }}' --status success --limit 1 "
-                "--json databaseId --jq '.[0].databaseId')\" >> \"$GITHUB_OUTPUT\""},
+                "--json databaseId,headSha --jq '.[] | \"run-id=\\(.databaseId)\", \"head-sha=\\(.headSha)\"' "
+                ">> \"$GITHUB_OUTPUT\""},
         {"name": "Download its reports, to balance the shards", "if": "steps.previous.outputs.run-id != ''",
          "continue-on-error": True, "uses": "actions/download-artifact@v4",
          "with": {"pattern": "releasekit-report-*", "merge-multiple": True, "path": REPORTS,
@@ -68,11 +89,19 @@ def _github_actions(shard_list, base, head, releasekit, install, shards):
     setup = [{"uses": "actions/checkout@v4", "with": {"fetch-depth": 0}}, {"name": "Install releasekit", "run": install}]
     matrix = {"include": [{"shard": s, "index": int(s.split("/")[0])} for s in shard_list]}
 
+    this_runs_tests = [
+        {"name": "Download this run's test reports, for the gate", "uses": "actions/download-artifact@v4",
+         "with": {"pattern": "releasekit-report-tests-*", "merge-multiple": True, "path": TEST_REPORTS}},
+    ]
+
     def job(what, extra):
         report = "report-{}-${{{{ matrix.index }}}}.json".format(what)
-        steps = setup + previous + [
-            {"name": what.capitalize(), "run": "\n".join(_commands(releasekit, base, head, what, "${{ matrix.shard }}",
-                                                                    report)) + "\n"},
+        steps = setup + previous + (this_runs_tests if what == "releases" else []) + [
+            # On the main line, the change starts at the last successful run: nothing a failed run held back is lost.
+            {"name": what.capitalize(), "env": {"BASE_COMMIT": "${{ github.event_name == 'push' && "
+                                                               "steps.previous.outputs.head-sha || env.BASE_COMMIT }}"},
+             "run": "\n".join(_commands(releasekit, base, head, what, "${{ matrix.shard }}", report,
+                                        "github-actions")) + "\n"},
             {"name": "Keep the report", "if": "always()", "uses": "actions/upload-artifact@v4",
              "with": {"name": "releasekit-report-{}-${{{{ matrix.index }}}}".format(what), "path": report,
                       "if-no-files-found": "ignore"}},
@@ -86,6 +115,10 @@ def _github_actions(shard_list, base, head, releasekit, install, shards):
     return {
         "name": "releasekit",
         "on": {"push": {"branches": ["main"]}, "pull_request": {}},
+        # Runs of one ref wait for each other, so two runs of the main line never publish at once; a pull request's
+        # newer run replaces its older one.
+        "concurrency": {"group": "releasekit-${{ github.ref }}",
+                        "cancel-in-progress": "${{ github.event_name == 'pull_request' }}"},
         "permissions": {"contents": "read", "actions": "read"},
         "env": {"BASE_COMMIT": "${{ github.event.pull_request.base.sha || github.event.before }}",
                 "HEAD_COMMIT": "${{ github.sha }}"},
@@ -101,10 +134,13 @@ def _buildkite(shard_list, base, head, releasekit, install):
     download = ('if [ -n "${{{0}:-}}" ]; then buildkite-agent artifact download '
                 '"report-*.json" {1} --build "${0}" || true; fi').format(environment.PREVIOUS_BUILD, REPORTS)
 
+    this_runs_tests = 'buildkite-agent artifact download "report-tests-*.json" {} || true'.format(TEST_REPORTS)
+
     def step(what, shard, extra):
         index = shard.split("/")[0]
         report = "report-{}-{}.json".format(what, index)
-        commands = [install, download] + _commands(releasekit, base, head, what, shard, report)
+        gate = [this_runs_tests] if what == "releases" else []
+        commands = [install, download] + gate + _commands(releasekit, base, head, what, shard, report, "buildkite")
         body = {"label": "{} {}, shard {}".format(":bazel:" if what == "tests" else ":package:", what, shard),
                 "key": "{}-{}".format(what, index),
                 # $$: the agent's shell expands variables when the step runs, not `pipeline upload` before.
@@ -116,5 +152,7 @@ def _buildkite(shard_list, base, head, releasekit, install):
     steps = [step("tests", s, {}) for s in shard_list]
     steps.append("wait")
     # Releases publish to production: on the main line only, after every test shard passed.
-    steps += [step("releases", s, {"branches": "main", "env": {"CI": "true"}}) for s in shard_list]
+    # One release job at a time across the pipeline's builds, oldest build first: two builds never publish at once.
+    serial = {"concurrency": 1, "concurrency_group": "releasekit/${BUILDKITE_PIPELINE_SLUG}/releases"}
+    steps += [step("releases", s, dict(serial, branches="main", env={"CI": "true"})) for s in shard_list]
     return {"steps": steps}

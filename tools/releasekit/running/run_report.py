@@ -7,14 +7,18 @@ import xml.etree.ElementTree as ElementTree
 from releasekit.core.jsonio import write_atomic, write_json_atomic
 
 REPORT_VERSION = 1
-FAILED_STATES = ("failed", "build failed", "timeout")
+FAILED_STATES = ("failed", "build failed", "timeout", "refused")
+PASSED_STATES = ("passed", "flaky")  # a test that passed, at once or on a retry
+HELD_BACK = "held back"  # a release the gate or a dependency release kept from running; the reason says which
 
 
 @dataclasses.dataclass
 class Outcome:
     label: str
     kind: str  # test or release
-    status: str  # passed, flaky, failed, build failed, timeout, skipped, built, published, no status
+    # Tests: passed, flaky, failed, build failed, timeout, no status. Releases: published, failed, refused (the
+    # publisher refused it before writing: exit 3), build failed, held back, built (pull requests).
+    status: str
     duration_seconds: float = 0.0
     log: str = None
     reason: str = None
@@ -35,8 +39,8 @@ class Outcome:
 
 
 def timings(started, marks):
-    """{"started": when the command began (seconds since the epoch), and per phase (select, tests, releases) the
-    seconds it took}: where a run's wall time went, before its reports."""
+    """{"started": when the command began (seconds since the epoch), and per phase (select, tests, gate, releases)
+    the seconds it took}: where a run's wall time went, before its reports."""
     spans, last = {"started": round(started, 3)}, started
     for phase, ended in marks:
         spans[phase] = round(max(0.0, ended - last), 3)
@@ -64,22 +68,25 @@ def summarize(outcomes):
 
 
 def write_junit(path, outcomes):
+    """A quarantined test that failed every attempt is a <failure> (typed and worded quarantined): quarantine keeps
+    the run green, it does not make a failure a skip. A held-back release is <skipped>, with its reason."""
     suites = ElementTree.Element("testsuites", name="releasekit")
     for kind in ("test", "release"):
         chosen = [o for o in outcomes if o.kind == kind]
         suite = ElementTree.SubElement(
-            suites, "testsuite", name=kind + "s", tests=str(len(chosen)),
-            failures=str(sum(o.failed and not o.quarantined for o in chosen)),
-            skipped=str(sum(o.status == "skipped" or (o.failed and o.quarantined) for o in chosen)),
+            suites, "testsuite", name=kind + "s", tests=str(len(chosen)), failures=str(sum(o.failed for o in chosen)),
+            skipped=str(sum(o.status == HELD_BACK for o in chosen)),
             time="{:.3f}".format(sum(o.duration_seconds for o in chosen)))
         for outcome in chosen:
             case = ElementTree.SubElement(suite, "testcase", classname=kind + "s", name=outcome.label,
                                           time="{:.3f}".format(outcome.duration_seconds))
             message = outcome.reason or outcome.status
-            if outcome.failed and not outcome.quarantined:
-                ElementTree.SubElement(case, "failure", message=message, type=outcome.status).text = outcome.log or ""
-            elif outcome.status == "skipped" or outcome.quarantined:
-                ElementTree.SubElement(case, "skipped", message=("quarantined: " if outcome.quarantined else "") + message)
+            if outcome.failed:
+                quarantined = " (quarantined)" if outcome.quarantined else ""
+                ElementTree.SubElement(case, "failure", message=("quarantined: " if quarantined else "") + message,
+                                       type=outcome.status + quarantined).text = outcome.log or ""
+            elif outcome.status == HELD_BACK:
+                ElementTree.SubElement(case, "skipped", message=message)
             elif outcome.status == "flaky":
                 ElementTree.SubElement(case, "system-out").text = "flaky: " + message
     write_atomic(path, ElementTree.tostring(suites, encoding="utf-8", xml_declaration=True))

@@ -21,17 +21,23 @@ def shard(labels, index, count, durations=None):
 
     Longest first onto the least loaded shard (ties: lower shard); unknown durations count as the median.
     """
+    return shard_groups([[label] for label in labels], index, count, durations)
+
+
+def shard_groups(groups, index, count, durations=None):
+    """shard(), for groups of labels that must land in one shard together (releases that depend on each other:
+    a shard orders only its own releases). A group weighs the sum of its labels' durations."""
     durations = durations or {}
-    known = sorted(durations[label] for label in labels if label in durations)
+    known = sorted(durations[label] for group in groups for label in group if label in durations)
     default = known[len(known) // 2] if known else 1.0
-    ordered = sorted(labels, key=lambda label: (-durations.get(label, default), label))
+    weighed = [(sum(durations.get(label, default) for label in group), sorted(group)) for group in groups if group]
     loads = [0.0] * count
     mine = []
-    for label in ordered:
+    for weight, group in sorted(weighed, key=lambda item: (-item[0], item[1][0])):
         target = min(range(count), key=lambda i: (loads[i], i))
-        loads[target] += durations.get(label, default)
+        loads[target] += weight
         if target == index - 1:
-            mine.append(label)
+            mine += group
     return sorted(mine)
 
 

@@ -1,13 +1,13 @@
-"""A whole run of dispatch, ci or pr: its shard of the selection, the tests, then the releases, the run report and
-JUnit file, and the run's record in the history."""
+"""A whole run of dispatch, ci or pr: its shard of the selection, the tests, the gate, then the releases, the run
+report and JUnit file, and the run's record in the history."""
 
 import dataclasses
 import os
 import time
 
-from releasekit.running import run_report, sharding
+from releasekit.core.errors import ReleasekitError, UsageError
+from releasekit.running import gate, run_report, sharding, tests_outcome
 from releasekit.running.dispatch import DispatchOptions, Dispatcher
-from releasekit.running.run_report import Outcome
 from releasekit.selection.bazelquery import Bazel
 
 
@@ -26,54 +26,145 @@ class RunSettings:
     base: str = None
     started: float = None  # when the command began (seconds since the epoch): a ci run's time includes collect
     history: object = None  # insight.ci_runs.RunHistory
-    quarantine_decisions: list = dataclasses.field(default_factory=list)
+    quarantine: list = dataclasses.field(default_factory=list)  # --quarantine: files and auto
+    gate: object = None  # run_policy.GateChoice; None: nothing is published (pr)
+    test_reports: str = None  # reports of the runs that tested this commit (a sharded pipeline's test shards)
     cost: object = None  # core.usage.RunCost, begun when the command began
 
+    @classmethod
+    def from_arguments(cls, args, environ, build_only=False):
+        """The settings of dispatch, ci or pr, with releasekit.yaml read once (if there is one): the history, the
+        quarantine thresholds and the gate. Every option is checked here, before anything runs."""
+        from releasekit.core.config import load_config_if_present
+        from releasekit.core.run_policy import choose_gate
+        from releasekit.insight import quarantine
+        from releasekit.insight.ci_runs import history_settings
 
-def run_selection(settings, tests, releases, progress, gate_releases_on_tests=False):
-    """Shard, run the tests, then the releases; write the reports. Returns (exit code, lines to show)."""
+        if args.flaky_test_attempts is not None and args.flaky_test_attempts < 1:
+            raise UsageError("--flaky-test-attempts {} must be at least 1 (the attempts Bazel gives each test).".format(
+                args.flaky_test_attempts))
+        if args.shard:
+            sharding.parse_shard(args.shard)
+        for source in args.quarantine or []:
+            if source != quarantine.AUTO:
+                quarantine.read_quarantine_file(source)
+        config = load_config_if_present(None, dict(environ, BUILD_WORKSPACE_DIRECTORY=os.path.abspath(args.workspace)))
+        gate_choice = None if build_only else choose_gate(getattr(args, "gate", None), config and config.gate,
+                                                          config and config.source)
+        options = DispatchOptions(workers=args.workers, bazel_flags=[f for f in (args.bazel_flags or []) if f != "--"],
+                                  flaky_test_attempts=args.flaky_test_attempts, build_only=build_only,
+                                  report_dir=args.logs, profile=args.profile)
+        history = history_settings(args.history, config)
+        if quarantine.AUTO in (args.quarantine or []) and not history.url:
+            raise UsageError("--quarantine auto reads the run history, and none is set: pass --history URL or set "
+                             "`history:` in releasekit.yaml.")
+        return cls(args.workspace, args.bazel, options, args.shard, args.previous_report, args.report, args.junit,
+                   args.command, getattr(args, "base", None), args.started, history, list(args.quarantine or []),
+                   gate_choice, getattr(args, "test_reports", None))
+
+
+def _check_the_gate_can_learn(settings, tests, releases):
+    """A run that publishes must learn the tests' outcome of its commit: from its own tests, all of them (not a
+    shard of them), or from --test-reports. Refused before anything runs when it cannot."""
+    if not releases or settings.gate is None or settings.test_reports:
+        return
+    if settings.shard:
+        raise UsageError("--shard {} runs a share of the releases, and a share of the tests says nothing of the others: "
+                         "pass --test-reports DIR, the reports of every test shard of this commit (the pipelines "
+                         "`releasekit pipeline` writes do). Nothing was run.".format(settings.shard))
+    if tests is None:
+        raise UsageError("dispatch --releases publishes only what passed its tests: pass --tests (the selection "
+                         "collect wrote; this run tests it first) or --test-reports DIR (reports of the runs that "
+                         "tested this commit). Nothing was run.")
+
+
+def run_selection(settings, tests, releases, progress):
+    """Shard, run the tests, gate, then run the releases; write the reports. tests: the tests selection (None when
+    the run was given none). Returns (exit code, lines to show)."""
+    from releasekit.core.versioning import read_source_version
     from releasekit.insight import ci_runs
 
+    _check_the_gate_can_learn(settings, tests, releases)
     lines, started = [], settings.started or time.time()
     marks = [("select", time.time())]  # (phase, when it ended); select: collect (ci, pr) or reading selection files
-    if settings.shard:
-        index, count = sharding.parse_shard(settings.shard)
-        durations = sharding.durations_from_report(settings.previous_report)
-        tests = sharding.shard(tests, index, count, durations)
-        releases = sharding.shard(releases, index, count, durations)
-        progress.note("shard {}: {} tests, {} releases".format(settings.shard, len(tests), len(releases)))
     workspace = os.path.abspath(settings.workspace)
-    dispatcher = Dispatcher(workspace, bazel=Bazel(workspace, command=settings.bazel_command), options=settings.options,
-                            progress=progress)
+    bazel = Bazel(workspace, command=settings.bazel_command)
+    dispatcher = Dispatcher(workspace, bazel=bazel, options=settings.options, progress=progress)
+    try:
+        version = read_source_version(dispatcher.workspace_environ())
+    except ReleasekitError:
+        version = None
+    commit = version.commit if version else None
+    test_run = None if tests is None else tests_outcome.facts_of_test_run(tests, settings.shard, version)
+    tests = tests or []
+    plan = ci_runs.quarantine_for_run(settings.quarantine, settings.history, os.environ, tests)
+    for line in plan.lines:
+        progress.note(line)
+    settings.options.quarantine = plan.labels
+    if settings.shard:
+        tests, releases = _shard(settings, bazel, tests, releases, progress)
+    decision = None
     try:
         outcomes = dispatcher.run_tests(tests, releases)
         marks.append(("tests", time.time()))
-        if gate_releases_on_tests:
-            failing_packages = {o.label.split(":")[0] for o in outcomes if o.failed and not o.quarantined}
-            gated = [r for r in releases if r.split(":")[0] in failing_packages]
-            releases = [r for r in releases if r not in gated]
-            outcomes += [Outcome(label, "release", "skipped", reason="a test in its package failed") for label in gated]
-        outcomes += dispatcher.run_releases(releases)
+        for line in plan.judge(outcomes, commit):
+            progress.note(line)
+        if settings.gate is not None:
+            decision = _decide(settings, outcomes, releases, bazel, commit)
+        marks.append(("gate", time.time()))
+        outcomes += dispatcher.run_releases(releases, decision.held_back if decision else None)
         marks.append(("releases", time.time()))
     finally:
         dispatcher.close()
     progress.close()
     cpu = settings.cost.figures() if settings.cost else None
     lines.append(run_report.summary_table(outcomes))
+    if decision is not None and (releases or decision.notes):
+        lines += decision.lines(outcomes)
+    code = run_report.exit_code(outcomes) or (1 if decision is not None and decision.fails_run(outcomes) else 0)
     report = settings.report or os.path.join(dispatcher.report_dir, "report.json")
-    decisions = [dataclasses.asdict(d) for d in settings.quarantine_decisions]
-    run_report.write_report(report, outcomes, {"shard": settings.shard, "build_only": settings.options.build_only,
-                                               "quarantine": decisions, "cpu": cpu,
-                                               "timings": run_report.timings(started, marks)})
+    decisions = [dataclasses.asdict(d) for d in plan.decisions]
+    facts = {"shard": settings.shard, "build_only": settings.options.build_only, "quarantine": decisions,
+             "gate": decision.report(full=False) if decision else None}
+    if cpu:
+        facts["cpu"] = cpu
+    run_report.write_report(report, outcomes, dict(facts, gate=decision.report() if decision else None,
+                                                   commit=commit, test_run=test_run, exit_code=code,
+                                                   timings=run_report.timings(started, marks)))
     junit = settings.junit or os.path.join(dispatcher.report_dir, "junit.xml")
     run_report.write_junit(junit, outcomes)
     lines.append("report: {}  junit: {}".format(report, junit))
-    code = run_report.exit_code(outcomes)
     if settings.history and settings.history.url:
-        facts = {"start": started, "end": time.time(), "base": settings.base, "shard": settings.shard, "exit_code": code,
-                 "build_only": settings.options.build_only, "quarantine": decisions}
-        if cpu:
-            facts["cpu"] = cpu
+        from releasekit.insight.run_record import flags_digest
+
+        facts.update({"start": started, "end": time.time(), "base": settings.base, "exit_code": code,
+                      "flags": flags_digest(settings.options.bazel_flags)})
         lines.append(ci_runs.record_run(settings.history, settings.command, outcomes, dispatcher.report_dir,
                                         dispatcher.workspace_environ(), facts))
     return code, lines
+
+
+def _shard(settings, bazel, tests, releases, progress):
+    """This shard's tests and releases: a release lands in the shard of the releases it depends on."""
+    index, count = sharding.parse_shard(settings.shard)
+    durations = sharding.durations_from_report(settings.previous_report)
+    tests = sharding.shard(tests, index, count, durations)
+    groups, note = [[release] for release in releases], None
+    if not settings.options.build_only:
+        groups, note = gate.release_groups(bazel, releases)
+    if note:
+        progress.note(note)
+    releases = sharding.shard_groups(groups, index, count, durations)
+    progress.note("shard {}: {} tests, {} releases".format(settings.shard, len(tests), len(releases)))
+    return tests, releases
+
+
+def _decide(settings, outcomes, releases, bazel, commit):
+    """The gate's decision on this run's releases, from its own tests and the reports it was handed."""
+    tests, unknown = [o for o in outcomes if o.kind == "test"], None
+    if settings.test_reports:
+        try:
+            tests += tests_outcome.read_test_reports(settings.test_reports, commit)
+        except tests_outcome.UnknownOutcome as error:
+            unknown = "--test-reports: {}".format(error)
+    return gate.decide(settings.gate, tests, releases, bazel, unknown)

@@ -1,8 +1,10 @@
 """Selection: from a commit range to the tests and releases it affects.
 
-In: a git repository, two revisions, Bazel, and optionally a store of target graphs. Out: a Selection (selected tests and releases, each with the reasons
-that reach it), written as the selection files `releasekit collect` documents. git runs through gitrepo, Bazel
-queries through bazelquery; collect judges each change kind, with bazelrc for `.bazelrc` options and externals for
-WORKSPACE-level changes; target_graphs reads and records the graphs earlier runs loaded; explain says why a target
-is selected or not.
+In: a git repository, two revisions, Bazel, and optionally a store of target graphs. Out: a Selection (selected tests
+and releases, each with the reasons that reach it), written as the selection files `releasekit collect` documents.
+git runs through gitrepo, Bazel queries through bazelquery (which asks for every edge itself); collect sorts the
+changes (change_kinds) and judges each kind: global files by global_files (bazelrc for rc options, externals for
+WORKSPACE-level changes), BUILD files by the base_revision's rule definitions, a rule's implementation by its
+actions (rule_actions); selecting turns the targets reached into the selection. target_graphs reads and records the
+graphs earlier main-line runs loaded, under graph_key's key; explain says why a target is selected or not.
 """

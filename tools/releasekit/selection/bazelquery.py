@@ -1,4 +1,4 @@
-"""Running `bazel query` and `bazel cquery` in one workspace; query_answers.py reads what they answer."""
+"""Running `bazel query`, `bazel cquery` and `bazel aquery` in one workspace; query_answers.py reads what they answer."""
 
 import os
 import re
@@ -10,6 +10,24 @@ import threading
 from releasekit.core.errors import BazelError, ReleasekitError
 from releasekit.core import environment, process
 from releasekit.selection.query_answers import decode_query_proto, parse_query_xml_tree
+
+# Every edge selection follows, asked for on every query, cquery and aquery: an rc file (the workspace's .bazelrc, the
+# user's, the system's, a --bazelrc) may turn any of them off for the user's own queries, and `query --notool_deps`
+# would hide every tool a genrule runs from rdeps. `--tool_deps` is also what Bazel 4 reads `--host_deps` as.
+EDGE_OPTIONS = ("--tool_deps", "--implicit_deps", "--nodep_deps", "--aspect_deps=conservative")
+# The shape of the answers the readers rely on, likewise fixed: one label a line, locations as absolute paths, rule
+# inputs in the proto answer, and no universe but the one a query names.
+ANSWER_OPTIONS = ("--noline_terminator_null", "--norelative_locations", "--proto:rule_inputs_and_outputs",
+                  "--proto:flatten_selects", "--noinfer_universe_scope")
+# Query options collect sets itself (above, and the output options of each query): an rc file's value for one of them
+# cannot change what collect selects. bazelrc.py judges rc lines by this list.
+FIXED_QUERY_OPTIONS = frozenset([
+    "tool_deps", "host_deps", "implicit_deps", "nodep_deps", "aspect_deps", "line_terminator_null", "null",
+    "relative_locations", "proto:rule_inputs_and_outputs", "proto:flatten_selects", "infer_universe_scope",
+    "universe_scope", "output", "order_output", "order_results", "query_file", "xml:default_values",
+    "xml:line_numbers", "proto:output_rule_attrs", "proto:default_values", "proto:locations", "starlark:expr",
+    "include_commandline", "include_artifacts", "include_aspects", "include_param_files",
+])
 
 # Where the exec configuration's outputs go: bazel-out/host/ (the host configuration of Bazel before 6) or
 # bazel-out/<cpu>-<mode>-exec-<hash>/ (Bazel 6 and later).
@@ -57,7 +75,8 @@ class Bazel:
             handle.write(expression)
             path = handle.name
         try:
-            args = ["query", "--query_file=" + path, "--order_output=no", "--output=" + output]
+            args = ["query", "--query_file=" + path, "--order_output=no", "--output=" + output, *EDGE_OPTIONS,
+                    *ANSWER_OPTIONS]
             if output == "xml":
                 # Defaults written out: `flaky = False` is the same definition as no flaky at all.
                 args += ["--xml:default_values", "--noxml:line_numbers"]
@@ -66,8 +85,7 @@ class Bazel:
                 # class's default tags go unread: only test rules and releases are selected, and theirs are empty.
                 args += ["--proto:output_rule_attrs=tags,tests,target_compatible_with", "--noproto:default_values",
                          "--noproto:locations"]
-            if universe_scope:
-                args.append("--universe_scope=" + universe_scope)
+            args.append("--universe_scope=" + (universe_scope or ""))
             if package_root:
                 args.append("--package_path=" + package_root)
             self.queries_run += 1
@@ -127,11 +145,27 @@ class Bazel:
         """(label, the rest of its line) for each configured target of expression: one cquery with starlark output
         whose expression starts with str(target.label) and a space."""
         self.queries_run += 1
-        output = self._run(["cquery", "--output=starlark", "--starlark:expr=" + starlark_expr, "--", expression],
-                           "bazel cquery")
+        output = self._run(["cquery", "--output=starlark", "--starlark:expr=" + starlark_expr, *EDGE_OPTIONS,
+                            *ANSWER_OPTIONS, "--universe_scope=", "--", expression], "bazel cquery")
         lines = (line.strip().partition(" ") for line in output.splitlines() if line.strip())
         # Bazel 7+ writes main-repository labels as @@//pkg:name.
         return [(re.sub(r"^@@?(?=//)", "", label), rest) for label, _, rest in lines]
+
+    def aquery(self, expression, package_root=None):
+        """The actions of the targets of expression (one aquery, JSON): their command lines, inputs and outputs.
+        package_root: read the main repository's packages from that directory instead of the workspace."""
+        import json  # here: only a rule implementation's change asks for actions
+
+        args = ["aquery", "--output=jsonproto", "--include_commandline", "--include_artifacts", "--include_aspects",
+                "--include_param_files", *EDGE_OPTIONS, *ANSWER_OPTIONS, "--universe_scope="]
+        if package_root:
+            args.append("--package_path=" + package_root)
+        self.queries_run += 1
+        text = self._run(args + ["--", expression], "bazel aquery")
+        try:
+            return json.loads(text) if text.strip() else {}
+        except ValueError as error:
+            raise BazelError("bazel aquery in {} gave an answer that is not JSON ({}).".format(self.workspace, error))
 
     def query_labels(self, expression, universe_scope=None):
         return [line for line in self.query(expression, "label", universe_scope).splitlines() if line.strip()]

@@ -3,7 +3,10 @@
 A `.bazelrc` line is `command[:config] option...`; `import` and `try-import` bring in other files (read at
 the same revision; a missing one is empty). The options of every command and config are compared as
 multisets, so reordering changes nothing. Each changed option falls in one class:
-- no effect on any build or test result (output, UI, caching locations, query-only commands): selects nothing;
+- no effect on any build or test result (output, UI, caching locations, commands that build nothing), nor on what
+  collect's own queries answer: selects nothing. A `query`, `cquery` or `aquery` line changes no build, but it can
+  change what a query answers: one setting an option collect passes on every query itself (bazelquery.py's
+  FIXED_QUERY_OPTIONS, such as --tool_deps) selects nothing, any other (--deleted_packages, ...) everything;
 - a language's compile or link options: that language's targets in the target configuration, and their rdeps;
 - the same options of the exec configuration (`--host_copt`, ...): the targets of that language that the build
   builds as tools, and their rdeps (found by bazelrc_reach.py);
@@ -17,9 +20,11 @@ import shlex
 
 _IMPORT_RE = re.compile(r"^\s*(try-)?import\s+(\S+)\s*$")
 _WORKSPACE_IMPORT_RE = re.compile(r"^\s*(?:try-)?import\s+%workspace%/(\S+)", re.MULTILINE)
-# Commands whose options cannot change what `bazel build` and `bazel test` produce.
-_NO_EFFECT_COMMANDS = frozenset(["query", "cquery", "aquery", "info", "clean", "shutdown", "version", "dump", "fetch",
-                                 "sync", "help", "run", "startup", "canonicalize-flags", "license", "print_action"])
+# Commands whose options cannot change what `bazel build` and `bazel test` produce, nor what collect's queries answer.
+_NO_EFFECT_COMMANDS = frozenset(["info", "clean", "shutdown", "version", "dump", "fetch", "sync", "help", "run",
+                                 "startup", "canonicalize-flags", "license", "print_action"])
+# Commands collect runs itself: their options build nothing, but may change what its queries answer.
+_QUERY_COMMANDS = frozenset(["query", "cquery", "aquery"])
 _TEST_COMMANDS = frozenset(["test", "coverage"])
 _NO_EFFECT = frozenset([
     "announce_rc", "color", "curses", "verbose_failures", "show_progress", "show_progress_rate_limit",
@@ -85,6 +90,11 @@ def options(read, path, seen=None):
     return found
 
 
+def rc_files(read_base, read_head):
+    """.bazelrc and the workspace's files it imports, at either revision: the files whose options are compared."""
+    return {".bazelrc"} | workspace_imports(read_base, ".bazelrc") | workspace_imports(read_head, ".bazelrc")
+
+
 def workspace_imports(read, path):
     """The workspace's files an rc file imports (`import %workspace%/...`), transitively."""
     found, pending = set(), [path]
@@ -127,9 +137,14 @@ def reach(command, option):
     name = option.lstrip("-").split("=", 1)[0]
     if command in _NO_EFFECT_COMMANDS:
         return "none", name
-    bare = name[2:] if name.startswith("no") and name[2:] in _NO_EFFECT | _TEST_ONLY else name
-    if bare in _NO_EFFECT:
+    fixed = frozenset()
+    if command in _QUERY_COMMANDS or command in ("common", "always"):  # only these reach query options
+        from releasekit.selection.bazelquery import FIXED_QUERY_OPTIONS as fixed  # here: dispatch never queries
+    bare = name[2:] if name.startswith("no") and name[2:] in _NO_EFFECT | _TEST_ONLY | fixed else name
+    if bare in _NO_EFFECT or bare in fixed:
         return "none", name
+    if command in _QUERY_COMMANDS:
+        return "everything", name
     if bare in _TEST_ONLY:
         return "tests", name
     if name in _LANGUAGE_OPTIONS:

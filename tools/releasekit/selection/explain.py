@@ -4,7 +4,8 @@ import os
 
 from releasekit.core.errors import ReleasekitError, UsageError
 from releasekit.selection.bazelquery import quote
-from releasekit.selection.collect import BUILD_FILE_NAMES, EXCLUDING_TAGS, RELEASE_KIND
+from releasekit.selection.change_kinds import BUILD_FILE_NAMES
+from releasekit.selection.selecting import EXCLUDING_TAGS, RELEASE_KIND
 
 
 def explain(collector, base, head, label):

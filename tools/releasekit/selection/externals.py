@@ -51,7 +51,7 @@ def workspace_files(read, roots):
         for referenced in named:
             if referenced in starlark or referenced in data or read(referenced) is None:
                 continue
-            if referenced.endswith(".bzl"):
+            if referenced.endswith((".bzl", ".scl")):
                 starlark.add(referenced)
                 pending.append(referenced)
             else:

@@ -1,35 +1,33 @@
 """Target graphs recorded between CI runs: a fresh agent's collect without loading //... .
 
-A run that has Bazel load the workspace's graph records it (the proto answer of `deps(//...)`, Bazel's own edges) in
-a store: releasekit.yaml's `target_graphs`, or --target-graphs. The record's key is everything the graph is made of:
-  - the Bazel command and `bazel --version`;
-  - every path of the workspace's tree at head (globs read the listing), with the content of every BUILD and .bzl
-    file, WORKSPACE-level file, file those load or name (a lock file a repository rule reads), .bazelrc and what it
-    imports, symbolic link and submodule;
-  - the BUILD, .bzl and WORKSPACE files of each local repository a WORKSPACE-level file names outside the workspace.
-A later run whose change only edits the content of other files (source files: no BUILD, .bzl or WORKSPACE-level
-file, nothing added, deleted or renamed) has the same key; when the record is there, rdeps of the changed files are
-read from it and Bazel loads only what the tests need. Without a record, with an untracked file in the workspace (it
-may join a glob), or with a record that is damaged or not of this key, Bazel answers, as without a store.
+A main-line CI run that has Bazel load the workspace's graph records it (the proto answer of `deps(//...) + //...:*`,
+Bazel's own edges and every target of every package) in a store: releasekit.yaml's `target_graphs`, or
+--target-graphs. The record's key is everything the graph is made of, or there is no key (graph_key.py says what,
+and why each way a graph could differ is closed). A later run whose change only edits the content of other files
+(source files: no BUILD, .bzl, .scl or global file, nothing added, deleted or renamed) has the same key; when the
+record is there, rdeps of the changed files are read from it and Bazel loads only what the tests need. Without a
+record, without a key, with a record that is damaged or not of this key, or with a changed file in a package the
+record does not hold, Bazel answers, as without a store.
+
+Who writes: only a run that says it is on the main line (`--record-target-graphs`, which the generated pipelines pass
+only there) and that its CI engine does not say builds a pull request; pull-request jobs read, never write. A record
+is as trusted as the job that wrote it: give write access to the store to main-line jobs alone, and read access to
+the rest.
 """
 
 import gzip
 import hashlib
 import json
-import os
-import re
-import subprocess
 import threading
 
 from releasekit.core.errors import ConflictError, ReleasekitError
-from releasekit.selection.gitrepo import WORKTREE
+from releasekit.selection import graph, graph_key
+from releasekit.selection.graph_key import FORMAT
 
-FORMAT = "releasekit target graph 1"
-GRAPH_QUERY = "deps(//...)"
+# Every target of every package (source files too, so a file a package does not declare is known not to be a
+# target), and everything they depend on.
+GRAPH_QUERY = "deps(//...) + //...:*"
 NOT_RECORDED = "no target graph is recorded for these BUILD files yet; Bazel loads the graph"
-_LOADING_NAMES = frozenset(["BUILD", "BUILD.bazel", "WORKSPACE", "WORKSPACE.bazel", "MODULE.bazel", "REPO.bazel"])
-_LINK_OR_SUBMODULE = frozenset(["120000", "160000"])
-_LITERAL_PATH_RE = re.compile(r"""\bpath\s*=\s*["']([^"']+)["']""")
 
 
 class GraphStore:
@@ -112,125 +110,77 @@ class Background:
 
 
 class Prepared:
-    """The store and what Bazel says of its version, prepared in a thread while collect reads the change."""
+    """The store and what Bazel says of itself, prepared in a thread while collect reads the change."""
 
-    def __init__(self, find_destination, bazel_command, environ=None):
-        """find_destination(): the store's Destination, or None for no store (then nothing is read or recorded)."""
-        self._ready = Background(lambda: _prepare(find_destination, list(bazel_command), environ), "target-graphs")
+    def __init__(self, find_destination, bazel_command, environ=None, workspace=".", record=(False, None)):
+        """find_destination(): the store's Destination, or None for no store (then nothing is read or recorded).
+        record: (whether this run may record graphs, why not)."""
+        self._ready = Background(lambda: _prepare(find_destination, list(bazel_command), environ, workspace),
+                                 "target-graphs")
         self._keys = {}
         self._missing = set()  # keys read and found not recorded: no second request before recording
+        self._may_record, self._why_not_recorded = record
 
-    def key(self, repo, head_commit, global_files, starlark_files):
-        """(the key of head's target graph or None, notes), made once per head commit."""
+    def key(self, repo, head_commit, files):
+        """(the key of head's target graph or None, notes), made once per head commit. files: the GlobalFiles."""
         if head_commit not in self._keys:
-            store, identity = self._ready.value()
-            key, why_not = loading_key(repo, head_commit, global_files, starlark_files, identity) if store else (None, None)
+            store, identity, why_not = self._ready.value()
+            key = None
+            if store is not None and identity is not None:
+                key, why_not = graph_key.loading_key(repo, head_commit, files, identity)
             self._keys[head_commit] = key, ["no target graph is read or recorded: " + why_not] if why_not else []
         return self._keys[head_commit]
 
-    def read(self, key):
-        """(the graph recorded under key or None, a note)."""
-        graph, note = self._ready.value()[0].read(key)
-        if graph is None and note == NOT_RECORDED:
-            self._missing.add(key)
-        return graph, note
+    def read(self, key, seeds):
+        """(the graph recorded under key or None, a note). seeds: {label: paths} of the changed files; a file of a
+        package the record does not hold cannot be answered from it."""
+        recorded, note = self._ready.value()[0].read(key)
+        if recorded is None:
+            if note == NOT_RECORDED:
+                self._missing.add(key)
+            return None, note
+        packages = {graph.package_of(label) for label in recorded if label.startswith("//")}
+        unknown = sorted({graph.package_of(label) for label in seeds} - packages)
+        if unknown:
+            return None, "the recorded target graph holds no package {}; Bazel loads the graph".format(
+                ", ".join("//" + p for p in unknown[:3]))
+        return recorded, note
 
     def record(self, key, bazel, head_commit):
-        """Notes. Bazel has loaded //... at head: record its graph, unless a run recorded it already."""
+        """Notes. Bazel has loaded //... at head: record its graph, unless a run recorded it already, or this run may
+        not record."""
         store = self._ready.value()[0]
         if key not in self._missing and store.exists(key):
             return []
+        if not self._may_record:
+            return ["the target graph is not recorded: " + self._why_not_recorded]
         try:
             return [store.write(key, bazel.query(GRAPH_QUERY, "proto"), head_commit)]
         except ReleasekitError as error:
             return ["the target graph was not recorded ({})".format(error)]
 
 
-def _prepare(find_destination, bazel_command, environ):
-    """(GraphStore, bazel identity) or (None, None) without a store."""
+def _prepare(find_destination, bazel_command, environ, workspace):
+    """(GraphStore, graph_key.BazelIdentity or None, why not), or (None, None, None) without a store."""
     destination = find_destination()
     if destination is None:
-        return None, None
-    try:
-        version = subprocess.Popen(bazel_command + ["--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   text=True)
-    except OSError:
-        version = None
+        return None, None, None
+    identity = Background(lambda: graph_key.identify(bazel_command, workspace), "bazel-identity")
     store = GraphStore(destination, environ)  # imports the HTTP stack meanwhile
-    identity = None
-    if version is not None:
-        try:
-            answer = version.communicate(timeout=60)[0].strip()
-            identity = "{} ({})".format(" ".join(bazel_command), answer) if version.returncode == 0 and answer else None
-        except subprocess.TimeoutExpired:
-            version.kill()
-    return store, identity
+    return (store,) + identity.value()
 
 
-def loading_key(repo, head_commit, global_files, starlark_files, identity):
-    """(key, None), or (None, why no key can be made): the key of head's target graph (see the module's text).
-    identity: the Bazel command and its `--version` answer, or None."""
-    if identity is None:
-        return None, "`bazel --version` gave no answer"
-    untracked = [path for path in repo.untracked_paths() if not _bazel_output_link(path)]
-    if untracked:
-        return None, "files git does not track are in the workspace ({}{}); a glob may take them".format(
-            ", ".join(untracked[:3]), ", ..." if len(untracked) > 3 else "")
-    lines = [FORMAT, "bazel " + identity]
-    for mode, object_id, path in repo.tree_entries(head_commit):
-        loading = (mode in _LINK_OR_SUBMODULE or path.endswith((".bzl", ".scl")) or path in global_files
-                   or os.path.basename(path) in _LOADING_NAMES)
-        lines.append("{} {}{}".format(mode, path, " " + object_id if loading else ""))
-    for path in local_repository_paths(repo, starlark_files):
-        lines.append("local repository {} {}".format(path, _repository_fingerprint(path)))
-    return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest(), None
-
-
-def _bazel_output_link(path):
-    # Bazel's convenience links (bazel-bin, bazel-<workspace>, ...) lead out of the workspace; //... never enters them.
-    return "/" not in path.rstrip("/") and path.startswith("bazel-")
-
-
-def local_repository_paths(repo, starlark_files):
-    """Directories outside the workspace that WORKSPACE-level files name by a literal `path = "..."`."""
-    paths = set()
-    for name in starlark_files:
-        for path in _LITERAL_PATH_RE.findall(repo.read_at(WORKTREE, name) or ""):
-            absolute = os.path.realpath(os.path.join(repo.workspace, path))
-            if not (absolute + os.sep).startswith(os.path.realpath(repo.workspace) + os.sep):
-                paths.add(absolute)
-    return sorted(paths)
-
-
-def _repository_fingerprint(directory):
-    """The BUILD, .bzl and WORKSPACE files of a directory and their content: all that can give its targets edges into
-    the workspace (its globs list its own files only)."""
-    digest = hashlib.sha256()
-    for root, directories, files in os.walk(directory):
-        directories[:] = sorted(d for d in directories if d != ".git" and not (root == directory and d.startswith("bazel-")))
-        for name in sorted(files):
-            if name in _LOADING_NAMES or name.endswith((".bzl", ".scl")):
-                path = os.path.join(root, name)
-                digest.update(os.path.relpath(path, directory).encode("utf-8", "surrogateescape") + b"\0")
-                try:
-                    with open(path, "rb") as handle:
-                        digest.update(hashlib.sha256(handle.read()).digest())
-                except OSError:
-                    digest.update(b"unreadable")
-    return digest.hexdigest()
-
-
-def rdeps(graph, seeds):
+def rdeps(recorded, seeds):
     """rdeps(//..., seeds) over a recorded graph: the seeds that are targets and every target reaching them."""
     dependents = {}
-    for label, target in graph.items():
+    for label, target in recorded.items():
         for source in target.inputs:
             dependents.setdefault(source, []).append(label)
-    reached = {label for label in seeds if label in graph}
+    reached = {label for label in seeds if label in recorded}
     pending = list(reached)
     while pending:
         for dependent in dependents.get(pending.pop(), ()):
             if dependent not in reached:
                 reached.add(dependent)
                 pending.append(dependent)
-    return {label: target for label, target in graph.items() if label in reached}  # in the graph's order
+    return {label: target for label, target in recorded.items() if label in reached}  # in the graph's order

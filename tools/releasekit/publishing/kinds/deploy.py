@@ -42,7 +42,7 @@ class DeployKind(ArtifactKind):
         files = []
         for rlocation in fields["files"]:
             path = release.runfile(rlocation)
-            with open(path, encoding="utf-8") as handle:
+            with open(path, encoding="utf-8", newline="") as handle:  # the reviewed text, line endings and all
                 text = handle.read()
             try:
                 pinned = deploy_yaml.pin_images(text, references, fields.get("image_fields", []), os.path.basename(path))
