@@ -109,8 +109,11 @@ def main():
         for repository in sorted(registry.catalog()):
             tags = registry.tags(repository)
             if repository.endswith("releasekit-channel"):
-                print("  {}/{}  tags: {}  (the CI channel's marker: dev releases refuse to write below it)".format(
-                    registry.host, repository, ", ".join(tags)))
+                records = [tag for tag in tags if tag.startswith(("owner.", "pointer."))]
+                print("  {}/{}  tags: {}  (the CI channel's marker: dev releases refuse to write below it), and {} "
+                      "owner and {} pointer records".format(
+                          registry.host, repository, ", ".join(t for t in tags if t not in records),
+                          sum(t.startswith("owner.") for t in records), sum(t.startswith("pointer.") for t in records)))
                 continue
             digest = registry.inspect("{}:{}".format(repository, tags[0]))["Digest"]
             print("  {}/{}  {}  tags: {}".format(registry.host, repository, digest[:19], ", ".join(tags)))

@@ -8,6 +8,7 @@ release runs, so a build never hard-codes where it goes.
 
 load(":paths.bzl", "label_text", "runfiles_path")
 load(":providers.bzl", "ReleaseArtifactInfo", "ReleaseInfo")
+load(":sources.bzl", "release_sources_aspect", "write_release_sources")
 
 _MANIFEST_SCHEMA_VERSION = 1
 
@@ -15,7 +16,8 @@ _ATTRS = {
     "artifact": attr.label(
         mandatory = True,
         providers = [ReleaseArtifactInfo],
-        doc = "The artifact to publish: a target providing ReleaseArtifactInfo (made by the container_release, jar_release or deploy_release macros).",
+        aspects = [release_sources_aspect],
+        doc = "The artifact to publish: a target providing ReleaseArtifactInfo (made by the container_release, jar_release or deploy_release macros). The main repository's source files it is built from are listed for the publisher, which refuses a CI release of files no commit has.",
     ),
     "release_deps": attr.label_list(
         providers = [ReleaseInfo],
@@ -55,6 +57,8 @@ def _release_impl(ctx):
                 channel,
                 channel,
             ))
+    sources = ctx.actions.declare_file(ctx.label.name + ".sources.txt")
+    write_release_sources(ctx, ctx.attr.artifact, sources)
     manifest = ctx.actions.declare_file(ctx.label.name + ".release.json")
     depends_on = [dep[ReleaseInfo].release for dep in ctx.attr.release_deps]
     depends_on += [release for release in getattr(artifact, "depends_on", None) or [] if release not in depends_on]
@@ -66,6 +70,7 @@ def _release_impl(ctx):
         "release": _release_name(ctx.label),
         artifact.kind: artifact.fields,
         "schema_version": _MANIFEST_SCHEMA_VERSION,
+        "sources": runfiles_path(ctx, sources),
         "target": label_text(ctx.label),
     }))
     executable = ctx.actions.declare_file(ctx.label.name)
@@ -80,7 +85,7 @@ def _release_impl(ctx):
         is_executable = True,
     )
     runfiles = ctx.runfiles(
-        files = [manifest, ctx.file._entry] + ctx.files._releasekit,
+        files = [manifest, sources, ctx.file._entry] + ctx.files._releasekit,
         transitive_files = artifact.files,
     )
     for dep in ctx.attr.release_deps:
@@ -101,9 +106,12 @@ artifact_ci_release = rule(
     attrs = _channel_attrs("ci"),
     doc = """Publishes an artifact to the production (ci) destinations of releasekit.yaml.
 
-Refuses to run unless CI=true. Tags the full commit SHA plus the declared tags. On a
-partial failure nothing is visible: blobs are pushed before the manifest, the manifest
-by digest before its tags, so a failed run leaves no tag and a re-run completes it.""",
+Refuses to run unless CI=true, and when a source file it is built from is not in the commit
+(untracked or ignored), or when another release owns its destination. Tags the full commit
+SHA, then moves each declared tag, and the `latest` pointer of stores, only to a commit
+that descends from the one it points at. On a partial failure nothing is visible: blobs
+are pushed before the manifest, the manifest by digest before its tags, so a failed run
+leaves no tag and a re-run completes it.""",
 )
 
 artifact_dev_release = rule(

@@ -74,8 +74,11 @@ def make_jar(path, marker):
 
 
 def jar_release(root, jar_path, coordinates, channel="ci", deps=(), sources_jar=None, classifier_jars=None, name="lib",
-                pom_template=None):
-    """Lay out runfiles like a built jar_release target. Returns (manifest path, runfiles dir)."""
+                pom_template=None, release=None):
+    """Lay out runfiles like a built jar_release target. Returns (manifest path, runfiles dir).
+
+    name: the runfiles tree's own name. release: the label, by default one per artifact id, as one jar_release
+    target publishes the versions of its coordinates (a second label would not own them)."""
     runfiles = os.path.join(root, "runfiles-" + name)
     workspace = os.path.join(runfiles, "ws")
     os.makedirs(workspace, exist_ok=True)
@@ -93,7 +96,8 @@ def jar_release(root, jar_path, coordinates, channel="ci", deps=(), sources_jar=
         fields["classifier_jars"][classifier] = link(path, "{}-{}.jar".format(name, classifier))
     if pom_template:
         fields["pom_template"] = link(pom_template, name + ".pom.tpl")
-    manifest = {"schema_version": 1, "target": "//libs:{}.{}".format(name, channel), "release": "//libs:" + name,
+    release = release or "//libs:" + (coordinates.split(":") + [""])[1]
+    manifest = {"schema_version": 1, "target": "{}.{}".format(release, channel), "release": release,
                 "channel": channel, "kind": "jar", "jar": fields, "depends_on": []}
     manifest_path = os.path.join(workspace, "{}.{}.release.json".format(name, channel))
     with open(manifest_path, "w") as handle:
@@ -107,8 +111,9 @@ def write_store_config(path, ci, dev):
     return path
 
 
-def file_release(root, path, channel="ci", name="bundle", file_name="fleet-bundle.tar.gz"):
-    """Lay out runfiles like a built file_release target in package app. Returns (manifest path, runfiles dir)."""
+def file_release(root, path, channel="ci", name="bundle", file_name="fleet-bundle.tar.gz", release=None):
+    """Lay out runfiles like a built file_release target in package app. Returns (manifest path, runfiles dir).
+    release: its label (by default //app:<name>; a release of another repository is @repo//app:<name>)."""
     runfiles = os.path.join(root, "runfiles-" + name)
     workspace = os.path.join(runfiles, "ws")
     os.makedirs(workspace, exist_ok=True)
@@ -116,7 +121,8 @@ def file_release(root, path, channel="ci", name="bundle", file_name="fleet-bundl
     if os.path.lexists(link):
         os.unlink(link)
     os.symlink(os.path.abspath(path), link)
-    manifest = {"schema_version": 1, "target": "//app:{}.{}".format(name, channel), "release": "//app:" + name,
+    release = release or "//app:" + name
+    manifest = {"schema_version": 1, "target": "{}.{}".format(release, channel), "release": release,
                 "channel": channel, "kind": "file", "depends_on": [],
                 "file": {"file": "ws/{}.bin".format(name), "file_name": file_name, "name": name, "package": "app"}}
     manifest_path = os.path.join(workspace, "{}.{}.release.json".format(name, channel))

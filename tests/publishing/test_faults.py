@@ -95,6 +95,25 @@ def _registry_is_whole(registry, repository):
             assert head.status_code == 200, (repository, tag, blob["digest"])
 
 
+def _pointer_records_lead_their_tags(registry, repository, records):
+    """Every remote tag (not the commit tag) has its pointer record, naming the image the tag names: a record is
+    written before its tag, so a kill never leaves a tag whose commit is unknown or older than it."""
+    import hashlib
+
+    import requests
+
+    for tag in registry.tags(repository):
+        if tag == releases.COMMIT:
+            continue
+        accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+        record_tag = "pointer." + hashlib.sha256("{}:{}".format(repository, tag).encode()).hexdigest()
+        record = requests.get("{}/v2/{}/manifests/{}".format(registry.url, records, record_tag), timeout=10, headers=accept)
+        assert record.status_code == 200, (repository, tag)
+        image = requests.head("{}/v2/{}/manifests/{}".format(registry.url, repository, tag), timeout=10, headers=accept)
+        assert record.json()["annotations"]["vnd.releasekit.digest"] == image.headers["Docker-Content-Digest"], tag
+        assert record.json()["annotations"]["org.opencontainers.image.revision"] == releases.COMMIT
+
+
 def _store_is_whole(root):
     """maven-metadata lists only versions whose files are all there; no checksum file without its artifact."""
     import xml.etree.ElementTree as ElementTree
@@ -136,6 +155,10 @@ def test_a_release_through_a_dead_network_fails_in_bounded_time_and_leaves_nothi
 def _image_phase(method, path):
     if path == "/v2/":
         return "ping"
+    if "/releasekit-channel/manifests/owner." in path:
+        return "owner record"
+    if "/releasekit-channel/manifests/pointer." in path:
+        return "pointer records"
     if "/releasekit-channel/" in path:
         return "channel marker"
     if "/blobs/" in path:
@@ -146,6 +169,8 @@ def _image_phase(method, path):
 def _store_phase(method, path):
     if ".releasekit-channel" in path:
         return "channel marker"
+    if ".releasekit-owner" in path:
+        return "owner record"
     if ".releasekit-lock" in path or method == "MKCOL":
         return "lock"
     if "maven-metadata.xml" in path:
@@ -249,6 +274,8 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
     def check_whole():
         if kind == "image":
             _registry_is_whole(registry, "prod/killed/app")
+            _registry_is_whole(registry, "prod/releasekit-channel")
+            _pointer_records_lead_their_tags(registry, "prod/killed/app", "prod/releasekit-channel")
         else:
             _store_is_whole(store.path("releases"))
 
@@ -263,7 +290,8 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
         kills = _kill_campaign(gate, [counter], start, check_whole, rerun, seed=2026)
     finally:
         counter.stop()
-    expected = {"image": {"ping", "blobs", "manifests", "tags"}, "jar": {"files", "lock", "metadata"}}[kind]
+    expected = {"image": {"ping", "owner record", "blobs", "manifests", "pointer records", "tags"},
+                "jar": {"owner record", "files", "lock", "metadata"}}[kind]
     assert expected <= {phase.split(": ", 1)[1] for phase in kills}, kills
 
 
@@ -386,7 +414,8 @@ def test_killed_deploy_releases_never_show_yaml_without_its_images(example_works
     finally:
         registry_counter.stop()
         store_counter.stop()
-    assert {"registry: blobs", "registry: tags", "store: files", "store: pointer"} <= set(kills), kills
+    assert {"registry: blobs", "registry: pointer records", "registry: tags", "store: owner record", "store: files",
+            "store: pointer"} <= set(kills), kills
 
 
 def test_jar_releases_to_s3_complete_at_a_30_percent_fault_rate(tmp_path, isolated_home):

@@ -2,7 +2,7 @@
 
 ReleasekitError (exit 1)
   UsageError (exit 2): ConfigError, BazelError, GitError, DeployInputError
-  RefusedError (exit 3): ImmutableVersionError
+  RefusedError (exit 3): ImmutableVersionError, DestinationOwnedError, UncommittedInputsError
   ImageError, VersionError, TLSError, TransientError
   AuthError: a destination (registry or store) refused the credentials
   RegistryError; StoreError: AlreadyPublishedError, ConflictError; MavenError; DeployError
@@ -41,6 +41,14 @@ class VersionError(ReleasekitError):
 
 class ImmutableVersionError(RefusedError):
     """A CI version (jar, deploy YAML, file) is already published with other content: refused, nothing written."""
+
+
+class DestinationOwnedError(RefusedError):
+    """A CI release would publish where another release publishes (its repository, coordinates or path)."""
+
+
+class UncommittedInputsError(RefusedError):
+    """A CI release would publish files that no commit has (untracked or ignored by git)."""
 
 
 class AuthError(ReleasekitError):

@@ -57,9 +57,14 @@ def sanitize_tag_part(text):
     return cleaned or "unknown"
 
 
+def source_workspace(environ):
+    """The directory a release's sources are checked out in: where `bazel run` was called, else here."""
+    return environ.get("BUILD_WORKSPACE_DIRECTORY") or os.getcwd()
+
+
 def read_source_version(environ=None):
     environ = os.environ if environ is None else environ
-    workspace = environ.get("BUILD_WORKSPACE_DIRECTORY") or os.getcwd()
+    workspace = source_workspace(environ)
     commit = environment.COMMIT.get(environ) or _git(workspace, "rev-parse", "HEAD").strip()
     if not _SHA_RE.match(commit):
         raise VersionError(

@@ -7,4 +7,8 @@ hands the manifest to the publisher of its kind (kinds: container, jar, deploy, 
 apart in credentials), the stores (HTTP, S3, file) and the Maven layout; image inputs are read by image. Deploy YAML
 is checked at build time (deploy): read as Kubernetes reads it (kube_yaml), custom resources against their CRDs as the
 API server checks them (custom_resources, structural, kube_formats, cel_rules with cel_values and cel_library).
+Before a CI release writes, it must be built from committed files only (committed_inputs) and own its destination
+(ownership, which dispatch also asks for the run's releases together); its pointers (remote tags, `latest`) move only
+to a commit that descends from theirs (pointers, ancestry). The registry's own records (channel marker, owners,
+pointers) are small OCI artifacts (registry_artifacts).
 """

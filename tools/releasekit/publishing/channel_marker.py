@@ -13,12 +13,11 @@ the marker at its destination's root and at each parent path, and refuses when o
 import dataclasses
 
 from releasekit.core.errors import RefusedError
+from releasekit.publishing.registry_artifacts import config_is_there, put_artifact, records_repository
 
 STORE_MARKER = ".releasekit-channel"
-REGISTRY_MARKER_REPOSITORY = "releasekit-channel"
+MARKER_TYPE = "application/vnd.releasekit.channel.v1"
 CLAIMED = b"ci\n"
-EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json",
-                "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2}
 
 
 def _parents(path):
@@ -57,19 +56,18 @@ def guard_store(channel, destination, store, open_store, dry_run=False):
 def guard_registry(channel, destination, client, dry_run=False):
     """CI: claim the registry namespace. Dev: refuse when the namespace or a parent is claimed."""
     if channel == "ci":
-        repository = _marker_repository(destination.path)
+        repository = records_repository(destination.path)
         if dry_run:
             if not client.tag_exists(repository, CLAIMED.strip().decode()):
                 return "would claim {}/{}:ci for the CI channel".format(destination.host, repository)
             return None
-        client.put_channel_marker(repository, EMPTY_CONFIG, b"{}", CLAIMED.strip().decode())
+        if not client.tag_exists(repository, CLAIMED.strip().decode()):
+            put_artifact(client, repository, CLAIMED.strip().decode(), MARKER_TYPE)
+        config_is_there(client, repository)  # the marker's: the records written beside it need not check it
         return None
     for path in _parents(destination.path):
-        repository = _marker_repository(path)
+        repository = records_repository(path)
         if client.tag_exists(repository, CLAIMED.strip().decode()):
             raise _refuse(destination, "{}/{}:ci".format(destination.host, repository))
     return None
 
-
-def _marker_repository(namespace):
-    return "/".join(p for p in (namespace, REGISTRY_MARKER_REPOSITORY) if p)

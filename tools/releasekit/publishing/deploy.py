@@ -197,11 +197,12 @@ def _scalar_text(value, style):
     return value
 
 
-def publish_files(store, directory, files, pointer_path, version, immutable, dry_run=False):
+def publish_files(store, directory, files, pointer_path, version, immutable, dry_run=False, move_pointer=None):
     """Write the YAML files of one version, then the pointer to it. Returns (status, bytes written).
 
     immutable: a version already there with other content is refused (CI); otherwise replaced (dev).
     dry_run: read and check as a run would, refusing alike, and write nothing.
+    move_pointer(what the pointer holds now): whether it may move to this version (pointers.py); None: it may.
     """
     existing = {}
     for name, content in files:
@@ -221,7 +222,8 @@ def publish_files(store, directory, files, pointer_path, version, immutable, dry
             store.put("{}/{}".format(directory, name), content)
             written += len(content)
     pointer = (version + "\n").encode("utf-8")
-    if store.get(pointer_path)[0] != pointer:
+    current = store.get(pointer_path)[0]
+    if current != pointer and (move_pointer is None or move_pointer(current)):
         store.put(pointer_path, pointer)
         written += len(pointer)
     if written == 0:

@@ -2,6 +2,7 @@
 (rules/private/release.bzl, beside this reader); this class is its only reader in Python."""
 
 import json
+import os
 
 from releasekit.core.errors import UsageError
 
@@ -11,12 +12,17 @@ SCHEMA_VERSION = 1
 class ReleaseManifest:
     """One release target's manifest. fields is the artifact kind's own part (ReleaseArtifactInfo.fields)."""
 
-    __slots__ = ("path", "channel", "kind", "release", "target", "fields", "depends_on", "depends_on_manifests")
+    __slots__ = ("path", "channel", "kind", "release", "target", "fields", "depends_on", "depends_on_manifests",
+                 "sources")
 
-    def __init__(self, path, channel, kind, release, target, fields, depends_on=(), depends_on_manifests=None):
+    def __init__(self, path, channel, kind, release, target, fields, depends_on=(), depends_on_manifests=None,
+                 sources=None):
         self.path, self.channel, self.kind, self.release, self.target = path, channel, kind, release, target
         self.fields, self.depends_on = fields, list(depends_on)
         self.depends_on_manifests = dict(depends_on_manifests or {})
+        # The runfiles path of the list of the main repository's source files the release is built from (one
+        # workspace-relative path a line); None in a manifest written without it, which is then not checked.
+        self.sources = sources
 
     @classmethod
     def load(cls, path):
@@ -33,6 +39,12 @@ class ReleaseManifest:
         try:
             kind = data["kind"]
             return cls(path, data["channel"], kind, data["release"], data["target"], data[kind],
-                       data.get("depends_on", ()), data.get("depends_on_manifests"))
+                       data.get("depends_on", ()), data.get("depends_on_manifests"), data.get("sources"))
         except (KeyError, TypeError) as error:
             raise UsageError("{}: the release manifest lacks {}. Rebuild the release target.".format(path, error)) from None
+
+    def dependency(self, release, runfiles_dir):
+        """The manifest of a release this one publishes with it (a deploy release's images)."""
+        if release not in self.depends_on_manifests:
+            raise UsageError("{}: {} has no release manifest; rebuild the target.".format(self.release, release))
+        return ReleaseManifest.load(os.path.join(runfiles_dir, self.depends_on_manifests[release]))

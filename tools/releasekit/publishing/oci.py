@@ -1,9 +1,11 @@
-"""The OCI vocabulary the image wing shares: media types, digests, where a blob's bytes live, canonical JSON, and
-the repository and tag names a registry accepts. Standard library only: build actions import it."""
+"""The OCI vocabulary the image wing shares: media types, digests, where a blob's bytes live (and the request bodies
+that stream and hash them), canonical JSON, and the repository and tag names a registry accepts. Standard library
+only: build actions import it."""
 
 import hashlib
 import json
 import re
+import threading
 
 from releasekit.core.errors import ImageError, RegistryError
 
@@ -13,6 +15,10 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+# The empty JSON blob ("{}") an artifact without content uses as its config (OCI image spec 1.1).
+EMPTY_JSON = b"{}"
+EMPTY_DESCRIPTOR = {"mediaType": "application/vnd.oci.empty.v1+json",
+                    "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2}
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -77,6 +83,35 @@ class InlineLocation(BlobLocation):
 
     def chunks(self, start=0, end=None, read_size=READ_SIZE):
         yield self.content[start:end]
+
+
+class HashingBody:
+    """A streamed request body that hashes what it sends, so a corrupt blob is caught before it is committed."""
+
+    def __init__(self, location, start, end, hasher, counter):
+        self.location, self.start, self.end = location, start, end
+        self.hasher, self.counter = hasher, counter
+
+    def __len__(self):
+        return self.end - self.start
+
+    def __iter__(self):
+        for chunk in self.location.chunks(self.start, self.end):
+            self.hasher.update(chunk)
+            self.counter.add(len(chunk))
+            yield chunk
+
+
+class ByteCounter:
+    """Bytes sent, added up from several upload threads."""
+
+    def __init__(self):
+        self.value = 0
+        self.lock = threading.Lock()
+
+    def add(self, amount):
+        with self.lock:
+            self.value += amount
 
 
 def canonical_json(value):

@@ -9,15 +9,12 @@ blobs behind, which a re-run reuses.
 import concurrent.futures
 import dataclasses
 import hashlib
-import json
 import logging
-import os
 import re
-import threading
 import urllib.parse
 
 from releasekit.core.errors import AuthError, ImageError, RegistryError, TransientError
-from releasekit.publishing.oci import check_repository, check_tag
+from releasekit.publishing.oci import ByteCounter, HashingBody, check_repository, check_tag
 from releasekit.core.http import TRANSPORT_ERRORS, HttpClient, raise_for_transient, with_retries
 from releasekit.core.redact import redact
 from releasekit.publishing.blob_locator import BlobLocator
@@ -36,33 +33,6 @@ class PushResult:
     blobs_mounted: int = 0
 
 
-class _HashingBody:
-    """A streamed request body that hashes what it sends, so a corrupt blob is caught before it is committed."""
-
-    def __init__(self, location, start, end, hasher, counter):
-        self.location, self.start, self.end = location, start, end
-        self.hasher, self.counter = hasher, counter
-
-    def __len__(self):
-        return self.end - self.start
-
-    def __iter__(self):
-        for chunk in self.location.chunks(self.start, self.end):
-            self.hasher.update(chunk)
-            self.counter.add(len(chunk))
-            yield chunk
-
-
-class _Counter:
-    def __init__(self):
-        self.value = 0
-        self.lock = threading.Lock()
-
-    def add(self, amount):
-        with self.lock:
-            self.value += amount
-
-
 class RegistryClient:
     """Talks to one registry host. Thread-safe: blobs are pushed from several threads."""
 
@@ -77,6 +47,7 @@ class RegistryClient:
         self.locator = locator or BlobLocator()
         self.http = HttpClient.for_destination(destination, pool_size=self.workers + 2)
         self.auth = RegistryAuth(self.host, credentials, self.http, policy)
+        self.present = set()  # (repository, digest) of blobs this client pushed or found there: not asked again
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -138,10 +109,13 @@ class RegistryClient:
             return False
         raise RegistryError("Checking blob {} answered HTTP {}.".format(digest, response.status_code))
 
-    def push_blob(self, repository, blob, location, counter):
+    def push_blob(self, repository, blob, location, counter=None):
         """Returns 'skipped', 'mounted' or 'uploaded'."""
         digest = blob["digest"]
+        if (repository, digest) in self.present:
+            return "skipped"
         scope = _push_scope(repository)
+        counter = counter or ByteCounter()
         resume = {}
 
         def operation():
@@ -166,6 +140,7 @@ class RegistryClient:
         outcome = self._retry(operation, "push blob {} to {}".format(digest[:19], repository),
                               progress=lambda: resume.get("progress", 0), requests=3)
         self.locator.remember(self.host, digest, repository)
+        self.present.add((repository, digest))
         return outcome
 
     def _cancel(self, upload_url, scope):
@@ -191,7 +166,7 @@ class RegistryClient:
                 hasher.update(chunk)
             log.info("resuming the upload of %s at byte %d of %d", digest[:19], offset, size)
         if size <= self.chunk_size:
-            body = _HashingBody(location, 0, size, hasher, counter)
+            body = HashingBody(location, 0, size, hasher, counter)
             response = self._request(
                 "PUT", _with_digest(upload_url, digest), scope, "upload blob " + digest[:19],
                 body=body, headers={"Content-Type": "application/octet-stream"},
@@ -201,7 +176,7 @@ class RegistryClient:
         while offset < size:
             resume["url"] = upload_url
             end = min(size, offset + self.chunk_size)
-            body = _HashingBody(location, offset, end, hasher, counter)
+            body = HashingBody(location, offset, end, hasher, counter)
             response = self._request(
                 "PATCH", upload_url, scope, "upload chunk of " + digest[:19], body=body,
                 headers={"Content-Type": "application/octet-stream", "Content-Range": "{}-{}".format(offset, end - 1)},
@@ -289,16 +264,24 @@ class RegistryClient:
         scope = "repository:{}:pull".format(repository)
         return self._retry(lambda: self.manifest_exists(repository, tag, scope), "check {}:{}".format(repository, tag))
 
-    def put_channel_marker(self, repository, config, config_bytes, tag):
-        """Make sure repository:tag is the empty artifact that claims a namespace for a channel (one HEAD when it is)."""
-        if self.tag_exists(repository, tag):
-            return
-        from releasekit.publishing.oci import InlineLocation, canonical_json
+    def read_manifest(self, repository, reference):
+        """The JSON of repository:reference as an OCI image manifest, or None when there is none (one GET)."""
+        scope = "repository:{}:pull".format(repository)
 
-        self.push_blob(repository, config, InlineLocation(config_bytes), _Counter())
-        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "artifactType": "application/vnd.releasekit.channel.v1", "config": config, "layers": []}
-        self.put_manifest(repository, tag, manifest["mediaType"], canonical_json(manifest))
+        def operation():
+            response = self._request("GET", "/v2/{}/manifests/{}".format(repository, reference), scope,
+                                     "read manifest " + reference[:40], headers={"Accept": _MANIFEST_ACCEPT[0]})
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise RegistryError("Reading {}:{} answered HTTP {}: {}.".format(
+                    repository, reference, response.status_code, _error_text(response)))
+            try:
+                return response.json()
+            except ValueError:  # an answer cut short: reading again is safe
+                raise TransientError("read {}:{}: not whole JSON".format(repository, reference)) from None
+
+        return self._retry(operation, "read {}:{}".format(repository, reference))
 
     def push(self, repository, plan, tags):
         """Push an ImagePlan: blobs, then manifests children first, then tags."""
@@ -316,7 +299,7 @@ class RegistryClient:
             # One token for the push scope before the uploads start, not one per racing thread.
             self._retry(lambda: self.auth.fetch_token(_push_scope(repository), "authenticate"), "authenticate")
         result = PushResult(repository=repository, digest=plan.root["digest"], tags=list(tags))
-        counter = _Counter()
+        counter = ByteCounter()
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = {
                 pool.submit(self.push_blob, repository, blob, plan.location(blob), counter): blob for blob in plan.blobs

@@ -15,6 +15,7 @@ from releasekit.core.errors import RefusedError
 from releasekit.core.http import RetryPolicy
 from releasekit.core.jsonio import write_json_atomic
 from releasekit.core.versioning import read_source_version
+from releasekit.publishing import committed_inputs, pointers
 from releasekit.publishing.kinds import Release, kind_named
 from releasekit.publishing.manifest import ReleaseManifest
 
@@ -57,8 +58,11 @@ def publish(manifest_path, options):
     config = config_module.load_config(options.config_path, environ)
     version = read_source_version(environ)
     check_clean_for_ci(manifest, version, environ)
+    uncommitted = committed_inputs.check(manifest, options.runfiles_dir, version, environ)
     release = Release(manifest, config, version, RetryPolicy.from_environment(environ), options, environ)
     record = kind.publish(release)
+    if uncommitted:
+        record["uncommitted_inputs"] = uncommitted
     record.update(
         schema_version=RECORD_SCHEMA_VERSION,
         target=manifest.target,
@@ -75,5 +79,11 @@ def publish(manifest_path, options):
 
 
 def summary_line(record):
-    """The kind's one line for a release record."""
-    return kind_named(record["kind"], record["target"]).summary(record)
+    """The kind's one line for a release record, and what the release gate has to say about it: pointers left
+    alone, and inputs no commit has."""
+    said = pointers.notes(record)
+    if record.get("uncommitted_inputs"):
+        said.append("took {} that no commit has: {}".format(
+            "1 file" if len(record["uncommitted_inputs"]) == 1 else "{} files".format(len(record["uncommitted_inputs"])),
+            committed_inputs.named(record["uncommitted_inputs"])))
+    return kind_named(record["kind"], record["target"]).summary(record) + "".join("; " + note for note in said)

@@ -63,6 +63,7 @@ class Dispatcher:
         self.pinned = {}  # what every release of this run shares: the commit, and the destinations read once
         self.built_with_tests = {}  # release label -> its outputs, built by the tests' invocation as a build would
         self.started_fork_server = None  # started while Bazel built the releases; _fork_server takes it
+        self.config = None  # releasekit.yaml, read once when the releases are about to run
         os.makedirs(self.report_dir, exist_ok=True)
         for command in ("test", "build"):  # an earlier run's profile is not this run's
             if os.path.exists(self._profile_path(command)):
@@ -155,6 +156,8 @@ class Dispatcher:
             return [results[label] for label in labels]
         executables = {label: _executable(label, built[label]) for label in to_run}
         self._pin_shared_inputs()
+        self._refuse_shared_destinations(executables, results)
+        to_run = [label for label in to_run if label not in results]
         waits = {label: self._dependencies(executables[label], labels) for label in to_run}
         self._run_executables(executables, to_run, waits, results)
         return [results[label] for label in labels]
@@ -182,9 +185,27 @@ class Dispatcher:
         except ReleasekitError as error:
             log.info("releases will read their own version: %s", error)
         try:
-            self.pinned[RESOLVED_CONFIG_VARIABLE] = load_config(None, environ).to_json()
+            self.config = load_config(None, environ)
+            self.pinned[RESOLVED_CONFIG_VARIABLE] = self.config.to_json()
         except ReleasekitError as error:
             log.info("releases will read their own configuration: %s", error)
+
+    def _refuse_shared_destinations(self, executables, results):
+        """Refuse, before any release runs, the CI releases of this run that would publish to one place."""
+        from releasekit.publishing.manifest import ReleaseManifest
+        from releasekit.publishing.ownership import refusals_in_run
+
+        if self.config is None:
+            return
+        releases = []
+        for executable in executables.values():
+            try:
+                releases.append((ReleaseManifest.load(executable + ".release.json"), executable + ".runfiles"))
+            except ReleasekitError:
+                pass  # the release reports its own manifest
+        for label, reason in refusals_in_run(releases, self.config).items():
+            results[label] = Outcome(label, "release", "refused", reason=reason)
+            self.progress.finished(results[label])
 
     def _dependencies(self, executable, labels):
         """The releases of this run this one must wait for: its manifest's depends_on (same channel)."""
@@ -315,7 +336,10 @@ class Dispatcher:
             with open(run.record_path, encoding="utf-8") as handle:
                 record = json.load(handle)
         if code == 0:
-            return Outcome(run.label, "release", "published", duration, run.log_path, record=record)
+            from releasekit.publishing.pointers import notes  # pointers it left alone: the run's table shows them
+
+            said = "; ".join(notes(record)) if record else ""
+            return Outcome(run.label, "release", "published", duration, run.log_path, record=record, reason=said or None)
         with open(run.log_path, encoding="utf-8", errors="replace") as handle:
             last = [line.strip() for line in handle if line.strip()][-1:] or ["exit code {}".format(code)]
         status = "refused" if code == RefusedError.exit_code else "failed"  # refused: nothing was written

@@ -17,7 +17,8 @@ class Outcome:
     label: str
     kind: str  # test or release
     # Tests: passed, flaky, failed, build failed, timeout, no status. Releases: published, failed, refused (the
-    # publisher refused it before writing: exit 3), build failed, held back, built (pull requests).
+    # publisher refused it before writing: exit 3, or two releases of the run share a destination), build failed,
+    # held back, built (pull requests).
     status: str
     duration_seconds: float = 0.0
     log: str = None

@@ -15,7 +15,7 @@ destinations releasekit.yaml names (registry, maven, deploy, files).
 import os
 
 from releasekit.core.errors import UsageError
-from releasekit.core.versioning import image_tags, release_version_setting
+from releasekit.core.versioning import image_tags, release_version_setting, source_workspace
 from releasekit.publishing import channel_marker
 
 ENTRY_POINT_GROUP = "releasekit.kinds"
@@ -41,6 +41,11 @@ class ArtifactKind:
         """One line for the terminal and the CI log."""
         return "{} {} in {:.2f}s".format(record["release"], record.get("status", "published"), record["duration_seconds"])
 
+    def claims(self, manifest):
+        """The places a CI release of this kind publishes to (ownership.Claim: a releasekit.yaml destination kind and
+        the path below it). Two releases of one run claiming one place are both refused before either runs."""
+        return []
+
 
 class Release:
     """What a kind publishes and where: the manifest, and what the run resolved."""
@@ -63,6 +68,11 @@ class Release:
 
     def runfile(self, rlocation):
         return os.path.join(self.options.runfiles_dir, rlocation)
+
+    @property
+    def workspace(self):
+        """The git checkout the release runs in: where pointer ancestry is asked."""
+        return source_workspace(self.environ)
 
     def destination(self, key):
         return self.config.destination(self.channel, key)

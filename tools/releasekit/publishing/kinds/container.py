@@ -1,11 +1,15 @@
-"""Container images: an image plan's blobs, then its manifest by digest, then its tags, to the channel's registry."""
+"""Container images: an image plan's blobs, then its manifest by digest, then its tags, to the channel's registry.
 
-from releasekit.publishing import channel_marker
+A CI release first makes sure the repository is its own (ownership.py); it tags the commit, then moves each remote tag
+that may move (pointers.py)."""
+
+from releasekit.publishing import channel_marker, ownership, pointers
 from releasekit.core.versioning import image_tags
 from releasekit.publishing.credentials import registry_credentials
 from releasekit.publishing.image_plan import ImagePlan
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
 from releasekit.publishing.blob_locator import BlobLocator
+from releasekit.publishing.oci import check_tag
 from releasekit.publishing.registry import RegistryClient, check_repository
 
 
@@ -18,6 +22,10 @@ class ContainerKind(ArtifactKind):
         repository_path = check_repository(container["repository"], "{} repository".format(manifest.release))
         repository = "/".join(p for p in (destination.path, repository_path) if p)
         tags = image_tags(manifest.channel, release.source_version, container.get("tags", []))
+        for tag in tags:
+            check_tag(tag)
+        # CI: the commit tag is immutable and always written; remote tags are pointers, which only move forward.
+        fixed, movable = (tags[:1], tags[1:]) if manifest.channel == "ci" else (tags, [])
         plan = ImagePlan.load(release.runfile(container["plan"]), release.runfile(container["image"]),
                               release.runfile(container["layers"]) if container.get("layers") else None)
         plan.check_unchanged(manifest.target)
@@ -39,15 +47,22 @@ class ContainerKind(ArtifactKind):
         if release.dry_run:
             # Read-only: the registry answers, accepts the credentials for reading, and has what of the image.
             claim = channel_marker.guard_registry(manifest.channel, destination, client, dry_run=True)
+            owner = ownership.claim_registry(client, destination, repository, manifest.release, dry_run=True) \
+                if manifest.channel == "ci" else None
             present, missing, missing_bytes, root_there = client.check_push(repository, plan)
             there = "image {} there already".format(plan.root["digest"][:19]) if root_there else None
+            moved = pointers.move_image_tags(client, destination, repository, plan, movable, release, dry_run=True)
             record.update(blobs_skipped=present, would_upload_blobs=missing, would_upload_bytes=missing_bytes,
-                          checks=[c for c in (claim, there) if c])
+                          checks=[c for c in (claim, owner, there) if c], pointers=[p.as_record(True) for p in moved])
             return record
         channel_marker.guard_registry(manifest.channel, destination, client)
-        result = client.push(repository, plan, tags)
+        if manifest.channel == "ci":
+            ownership.claim_registry(client, destination, repository, manifest.release)
+        result = client.push(repository, plan, fixed)
+        moved = pointers.move_image_tags(client, destination, repository, plan, movable, release)
         record.update(bytes_uploaded=result.bytes_uploaded, blobs_uploaded=result.blobs_uploaded,
-                      blobs_skipped=result.blobs_skipped, blobs_mounted=result.blobs_mounted)
+                      blobs_skipped=result.blobs_skipped, blobs_mounted=result.blobs_mounted,
+                      tags=fixed + [p.pointer for p in moved if p.moves], pointers=[p.as_record() for p in moved])
         return record
 
     def summary(self, record):

@@ -1,14 +1,15 @@
-"""Deploy YAML: every image first, then the YAML pinned by digest, then the pointer to the version."""
+"""Deploy YAML: every image first, then the YAML pinned by digest, then the pointer to the version. A CI release's
+path must be its own (ownership.py), checked before any image, and `latest` moves only forward (pointers.py); the
+record's `pointers` include those of its images."""
 
 import concurrent.futures
 import hashlib
 import os
 
-from releasekit.core.errors import ReleasekitError, UsageError
-from releasekit.publishing import deploy as deploy_yaml
+from releasekit.core.errors import ReleasekitError
+from releasekit.publishing import deploy as deploy_yaml, ownership, pointers
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note
 from releasekit.publishing.kinds.container import ContainerKind
-from releasekit.publishing.manifest import ReleaseManifest
 
 
 class DeployKind(ArtifactKind):
@@ -17,14 +18,16 @@ class DeployKind(ArtifactKind):
     def publish(self, release):
         fields, manifest = release.fields, release.manifest
         destination = release.destination("deploy")  # before any image: a missing one fails early
+        base = ownership.store_path(fields)
+        store = release.open_store(destination)
+        # A path another release owns refuses the release before any image (read only; the claim is written later).
+        unclaimed = ownership.claim_store(store, base, manifest.release, "deploy path", dry_run=True) \
+            if manifest.channel == "ci" else None
         images = ContainerKind()
 
         def publish_image(item):
             placeholder, image_release = item
-            if image_release not in manifest.depends_on_manifests:
-                raise UsageError("{}: image {} has no release manifest; rebuild the target.".format(
-                    manifest.release, image_release))
-            image_manifest = ReleaseManifest.load(release.runfile(manifest.depends_on_manifests[image_release]))
+            image_manifest = manifest.dependency(image_release, release.options.runfiles_dir)
             return images.publish(release.with_manifest(image_manifest))
 
         records, failures = {}, []
@@ -55,18 +58,30 @@ class DeployKind(ArtifactKind):
         # What the YAML says, whatever the version it is published as: one digest of the pinned files.
         content = hashlib.sha256(b"".join(name.encode() + b"\0" + data + b"\0" for name, data in files)).hexdigest()
         files.append(("release.json", deploy_yaml.release_summary(summary)))
-        base = "/".join(p for p in (fields["package"], fields["name"]) if p)
         record = {"version": version, "images": references, "files": [name for name, _ in files], "status": "dry run",
                   "sha256": content,
                   "bytes_uploaded": 0, "store": destination.text,
                   "location": "{}/{}".format(destination.text.rstrip("/"), base)}
-        store = release.open_store(destination)
         claim = release.guard_store(destination, store)
+        owner = unclaimed if release.dry_run or not unclaimed else ownership.claim_store(
+            store, base, manifest.release, "deploy path")
+        decided = [dict(entry, pointer="{}:{}".format(image["repository"], entry["pointer"]))
+                   for image in records.values() for entry in image.get("pointers", [])]
+
+        def move_pointer(current):
+            outcome = pointers.store_pointer(store, base, version, current, release)
+            decided.append(outcome.as_record(release.dry_run))
+            return outcome.moves
+
+        if release.dry_run:
+            move_pointer(store.get(base + "/latest")[0])
         status, written = deploy_yaml.publish_files(store, "{}/{}".format(base, version), files, base + "/latest",
-                                                    version, immutable=manifest.channel == "ci", dry_run=release.dry_run)
-        if claim:
-            record["checks"] = [claim]
-        record.update(status=status, bytes_uploaded=written, location=store.describe("{}/{}".format(base, version)))
+                                                    version, immutable=manifest.channel == "ci", dry_run=release.dry_run,
+                                                    move_pointer=move_pointer)
+        if claim or owner:
+            record["checks"] = [c for c in (claim, owner) if c]
+        record.update(status=status, bytes_uploaded=written, location=store.describe("{}/{}".format(base, version)),
+                      pointers=decided)
         return record
 
     def summary(self, record):

@@ -1,10 +1,12 @@
 """Files: one file or tarball with its checksum, then release.json, then the `latest` pointer, to the channel's
 `files` store. The checksum is the commit point of a version: written after the file, and read first to decide
-whether the version is there already (a CI version is immutable)."""
+whether the version is there already (a CI version is immutable). A CI release's path must be its own
+(ownership.py), and `latest` moves only forward (pointers.py)."""
 
 import os
 
 from releasekit.core.errors import ImmutableVersionError, UsageError
+from releasekit.publishing import ownership, pointers
 from releasekit.publishing.deploy import release_summary
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
 from releasekit.publishing.oci import BlobLocation
@@ -22,17 +24,19 @@ class FileKind(ArtifactKind):
         size = os.path.getsize(path)
         digest = BlobLocation(path, 0, size).digest().split(":", 1)[1]
         version = release.version()
-        base = "/".join(p for p in (fields["package"], fields["name"]) if p)
+        base = ownership.store_path(fields)
         directory = "{}/{}".format(base, version)
         checksum = "{}  {}\n".format(digest, name).encode("utf-8")
         summary = release_summary({"release": manifest.release, "version": version, "commit": release.source_version.commit,
                                    "file": name, "sha256": digest, "size": size})
         store = release.open_store(destination)
         claim = release.guard_store(destination, store)
+        owner = ownership.claim_store(store, base, manifest.release, "files path", release.dry_run) \
+            if manifest.channel == "ci" else None
         record = {"version": version, "file": name, "sha256": digest, "size": size, "store": destination.text,
                   "location": store.describe(directory), "bytes_uploaded": 0}
-        if claim:
-            record["checks"] = [claim]
+        if claim or owner:
+            record["checks"] = [c for c in (claim, owner) if c]
         published = store.get("{}/{}.sha256".format(directory, name))[0]
         if published is not None and published != checksum and manifest.channel == "ci":
             raise ImmutableVersionError(
@@ -45,7 +49,10 @@ class FileKind(ArtifactKind):
             writes += [("file", "{}/{}".format(directory, name), None), ("checksum", "{}/{}.sha256".format(directory, name), checksum)]
         if store.get(directory + "/release.json")[0] != summary:
             writes.append(("metadata", directory + "/release.json", summary))
-        if store.get(base + "/latest")[0] != pointer:
+        current = store.get(base + "/latest")[0]
+        moved = pointers.store_pointer(store, base, version, current, release)
+        record["pointers"] = [moved.as_record(release.dry_run)]
+        if current != pointer and moved.moves:
             writes.append(("pointer", base + "/latest", pointer))
         if release.dry_run:
             record["status"] = "would write " + ", ".join(w[0] for w in writes) if writes else "already published"

@@ -1,10 +1,11 @@
-"""Jars: a pom, the jar and its classified jars, in Maven layout, to the channel's Maven store."""
+"""Jars: a pom, the jar and its classified jars, in Maven layout, to the channel's Maven store. A CI release's
+group:artifact must be its own (ownership.py)."""
 
 import os
 
 from releasekit.core.errors import UsageError
 from releasekit.core.versioning import release_version_setting
-from releasekit.publishing import maven
+from releasekit.publishing import maven, ownership
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
 
 
@@ -34,10 +35,12 @@ class JarKind(ArtifactKind):
                   "store": destination.text, "files": [], "status": "dry run", "bytes_uploaded": 0}
         store = release.open_store(destination)
         claim = release.guard_store(destination, store)
+        owner = ownership.claim_store(store, coordinates.directory, manifest.release, "Maven artifact",
+                                      release.dry_run) if manifest.channel == "ci" else None
         publisher = maven.publish_release if manifest.channel == "ci" else maven.publish_snapshot
         result = publisher(store, coordinates, version, files, dry_run=release.dry_run)
-        if claim:
-            record["checks"] = [claim]
+        if claim or owner:
+            record["checks"] = [c for c in (claim, owner) if c]
         record.update(version=result.version, files=result.files, status=result.status,
                       bytes_uploaded=result.bytes_uploaded, location=result.store, sha256=files[1].digests()["sha256"])
         return record

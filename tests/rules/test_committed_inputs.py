@@ -1,0 +1,116 @@
+"""Only committed files in a CI release: real Bazel, real git, the real registry and a directory store.
+
+A glob takes every file in the working tree, tracked or not. A CI release built from a file no commit has would
+publish, under an immutable version, content nobody can rebuild from its commit; it is refused, naming the file. A dev
+release publishes and says which files it took that no commit has.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers.servers import REPO_ROOT
+from helpers.workspace import BAZEL, Workspace, git
+
+ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
+LOAD = 'load("@rules_release//rules:defs.bzl", "container_release", "file_release", "image_layout")\n\n'
+FILES = {
+    ".gitignore": "/bazel-*\n/releasekit-logs/\n*.local\n",
+    "app/BUILD.bazel": LOAD + (
+        'filegroup(name = "content", srcs = glob(["content/**"]))\n\n'
+        'image_layout(name = "image", files = {":content": "/content/"})\n\n'
+        'container_release(name = "app", image = ":image", repository = "inputs/app")\n'),
+    "app/content/committed.txt": "committed\n",
+    # A named output (":bundle.tar") of a genrule over a glob: the check reaches the genrule's sources.
+    "bundle/BUILD.bazel": LOAD + (
+        'genrule(\n    name = "tarball",\n    srcs = glob(["parts/**"]),\n    outs = ["bundle.tar"],\n'
+        '    cmd = "tar --sort=name --mtime=@0 --owner=0 --group=0 -cf $@ $(SRCS)",\n)\n\n'
+        'file_release(name = "bundle", src = ":bundle.tar")\n'),
+    "bundle/parts/a.conf": "a = 1\n",
+}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("committed-inputs") / "repo"
+    path.mkdir()
+    workspace = Workspace(str(path))
+    workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
+    for name, text in FILES.items():
+        workspace.write(name, text)
+    workspace.init_git()
+    try:
+        yield workspace
+    finally:
+        workspace.shutdown()
+
+
+@pytest.fixture
+def env(registry, tmp_path):
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  ci: {{registry: 'http://{0}/inputs-prod', files: 'file://{1}/prod'}}\n"
+                      "  dev: {{registry: 'http://{0}/inputs-dev', files: 'file://{1}/dev'}}\n".format(
+                          registry.host, tmp_path / "files"))
+    return {"RELEASEKIT_CONFIG": str(config), "RELEASEKIT_USER": "tester", "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            "RELEASEKIT_REPORT": str(tmp_path / "record.json")}
+
+
+@pytest.fixture
+def stray_files(repo):
+    """An untracked file the glob takes, and an ignored one (`*.local`) the other glob takes."""
+    made = [repo.write("app/content/stray.txt", "no commit has me\n"), repo.write("bundle/parts/notes.local", "mine\n")]
+    yield made
+    for path in made:
+        os.unlink(path)
+
+
+def test_a_ci_release_taking_untracked_or_ignored_files_is_refused_naming_them(repo, registry, env, tmp_path,
+                                                                               stray_files):
+    """Before: the dirty check ignored untracked files, and both releases published what the globs took."""
+    image = repo.bazel("run", "//app:app.ci", env=dict(env, CI="true"), check=False)
+    assert image.returncode == 3, image.stderr[-3000:]
+    assert ("UncommittedInputsError: //app:app.ci: its inputs include 1 file that commit {} does not have (untracked or "
+            "ignored by git): app/content/stray.txt".format(git(repo.path, "rev-parse", "HEAD")[:12])) in image.stderr
+    assert "Traceback" not in image.stderr
+    assert not [r for r in registry.catalog() if r.startswith("inputs-prod/")]
+
+    bundle = repo.bazel("run", "//bundle:bundle.ci", env=dict(env, CI="true"), check=False)
+    assert bundle.returncode == 3, bundle.stderr[-3000:]
+    assert "bundle/parts/notes.local" in bundle.stderr and "nothing was published" in bundle.stderr
+    assert not (tmp_path / "files" / "prod" / "bundle").exists()
+
+
+def test_dispatch_refuses_it_too(repo, registry, env, tmp_path, stray_files):
+    (tmp_path / "releases.json").write_text(json.dumps({"format_version": 1, "targets": [
+        {"label": "//app:app.ci", "kind": "artifact_ci_release", "reasons": []}]}))
+    run_env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, CI="true", **env)
+    run_env.pop("RELEASEKIT_REPORT")
+    (tmp_path / "tests.json").write_text(json.dumps({"format_version": 1, "targets": []}))  # no test selected
+    result = subprocess.run([sys.executable, ENTRY, "dispatch", "--tests", str(tmp_path / "tests.json"),
+                             "--releases", str(tmp_path / "releases.json"),
+                             "--logs", str(tmp_path / "logs"), "--report", str(tmp_path / "report.json")],
+                            cwd=repo.path, capture_output=True, text=True, env=run_env, timeout=600)
+    assert result.returncode == 1, result.stdout + result.stderr
+    [outcome] = json.load(open(tmp_path / "report.json"))["targets"]
+    assert outcome["status"] == "refused" and "app/content/stray.txt" in outcome["reason"], outcome
+    assert not [r for r in registry.catalog() if r.startswith("inputs-prod/")]
+
+
+def test_a_dev_release_publishes_and_says_which_files_no_commit_has(repo, registry, env, stray_files):
+    result = repo.bazel("run", "//app:app.dev", env=env)
+    assert "took 1 file that no commit has: app/content/stray.txt" in result.stdout
+    record = json.load(open(env["RELEASEKIT_REPORT"]))
+    assert record["uncommitted_inputs"] == ["app/content/stray.txt"]
+    assert registry.tags("inputs-dev/inputs/app") == record["tags"]
+
+
+def test_a_ci_release_of_committed_files_publishes(repo, registry, env, tmp_path):
+    repo.write("bundle/parts/b.conf", "b = 2\n")
+    head = repo.commit("another part, committed")
+    result = repo.bazel("run", "//bundle:bundle.ci", env=dict(env, CI="true"))
+    assert "no commit has" not in result.stdout
+    assert "uncommitted_inputs" not in json.load(open(env["RELEASEKIT_REPORT"]))
+    assert (tmp_path / "files" / "prod" / "bundle" / "bundle" / head / "bundle.tar").exists()
