@@ -314,7 +314,7 @@ class Dispatcher:
         try:
             run.started_signal.wait()
             events.put(("started up", run))
-            code, cpu_seconds = _wait_with_cpu(run.process)
+            code, cpu_seconds = forkserver.wait_with_cpu(run.process)
             run.outcome = self._outcome(run, code)
             run.outcome.forked, run.outcome.cpu_seconds = run.forked, cpu_seconds
         except Exception as error:  # the scheduler must hear of every release, whatever happens here
@@ -381,16 +381,6 @@ class _ReleaseRun:
         finally:
             self.started_signal.release_launched()
         self.launched = time.monotonic()
-
-
-def _wait_with_cpu(process):
-    """(exit code, CPU seconds of the release and its children, or None) of a launched release."""
-    if isinstance(process, subprocess.Popen):
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        return process.returncode, round(usage.ru_utime + usage.ru_stime, 3)
-    code = process.wait()
-    return code, process.cpu_seconds
 
 
 def _executable(label, outputs):

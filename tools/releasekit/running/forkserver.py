@@ -197,6 +197,17 @@ class _Forked:
         return waiter[1]
 
 
+def wait_with_cpu(process):
+    """(exit code, CPU seconds of the release and its children, or None) of a launched release: forked by the server,
+    or its own executable (a Popen, waited for here)."""
+    if isinstance(process, subprocess.Popen):
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        return process.returncode, round(usage.ru_utime + usage.ru_stime, 3)
+    code = process.wait()
+    return code, process.cpu_seconds
+
+
 def serve(descriptor):
     """The server's loop (see the module docstring)."""
     import releasekit.cli  # noqa: F401  (what every release imports, loaded once here)
