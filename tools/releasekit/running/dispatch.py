@@ -317,9 +317,9 @@ class Dispatcher:
         try:
             run.started_signal.wait()
             events.put(("started up", run))
-            code = run.process.wait()
+            code, cpu_seconds = forkserver.wait_with_cpu(run.process)
             run.outcome = self._outcome(run, code)
-            run.outcome.forked = run.forked
+            run.outcome.forked, run.outcome.cpu_seconds = run.forked, cpu_seconds
         except Exception as error:  # the scheduler must hear of every release, whatever happens here
             run.outcome = Outcome(run.label, "release", "failed", 0.0, run.log_path,
                                   reason="releasekit could not supervise the release: {}".format(error))
