@@ -229,15 +229,8 @@ def _cmd_deployed(args):
 
 
 def _cmd_verify(args):
-    _require_runtime_packages()
-    from releasekit.core.config import load_config, load_config_if_present
-    from releasekit.core.http import RetryPolicy
-    from releasekit.publishing.verify import verify
-
-    config = load_config(args.config) if args.config else load_config_if_present(None)
-    lines = verify(args.release, args.key, args.repository, args.branch, args.channel, args.version, args.source,
-                   config, RetryPolicy.from_environment(), os.environ)
-    print(redact("\n".join(lines)))
+    from releasekit.publishing.verify import command
+    print(redact("\n".join(command(args, os.environ))))
     return 0
 
 

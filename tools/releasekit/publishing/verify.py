@@ -279,3 +279,13 @@ def verify(target, key_path, repository, branch, channel="ci", version=None, sou
             raise UsageError("verify {} reads the channel's Maven store: give releasekit.yaml (--config).".format(target))
         return verifier.maven(target)
     return verifier.image(target)[0]
+
+
+def command(args, environ):
+    """`releasekit verify`: the parsed command line (arguments.py) to verify()'s lines."""
+    from releasekit.core.config import load_config, load_config_if_present
+    from releasekit.core.http import RetryPolicy
+
+    config = load_config(args.config, environ) if args.config else load_config_if_present(None, environ)
+    return verify(args.release, args.key, args.repository, args.branch, args.channel, args.version, args.source,
+                  config, RetryPolicy.from_environment(environ), environ)
