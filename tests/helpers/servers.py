@@ -99,6 +99,10 @@ class Registry:
         response.raise_for_status()
         return sorted(response.json().get("tags") or [])
 
+    def image_tags(self, repository):
+        """The tags releases push, without the referrers fallback's `sha256-<hex>` tags (their images' provenance)."""
+        return [tag for tag in self.tags(repository) if not tag.startswith("sha256-")]
+
     def catalog(self):
         auth = (self.username, self.password) if self.username else None
         response = requests.get(self.url + "/v2/_catalog", auth=auth, timeout=10)

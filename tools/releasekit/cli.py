@@ -223,9 +223,15 @@ def _cmd_deployed(args):
     from releasekit.publishing.deployed import deployed
 
     config, policy = load_config(args.config), RetryPolicy.from_environment()
-    lines, complete = deployed(args.label, args.channel, args.version, config, policy, os.environ)
+    lines, complete = deployed(args.label, args.channel, args.version, config, policy, os.environ, args.source)
     print(redact("\n".join(lines)))
     return 0 if complete else 1
+
+
+def _cmd_verify(args):
+    from releasekit.publishing.verify import command
+    print(redact("\n".join(command(args, os.environ))))
+    return 0
 
 
 def main(argv=None):

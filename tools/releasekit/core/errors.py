@@ -2,7 +2,7 @@
 
 ReleasekitError (exit 1)
   UsageError (exit 2): ConfigError, BazelError, GitError, DeployInputError
-  RefusedError (exit 3): ImmutableVersionError, DestinationOwnedError, UncommittedInputsError
+  RefusedError (exit 3): ImmutableVersionError, DestinationOwnedError, UncommittedInputsError, ProvenanceError
   ImageError, VersionError, TLSError, TransientError
   AuthError: a destination (registry or store) refused the credentials
   RegistryError; StoreError: AlreadyPublishedError, ConflictError; MavenError; DeployError
@@ -49,6 +49,10 @@ class DestinationOwnedError(RefusedError):
 
 class UncommittedInputsError(RefusedError):
     """A CI release would publish files that no commit has (untracked or ignored by git)."""
+
+
+class ProvenanceError(RefusedError):
+    """Provenance is missing, unsigned, signed by another key, or says something else than what it is attached to."""
 
 
 class AuthError(ReleasekitError):

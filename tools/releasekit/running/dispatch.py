@@ -13,6 +13,7 @@ have published; when one did not (it failed, was refused or held back), it is he
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -156,6 +157,8 @@ class Dispatcher:
             return [results[label] for label in labels]
         executables = {label: _executable(label, built[label]) for label in to_run}
         self._pin_shared_inputs()
+        self.pinned[environment.SELECTION.name] = json.dumps({"chosen_by": "releasekit dispatch", "selected": len(labels),
+                                                              "releases": _labels_digest(labels)})  # for provenance
         self._refuse_shared_destinations(executables, results)
         to_run = [label for label in to_run if label not in results]
         waits = {label: self._dependencies(executables[label], labels) for label in to_run}
@@ -381,6 +384,10 @@ class _ReleaseRun:
         finally:
             self.started_signal.release_launched()
         self.launched = time.monotonic()
+
+
+def _labels_digest(labels):
+    return "sha256:" + hashlib.sha256("\n".join(sorted(labels)).encode("utf-8")).hexdigest()
 
 
 def _executable(label, outputs):

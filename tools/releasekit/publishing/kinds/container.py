@@ -1,9 +1,9 @@
 """Container images: an image plan's blobs, then its manifest by digest, then its tags, to the channel's registry.
 
-A CI release first makes sure the repository is its own (ownership.py); it tags the commit, then moves each remote tag
-that may move (pointers.py)."""
+A CI release first makes sure the repository is its own (ownership.py); it tags the commit, attaches the image's signed
+provenance as an OCI 1.1 referrer (provenance.py), then moves each remote tag that may move (pointers.py)."""
 
-from releasekit.publishing import channel_marker, ownership, pointers
+from releasekit.publishing import channel_marker, ownership, pointers, provenance
 from releasekit.core.versioning import image_tags
 from releasekit.publishing.credentials import registry_credentials
 from releasekit.publishing.image_plan import ImagePlan
@@ -52,6 +52,8 @@ class ContainerKind(ArtifactKind):
             present, missing, missing_bytes, root_there = client.check_push(repository, plan)
             there = "image {} there already".format(plan.root["digest"][:19]) if root_there else None
             moved = pointers.move_image_tags(client, destination, repository, plan, movable, release, dry_run=True)
+            if provenance.enabled(release):
+                record["provenance"] = {"status": "would attach", "location": record["reference"]}
             record.update(blobs_skipped=present, would_upload_blobs=missing, would_upload_bytes=missing_bytes,
                           checks=[c for c in (claim, owner, there) if c], pointers=[p.as_record(True) for p in moved])
             return record
@@ -59,6 +61,8 @@ class ContainerKind(ArtifactKind):
         if manifest.channel == "ci":
             ownership.claim_registry(client, destination, repository, manifest.release)
         result = client.push(repository, plan, fixed)
+        if provenance.enabled(release):  # after the image it describes, before any pointer moves to it
+            record["provenance"] = provenance.attach_image(release, client, repository, plan.root, record["repository"])
         moved = pointers.move_image_tags(client, destination, repository, plan, movable, release)
         record.update(bytes_uploaded=result.bytes_uploaded, blobs_uploaded=result.blobs_uploaded,
                       blobs_skipped=result.blobs_skipped, blobs_mounted=result.blobs_mounted,
