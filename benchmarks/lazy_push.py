@@ -102,7 +102,7 @@ def cache_bytes_served(cache, since):
     """Bytes of the answers nginx sent since the log had `since` bytes."""
     with open(cache.request_log) as handle:
         handle.seek(since)
-        return sum(int(m.group(1)) for m in re.finditer(r" bytes=(\d+)", handle.read()))
+        return sum(int(m.group(1)) for m in re.finditer(r" sent=(\d+)", handle.read()))
 
 
 def log_size(cache):

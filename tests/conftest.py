@@ -15,6 +15,36 @@ TEST_USER = "releaser"
 TEST_PASSWORD = "Pa55-w0rd-never-printed-7f3a"
 
 
+def _new_key(kind):
+    """A fresh PEM private key: the CI and dev signing keys of the test session, which nothing may ever show."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate() if kind == "ed25519" else ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode("ascii")
+
+
+TEST_SIGNING_KEY = _new_key("ed25519")
+TEST_DEV_SIGNING_KEY = _new_key("ecdsa-p256")
+
+
+def public_key_file(private_pem, path):
+    """Write the public half of a PEM private key to path (what a CD pipeline is given); returns path."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(private_pem.encode("ascii"), password=None)
+    with open(path, "wb") as handle:
+        handle.write(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    return str(path)
+
+
+def key_secrets(private_pem):
+    """The key's text and each line of its body: none may appear anywhere a release writes or prints."""
+    return [private_pem] + [line for line in private_pem.splitlines() if line and not line.startswith("-----")]
+
+
 def _bazel_servers_under(root):
     """Process ids of Bazel servers whose workspace lies below root."""
     found = []

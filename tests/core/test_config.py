@@ -218,3 +218,17 @@ def test_each_releasekit_variable_is_spelled_once_and_the_readme_lists_the_table
     assert len(names) == len(set(names))
     readme = open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8").read()
     assert environment.markdown_table() in readme
+
+
+def test_a_deploy_registry_is_a_registry_destination_and_kept_apart_from_the_other_channel():
+    parsed = config("channels:\n  ci: {registry: 'r.example.com/prod', deploy_registry: 'r.example.com/prod-deploy'}\n"
+                    "  dev: {registry: 'r.example.com/dev'}\n")
+    deploy = parsed.destination("ci", "deploy_registry")
+    assert (deploy.kind, deploy.scheme, deploy.host, deploy.path) == ("deploy_registry", "https", "r.example.com",
+                                                                      "prod-deploy")
+    for dev in ("r.example.com/prod-deploy/dev", "R.EXAMPLE.COM:443/prod"):  # nested in the CI one, or the CI registry
+        with pytest.raises(ConfigError, match="channels.dev.deploy_registry .* overlaps"):
+            config("channels:\n  ci: {registry: 'r.example.com/prod', deploy_registry: 'r.example.com/prod-deploy'}\n"
+                   "  dev: {registry: 'r.example.com/dev', deploy_registry: '%s'}\n" % dev)
+    with pytest.raises(ConfigError, match="channels.ci.deploy_registry 'ftp://x' uses the scheme 'ftp'"):
+        config("channels:\n  ci: {deploy_registry: 'ftp://x'}\n")

@@ -99,6 +99,10 @@ class Registry:
         response.raise_for_status()
         return sorted(response.json().get("tags") or [])
 
+    def image_tags(self, repository):
+        """The tags releases push, without the referrers fallback's `sha256-<hex>` tags (their images' provenance)."""
+        return [tag for tag in self.tags(repository) if not tag.startswith("sha256-")]
+
     def catalog(self):
         auth = (self.username, self.password) if self.username else None
         response = requests.get(self.url + "/v2/_catalog", auth=auth, timeout=10)
@@ -147,7 +151,8 @@ class NginxStore:
     /refusing/, /refusing-400/ and /refusing-403/ answer 409, 400 and 403 to a PUT of a file that exists, as Nexus and
     Artifactory do on redeploy. /bearer/ takes writes with `Authorization: Bearer <STORE_TOKEN>` only. /elsewhere/ redirects to
     the same files on a second port (another origin), and /renamed/ to / on this one; requests.log says, per
-    request, whether it carried an Authorization header (never its value), and the bytes of its answer.
+    request, whether it carried an Authorization header (never its value), and its bytes: the body sent back, the
+    body received (Content-Length) and the whole request received.
     """
 
     def __init__(self, workdir, username=None, password=None):
@@ -192,7 +197,8 @@ error_log {workdir}/error.log warn;
 events {{ worker_connections 128; }}
 http {{
   map $http_authorization $with_credentials {{ "" no; default yes; }}
-  log_format credentials '$server_port $request_method $uri credentials=$with_credentials status=$status via=$http_via bytes=$body_bytes_sent';
+  log_format credentials '$server_port $request_method $uri credentials=$with_credentials status=$status via=$http_via '
+                         'sent=$body_bytes_sent body=$content_length received=$request_length';
   access_log {workdir}/requests.log credentials;
   client_body_temp_path {workdir}/tmp;
   client_max_body_size 0;

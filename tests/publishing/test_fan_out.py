@@ -13,6 +13,7 @@ from helpers.servers import Registry
 from helpers.slow_proxy import SlowProxy
 from releasekit.core.config import parse_config
 from releasekit.core.errors import ConfigError
+from releasekit.core.mirrors import registries
 
 MIRROR_USER, MIRROR_PASSWORD = "mirror-releaser", "Mirror-pa55-never-printed-2c9e"
 FAST_FAIL = {"RELEASEKIT_RETRY_ATTEMPTS": "2", "RELEASEKIT_RETRY_TOTAL_SECONDS": "5"}
@@ -118,5 +119,5 @@ def test_every_registry_of_a_channel_is_kept_apart_from_the_other_channel():
         parse_config(base.format("{url: 'a.example.com/prod', name: eu}, {url: 'b.example.com/prod', name: EU}",
                                  "'reg.example.com/dev'"), "releasekit.yaml")
     config = parse_config(base.format("{url: 'eu.example.com/prod', name: eu}", "'reg.example.com/dev'"), "x")
-    assert [d.host for d in config.registries("ci")] == ["reg.example.com", "eu.example.com"]
-    assert [d.name for d in config.registries("ci")] == [None, "eu"]
+    assert [d.host for d in registries(config, "ci")] == ["reg.example.com", "eu.example.com"]
+    assert [d.name for d in registries(config, "ci")] == [None, "eu"]

@@ -82,17 +82,35 @@ def test_jar_releases_complete_at_a_30_percent_fault_rate(faulty_store, tmp_path
 
 
 def _registry_is_whole(registry, repository):
-    """Every tag's manifest and every blob it names are there: no half-visible image."""
+    """Every tag's manifest and every blob it names are there: no half-visible image. A referrers fallback tag lists
+    only provenance whose manifest and envelope are there, about an image that is there: nothing claims provenance
+    for something missing."""
     import requests
 
     for tag in registry.tags(repository):
-        manifest = requests.get("{}/v2/{}/manifests/{}".format(registry.url, repository, tag), timeout=10,
-                                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
-        assert manifest.status_code == 200, (repository, tag)
-        body = manifest.json()
-        for blob in [body["config"]] + body["layers"]:
-            head = requests.head("{}/v2/{}/blobs/{}".format(registry.url, repository, blob["digest"]), timeout=10)
-            assert head.status_code == 200, (repository, tag, blob["digest"])
+        if tag.startswith("sha256-"):
+            listed = requests.get("{}/v2/{}/manifests/{}".format(registry.url, repository, tag), timeout=10,
+                                  headers={"Accept": "application/vnd.oci.image.index.v1+json"}).json()["manifests"]
+            for referrer in listed:
+                _manifest_is_whole(registry, repository, referrer["digest"], tag.replace("-", ":", 1))
+            continue
+        _manifest_is_whole(registry, repository, tag)
+
+
+def _manifest_is_whole(registry, repository, reference, subject=None):
+    """The manifest at reference and every blob it names are there; a referrer's subject is there too, whole."""
+    import requests
+
+    manifest = requests.get("{}/v2/{}/manifests/{}".format(registry.url, repository, reference), timeout=10,
+                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert manifest.status_code == 200, (repository, reference)
+    body = manifest.json()
+    for blob in [body["config"]] + body["layers"]:
+        head = requests.head("{}/v2/{}/blobs/{}".format(registry.url, repository, blob["digest"]), timeout=10)
+        assert head.status_code == 200, (repository, reference, blob["digest"])
+    if subject is not None:
+        assert body["subject"]["digest"] == subject
+        _manifest_is_whole(registry, repository, subject)
 
 
 def _pointer_records_lead_their_tags(registry, repository, records):
@@ -102,7 +120,7 @@ def _pointer_records_lead_their_tags(registry, repository, records):
 
     import requests
 
-    for tag in registry.tags(repository):
+    for tag in registry.image_tags(repository):
         if tag == releases.COMMIT:
             continue
         accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
@@ -123,6 +141,10 @@ def _store_is_whole(root):
             for suffix in (".md5", ".sha1", ".sha256", ".sha512"):
                 if name.endswith(suffix):
                     assert name[: -len(suffix)] in files, os.path.join(directory, name)
+            if name.endswith(".intoto.jsonl"):  # written after the pom and the jar it describes, with their checksums
+                described = name[: -len(".intoto.jsonl")]
+                for extension in (".pom", ".jar", ".jar.sha512"):
+                    assert described + extension in files, os.path.join(directory, name)
         if "maven-metadata.xml" in files and not os.path.basename(directory).endswith("-SNAPSHOT"):
             listed = ElementTree.parse(os.path.join(directory, "maven-metadata.xml")).getroot()
             artifact = os.path.basename(directory)
@@ -161,6 +183,8 @@ def _image_phase(method, path):
         return "pointer records"
     if "/releasekit-channel/" in path:
         return "channel marker"
+    if "/manifests/sha256-" in path:
+        return "provenance"
     if "/blobs/" in path:
         return "blobs"
     return "manifests" if "/manifests/sha256:" in path else "tags"
@@ -175,6 +199,8 @@ def _store_phase(method, path):
         return "lock"
     if "maven-metadata.xml" in path:
         return "metadata"
+    if ".intoto.jsonl" in path:
+        return "provenance"
     return "pointer" if path.endswith("/latest") else "files"
 
 
@@ -290,8 +316,8 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
         kills = _kill_campaign(gate, [counter], start, check_whole, rerun, seed=2026)
     finally:
         counter.stop()
-    expected = {"image": {"ping", "owner record", "blobs", "manifests", "pointer records", "tags"},
-                "jar": {"owner record", "files", "lock", "metadata"}}[kind]
+    expected = {"image": {"ping", "owner record", "blobs", "manifests", "provenance", "pointer records", "tags"},
+                "jar": {"owner record", "files", "lock", "provenance", "metadata"}}[kind]
     assert expected <= {phase.split(": ", 1)[1] for phase in kills}, kills
 
 
@@ -371,6 +397,8 @@ def test_killed_deploy_releases_never_show_yaml_without_its_images(example_works
 
     def whole():
         for directory, _, files in os.walk(store.path("killed-deploy")):
+            if "provenance.intoto.jsonl" in files:  # written after the YAML and release.json it describes
+                assert {"hello.yaml", "release.json"} <= set(files), directory
             if "hello.yaml" not in files:
                 continue
             for document in yaml.safe_load_all(open(os.path.join(directory, "hello.yaml"))):
@@ -414,8 +442,8 @@ def test_killed_deploy_releases_never_show_yaml_without_its_images(example_works
     finally:
         registry_counter.stop()
         store_counter.stop()
-    assert {"registry: blobs", "registry: pointer records", "registry: tags", "store: owner record", "store: files",
-            "store: pointer"} <= set(kills), kills
+    assert {"registry: blobs", "registry: provenance", "registry: pointer records", "registry: tags",
+            "store: owner record", "store: files", "store: provenance", "store: pointer"} <= set(kills), kills
 
 
 def test_jar_releases_to_s3_complete_at_a_30_percent_fault_rate(tmp_path, isolated_home):

@@ -95,7 +95,7 @@ def test_a_dry_run_writes_nothing_and_says_what_it_would(nginx, moto, tmp_path):
     manifest, runfiles = releases.file_release(str(tmp_path), str(bundle), "ci", name="dry")
     result = releases.publish(manifest, runfiles, dict(store.env, CI="true", RELEASEKIT_VERSION="2.0.0"), "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert "would write file, checksum, metadata, pointer" in result.stdout
+    assert "would write file, checksum, metadata, provenance, pointer" in result.stdout
     assert store.read("prod", "app/dry/latest") is None
 
 

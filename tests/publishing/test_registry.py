@@ -54,7 +54,8 @@ def test_push_is_accepted_by_skopeo_and_repush_sends_nothing(registry, tmp_path,
 
     inspected = registry.inspect("prod/team/app:stable")
     assert inspected["Digest"] == digest
-    assert sorted(inspected["RepoTags"]) == sorted([releases.COMMIT, "stable"])
+    # The commit, the pointer, and the referrers fallback tag of the image's provenance.
+    assert sorted(inspected["RepoTags"]) == sorted([releases.COMMIT, "stable", digest.replace(":", "-")])
     copy = subprocess.run(
         ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://{}/prod/team/app:stable".format(registry.host),
          "oci:{}".format(tmp_path / "copied")], capture_output=True, text=True,
@@ -429,7 +430,10 @@ def test_an_image_index_is_pushed_children_first_then_by_digest_then_tags(regist
         proxy.stop()
     puts = [path.rsplit("/manifests/", 1)[1] for _, method, path in gate.seen
             if method == "PUT" and "/team/index/manifests/" in path]
-    assert puts == children + [index_digest, releases.COMMIT, "stable"]
+    # The image, then its provenance (the referrer by digest, then the fallback tag's index), then the pointer.
+    referrer = [put for put in puts if put.startswith("sha256:") and put not in children + [index_digest]]
+    assert len(referrer) == 1
+    assert puts == children + [index_digest, releases.COMMIT] + referrer + [index_digest.replace(":", "-"), "stable"]
     raw = subprocess.run(["skopeo", "inspect", "--raw", *registry.skopeo_args(),
                           "docker://{}/prod/team/index:stable".format(registry.host)], capture_output=True, text=True, check=True)
     assert json.loads(raw.stdout)["manifests"] == index_entries

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import TEST_PASSWORD
+from conftest import TEST_DEV_SIGNING_KEY, TEST_PASSWORD, TEST_SIGNING_KEY, key_secrets
 from helpers import releases
 from helpers.images import corrupt_one_layer, make_layout
 from helpers.servers import REPO_ROOT, free_port
@@ -22,7 +22,9 @@ SECRETS = {
     "RELEASEKIT_REGISTRY_USERNAME": "releaser", "RELEASEKIT_REGISTRY_PASSWORD": TEST_PASSWORD,
     "RELEASEKIT_MAVEN_USERNAME": "deployer", "RELEASEKIT_MAVEN_PASSWORD": TEST_PASSWORD + "-maven",
     "RELEASEKIT_DEPLOY_TOKEN": TOKEN, "AWS_SECRET_ACCESS_KEY": TEST_PASSWORD + "-aws",
+    "RELEASEKIT_SIGNING_KEY": TEST_SIGNING_KEY, "RELEASEKIT_DEV_SIGNING_KEY": TEST_DEV_SIGNING_KEY,
 }
+BROKEN_KEY = TEST_SIGNING_KEY.replace("A", "B", 3)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,13 @@ CASES = [
     ("TLS to a plain HTTP registry", lambda w: publish_args(w, "image", "tls.yaml"), {"RELEASEKIT_RETRY_ATTEMPTS": "2"}, "TLS"),
     ("corrupt image blob", lambda w: publish_args(w, "corrupt", "ok.yaml"), {}, "does not match its digest"),
     ("'..' in a repository", lambda w: publish_args(w, "bad_repository", "ok.yaml"), {}, "not a valid image repository"),
+    ("a signing key that is not a key", lambda w: publish_args(w, "image", "ok.yaml"),
+     {"RELEASEKIT_DEV_SIGNING_KEY": BROKEN_KEY}, "is not an unencrypted PEM private key"),
+    ("a dev key that is the CI key", lambda w: publish_args(w, "image", "ok.yaml"),
+     {"RELEASEKIT_DEV_SIGNING_KEY": TEST_SIGNING_KEY}, "is the CI signing key"),
+    ("verify with a public key that is not one", lambda w: ["verify", "127.0.0.1:1/x:y", "--key", w["files"]["notes.txt"],
+                                                           "--repository", "r", "--branch", "main"], {},
+     "is not a PEM public key"),
     ("manifest that is not JSON", lambda w: ["publish", "--manifest", w["files"]["garbage.json"], "--config",
                                              w["files"]["ok.yaml"]], {}, "Cannot read release manifest"),
     ("manifest of another version", lambda w: ["publish", "--manifest", w["files"]["old_manifest.json"]], {},
@@ -164,6 +173,8 @@ def test_bad_input(world, registry, name, arguments, extra, expected, isolated_h
     for secret in SECRETS.values():
         if len(secret) > 8:
             assert secret not in output
+    for key in (TEST_SIGNING_KEY, TEST_DEV_SIGNING_KEY, BROKEN_KEY):  # nor any line of a signing key
+        assert not [line for line in key_secrets(key) if line in output]
     # Nothing published: no new tag anywhere (a refused run may leave unreferenced blobs, which no pull sees).
     assert {r: registry.tags(r) for r in registry.catalog() if registry.tags(r)} == \
         {r: t for r, t in tagged_before.items() if t}

@@ -104,7 +104,7 @@ def test_a_dev_release_publishes_and_says_which_files_no_commit_has(repo, regist
     assert "took 1 file that no commit has: app/content/stray.txt" in result.stdout
     record = json.load(open(env["RELEASEKIT_REPORT"]))
     assert record["uncommitted_inputs"] == ["app/content/stray.txt"]
-    assert registry.tags("inputs-dev/inputs/app") == record["tags"]
+    assert registry.image_tags("inputs-dev/inputs/app") == record["tags"]
 
 
 def test_a_ci_release_of_committed_files_publishes(repo, registry, env, tmp_path):

@@ -82,14 +82,15 @@ def test_dev_and_ci_variants_push_with_their_tags(example_workspace, registry, r
     dev = record_of(release_env)
     assert dev["channel"] == "dev"
     assert dev["tags"] == ["dev-tester-" + head[:12]]
-    assert registry.tags("cr/dev/examples/hello") == ["dev-tester-" + head[:12]]
+    assert registry.image_tags("cr/dev/examples/hello") == ["dev-tester-" + head[:12]]
 
     example_workspace.bazel("run", "//services/hello:hello.ci", env=dict(release_env, CI="true"))
     ci = record_of(release_env)
     assert ci["tags"] == [head, "stable"]
     inspected = registry.inspect("cr/prod/examples/hello:stable")
     assert inspected["Digest"] == ci["digest"] == dev["digest"]
-    assert sorted(inspected["RepoTags"]) == sorted([head, "stable"])
+    # The commit, the pointer, and the referrers fallback tag that lists the image's provenance.
+    assert sorted(inspected["RepoTags"]) == sorted([head, "stable", inspected["Digest"].replace(":", "-")])
     assert inspected["Labels"] == {"org.opencontainers.image.title": "hello"}
     # The blobs were mounted from the dev repository pushed just before: nothing uploaded twice.
     assert ci["bytes_uploaded"] == 0 and ci["blobs_mounted"] == 2

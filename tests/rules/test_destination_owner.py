@@ -119,7 +119,7 @@ def test_another_labels_release_to_an_owned_repository_is_refused_across_runs(re
             "(its owner record {}/across/releasekit-channel:owner.{} says so)").format(
         registry.host, registry.host, hashlib.sha256(b"across/owned/shared").hexdigest()) in refused.stderr
     assert "Traceback" not in refused.stderr
-    assert registry.tags("across/owned/shared") == sorted([head, "stable"])
+    assert registry.image_tags("across/owned/shared") == sorted([head, "stable"])
     assert registry.inspect("across/owned/shared:stable")["Digest"] == digest
     assert registry.inspect("across/owned/shared:" + head)["Digest"] == digest
     # The owner's own releases go on, and dev releases are not checked: they publish to the dev channel's own place.

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from conftest import TEST_PASSWORD, TEST_USER
+from conftest import TEST_PASSWORD, TEST_SIGNING_KEY, TEST_USER, key_secrets
 from helpers.servers import REPO_ROOT, NginxStore, Registry, RegistryProxy
 from helpers.workspace import BAZEL, Workspace, git
 from releasekit.running.sharding import shard
@@ -110,15 +110,20 @@ def test_ci_runs_tests_then_releases_and_reports_failures(fixture_repo, servers,
                  "--test_env=FLAKY_MARKER_DIR={}".format(markers),
                  env={"CI": "true", "RELEASEKIT_CONFIG": str(config), "RELEASEKIT_DEPLOY_USERNAME": TEST_USER,
                       "RELEASEKIT_DEPLOY_PASSWORD": TEST_PASSWORD, "RELEASEKIT_REGISTRY_USERNAME": TEST_USER,
-                      "RELEASEKIT_REGISTRY_PASSWORD": TEST_PASSWORD, "RELEASEKIT_RETRY_ATTEMPTS": "2"})
+                      "RELEASEKIT_REGISTRY_PASSWORD": TEST_PASSWORD, "RELEASEKIT_RETRY_ATTEMPTS": "2",
+                      "RELEASEKIT_SIGNING_KEY": TEST_SIGNING_KEY})
     assert result.returncode == 1, result.stdout + result.stderr
-    # No secret in what the run wrote: its output, every release log and record, the build logs, the report, JUnit.
+    # No secret in what the run wrote: its output, every release log and record, the build logs, the report, JUnit;
+    # nor the signing key, whole or any line of it.
     written = [report, junit] + [os.path.join(d, n) for d, _, names in os.walk(tmp_path / "logs") for n in names]
     assert len(written) > 5
     for path in written:
         with open(path, "rb") as handle:
-            assert TEST_PASSWORD.encode() not in handle.read(), path
+            content = handle.read()
+        assert TEST_PASSWORD.encode() not in content, path
+        assert not [line for line in key_secrets(TEST_SIGNING_KEY) if line.encode() in content], path
     assert TEST_PASSWORD not in result.stdout + result.stderr
+    assert not [line for line in key_secrets(TEST_SIGNING_KEY) if line in result.stdout + result.stderr]
     outcomes = {t["label"]: t for t in json.load(open(report))["targets"]}
     assert outcomes["//apps/a:a_test"]["status"] == "passed"
     assert outcomes["//apps/c:flaky_test"]["status"] == "flaky"
@@ -136,6 +141,7 @@ def test_ci_runs_tests_then_releases_and_reports_failures(fixture_repo, servers,
     assert outcomes["//deploy:both.ci"]["status"] == "held back"
     assert outcomes["//deploy:both.ci"]["reason"] == "held back: its dependency //apps/b:b.ci (failed) did not publish"
     assert outcomes["//apps/a:a.ci"]["record"]["digest"].startswith("sha256:")
+    assert outcomes["//apps/a:a.ci"]["record"]["provenance"]["signed_by"].startswith("ci key ")
     assert os.path.exists(outcomes["//apps/b:b.ci"]["log"])
     # Every release that ran was forked by the fork server, published or refused alike, and its log says why.
     assert all(outcomes[label]["forked"] for label in ("//apps/a:a.ci", "//apps/b:b.ci"))

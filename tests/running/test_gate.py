@@ -163,7 +163,7 @@ def test_a_failing_library_test_holds_back_every_release_that_packages_the_libra
     shares = "held back (gate deps): //libs/lib:lib_test failed (shares //libs/lib:lib.sh)"
     assert outcomes["//apps/app:app.ci"]["reason"] == shares and outcomes["//deploy:app_deploy.ci"]["reason"] == shares
     assert outcomes["//apps/other:other.ci"]["status"] == "published"
-    assert registry.tags("hole1/gate/other") == sorted([git(repo.path, "rev-parse", "HEAD").strip(), "stable"])
+    assert registry.image_tags("hole1/gate/other") == sorted([git(repo.path, "rev-parse", "HEAD").strip(), "stable"])
     assert registry.tags("hole1/gate/app") == [] and not os.path.exists(tmp_path / "stores" / "deploy")
 
     # --gate wins over the file.

@@ -117,6 +117,21 @@ def build_parser(handlers):
     deployed.add_argument("--version", default="latest", help="a version, or latest (what the pointer names)")
     deployed.add_argument("--config", help="releasekit.yaml to read the destinations from")
 
+    deployed.add_argument("--from", dest="source", default="store", choices=["store", "registry"],
+                          help="read the deploy store (default) or the channel's deploy_registry (the OCI artifact)")
+
+    verify = command("verify", "check a release's signed provenance before rolling it out: exit 0, or why not")
+    verify.add_argument("release", help="an image reference (host/repository:tag or @sha256:...), a Maven coordinate "
+                        "group:artifact:version, or a deploy or file release's label //package:name")
+    verify.add_argument("--key", required=True, help="the public key (PEM) CI releases are signed with")
+    verify.add_argument("--repository", required=True, help="the repository releases must come from (its URL)")
+    verify.add_argument("--branch", required=True, help="the branch releases must come from")
+    verify.add_argument("--channel", default="ci", choices=["ci", "dev"], help="whose stores a label is read from")
+    verify.add_argument("--version", default="latest", help="a label's version, or latest (what the pointer names)")
+    verify.add_argument("--from", dest="source", default="store", choices=["store", "registry"],
+                        help="a deploy release's YAML from its store (default) or the channel's deploy_registry")
+    verify.add_argument("--config", help="releasekit.yaml to read the destinations from")
+
     insight = command("insight", "P50/P90 of CI runs, slowest targets, flaky tests, lead time: from the history")
     insight.add_argument("--history", metavar="URL", help="the run history (default: releasekit.yaml's history)")
     insight.add_argument("--out", help="write the HTML report here")

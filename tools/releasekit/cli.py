@@ -39,14 +39,19 @@ def _cmd_publish(args):
     return 0
 
 
-def _collect(args, head, stopping=None):
+def _collect(args, head, stopping=None, cost=None):
     """The selection. stopping: a list to put the thread stopping the base revision's Bazel server in, for a
-    command that goes on working meanwhile (and joins it); without it, the server is stopped before returning."""
+    command that goes on working meanwhile (and joins it); without it, the server is stopped before returning.
+    cost: the run's core.usage.RunCost, which counts that server's CPU and says whether the agent keeps its servers
+    between runs."""
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
 
+    # On an agent that keeps its workspace's server between runs, the base revision's server is kept too: the next
+    # run that needs it finds it warm, and it reads the base's packages. Elsewhere it stops, while the run goes on.
+    keep_base_server = cost is not None and cost.persistent_agent
     workspace = os.path.abspath(args.workspace)
-    bazel = Bazel(workspace, command=args.bazel)
+    bazel = Bazel(workspace, command=args.bazel, reads_other_checkouts=not keep_base_server)
     graphs = None
     if head != "WORKTREE":
         from releasekit.selection.target_graphs import Prepared
@@ -57,9 +62,12 @@ def _collect(args, head, stopping=None):
     try:
         selection = collector.collect(args.base, head)
     finally:
-        thread = collector.close(wait=stopping is None)
-        if thread is not None:
-            stopping.append(thread)
+        if cost is not None and collector.base_bazel is not None:
+            cost.counted(collector.base_bazel.workspace)
+        if not keep_base_server:
+            thread = collector.close(wait=stopping is None)
+            if thread is not None:
+                stopping.append(thread)
     for note in selection.notes:
         print("note: " + note)
     print("{} changed files: {} tests, {} releases selected ({} bazel queries)".format(
@@ -124,19 +132,24 @@ def _run(args, tests, releases, settings):
     return code
 
 
-def _run_settings(args, build_only=False):
-    """Every option and releasekit.yaml checked once, before anything runs."""
+def _run_settings(args, cost, build_only=False):
+    """Every option and releasekit.yaml checked once, before anything runs. cost: the run's core.usage.RunCost,
+    begun when the command began."""
     from releasekit.running.whole_run import RunSettings
 
-    return RunSettings.from_arguments(args, os.environ, build_only)
+    settings = RunSettings.from_arguments(args, os.environ, build_only)
+    settings.cost = cost
+    return settings
 
 
 def _cmd_dispatch(args):
+    from releasekit.core.usage import RunCost
     from releasekit.selection.selection_file import load_labels
 
+    cost = RunCost(args.workspace)  # before anything is read: the run's CPU is counted from here
     tests = load_labels(args.tests, "tests") if args.tests else None
     releases = load_labels(args.releases, "releases") if args.releases else []
-    return _run(args, tests, releases, _run_settings(args))
+    return _run(args, tests, releases, _run_settings(args, cost))
 
 
 def _cmd_ci(args):
@@ -157,12 +170,15 @@ def _import_what_runs_need():
 
 
 def _collect_and_run(args, head, build_only=False):
-    settings = _run_settings(args, build_only)
+    from releasekit.core.usage import RunCost
+
+    cost = RunCost(args.workspace)  # the Bazel servers as they are before collect's first query
+    settings = _run_settings(args, cost, build_only)
     # Imported while collect waits for Bazel's answer, not between it and the tests.
     threading.Thread(target=_import_what_runs_need, name="imports", daemon=True).start()
     stopping = []  # the base revision's server stops while the tests run
     try:
-        selection = _collect(args, head, stopping)
+        selection = _collect(args, head, stopping, cost)
         return _run(args, [t.label for t in selection.tests], [t.label for t in selection.releases], settings)
     finally:
         for thread in stopping:
@@ -185,9 +201,6 @@ def _cmd_config(args):
     for channel, destinations in sorted(config.channels.items()):
         for kind, destination in sorted(destinations.items()):
             print("  {}.{}: {}{}".format(channel, kind, destination.text, " (insecure)" if destination.insecure else ""))
-        for destination in config.mirrors.get(channel, ()):
-            print("  {}: {}{}".format(destination.where[len("channels."):], destination.text,
-                                     " (insecure)" if destination.insecure else ""))
     return 0
 
 
@@ -210,9 +223,15 @@ def _cmd_deployed(args):
     from releasekit.publishing.deployed import deployed
 
     config, policy = load_config(args.config), RetryPolicy.from_environment()
-    lines, complete = deployed(args.label, args.channel, args.version, config, policy, os.environ)
+    lines, complete = deployed(args.label, args.channel, args.version, config, policy, os.environ, args.source)
     print(redact("\n".join(lines)))
     return 0 if complete else 1
+
+
+def _cmd_verify(args):
+    from releasekit.publishing.verify import command
+    print(redact("\n".join(command(args, os.environ))))
+    return 0
 
 
 def main(argv=None):

@@ -2,6 +2,6 @@
 
 In: the environment and releasekit.yaml. Out: configuration and destinations (config), versions (versioning), the
 error tree (errors), redaction of secrets (redact), HTTP with the retry policy (http), subprocesses (process), JSON
-files written atomically (jsonio), the table of RELEASEKIT_* variables (environment), and the start-up signal a
-release sends dispatch (startup).
+files written atomically (jsonio), the table of RELEASEKIT_* variables (environment), the start-up signal a
+release sends dispatch (startup), and the CPU a run costs, its own and its Bazel servers' (usage).
 """

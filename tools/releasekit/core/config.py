@@ -3,6 +3,7 @@
     channels:
       ci:  {registry: "registry.example.com/prod", maven: "https://repo.example.com/releases"}
       dev: {registry: "registry.example.com/dev",  maven: "https://repo.example.com/snapshots"}
+    # a channel may add deploy_registry: deploy YAML also pushed there as Flux OCI artifacts (flux_artifact.py)
 
     history: "s3://ci-history/main"            # optional: where CI runs append their reports
     target_graphs: "s3://ci-cache/graphs"      # optional: where collect records target graphs (selection/target_graphs.py)
@@ -33,7 +34,8 @@ from releasekit.core.run_policy import AutoQuarantine, parse_auto_quarantine, pa
 RESOLVED_CONFIG_VARIABLE = environment.RESOLVED_CONFIG.name
 
 CHANNELS = ("ci", "dev")
-DESTINATION_KINDS = ("registry", "maven", "deploy", "files")
+DESTINATION_KINDS = ("registry", "maven", "deploy", "files", "deploy_registry")
+REGISTRY_KINDS = ("registry", "deploy_registry")  # deploy_registry: deploy YAML as OCI artifacts (opt-in per channel)
 CONFIG_FILE_NAME = "releasekit.yaml"
 _STORE_SCHEMES = ("http", "https", "s3", "file")
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$")
@@ -90,7 +92,7 @@ class Destination:
         host = host.lower().rstrip(".")
         if host in _DOCKER_HUB_NAMES:
             host = "docker.io"
-            if self.kind == "registry" and len(segments) == 1:
+            if self.kind in REGISTRY_KINDS and len(segments) == 1:
                 segments = ("library",) + segments  # docker.io/x is docker.io/library/x
         # http and https of one store share their data; an explicit port names another server.
         default = _DEFAULT_PORTS.get(self.scheme)
@@ -98,7 +100,7 @@ class Destination:
 
     def location_family(self):
         # http and https of one host are the same store; s3 and file are their own.
-        if self.kind == "registry":
+        if self.kind in REGISTRY_KINDS:
             return "registry"
         return "http" if self.scheme in ("http", "https") else self.scheme
 
@@ -152,10 +154,6 @@ class Config:
     gate: str = None  # the release gate the file chooses (run_policy.py), or None
     mirrors: dict = dataclasses.field(default_factory=dict)  # channel -> (Destination, ...) beside the primary registry
 
-    def registries(self, channel):
-        """Every registry a channel's images go to: the primary (`registry`) first, then its mirrors."""
-        return [self.destination(channel, "registry")] + list(self.mirrors.get(channel, ()))
-
     def destination(self, channel, kind):
         entry = self.channels.get(channel, {}).get(kind)
         if entry is None:
@@ -187,9 +185,9 @@ def is_loopback(host):
         return False
 
 
-def parse_registry(text, channel="?", insecure=False, ca_bundle=None, source="releasekit.yaml"):
+def parse_registry(text, channel="?", insecure=False, ca_bundle=None, source="releasekit.yaml", kind="registry"):
     """Parse `[http://|https://]host[:port][/namespace]`."""
-    where = "{}: channels.{}.registry".format(source, channel)
+    where = "{}: channels.{}.{}".format(source, channel, kind)
     if not isinstance(text, str) or not text.strip():
         raise ConfigError("{} must be a string like 'registry.example.com/team'.".format(where))
     scheme = "https"
@@ -212,7 +210,7 @@ def parse_registry(text, channel="?", insecure=False, ca_bundle=None, source="re
                 "{} '{}': namespace part '{}' is not allowed; use lowercase letters, digits "
                 "and single separators (. _ -), no '..' or empty parts.".format(where, text, segment)
             )
-    destination = Destination("registry", channel, text, scheme, host.lower(), path, insecure, ca_bundle)
+    destination = Destination(kind, channel, text, scheme, host.lower(), path, insecure, ca_bundle)
     _check_transport(destination, where)
     return destination
 
@@ -340,8 +338,8 @@ def config_from_data(data, source):
                 url = value.get("url")
                 insecure = bool(value.get("insecure", channel_insecure))
                 ca_bundle = value.get("ca_bundle")
-            if kind == "registry":
-                parsed[kind] = parse_registry(url, channel, insecure, ca_bundle, source)
+            if kind in REGISTRY_KINDS:
+                parsed[kind] = parse_registry(url, channel, insecure, ca_bundle, source, kind)
             else:
                 parsed[kind] = parse_store(url, kind, channel, insecure, ca_bundle, source)
         channels[channel] = parsed

@@ -69,6 +69,13 @@ REMOTE_CACHE_CA = _variable("RELEASEKIT_REMOTE_CACHE_CA", "the CA bundle of an H
                             "from `--tls_certificate`)")
 S3_ENDPOINT_URL = _variable("RELEASEKIT_S3_ENDPOINT_URL", "the S3 endpoint of s3:// stores", "`AWS_ENDPOINT_URL`, "
                             "then AWS's own")
+SIGNING_KEY = _variable("RELEASEKIT_SIGNING_KEY", "the PEM private key (Ed25519 or ECDSA P-256) CI releases sign "
+                        "their provenance with", "`RELEASEKIT_SIGNING_KEY_FILE`, else unsigned", secret=True)
+SIGNING_KEY_FILE = _variable("RELEASEKIT_SIGNING_KEY_FILE", "a file holding the CI signing key", "unset")
+DEV_SIGNING_KEY = _variable("RELEASEKIT_DEV_SIGNING_KEY", "the PEM private key dev releases sign their provenance "
+                            "with; never the CI key", "`RELEASEKIT_DEV_SIGNING_KEY_FILE`, else unsigned", secret=True)
+DEV_SIGNING_KEY_FILE = _variable("RELEASEKIT_DEV_SIGNING_KEY_FILE", "a file holding the dev signing key", "unset")
+SELECTION = _variable("RELEASEKIT_SELECTION", "what chose a release, as JSON, for its provenance (set by dispatch)")
 PREVIOUS_BUILD = _variable("RELEASEKIT_PREVIOUS_BUILD", "in a generated Buildkite pipeline: the build whose "
                            "reports order this one's shards")
 

@@ -2,7 +2,8 @@
 
 ReleasekitError (exit 1)
   UsageError (exit 2): ConfigError, BazelError, GitError, DeployInputError
-  RefusedError (exit 3): ImmutableVersionError, DestinationOwnedError, UncommittedInputsError, CacheIntegrityError
+  RefusedError (exit 3): ImmutableVersionError, DestinationOwnedError, UncommittedInputsError, ProvenanceError,
+    CacheIntegrityError
   ImageError: BlobNotInCacheError; VersionError, TLSError, TransientError
   AuthError: a destination (registry or store) refused the credentials
   RegistryError; StoreError: AlreadyPublishedError, ConflictError; MavenError; DeployError
@@ -61,6 +62,10 @@ class UncommittedInputsError(RefusedError):
 
 class CacheIntegrityError(RefusedError):
     """Bazel's remote cache served bytes that do not match the digest they were asked for: nothing was committed."""
+
+
+class ProvenanceError(RefusedError):
+    """Provenance is missing, unsigned, signed by another key, or says something else than what it is attached to."""
 
 
 class AuthError(ReleasekitError):

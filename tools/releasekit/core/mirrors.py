@@ -36,13 +36,18 @@ def mirror_registries(value, channel, channel_insecure, source):
     return tuple(mirrors)
 
 
+def registries(config, channel):
+    """Every registry a channel's images go to: the primary (`registry`) first, then its mirrors."""
+    return [config.destination(channel, "registry")] + list(getattr(config, "mirrors", {}).get(channel, ()))
+
+
 def check_mirrors(config):
     """Mirrors need a primary registry, and a channel's registries are distinct places."""
     for channel in [channel for channel, mirrors in config.mirrors.items() if mirrors]:
         if "registry" not in config.channels.get(channel, {}):
             raise ConfigError("{}: channels.{}.mirrors needs a primary registry: add channels.{}.registry.".format(
                 config.source, channel, channel))
-        check_registries_apart(config.registries(channel), config.source)
+        check_registries_apart(registries(config, channel), config.source)
 
 
 def check_registries_apart(registries, source):

@@ -10,5 +10,8 @@ API server checks them (custom_resources, structural, kube_formats, cel_rules wi
 Before a CI release writes, it must be built from committed files only (committed_inputs) and own its destination
 (ownership, which dispatch also asks for the run's releases together); its pointers (remote tags, `latest`) move only
 to a commit that descends from theirs (pointers, ancestry). The registry's own records (channel marker, owners,
-pointers) are small OCI artifacts (registry_artifacts).
+pointers) are small OCI artifacts (registry_artifacts). Every release writes signed provenance (provenance: an in-toto
+statement with SLSA provenance, signed in a DSSE envelope by signing) after what it describes and before its pointers:
+an image's as an OCI 1.1 referrer (referrers), a store's beside the version; deploy YAML can also go to a registry as
+a Flux OCI artifact (flux_artifact). verify is what CD runs before a rollout; deployed shows what CD would read.
 """

@@ -197,12 +197,14 @@ def _scalar_text(value, style):
     return value
 
 
-def publish_files(store, directory, files, pointer_path, version, immutable, dry_run=False, move_pointer=None):
+def publish_files(store, directory, files, pointer_path, version, immutable, dry_run=False, move_pointer=None,
+                  before_pointer=None):
     """Write the YAML files of one version, then the pointer to it. Returns (status, bytes written).
 
     immutable: a version already there with other content is refused (CI); otherwise replaced (dev).
     dry_run: read and check as a run would, refusing alike, and write nothing.
     move_pointer(what the pointer holds now): whether it may move to this version (pointers.py); None: it may.
+    before_pointer(): what is written after the files and before the pointer (provenance); returns bytes written.
     """
     existing = {}
     for name, content in files:
@@ -221,6 +223,7 @@ def publish_files(store, directory, files, pointer_path, version, immutable, dry
         if existing[name] != content:
             store.put("{}/{}".format(directory, name), content)
             written += len(content)
+    written += before_pointer() if before_pointer else 0
     pointer = (version + "\n").encode("utf-8")
     current = store.get(pointer_path)[0]
     if current != pointer and (move_pointer is None or move_pointer(current)):

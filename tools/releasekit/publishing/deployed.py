@@ -1,5 +1,6 @@
 """What a CD system would read for a deploy release: the version a channel's pointer names, its YAML, and whether
-every image the YAML pins exists in the registry (one HEAD each)."""
+every image the YAML pins exists in the registry (one HEAD each). From the deploy store, or from the channel's
+deploy_registry, where the same YAML is a Flux OCI artifact (flux_artifact.py)."""
 
 import json
 
@@ -9,16 +10,18 @@ from releasekit.publishing.registry import RegistryClient
 from releasekit.publishing.stores import open_store
 
 
-def deployed(label, channel, version, config, policy, environ):
+def deployed(label, channel, version, config, policy, environ, source="store"):
     """(lines to show, whether everything a CD system needs is there)."""
     package, _, name = label.lstrip("/").partition(":")
     for suffix in (".ci", ".dev"):
         name = name[:-len(suffix)] if name.endswith(suffix) else name
     if not name:
         raise UsageError("'{}' is not a deploy_release label (//package:name).".format(label))
+    base = "/".join(part for part in (package, name) if part)
+    if source == "registry":
+        return _from_registry(label, channel, base, version, config, policy, environ)
     destination = config.destination(channel, "deploy")
     store = open_store(destination, policy, environ)
-    base = "/".join(part for part in (package, name) if part)
     if version in (None, "latest"):
         pointer = store.get(base + "/latest")[0]
         if pointer is None:
@@ -37,12 +40,46 @@ def deployed(label, channel, version, config, policy, environ):
         lines.append("--- {}{}".format(file_name, "" if content is not None else ": MISSING"))
         if content is not None and file_name != "release.json":
             lines.append(content.decode("utf-8", "replace").rstrip("\n"))
+    return _images(lines, complete, sorted(summary.get("images", {}).items()), channel, config, policy, environ)
+
+
+def _images(lines, complete, images, channel, config, policy, environ):
     registry = config.destination(channel, "registry")
     client = RegistryClient(registry, registry_credentials(registry.host, environ), policy)
-    for placeholder, reference in sorted(summary.get("images", {}).items()):
+    for placeholder, reference in images:
         host_and_repository, _, digest = reference.partition("@")
         host, _, repository = host_and_repository.partition("/")
         there = host == registry.host and client.manifest_exists(repository, digest, "repository:{}:pull".format(repository))
         complete &= there
         lines.append("image {} = {}: {}".format(placeholder, reference, "present" if there else "MISSING"))
     return lines, complete
+
+
+def _from_registry(label, channel, base, version, config, policy, environ):
+    """The Flux artifact of the version (or latest): its annotations, each YAML file, and every image it pins."""
+    import io
+    import tarfile
+
+    from releasekit.publishing.flux_artifact import REVISION, repository_of
+    from releasekit.publishing.verify import PINNED, read_blob
+
+    destination = config.destination(channel, "deploy_registry")
+    repository = repository_of(destination, base)
+    client = RegistryClient(destination, registry_credentials(destination.host, environ), policy)
+    reference = "{}/{}:{}".format(destination.host, repository, version or "latest")
+    manifest = client.read_manifest(repository, version or "latest")
+    if manifest is None:
+        return ["{}: nothing is published at {}.".format(label, reference)], False
+    layer = (manifest.get("layers") or [{}])[0]
+    blob = read_blob(client, repository, layer.get("digest", ""))
+    if blob is None:
+        return ["{}: {}: its content {} is MISSING.".format(label, reference, layer.get("digest"))], False
+    lines = ["{} {} {} (revision {})".format(label, channel, reference, (manifest.get("annotations") or {}).get(REVISION))]
+    texts = []
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as archive:
+        for member in archive.getmembers():
+            if member.isfile():
+                texts.append(archive.extractfile(member).read().decode("utf-8", "replace"))
+                lines += ["--- " + member.name, texts[-1].rstrip("\n")]
+    pinned = sorted({m for text in texts for m in PINNED.findall(text)})
+    return _images(lines, True, [("pinned", reference) for reference in pinned], channel, config, policy, environ)

@@ -239,7 +239,16 @@ def _put_with_checksums(store, path, file, digests):
     return file.size
 
 
-def publish_release(store, coordinates, version, files, dry_run=False):
+def _put_provenance(store, path, files, names, provenance, keep_existing):
+    """The release's provenance beside its files, with checksums, after them and before any metadata. provenance:
+    [(file name, sha256)] -> bytes, or None. A CI version keeps the provenance it has (it names the same digests)."""
+    if provenance is None or (keep_existing and store.get(path + ".sha512")[0] is not None):
+        return 0
+    data = provenance([(name, file.digests()["sha256"]) for name, file in zip(names, files)])
+    return _put_with_checksums(store, path, MavenFile("intoto.jsonl", content=data), file_digests(data=data))
+
+
+def publish_release(store, coordinates, version, files, dry_run=False, provenance=None):
     """A release version: immutable. Returns a MavenResult. A dry run checks as a run would and writes nothing."""
     if version.endswith("-SNAPSHOT"):
         raise MavenError(
@@ -273,6 +282,11 @@ def publish_release(store, coordinates, version, files, dry_run=False):
     uploaded = 0
     for path, file, digests in plan:
         uploaded += _put_with_checksums(store, path, file, digests)
+    attestation = "{}/{}-{}.intoto.jsonl".format(directory, coordinates.artifact, version)
+    written = _put_provenance(store, attestation, files, [_file_name(coordinates, version, f) for f in files],
+                              provenance, keep_existing=True)
+    plan += [(attestation, None, None)] if written else []
+    uploaded += written
     merge_metadata(store, coordinates.directory + "/maven-metadata.xml",
                    lambda existing: artifact_metadata(coordinates, existing, [version], store.describe(coordinates.directory)),
                    lambda content: version in _listed_versions(content))
@@ -281,7 +295,7 @@ def publish_release(store, coordinates, version, files, dry_run=False):
                        [p for p, _, _ in plan], status, uploaded)
 
 
-def publish_snapshot(store, coordinates, version, files, dry_run=False):
+def publish_snapshot(store, coordinates, version, files, dry_run=False, provenance=None):
     """A SNAPSHOT: timestamped names and the next build number, under the version directory's lock."""
     if not version.endswith("-SNAPSHOT"):
         version += "-SNAPSHOT"
@@ -303,6 +317,8 @@ def publish_snapshot(store, coordinates, version, files, dry_run=False):
             path = "{}/{}".format(directory, _file_name(coordinates, name_version, file))
             uploaded += _put_with_checksums(store, path, file, file.digests())
             written.append(path)
+        uploaded += _put_provenance(store, "{}/{}-{}.intoto.jsonl".format(directory, coordinates.artifact, name_version),
+                                    files, [_file_name(coordinates, name_version, f) for f in files], provenance, False)
         content = snapshot_metadata(coordinates, version, existing, timestamp, build_number,
                                     [(f.classifier, f.extension) for f in files], store.describe(metadata_path))
         _put_with_checksums(store, metadata_path, MavenFile("xml", content=content), file_digests(data=content))

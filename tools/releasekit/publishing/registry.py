@@ -264,24 +264,33 @@ class RegistryClient:
         scope = "repository:{}:pull".format(repository)
         return self._retry(lambda: self.manifest_exists(repository, tag, scope), "check {}:{}".format(repository, tag))
 
-    def read_manifest(self, repository, reference):
-        """The JSON of repository:reference as an OCI image manifest, or None when there is none (one GET)."""
+    def read_manifest(self, repository, reference, accept=None):
+        """The JSON of repository:reference as an OCI image manifest (or accept), or None when there is none (one GET)."""
+        return self.read_json(repository, "manifests/" + reference, accept or _MANIFEST_ACCEPT[0],
+                              "read {}:{}".format(repository, reference[:40]))
+
+    def list_referrers(self, repository, digest):
+        """The referrers API's descriptors of digest, or None when the registry has no referrers API."""
+        index = self.read_json(repository, "referrers/" + digest, "application/vnd.oci.image.index.v1+json",
+                               "list referrers of {}".format(digest[:19]), absent_is_none=True)
+        return None if not isinstance(index, dict) else [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+
+    def read_json(self, repository, path, accept, what, absent_is_none=True):
+        """GET /v2/<repository>/<path> as JSON; None on 404."""
         scope = "repository:{}:pull".format(repository)
 
         def operation():
-            response = self._request("GET", "/v2/{}/manifests/{}".format(repository, reference), scope,
-                                     "read manifest " + reference[:40], headers={"Accept": _MANIFEST_ACCEPT[0]})
-            if response.status_code == 404:
+            response = self._request("GET", "/v2/{}/{}".format(repository, path), scope, what, headers={"Accept": accept})
+            if response.status_code == 404 and absent_is_none:
                 return None
             if response.status_code != 200:
-                raise RegistryError("Reading {}:{} answered HTTP {}: {}.".format(
-                    repository, reference, response.status_code, _error_text(response)))
+                raise RegistryError("{} answered HTTP {}: {}.".format(what, response.status_code, _error_text(response)))
             try:
                 return response.json()
             except ValueError:  # an answer cut short: reading again is safe
-                raise TransientError("read {}:{}: not whole JSON".format(repository, reference)) from None
+                raise TransientError("{}: not whole JSON".format(what)) from None
 
-        return self._retry(operation, "read {}:{}".format(repository, reference))
+        return self._retry(operation, what)
 
     def push(self, repository, plan, tags):
         """Push an ImagePlan: blobs, then manifests children first, then tags."""

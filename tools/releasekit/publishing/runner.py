@@ -10,7 +10,7 @@ import os
 import time
 
 from releasekit.core import config as config_module
-from releasekit.core.environment import ALLOW_DIRTY, REPORT
+from releasekit.core.environment import ALLOW_DIRTY, REPORT, SIGNING_KEY, SIGNING_KEY_FILE
 from releasekit.core.errors import BlobNotInCacheError, RefusedError
 from releasekit.core.http import RetryPolicy
 from releasekit.core.jsonio import write_json_atomic
@@ -29,6 +29,7 @@ class PublishOptions:
     dry_run: bool = False
     workers: int = 4
     environ: dict = None
+    provenance: bool = True  # every release writes it; only a benchmark measures a run without
 
 
 def check_channel_allowed(manifest, environ):
@@ -60,6 +61,11 @@ def publish(manifest_path, options):
     check_clean_for_ci(manifest, version, environ)
     uncommitted = committed_inputs.check(manifest, options.runfiles_dir, version, environ)
     release = Release(manifest, config, version, RetryPolicy.from_environment(environ), options, environ)
+    release.started = started
+    if options.provenance:  # the key is read and checked before anything is published
+        from releasekit.publishing.signing import signer_for
+
+        release.signer = signer_for(manifest.channel, environ)
     try:
         record = kind.publish(release)
     except BlobNotInCacheError as error:
@@ -94,6 +100,12 @@ def summary_line(record):
     """The kind's one line for a release record, and what the release gate has to say about it: pointers left
     alone, and inputs no commit has."""
     said = pointers.notes(record)
+    signed_by = (record.get("provenance") or {}).get("signed_by")
+    if signed_by == "unsigned":
+        said.append("provenance unsigned" + (": set {} (or {}) to sign it".format(SIGNING_KEY, SIGNING_KEY_FILE)
+                                             if record.get("channel") == "ci" else ""))
+    elif signed_by:
+        said.append("provenance signed by the " + signed_by)
     if record.get("uncommitted_inputs"):
         said.append("took {} that no commit has: {}".format(
             "1 file" if len(record["uncommitted_inputs"]) == 1 else "{} files".format(len(record["uncommitted_inputs"])),

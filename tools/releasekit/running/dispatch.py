@@ -13,6 +13,7 @@ have published; when one did not (it failed, was refused or held back), it is he
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -63,8 +64,7 @@ class Dispatcher:
         self.pinned = {}  # what every release of this run shares: the commit, and the destinations read once
         self.built_with_tests = {}  # release label -> its outputs, built by the tests' invocation as a build would
         self.started_fork_server = None  # started while Bazel built the releases; _fork_server takes it
-        self.config = None  # releasekit.yaml, read once when the releases are about to run
-        self.remote = remote_build.NOT_YET  # the build's remote cache, which releases may stream image blobs from
+        self.config, self.remote = None, remote_build.NOT_YET  # releasekit.yaml, read when releases run; the cache
         os.makedirs(self.report_dir, exist_ok=True)
         for command in ("test", "build"):  # an earlier run's profile is not this run's
             if os.path.exists(self._profile_path(command)):
@@ -79,10 +79,8 @@ class Dispatcher:
         return os.path.join(self.report_dir, "bazel-{}.profile.json".format(command))
 
     def _bazel(self, command, labels, extra, bep):
-        if self.options.profile:
-            extra = extra + ["--profile=" + self._profile_path(command)]
-        args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags,
-                *self.remote.flags, "--", *labels]
+        extra = extra + (["--profile=" + self._profile_path(command)] if self.options.profile else []) + self.remote.flags
+        args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags, "--", *labels]
         # Bazel writes its client environment into the build event file: it never sees the publishers' credentials.
         process = self.bazel.run(args, env=without_secrets(os.environ if self.options.environ is None else self.options.environ))
         with open(os.path.join(self.report_dir, "bazel-{}.log".format(command)), "w") as handle:
@@ -94,6 +92,7 @@ class Dispatcher:
 
     def _bazel_starting_fork_server(self, command, labels, extra, bep, releases):
         """_bazel; the fork server for the releases starts as soon as one of them is built (see StartWhenBuilt)."""
+        self.remote = remote_build.prepare(self, releases, self.remote)  # lazy push: the build's remote cache
         if not (releases and self.options.fork_server and not self.options.build_only) or self.started_fork_server:
             return self._bazel(command, labels, extra, bep)
         if os.path.exists(bep):
@@ -111,7 +110,6 @@ class Dispatcher:
         bep = os.path.join(self.report_dir, "tests.bep.json")
         extra = ["--flaky_test_attempts={}".format(self.options.flaky_test_attempts)] if self.options.flaky_test_attempts else []
         started = time.monotonic()
-        self.remote = remote_build.prepare(self, releases, self.remote)
         for label in labels:
             self.progress.started(label)
         self._bazel_starting_fork_server("test", list(labels) + [r for r in releases if r not in labels], extra, bep,
@@ -145,7 +143,6 @@ class Dispatcher:
         built = {label: self.built_with_tests[label] for label in to_build if label in self.built_with_tests}
         unbuilt = [label for label in to_build if label not in built]
         if unbuilt:  # and a release that failed to build with the tests fails again here, its error in bazel-build.log
-            self.remote = remote_build.prepare(self, unbuilt, self.remote)
             bep = os.path.join(self.report_dir, "releases.bep.json")
             self._bazel_starting_fork_server("build", unbuilt, [], bep, unbuilt)
             built.update(built_outputs(read_build_events(bep), unbuilt))
@@ -160,6 +157,8 @@ class Dispatcher:
             return [results[label] for label in labels]
         executables = {label: _executable(label, built[label]) for label in to_run}
         self._pin_shared_inputs()
+        self.pinned[environment.SELECTION.name] = json.dumps({"chosen_by": "releasekit dispatch", "selected": len(labels),
+                                                              "releases": _labels_digest(labels)})  # for provenance
         self._refuse_shared_destinations(executables, results)
         to_run = [label for label in to_run if label not in results]
         waits = {label: self._dependencies(executables[label], labels) for label in to_run}
@@ -311,7 +310,6 @@ class Dispatcher:
             environ.setdefault(key, value)
         # This interpreter has releasekit's packages; releases use it rather than resolve python3 again each.
         environ.setdefault(environment.PYTHON.name, sys.executable)
-        environ.update(remote_build.release_environment(self.remote))
         environ.pop("RUNFILES_DIR", None)
         return environ
 
@@ -319,10 +317,9 @@ class Dispatcher:
         try:
             run.started_signal.wait()
             events.put(("started up", run))
-            code = remote_build.after_release(self, run, run.process.wait())  # the cache lost blobs: built here
-            run.outcome = self._outcome(run, code)
-            remote_build.annotate(run.outcome, run)
-            run.outcome.forked = run.forked
+            code, cpu_seconds = forkserver.wait_with_cpu(run.process)
+            run.outcome = remote_build.outcome(self, run, code)  # a release the remote cache failed: built here, again
+            run.outcome.forked, run.outcome.cpu_seconds = run.forked, cpu_seconds
         except Exception as error:  # the scheduler must hear of every release, whatever happens here
             run.outcome = Outcome(run.label, "release", "failed", 0.0, run.log_path,
                                   reason="releasekit could not supervise the release: {}".format(error))
@@ -369,7 +366,6 @@ class _ReleaseRun:
             os.unlink(self.record_path)
         descriptor = self.started_signal.write_end
         environ.update({environment.REPORT.name: self.record_path, environment.STARTED_FD.name: str(descriptor)})
-        self.environ = environ
         self.log_file = open(self.log_path, "w")
         paths = forkserver.launcher_paths(self.executable) if fork_server else None
         try:
@@ -388,6 +384,10 @@ class _ReleaseRun:
         finally:
             self.started_signal.release_launched()
         self.launched = time.monotonic()
+
+
+def _labels_digest(labels):
+    return "sha256:" + hashlib.sha256("\n".join(sorted(labels)).encode("utf-8")).hexdigest()
 
 
 def _executable(label, outputs):

@@ -113,12 +113,20 @@ def prepare(dispatcher, releases, current):
         os.unlink(probe)  # it holds the build's --remote_header values
     if remote.note:
         dispatcher.progress.note(remote.note)
+    dispatcher.pinned.update(release_environment(remote))  # every release of the run is handed the cache
     return remote
 
 
 def release_environment(remote):
     """What a release of a lazy run is handed: the cache, in variables Bazel never sees."""
     return remote.cache.to_environment() if remote.cache else {}
+
+
+def outcome(dispatcher, run, code):
+    """The Outcome of a release that exited with code: one the remote cache failed is built here and run again."""
+    result = dispatcher._outcome(run, after_release(dispatcher, run, code))
+    annotate(result, run)
+    return result
 
 
 def after_release(dispatcher, run, code):
@@ -146,8 +154,7 @@ def after_release(dispatcher, run, code):
     run.log_file.flush()
     if process.returncode != 0:
         return code
-    environ = dict(run.environ)
-    environ.pop(environment.STARTED_FD.name, None)
+    environ = dict(dispatcher._release_environ(), **{environment.REPORT.name: run.record_path})
     if os.path.exists(run.record_path):
         os.unlink(run.record_path)
     run.built_here = len(misses)

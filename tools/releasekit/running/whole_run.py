@@ -29,6 +29,7 @@ class RunSettings:
     quarantine: list = dataclasses.field(default_factory=list)  # --quarantine: files and auto
     gate: object = None  # run_policy.GateChoice; None: nothing is published (pr)
     test_reports: str = None  # reports of the runs that tested this commit (a sharded pipeline's test shards)
+    cost: object = None  # core.usage.RunCost, begun when the command began
 
     @classmethod
     def from_arguments(cls, args, environ, build_only=False):
@@ -85,6 +86,7 @@ def run_selection(settings, tests, releases, progress):
 
     _check_the_gate_can_learn(settings, tests, releases)
     lines, started = [], settings.started or time.time()
+    marks = [("select", time.time())]  # (phase, when it ended); select: collect (ci, pr) or reading selection files
     workspace = os.path.abspath(settings.workspace)
     bazel = Bazel(workspace, command=settings.bazel_command)
     dispatcher = Dispatcher(workspace, bazel=bazel, options=settings.options, progress=progress)
@@ -104,14 +106,18 @@ def run_selection(settings, tests, releases, progress):
     decision = None
     try:
         outcomes = dispatcher.run_tests(tests, releases)
+        marks.append(("tests", time.time()))
         for line in plan.judge(outcomes, commit):
             progress.note(line)
         if settings.gate is not None:
             decision = _decide(settings, outcomes, releases, bazel, commit)
+        marks.append(("gate", time.time()))
         outcomes += dispatcher.run_releases(releases, decision.held_back if decision else None)
+        marks.append(("releases", time.time()))
     finally:
         dispatcher.close()
     progress.close()
+    cpu = settings.cost.figures() if settings.cost else None
     lines.append(run_report.summary_table(outcomes))
     if decision is not None and (releases or decision.notes):
         lines += decision.lines(outcomes)
@@ -120,8 +126,11 @@ def run_selection(settings, tests, releases, progress):
     decisions = [dataclasses.asdict(d) for d in plan.decisions]
     facts = {"shard": settings.shard, "build_only": settings.options.build_only, "quarantine": decisions,
              "gate": decision.report(full=False) if decision else None}
+    if cpu:
+        facts["cpu"] = cpu
     run_report.write_report(report, outcomes, dict(facts, gate=decision.report() if decision else None,
-                                                   commit=commit, test_run=test_run, exit_code=code))
+                                                   commit=commit, test_run=test_run, exit_code=code,
+                                                   timings=run_report.timings(started, marks)))
     junit = settings.junit or os.path.join(dispatcher.report_dir, "junit.xml")
     run_report.write_junit(junit, outcomes)
     lines.append("report: {}  junit: {}".format(report, junit))

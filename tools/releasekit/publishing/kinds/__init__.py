@@ -101,7 +101,10 @@ class Release:
         return image_tags("dev", self.source_version, [])[0]
 
     def with_manifest(self, manifest):
-        return Release(manifest, self.config, self.source_version, self.policy, self.options, self.environ)
+        """The release of a dependency (a deploy release's image), run as part of this one: same start and key."""
+        dependency = Release(manifest, self.config, self.source_version, self.policy, self.options, self.environ)
+        dependency.__dict__.update({k: v for k, v in self.__dict__.items() if k in ("started", "signer")})
+        return dependency
 
 
 def human_bytes(count):

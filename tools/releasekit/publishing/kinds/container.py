@@ -1,8 +1,8 @@
 """Container images: an image plan's blobs, then its manifest by digest, then its tags, to the channel's registry and
 to each of its mirrors.
 
-A CI release first makes sure the repository is its own (ownership.py); it tags the commit, then moves each remote tag
-that may move (pointers.py). With mirrors, the image goes to every registry at once, blobs mounted or uploaded once per
+A CI release first makes sure the repository is its own (ownership.py); it tags the commit, attaches the image's signed
+provenance as an OCI 1.1 referrer (provenance.py), then moves each remote tag that may move (pointers.py). With mirrors, the image goes to every registry at once, blobs mounted or uploaded once per
 registry, and no tag moves anywhere until every registry holds the manifest: a registry that fails leaves every tag
 where it was, and a re-run completes the release. A blob that is not on this machine is streamed from Bazel's remote
 cache (remote_cache.py)."""
@@ -10,7 +10,7 @@ cache (remote_cache.py)."""
 import concurrent.futures
 import contextlib
 
-from releasekit.publishing import channel_marker, ownership, pointers
+from releasekit.publishing import channel_marker, ownership, pointers, provenance
 from releasekit.core.versioning import image_tags
 from releasekit.publishing.credentials import registry_credentials
 from releasekit.publishing.image_plan import ImagePlan
@@ -61,6 +61,8 @@ class ContainerKind(ArtifactKind):
                           would_upload_bytes=sum(e["would_upload_bytes"] for e in entries),
                           checks=[c for e in entries for c in e.pop("checks")],
                           pointers=entries[0]["pointers"], registries=entries)
+            if provenance.enabled(release):
+                record["provenance"] = {"status": "would attach", "location": record["reference"]}
             return record
         for target in targets:
             with _naming(target, targets):
@@ -68,14 +70,19 @@ class ContainerKind(ArtifactKind):
                 if manifest.channel == "ci":
                     ownership.claim_registry(target.client, target.destination, target.repository, manifest.release)
         _push_everywhere(targets)
-        for target in targets:  # every registry holds the manifest: now the tags, and the pointers
+        for target in targets:  # every registry holds the manifest: now the tags, provenance, and the pointers
             target.client.tag(target.repository, plan, fixed)
+            if provenance.enabled(release):  # after the image it describes, before any pointer moves to it
+                target.provenance = provenance.attach_image(release, target.client, target.repository, plan.root,
+                                                            target.name)
             target.moved = pointers.move_image_tags(target.client, target.destination, target.repository, plan,
                                                     movable, release)
         record.update({count: sum(t.counts[count] for t in targets) for count in _COUNTS})
         record.update(tags=fixed + [p.pointer for p in primary.moved if p.moves],
                       pointers=[p.as_record() for p in primary.moved],
                       registries=[target.entry(fixed) for target in targets])
+        if primary.provenance is not None:
+            record["provenance"] = primary.provenance
         if reader is not None:
             record.update(remote_cache=cache.display, bytes_downloaded=reader.downloaded.value,
                           blobs_from_cache=len(reader.blobs))
@@ -100,9 +107,10 @@ class ContainerKind(ArtifactKind):
 
 
 def _registries(release):
-    """The channel's registries, primary first: a configuration without mirrors names one."""
-    registries = getattr(release.config, "registries", None)
-    return registries(release.channel) if registries else [release.destination("registry")]
+    """The channel's registries, primary first."""
+    from releasekit.core.mirrors import registries
+
+    return registries(release.config, release.channel)
 
 
 class _Target:
@@ -111,7 +119,7 @@ class _Target:
     def __init__(self, destination, repository, client, plan):
         self.destination, self.repository, self.client, self.plan = destination, repository, client, plan
         self.counts = {count: 0 for count in _COUNTS}
-        self.moved = []
+        self.moved, self.provenance = [], None
 
     @property
     def name(self):
@@ -129,6 +137,8 @@ class _Target:
         entry = {"registry": self.destination.host, "repository": self.name, "reference": self.reference,
                  "tags": fixed + [p.pointer for p in self.moved if p.moves],
                  "pointers": [p.as_record() for p in self.moved]}
+        if self.provenance is not None:
+            entry["provenance"] = self.provenance
         entry.update(self.counts)
         return entry
 

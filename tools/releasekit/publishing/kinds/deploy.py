@@ -1,15 +1,18 @@
-"""Deploy YAML: every image first, then the YAML pinned by digest, then the pointer to the version. A CI release's
-path must be its own (ownership.py), checked before any image, and `latest` moves only forward (pointers.py); the
-record's `pointers` include those of its images."""
+"""Deploy YAML: every image first, then the YAML pinned by digest, its signed provenance, with a `deploy_registry` the
+same YAML as a Flux OCI artifact with its own (flux_artifact.py), then the pointers to the version. A CI release's path
+must be its own (ownership.py), checked before any image, and `latest` moves only forward (pointers.py); the record's
+`pointers` include those of its images."""
 
 import concurrent.futures
 import hashlib
 import os
 
 from releasekit.core.errors import BlobNotInCacheError, ReleasekitError
-from releasekit.publishing import deploy as deploy_yaml, ownership, pointers
+from releasekit.publishing import deploy as deploy_yaml, flux_artifact, ownership, pointers, provenance
+from releasekit.publishing.credentials import registry_credentials
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note
 from releasekit.publishing.kinds.container import ContainerKind
+from releasekit.publishing.registry import RegistryClient
 
 
 class DeployKind(ArtifactKind):
@@ -18,6 +21,7 @@ class DeployKind(ArtifactKind):
     def publish(self, release):
         fields, manifest = release.fields, release.manifest
         destination = release.destination("deploy")  # before any image: a missing one fails early
+        oci_destination = release.config.channels.get(manifest.channel, {}).get("deploy_registry")  # opt-in
         base = ownership.store_path(fields)
         store = release.open_store(destination)
         # A path another release owns refuses the release before any image (read only; the claim is written later).
@@ -25,20 +29,23 @@ class DeployKind(ArtifactKind):
             if manifest.channel == "ci" else None
         images = ContainerKind()
 
-        def publish_image(item):
-            placeholder, image_release = item
+        def publish_image(image_release):
             image_manifest = manifest.dependency(image_release, release.options.runfiles_dir)
             return images.publish(release.with_manifest(image_manifest))
 
+        # Each image once, however many placeholders stand for it: two pushes of one image at once would race.
+        placeholders = {}
+        for placeholder, image_release in sorted(fields["images"].items()):
+            placeholders.setdefault(image_release, []).append(placeholder)
         records, failures, misses = {}, [], []
-        items = sorted(fields["images"].items())
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, len(items)))) as pool:
-            for (placeholder, image_release), future in [(item, pool.submit(publish_image, item)) for item in items]:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, len(placeholders)))) as pool:
+            for image_release, future in [(label, pool.submit(publish_image, label)) for label in placeholders]:
                 try:
-                    records[placeholder] = future.result()
+                    records.update({placeholder: future.result() for placeholder in placeholders[image_release]})
                 except ReleasekitError as error:
                     misses += getattr(error, "digests", [])
-                    failures.append("image {} ('{}'): {}: {}".format(image_release, placeholder, type(error).__name__, error))
+                    failures.append("image {} ('{}'): {}: {}".format(image_release, "', '".join(
+                        placeholders[image_release]), type(error).__name__, error))
         if failures:
             text = "{}: no deploy YAML was published, because {}".format(manifest.release, "; and ".join(failures))
             if misses:  # the images' blobs the remote cache lost: building the release here brings them
@@ -69,18 +76,41 @@ class DeployKind(ArtifactKind):
         owner = unclaimed if release.dry_run or not unclaimed else ownership.claim_store(
             store, base, manifest.release, "deploy path")
         decided = [dict(entry, pointer="{}:{}".format(image["repository"], entry["pointer"]))
-                   for image in records.values() for entry in image.get("pointers", [])]
+                   for image in {id(r): r for r in records.values()}.values() for entry in image.get("pointers", [])]
 
         def move_pointer(current):
             outcome = pointers.store_pointer(store, base, version, current, release)
             decided.append(outcome.as_record(release.dry_run))
             return outcome.moves
 
+        artifact = {}
+
+        def before_pointer():  # the store's provenance, then the OCI artifact with its own: after the YAML
+            written = 0
+            if provenance.enabled(release):
+                made = provenance.make(release, [provenance.subject(name, hashlib.sha256(data).hexdigest())
+                                                 for name, data in files], destination.text)
+                path = "{}/{}/{}".format(base, version, provenance.STORE_FILE)
+                record["provenance"], written = provenance.store_entry(store, path, made, manifest.channel == "ci",
+                                                                      release.dry_run)
+            if oci_destination is not None:
+                client = RegistryClient(oci_destination, registry_credentials(oci_destination.host, release.environ),
+                                        release.policy)
+                record["oci"], plan, repository = flux_artifact.publish(release, client, oci_destination, base,
+                                                                        files[:-1], version)
+                artifact.update(client=client, plan=plan, repository=repository)
+            return written
+
         if release.dry_run:
             move_pointer(store.get(base + "/latest")[0])
+            before_pointer()
         status, written = deploy_yaml.publish_files(store, "{}/{}".format(base, version), files, base + "/latest",
                                                     version, immutable=manifest.channel == "ci", dry_run=release.dry_run,
-                                                    move_pointer=move_pointer)
+                                                    move_pointer=move_pointer, before_pointer=before_pointer)
+        if artifact:  # the registry's latest, last
+            decided += [dict(outcome.as_record(release.dry_run), pointer=record["oci"]["repository"] + ":latest")
+                        for outcome in flux_artifact.move_latest(release, artifact["client"], oci_destination,
+                                                                 artifact["repository"], artifact["plan"])]
         if claim or owner:
             record["checks"] = [c for c in (claim, owner) if c]
         record.update(status=status, bytes_uploaded=written, location=store.describe("{}/{}".format(base, version)),

@@ -1,12 +1,12 @@
-"""Files: one file or tarball with its checksum, then release.json, then the `latest` pointer, to the channel's
-`files` store. The checksum is the commit point of a version: written after the file, and read first to decide
+"""Files: one file or tarball with its checksum, then release.json, then its signed provenance (`<file>.intoto.jsonl`),
+then the `latest` pointer, to the channel's `files` store. The checksum is the commit point of a version: written after the file, and read first to decide
 whether the version is there already (a CI version is immutable). A CI release's path must be its own
 (ownership.py), and `latest` moves only forward (pointers.py)."""
 
 import os
 
 from releasekit.core.errors import ImmutableVersionError, UsageError
-from releasekit.publishing import ownership, pointers
+from releasekit.publishing import ownership, pointers, provenance
 from releasekit.publishing.deploy import release_summary
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
 from releasekit.publishing.oci import BlobLocation
@@ -49,6 +49,12 @@ class FileKind(ArtifactKind):
             writes += [("file", "{}/{}".format(directory, name), None), ("checksum", "{}/{}.sha256".format(directory, name), checksum)]
         if store.get(directory + "/release.json")[0] != summary:
             writes.append(("metadata", directory + "/release.json", summary))
+        if provenance.enabled(release):  # after the file and its checksum, before the pointer
+            signed = "{}/{}{}".format(directory, name, provenance.SUFFIX)
+            made = provenance.make(release, [provenance.subject(name, digest)], destination.text)
+            record["provenance"] = made.record(store.describe(signed))
+            if writes or store.get(signed)[0] is None:  # a re-run keeps it: it describes the same digest
+                writes.append(("provenance", signed, made.data))
         current = store.get(base + "/latest")[0]
         moved = pointers.store_pointer(store, base, version, current, release)
         record["pointers"] = [moved.as_record(release.dry_run)]

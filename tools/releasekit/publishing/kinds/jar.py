@@ -1,11 +1,12 @@
-"""Jars: a pom, the jar and its classified jars, in Maven layout, to the channel's Maven store. A CI release's
-group:artifact must be its own (ownership.py)."""
+"""Jars: a pom, the jar and its classified jars, in Maven layout, to the channel's Maven store, then their signed
+provenance (`<artifact>-<version>.intoto.jsonl`, with checksums) before the metadata. A CI release's group:artifact must
+be its own (ownership.py)."""
 
 import os
 
 from releasekit.core.errors import UsageError
 from releasekit.core.versioning import release_version_setting
-from releasekit.publishing import maven, ownership
+from releasekit.publishing import maven, ownership, provenance
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
 
 
@@ -38,7 +39,15 @@ class JarKind(ArtifactKind):
         owner = ownership.claim_store(store, coordinates.directory, manifest.release, "Maven artifact",
                                       release.dry_run) if manifest.channel == "ci" else None
         publisher = maven.publish_release if manifest.channel == "ci" else maven.publish_snapshot
-        result = publisher(store, coordinates, version, files, dry_run=release.dry_run)
+
+        def signed(named):  # [(file name, sha256)]: the provenance written beside them, before the metadata
+            made = provenance.make(release, [provenance.subject(name, digest) for name, digest in named],
+                                   destination.text)
+            record["provenance"] = made.record(store.describe("{}/{}".format(coordinates.directory, version)))
+            return made.data
+
+        result = publisher(store, coordinates, version, files, dry_run=release.dry_run,
+                           provenance=signed if provenance.enabled(release) else None)
         if claim or owner:
             record["checks"] = [c for c in (claim, owner) if c]
         record.update(version=result.version, files=result.files, status=result.status,
