@@ -7,6 +7,7 @@ ReleaseArtifactInfo = provider(
         "fields": "(dict) JSON-ready description of the artifact, stored in the release manifest under `kind`; paths are runfiles paths",
         "files": "(depset of File) files the publisher reads when the release runs",
         "kind": "(string) the artifact kind: 'container', 'jar' or 'deploy'",
+        "remote_files": "(depset of File, optional) those of `files` the publisher can stream from Bazel's remote cache by digest (an image's layers), so a build under --remote_download_minimal need not download them; every other file is brought to the release's machine",
     },
 )
 

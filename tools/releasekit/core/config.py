@@ -10,8 +10,8 @@
     auto_quarantine: {flakes: 2, window: 30, clean_runs: 5, broken_after: 2}   # optional: --quarantine auto's
     gate: all                                  # optional: all (the default) or deps; see run_policy.py
 
-An entry is a string or a mapping {url, insecure, ca_bundle}; a channel may set
-`insecure: true` for all its entries. Which file wins: --config, then
+An entry is a string or a mapping {url, insecure, ca_bundle}; a channel may set `insecure: true` for all its
+entries, and list `mirrors`: more registries for its images (core/mirrors.py). Which file wins: --config, then
 the config variable (environment.CONFIG), then releasekit.yaml at the workspace root.
 
 `releasekit dispatch` reads the file once and hands every release of its run the
@@ -57,13 +57,15 @@ class Destination:
     path: str
     insecure: bool = False
     ca_bundle: str = None
+    name: str = None  # a mirror registry's name: its credentials' variables
+    where: str = None  # where releasekit.yaml names it, when not channels.<channel>.<kind>
 
     @property
     def is_plain_http(self):
         return self.scheme == "http"
 
     def describe(self):
-        return "channels.{}.{} ({})".format(self.channel, self.kind, self.text)
+        return "{} ({})".format(self.where or "channels.{}.{}".format(self.channel, self.kind), self.text)
 
     def overlaps(self, other):
         """True when one destination contains the other: the same place by identity, not by text.
@@ -150,6 +152,7 @@ class Config:
     target_graphs: Destination = None  # where collect reads and records target graphs (selection/target_graphs.py)
     auto_quarantine: AutoQuarantine = AutoQuarantine()
     gate: str = None  # the release gate the file chooses (run_policy.py), or None
+    mirrors: dict = dataclasses.field(default_factory=dict)  # channel -> (Destination, ...) beside the primary registry
 
     def destination(self, channel, kind):
         entry = self.channels.get(channel, {}).get(kind)
@@ -167,6 +170,8 @@ class Config:
             channel: {kind: {"url": d.text, "insecure": d.insecure, "ca_bundle": d.ca_bundle} for kind, d in entries.items()}
             for channel, entries in self.channels.items()
         }
+        for channel, mirrors in self.mirrors.items():
+            channels[channel]["mirrors"] = [dict(url=d.text, insecure=d.insecure, ca_bundle=d.ca_bundle, name=d.name) for d in mirrors]
         return json.dumps({"source": self.source, "channels": channels}, sort_keys=True)
 
 
@@ -307,9 +312,10 @@ def _yaml_data(text, source):
 
 def config_from_data(data, source):
     """Check and parse the configuration's content (a mapping with 'channels'); source names it in errors."""
+    from releasekit.core.mirrors import check_mirrors, mirror_registries
     if not isinstance(data, dict) or not isinstance(data.get("channels"), dict):
         raise ConfigError("{}: expected a top-level 'channels:' mapping with 'ci' and 'dev' entries.".format(source))
-    channels = {}
+    channels, mirrors = {}, {}
     for channel, entries in data["channels"].items():
         if channel not in CHANNELS:
             raise ConfigError("{}: unknown channel '{}'; the channels are ci and dev.".format(source, channel))
@@ -317,8 +323,9 @@ def config_from_data(data, source):
             raise ConfigError("{}: channels.{} must be a mapping of destinations.".format(source, channel))
         channel_insecure = bool(entries.get("insecure", False))
         parsed = {}
+        mirrors[channel] = mirror_registries(entries.get("mirrors") or [], channel, channel_insecure, source)
         for kind, value in entries.items():
-            if kind == "insecure":
+            if kind in ("insecure", "mirrors"):
                 continue
             if kind not in DESTINATION_KINDS:
                 raise ConfigError(
@@ -339,7 +346,9 @@ def config_from_data(data, source):
     config = Config(source=source, channels=channels, history=_history(data.get("history"), source),
                     target_graphs=_target_graphs(data.get("target_graphs"), source),
                     auto_quarantine=parse_auto_quarantine(data.get("auto_quarantine"), source),
-                    gate=None if data.get("gate") is None else parse_gate(data["gate"], "{}: gate".format(source)))
+                    gate=None if data.get("gate") is None else parse_gate(data["gate"], "{}: gate".format(source)),
+                    mirrors=mirrors)
+    check_mirrors(config)
     check_channels_apart(config)
     return config
 
@@ -378,13 +387,11 @@ def target_graphs_of(path, chosen_by):
 
 
 def check_channels_apart(config):
-    """Refuse a dev destination that equals or nests with a CI one: dev must never write to production."""
-    for dev in config.channels.get("dev", {}).values():
-        for ci in config.channels.get("ci", {}).values():
+    """Refuse a dev destination (mirrors too) that equals or nests with a CI one: dev must never write to production."""
+    for dev in list(config.channels.get("dev", {}).values()) + list(config.mirrors.get("dev", ())):
+        for ci in list(config.channels.get("ci", {}).values()) + list(config.mirrors.get("ci", ())):
             if dev.overlaps(ci):
                 raise ConfigError(
                     "{}: {} overlaps {}; a dev release could overwrite production artifacts. "
                     "Give the dev channel its own namespace or path (e.g. '.../dev').".format(
-                        config.source, dev.describe(), ci.describe()
-                    )
-                )
+                        config.source, dev.describe(), ci.describe()))

@@ -55,6 +55,18 @@ REGISTRY_USERNAME = _variable("RELEASEKIT_REGISTRY_USERNAME", "registry user, wi
                               "the Docker config's credentials")
 REGISTRY_PASSWORD = _variable("RELEASEKIT_REGISTRY_PASSWORD", "registry password", secret=True)
 REGISTRY_TOKEN = _variable("RELEASEKIT_REGISTRY_TOKEN", "a registry bearer token, sent as is", secret=True)
+REGISTRY_NAMED = _variable(
+    "RELEASEKIT_REGISTRY_<NAME>_USERNAME", "a mirror registry's user, with `RELEASEKIT_REGISTRY_<NAME>_PASSWORD` "
+    "(or `RELEASEKIT_REGISTRY_<NAME>_TOKEN`); NAME is the mirror's `name`, upper case", "the Docker config's "
+    "credentials for its host")
+REMOTE_CACHE = _variable("RELEASEKIT_REMOTE_CACHE", "the HTTP remote cache a CI release streams image blobs from "
+                         "(set by dispatch from the build's `--remote_cache`)", "unset: blobs are read from disk",
+                         secret=True)
+REMOTE_CACHE_HEADERS = _variable("RELEASEKIT_REMOTE_CACHE_HEADERS", "the headers sent to it, a JSON list of "
+                                 "`Name=value` (set by dispatch from `--remote_header` and `--remote_cache_header`)",
+                                 secret=True)
+REMOTE_CACHE_CA = _variable("RELEASEKIT_REMOTE_CACHE_CA", "the CA bundle of an HTTPS remote cache (set by dispatch "
+                            "from `--tls_certificate`)")
 S3_ENDPOINT_URL = _variable("RELEASEKIT_S3_ENDPOINT_URL", "the S3 endpoint of s3:// stores", "`AWS_ENDPOINT_URL`, "
                             "then AWS's own")
 SIGNING_KEY = _variable("RELEASEKIT_SIGNING_KEY", "the PEM private key (Ed25519 or ECDSA P-256) CI releases sign "
@@ -79,6 +91,18 @@ STORE_CREDENTIALS = {kind: _store_credentials(kind)
                      for kind in ("maven", "deploy", "files", "history", "target_graphs")}
 
 SECRETS = [variable.name for variable in VARIABLES if variable.secret]
+
+
+def registry_credential_variables(name):
+    """(username, password, token) variable names of the mirror registry called `name` in releasekit.yaml."""
+    upper = "".join(c if c.isalnum() else "_" for c in name.upper())
+    return tuple("RELEASEKIT_REGISTRY_{}_{}".format(upper, part) for part in ("USERNAME", "PASSWORD", "TOKEN"))
+
+
+def is_secret(name):
+    """Whether the environment variable `name` carries a credential: the table's secrets, and every mirror
+    registry's password and token."""
+    return name in SECRETS or (name.startswith("RELEASEKIT_REGISTRY_") and name.endswith(("_PASSWORD", "_TOKEN")))
 
 
 def markdown_table():

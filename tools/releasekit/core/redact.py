@@ -2,7 +2,7 @@
 
 import threading
 
-from releasekit.core.environment import SECRETS
+from releasekit.core.environment import SECRETS, is_secret
 
 _lock = threading.Lock()
 _secrets = set()
@@ -15,7 +15,7 @@ SECRET_VARIABLES = tuple(SECRETS) + ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN
 
 def without_secrets(environ):
     """A copy of environ without the variables that carry credentials."""
-    return {key: value for key, value in environ.items() if key not in SECRET_VARIABLES}
+    return {key: value for key, value in environ.items() if key not in SECRET_VARIABLES and not is_secret(key)}
 
 
 def register_secret(value):

@@ -4,6 +4,9 @@
   environment.REGISTRY_TOKEN                           a bearer token sent as is
   ~/.docker/config.json (or $DOCKER_CONFIG/config.json)         auths, credHelpers, credsStore
 
+A mirror registry (core/mirrors.py) has credentials of its own: its token variable, or its username with
+password variable (environment.registry_credential_variables), then the Docker config's for its host; never the primary's
+variables, which are not sent to another host.
 Every secret found is registered for redaction before it is used.
 """
 
@@ -24,6 +27,7 @@ class Credentials:
     password: str = dataclasses.field(default=None, repr=False)
     token: str = dataclasses.field(default=None, repr=False)
     source: str = "anonymous"
+    variables: tuple = None  # (username, password) variables a message suggests: a mirror's own; None: the primary's
 
     @property
     def has_basic(self):
@@ -33,21 +37,25 @@ class Credentials:
 ANONYMOUS = Credentials()
 
 
-def registry_credentials(host, environ=None):
+def registry_credentials(host, environ=None, name=None):
+    """The credentials for a registry: the primary's (name None), or those of the mirror called name."""
     environ = os.environ if environ is None else environ
-    username = environment.REGISTRY_USERNAME.get(environ)
-    password = environment.REGISTRY_PASSWORD.get(environ)
-    token = environment.REGISTRY_TOKEN.get(environ)
+    if name is None:
+        names = (environment.REGISTRY_USERNAME.name, environment.REGISTRY_PASSWORD.name, environment.REGISTRY_TOKEN.name)
+    else:
+        names = environment.registry_credential_variables(name)
+    username, password, token = (environ.get(variable) or None for variable in names)
     if token:
         register_secret(token)
-        return Credentials(token=token, source=environment.REGISTRY_TOKEN.name)
+        return Credentials(token=token, source=names[2])
     if username or password:
         if not (username and password):
-            raise AuthError("Only one of {} and {} is set; set both or neither.".format(
-                environment.REGISTRY_USERNAME, environment.REGISTRY_PASSWORD))
+            raise AuthError("Only one of {} and {} is set; set both or neither.".format(names[0], names[1]))
         register_secret(password)
-        return Credentials(username=username, password=password, source="environment")
-    return _docker_config_credentials(host, environ)
+        return Credentials(username=username, password=password,
+                           source="environment" if name is None else "{} and {}".format(names[0], names[1]))
+    found = _docker_config_credentials(host, environ)
+    return found if name is None else dataclasses.replace(found, variables=names[:2])
 
 
 def _docker_config_path(environ):

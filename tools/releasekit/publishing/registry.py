@@ -171,7 +171,7 @@ class RegistryClient:
                 "PUT", _with_digest(upload_url, digest), scope, "upload blob " + digest[:19],
                 body=body, headers={"Content-Type": "application/octet-stream"},
             )
-            self._check_committed(response, digest, hasher)
+            self._check_committed(response, digest, hasher, location)
             return
         while offset < size:
             resume["url"] = upload_url
@@ -188,10 +188,10 @@ class RegistryClient:
         resume.pop("url", None)
         if "sha256:" + hasher.hexdigest() != digest:
             self._cancel(upload_url, scope)
-            raise _corrupt(digest, hasher)
+            raise location.mismatch(digest, "sha256:" + hasher.hexdigest())
         response = self._request("PUT", _with_digest(upload_url, digest), scope, "commit blob " + digest[:19],
                                  headers={"Content-Length": "0"})
-        self._check_committed(response, digest, hasher)
+        self._check_committed(response, digest, hasher, location)
 
     def _resume_point(self, resume, scope, size):
         """After a failed chunked upload, ask the registry how much of it arrived (GET on the upload URL)."""
@@ -209,11 +209,11 @@ class RegistryClient:
             return None, 0
         return response.headers.get("Location") or url, int(match.group(1)) + 1
 
-    def _check_committed(self, response, digest, hasher):
+    def _check_committed(self, response, digest, hasher, location):
         if response.status_code == 201:
             return
         if response.status_code == 400 and "sha256:" + hasher.hexdigest() != digest:
-            raise _corrupt(digest, hasher)
+            raise location.mismatch(digest, "sha256:" + hasher.hexdigest())
         raise RegistryError("Committing blob {} answered HTTP {}: {}.".format(digest, response.status_code, _error_text(response)))
 
     # -- manifests ------------------------------------------------------------------------
@@ -337,10 +337,16 @@ class RegistryClient:
             is_root = manifest["digest"] == plan.root["digest"]
             if is_root or not self._retry(lambda m=manifest: self.manifest_exists(repository, m["digest"], scope), "check manifest"):
                 self.put_manifest(repository, manifest["digest"], manifest["mediaType"], content)
-        root_content = manifests[-1][1]
-        for tag in tags:
-            self.put_manifest(repository, tag, plan.root["mediaType"], root_content)
+        self.tag(repository, plan, tags)
         return result
+
+    def tag(self, repository, plan, tags):
+        """Point each tag at the image's root manifest (already pushed by digest)."""
+        root = next(m for m in plan.manifests if m["digest"] == plan.root["digest"])
+        content = plan.manifest_bytes(root)
+        for tag in tags:
+            check_tag(tag)
+            self.put_manifest(repository, tag, plan.root["mediaType"], content)
 
 
 _MANIFEST_ACCEPT = (
@@ -364,13 +370,6 @@ def _location(response):
 
 def _with_digest(url, digest):
     return "{}{}digest={}".format(url, "&" if "?" in url else "?", urllib.parse.quote(digest))
-
-
-def _corrupt(digest, hasher):
-    return ImageError(
-        "Blob {} of the image does not match its digest (its content hashes to sha256:{}); the image is "
-        "corrupt, so nothing was tagged. Rebuild the image.".format(digest, hasher.hexdigest())
-    )
 
 
 def _error_text(response):

@@ -11,7 +11,7 @@ import time
 
 from releasekit.core import config as config_module
 from releasekit.core.environment import ALLOW_DIRTY, REPORT, SIGNING_KEY, SIGNING_KEY_FILE
-from releasekit.core.errors import RefusedError
+from releasekit.core.errors import BlobNotInCacheError, RefusedError
 from releasekit.core.http import RetryPolicy
 from releasekit.core.jsonio import write_json_atomic
 from releasekit.core.versioning import read_source_version
@@ -66,7 +66,19 @@ def publish(manifest_path, options):
         from releasekit.publishing.signing import signer_for
 
         release.signer = signer_for(manifest.channel, environ)
-    record = kind.publish(release)
+    try:
+        record = kind.publish(release)
+    except BlobNotInCacheError as error:
+        # The build left blobs in the remote cache, which lost them since: they must be built here. The record tells
+        # dispatch which, and it builds the release here and runs it again.
+        if REPORT.get(environ):
+            write_json_atomic(REPORT.get(environ), {"schema_version": RECORD_SCHEMA_VERSION, "target": manifest.target,
+                                                    "release": manifest.release, "status": "failed",
+                                                    "cache_misses": error.digests})
+        error.args = ("{}: {}. Nothing was tagged. Build it here (bazel build --remote_download_outputs=all {}) and run "
+                      "the release again; releasekit dispatch and ci do so themselves.".format(
+                          manifest.target, error, manifest.target),)
+        raise
     if uncommitted:
         record["uncommitted_inputs"] = uncommitted
     record.update(

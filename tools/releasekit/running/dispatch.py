@@ -27,7 +27,7 @@ from releasekit.core import environment
 from releasekit.core.errors import BazelError, RefusedError, ReleasekitError, UsageError
 from releasekit.core.redact import redact, without_secrets
 from releasekit.core.startup import StartedSignal
-from releasekit.running import forkserver
+from releasekit.running import forkserver, remote_build
 from releasekit.running.progress import Progress
 from releasekit.running.build_events import built_outputs, read_build_events, test_outcomes, why_test_builds_differ
 from releasekit.running.run_report import HELD_BACK, Outcome
@@ -64,7 +64,7 @@ class Dispatcher:
         self.pinned = {}  # what every release of this run shares: the commit, and the destinations read once
         self.built_with_tests = {}  # release label -> its outputs, built by the tests' invocation as a build would
         self.started_fork_server = None  # started while Bazel built the releases; _fork_server takes it
-        self.config = None  # releasekit.yaml, read once when the releases are about to run
+        self.config, self.remote = None, remote_build.NOT_YET  # releasekit.yaml, read when releases run; the cache
         os.makedirs(self.report_dir, exist_ok=True)
         for command in ("test", "build"):  # an earlier run's profile is not this run's
             if os.path.exists(self._profile_path(command)):
@@ -79,8 +79,7 @@ class Dispatcher:
         return os.path.join(self.report_dir, "bazel-{}.profile.json".format(command))
 
     def _bazel(self, command, labels, extra, bep):
-        if self.options.profile:
-            extra = extra + ["--profile=" + self._profile_path(command)]
+        extra = extra + (["--profile=" + self._profile_path(command)] if self.options.profile else []) + self.remote.flags
         args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags, "--", *labels]
         # Bazel writes its client environment into the build event file: it never sees the publishers' credentials.
         process = self.bazel.run(args, env=without_secrets(os.environ if self.options.environ is None else self.options.environ))
@@ -93,6 +92,7 @@ class Dispatcher:
 
     def _bazel_starting_fork_server(self, command, labels, extra, bep, releases):
         """_bazel; the fork server for the releases starts as soon as one of them is built (see StartWhenBuilt)."""
+        self.remote = remote_build.prepare(self, releases, self.remote)  # lazy push: the build's remote cache
         if not (releases and self.options.fork_server and not self.options.build_only) or self.started_fork_server:
             return self._bazel(command, labels, extra, bep)
         if os.path.exists(bep):
@@ -318,7 +318,7 @@ class Dispatcher:
             run.started_signal.wait()
             events.put(("started up", run))
             code, cpu_seconds = forkserver.wait_with_cpu(run.process)
-            run.outcome = self._outcome(run, code)
+            run.outcome = remote_build.outcome(self, run, code)  # a release the remote cache failed: built here, again
             run.outcome.forked, run.outcome.cpu_seconds = run.forked, cpu_seconds
         except Exception as error:  # the scheduler must hear of every release, whatever happens here
             run.outcome = Outcome(run.label, "release", "failed", 0.0, run.log_path,

@@ -67,7 +67,14 @@ class Release:
         return self.options.dry_run
 
     def runfile(self, rlocation):
-        return os.path.join(self.options.runfiles_dir, rlocation)
+        """The path of a runfile; where the runfiles tree has none (the build left it in the remote cache), the copy
+        the release's build made on this machine, if any."""
+        path = os.path.join(self.options.runfiles_dir, rlocation)
+        if not os.path.exists(path) and self.manifest.local_copies:
+            copy = os.path.join(self.options.runfiles_dir, self.manifest.local_copies, rlocation)
+            if os.path.exists(copy):
+                return copy
+        return path
 
     @property
     def workspace(self):

@@ -7,7 +7,7 @@ import concurrent.futures
 import hashlib
 import os
 
-from releasekit.core.errors import ReleasekitError
+from releasekit.core.errors import BlobNotInCacheError, ReleasekitError
 from releasekit.publishing import deploy as deploy_yaml, flux_artifact, ownership, pointers, provenance
 from releasekit.publishing.credentials import registry_credentials
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note
@@ -37,17 +37,20 @@ class DeployKind(ArtifactKind):
         placeholders = {}
         for placeholder, image_release in sorted(fields["images"].items()):
             placeholders.setdefault(image_release, []).append(placeholder)
-        records, failures = {}, []
+        records, failures, misses = {}, [], []
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, len(placeholders)))) as pool:
             for image_release, future in [(label, pool.submit(publish_image, label)) for label in placeholders]:
                 try:
                     records.update({placeholder: future.result() for placeholder in placeholders[image_release]})
                 except ReleasekitError as error:
+                    misses += getattr(error, "digests", [])
                     failures.append("image {} ('{}'): {}: {}".format(image_release, "', '".join(
                         placeholders[image_release]), type(error).__name__, error))
         if failures:
-            raise deploy_yaml.DeployError("{}: no deploy YAML was published, because {}".format(
-                manifest.release, "; and ".join(failures)))
+            text = "{}: no deploy YAML was published, because {}".format(manifest.release, "; and ".join(failures))
+            if misses:  # the images' blobs the remote cache lost: building the release here brings them
+                raise BlobNotInCacheError(text, misses)
+            raise deploy_yaml.DeployError(text)
         references = {placeholder: record["reference"] for placeholder, record in records.items()}
         files = []
         for rlocation in fields["files"]:
