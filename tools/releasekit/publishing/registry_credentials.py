@@ -1,0 +1,62 @@
+"""Registry credentials: environment variables first (core/credentials.py), then the Docker config.
+
+  environment.REGISTRY_USERNAME / REGISTRY_PASSWORD   basic credentials
+  environment.REGISTRY_TOKEN                           a bearer token sent as is
+  ~/.docker/config.json (or $DOCKER_CONFIG/config.json)         auths, credHelpers, credsStore
+
+Every secret found is registered for redaction before it is used.
+"""
+
+import os
+
+from releasekit.core import environment
+from releasekit.core.credentials import ANONYMOUS, Credentials, from_variables
+from releasekit.core.errors import AuthError
+from releasekit.core.redact import register_secret
+
+
+def registry_credentials(host, environ=None):
+    """The variables' credentials (core/credentials.py), else the Docker config's for host, else ANONYMOUS."""
+    environ = os.environ if environ is None else environ
+    found = from_variables(environment.REGISTRY_USERNAME, environment.REGISTRY_PASSWORD, environment.REGISTRY_TOKEN,
+                           environ, pair_source="environment")
+    return found if found is not ANONYMOUS else _docker_config_credentials(host, environ)
+
+
+def _docker_config_path(environ):
+    if environ.get("DOCKER_CONFIG"):
+        return os.path.join(environ["DOCKER_CONFIG"], "config.json")
+    return os.path.join(os.path.expanduser("~"), ".docker", "config.json")
+
+
+def _docker_config_credentials(host, environ):
+    config_path = _docker_config_path(environ)
+    if not os.path.exists(config_path):
+        return ANONYMOUS
+    try:
+        import docker.auth
+        import docker.errors
+    except ImportError:  # the docker package is only needed for config files
+        return ANONYMOUS
+    try:
+        config = docker.auth.load_config(config_path=config_path)
+        entry = docker.auth.resolve_authconfig(config, registry=host)
+    except (docker.errors.DockerException, OSError, ValueError) as error:
+        raise AuthError(
+            "Cannot read registry credentials for {} from the Docker config ({}). Check "
+            "~/.docker/config.json and its credential helper.".format(host, type(error).__name__)
+        ) from None
+    if not entry:
+        return ANONYMOUS
+    # Config entries use lower-case keys, credential helpers capitalised ones.
+    identity_token = entry.get("IdentityToken") or entry.get("identitytoken")
+    username = entry.get("Username") or entry.get("username")
+    password = entry.get("Password") if "Password" in entry else entry.get("password")
+    for secret in (identity_token, password):
+        register_secret(secret)
+    if identity_token:
+        # An identity token is a refresh token for the bearer realm.
+        return Credentials(username=username or "<token>", password=identity_token, source="docker config")
+    if username and password is not None:
+        return Credentials(username=username, password=password, source="docker config")
+    return ANONYMOUS
