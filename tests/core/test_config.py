@@ -1,5 +1,6 @@
 """releasekit.yaml parsing: destinations, transport safety and the dev/ci overlap check."""
 
+import json
 import os
 
 import pytest
@@ -191,6 +192,33 @@ def test_dispatch_hands_releases_the_configuration_it_read(tmp_path):
     shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=dict(
         environ, PYTHONPATH=os.path.join(REPO_ROOT, "tools")))
     assert shown.stdout.split() == ["10.0.0.5:5000", "False"], shown.stderr
+
+
+def test_a_release_does_not_look_up_again_the_host_names_its_dispatch_checked_apart(tmp_path):
+    """Before: every release of a run checked the channels apart again, with a DNS look-up per host name, although
+    dispatch had. A configuration no dispatch checked is still checked."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  ci: {registry: 'ci.registry.invalid/prod'}\n"
+                      "  dev: {registry: 'dev.registry.invalid/dev'}\n")
+    script = ("import socket, sys; looked_up = []; real = socket.getaddrinfo\n"
+              "socket.getaddrinfo = lambda host, *a, **k: looked_up.append(host) or real(host, *a, **k)\n"
+              "from releasekit.core.config import load_config; load_config()\n"
+              "print(' '.join(sorted(set(looked_up))))")
+
+    def looked_up(environ):
+        shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                               env=dict(environ, PYTHONPATH=os.path.join(REPO_ROOT, "tools")))
+        assert shown.returncode == 0, shown.stderr
+        return shown.stdout.split()
+
+    assert looked_up({"RELEASEKIT_CONFIG": str(config)}) == ["ci.registry.invalid", "dev.registry.invalid"]
+    resolved = load_config(str(config), {}).to_json()
+    assert looked_up({RESOLVED_CONFIG_VARIABLE: resolved}) == []
+    unchecked = json.dumps(dict(json.loads(resolved), channels_apart=False))
+    assert looked_up({RESOLVED_CONFIG_VARIABLE: unchecked}) == ["ci.registry.invalid", "dev.registry.invalid"]
 
 
 def test_a_resolved_configuration_that_is_not_json_names_the_variable():

@@ -171,7 +171,8 @@ GRAPH_STORE_LOGIN = {"RELEASEKIT_TARGET_GRAPHS_USERNAME": TEST_USER, "RELEASEKIT
 def graph_collector(repo, tmp_path, store_url, startup_options=""):
     """A collector with a target graph store, whose Bazel logs each command it runs. startup_options: what the
     user's Bazel command adds (`--bazelrc=...`)."""
-    from releasekit.core.config import parse_target_graphs
+    from releasekit.core.http import RetryPolicy
+    from releasekit.core.run_context import RunContext
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
     from releasekit.selection.target_graphs import Prepared
@@ -181,8 +182,9 @@ def graph_collector(repo, tmp_path, store_url, startup_options=""):
         handle.write('#!/bin/sh\necho "$@" >> {}\nexec {} "$@"\n'.format(log, BAZEL))
     os.chmod(bazel, 0o755)
     command = (bazel + " " + startup_options).strip()
-    graphs = Prepared(lambda: parse_target_graphs(store_url, "the test"), command.split(),
-                      dict(os.environ, **GRAPH_STORE_LOGIN), workspace=repo.path, record=(True, None))
+    context = RunContext(None, RetryPolicy(), dict(os.environ, **GRAPH_STORE_LOGIN))
+    graphs = Prepared(lambda: context.target_graphs(store_url), command.split(), context.open_store,
+                      workspace=repo.path, record=(True, None))
     return Collector(repo.path, bazel=Bazel(repo.path, command=command), graphs=graphs), log
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from releasekit.core.errors import DeployInputError
-from releasekit.publishing.deploy import check
+from releasekit.publishing.deploy_yaml import check
 
 TRUE_RULES = [
     # strings extension

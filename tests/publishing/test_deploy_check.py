@@ -10,7 +10,7 @@ import pytest
 
 from helpers.servers import REPO_ROOT
 from releasekit.core.errors import DeployInputError
-from releasekit.publishing.deploy import check, pin_images
+from releasekit.publishing.deploy_yaml import check, pin_images
 
 CRDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crds")
 

@@ -298,8 +298,8 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
 def test_a_chunked_upload_resumes_where_the_registry_stands(registry, tmp_path, isolated_home):
     """Chunk uploads cut off mid-body resume from the registry's offset; lost answers cost a fresh session, never
     a corrupt blob."""
-    from releasekit.core.config import parse_registry
-    from releasekit.publishing.credentials import ANONYMOUS
+    from releasekit.core.destinations import parse_registry
+    from releasekit.core.credentials import ANONYMOUS
     from releasekit.core.http import RetryPolicy
     from releasekit.publishing.image import build_plan
     from releasekit.publishing.image_plan import ImagePlan

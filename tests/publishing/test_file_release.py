@@ -9,7 +9,9 @@ import pytest
 
 from conftest import TEST_PASSWORD, TEST_USER
 from helpers import releases
+from helpers.servers import REPO_ROOT
 from helpers.workspace import git
+from releasekit.core.errors import ImmutableVersionError
 
 
 class Store:
@@ -133,7 +135,7 @@ def test_a_kind_registered_through_an_entry_point_publishes_through_the_runner(t
     (info / "entry_points.txt").write_text("[releasekit.kinds]\nnotes = notes_kind:NotesKind\n")
     monkeypatch.syspath_prepend(str(package))
 
-    from releasekit.publishing.runner import PublishOptions, publish as run_release
+    from releasekit.publishing.publisher import PublishOptions, publish as run_release
 
     runfiles = tmp_path / "runfiles" / "ws"
     runfiles.mkdir(parents=True)
@@ -148,6 +150,52 @@ def test_a_kind_registered_through_an_entry_point_publishes_through_the_runner(t
                                                       environ=environ))
     assert record["kind"] == "notes" and record["status"] == "published" and record["release"] == "//docs:notes"
     assert (tmp_path / "store" / "notes" / ("dev-tester-" + releases.COMMIT[:12])).read_text() == "RELEASE NOTES\n"
+
+
+def test_the_plugin_example_of_the_docs_publishes_versioned_files(tmp_path, monkeypatch):
+    """docs/extending.md's kind of another rule set, as written there: a version directory, then `latest`; a re-run
+    writes nothing; another chart under the same CI version is refused, nothing written."""
+    import re
+
+    from releasekit.publishing.publisher import PublishOptions, publish as run_release
+
+    text = open(os.path.join(REPO_ROOT, "docs", "extending.md"), encoding="utf-8").read()
+    example = re.search(r"<!-- plugin-example -->\n```python\n(.*?)```", text, re.DOTALL).group(1)
+    package = tmp_path / "site"
+    (package / "rules_helm_release").mkdir(parents=True)
+    (package / "rules_helm_release" / "__init__.py").write_text("")
+    (package / "rules_helm_release" / "kind.py").write_text(example)
+    info = package / "rules_helm_release-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rules-helm-release\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[releasekit.kinds]\nhelm_chart = rules_helm_release.kind:HelmChartKind\n")
+    monkeypatch.syspath_prepend(str(package))
+    runfiles = tmp_path / "runfiles" / "ws"
+    runfiles.mkdir(parents=True)
+    manifest = runfiles / "chart.ci.release.json"
+    manifest.write_text(json.dumps({"schema_version": 1, "target": "//charts:web.ci", "release": "//charts:web",
+                                    "channel": "ci", "kind": "helm_chart", "helm_chart": {
+                                        "chart": "ws/web.tgz", "package": "charts", "name": "web"}}))
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  ci: {{files: 'file://{}'}}\n".format(tmp_path / "store"))
+    environ = {"RELEASEKIT_COMMIT": releases.COMMIT, "RELEASEKIT_DIRTY": "false", "CI": "true",
+               "RELEASEKIT_VERSION": "1.2.0"}
+
+    def publish(chart):
+        (runfiles / "web.tgz").write_bytes(chart)
+        return run_release(str(manifest), PublishOptions(runfiles_dir=str(tmp_path / "runfiles"),
+                                                         config_path=str(config), environ=environ))
+
+    record = publish(b"chart v1")
+    assert record["kind"] == "helm_chart" and record["status"] == "published"
+    version = tmp_path / "store" / "charts" / "web" / "1.2.0"
+    assert (version / "chart.tgz").read_bytes() == b"chart v1"
+    assert (version / "chart.tgz.sha256").read_text().startswith(hashlib.sha256(b"chart v1").hexdigest())
+    assert (tmp_path / "store" / "charts" / "web" / "latest").read_text() == "1.2.0\n"
+    assert publish(b"chart v1")["status"] == "already published"
+    with pytest.raises(ImmutableVersionError, match="already published with different content"):
+        publish(b"chart v2")
+    assert (version / "chart.tgz").read_bytes() == b"chart v1"
 
 
 def test_a_kind_nobody_registered_is_a_clear_error(tmp_path):

@@ -228,9 +228,9 @@ def test_a_bearer_token_publishes_and_is_never_printed(stores, tmp_path, kind):
     """RELEASEKIT_MAVEN_TOKEN and RELEASEKIT_DEPLOY_TOKEN are sent as `Authorization: Bearer`; a wrong one is refused."""
     from helpers.servers import STORE_TOKEN
 
-    from releasekit.core.config import parse_store
+    from releasekit.core.destinations import parse_store
     from releasekit.core.http import RetryPolicy
-    from releasekit.publishing.stores import open_store
+    from releasekit.core.stores import open_store
 
     destination = parse_store(stores.nginx.url + "/bearer/" + kind, kind, "ci")
     policy = RetryPolicy(attempts=1, total_seconds=5)

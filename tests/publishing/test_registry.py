@@ -10,8 +10,8 @@ import pytest
 from conftest import TEST_PASSWORD, TEST_USER
 from helpers import releases
 from helpers.images import corrupt_one_layer, make_docker_archive, make_layout
-from releasekit.core.config import parse_registry
-from releasekit.publishing.credentials import ANONYMOUS
+from releasekit.core.destinations import parse_registry
+from releasekit.core.credentials import ANONYMOUS
 from releasekit.core.errors import ImageError
 from releasekit.core.http import RetryPolicy
 from releasekit.publishing.image import build_plan

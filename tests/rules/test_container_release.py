@@ -64,7 +64,7 @@ def test_release_runfiles_carry_bytecode_python_accepts(example_workspace):
     package = os.path.join(example_workspace.path, "bazel-bin/services/hello/hello.dev.runfiles/rules_release/tools/releasekit")
     sources = sorted(os.path.relpath(os.path.join(directory, name), package)
                      for directory, _, names in os.walk(package) for name in names if name.endswith(".py"))
-    assert {"cli.py", "core/http.py", "publishing/runner.py", "publishing/registry.py"} <= set(sources)
+    assert {"cli.py", "core/http.py", "publishing/publisher.py", "publishing/registry.py"} <= set(sources)
     for name in sources:
         source = os.path.join(package, name)
         with open(importlib.util.cache_from_source(source), "rb") as handle:

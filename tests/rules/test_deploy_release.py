@@ -249,7 +249,7 @@ def test_an_image_in_an_environment_variable_is_pinned_and_the_reviewed_bytes_su
 def test_a_placeholder_left_after_pinning_refuses_the_release():
     """The second guard: the pinned text is parsed again, and any placeholder left in any string refuses."""
     from releasekit.core.errors import DeployError
-    from releasekit.publishing.deploy import pin_images
+    from releasekit.publishing.deploy_yaml import pin_images
 
     text = "kind: ExampleService\nspec:\n  image: base-image\n  notes:\n    - base-image@sha256:abc\n"
     with pytest.raises(DeployError, match=r"shop.yaml:5:7 \(document 1\): placeholder 'base-image' stands at "

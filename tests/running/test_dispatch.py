@@ -157,12 +157,15 @@ def test_ci_runs_tests_then_releases_and_reports_failures(fixture_repo, servers,
     assert "gate: 3 releases held back:" in result.stdout and "  //apps/d:d.ci: held back (gate deps)" in result.stdout
 
 
-def test_pr_builds_releases_and_publishes_nothing(fixture_repo, tmp_path):
+@pytest.mark.parametrize("dev_namespace", ["dev", "prod/dev"])
+def test_pr_builds_releases_and_publishes_nothing(fixture_repo, tmp_path, dev_namespace):
+    """prod/dev: a dev channel nested in CI's. Before: pr, which publishes nothing, ran the channel check and exited 2;
+    a run that publishes still refuses such a file before anything runs."""
     empty = Registry(str(tmp_path / "registry"))
     try:
         config = tmp_path / "releasekit.yaml"
-        config.write_text("channels:\n  ci: {{registry: 'http://{0}/prod'}}\n  dev: {{registry: 'http://{0}/dev'}}\n"
-                          .format(empty.host))
+        config.write_text("channels:\n  ci: {{registry: 'http://{0}/prod'}}\n  dev: {{registry: 'http://{0}/{1}'}}\n"
+                          .format(empty.host, dev_namespace))
         fixture_repo.write("apps/a/run.sh", "#!/bin/sh\necho changed in a pull request\n", executable=True)
         fixture_repo.write("apps/a/ok.sh", "#!/bin/sh\n# changed in a pull request\nexit 0\n", executable=True)
         result = run(fixture_repo, "pr", "--base", "HEAD", "--logs", str(tmp_path / "logs"),
@@ -175,6 +178,11 @@ def test_pr_builds_releases_and_publishes_nothing(fixture_repo, tmp_path):
         assert empty.catalog() == []
         # The tests' `bazel test` built the release targets too: no `bazel build` of their own.
         assert not os.path.exists(tmp_path / "logs" / "bazel-build.log")
+        if dev_namespace == "prod/dev":
+            publishing = run(fixture_repo, "ci", "--base", "HEAD", "--logs", str(tmp_path / "ci-logs"),
+                             env={"CI": "true", "RELEASEKIT_CONFIG": str(config)})
+            assert publishing.returncode == 2 and "could overwrite production" in publishing.stderr, publishing.stderr
+            assert not os.path.exists(tmp_path / "ci-logs")
     finally:
         git(fixture_repo.path, "checkout", "--", "apps/a/run.sh", "apps/a/ok.sh")
         empty.stop()

@@ -72,12 +72,14 @@ def test_a_wrapper_script_that_changed_keeps_the_graph_unread(repo, tmp_path, st
     change(repo, {"lib/a.py": "A = 32\n"})
     wrapper = tmp_path / "bazel"
     wrapper.write_text(wrapper.read_text().replace("exec ", "# a wrapper that passes everything on\nexec "))
-    from releasekit.core.config import parse_target_graphs
+    from releasekit.core.http import RetryPolicy
+    from releasekit.core.run_context import RunContext
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
     from releasekit.selection.target_graphs import Prepared
 
-    graphs = Prepared(lambda: parse_target_graphs(store, "the test"), [str(wrapper)], dict(os.environ, **GRAPH_STORE_LOGIN),
+    context = RunContext(None, RetryPolicy(), dict(os.environ, **GRAPH_STORE_LOGIN))
+    graphs = Prepared(lambda: context.target_graphs(store), [str(wrapper)], context.open_store,
                       workspace=repo.path, record=(False, "a test run"))
     collector = Collector(repo.path, bazel=Bazel(repo.path, command=str(wrapper)), graphs=graphs)
     try:

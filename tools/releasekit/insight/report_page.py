@@ -237,8 +237,10 @@ class _chart:
 
 def _table(header, rows, red=None):
     """red: per row, whether it is drawn in red."""
-    cells = lambda row, tag: "".join("<{0}{1}>{2}</{0}>".format(  # noqa: E731
-        tag, " class='n'" if isinstance(v, (int, float)) else "", html.escape(str(v))) for v in row)
+    def cells(row, tag):
+        return "".join("<{0}{1}>{2}</{0}>".format(tag, " class='n'" if isinstance(v, (int, float)) else "",
+                                                  html.escape(str(v))) for v in row)
+
     red = red or [False] * len(rows)
     return "<table><tr>{}</tr>{}</table>".format(cells(header, "th"), "".join(
         "<tr{}>{}</tr>".format(" class='red'" if is_red else "", cells(row, "td")) for row, is_red in zip(rows, red)))

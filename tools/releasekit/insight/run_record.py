@@ -85,7 +85,7 @@ def flags_digest(flags):
     return hashlib.sha256("\0".join(flags).encode("utf-8")).hexdigest()[:16]
 
 
-def run_context(workspace, environ):
+def where_it_ran(workspace, environ):
     """What a run record says of where it ran: the commit and its time, the branch and pull request, and what its
     results are the results of (the tree when clean, the platform, whether CI ran it)."""
     commit = _git(workspace, "rev-parse", "HEAD")

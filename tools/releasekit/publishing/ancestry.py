@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import subprocess
 
 from releasekit.core import process
 from releasekit.core.errors import ReleasekitError
@@ -72,7 +71,7 @@ class _Repository:
         missing = ReleasekitError("git is not installed")
         try:
             return process.run(["git", "-C", self.workspace, *args], missing, timeout=timeout, env=env)
-        except subprocess.TimeoutExpired:
+        except process.TimeoutExpired:
             raise ReleasekitError("git {} took longer than {} s".format(args[0], timeout)) from None
 
     def _has(self, commit):

@@ -4,20 +4,18 @@ every image the YAML pins exists in the registry (one HEAD each)."""
 import json
 
 from releasekit.core.errors import UsageError
-from releasekit.publishing.credentials import registry_credentials
 from releasekit.publishing.registry import RegistryClient
-from releasekit.publishing.stores import open_store
+from releasekit.publishing.registry_credentials import registry_credentials
 
 
-def deployed(label, channel, version, config, policy, environ):
-    """(lines to show, whether everything a CD system needs is there)."""
+def deployed(label, channel, version, context):
+    """(lines to show, whether everything a CD system needs is there). context: the command's RunContext."""
     package, _, name = label.lstrip("/").partition(":")
     for suffix in (".ci", ".dev"):
         name = name[:-len(suffix)] if name.endswith(suffix) else name
     if not name:
         raise UsageError("'{}' is not a deploy_release label (//package:name).".format(label))
-    destination = config.destination(channel, "deploy")
-    store = open_store(destination, policy, environ)
+    store = context.open_store(context.destination(channel, "deploy"))
     base = "/".join(part for part in (package, name) if part)
     if version in (None, "latest"):
         pointer = store.get(base + "/latest")[0]
@@ -37,8 +35,8 @@ def deployed(label, channel, version, config, policy, environ):
         lines.append("--- {}{}".format(file_name, "" if content is not None else ": MISSING"))
         if content is not None and file_name != "release.json":
             lines.append(content.decode("utf-8", "replace").rstrip("\n"))
-    registry = config.destination(channel, "registry")
-    client = RegistryClient(registry, registry_credentials(registry.host, environ), policy)
+    registry = context.destination(channel, "registry")
+    client = RegistryClient(registry, registry_credentials(registry.host, context.environ), context.policy)
     for placeholder, reference in sorted(summary.get("images", {}).items()):
         host_and_repository, _, digest = reference.partition("@")
         host, _, repository = host_and_repository.partition("/")

@@ -94,10 +94,7 @@ class RegistryClient:
     def _retry(self, operation, what, progress=None, requests=1):
         """Retry an operation whole; one of `requests` requests gets the tries each request is allowed."""
         policy = self.policy if requests == 1 else dataclasses.replace(self.policy, attempts=self.policy.attempts * requests)
-        try:
-            return with_retries(operation, policy, what, progress)
-        except TransientError as error:
-            raise RegistryError("Could not {}: {}.".format(what, error)) from None
+        return with_retries(operation, policy, what, progress, gives_up_as=RegistryError)
 
     # -- blobs ----------------------------------------------------------------------------
 

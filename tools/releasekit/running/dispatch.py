@@ -13,22 +13,20 @@ have published; when one did not (it failed, was refused or held back), it is he
 """
 
 import dataclasses
-import json
 import logging
 import os
 import queue
-import subprocess
 import sys
 import threading
 import time
 
 from releasekit.core import environment
-from releasekit.core.errors import BazelError, RefusedError, ReleasekitError, UsageError
-from releasekit.core.redact import redact, without_secrets
-from releasekit.core.startup import StartedSignal
+from releasekit.core.errors import BazelError, ReleasekitError
+from releasekit.core.redact import without_secrets
 from releasekit.running import forkserver
 from releasekit.running.progress import Progress
 from releasekit.running.build_events import built_outputs, read_build_events, test_outcomes, why_test_builds_differ
+from releasekit.running.release_run import ReleaseRun, executable_of
 from releasekit.running.run_report import HELD_BACK, Outcome
 from releasekit.selection.bazelquery import Bazel
 
@@ -54,8 +52,11 @@ class DispatchOptions:
 
 
 class Dispatcher:
-    def __init__(self, workspace, bazel=None, options=None, progress=None):
+    def __init__(self, workspace, bazel=None, options=None, progress=None, context=None):
+        """context: the command's RunContext (core/run_context.py), whose configuration the releases are handed;
+        without one, releasekit.yaml is read when the releases are about to run."""
         self.workspace = os.path.abspath(workspace)
+        self.context = context
         self.bazel = bazel or Bazel(self.workspace)
         self.options = options or DispatchOptions()
         self.progress = progress or Progress()
@@ -96,7 +97,8 @@ class Dispatcher:
             return self._bazel(command, labels, extra, bep)
         if os.path.exists(bep):
             os.unlink(bep)  # an earlier run's events would name an earlier build's executables
-        starter = forkserver.StartWhenBuilt(bep, releases, _executable, os.path.join(self.report_dir, "fork-server.log"))
+        starter = forkserver.StartWhenBuilt(bep, releases, executable_of, os.path.join(self.report_dir,
+                                                                                      "fork-server.log"))
         try:
             return self._bazel(command, labels, extra, bep)
         finally:
@@ -154,7 +156,7 @@ class Dispatcher:
             for label in to_run:
                 results[label] = Outcome(label, "release", "built", reason="built only: nothing was published")
             return [results[label] for label in labels]
-        executables = {label: _executable(label, built[label]) for label in to_run}
+        executables = {label: executable_of(label, built[label]) for label in to_run}
         self._pin_shared_inputs()
         self._refuse_shared_destinations(executables, results)
         to_run = [label for label in to_run if label not in results]
@@ -174,7 +176,7 @@ class Dispatcher:
         the run began; none runs git or parses YAML. What cannot be read here, each release reads (and
         reports) itself.
         """
-        from releasekit.core.config import RESOLVED_CONFIG_VARIABLE, load_config
+        from releasekit.core.run_context import PUBLISHING, RunContext
         from releasekit.core.versioning import read_source_version
 
         environ = self.workspace_environ()
@@ -185,8 +187,9 @@ class Dispatcher:
         except ReleasekitError as error:
             log.info("releases will read their own version: %s", error)
         try:
-            self.config = load_config(None, environ)
-            self.pinned[RESOLVED_CONFIG_VARIABLE] = self.config.to_json()
+            context = self.context or RunContext.load(PUBLISHING, environ=environ, required=True)
+            self.config = context.config
+            self.pinned.update(context.for_releases())
         except ReleasekitError as error:
             log.info("releases will read their own configuration: %s", error)
 
@@ -243,12 +246,12 @@ class Dispatcher:
                 starting = sum(1 for run in active if not run.started_up)
                 if ready and len(active) < workers and starting < startup_limit:
                     pending.remove(ready[0])
-                    run = _ReleaseRun(ready[0], executables[ready[0]], *self._log_paths(ready[0]))
+                    run = ReleaseRun(ready[0], executables[ready[0]], *self._log_paths(ready[0]))
                     run.launch(self._release_environ(), self.workspace, fork_server)
                     self.first_launch = self.first_launch or run.launched
                     self.progress.started(run.label)
                     active.append(run)
-                    supervisor = threading.Thread(target=self._supervise, args=(run, events), daemon=True)
+                    supervisor = threading.Thread(target=run.supervise, args=(events,), daemon=True)
                     supervisor.start()
                     supervisors.append(supervisor)
                     continue
@@ -309,85 +312,3 @@ class Dispatcher:
         environ.setdefault(environment.PYTHON.name, sys.executable)
         environ.pop("RUNFILES_DIR", None)
         return environ
-
-    def _supervise(self, run, events):
-        try:
-            run.started_signal.wait()
-            events.put(("started up", run))
-            code = run.process.wait()
-            run.outcome = self._outcome(run, code)
-            run.outcome.forked = run.forked
-        except Exception as error:  # the scheduler must hear of every release, whatever happens here
-            run.outcome = Outcome(run.label, "release", "failed", 0.0, run.log_path,
-                                  reason="releasekit could not supervise the release: {}".format(error))
-        finally:
-            run.log_file.close()
-            events.put(("done", run))
-
-    def _outcome(self, run, code):
-        outcome = self._exit_outcome(run, code)
-        outcome.finished_at = round(time.time(), 3)
-        return outcome
-
-    def _exit_outcome(self, run, code):
-        duration = time.monotonic() - run.launched
-        record = None
-        if code == 0 and os.path.exists(run.record_path):
-            with open(run.record_path, encoding="utf-8") as handle:
-                record = json.load(handle)
-        if code == 0:
-            from releasekit.publishing.pointers import notes  # pointers it left alone: the run's table shows them
-
-            said = "; ".join(notes(record)) if record else ""
-            return Outcome(run.label, "release", "published", duration, run.log_path, record=record, reason=said or None)
-        with open(run.log_path, encoding="utf-8", errors="replace") as handle:
-            last = [line.strip() for line in handle if line.strip()][-1:] or ["exit code {}".format(code)]
-        status = "refused" if code == RefusedError.exit_code else "failed"  # refused: nothing was written
-        return Outcome(run.label, "release", status, duration, run.log_path, reason=redact(last[0])[:500])
-
-
-class _ReleaseRun:
-    """One release executable, launched with the pipe it signals its start-up on."""
-
-    def __init__(self, label, executable, log_path, record_path):
-        self.label, self.executable = label, executable
-        self.log_path, self.record_path = log_path, record_path
-        self.started_signal = StartedSignal()
-        self.process = self.log_file = self.outcome = self.launched = None
-        self.started_up = None  # when it signalled that it is loaded
-        self.forked = False
-
-    def launch(self, environ, cwd, fork_server=None):
-        """Fork the release in the fork server when it serves this release's releasekit; else run the executable."""
-        if os.path.exists(self.record_path):
-            os.unlink(self.record_path)
-        descriptor = self.started_signal.write_end
-        environ.update({environment.REPORT.name: self.record_path, environment.STARTED_FD.name: str(descriptor)})
-        self.log_file = open(self.log_path, "w")
-        paths = forkserver.launcher_paths(self.executable) if fork_server else None
-        try:
-            if paths and fork_server.serves(paths[0]):
-                entry, manifest, runfiles = paths
-                self.process = fork_server.start(["publish", "--manifest", manifest, "--runfiles", runfiles], environ,
-                                                 cwd, self.log_file.fileno(), descriptor)
-                self.forked = True
-            else:
-                self.process = subprocess.Popen([self.executable], env=environ, stdout=self.log_file,
-                                                stderr=subprocess.STDOUT, cwd=cwd, pass_fds=(descriptor,))
-        except OSError:
-            self.log_file.close()
-            self.started_signal.abandon()
-            raise
-        finally:
-            self.started_signal.release_launched()
-        self.launched = time.monotonic()
-
-
-def _executable(label, outputs):
-    """The release executable among a release target's outputs: the file named like the target."""
-    package, name = label[2:].split(":", 1)
-    wanted = "/".join(p for p in (package, name) if p)
-    for output_name, path in outputs.items():
-        if output_name == wanted:
-            return path
-    raise UsageError("{} built, but its executable {} is not among its outputs.".format(label, wanted))

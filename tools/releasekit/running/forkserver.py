@@ -16,10 +16,10 @@ import os
 import re
 import select
 import socket
-import subprocess
 import sys
 import threading
 
+from releasekit.core import process
 from releasekit.core.errors import ReleasekitError
 
 _LAUNCHER_LINE_RE = re.compile(r"^# releasekit-(entry|manifest): (\S+)$", re.MULTILINE)
@@ -50,8 +50,8 @@ class ForkServer:
                 "serve({})").format(os.path.dirname(entry), theirs.fileno())
         with open(log_path, "w") as log:
             try:
-                self.process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(theirs.fileno(),),
-                                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                self.process = process.start([sys.executable, "-c", code], pass_fds=(theirs.fileno(),),
+                                             stdin=process.DEVNULL, stdout=log, stderr=process.STDOUT)
             finally:
                 theirs.close()
         self.socket = ours
@@ -109,7 +109,7 @@ class ForkServer:
         self.socket.close()
         try:
             self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        except process.TimeoutExpired:
             self.process.kill()
             self.process.wait()
 
@@ -197,12 +197,9 @@ class _Forked:
 
 def serve(descriptor):
     """The server's loop (see the module docstring)."""
-    import releasekit.cli  # noqa: F401  (what every release imports, loaded once here)
-    import releasekit.publishing.kinds.container  # noqa: F401
-    import releasekit.publishing.kinds.deploy  # noqa: F401
-    import releasekit.publishing.kinds.file  # noqa: F401
-    import releasekit.publishing.kinds.jar  # noqa: F401
-    import releasekit.publishing.runner  # noqa: F401
+    from releasekit.commands import publish
+
+    publish.preload()  # what every release imports, loaded once here
 
     server = socket.socket(fileno=descriptor)
     server.send(b"ready")
@@ -233,7 +230,8 @@ def serve(descriptor):
 
 def _release(request, fds):
     """In the forked child: become the release (its log as stdout and stderr, its environment and directory),
-    run the publish command, and exit with its code. Never returns."""
+    run the publish command (through the commands' one error handling path), and exit with its code. Never
+    returns."""
     code = 1
     try:
         log_fd, started_fd = fds
@@ -243,11 +241,11 @@ def _release(request, fds):
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        from releasekit.commands import build_parser, publish, run_command
         from releasekit.core.environment import STARTED_FD
-        from releasekit.cli import main
 
         os.environ[STARTED_FD.name] = str(started_fd)
-        code = main(request["argv"])
+        code = run_command(build_parser([publish]), request["argv"])
     except SystemExit as error:  # argparse's own exits
         code = error.code if isinstance(error.code, int) else 1
     except BaseException as error:  # the release's own last line of defence already ran; this is the server's

@@ -3,7 +3,6 @@
 import os
 import re
 import shlex
-import subprocess
 import tempfile
 import threading
 
@@ -169,7 +168,7 @@ class Bazel:
     def shutdown(self):
         try:
             self.run(["shutdown"], timeout=120)
-        except (ReleasekitError, OSError, subprocess.TimeoutExpired):
+        except (ReleasekitError, OSError, process.TimeoutExpired):
             pass
 
     def shutdown_in_background(self):

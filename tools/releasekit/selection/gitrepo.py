@@ -1,7 +1,6 @@
 """The git side of change selection: revisions, changed files, and a checkout of the base."""
 
 import os
-import subprocess
 
 from releasekit.core import process
 from releasekit.core.errors import GitError
@@ -109,11 +108,12 @@ class Repository:
 
     def start_tracked_changes_check(self):
         """Starts `git status` in the background; call the result to learn whether tracked files changed."""
-        process = subprocess.Popen(
+        status = process.start(
             ["git", "-C", self.workspace, "status", "--porcelain", "--untracked-files=no", "--", "."],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            GitError("git is not installed; install git to select changes."),
+            stdout=process.PIPE, stderr=process.DEVNULL, text=True,
         )
-        return lambda: bool(process.communicate()[0].strip())
+        return lambda: bool(status.communicate()[0].strip())
 
     def changes(self, base, head):
         """Files changed between base and head (a commit, or WORKTREE), relative to the workspace. A submodule that

@@ -26,8 +26,8 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 
+from releasekit.core import process
 from releasekit.selection import global_files, untracked
 
 FORMAT = "releasekit target graph 2"
@@ -53,9 +53,9 @@ class BazelIdentity:
 def identify(command, workspace, timeout=60):
     """(BazelIdentity, None) or (None, why not): asks the Bazel client, which reads the rc files but starts no server."""
     try:
-        answer = subprocess.run(list(command) + ["--client_debug", "--version"], cwd=workspace, capture_output=True,
-                                text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as error:
+        answer = process.run(list(command) + ["--client_debug", "--version"], OSError("not installed"), cwd=workspace,
+                             timeout=timeout)
+    except (OSError, process.TimeoutExpired) as error:
         return None, "`bazel --version` gave no answer ({})".format(error)
     version = answer.stdout.strip()
     if answer.returncode != 0 or not version:

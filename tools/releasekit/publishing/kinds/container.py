@@ -5,7 +5,7 @@ that may move (pointers.py)."""
 
 from releasekit.publishing import channel_marker, ownership, pointers
 from releasekit.core.versioning import image_tags
-from releasekit.publishing.credentials import registry_credentials
+from releasekit.publishing.registry_credentials import registry_credentials
 from releasekit.publishing.image_plan import ImagePlan
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
 from releasekit.publishing.blob_locator import BlobLocator

@@ -1,15 +1,16 @@
-"""Deploy YAML: every image first, then the YAML pinned by digest, then the pointer to the version. A CI release's
-path must be its own (ownership.py), checked before any image, and `latest` moves only forward (pointers.py); the
-record's `pointers` include those of its images."""
+"""Deploy YAML: every image first, then the YAML pinned by digest (deploy_yaml.py), published with the pointer to the
+version by versioned_files.py's algorithm. A CI release's path must be its own (ownership.py), checked before any
+image; the record's `pointers` include those of its images."""
 
 import concurrent.futures
 import hashlib
 import os
 
-from releasekit.core.errors import ReleasekitError
-from releasekit.publishing import deploy as deploy_yaml, ownership, pointers
+from releasekit.core.errors import DeployError, ReleasekitError
+from releasekit.publishing import deploy_yaml, ownership
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note
 from releasekit.publishing.kinds.container import ContainerKind
+from releasekit.publishing.versioned_files import VersionedFile, publish_version, summary_json
 
 
 class DeployKind(ArtifactKind):
@@ -23,25 +24,55 @@ class DeployKind(ArtifactKind):
         # A path another release owns refuses the release before any image (read only; the claim is written later).
         unclaimed = ownership.claim_store(store, base, manifest.release, "deploy path", dry_run=True) \
             if manifest.channel == "ci" else None
-        images = ContainerKind()
+        records = self._publish_images(fields, release)
+        references = {placeholder: record["reference"] for placeholder, record in records.items()}
+        files = [VersionedFile(name, content) for name, content in self._pinned_files(fields, references, release)]
+        version = release.version()
+        # What the YAML says, whatever the version it is published as: one digest of the pinned files.
+        content = hashlib.sha256(b"".join(f.name.encode() + b"\0" + f.content + b"\0" for f in files)).hexdigest()
+        files.append(VersionedFile("release.json", summary_json({
+            "release": manifest.release, "version": version, "commit": release.source_version.commit,
+            "images": references, "files": [f.name for f in files]})))
+        claim = release.guard_store(destination, store)
+        owner = unclaimed if release.dry_run or not unclaimed else ownership.claim_store(
+            store, base, manifest.release, "deploy path")
+        published = publish_version(store, base, version, files, release, noun="deploy version")
+        pointers = [dict(entry, pointer="{}:{}".format(image["repository"], entry["pointer"]))
+                    for image in records.values() for entry in image.get("pointers", [])]
+        record = {"version": version, "images": references, "files": [f.name for f in files], "sha256": content,
+                  "store": destination.text, "status": published.status, "bytes_uploaded": published.bytes_written,
+                  "location": store.describe("{}/{}".format(base, version)),
+                  "pointers": pointers + [published.pointer.as_record(release.dry_run)]}
+        if claim or owner:
+            record["checks"] = [c for c in (claim, owner) if c]
+        return record
 
-        def publish_image(item):
-            placeholder, image_release = item
-            image_manifest = manifest.dependency(image_release, release.options.runfiles_dir)
-            return images.publish(release.with_manifest(image_manifest))
+    @staticmethod
+    def _publish_images(fields, release):
+        """Every image the YAML references, at once; {placeholder: image record}. One that fails fails them all."""
+        images, manifest = ContainerKind(), release.manifest
+
+        def publish_image(image_release):
+            return images.publish(release.with_manifest(manifest.dependency(image_release,
+                                                                            release.options.runfiles_dir)))
 
         records, failures = {}, []
         items = sorted(fields["images"].items())
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, len(items)))) as pool:
-            for (placeholder, image_release), future in [(item, pool.submit(publish_image, item)) for item in items]:
+            for (placeholder, image_release), future in [(item, pool.submit(publish_image, item[1])) for item in items]:
                 try:
                     records[placeholder] = future.result()
                 except ReleasekitError as error:
-                    failures.append("image {} ('{}'): {}: {}".format(image_release, placeholder, type(error).__name__, error))
+                    failures.append("image {} ('{}'): {}: {}".format(image_release, placeholder, type(error).__name__,
+                                                                     error))
         if failures:
-            raise deploy_yaml.DeployError("{}: no deploy YAML was published, because {}".format(
+            raise DeployError("{}: no deploy YAML was published, because {}".format(
                 manifest.release, "; and ".join(failures)))
-        references = {placeholder: record["reference"] for placeholder, record in records.items()}
+        return records
+
+    @staticmethod
+    def _pinned_files(fields, references, release):
+        """[(file name, the reviewed text with its images pinned by digest)], nothing else changed."""
         files = []
         for rlocation in fields["files"]:
             path = release.runfile(rlocation)
@@ -49,40 +80,10 @@ class DeployKind(ArtifactKind):
                 text = handle.read()
             try:
                 pinned = deploy_yaml.pin_images(text, references, fields.get("image_fields", []), os.path.basename(path))
-            except deploy_yaml.DeployError as error:
-                raise deploy_yaml.DeployError("{}: {}".format(manifest.release, error)) from None
+            except DeployError as error:
+                raise DeployError("{}: {}".format(release.manifest.release, error)) from None
             files.append((os.path.basename(path), pinned.encode("utf-8")))
-        version = release.version()
-        summary = {"release": manifest.release, "version": version, "commit": release.source_version.commit,
-                   "images": references, "files": [name for name, _ in files]}
-        # What the YAML says, whatever the version it is published as: one digest of the pinned files.
-        content = hashlib.sha256(b"".join(name.encode() + b"\0" + data + b"\0" for name, data in files)).hexdigest()
-        files.append(("release.json", deploy_yaml.release_summary(summary)))
-        record = {"version": version, "images": references, "files": [name for name, _ in files], "status": "dry run",
-                  "sha256": content,
-                  "bytes_uploaded": 0, "store": destination.text,
-                  "location": "{}/{}".format(destination.text.rstrip("/"), base)}
-        claim = release.guard_store(destination, store)
-        owner = unclaimed if release.dry_run or not unclaimed else ownership.claim_store(
-            store, base, manifest.release, "deploy path")
-        decided = [dict(entry, pointer="{}:{}".format(image["repository"], entry["pointer"]))
-                   for image in records.values() for entry in image.get("pointers", [])]
-
-        def move_pointer(current):
-            outcome = pointers.store_pointer(store, base, version, current, release)
-            decided.append(outcome.as_record(release.dry_run))
-            return outcome.moves
-
-        if release.dry_run:
-            move_pointer(store.get(base + "/latest")[0])
-        status, written = deploy_yaml.publish_files(store, "{}/{}".format(base, version), files, base + "/latest",
-                                                    version, immutable=manifest.channel == "ci", dry_run=release.dry_run,
-                                                    move_pointer=move_pointer)
-        if claim or owner:
-            record["checks"] = [c for c in (claim, owner) if c]
-        record.update(status=status, bytes_uploaded=written, location=store.describe("{}/{}".format(base, version)),
-                      pointers=decided)
-        return record
+        return files
 
     def summary(self, record):
         return "{} {} deploy version {} to {} with {} in {:.2f}s{}".format(
