@@ -40,9 +40,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from replay.arms import ARMS, ENTRY, Agent, shared_install_base  # noqa: E402
-from replay.monorepo import MIX, make_history  # noqa: E402
-from releasekit.insight.run_record import new_record, object_name  # noqa: E402
+from replay.arms import ARMS, ENTRY, Agent, shared_install_base
+from replay.monorepo import MIX, make_history
+from releasekit.insight.run_record import new_record, object_name
 
 
 def percentile(values, p):

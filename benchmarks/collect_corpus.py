@@ -114,7 +114,7 @@ def read_cases(tests_java):
         body = re.sub(r"(?m)^\s*//.*$", "", _block_of(tests_java, match.end() - 1))  # line comments
         variables, steps, index = {}, [], 0
 
-        def value(expression):
+        def value(expression, variables=variables):  # this method's variables
             expression = expression.strip()
             if expression.startswith("Commits."):
                 return commits[expression[len("Commits."):]]

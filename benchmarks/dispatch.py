@@ -28,12 +28,12 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from helpers.servers import Registry  # noqa: E402
-from helpers.slow_proxy import SlowProxy  # noqa: E402
-from helpers.workspace import BAZEL, Workspace  # noqa: E402
-from releasekit.selection.bazelquery import Bazel  # noqa: E402
-from releasekit.running.dispatch import DispatchOptions, Dispatcher  # noqa: E402
-from releasekit.running.progress import Progress  # noqa: E402
+from helpers.servers import Registry
+from helpers.slow_proxy import SlowProxy
+from helpers.workspace import BAZEL, Workspace
+from releasekit.selection.bazelquery import Bazel
+from releasekit.running.dispatch import DispatchOptions, Dispatcher
+from releasekit.running.progress import Progress
 
 
 def generate(workspace, count):

@@ -24,10 +24,10 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from helpers import releases  # noqa: E402
-from helpers.servers import Registry  # noqa: E402
-from helpers.slow_proxy import SlowProxy  # noqa: E402
-from releasekit.publishing.layout_builder import build_layout  # noqa: E402
+from helpers import releases
+from helpers.servers import Registry
+from helpers.slow_proxy import SlowProxy
+from releasekit.publishing.layout_builder import build_layout
 
 SEED = 20261122
 FAILURES = []  # releasekit's last line of each failed release

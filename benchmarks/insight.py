@@ -26,8 +26,8 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from helpers.run_history import HistoryShape, generate, write_history  # noqa: E402
-from releasekit.insight.run_record import STATUSES  # noqa: E402
+from helpers.run_history import HistoryShape, generate, write_history
+from releasekit.insight.run_record import STATUSES
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 

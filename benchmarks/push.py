@@ -25,10 +25,10 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from helpers import releases  # noqa: E402
-from helpers.servers import Registry  # noqa: E402
-from releasekit.publishing.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json  # noqa: E402
-from releasekit.publishing.layout_builder import write_blob  # noqa: E402
+from helpers import releases
+from helpers.servers import Registry
+from releasekit.publishing.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json
+from releasekit.publishing.layout_builder import write_blob
 
 
 class _HashingWriter:

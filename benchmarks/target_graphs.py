@@ -25,8 +25,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from replay.arms import ARMS, Agent, shared_install_base  # noqa: E402
-from replay.monorepo import make_history  # noqa: E402
+from replay.arms import ARMS, Agent, shared_install_base
+from replay.monorepo import make_history
 
 
 def main():

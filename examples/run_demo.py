@@ -21,8 +21,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
-from helpers.servers import NginxStore, Registry  # noqa: E402
-from helpers.workspace import BAZEL, Workspace  # noqa: E402
+from helpers.servers import NginxStore, Registry
+from helpers.workspace import BAZEL, Workspace
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 INSIGHT_PAGE = os.path.join(REPO_ROOT, "demo-insight.html")  # kept: open it in a browser

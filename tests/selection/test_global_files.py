@@ -143,7 +143,7 @@ def test_a_changed_scl_file_selects_what_it_changes(scl_workspace, tmp_path):
         if loads.returncode != 0:
             version = subprocess.run([BAZEL, "--version"], capture_output=True, text=True).stdout.strip()
             pytest.skip("the Bazel here ({}) cannot load .scl files; Bazel 7 and later can: {}".format(
-                version, next((l for l in loads.stderr.splitlines() if "ERROR" in l), loads.stderr.strip())[:300]))
+                version, next((line for line in loads.stderr.splitlines() if "ERROR" in line), loads.stderr.strip())[:300]))
         scl_workspace.write("rules/consts.scl", 'SIZE = "medium"\n')
         scl_workspace.commit("medium")
         collector = Collector(scl_workspace.path, bazel=Bazel(scl_workspace.path, command=BAZEL),

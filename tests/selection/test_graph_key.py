@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from helpers.monorepo import (FILES, GRAPH_STORE_LOGIN, change, graph_collect, make_monorepo, record_the_base_graph, reset,
+from helpers.monorepo import (GRAPH_STORE_LOGIN, change, graph_collect, make_monorepo, record_the_base_graph, reset,
                               run_cli)
 from helpers.workspace import BAZEL, Workspace, git
 

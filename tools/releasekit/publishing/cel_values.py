@@ -170,7 +170,8 @@ class IP:
         try:
             self.address = ipaddress.ip_address(text)
         except ValueError as error:
-            raise ValueError("IP Address {!r} parse error during conversion from string: {}".format(text, error))
+            raise ValueError("IP Address {!r} parse error during conversion from string: {}".format(text, error)) \
+                from None
         if self.address.version == 6 and self.address.ipv4_mapped is not None:
             raise ValueError("IPv4-mapped IPv6 address {!r} is not allowed".format(text))
 

@@ -165,7 +165,7 @@ def pin_images(text, references, field_specs, display):
                     for token in yaml.scan(text, Loader=yaml.SafeLoader) if isinstance(token, yaml.ScalarToken)}
     edits = {}
     for node in kube_yaml.compose(text, display):
-        for path, scalar in image_fields(node, specs).values():
+        for _, scalar in image_fields(node, specs).values():
             placeholder = matching_placeholder(scalar.value, references)
             if placeholder:
                 end = scalar.end_mark.index

@@ -160,7 +160,8 @@ class Bazel:
         try:
             return json.loads(text) if text.strip() else {}
         except ValueError as error:
-            raise BazelError("bazel aquery in {} gave an answer that is not JSON ({}).".format(self.workspace, error))
+            raise BazelError("bazel aquery in {} gave an answer that is not JSON ({}).".format(
+                self.workspace, error)) from None
 
     def query_labels(self, expression, universe_scope=None):
         return [line for line in self.query(expression, "label", universe_scope).splitlines() if line.strip()]
