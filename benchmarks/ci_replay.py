@@ -98,7 +98,8 @@ def main():
         origin = os.path.join(workdir, "origin")
         history, repo = make_history(origin, args.services, args.commits, args.seed)
         counts = collections.Counter(kind for _, kind, _ in history[1:])
-        print("seed {}: {} services, {} commits; the mix (weight: drawn):".format(args.seed, args.services, args.commits))
+        print("seed {}: {} services, {} commits; the mix (weight: drawn):".format(args.seed, args.services,
+                                                                                  args.commits))
         for kind, (weight, meaning) in sorted(MIX.items()):
             print("  {:<16} {:>3}%: {:>2}  {}".format(kind, weight, counts.get(kind, 0), meaning))
         install_base = shared_install_base(workdir, origin)
@@ -183,7 +184,8 @@ def summarize(rows):
         print("  {:<16} {:>2}  {:>7.1f} {:>7.1f} {:>7.1f}   {:>5.1f} tests  {:>4.1f} releases  graph read {}".format(
             kind, len(chosen), *means, per_kind[kind]["tests_run"], per_kind[kind]["releases"],
             per_kind[kind]["graph_read"]))
-    return {"p50_ratio": round(p[one]["p50"] / p[three]["p50"], 2), "p90_ratio": round(p[one]["p90"] / p[three]["p90"], 2),
+    return {"p50_ratio": round(p[one]["p50"] / p[three]["p50"], 2),
+            "p90_ratio": round(p[one]["p90"] / p[three]["p90"], 2),
             "p50_ratio_arm2": round(p[two]["p50"] / p[three]["p50"], 2),
             "p90_ratio_arm2": round(p[two]["p90"] / p[three]["p90"], 2), "percentiles": p, "per_kind": per_kind}
 
@@ -220,7 +222,8 @@ def draw(workdir, out):
     os.makedirs(out, exist_ok=True)
     page = os.path.join(out, "ci-replay.html")
     subprocess.run([sys.executable, ENTRY, "insight", "--history", "file://" + os.path.join(workdir, "history"),
-                    "--out", page, "--json", os.path.join(out, "insight.json"), "--charts", os.path.join(out, "charts")],
+                    "--out", page, "--json", os.path.join(out, "insight.json"), "--charts",
+                    os.path.join(out, "charts")],
                    check=True, capture_output=True)
     return page
 

@@ -50,7 +50,8 @@ def push_with_releasekit(workdir, layout, proxy, index):
     manifest, runfiles = releases.container_release(os.path.join(workdir, "rk{}".format(index)), layout,
                                                     "bench/releasekit{}".format(index), "ci", ["r{}".format(index)])
     config = releases.write_config(os.path.join(workdir, "releasekit.yaml"), proxy.host)
-    env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false",
+    env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT,
+               RELEASEKIT_DIRTY="false",
                XDG_CACHE_HOME=os.path.join(workdir, "cache{}".format(index)))
     result = subprocess.run([sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles],
                             env=env, capture_output=True, text=True)
@@ -61,7 +62,8 @@ def push_with_releasekit(workdir, layout, proxy, index):
 
 
 def push_with_skopeo(workdir, layout, proxy, index):
-    return subprocess.run(["skopeo", "copy", "--quiet", "--retry-times", "3", "--dest-tls-verify=false", "oci:" + layout,
+    return subprocess.run(["skopeo", "copy", "--quiet", "--retry-times", "3", "--dest-tls-verify=false",
+                           "oci:" + layout,
                            "docker://{}/bench/skopeo{}:r{}".format(proxy.host, index, index)],
                           capture_output=True, text=True).returncode == 0
 
@@ -107,7 +109,8 @@ def main():
         }
         print("at a {fault_rate:.0%} fault rate, {layers}-layer image, fresh repository per run: releasekit "
               "{releasekit_completed}/{releases} in {releasekit_s}s sending {releasekit_sent_bytes} bytes; skopeo "
-              "--retry-times 3 {skopeo_completed}/{releases} in {skopeo_s}s sending {skopeo_sent_bytes} bytes".format(**result))
+              "--retry-times 3 {skopeo_completed}/{releases} in {skopeo_s}s sending {skopeo_sent_bytes} "
+              "bytes".format(**result))
         print(json.dumps(result))
     finally:
         for tool in tools.values():

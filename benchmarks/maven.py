@@ -75,7 +75,8 @@ def main():
             version = "1.0.{}".format(round_index)
             manifest, runfiles = releases.jar_release(os.path.join(workdir, "rk{}".format(round_index)), jar,
                                                       "com.example.bench:releasekit:" + version)
-            env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false",
+            env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT,
+                       RELEASEKIT_DIRTY="false",
                        RELEASEKIT_MAVEN_USERNAME=USER, RELEASEKIT_MAVEN_PASSWORD=PASSWORD)
             ours_command = [sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles]
             runs = [lambda command=ours_command, env=env: ours.append(timed(command, env)),
@@ -84,7 +85,8 @@ def main():
                 run()
         for tool in ("releasekit", "maven"):
             for round_index in range(args.rounds):
-                jar_path = store.path("releases/com/example/bench/{0}/1.0.{1}/{0}-1.0.{1}.jar".format(tool, round_index))
+                jar_path = store.path("releases/com/example/bench/{0}/1.0.{1}/{0}-1.0.{1}.jar".format(tool,
+                                                                                                      round_index))
                 assert os.path.getsize(jar_path) == os.path.getsize(jar), jar_path
         result = {
             "benchmark": "maven",

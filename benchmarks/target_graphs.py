@@ -62,7 +62,8 @@ def main():
                     run = agent.run(sha, history[number - 1][0], "2.0.{}".format(version))
                     agent.empty_trash()
                     if (run.graph == "read") != (way == "read"):
-                        raise SystemExit("target_graphs: commit {} ran {} with graph {!r}".format(number, way, run.graph))
+                        raise SystemExit("target_graphs: commit {} ran {} with graph {!r}".format(number, way,
+                                                                                                  run.graph))
                     times[way].append(run.seconds)
             for way in times:
                 medians[way].append(statistics.median(times[way]))

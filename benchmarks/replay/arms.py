@@ -116,8 +116,9 @@ class Agent:
         """A configuration publishing to places of their own in the arm's registry and store."""
         path = os.path.join(self.root, name + ".yaml")
         with open(path, "w") as handle:
-            handle.write("channels:\n  ci: {{registry: 'http://{0}/{2}', maven: '{1}/{2}/maven', deploy: '{1}/{2}/deploy'}}\n"
-                         "target_graphs: '{1}/graphs'\n".format(self.registry.host, self.store.url, name))
+            handle.write("channels:\n  ci: {{registry: 'http://{0}/{2}', maven: '{1}/{2}/maven', deploy: "
+                         "'{1}/{2}/deploy'}}\ntarget_graphs: '{1}/graphs'\n".format(self.registry.host, self.store.url,
+                                                                                    name))
         return path
 
     def environ(self, agent_root, version):
@@ -167,7 +168,8 @@ class Agent:
 
     def _everything(self, environ, logs, one_after_another):
         bep = os.path.join(logs, "test.bep.json")
-        tested = self._bazel(environ, "test", "--keep_going", self.remote_cache, "--build_event_json_file=" + bep, "//...")
+        tested = self._bazel(environ, "test", "--keep_going", self.remote_cache, "--build_event_json_file=" + bep,
+                             "//...")
         if tested.returncode not in (0, 3, 4):
             raise SystemExit("replay: bazel test failed in {}:\n{}".format(self.arm, tested.stderr[-3000:]))
         labels = sorted(set(self._bazel(environ, "query", "tests(//...)").stdout.split()))
@@ -205,17 +207,20 @@ class Agent:
                 with open(record) as handle:
                     records[label] = outcome.record = json.load(handle)
             elif not ok:
-                outcome.reason = "did not build" if result is None else (result.stderr.strip().splitlines() or ["?"])[-1]
+                last = "did not build" if result is None else (result.stderr.strip().splitlines() or ["?"])[-1]
+                outcome.reason = last
             outcomes.append(outcome)
         return records, outcomes
 
     def _dispatch(self, releases, environ, logs):
-        selected = Selection("-", "-", True, [], [Selected(label, "release", ["every release"]) for label in releases], [])
+        selected = Selection("-", "-", True, [], [Selected(label, "release", ["every release"]) for label in releases],
+                             [])
         paths = {kind: os.path.join(logs, kind + ".json") for kind in ("tests", "releases")}
         for kind, path in paths.items():  # no tests: `bazel test //...` ran them, and passed
             with open(path, "w") as handle:
                 json.dump(selected.report(kind), handle)
-        report, _ = self._releasekit(environ, logs, "dispatch", "--tests", paths["tests"], "--releases", paths["releases"])
+        report, _ = self._releasekit(environ, logs, "dispatch", "--tests", paths["tests"], "--releases",
+                                     paths["releases"])
         return _records(report), _outcomes(report)
 
     def _releasekit(self, environ, logs, *args, report=None):
@@ -247,7 +252,8 @@ class Agent:
                        capture_output=True)
         if job == "tests":
             report, _ = self._releasekit(environ, logs, "dispatch", "--tests", paths["tests"], "--shard", shard,
-                                         report=os.path.join(reports, "report-tests-{}.json".format(shard.split("/")[0])))
+                                         report=os.path.join(reports,
+                                                             "report-tests-{}.json".format(shard.split("/")[0])))
         else:
             report, _ = self._releasekit(environ, logs, "dispatch", "--releases", paths["releases"], "--shard", shard,
                                          "--test-reports", reports)

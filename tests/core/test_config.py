@@ -104,15 +104,18 @@ def test_store_overlap_across_kinds_is_refused():
 
 
 def test_sibling_paths_do_not_overlap():
-    parsed = config("channels:\n  ci: {registry: 'r.example.com/prod'}\n  dev: {registry: 'r.example.com/production'}\n")
+    parsed = config("channels:\n  ci: {registry: 'r.example.com/prod'}\n"
+                    "  dev: {registry: 'r.example.com/production'}\n")
     assert parsed.destination("dev", "registry").path == "production"
 
 
 def test_plain_http_refused_unless_loopback_or_insecure():
     with pytest.raises(ConfigError, match="plain HTTP"):
         config("channels:\n  ci: {registry: 'http://r.example.com/prod'}\n")
-    assert config("channels:\n  ci: {registry: 'http://127.0.0.1:5000/prod'}\n").destination("ci", "registry").is_plain_http
-    assert config("channels:\n  ci: {registry: 'http://localhost:5000'}\n").destination("ci", "registry").host == "localhost:5000"
+    loopback = config("channels:\n  ci: {registry: 'http://127.0.0.1:5000/prod'}\n")
+    assert loopback.destination("ci", "registry").is_plain_http
+    localhost = config("channels:\n  ci: {registry: 'http://localhost:5000'}\n")
+    assert localhost.destination("ci", "registry").host == "localhost:5000"
     insecure = config("channels:\n  ci: {registry: {url: 'http://r.example.com/prod', insecure: true}}\n")
     assert insecure.destination("ci", "registry").insecure
 
@@ -174,8 +177,9 @@ def test_dispatch_hands_releases_the_configuration_it_read(tmp_path):
     import sys
 
     original = tmp_path / "releasekit.yaml"
-    original.write_text("channels:\n  ci: {registry: 'registry.example.com/prod', maven: {url: 'https://r.example.com/m', "
-                        "ca_bundle: /etc/ca.pem}}\n  dev: {insecure: true, registry: 'http://10.0.0.5:5000/dev'}\n")
+    original.write_text("channels:\n  ci: {registry: 'registry.example.com/prod', maven: {url: "
+                        "'https://r.example.com/m', ca_bundle: /etc/ca.pem}}\n  dev: {insecure: true, registry: "
+                        "'http://10.0.0.5:5000/dev'}\n")
     read = load_config(str(original), {})
     environ = {RESOLVED_CONFIG_VARIABLE: read.to_json(), "RELEASEKIT_CONFIG": str(tmp_path / "gone.yaml")}
     assert load_config(None, environ) == read

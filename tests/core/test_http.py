@@ -58,7 +58,8 @@ def logged_requests(server, part, count):
     deadline = time.monotonic() + 10
     while True:
         with open(server.request_log) as handle:
-            lines = [line.split()[:4] for line in handle.read().splitlines() if part in line]  # port, method, uri, credentials
+            # port, method, uri, credentials
+            lines = [line.split()[:4] for line in handle.read().splitlines() if part in line]
         if len(lines) >= count or time.monotonic() > deadline:
             return lines
         time.sleep(0.05)

@@ -143,13 +143,13 @@ class NginxStore:
     """A real HTTP PUT store: Debian nginx-light with WebDAV PUT/DELETE/MKCOL; writes need basic auth when a
     username is given. It also serves Bazel's HTTP remote cache protocol (GET and PUT of /ac/ and /cas/).
 
-    Directories answer a GET with nginx's JSON autoindex (the run history lists them). /nolock/ takes PUT and DELETE but
-    answers 405 to MKCOL, as an HTTP store without WebDAV collections does: no lock can be taken there. tls: (certificate,
-    key) PEM paths to serve HTTPS (on the same port).
+    Directories answer a GET with nginx's JSON autoindex (the run history lists them). /nolock/ takes PUT and DELETE
+    but answers 405 to MKCOL, as an HTTP store without WebDAV collections does: no lock can be taken there. tls:
+    (certificate, key) PEM paths to serve HTTPS (on the same port).
     /refusing/, /refusing-400/ and /refusing-403/ answer 409, 400 and 403 to a PUT of a file that exists, as Nexus and
-    Artifactory do on redeploy. /bearer/ takes writes with `Authorization: Bearer <STORE_TOKEN>` only. /elsewhere/ redirects to
-    the same files on a second port (another origin), and /renamed/ to / on this one; requests.log says, per
-    request, whether it carried an Authorization header (never its value).
+    Artifactory do on redeploy. /bearer/ takes writes with `Authorization: Bearer <STORE_TOKEN>` only. /elsewhere/
+    redirects to the same files on a second port (another origin), and /renamed/ to / on this one; requests.log says,
+    per request, whether it carried an Authorization header (never its value).
     """
 
     def __init__(self, workdir, username=None, password=None, tls=None):
@@ -164,7 +164,8 @@ class NginxStore:
         auth = ""
         if username:
             subprocess.run(["htpasswd", "-bc", htpasswd, username, password], check=True, capture_output=True)
-            auth = 'limit_except GET HEAD {{ auth_basic "releasekit test store"; auth_basic_user_file {}; }}'.format(htpasswd)
+            auth = ('limit_except GET HEAD {{ auth_basic "releasekit test store"; auth_basic_user_file {}; '
+                    '}}').format(htpasswd)
         self.process, self.log = _start_nginx(
             workdir, _NGINX_CONFIG.format(workdir=workdir, root=self.root, port=self.port, auth=auth,
                                          elsewhere_port=self.elsewhere_port, token=STORE_TOKEN,

@@ -147,7 +147,8 @@ def test_bad_quarantine_input_is_named(tmp_path):
         parse_config("channels: {ci: {registry: r.example.com/p}}\nhistory: ftp://x\n", "releasekit.yaml")
     config = parse_config("channels: {ci: {registry: r.example.com/p}}\nhistory: s3://ci/history\n"
                           "auto_quarantine: {flakes: 3, broken_after: 4}\ngate: deps\n", "releasekit.yaml")
-    assert config.history.text == "s3://ci/history" and config.auto_quarantine == AutoQuarantine(flakes=3, broken_after=4)
+    assert config.history.text == "s3://ci/history" and config.auto_quarantine == AutoQuarantine(flakes=3,
+                                                                                                 broken_after=4)
     assert config.gate == "deps"
 
 

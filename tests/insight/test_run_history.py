@@ -142,7 +142,8 @@ def test_auto_quarantine_takes_a_real_flaky_test_in_after_two_flakes_and_out_aft
     profile = by_start[0]["profile"]
     assert any("Testing //apps" in step for step, _ in profile["critical_path"]) and profile["slowest_actions"]
 
-    figures, _ = insight_json(workspace, "file://" + workspace.history, tmp_path, window=("--out", str(tmp_path / "p.html")))
+    figures, _ = insight_json(workspace, "file://" + workspace.history, tmp_path,
+                              window=("--out", str(tmp_path / "p.html")))
     assert figures["runs"] == 7 and figures["cache"]["cached"] == 6 and figures["cache"]["tests"] == 14
     page = (tmp_path / "p.html").read_text()  # the page of a real history: its charts, its flaky test, its profile
     assert page.count("<figure class='chart'") >= 6 and FLAKY in page and "Testing //apps" in page
@@ -213,13 +214,15 @@ def test_insight_skips_and_names_corrupt_and_foreign_objects(workspace, tmp_path
     assert skipped == {"20261130T090000Z-cut.json": "not JSON",
                        "20261130T100000Z-foreign.json": "not a releasekit run record",
                        "20261130T110000Z-newer.json": "run record format version 99 (this releasekit reads 1)"}
-    assert "3 objects skipped" in printed.stdout and "skipped runs/2026-11-30/20261130T090000Z-cut.json" in printed.stdout
+    assert "3 objects skipped" in printed.stdout
+    assert "skipped runs/2026-11-30/20261130T090000Z-cut.json" in printed.stdout
 
 
 @pytest.mark.parametrize("trust", ["ca_bundle", "insecure"])
 def test_the_history_entry_keeps_its_tls_settings_for_the_record_the_quarantine_and_insight(workspace, tmp_path, trust):
     """history: {url: https://..., ca_bundle: ...} (or insecure: true). Before: the entry was handed on as its URL and
-    parsed again, without its TLS settings: no run was written, --quarantine auto quarantined nothing, insight failed."""
+    parsed again, without its TLS settings: no run was written, --quarantine auto quarantined nothing, insight
+    failed."""
     ca, certificate, key = make_certificates(str(tmp_path))
     server = NginxStore(str(tmp_path / "nginx"), TEST_USER, TEST_PASSWORD, tls=(certificate, key))
     try:

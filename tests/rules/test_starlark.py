@@ -1,5 +1,5 @@
-"""The Starlark: analysis tests (skylib analysistest) run with real Bazel in this repository's workspace, its bzl_library
-targets, and what loading the rules needs."""
+"""The Starlark: analysis tests (skylib analysistest) run with real Bazel in this repository's workspace, its
+bzl_library targets, and what loading the rules needs."""
 
 import os
 

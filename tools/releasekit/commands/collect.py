@@ -38,8 +38,9 @@ def run(args):
 
 def select(args, head, context, stopping=None):
     """The selection, its notes and counts printed. context(): the command's RunContext (the target graphs' store),
-    asked for only when the selection may read recorded target graphs. stopping: a list to put the thread stopping the base revision's Bazel server in, for a command that goes on
-    working meanwhile (and joins it); without it, the server is stopped before returning."""
+    asked for only when the selection may read recorded target graphs. stopping: a list to put the thread stopping
+    the base revision's Bazel server in, for a command that goes on working meanwhile (and joins it); without it, the
+    server is stopped before returning."""
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
 

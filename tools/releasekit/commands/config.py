@@ -19,5 +19,6 @@ def run(args):
     print("config: {}".format(config.source))
     for channel, destinations in sorted(config.channels.items()):
         for kind, destination in sorted(destinations.items()):
-            print("  {}.{}: {}{}".format(channel, kind, destination.text, " (insecure)" if destination.insecure else ""))
+            print("  {}.{}: {}{}".format(channel, kind, destination.text,
+                                         " (insecure)" if destination.insecure else ""))
     return 0

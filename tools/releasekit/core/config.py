@@ -5,7 +5,7 @@
       dev: {registry: "registry.example.com/dev",  maven: "https://repo.example.com/snapshots"}
 
     history: "s3://ci-history/main"            # optional: where CI runs append their reports
-    target_graphs: "s3://ci-cache/graphs"      # optional: where collect records target graphs (selection/target_graphs.py)
+    target_graphs: "s3://ci-cache/graphs"      # optional: where collect records target graphs (target_graphs.py)
     auto_quarantine: {flakes: 2, window: 30, clean_runs: 5, broken_after: 2}   # optional: --quarantine auto's
     gate: all                                  # optional: all (the default) or deps; see run_policy.py
 

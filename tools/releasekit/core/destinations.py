@@ -118,7 +118,8 @@ def parse_entry(value, kind, channel, source, channel_insecure=False, where=None
     """A releasekit.yaml entry: a URL, or a mapping {url, insecure, ca_bundle}."""
     url, insecure, ca_bundle = value, channel_insecure, None
     if isinstance(value, dict):
-        url, insecure, ca_bundle = value.get("url"), bool(value.get("insecure", channel_insecure)), value.get("ca_bundle")
+        url, ca_bundle = value.get("url"), value.get("ca_bundle")
+        insecure = bool(value.get("insecure", channel_insecure))
     if kind == REGISTRY:
         return parse_registry(url, channel, insecure, ca_bundle, source)
     return parse_store(url, kind, channel, insecure, ca_bundle, source, where)

@@ -54,9 +54,10 @@ class QuarantinePlan:
             decision = by_label.get(outcome.label) or quarantine.Decision(outcome.label, True, "file", "quarantined")
             verdict = quarantine.broken(decision, streak, self.policy)
             if verdict is None:
-                lines.append("quarantine: {} failed every attempt, at {} consecutive commit{} (broken at {}): a failure "
-                             "that holds back the releases it gates; quarantined, it does not fail the run".format(
-                                 outcome.label, len(streak), "" if len(streak) == 1 else "s", self.policy.broken_after))
+                lines.append("quarantine: {} failed every attempt, at {} consecutive commit{} (broken at {}): a "
+                             "failure that holds back the releases it gates; quarantined, it does not fail the "
+                             "run".format(outcome.label, len(streak), "" if len(streak) == 1 else "s",
+                                          self.policy.broken_after))
                 continue
             outcome.quarantined = False
             outcome.reason = verdict.reason

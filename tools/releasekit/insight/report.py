@@ -59,8 +59,9 @@ def compute(settings, since=None, until=None, compare_at=None):
 def write_insight(settings, since, until, compare_at, html_path, json_path, charts_dir=None):
     """Write the page, the JSON, and each chart as its own SVG file (for a README); the lines to show."""
     figures = compute(settings, since, until, compare_at)
-    lines = ["{} run{} from {}{}".format(figures["runs"], "" if figures["runs"] == 1 else "s", figures["history"], ", {} objects skipped".format(
-        len(figures["skipped_objects"])) if figures["skipped_objects"] else "")]
+    skipped = len(figures["skipped_objects"])
+    lines = ["{} run{} from {}{}".format(figures["runs"], "" if figures["runs"] == 1 else "s", figures["history"],
+                                         ", {} objects skipped".format(skipped) if skipped else "")]
     wall = figures["wall_seconds"]
     if figures["runs"]:
         lines.append("wall time: P50 {p50:.1f}s  P90 {p90:.1f}s  P99 {p99:.1f}s".format(**wall))

@@ -56,7 +56,8 @@ def relation(workspace, recorded, commit):
             why = ("the shallow checkout, deepened by {} commits, does not show how they relate".format(
                 sum(DEEPEN_STEPS)) if fetched else "the shallow checkout lacks their history and {} could not "
                 "be fetched from".format(REMOTE))
-            return Answer(UNKNOWN, "cannot tell whether {} descends from {}: {}".format(commit[:12], recorded[:12], why))
+            return Answer(UNKNOWN,
+                          "cannot tell whether {} descends from {}: {}".format(commit[:12], recorded[:12], why))
         return answer
     except ReleasekitError as error:
         return Answer(UNKNOWN, "cannot tell whether {} descends from {}: {}".format(commit[:12], recorded[:12], error))

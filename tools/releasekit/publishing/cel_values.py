@@ -114,8 +114,8 @@ class Quantity:
 
     @classmethod
     def parse(cls, text):
-        match = re.match(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?\Z",
-                         text)
+        match = re.match(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+                         r"(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?\Z", text)
         if not match:
             raise ValueError("quantities must match the regular expression "
                              "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")

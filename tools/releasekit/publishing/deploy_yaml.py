@@ -50,8 +50,8 @@ def _check_images(label, display, index, node, document, specs, placeholders, us
                               "can be pinned in place.".format(where, scalar.value, kube_yaml.field_path(path)))
             used.add(placeholder)
         elif PINNED_MARK not in scalar.value:
-            errors.append("{}: attribute manifests: image '{}' at {} is neither a key of attribute images nor pinned by "
-                          "digest. Map it to a container_release in images, or pin it (name@sha256:...).".format(
+            errors.append("{}: attribute manifests: image '{}' at {} is neither a key of attribute images nor pinned "
+                          "by digest. Map it to a container_release in images, or pin it (name@sha256:...).".format(
                               where, scalar.value, kube_yaml.field_path(path)))
     stray = stray_placeholders(display, index, node, fields, placeholders)
     if stray:
@@ -132,7 +132,8 @@ def _kubernetes_problems(document, version, where):
     except ImportError as error:
         raise DeployInputError(
             "{}: validating Kubernetes YAML needs the kubernetes-validate package in the python3 Bazel actions run "
-            "({}; {}): pip install kubernetes-validate, or set platform to 'generic'.".format(where, sys.executable, error)
+            "({}; {}): pip install kubernetes-validate, or set platform to 'generic'.".format(where, sys.executable,
+                                                                                              error)
         ) from None
     if not isinstance(document, dict) or not document.get("apiVersion") or not document.get("kind"):
         return [((), "a Kubernetes object needs apiVersion and kind")]
@@ -142,9 +143,9 @@ def _kubernetes_problems(document, version, where):
         raise DeployInputError("{}: attribute kubernetes_version: '{}' is not a version kubernetes-validate knows; "
                                "latest is {}.".format(where, version, kubernetes_validate.latest_version())) from None
     except kubernetes_validate.SchemaNotFoundError:
-        raise DeployInputError("{}: attribute manifests: no Kubernetes {} schema for apiVersion '{}' kind '{}'. A custom "
-                               "kind is checked against its CustomResourceDefinition: list the CRD's file in attribute "
-                               "crds, or include the CRD in manifests.".format(
+        raise DeployInputError("{}: attribute manifests: no Kubernetes {} schema for apiVersion '{}' kind '{}'. A "
+                               "custom kind is checked against its CustomResourceDefinition: list the CRD's file in "
+                               "attribute crds, or include the CRD in manifests.".format(
                                    where, version, document.get("apiVersion"), document.get("kind"))) from None
     except kubernetes_validate.ValidationError as error:
         return [(tuple(error.path), error.message)]

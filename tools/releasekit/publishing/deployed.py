@@ -40,7 +40,8 @@ def deployed(label, channel, version, context):
     for placeholder, reference in sorted(summary.get("images", {}).items()):
         host_and_repository, _, digest = reference.partition("@")
         host, _, repository = host_and_repository.partition("/")
-        there = host == registry.host and client.manifest_exists(repository, digest, "repository:{}:pull".format(repository))
+        there = host == registry.host and client.manifest_exists(repository, digest,
+                                                                 "repository:{}:pull".format(repository))
         complete &= there
         lines.append("image {} = {}: {}".format(placeholder, reference, "present" if there else "MISSING"))
     return lines, complete

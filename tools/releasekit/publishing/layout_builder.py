@@ -12,7 +12,8 @@ import shutil
 import tarfile
 
 from releasekit.core.errors import ImageError
-from releasekit.publishing.oci import INDEX_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json, sha256_digest
+from releasekit.publishing.oci import (INDEX_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json,
+                                       sha256_digest)
 
 EPOCH = "1970-01-01T00:00:00Z"
 
@@ -108,7 +109,8 @@ def build_layout(out_dir, files, base_dir=None, entrypoint=None, cmd=None, env=N
     config["rootfs"]["diff_ids"] = list(config["rootfs"].get("diff_ids", [])) + [
         "sha256:" + hashlib.sha256(layer_tar).hexdigest()
     ]
-    config["history"] = list(config.get("history", [])) + [{"created": EPOCH, "created_by": "rules_release image_layout"}]
+    config["history"] = list(config.get("history", [])) + [{"created": EPOCH,
+                                                            "created_by": "rules_release image_layout"}]
     return _write_manifest_and_index(out_dir, config, layers)
 
 

@@ -274,7 +274,8 @@ def publish_release(store, coordinates, version, files, dry_run=False):
     for path, file, digests in plan:
         uploaded += _put_with_checksums(store, path, file, digests)
     merge_metadata(store, coordinates.directory + "/maven-metadata.xml",
-                   lambda existing: artifact_metadata(coordinates, existing, [version], store.describe(coordinates.directory)),
+                   lambda existing: artifact_metadata(coordinates, existing, [version],
+                                                      store.describe(coordinates.directory)),
                    lambda content: version in _listed_versions(content))
     status = "published" if not present else ("already published" if not plan else "completed")
     return MavenResult("{}:{}".format(coordinates.group, coordinates.artifact), version, store.describe(directory),
@@ -307,7 +308,8 @@ def publish_snapshot(store, coordinates, version, files, dry_run=False):
                                     [(f.classifier, f.extension) for f in files], store.describe(metadata_path))
         _put_with_checksums(store, metadata_path, MavenFile("xml", content=content), file_digests(data=content))
     merge_metadata(store, coordinates.directory + "/maven-metadata.xml",
-                   lambda existing: artifact_metadata(coordinates, existing, [version], store.describe(coordinates.directory)),
+                   lambda existing: artifact_metadata(coordinates, existing, [version],
+                                                      store.describe(coordinates.directory)),
                    lambda content: version in _listed_versions(content))
     return MavenResult("{}:{}".format(coordinates.group, coordinates.artifact), name_version,
                        store.describe(directory), written, "published", uploaded)

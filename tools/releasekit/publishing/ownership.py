@@ -90,7 +90,8 @@ def refusals_in_run(releases, config):
                 refused.setdefault(manifest.target, (
                     "{} would publish to {} at {}{}, as {} would: one destination has one owner, so none of them ran "
                     "and nothing of theirs was published. Give each its own {}, or delete the copy.".format(
-                        manifest.release, claim.what, where.text, through, _and(other for other in labels if other != label),
+                        manifest.release, claim.what, where.text, through,
+                        _and(other for other in labels if other != label),
                         claim.what.rsplit(" ", 1)[0])))
     return refused
 

@@ -82,8 +82,9 @@ def summary_line(record):
     """The kind's one line for a release record, and what the release gate has to say about it: pointers left
     alone, and inputs no commit has."""
     said = pointers.notes(record)
-    if record.get("uncommitted_inputs"):
+    uncommitted = record.get("uncommitted_inputs")
+    if uncommitted:
         said.append("took {} that no commit has: {}".format(
-            "1 file" if len(record["uncommitted_inputs"]) == 1 else "{} files".format(len(record["uncommitted_inputs"])),
-            committed_inputs.named(record["uncommitted_inputs"])))
+            "1 file" if len(uncommitted) == 1 else "{} files".format(len(uncommitted)),
+            committed_inputs.named(uncommitted)))
     return kind_named(record["kind"], record["target"]).summary(record) + "".join("; " + note for note in said)

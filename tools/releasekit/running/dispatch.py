@@ -81,9 +81,11 @@ class Dispatcher:
     def _bazel(self, command, labels, extra, bep):
         if self.options.profile:
             extra = extra + ["--profile=" + self._profile_path(command)]
-        args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags, "--", *labels]
+        args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags, "--",
+                *labels]
         # Bazel writes its client environment into the build event file: it never sees the publishers' credentials.
-        process = self.bazel.run(args, env=without_secrets(os.environ if self.options.environ is None else self.options.environ))
+        environ = os.environ if self.options.environ is None else self.options.environ
+        process = self.bazel.run(args, env=without_secrets(environ))
         with open(os.path.join(self.report_dir, "bazel-{}.log".format(command)), "w") as handle:
             handle.write(process.stdout + process.stderr)
         if process.returncode not in (0, 1, 3, 4) and not os.path.exists(bep):
@@ -109,7 +111,8 @@ class Dispatcher:
         if not labels:
             return []
         bep = os.path.join(self.report_dir, "tests.bep.json")
-        extra = ["--flaky_test_attempts={}".format(self.options.flaky_test_attempts)] if self.options.flaky_test_attempts else []
+        attempts = self.options.flaky_test_attempts
+        extra = ["--flaky_test_attempts={}".format(attempts)] if attempts else []
         started = time.monotonic()
         for label in labels:
             self.progress.started(label)
@@ -283,7 +286,8 @@ class Dispatcher:
         if not paths or not paths[0]:
             return None
         try:
-            return forkserver.ForkServer(os.path.realpath(paths[0][0]), os.path.join(self.report_dir, "fork-server.log"))
+            return forkserver.ForkServer(os.path.realpath(paths[0][0]),
+                                         os.path.join(self.report_dir, "fork-server.log"))
         except OSError as error:
             log.info("releases run as their own executables: %s", error)
             return None

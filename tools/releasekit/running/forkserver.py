@@ -123,7 +123,8 @@ class StartWhenBuilt:
     """
 
     def __init__(self, build_events_path, releases, executable_of, log_path):
-        self.path, self.releases, self.executable_of, self.log_path = build_events_path, set(releases), executable_of, log_path
+        self.path, self.releases = build_events_path, set(releases)
+        self.executable_of, self.log_path = executable_of, log_path
         self.server = None
         self._bazel_done = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="fork-server-start", daemon=True)

@@ -83,7 +83,8 @@ def _github_actions(shard_list, base, head, releasekit, install):
          "with": {"pattern": "releasekit-report-*", "merge-multiple": True, "path": REPORTS,
                   "run-id": "${{ steps.previous.outputs.run-id }}", "github-token": "${{ github.token }}"}},
     ]
-    setup = [{"uses": "actions/checkout@v4", "with": {"fetch-depth": 0}}, {"name": "Install releasekit", "run": install}]
+    setup = [{"uses": "actions/checkout@v4", "with": {"fetch-depth": 0}},
+             {"name": "Install releasekit", "run": install}]
     matrix = {"include": [{"shard": s, "index": int(s.split("/")[0])} for s in shard_list]}
 
     this_runs_tests = [

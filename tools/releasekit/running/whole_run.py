@@ -67,9 +67,9 @@ def _check_the_gate_can_learn(settings, tests, releases):
     if not releases or settings.gate is None or settings.test_reports:
         return
     if settings.shard:
-        raise UsageError("--shard {} runs a share of the releases, and a share of the tests says nothing of the others: "
-                         "pass --test-reports DIR, the reports of every test shard of this commit (the pipelines "
-                         "`releasekit pipeline` writes do). Nothing was run.".format(settings.shard))
+        raise UsageError("--shard {} runs a share of the releases, and a share of the tests says nothing of the "
+                         "others: pass --test-reports DIR, the reports of every test shard of this commit (the "
+                         "pipelines `releasekit pipeline` writes do). Nothing was run.".format(settings.shard))
     if tests is None:
         raise UsageError("dispatch --releases publishes only what passed its tests: pass --tests (the selection "
                          "collect wrote; this run tests it first) or --test-reports DIR (reports of the runs that "

@@ -1,4 +1,5 @@
-"""Running `bazel query`, `bazel cquery` and `bazel aquery` in one workspace; query_answers.py reads what they answer."""
+"""Running `bazel query`, `bazel cquery` and `bazel aquery` in one workspace; query_answers.py reads what they
+answer."""
 
 import os
 import re

@@ -57,7 +57,8 @@ class Collector:
         if head_commit != checked_out:
             raise UsageError(
                 "--head {} is not the checked-out commit ({}); Bazel reads the working tree, so check out "
-                "{} first, or pass --head WORKTREE to use the working tree as it is.".format(head, checked_out[:12], head)
+                "{} first, or pass --head WORKTREE to use the working tree as it is.".format(head, checked_out[:12],
+                                                                                             head)
             )
         has_tracked_changes = self.repo.start_tracked_changes_check()
 
@@ -74,7 +75,10 @@ class Collector:
         return self.repo.read_at(gitrepo.WORKTREE, path)
 
     def package_at_head(self, path):
-        return change_kinds.enclosing_package(path, lambda build_file: os.path.isfile(os.path.join(self.workspace, build_file)))
+        def exists(build_file):
+            return os.path.isfile(os.path.join(self.workspace, build_file))
+
+        return change_kinds.enclosing_package(path, exists)
 
     def _package_at_base(self, base_commit, path):
         if base_commit not in self._base_listings:
@@ -175,7 +179,8 @@ class Collector:
         for reached in rc_reaches:  # bazelrc_reach.Reached
             if reached.note:
                 selection.notes.append(reached.note)
-            selecting.add(self.bazel, selection, reached.targets, {label: {reached.reason} for label in reached.targets},
+            selecting.add(self.bazel, selection, reached.targets,
+                          {label: {reached.reason} for label in reached.targets},
                           reached.tests_only)
 
     def _judge_global_files(self, selection, base_commit, files, hits):
@@ -232,7 +237,8 @@ class Collector:
         """Packages whose BUILD files load (transitively) one of these .bzl or .scl files, with the files."""
         expression = "rbuildfiles({})".format(", ".join(quote(p) for p in sorted(set(starlark_paths))))
         build_files = self.bazel.query_labels(expression, universe_scope="//...")
-        return {graph.package_of(label): sorted(set(starlark_paths)) for label in build_files if not label.startswith("@")}
+        return {graph.package_of(label): sorted(set(starlark_paths))
+                for label in build_files if not label.startswith("@")}
 
     def _query_dependents(self, selection, base_commit, same_globals, file_seeds, rule_seeds, bzl_packages,
                           rule_classes=()):
@@ -284,10 +290,12 @@ class Collector:
             return targets, implemented
         kept = selecting.reaching(targets, set(other_seeds) | differing)
         if len(differing) < len(compared):
-            selection.notes.append("{}: {} of {} targets of the rule classes it reaches, or depending on them, have the "
-                                   "same actions at both revisions".format(", ".join(files), len(compared) - len(differing),
+            selection.notes.append("{}: {} of {} targets of the rule classes it reaches, or depending on them, have "
+                                   "the same actions at both revisions".format(", ".join(files),
+                                                                               len(compared) - len(differing),
                                                                           len(compared)))
-        return {label: target for label, target in targets.items() if label in kept}, {label: files for label in differing}
+        kept_targets = {label: target for label, target in targets.items() if label in kept}
+        return kept_targets, {label: files for label in differing}
 
     def _fill_selection(self, selection, targets, file_seeds, rule_seeds, implemented=None):
         """The selection from the targets that reach the seeds (rdeps), with the reasons each is selected for.

@@ -63,7 +63,8 @@ class GraphStore:
             return decode_query_proto(answer, external_inputs=True), "read the target graph recorded at {} ({})".format(
                 str(facts.get("commit", "?"))[:12], self.describe(key))
         except (OSError, EOFError, ValueError, ReleasekitError) as error:
-            return None, "the target graph at {} is not usable ({}); Bazel loads the graph".format(self.describe(key), error)
+            return None, "the target graph at {} is not usable ({}); Bazel loads the graph".format(self.describe(key),
+                                                                                                   error)
 
     def exists(self, key):
         try:
@@ -73,7 +74,8 @@ class GraphStore:
 
     def write(self, key, answer, commit):
         """Record Bazel's answer to GRAPH_QUERY under key; a note. Never raises: a run never fails for its record."""
-        header = json.dumps({"format": FORMAT, "key": key, "commit": commit, "sha256": hashlib.sha256(answer).hexdigest()})
+        header = json.dumps({"format": FORMAT, "key": key, "commit": commit,
+                             "sha256": hashlib.sha256(answer).hexdigest()})
         try:
             self.store.put(_object_name(key), gzip.compress(header.encode("utf-8") + b"\n" + answer, 6),
                            if_none_match=True)

@@ -51,7 +51,8 @@ class HttpStore:
         if response.status_code == 401:
             raise AuthError(
                 "{}: the store {} refused the credentials ({}; HTTP 401). Set {} or check them.".format(
-                    what, self.describe(), self.credentials.source if self.credentials.source != "anonymous" else "none",
+                    what, self.describe(),
+                    self.credentials.source if self.credentials.source != "anonymous" else "none",
                     store_variables_hint(self.destination.kind)))
         return response
 

@@ -41,7 +41,8 @@ class ArtifactKind:
 
     def summary(self, record):
         """One line for the terminal and the CI log."""
-        return "{} {} in {:.2f}s".format(record["release"], record.get("status", "published"), record["duration_seconds"])
+        return "{} {} in {:.2f}s".format(record["release"], record.get("status", "published"),
+                                         record["duration_seconds"])
 
     def claims(self, manifest):
         """The places a CI release of this kind publishes to (ownership.Claim: a releasekit.yaml destination kind and
@@ -96,7 +97,7 @@ class Release:
         return self.context.open_store(destination)
 
     def guard_store(self, destination, store):
-        """The channel marker check (CI claims the store; dev refuses a store CI claimed); returns the dry run's note."""
+        """The channel marker check (CI claims the store; dev refuses a store CI claimed); the dry run's note."""
         return channel_marker.guard_store(self.channel, destination, store, self.open_store, dry_run=self.dry_run)
 
     def version(self):

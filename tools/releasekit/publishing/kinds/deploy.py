@@ -79,7 +79,8 @@ class DeployKind(ArtifactKind):
             with open(path, encoding="utf-8", newline="") as handle:  # the reviewed text, line endings and all
                 text = handle.read()
             try:
-                pinned = deploy_yaml.pin_images(text, references, fields.get("image_fields", []), os.path.basename(path))
+                pinned = deploy_yaml.pin_images(text, references, fields.get("image_fields", []),
+                                                os.path.basename(path))
             except DeployError as error:
                 raise DeployError("{}: {}".format(release.manifest.release, error)) from None
             files.append((os.path.basename(path), pinned.encode("utf-8")))

@@ -47,5 +47,6 @@ class FileKind(ArtifactKind):
     def summary(self, record):
         return "{} {} {} {} ({}, sha256 {}) to {} ({} uploaded) in {:.2f}s{}".format(
             record["release"], record["status"], record["file"], record["version"], human_bytes(record["size"]),
-            record["sha256"][:12], record["location"], human_bytes(record["bytes_uploaded"]), record["duration_seconds"],
+            record["sha256"][:12], record["location"], human_bytes(record["bytes_uploaded"]),
+            record["duration_seconds"],
             dry_run_note(record))
