@@ -116,11 +116,23 @@ def test_the_example_bundle_publishes_through_bazel(example_workspace, nginx, mo
     assert store.read("prod", "services/fleet/fleet_bundle/latest") == (head + "\n").encode()
 
 
+def register_kind(tmp_path, monkeypatch, distribution, files, entry_point):
+    """A package on sys.path that declares a releasekit.kinds entry point, as `pip install` of it would. files:
+    {path below site-packages: text}."""
+    package = tmp_path / "site"
+    for path, text in files.items():
+        (package / path).parent.mkdir(parents=True, exist_ok=True)
+        (package / path).write_text(text)
+    info = package / "{}-1.0.dist-info".format(distribution.replace("-", "_"))
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: {}\nVersion: 1.0\n".format(distribution))
+    (info / "entry_points.txt").write_text("[releasekit.kinds]\n{}\n".format(entry_point))
+    monkeypatch.syspath_prepend(str(package))
+
+
 def test_a_kind_registered_through_an_entry_point_publishes_through_the_runner(tmp_path, monkeypatch):
     """A third-party kind: a package that declares a releasekit.kinds entry point and subclasses ArtifactKind."""
-    package = tmp_path / "site"
-    (package / "notes_kind").mkdir(parents=True)
-    (package / "notes_kind" / "__init__.py").write_text(
+    register_kind(tmp_path, monkeypatch, "notes-kind", {"notes_kind/__init__.py": (
         "from releasekit.publishing.kinds import ArtifactKind\n\n"
         "class NotesKind(ArtifactKind):\n"
         "    name = 'notes'\n\n"
@@ -130,12 +142,7 @@ def test_a_kind_registered_through_an_entry_point_publishes_through_the_runner(t
         "        text = open(release.runfile(release.fields['notes'])).read().upper().encode()\n"
         "        if not release.dry_run:\n"
         "            store.put('notes/' + release.version(), text)\n"
-        "        return {'status': 'published', 'bytes_uploaded': len(text)}\n")
-    info = package / "notes_kind-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: notes-kind\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[releasekit.kinds]\nnotes = notes_kind:NotesKind\n")
-    monkeypatch.syspath_prepend(str(package))
+        "        return {'status': 'published', 'bytes_uploaded': len(text)}\n")}, "notes = notes_kind:NotesKind")
 
     from releasekit.publishing.publisher import PublishOptions, publish as run_release
 
@@ -163,15 +170,10 @@ def test_the_plugin_example_of_the_docs_publishes_versioned_files(tmp_path, monk
 
     text = open(os.path.join(REPO_ROOT, "docs", "extending.md"), encoding="utf-8").read()
     example = re.search(r"<!-- plugin-example -->\n```python\n(.*?)```", text, re.DOTALL).group(1)
-    package = tmp_path / "site"
-    (package / "rules_helm_release").mkdir(parents=True)
-    (package / "rules_helm_release" / "__init__.py").write_text("")
-    (package / "rules_helm_release" / "kind.py").write_text(example)
-    info = package / "rules_helm_release-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rules-helm-release\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[releasekit.kinds]\nhelm_chart = rules_helm_release.kind:HelmChartKind\n")
-    monkeypatch.syspath_prepend(str(package))
+    name, target = re.search(r'\[project.entry-points."releasekit.kinds"\]\n(\w+) = "([^"]+)"', text).groups()
+    module = target.split(":")[0].replace(".", "/") + ".py"
+    register_kind(tmp_path, monkeypatch, "rules-helm-release", {"rules_helm_release/__init__.py": "", module: example},
+                  "{} = {}".format(name, target))
     runfiles = tmp_path / "runfiles" / "ws"
     runfiles.mkdir(parents=True)
     manifest = runfiles / "chart.ci.release.json"
