@@ -14,4 +14,5 @@ COMMANDS = (publish, collect, explain, dispatch, ci, pr, pipeline, deployed, ins
 def main(argv=None):
     """The process entry point (console script, `python -m releasekit`, releasekit_entry.py)."""
     started = time.time()  # a CI run's wall time starts here, collect included
-    return run_command(build_parser(COMMANDS), sys.argv[1:] if argv is None else argv, started=started)
+    argv = sys.argv[1:] if argv is None else argv
+    return run_command(build_parser(COMMANDS, argv), argv, started=started)

@@ -21,8 +21,9 @@ _PIP_NAMES = {"yaml": "pyyaml", "kubernetes_validate": "kubernetes-validate", "r
               "re2": "google-re2", "celpy": "cel-python"}
 
 
-def build_parser(modules):
-    """The parser of these command modules, in this order."""
+def build_parser(modules, argv=None):
+    """The parser of these command modules, in this order. argv: when it names a command, only that command's
+    arguments are declared (the others are listed): a build action or a release does not pay for the rest."""
     parser = argparse.ArgumentParser(prog="releasekit", description="Select, run and publish what a change "
                                      "affects; see how CI runs. Build actions are what the rules run.")
     parser.add_argument("--version", action="version", version="releasekit " + __version__)
@@ -32,10 +33,13 @@ def build_parser(modules):
     # --verbose is accepted after the command too; SUPPRESS keeps a subcommand from resetting it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    chosen = next((arg for arg in argv or () if not arg.startswith("-")), None)
+    named = chosen in {module.NAME for module in modules}
     for module in modules:
         help_text = ("build action: " if getattr(module, "BUILD_ACTION", False) else "") + module.HELP
         command = commands.add_parser(module.NAME, parents=[common], help=help_text, description=module.__doc__)
-        module.add_arguments(command)
+        if not named or module.NAME == chosen:
+            module.add_arguments(command)
         command.set_defaults(run=module.run)
     return parser
 
@@ -43,7 +47,7 @@ def build_parser(modules):
 def run_command(parser, argv, started=None):
     """Parse argv, run the chosen command, and return its exit code. args.started: when the process began its
     command (seconds since the epoch)."""
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # argparse's own errors and --help exit here, with status 2 and 0
     args.started = started
     configure_logging(args.verbose)
     try:

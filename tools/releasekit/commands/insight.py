@@ -2,8 +2,7 @@
 
 import os
 
-from releasekit.commands.options import config_option
-from releasekit.core.stores.schemes import examples as store_urls
+from releasekit.commands.options import config_option, store_urls
 
 NAME = "insight"
 HELP = "P50/P90 of CI runs, slowest targets, flaky tests, lead time: from the history"

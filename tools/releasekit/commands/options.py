@@ -4,8 +4,6 @@ help, from the one table (core/environment.py). The flag wins over the variable,
 import argparse
 
 from releasekit.core import environment
-from releasekit.core.run_policy import GATE_MODES
-from releasekit.core.stores.schemes import examples as store_urls
 
 
 def add_option(parser, *flags, variable=None, **kwargs):
@@ -33,6 +31,13 @@ def selection_options(parser, head=True):
     workspace_options(parser)
 
 
+def store_urls():
+    """How --help shows a store URL: from the registry of schemes, imported only for the commands that take one."""
+    from releasekit.core.stores.schemes import examples
+
+    return examples()
+
+
 def graph_options(parser):
     parser.add_argument("--target-graphs", metavar="URL",
                         help="read and record target graphs here, so that a change to source files alone needs no "
@@ -43,6 +48,8 @@ def graph_options(parser):
 
 
 def gate_options(parser):
+    from releasekit.core.run_policy import GATE_MODES
+
     parser.add_argument("--gate", choices=sorted(GATE_MODES), help="all: a release needs every test of the run to "
                         "pass; deps: it needs every test that shares a dependency with it to pass (default: "
                         "releasekit.yaml's gate, then all)")

@@ -1,12 +1,12 @@
 """releasekit pipeline: a sharded pipeline for Buildkite or GitHub Actions, test shards before release shards."""
 
-from releasekit.running.pipeline import ENGINES
-
 NAME = "pipeline"
 HELP = "emit a sharded pipeline for Buildkite or GitHub Actions"
 
 
 def add_arguments(parser):
+    from releasekit.running.pipeline import ENGINES
+
     parser.add_argument("--format", required=True, choices=sorted(ENGINES))
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--base", default="$BASE_COMMIT", help="the base revision the steps collect from")

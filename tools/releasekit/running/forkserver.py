@@ -246,7 +246,7 @@ def _release(request, fds):
         from releasekit.core.environment import STARTED_FD
 
         os.environ[STARTED_FD.name] = str(started_fd)
-        code = run_command(build_parser([publish]), request["argv"])
+        code = run_command(build_parser([publish], request["argv"]), request["argv"])
     except SystemExit as error:  # argparse's own exits
         code = error.code if isinstance(error.code, int) else 1
     except BaseException as error:  # the release's own last line of defence already ran; this is the server's
