@@ -149,7 +149,8 @@ class NginxStore:
     /refusing/, /refusing-400/ and /refusing-403/ answer 409, 400 and 403 to a PUT of a file that exists, as Nexus and
     Artifactory do on redeploy. /bearer/ takes writes with `Authorization: Bearer <STORE_TOKEN>` only. /elsewhere/
     redirects to the same files on a second port (another origin), and /renamed/ to / on this one; requests.log says,
-    per request, whether it carried an Authorization header (never its value).
+    per request, whether it carried an Authorization header (never its value), and its bytes: the body sent back, the
+    body received (Content-Length) and the whole request received.
     """
 
     def __init__(self, workdir, username=None, password=None, tls=None):
@@ -201,7 +202,8 @@ error_log {workdir}/error.log warn;
 events {{ worker_connections 128; }}
 http {{
   map $http_authorization $with_credentials {{ "" no; default yes; }}
-  log_format credentials '$server_port $request_method $uri credentials=$with_credentials status=$status via=$http_via';
+  log_format credentials '$server_port $request_method $uri credentials=$with_credentials status=$status via=$http_via '
+                         'sent=$body_bytes_sent body=$content_length received=$request_length';
   access_log {workdir}/requests.log credentials;
   client_body_temp_path {workdir}/tmp;
   client_max_body_size 0;

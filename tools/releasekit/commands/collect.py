@@ -36,16 +36,20 @@ def run(args):
     return 0
 
 
-def select(args, head, context, stopping=None):
+def select(args, head, context, stopping=None, cost=None):
     """The selection, its notes and counts printed. context(): the command's RunContext (the target graphs' store),
     asked for only when the selection may read recorded target graphs. stopping: a list to put the thread stopping
     the base revision's Bazel server in, for a command that goes on working meanwhile (and joins it); without it, the
-    server is stopped before returning."""
+    server is stopped before returning. cost: the run's core.usage.RunCost, which counts that server's CPU and says
+    whether the agent keeps its servers between runs."""
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
 
+    # On an agent that keeps its workspace's server between runs, the base revision's server is kept too: the next
+    # run that needs it finds it warm, and it reads the base's packages. Elsewhere it stops, while the run goes on.
+    keep_base_server = cost is not None and cost.persistent_agent
     workspace = os.path.abspath(args.workspace)
-    bazel = Bazel(workspace, command=args.bazel)
+    bazel = Bazel(workspace, command=args.bazel, reads_other_checkouts=not keep_base_server)
     graphs = None
     if head != "WORKTREE":
         from releasekit.selection.target_graphs import Prepared
@@ -58,9 +62,12 @@ def select(args, head, context, stopping=None):
     try:
         selection = collector.collect(args.base, head)
     finally:
-        thread = collector.close(wait=stopping is None)
-        if thread is not None:
-            stopping.append(thread)
+        if cost is not None and collector.base_bazel is not None:
+            cost.counted(collector.base_bazel.workspace)
+        if not keep_base_server:
+            thread = collector.close(wait=stopping is None)
+            if thread is not None:
+                stopping.append(thread)
     for note in selection.notes:
         print("note: " + note)
     print("{} changed files: {} tests, {} releases selected ({} bazel queries)".format(

@@ -16,8 +16,10 @@ def add_arguments(parser):
 
 def run(args):
     from releasekit.commands.runs import run_selection, run_settings
+    from releasekit.core.usage import RunCost
     from releasekit.selection.selection_file import load_labels
 
+    cost = RunCost(args.workspace)  # before anything is read: the run's CPU is counted from here
     tests = load_labels(args.tests, "tests") if args.tests else None
     releases = load_labels(args.releases, "releases") if args.releases else []
-    return run_selection(run_settings(args), tests, releases)
+    return run_selection(run_settings(args, cost), tests, releases)

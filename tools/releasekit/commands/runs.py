@@ -7,13 +7,16 @@ import threading
 from releasekit.core.run_context import PUBLISHING, RUNNING, RunContext
 
 
-def run_settings(args, build_only=False):
+def run_settings(args, cost, build_only=False):
     """Every option and releasekit.yaml checked once, before anything runs: a run that publishes checks the channels
-    apart; a build-only run (pr) publishes nothing and does not."""
+    apart; a build-only run (pr) publishes nothing and does not. cost: the run's core.usage.RunCost, begun when the
+    command began."""
     from releasekit.running.whole_run import RunSettings
 
     context = RunContext.load(RUNNING if build_only else PUBLISHING, workspace=args.workspace)
-    return RunSettings.from_arguments(args, context, build_only)
+    settings = RunSettings.from_arguments(args, context, build_only)
+    settings.cost = cost
+    return settings
 
 
 def run_selection(settings, tests, releases):
@@ -29,13 +32,15 @@ def run_selection(settings, tests, releases):
 def collect_and_run(args, head, build_only=False):
     """ci and pr: collect (against head, or the working tree), then run what it selected."""
     from releasekit.commands.collect import select
+    from releasekit.core.usage import RunCost
 
-    settings = run_settings(args, build_only)
+    cost = RunCost(args.workspace)  # the Bazel servers as they are before collect's first query
+    settings = run_settings(args, cost, build_only)
     # Imported while collect waits for Bazel's answer, not between it and the tests.
     threading.Thread(target=_import_what_runs_need, name="imports", daemon=True).start()
     stopping = []  # the base revision's server stops while the tests run
     try:
-        selection = select(args, head, lambda: settings.context, stopping)
+        selection = select(args, head, lambda: settings.context, stopping, cost)
         return run_selection(settings, [t.label for t in selection.tests], [t.label for t in selection.releases])
     finally:
         for thread in stopping:

@@ -6,5 +6,6 @@ destinations (destinations, hosts), the stores and their one registry of schemes
 versions (versioning), the error tree (errors), redaction of secrets (redact), HTTP with the retry policy (http),
 programs started (process), JSON files written atomically (jsonio), the table of RELEASEKIT_* variables
 (environment), what the CI engine says of the run (ci_context), the release gate and quarantine settings
-(run_policy), and the start-up signal a release sends dispatch (startup).
+(run_policy), the start-up signal a release sends dispatch (startup), and the CPU a run costs, its own and its Bazel
+servers' (usage).
 """

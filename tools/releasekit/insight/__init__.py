@@ -6,5 +6,6 @@ core/stores whose HTTP servers serve directory indexes). Out: one immutable hist
 history.py), the quarantine set `--quarantine auto` derives from the history with the evidence for each decision
 (quarantine.py), and `releasekit insight`: P50/P90/P99 of run wall time per day and week, before and after a date
 or commit, slowest targets and their trend, critical paths, cache hit rate, flaky tests and release lead time
-(statistics.py), drawn into one self-contained HTML page (report_page.py).
+(statistics.py), CPU per run and per release where runs measured it (cpu_figures.py), drawn into one
+self-contained HTML page (report_page.py).
 """

@@ -65,6 +65,9 @@ def write_insight(settings, since, until, compare_at, html_path, json_path, char
     wall = figures["wall_seconds"]
     if figures["runs"]:
         lines.append("wall time: P50 {p50:.1f}s  P90 {p90:.1f}s  P99 {p99:.1f}s".format(**wall))
+    if figures["cpu"]["runs"]:
+        lines.append("CPU per run: P50 {p50_seconds:.1f}s  P90 {p90_seconds:.1f}s ({runs} runs measured it)".format(
+            **figures["cpu"]))
     if figures["runs"]:
         outcomes = figures["outcomes"]
         lines.append("outcomes: {} green, {} red; {} releases held back in {} runs".format(

@@ -37,6 +37,7 @@ def render(figures):
     parts += _flaky(figures)
     parts += _lead_time(figures, unit, scale)
     parts += _critical_paths(figures)
+    parts += _cpu(figures)
     if figures["skipped_objects"]:
         parts.append("<h2>Skipped objects</h2><p>Objects in the history that are not run records this releasekit "
                      "reads:</p>")
@@ -218,6 +219,41 @@ def _critical_paths(figures):
                                                        _duration(path["wall_seconds"])))
         parts.append(_table(["critical path step", "seconds"], path["critical_path"]))
     return parts
+
+
+def _cpu(figures):
+    """CPU per run and per release, where the runs measured it (older records did not)."""
+    cpu = figures.get("cpu") or {}
+    parts = ["<h2>CPU</h2>"]
+    if not cpu.get("runs") and not cpu.get("targets"):
+        return parts + ["<p>No run in the window measured its CPU.</p>"]
+    groups = cpu.get("per_command", [])
+    if groups:
+        parts.append("<p>{} of {} runs measured their CPU (releasekit's processes and the Bazel servers they used): "
+                     "P50 {}, P90 {} per run.</p>".format(cpu["runs"], figures["runs"], _duration(cpu["p50_seconds"]),
+                                                         _duration(cpu["p90_seconds"])))
+        parts.append(_table(["command", "runs", "P50", "P90", "releasekit (mean)", "Bazel servers (mean)",
+                             "cores busy"], [[g["command"], g["runs"], _duration(g["p50_seconds"]),
+                                              _duration(g["p90_seconds"]), _optional(g["mean_releasekit_seconds"]),
+                                              _optional(g["mean_bazel_seconds"]), g["cores_busy"]] for g in groups]))
+        chart = _chart("cpu-per-run", "CPU seconds per run, P50 and P90 per command")
+        width = 0.8 / len(groups)
+        for number, group in enumerate(groups):
+            chart.axes.bar([p + (number - (len(groups) - 1) / 2) * width for p in (0, 1)],
+                           [group["p50_seconds"], group["p90_seconds"]], width, label=group["command"])
+        chart.axes.set_xticks([0, 1], ["P50", "P90"])
+        chart.axes.set_ylabel("CPU seconds")
+        chart.axes.legend()
+        parts.append(chart.svg("CPU seconds per run, per command"))
+    if cpu.get("targets"):
+        parts.append("<p>The releases that cost the most CPU (their process and its children, per run):</p>")
+        parts.append(_table(["target", "runs", "mean CPU"], [[t["label"], t["runs"], _duration(t["mean_cpu_seconds"])]
+                                                             for t in cpu["targets"]]))
+    return parts
+
+
+def _optional(seconds):
+    return "-" if seconds is None else _duration(seconds)
 
 
 class _chart:

@@ -7,7 +7,8 @@ two thousand targets read in seconds.
      "targets": {"labels": [...], "kinds": "TTR", "statuses": "PKR", "other_statuses": {"7": "incomplete"},
                  "seconds": [...], "attempts": [...], "cached": "10-", "quarantined": "010",
                  "finished_at": {"2": 1764600000.5}, "reasons": {"2": "held back (gate all): ..."}},
-     "quarantine": [decisions], "gate": {"mode", "held_back", ...}, "profile": {"critical_path", "slowest_actions"}}
+     "quarantine": [decisions], "gate": {"mode", "held_back", ...}, "profile": {"critical_path", "slowest_actions"},
+     "cpu": {"seconds": 41.2, "releasekit": 3.1, "bazel": 38.1}}
 
 kinds: T test, R release. statuses: one letter per target (STATUS_LETTERS), X with the status in other_statuses.
 cached: 1 from a cache, 0 executed, - not known. finished_at: releases, seconds since the epoch. reasons: why a
@@ -15,6 +16,9 @@ release did not publish. What the run's results are the results of, so that quar
 failure at the same inputs) from a regression: ci (the CI variable was true), dirty (the checkout had changes or
 files git does not track), tree (the commit's tree, when clean), flags (a digest of the Bazel flags the run
 passed), platform (operating system and machine).
+Optional, absent from older records (readers take them where they are): "cpu", the run's CPU seconds in all, of
+releasekit's processes and of the Bazel servers (None where they could not be read; see core/usage.py); and the
+targets' "cpu_seconds" column, a release's process and children (null for tests and where unknown).
 """
 
 import datetime
@@ -35,7 +39,8 @@ STATUSES = {letter: status for status, letter in STATUS_LETTERS.items()}
 
 
 def new_record(command, outcomes, context):
-    """The history object of a run: context has start, end, commit, commit_time, base, shard, exit_code..."""
+    """The history object of a run: context has start, end, commit, commit_time, base, shard, exit_code, and cpu
+    where it was measured."""
     targets = {"labels": [o.label for o in outcomes],
                "kinds": "".join("T" if o.kind == "test" else "R" for o in outcomes),
                "statuses": "".join(STATUS_LETTERS.get(o.status, "X") for o in outcomes),
@@ -46,6 +51,8 @@ def new_record(command, outcomes, context):
                "finished_at": {str(i): o.finished_at for i, o in enumerate(outcomes) if o.finished_at},
                "reasons": {str(i): o.reason for i, o in enumerate(outcomes)
                            if o.kind == "release" and o.reason and o.status not in ("published", "built")}}
+    if any(o.cpu_seconds is not None for o in outcomes):
+        targets["cpu_seconds"] = [o.cpu_seconds for o in outcomes]
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "id": uuid.uuid4().hex, "command": command,
               "machine": socket.gethostname(), "targets": targets}
     record.update(context)

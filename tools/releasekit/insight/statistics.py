@@ -12,6 +12,7 @@ import datetime
 
 import numpy
 
+from releasekit.insight.cpu_figures import CpuFigures
 from releasekit.insight.gate_figures import GateFigures
 from releasekit.insight.run_record import STATUS_LETTERS
 from releasekit.insight.per_test import PerTestWindows
@@ -37,6 +38,7 @@ class Figures:
         self.profiles = []  # (wall, run id, commit, profile)
         self.tests = PerTestWindows(auto_quarantine)
         self.gate = GateFigures()
+        self.cpu = CpuFigures()
         self.cache_per_run = []  # (start, test results known, cached)
         self.skipped = []
 
@@ -89,6 +91,7 @@ class Figures:
             self.profiles.append((record["wall_seconds"], record["id"], record.get("commit"), record["profile"]))
         self.tests.add(record, ids)
         self.gate.add(record)
+        self.cpu.add(record)
 
     def result(self, compare_at=None):
         starts = numpy.array([run[0] for run in self.runs], dtype=numpy.float64)
@@ -114,6 +117,7 @@ class Figures:
         figures["lead_time"] = self._lead_time()
         figures["flaky"] = {"window_runs": self.policy.window, "tests": self.tests.figures(self.labels)}
         figures["outcomes"] = self.gate.result(per_run)
+        figures["cpu"] = self.cpu.result()
         return figures
 
     def _before_after(self, starts, walls, compare_at):

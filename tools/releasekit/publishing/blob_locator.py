@@ -10,6 +10,11 @@ from releasekit.core.jsonio import write_atomic
 log = logging.getLogger(__name__)
 
 
+# Blobs remembered per registry, the most recently pushed kept: the file stays small on an agent that lives for
+# months (every release reads and writes it whole), and a mount source matters most for recent blobs.
+KEPT_PER_REGISTRY = 2000
+
+
 class BlobLocator:
     """Remembers which repositories of a registry hold a blob, to mount instead of uploading.
 
@@ -38,7 +43,9 @@ class BlobLocator:
 
     def remember(self, host, digest, repository):
         with self.lock:
-            repos = self.known.setdefault(host, {}).setdefault(digest, [])
+            blobs = self.known.setdefault(host, {})
+            repos = blobs.pop(digest, [])  # and back in last: the most recent at the end
+            blobs[digest] = repos
             if repository in repos:
                 repos.remove(repository)
             repos.insert(0, repository)
@@ -49,6 +56,9 @@ class BlobLocator:
             return
         try:
             with self.lock:
+                for host, blobs in self.known.items():
+                    if len(blobs) > KEPT_PER_REGISTRY:
+                        self.known[host] = dict(list(blobs.items())[-KEPT_PER_REGISTRY:])
                 data = json.dumps(self.known)
             write_atomic(self.path, data)
         except OSError as error:

@@ -66,7 +66,7 @@ class ForkServer:
             raise OSError("the fork server did not start; see {}".format(log_path))
         self.lock = threading.Lock()
         self.next_id = 0
-        self.exits = {}  # request id -> [threading.Event, exit code]
+        self.exits = {}  # request id -> [threading.Event, exit code, CPU seconds]
         self.reader = threading.Thread(target=self._read_exits, name="fork-server", daemon=True)
         self.reader.start()
 
@@ -77,7 +77,7 @@ class ForkServer:
         with self.lock:
             self.next_id += 1
             request_id = self.next_id
-            self.exits[request_id] = [threading.Event(), None]
+            self.exits[request_id] = [threading.Event(), None, None]
             message = json.dumps({"id": request_id, "argv": argv, "env": environ, "cwd": cwd}).encode("utf-8")
             socket.send_fds(self.socket, [message], [log_fd, started_fd])
         return _Forked(self, request_id)
@@ -98,7 +98,7 @@ class ForkServer:
             answer = json.loads(message)
             with self.lock:
                 waiter = self.exits[answer["id"]]
-            waiter[1] = answer["exit"]
+            waiter[1], waiter[2] = answer["exit"], answer.get("cpu")
             waiter[0].set()
 
     def close(self):
@@ -189,11 +189,24 @@ class _Forked:
 
     def __init__(self, server, request_id):
         self.server, self.request_id = server, request_id
+        self.cpu_seconds = None  # once waited for: the release's CPU (its children's included), as the server saw it
 
     def wait(self):
         waiter = self.server.exits[self.request_id]
         waiter[0].wait()
+        self.cpu_seconds = waiter[2]
         return waiter[1]
+
+
+def wait_with_cpu(launched):
+    """(exit code, CPU seconds of the release and its children, or None) of a launched release: forked by the server,
+    or its own executable (a Popen, waited for here)."""
+    if isinstance(launched, _Forked):
+        code = launched.wait()
+        return code, launched.cpu_seconds
+    _, status, usage = os.wait4(launched.pid, 0)
+    launched.returncode = os.waitstatus_to_exitcode(status)
+    return launched.returncode, round(usage.ru_utime + usage.ru_stime, 3)
 
 
 def serve(descriptor):
@@ -220,11 +233,12 @@ def serve(descriptor):
                 os.close(fd)
             children[pid] = request["id"]
         while children:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
             if pid == 0:
                 break
             try:
-                server.send(json.dumps({"id": children.pop(pid), "exit": os.waitstatus_to_exitcode(status)}).encode())
+                server.send(json.dumps({"id": children.pop(pid), "exit": os.waitstatus_to_exitcode(status),
+                                        "cpu": round(usage.ru_utime + usage.ru_stime, 3)}).encode())
             except OSError:
                 return
 

@@ -55,9 +55,9 @@ class ReleaseRun:
         try:
             self.started_signal.wait()
             events.put(("started up", self))
-            code = self.process.wait()
+            code, cpu_seconds = forkserver.wait_with_cpu(self.process)
             self.outcome = self._outcome(code)
-            self.outcome.forked = self.forked
+            self.outcome.forked, self.outcome.cpu_seconds = self.forked, cpu_seconds
         except Exception as error:  # the scheduler must hear of every release, whatever happens here
             self.outcome = Outcome(self.label, "release", "failed", 0.0, self.log_path,
                                    reason="releasekit could not supervise the release: {}".format(error))

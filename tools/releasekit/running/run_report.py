@@ -32,10 +32,21 @@ class Outcome:
     forked: bool = False  # forked by the fork server rather than run as its own executable
     cached: bool = None  # tests: every attempt's result came from a cache (Bazel's build events say)
     finished_at: float = None  # releases: when it ended, seconds since the epoch (release lead time)
+    cpu_seconds: float = None  # releases: CPU of its process and children (tests: Bazel's build events say nothing)
 
     @property
     def failed(self):
         return self.status in FAILED_STATES
+
+
+def timings(started, marks):
+    """{"started": when the command began (seconds since the epoch), and per phase (select, tests, gate, releases)
+    the seconds it took}: where a run's wall time went, before its reports."""
+    spans, last = {"started": round(started, 3)}, started
+    for phase, ended in marks:
+        spans[phase] = round(max(0.0, ended - last), 3)
+        last = ended
+    return spans
 
 
 def exit_code(outcomes):

@@ -30,6 +30,7 @@ class RunSettings:
     quarantine: list = dataclasses.field(default_factory=list)  # --quarantine: files and auto
     gate: object = None  # run_policy.GateChoice; None: nothing is published (pr)
     test_reports: str = None  # reports of the runs that tested this commit (a sharded pipeline's test shards)
+    cost: object = None  # core.usage.RunCost, begun when the command began
 
     @classmethod
     def from_arguments(cls, args, context, build_only=False):
@@ -83,7 +84,8 @@ def run_selection(settings, tests, releases, progress):
     from releasekit.insight import ci_runs
 
     _check_the_gate_can_learn(settings, tests, releases)
-    lines, started = [], settings.started or time.time()
+    started = settings.started or time.time()
+    marks = [("select", time.time())]  # (phase, when it ended); select: collect (ci, pr) or reading selection files
     workspace = os.path.abspath(settings.workspace)
     bazel = Bazel(workspace, command=settings.bazel_command)
     dispatcher = Dispatcher(workspace, bazel=bazel, options=settings.options, progress=progress,
@@ -104,35 +106,52 @@ def run_selection(settings, tests, releases, progress):
     decision = None
     try:
         outcomes = dispatcher.run_tests(tests, releases)
+        marks.append(("tests", time.time()))
         for line in plan.judge(outcomes, commit):
             progress.note(line)
         if settings.gate is not None:
             decision = _decide(settings, outcomes, releases, bazel, commit)
+        marks.append(("gate", time.time()))
         outcomes += dispatcher.run_releases(releases, decision.held_back if decision else None)
+        marks.append(("releases", time.time()))
     finally:
         dispatcher.close()
     progress.close()
-    lines.append(run_report.summary_table(outcomes))
+    cpu = settings.cost.figures() if settings.cost else None
+    lines = [run_report.summary_table(outcomes)]
     if decision is not None and (releases or decision.notes):
         lines += decision.lines(outcomes)
     code = run_report.exit_code(outcomes) or (1 if decision is not None and decision.fails_run(outcomes) else 0)
+    run = {"commit": commit, "test_run": test_run, "exit_code": code, "timings": run_report.timings(started, marks),
+           "cpu": cpu, "started": started}
+    return code, lines + _write_reports(settings, dispatcher, outcomes, decision, plan, run)
+
+
+def _write_reports(settings, dispatcher, outcomes, decision, plan, run):
+    """The run report, JUnit, and the run's record in the history; the lines to show. run: commit, test_run,
+    exit_code, timings, cpu (or None) and started."""
+    from releasekit.insight import ci_runs
+
     report = settings.report or os.path.join(dispatcher.report_dir, "report.json")
     decisions = [dataclasses.asdict(d) for d in plan.decisions]
     facts = {"shard": settings.shard, "build_only": settings.options.build_only, "quarantine": decisions,
              "gate": decision.report(full=False) if decision else None}
+    if run["cpu"]:
+        facts["cpu"] = run["cpu"]
     run_report.write_report(report, outcomes, dict(facts, gate=decision.report() if decision else None,
-                                                   commit=commit, test_run=test_run, exit_code=code))
+                                                   commit=run["commit"], test_run=run["test_run"],
+                                                   exit_code=run["exit_code"], timings=run["timings"]))
     junit = settings.junit or os.path.join(dispatcher.report_dir, "junit.xml")
     run_report.write_junit(junit, outcomes)
-    lines.append("report: {}  junit: {}".format(report, junit))
+    lines = ["report: {}  junit: {}".format(report, junit)]
     if settings.history and settings.history.destination:
         from releasekit.insight.run_record import flags_digest
 
-        facts.update({"start": started, "end": time.time(), "base": settings.base, "exit_code": code,
-                      "flags": flags_digest(settings.options.bazel_flags)})
+        facts.update({"start": run["started"], "end": time.time(), "base": settings.base,
+                      "exit_code": run["exit_code"], "flags": flags_digest(settings.options.bazel_flags)})
         lines.append(ci_runs.record_run(settings.history, settings.command, outcomes, dispatcher.report_dir,
                                         dispatcher.workspace_environ(), facts))
-    return code, lines
+    return lines
 
 
 def _shard(settings, bazel, tests, releases, progress):

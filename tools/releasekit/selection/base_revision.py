@@ -3,7 +3,9 @@
 The worktree is checked out once per base commit, outside the workspace (or //... would see it), and reused between
 runs. Its packages are read by the workspace's own Bazel server (--package_path) when everything outside the packages
 is the same at both revisions (no WORKSPACE-level file, nothing they load, no rc file differs), sparing a second
-server's start-up; otherwise, or when that answer cannot be trusted, by a server in the worktree itself.
+server's start-up; otherwise, when that answer cannot be trusted, or on an agent that keeps the worktree's own server
+warm between runs (the workspace's then does not read other checkouts: Bazel.reads_other_checkouts), by a server in
+the worktree itself.
 """
 
 import os

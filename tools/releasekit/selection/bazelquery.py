@@ -37,9 +37,12 @@ _EXEC_OUTPUT_RE = re.compile(r"^bazel-out/(host|[^/]*-exec(-[^/]*)?)/")
 class Bazel:
     """One Bazel client for one workspace. The command comes from --bazel, environment.BAZEL, then PATH."""
 
-    def __init__(self, workspace, command=None, environ=None):
+    def __init__(self, workspace, command=None, environ=None, reads_other_checkouts=True):
+        """reads_other_checkouts: False where the server must keep the packages it has loaded (a persistent agent,
+        whose base revision has a server of its own): no --package_path pointing elsewhere, which drops them."""
         environ = os.environ if environ is None else environ
         self.workspace = workspace
+        self.reads_other_checkouts = reads_other_checkouts
         self.command = shlex.split(command or environment.BAZEL.get(environ) or "bazel")
         self.queries_run = 0
         self.loaded_workspace = False  # a query has loaded every package of //... (and what it depends on)
@@ -104,10 +107,11 @@ class Bazel:
         them, read by this workspace's server; None when that answer cannot be trusted, and then the caller asks a
         server in package_root itself.
 
-        None when the query fails (a Bazel without --package_path, which is deprecated in Bazel 8) or when any
-        target's BUILD file is not under package_root (a Bazel that ignored the option).
+        None when the query fails (a Bazel without --package_path, which is deprecated in Bazel 8), when any
+        target's BUILD file is not under package_root (a Bazel that ignored the option), or when this server does not
+        read other checkouts.
         """
-        if ":" in package_root:  # the option is a colon-separated list
+        if ":" in package_root or not self.reads_other_checkouts:  # the option is a colon-separated list
             return None
         try:
             text = self.query(expression, "xml", package_root=package_root)

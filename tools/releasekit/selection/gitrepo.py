@@ -1,6 +1,7 @@
 """The git side of change selection: revisions, changed files, and a checkout of the base."""
 
 import os
+import shutil
 
 from releasekit.core import process
 from releasekit.core.errors import GitError
@@ -266,11 +267,18 @@ class Repository:
 
     def checkout_of(self, revision, directory):
         """A detached worktree of the revision at directory, reused between runs; returns its workspace path."""
-        if os.path.isdir(os.path.join(directory, ".git")) or os.path.isfile(os.path.join(directory, ".git")):
-            _run(directory, "checkout", "-q", "--detach", "--force", revision)
-            _run(directory, "clean", "-q", "-fdx", "-e", "bazel-*")
-        else:
-            os.makedirs(os.path.dirname(directory), exist_ok=True)
-            _run(self.root, "worktree", "prune")
-            _run(self.root, "worktree", "add", "-q", "--detach", "--force", directory, revision)
+        if os.path.exists(os.path.join(directory, ".git")):
+            try:
+                _run(directory, "checkout", "-q", "--detach", "--force", revision)
+                _run(directory, "clean", "-q", "-fdx", "-e", "bazel-*")
+                return os.path.join(directory, self.prefix)
+            except GitError:
+                # The worktree of a checkout that is gone: a persistent agent cloned its workspace again at the
+                # same path. The leftover is made anew, as if it had never been.
+                pass
+        if os.path.lexists(directory):
+            shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(os.path.dirname(directory), exist_ok=True)
+        _run(self.root, "worktree", "prune")
+        _run(self.root, "worktree", "add", "-q", "--detach", "--force", directory, revision)
         return os.path.join(directory, self.prefix)
