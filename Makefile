@@ -18,6 +18,8 @@ test: install lint
 lint: install
 	@$(BUILDIFIER) -mode=check -lint=warn --warnings=all $(STARLARK_FILES)
 	@echo "buildifier: all Starlark files pass"
+	@$(PYTHON) -m ruff check --quiet .
+	@echo "ruff: all Python files pass (pyproject.toml's [tool.ruff])"
 
 bench: install
 	@$(PYTHON) benchmarks/push.py

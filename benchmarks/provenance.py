@@ -32,7 +32,7 @@ from helpers.images import make_layout  # noqa: E402
 from helpers.servers import NginxStore, Registry  # noqa: E402
 from helpers.slow_proxy import KillGate, SlowProxy  # noqa: E402
 from helpers.workspace import Workspace  # noqa: E402
-from releasekit.publishing.runner import PublishOptions, publish  # noqa: E402
+from releasekit.publishing.publisher import PublishOptions, publish  # noqa: E402
 
 SEED = 20261206
 

@@ -20,7 +20,8 @@ import time
 
 from .servers import free_port
 
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding", "te", "trailer",
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding", "te",
+               "trailer",
                "upgrade"}
 FAULTS = ("503", "429", "reset", "slow", "cut")
 

@@ -107,7 +107,7 @@ def test_verify_refuses_another_digest_a_dev_release_and_an_image_without_proven
     from releasekit.core.config import load_config
     from releasekit.core.http import RetryPolicy
     from releasekit.publishing import referrers
-    from releasekit.publishing.credentials import ANONYMOUS
+    from releasekit.core.credentials import ANONYMOUS
     from releasekit.publishing.registry import RegistryClient
 
     client = RegistryClient(load_config(config).destination("ci", "registry"), ANONYMOUS, RetryPolicy())

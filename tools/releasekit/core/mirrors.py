@@ -6,7 +6,7 @@ import dataclasses
 import re
 
 from releasekit.core import environment
-from releasekit.core.config import parse_registry
+from releasekit.core.destinations import parse_registry
 from releasekit.core.errors import ConfigError
 
 

@@ -19,7 +19,8 @@ import tarfile
 from releasekit.core.errors import ImageError
 from releasekit.core.jsonio import staged
 from releasekit.publishing.oci import (INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG, OCI_INDEX,
-                                       OCI_LAYER, OCI_MANIFEST, BlobLocation, InlineLocation, canonical_json, check_digest,
+                                       OCI_LAYER, OCI_MANIFEST, BlobLocation, InlineLocation, canonical_json,
+                                       check_digest,
                                        sha256_digest, verify_blob)
 
 PLAN_SCHEMA_VERSION = 3
@@ -126,7 +127,8 @@ class _Reader:
     def describe(self, location):
         if isinstance(location, InlineLocation):
             return {"content": location.content.decode("utf-8")}
-        return {"offset": location.offset, "file": os.path.relpath(location.path, self.path) if self.format == "oci-layout" else ""}
+        return {"offset": location.offset,
+                "file": os.path.relpath(location.path, self.path) if self.format == "oci-layout" else ""}
 
     def plan(self, root, source_path):
         return {

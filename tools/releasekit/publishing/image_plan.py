@@ -32,7 +32,8 @@ class ImagePlan:
                 "{}: the image plan is missing at run time; run the release with `bazel run` or from its runfiles "
                 "tree (--runfiles), after `bazel build`.".format(plan_path)) from None
         except ValueError:
-            raise ImageError("{}: the image plan is not valid JSON; rebuild the release target.".format(plan_path)) from None
+            raise ImageError("{}: the image plan is not valid JSON; rebuild the release target.".format(
+                plan_path)) from None
         if data.get("schema_version") != PLAN_SCHEMA_VERSION:
             raise ImageError("{}: unsupported image plan version; rebuild the release target.".format(plan_path))
         if not os.path.exists(image_path) and cache is None:
@@ -72,7 +73,8 @@ class ImagePlan:
         if fingerprint != self.data.get("source_fingerprint"):
             try:
                 if reader is LayoutReader:
-                    names = "its index.json now names {}".format(now.build(self.data["source"], verify=False)["root"]["digest"])
+                    root = now.build(self.data["source"], verify=False)["root"]
+                    names = "its index.json now names {}".format(root["digest"])
                 else:
                     names = "the archive's manifest changed"
             except ImageError as error:

@@ -33,7 +33,8 @@ class ReleaseManifest:
             with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
         except (OSError, ValueError) as error:
-            raise UsageError("Cannot read release manifest {}: {}. Rebuild the release target.".format(path, error)) from None
+            raise UsageError("Cannot read release manifest {}: {}. Rebuild the release target.".format(
+                path, error)) from None
         if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
             raise UsageError(
                 "{} has release manifest version {}, this releasekit reads version {}. Rebuild the target with "
@@ -45,7 +46,8 @@ class ReleaseManifest:
                        data.get("depends_on", ()), data.get("depends_on_manifests"), data.get("sources"),
                        data.get("local_copies"))
         except (KeyError, TypeError) as error:
-            raise UsageError("{}: the release manifest lacks {}. Rebuild the release target.".format(path, error)) from None
+            raise UsageError("{}: the release manifest lacks {}. Rebuild the release target.".format(
+                path, error)) from None
 
     def dependency(self, release, runfiles_dir):
         """The manifest of a release this one publishes with it (a deploy release's images)."""

@@ -93,16 +93,15 @@ class RegistryClient:
 
     def _retry(self, operation, what, progress=None, requests=1):
         """Retry an operation whole; one of `requests` requests gets the tries each request is allowed."""
-        policy = self.policy if requests == 1 else dataclasses.replace(self.policy, attempts=self.policy.attempts * requests)
-        try:
-            return with_retries(operation, policy, what, progress)
-        except TransientError as error:
-            raise RegistryError("Could not {}: {}.".format(what, error)) from None
+        policy = self.policy if requests == 1 else dataclasses.replace(self.policy,
+                                                                       attempts=self.policy.attempts * requests)
+        return with_retries(operation, policy, what, progress, gives_up_as=RegistryError)
 
     # -- blobs ----------------------------------------------------------------------------
 
     def blob_exists(self, repository, digest, scope):
-        response = self._request("HEAD", "/v2/{}/blobs/{}".format(repository, digest), scope, "check blob " + digest[:19])
+        response = self._request("HEAD", "/v2/{}/blobs/{}".format(repository, digest), scope,
+                                 "check blob " + digest[:19])
         if response.status_code == 200:
             return True
         if response.status_code == 404:
@@ -155,7 +154,8 @@ class RegistryClient:
         digest, size = blob["digest"], blob["size"]
         upload_url, offset = self._resume_point(resume, scope, size)
         if upload_url is None:
-            response = self._request("POST", "/v2/{}/blobs/uploads/".format(repository), scope, "start upload " + digest[:19])
+            response = self._request("POST", "/v2/{}/blobs/uploads/".format(repository), scope,
+                                     "start upload " + digest[:19])
             if response.status_code != 202:
                 raise RegistryError("Starting the upload of {} answered HTTP {}.".format(digest, response.status_code))
             upload_url, offset, hasher = _location(response), 0, hashlib.sha256()
@@ -214,7 +214,8 @@ class RegistryClient:
             return
         if response.status_code == 400 and "sha256:" + hasher.hexdigest() != digest:
             raise location.mismatch(digest, "sha256:" + hasher.hexdigest())
-        raise RegistryError("Committing blob {} answered HTTP {}: {}.".format(digest, response.status_code, _error_text(response)))
+        raise RegistryError("Committing blob {} answered HTTP {}: {}.".format(digest, response.status_code,
+                                                                              _error_text(response)))
 
     # -- manifests ------------------------------------------------------------------------
 
@@ -301,7 +302,8 @@ class RegistryClient:
         for manifest in plan.manifests:  # every manifest checked before the first request
             content = plan.manifest_bytes(manifest)
             if "sha256:" + hashlib.sha256(content).hexdigest() != manifest["digest"]:
-                raise ImageError("Manifest {} of the image does not match its digest; rebuild the image.".format(manifest["digest"]))
+                raise ImageError("Manifest {} of the image does not match its digest; rebuild the image.".format(
+                    manifest["digest"]))
             manifests.append((manifest, content))
         self.ping()
         if self.auth.uses_token_challenge:
@@ -335,7 +337,8 @@ class RegistryClient:
         scope = _push_scope(repository)
         for manifest, content in manifests:
             is_root = manifest["digest"] == plan.root["digest"]
-            if is_root or not self._retry(lambda m=manifest: self.manifest_exists(repository, m["digest"], scope), "check manifest"):
+            if is_root or not self._retry(lambda m=manifest: self.manifest_exists(repository, m["digest"], scope),
+                                          "check manifest"):
                 self.put_manifest(repository, manifest["digest"], manifest["mediaType"], content)
         self.tag(repository, plan, tags)
         return result

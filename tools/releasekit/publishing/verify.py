@@ -14,12 +14,12 @@ import hashlib
 import json
 import re
 
-from releasekit.core.config import REGISTRY_KINDS, is_loopback, parse_registry
+from releasekit.core.destinations import REGISTRY_KINDS, parse_registry
 from releasekit.core.errors import ProvenanceError, UsageError
+from releasekit.core.hosts import is_loopback
 from releasekit.publishing import provenance, referrers, signing
-from releasekit.publishing.credentials import registry_credentials
 from releasekit.publishing.registry import RegistryClient
-from releasekit.publishing.stores import open_store
+from releasekit.publishing.registry_credentials import registry_credentials
 
 PINNED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*@sha256:[0-9a-f]{64}")
 _COORDINATE = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+:[A-Za-z0-9_.+-]+$")
@@ -90,8 +90,10 @@ def _said(statement, what, keyid):
 
 
 class Verifier:
-    def __init__(self, expected, config, channel, policy, environ):
-        self.expected, self.config, self.channel, self.policy, self.environ = expected, config, channel, policy, environ
+    def __init__(self, expected, context, channel):
+        """context: the command's RunContext (releasekit.yaml, if any; the retry policy; the credentials)."""
+        self.expected, self.context, self.channel = expected, context, channel
+        self.config, self.policy, self.environ = context.config, context.policy, context.environ
         self.keyid = signing.key_id(expected.public_key)
 
     # -- images and OCI artifacts -------------------------------------------------------------
@@ -145,7 +147,7 @@ class Verifier:
     # -- stores ---------------------------------------------------------------------------------
 
     def _store(self, kind):
-        return open_store(self.config.destination(self.channel, kind), self.policy, self.environ)
+        return self.context.open_store(self.context.destination(self.channel, kind))
 
     def _store_files(self, store, directory, envelope_path, names, what):
         data = store.get(envelope_path)[0]
@@ -265,11 +267,11 @@ _ACCEPT = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.im
            "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
-def verify(target, key_path, repository, branch, channel="ci", version=None, source="store", config=None,
-           policy=None, environ=None):
-    """The lines verified of target (see the module's docstring); ProvenanceError (exit 3) when it is not."""
-    verifier = Verifier(Expected(signing.load_public_key(key_path), repository, branch), config, channel, policy,
-                        environ or {})
+def verify(target, key_path, repository, branch, context, channel="ci", version=None, source="store"):
+    """The lines verified of target (see the module's docstring); ProvenanceError (exit 3) when it is not. context:
+    the command's RunContext."""
+    config = context.config
+    verifier = Verifier(Expected(signing.load_public_key(key_path), repository, branch), context, channel)
     if target.startswith("//") or target.startswith("@"):
         if config is None:
             raise UsageError("verify {} reads the channel's stores: give releasekit.yaml (--config).".format(target))
@@ -282,10 +284,9 @@ def verify(target, key_path, repository, branch, channel="ci", version=None, sou
 
 
 def command(args, environ):
-    """`releasekit verify`: the parsed command line (arguments.py) to verify()'s lines."""
-    from releasekit.core.config import load_config, load_config_if_present
-    from releasekit.core.http import RetryPolicy
+    """`releasekit verify`: the parsed command line (commands/verify.py) to verify()'s lines."""
+    from releasekit.core.run_context import RUNNING, RunContext
 
-    config = load_config(args.config, environ) if args.config else load_config_if_present(None, environ)
-    return verify(args.release, args.key, args.repository, args.branch, args.channel, args.version, args.source,
-                  config, RetryPolicy.from_environment(environ), environ)
+    context = RunContext.load(RUNNING, args.config, environ, required=bool(args.config))
+    return verify(args.release, args.key, args.repository, args.branch, context, args.channel, args.version,
+                  args.source)

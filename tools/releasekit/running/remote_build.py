@@ -124,7 +124,7 @@ def release_environment(remote):
 
 def outcome(dispatcher, run, code):
     """The Outcome of a release that exited with code: one the remote cache failed is built here and run again."""
-    result = dispatcher._outcome(run, after_release(dispatcher, run, code))
+    result = run.outcome_from(after_release(dispatcher, run, code))
     annotate(result, run)
     return result
 

@@ -1,9 +1,9 @@
-"""Running `bazel query`, `bazel cquery` and `bazel aquery` in one workspace; query_answers.py reads what they answer."""
+"""Running `bazel query`, `bazel cquery` and `bazel aquery` in one workspace; query_answers.py reads what they
+answer."""
 
 import os
 import re
 import shlex
-import subprocess
 import tempfile
 import threading
 
@@ -165,7 +165,8 @@ class Bazel:
         try:
             return json.loads(text) if text.strip() else {}
         except ValueError as error:
-            raise BazelError("bazel aquery in {} gave an answer that is not JSON ({}).".format(self.workspace, error))
+            raise BazelError("bazel aquery in {} gave an answer that is not JSON ({}).".format(
+                self.workspace, error)) from None
 
     def query_labels(self, expression, universe_scope=None):
         return [line for line in self.query(expression, "label", universe_scope).splitlines() if line.strip()]
@@ -173,7 +174,7 @@ class Bazel:
     def shutdown(self):
         try:
             self.run(["shutdown"], timeout=120)
-        except (ReleasekitError, OSError, subprocess.TimeoutExpired):
+        except (ReleasekitError, OSError, process.TimeoutExpired):
             pass
 
     def shutdown_in_background(self):

@@ -21,8 +21,8 @@ class Reached:
 def resolve(bazel, reach_of_option, name):
     """The Reached of one changed option, from its reach(); externals.Unjudged when it cannot be judged."""
     if reach_of_option == "none":
-        return Reached({}, None, note="`.bazelrc` option --{} changed; it cannot change a build or test result, nor what "
-                                      "collect's queries answer".format(name))
+        return Reached({}, None, note="`.bazelrc` option --{} changed; it cannot change a build or test result, nor "
+                                      "what collect's queries answer".format(name))
     if reach_of_option == "tests":
         return Reached(bazel.query_targets("tests(//...)", universe_scope="//..."),
                        "`.bazelrc` option `--{}` changed: the tests".format(name), True)

@@ -12,7 +12,7 @@ import contextlib
 
 from releasekit.publishing import channel_marker, ownership, pointers, provenance
 from releasekit.core.versioning import image_tags
-from releasekit.publishing.credentials import registry_credentials
+from releasekit.publishing.registry_credentials import registry_credentials
 from releasekit.publishing.image_plan import ImagePlan
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
 from releasekit.publishing.blob_locator import BlobLocator
@@ -21,6 +21,19 @@ from releasekit.publishing.registry import RegistryClient, check_repository
 from releasekit.publishing.remote_cache import RemoteCache
 
 _COUNTS = ("bytes_uploaded", "blobs_uploaded", "blobs_skipped", "blobs_mounted")
+
+
+def _targets(release, destinations, repository_path, plan):
+    """A _Target per registry: the primary first (the release's credentials), then each mirror (its own)."""
+    locator = BlobLocator.default()
+    targets = []
+    for index, destination in enumerate(destinations):
+        repository = "/".join(p for p in (destination.path, repository_path) if p)
+        credentials = registry_credentials(destination.host, release.environ, destination.name if index else None)
+        client = RegistryClient(destination, credentials, release.policy, workers=release.options.workers,
+                                locator=locator)
+        targets.append(_Target(destination, repository, client, plan))
+    return targets
 
 
 class ContainerKind(ArtifactKind):
@@ -40,14 +53,7 @@ class ContainerKind(ArtifactKind):
         plan = ImagePlan.load(release.runfile(container["plan"]), release.runfile(container["image"]),
                               release.runfile(container["layers"]) if container.get("layers") else None, reader)
         plan.check_unchanged(manifest.target)
-        locator = BlobLocator.default()
-        targets = []
-        for index, destination in enumerate(destinations):
-            repository = "/".join(p for p in (destination.path, repository_path) if p)
-            credentials = registry_credentials(destination.host, release.environ, destination.name if index else None)
-            client = RegistryClient(destination, credentials, release.policy, workers=release.options.workers,
-                                    locator=locator)
-            targets.append(_Target(destination, repository, client, plan))
+        targets = _targets(release, destinations, repository_path, plan)
         primary = targets[0]
         record = {"registry": primary.destination.host, "repository": primary.name, "digest": plan.root["digest"],
                   "reference": primary.reference, "tags": tags}

@@ -1,19 +1,19 @@
-"""Runs one release target: reads its release manifest, checks the channel, hands it to its kind, records.
+"""The publisher of one release target: reads its release manifest, checks the channel, hands it to its kind, and
+writes the release record.
 
 A release manifest is written by the release rules at build time (what to publish, from which files).
-Destinations are not in it: they come from releasekit.yaml when the release runs, so one build serves any
-channel configuration. The kind's publisher (see kinds/) does the publishing.
+Destinations are not in it: they come from releasekit.yaml when the release runs (or from what dispatch resolved for
+its run), so one build serves any channel configuration. The kind's publisher (see kinds/) does the publishing.
 """
 
 import dataclasses
 import os
 import time
 
-from releasekit.core import config as config_module
 from releasekit.core.environment import ALLOW_DIRTY, REPORT, SIGNING_KEY, SIGNING_KEY_FILE
 from releasekit.core.errors import BlobNotInCacheError, RefusedError
-from releasekit.core.http import RetryPolicy
 from releasekit.core.jsonio import write_json_atomic
+from releasekit.core.run_context import PUBLISHING, RunContext
 from releasekit.core.versioning import read_source_version
 from releasekit.publishing import committed_inputs, pointers
 from releasekit.publishing.kinds import Release, kind_named
@@ -56,11 +56,11 @@ def publish(manifest_path, options):
     manifest = ReleaseManifest.load(manifest_path)
     check_channel_allowed(manifest, environ)
     kind = kind_named(manifest.kind, manifest_path)
-    config = config_module.load_config(options.config_path, environ)
+    context = RunContext.load(PUBLISHING, options.config_path, environ, required=True)
     version = read_source_version(environ)
     check_clean_for_ci(manifest, version, environ)
     uncommitted = committed_inputs.check(manifest, options.runfiles_dir, version, environ)
-    release = Release(manifest, config, version, RetryPolicy.from_environment(environ), options, environ)
+    release = Release(manifest, context, version, options)
     release.started = started
     if options.provenance:  # the key is read and checked before anything is published
         from releasekit.publishing.signing import signer_for
@@ -106,8 +106,9 @@ def summary_line(record):
                                              if record.get("channel") == "ci" else ""))
     elif signed_by:
         said.append("provenance signed by the " + signed_by)
-    if record.get("uncommitted_inputs"):
+    uncommitted = record.get("uncommitted_inputs")
+    if uncommitted:
         said.append("took {} that no commit has: {}".format(
-            "1 file" if len(record["uncommitted_inputs"]) == 1 else "{} files".format(len(record["uncommitted_inputs"])),
-            committed_inputs.named(record["uncommitted_inputs"])))
+            "1 file" if len(uncommitted) == 1 else "{} files".format(len(uncommitted)),
+            committed_inputs.named(uncommitted)))
     return kind_named(record["kind"], record["target"]).summary(record) + "".join("; " + note for note in said)

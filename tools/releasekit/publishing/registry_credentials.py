@@ -1,4 +1,4 @@
-"""Registry credentials: environment variables first, then the Docker config.
+"""Registry credentials: environment variables first (core/credentials.py), then the Docker config.
 
   environment.REGISTRY_USERNAME / REGISTRY_PASSWORD   basic credentials
   environment.REGISTRY_TOKEN                           a bearer token sent as is
@@ -11,51 +11,29 @@ Every secret found is registered for redaction before it is used.
 """
 
 import dataclasses
-import logging
 import os
 
+from releasekit.core import environment
+from releasekit.core.credentials import ANONYMOUS, Credentials, from_variables
 from releasekit.core.errors import AuthError
 from releasekit.core.redact import register_secret
-from releasekit.core import environment
-
-log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class Credentials:
-    username: str = None
-    password: str = dataclasses.field(default=None, repr=False)
-    token: str = dataclasses.field(default=None, repr=False)
-    source: str = "anonymous"
-    variables: tuple = None  # (username, password) variables a message suggests: a mirror's own; None: the primary's
-
-    @property
-    def has_basic(self):
-        return bool(self.username and self.password is not None)
-
-
-ANONYMOUS = Credentials()
 
 
 def registry_credentials(host, environ=None, name=None):
-    """The credentials for a registry: the primary's (name None), or those of the mirror called name."""
+    """The credentials for a registry: the primary's (name None), or those of the mirror called name in
+    releasekit.yaml. The variables' credentials (core/credentials.py), else the Docker config's for host, else
+    ANONYMOUS."""
     environ = os.environ if environ is None else environ
     if name is None:
-        names = (environment.REGISTRY_USERNAME.name, environment.REGISTRY_PASSWORD.name, environment.REGISTRY_TOKEN.name)
-    else:
-        names = environment.registry_credential_variables(name)
-    username, password, token = (environ.get(variable) or None for variable in names)
-    if token:
-        register_secret(token)
-        return Credentials(token=token, source=names[2])
-    if username or password:
-        if not (username and password):
-            raise AuthError("Only one of {} and {} is set; set both or neither.".format(names[0], names[1]))
-        register_secret(password)
-        return Credentials(username=username, password=password,
-                           source="environment" if name is None else "{} and {}".format(names[0], names[1]))
-    found = _docker_config_credentials(host, environ)
-    return found if name is None else dataclasses.replace(found, variables=names[:2])
+        variables = (environment.REGISTRY_USERNAME, environment.REGISTRY_PASSWORD, environment.REGISTRY_TOKEN)
+        found = from_variables(*variables, environ, pair_source="environment")
+        return found if found is not ANONYMOUS else _docker_config_credentials(host, environ)
+    variables = tuple(environment.Variable(variable, "") for variable in environment.registry_credential_variables(name))
+    found = from_variables(*variables, environ, pair_source="{} and {}".format(variables[0], variables[1]))
+    if found is ANONYMOUS:
+        found = _docker_config_credentials(host, environ)
+    # A mirror's messages suggest its own variables.
+    return dataclasses.replace(found, variables=tuple(variable.name for variable in variables[:2]))
 
 
 def _docker_config_path(environ):
