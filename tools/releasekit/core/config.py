@@ -63,6 +63,12 @@ class Destination:
     def describe(self):
         return "channels.{}.{} ({})".format(self.channel, self.kind, self.text)
 
+    def address(self):
+        """host:port as connected to, the scheme's default port written out (registry.example.com:443)."""
+        host, port = split_host_port(self.host)
+        shown = "[{}]".format(host) if ":" in host else host
+        return "{}:{}".format(shown, port or _DEFAULT_PORTS.get(self.scheme, ""))
+
     def overlaps(self, other):
         """True when one destination contains the other: the same place by identity, not by text.
 

@@ -13,7 +13,7 @@ import logging
 import re
 import urllib.parse
 
-from releasekit.core.errors import AuthError, ImageError, RegistryError, TransientError
+from releasekit.core.errors import AuthError, ImageError, RegistryError, TLSError, TransientError
 from releasekit.publishing.oci import ByteCounter, HashingBody, check_repository, check_tag
 from releasekit.core.http import TRANSPORT_ERRORS, HttpClient, raise_for_transient, with_retries
 from releasekit.core.redact import redact
@@ -31,6 +31,7 @@ class PushResult:
     blobs_uploaded: int = 0
     blobs_skipped: int = 0
     blobs_mounted: int = 0
+    already_there: bool = False  # every blob, the image and each tag were there: nothing was written
 
 
 class RegistryClient:
@@ -97,7 +98,11 @@ class RegistryClient:
         try:
             return with_retries(operation, policy, what, progress)
         except TransientError as error:
-            raise RegistryError("Could not {}: {}.".format(what, error)) from None
+            # The address as connected to, port included: a refused or unresolved connection names where it went.
+            raise RegistryError("Could not {} at the registry {}: {}.".format(
+                what, self.destination.address(), error)) from None
+        except TLSError as error:
+            raise TLSError("{} (the registry {})".format(error, self.destination.address())) from None
 
     # -- blobs ----------------------------------------------------------------------------
 
@@ -264,6 +269,17 @@ class RegistryClient:
         scope = "repository:{}:pull".format(repository)
         return self._retry(lambda: self.manifest_exists(repository, tag, scope), "check {}:{}".format(repository, tag))
 
+    def _tag_digest(self, repository, tag):
+        """The digest repository:tag names, or None when there is no such tag (one HEAD)."""
+        scope = "repository:{}:pull".format(repository)
+
+        def operation():
+            response = self._request("HEAD", "/v2/{}/manifests/{}".format(repository, tag), scope, "check tag " + tag,
+                                     headers={"Accept": ",".join(_MANIFEST_ACCEPT)})
+            return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
+
+        return self._retry(operation, "check {}:{}".format(repository, tag))
+
     def read_manifest(self, repository, reference):
         """The JSON of repository:reference as an OCI image manifest, or None when there is none (one GET)."""
         scope = "repository:{}:pull".format(repository)
@@ -324,6 +340,11 @@ class RegistryClient:
         if failures:
             raise failures[0]
         scope = _push_scope(repository)
+        if not (result.blobs_uploaded or result.blobs_mounted) and tags and all(
+                self._tag_digest(repository, tag) == plan.root["digest"] for tag in tags):
+            # A re-run: every tag names this image already (one HEAD each, only when no blob was sent).
+            result.already_there = True
+            return result
         for manifest, content in manifests:
             is_root = manifest["digest"] == plan.root["digest"]
             if is_root or not self._retry(lambda m=manifest: self.manifest_exists(repository, m["digest"], scope), "check manifest"):

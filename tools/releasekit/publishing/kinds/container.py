@@ -60,7 +60,8 @@ class ContainerKind(ArtifactKind):
             ownership.claim_registry(client, destination, repository, manifest.release)
         result = client.push(repository, plan, fixed)
         moved = pointers.move_image_tags(client, destination, repository, plan, movable, release)
-        record.update(bytes_uploaded=result.bytes_uploaded, blobs_uploaded=result.blobs_uploaded,
+        record.update(status="already published" if result.already_there else "published",
+                      bytes_uploaded=result.bytes_uploaded, blobs_uploaded=result.blobs_uploaded,
                       blobs_skipped=result.blobs_skipped, blobs_mounted=result.blobs_mounted,
                       tags=fixed + [p.pointer for p in moved if p.moves], pointers=[p.as_record() for p in moved])
         return record
@@ -71,7 +72,8 @@ class ContainerKind(ArtifactKind):
                 record["release"], record["digest"][:19], record["repository"], ",".join(record["tags"]),
                 human_bytes(record["would_upload_bytes"]), record["would_upload_blobs"], record["blobs_skipped"],
                 dry_run_note(record))
-        return "{} published {} to {} tags {} ({} uploaded, {} blobs skipped, {} mounted) in {:.2f}s".format(
-            record["release"], record["digest"][:19], record["repository"], ",".join(record["tags"]),
+        return "{} {} {} to {} tags {} ({} uploaded, {} blobs skipped, {} mounted) in {:.2f}s".format(
+            record["release"], record.get("status", "published"), record["digest"][:19], record["repository"],
+            ",".join(record["tags"]),
             human_bytes(record["bytes_uploaded"]), record["blobs_skipped"], record["blobs_mounted"],
             record["duration_seconds"])
