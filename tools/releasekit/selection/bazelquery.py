@@ -163,6 +163,19 @@ class Bazel:
         except ValueError as error:
             raise BazelError("bazel aquery in {} gave an answer that is not JSON ({}).".format(self.workspace, error))
 
+    def not_a_target(self, label):
+        """Bazel's own words when label is not a target here (no such target or package), else None. A workspace that
+        does not load is a BazelError, as for any query."""
+        result = self.run(["query", quote(label), "--output=label"])
+        if result.returncode == 0:
+            return None
+        errors = _error_summary(result.stderr)
+        if _NOT_A_TARGET_RE.search(errors):
+            return errors
+        raise BazelError("bazel query {} failed in {} (bazel exit code {}): {} Fix the workspace so that it loads at "
+                         "this revision (`bazel query //...` shows the same error).".format(
+                             label, self.workspace, result.returncode, errors))
+
     def query_labels(self, expression, universe_scope=None):
         return [line for line in self.query(expression, "label", universe_scope).splitlines() if line.strip()]
 
@@ -177,6 +190,10 @@ class Bazel:
         thread = threading.Thread(target=self.shutdown, name="bazel-shutdown")
         thread.start()
         return thread
+
+
+# How Bazel says a label names nothing: no target of that name, or no package (no BUILD file) at all.
+_NOT_A_TARGET_RE = re.compile(r"no such target '|no such package '[^']*': BUILD file not found")
 
 
 def _error_summary(stderr):
