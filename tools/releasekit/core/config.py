@@ -5,6 +5,7 @@
       dev: {registry: "registry.example.com/dev",  maven: "https://repo.example.com/snapshots"}
 
     history: "s3://ci-history/main"            # optional: where CI runs append their reports
+    credentials: {repo.example.com: {username: REPO_USER, password: REPO_PASSWORD}}   # optional: host_credentials.py
     target_graphs: "s3://ci-cache/graphs"      # optional: where collect records target graphs (selection/target_graphs.py)
     auto_quarantine: {flakes: 2, window: 30, clean_runs: 5, broken_after: 2}   # optional: --quarantine auto's
     gate: all                                  # optional: all (the default) or deps; see run_policy.py
@@ -27,7 +28,7 @@ import re
 import socket
 
 from releasekit.core.errors import ConfigError
-from releasekit.core import environment
+from releasekit.core import environment, host_credentials
 from releasekit.core.run_policy import AutoQuarantine, parse_auto_quarantine, parse_gate
 
 RESOLVED_CONFIG_VARIABLE = environment.RESOLVED_CONFIG.name
@@ -55,6 +56,7 @@ class Destination:
     path: str
     insecure: bool = False
     ca_bundle: str = None
+    credentials: object = None  # the host_credentials.HostCredentials of its host, or None
 
     @property
     def is_plain_http(self):
@@ -154,15 +156,13 @@ class Config:
     target_graphs: Destination = None  # where collect reads and records target graphs (selection/target_graphs.py)
     auto_quarantine: AutoQuarantine = AutoQuarantine()
     gate: str = None  # the release gate the file chooses (run_policy.py), or None
+    credentials: tuple = ()  # host_credentials.HostCredentials: one credential pair for every destination on a host
 
     def destination(self, channel, kind):
         entry = self.channels.get(channel, {}).get(kind)
         if entry is None:
-            raise ConfigError(
-                "{}: channel '{}' has no '{}' destination. Add one under channels.{}.{}.".format(
-                    self.source, channel, kind, channel, kind
-                )
-            )
+            raise ConfigError("{}: channel '{}' has no '{}' destination. Add one under channels.{}.{}.".format(
+                self.source, channel, kind, channel, kind))
         return entry
 
     def to_json(self):
@@ -171,7 +171,8 @@ class Config:
             channel: {kind: {"url": d.text, "insecure": d.insecure, "ca_bundle": d.ca_bundle} for kind, d in entries.items()}
             for channel, entries in self.channels.items()
         }
-        return json.dumps({"source": self.source, "channels": channels}, sort_keys=True)
+        return json.dumps({"source": self.source, "channels": channels,
+                           "credentials": host_credentials.to_data(self.credentials)}, sort_keys=True)
 
 
 def is_loopback(host):
@@ -313,7 +314,7 @@ def config_from_data(data, source):
     """Check and parse the configuration's content (a mapping with 'channels'); source names it in errors."""
     if not isinstance(data, dict) or not isinstance(data.get("channels"), dict):
         raise ConfigError("{}: expected a top-level 'channels:' mapping with 'ci' and 'dev' entries.".format(source))
-    channels = {}
+    channels, table = {}, host_credentials.parse(data.get("credentials"), source)
     for channel, entries in data["channels"].items():
         if channel not in CHANNELS:
             raise ConfigError("{}: unknown channel '{}'; the channels are ci and dev.".format(source, channel))
@@ -335,50 +336,52 @@ def config_from_data(data, source):
                 url = value.get("url")
                 insecure = bool(value.get("insecure", channel_insecure))
                 ca_bundle = value.get("ca_bundle")
-            if kind == "registry":
-                parsed[kind] = parse_registry(url, channel, insecure, ca_bundle, source)
-            else:
-                parsed[kind] = parse_store(url, kind, channel, insecure, ca_bundle, source)
+            parsed[kind] = with_credentials(parse_registry(url, channel, insecure, ca_bundle, source) if kind == "registry"
+                                            else parse_store(url, kind, channel, insecure, ca_bundle, source), table)
         channels[channel] = parsed
-    config = Config(source=source, channels=channels, history=_history(data.get("history"), source),
-                    target_graphs=_target_graphs(data.get("target_graphs"), source),
+    history, graphs = data.get("history"), data.get("target_graphs")
+    config = Config(source=source, channels=channels, credentials=table,
+                    history=None if history is None else parse_history(history, source, table),
+                    target_graphs=None if graphs is None else parse_target_graphs(graphs, source, table),
                     auto_quarantine=parse_auto_quarantine(data.get("auto_quarantine"), source),
                     gate=None if data.get("gate") is None else parse_gate(data["gate"], "{}: gate".format(source)))
     check_channels_apart(config)
     return config
 
 
-def parse_history(value, source):
-    """The run history's store: a URL or {url, insecure, ca_bundle}, as a destination entry."""
-    return _parse_top_level_store(value, "history", source)
+def parse_history(value, source, credentials=()):
+    """The run history's store: a URL or {url, insecure, ca_bundle}, with its host's entry of credentials."""
+    return _parse_top_level_store(value, "history", source, credentials)
 
 
-def parse_target_graphs(value, source):
+def parse_target_graphs(value, source, credentials=()):
     """The store of recorded target graphs: a URL or {url, insecure, ca_bundle}, as a destination entry."""
-    return _parse_top_level_store(value, "target_graphs", source)
+    return _parse_top_level_store(value, "target_graphs", source, credentials)
 
 
-def _parse_top_level_store(value, kind, source):
+def _parse_top_level_store(value, kind, source, credentials):
     url, insecure, ca_bundle = value, False, None
-    if isinstance(value, dict):
+    if isinstance(value, dict):  # {url, insecure, ca_bundle}
         url, insecure, ca_bundle = value.get("url"), bool(value.get("insecure", False)), value.get("ca_bundle")
-    return parse_store(url, kind, "-", insecure, ca_bundle, source, where="{}: {}".format(source, kind))
+    return with_credentials(parse_store(url, kind, "-", insecure, ca_bundle, source, where="{}: {}".format(source, kind)),
+                            credentials)
 
 
-def _history(value, source):
-    return None if value is None else parse_history(value, source)
+def with_credentials(destination, credentials):
+    """The destination with its host's entry of releasekit.yaml's `credentials` (host_credentials.py), if any."""
+    entry = host_credentials.for_destination(credentials, destination.scheme, destination.host)
+    return dataclasses.replace(destination, credentials=entry) if entry else destination
 
 
-def _target_graphs(value, source):
-    return None if value is None else parse_target_graphs(value, source)
-
-
-def target_graphs_of(path, chosen_by):
-    """The `target_graphs` store a releasekit.yaml names, or None; the rest of the file is not checked here (a
-    selection needs only this entry; the runs that publish check the whole file)."""
+def target_graphs_of(path, chosen_by, explicit_url=None):
+    """The `target_graphs` store --target-graphs (explicit_url) or a releasekit.yaml names, or None, with the file's
+    credentials entries; the rest of the file is not checked here (a selection needs only these entries; the runs
+    that publish check the whole file)."""
     data = _yaml_data(_config_text(path, chosen_by), path)
-    value = data.get("target_graphs") if isinstance(data, dict) else None
-    return None if value is None else parse_target_graphs(value, path)
+    data = data if isinstance(data, dict) else {}
+    table = host_credentials.parse(data.get("credentials"), path)
+    value = explicit_url or data.get("target_graphs")
+    return None if value is None else parse_target_graphs(value, "--target-graphs" if explicit_url else path, table)
 
 
 def check_channels_apart(config):

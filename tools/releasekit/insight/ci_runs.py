@@ -16,16 +16,18 @@ class RunHistory:
     url: str = None
     auto_quarantine: AutoQuarantine = AutoQuarantine()
     source: str = "--history"
+    credentials: tuple = ()  # releasekit.yaml's credentials entries (core/host_credentials.py)
 
 
 def history_settings(explicit_url, config):
     """--history wins over releasekit.yaml's `history`; the thresholds come from releasekit.yaml (config, or None
     when there is none)."""
     thresholds = config.auto_quarantine if config else AutoQuarantine()
+    credentials = config.credentials if config else ()
     if explicit_url:
-        return RunHistory(explicit_url, thresholds)
+        return RunHistory(explicit_url, thresholds, credentials=credentials)
     if config and config.history:
-        return RunHistory(config.history.text, thresholds, config.source)
+        return RunHistory(config.history.text, thresholds, config.source, credentials)
     return RunHistory(None, thresholds)
 
 
@@ -80,7 +82,8 @@ def quarantine_for_run(sources, settings, environ, tests):
         from releasekit.insight import history  # the HTTP stack: only a run that reads or writes its history
 
         try:
-            store = history.History(settings.url, history.RUN_UPLOAD_POLICY, environ, settings.source)
+            store = history.History(settings.url, history.RUN_UPLOAD_POLICY, environ, settings.source,
+                                    settings.credentials)
             plan.runs, note = store.runs_by_test(tests, settings.auto_quarantine.window)
             if note:
                 plan.lines.append("quarantine: " + note)
@@ -106,4 +109,4 @@ def record_run(settings, command, outcomes, report_dir, environ, facts):
         return "history: not written: {}".format(error)
     from releasekit.insight import history
 
-    return history.record_run(settings.url, record, report_dir, environ)
+    return history.record_run(settings.url, record, report_dir, environ, settings.credentials)

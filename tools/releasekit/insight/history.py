@@ -29,10 +29,10 @@ READ_WINDOWS = 10
 
 
 class History:
-    def __init__(self, url, policy=None, environ=None, source="--history"):
+    def __init__(self, url, policy=None, environ=None, source="--history", credentials=()):
         from releasekit.publishing.stores import open_store
 
-        self.destination = parse_history(url, source)
+        self.destination = parse_history(url, source, credentials)
         self.store = open_store(self.destination, policy or RetryPolicy.from_environment(environ), environ)
 
     def describe(self, name=""):
@@ -120,13 +120,13 @@ def _day_in_window(day, since, until):
     return (since is None or end > since) and (until is None or start < until)
 
 
-def record_run(url, record, report_dir, environ=None):
+def record_run(url, record, report_dir, environ=None, credentials=()):
     """Append the run to the history, with the records earlier runs could not send; never raises.
 
     Returns a line for the run's output."""
     pending = run_record.pending_directory(report_dir)
     try:
-        history = History(url, RUN_UPLOAD_POLICY, environ)
+        history = History(url, RUN_UPLOAD_POLICY, environ, credentials=credentials)
         name = history.append(record)
         sent = _send_pending(history, pending)
         return "history: {}{}".format(history.describe(name), " (and {} earlier runs)".format(sent) if sent else "")

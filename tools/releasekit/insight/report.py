@@ -37,7 +37,7 @@ def compute(settings, since=None, until=None, compare_at=None, environ=None):
     if not settings.url:
         raise UsageError("No run history to read: pass --history URL, or set `history:` in releasekit.yaml.")
     start, end = window(since, until)
-    history = History(settings.url, environ=environ, source=settings.source)
+    history = History(settings.url, environ=environ, source=settings.source, credentials=settings.credentials)
     try:
         names = history.names(start, end)
     except ReleasekitError as error:

@@ -1,7 +1,8 @@
-"""Registry credentials: environment variables first, then the Docker config.
+"""Registry credentials: environment variables first, then releasekit.yaml's entry for the host, then the Docker config.
 
   environment.REGISTRY_USERNAME / REGISTRY_PASSWORD   basic credentials
   environment.REGISTRY_TOKEN                           a bearer token sent as is
+  credentials: {host: {...}} in releasekit.yaml       the variables it names (core/host_credentials.py)
   ~/.docker/config.json (or $DOCKER_CONFIG/config.json)         auths, credHelpers, credsStore
 
 Every secret found is registered for redaction before it is used.
@@ -33,8 +34,10 @@ class Credentials:
 ANONYMOUS = Credentials()
 
 
-def registry_credentials(host, environ=None):
+def registry_credentials(destination, environ=None):
+    """The credentials for the registry destination (config.Destination), by the order above."""
     environ = os.environ if environ is None else environ
+    host = destination.host
     username = environment.REGISTRY_USERNAME.get(environ)
     password = environment.REGISTRY_PASSWORD.get(environ)
     token = environment.REGISTRY_TOKEN.get(environ)
@@ -47,6 +50,12 @@ def registry_credentials(host, environ=None):
                 environment.REGISTRY_USERNAME, environment.REGISTRY_PASSWORD))
         register_secret(password)
         return Credentials(username=username, password=password, source="environment")
+    if destination.credentials is not None:
+        username, password, token = destination.credentials.values(environ)
+        if token:
+            return Credentials(token=token, source=destination.credentials.describe())
+        if username:
+            return Credentials(username=username, password=password, source=destination.credentials.describe())
     return _docker_config_credentials(host, environ)
 
 

@@ -38,7 +38,7 @@ def deployed(label, channel, version, config, policy, environ):
         if content is not None and file_name != "release.json":
             lines.append(content.decode("utf-8", "replace").rstrip("\n"))
     registry = config.destination(channel, "registry")
-    client = RegistryClient(registry, registry_credentials(registry.host, environ), policy)
+    client = RegistryClient(registry, registry_credentials(registry, environ), policy)
     for placeholder, reference in sorted(summary.get("images", {}).items()):
         host_and_repository, _, digest = reference.partition("@")
         host, _, repository = host_and_repository.partition("/")

@@ -23,17 +23,24 @@ from releasekit.core.jsonio import staged
 from releasekit.publishing import webdav_lock
 
 log = logging.getLogger(__name__)
-def store_credentials(kind, environ=None):
-    """(username, password, token) from the store kind's variables (environment.STORE_CREDENTIALS)."""
+def store_credentials(destination, environ=None):
+    """(username, password, token, where they came from): the store kind's variables (environment.STORE_CREDENTIALS),
+    else the entry of its host in releasekit.yaml's `credentials` (host_credentials.py)."""
     environ = os.environ if environ is None else environ
-    user_variable, password_variable, token_variable = environment.STORE_CREDENTIALS[kind]
+    user_variable, password_variable, token_variable = environment.STORE_CREDENTIALS[destination.kind]
     token = token_variable.get(environ)
     username, password = user_variable.get(environ), password_variable.get(environ)
     for secret in (token, password):
         register_secret(secret)
     if bool(username) != bool(password):
         raise AuthError("Only one of {} and {} is set; set both or neither.".format(user_variable, password_variable))
-    return username, password, token
+    if token or username:
+        return username, password, token, str(token_variable if token else user_variable)
+    if destination.credentials is not None:
+        username, password, token = destination.credentials.values(environ)
+        if token or username:
+            return username, password, token, destination.credentials.describe()
+    return None, None, None, "none"
 
 
 def open_store(destination, policy, environ=None):
@@ -50,14 +57,12 @@ class HttpStore:
         self.destination = destination
         self.policy = policy
         self.base = "{}://{}{}".format(destination.scheme, destination.host, destination.path)
-        username, password, token = store_credentials(destination.kind, environ)
+        username, password, token, self.credential_source = store_credentials(destination, environ)
         self.http = HttpClient.for_destination(destination)
         if token:
             self.http.headers["Authorization"] = "Bearer " + token
         elif username:
             self.http.auth = (username, password)
-        variables = environment.STORE_CREDENTIALS[destination.kind]
-        self.credential_source = (str(variables[2]) if token else str(variables[0]) if username else "none")
 
     def describe(self, path=""):
         return self.base + "/" + path if path else self.base
@@ -82,9 +87,11 @@ class HttpStore:
             raise StoreError("Could not {} at {}: {}.".format(what, self.describe(), error)) from None
         if response.status_code == 401:
             raise AuthError(
-                "{}: the store {} refused the credentials ({}; HTTP 401). Set {} or check them.".format(
+                "{}: the store {} refused the credentials ({}; HTTP 401). Set {}{} or check them.".format(
                     what, self.describe(), self.credential_source,
                     "{} and {} (or {})".format(*environment.STORE_CREDENTIALS[self.destination.kind]),
+                    ", or the variables of credentials.{} in releasekit.yaml".format(self.destination.host)
+                    if self.destination.credentials is None else "",
                 )
             )
         return response

@@ -9,6 +9,7 @@ import threading
 
 from releasekit.core.errors import BazelError, ReleasekitError
 from releasekit.core import environment, process
+from releasekit.core.redact import without_secrets
 from releasekit.selection.query_answers import decode_query_proto, parse_query_xml_tree
 
 # Every edge selection follows, asked for on every query, cquery and aquery: an rc file (the workspace's .bazelrc, the
@@ -45,7 +46,10 @@ class Bazel:
         self.loaded_workspace = False  # a query has loaded every package of //... (and what it depends on)
 
     def run(self, args, env=None, binary=False, timeout=None):
-        """One Bazel command in this workspace, to completion: the CompletedProcess, whatever its exit code."""
+        """One Bazel command in this workspace, to completion: the CompletedProcess, whatever its exit code. Bazel
+        never sees the publishers' credentials (an rc file may send its client environment to a build event
+        service)."""
+        env = without_secrets(os.environ) if env is None else env
         return process.run(self.command + args, BazelError(
             "Bazel is not installed or not on PATH ('{}' was not found). Install Bazel (or bazelisk), or point {} or "
             "--bazel at it.".format(self.command[0], environment.BAZEL)), cwd=self.workspace, binary=binary, env=env,

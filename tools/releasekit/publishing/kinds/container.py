@@ -42,7 +42,7 @@ class ContainerKind(ArtifactKind):
         }
         if plan.data.get("compressed_layers"):
             record["compressed_layers"] = plan.data["compressed_layers"]
-        client = RegistryClient(destination, registry_credentials(destination.host, release.environ), release.policy,
+        client = RegistryClient(destination, registry_credentials(destination, release.environ), release.policy,
                                 workers=release.options.workers, locator=BlobLocator.default())
         if release.dry_run:
             # Read-only: the registry answers, accepts the credentials for reading, and has what of the image.
