@@ -418,6 +418,21 @@ def test_cli_writes_the_documented_json(repo, tmp_path):
     assert releases["targets"] == [{"label": "//app:app.ci", "kind": "artifact_ci_release", "reasons": ["lib/a.py"]}]
 
 
+def test_collect_everything_selects_every_test_and_release_and_says_why(repo, tmp_path):
+    """A first push has no base commit: the pipelines pass --everything with the reason."""
+    change(repo, {"lib/a.py": "A = 16\n"})
+    result = run_cli("collect", "--everything", "no base commit: a first push", "--tests-out", str(tmp_path / "t.json"),
+                     "--releases-out", str(tmp_path / "r.json"), cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    tests, releases = json.load(open(tmp_path / "t.json")), json.load(open(tmp_path / "r.json"))
+    assert tests["everything"] and tests["base"] is None
+    assert tests["notes"][0] == "every test and release is selected: no base commit: a first push"
+    assert {t["label"] for t in tests["targets"]} == ALL_TESTS
+    assert {t["label"] for t in releases["targets"]} == {"//app:app.ci"}
+    both = run_cli("collect", "--everything", "why", "--base", repo.base, cwd=repo.path)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
 def test_explain_names_the_file_and_a_path(repo):
     change(repo, {"lib/a.py": "A = 12\n"})
     result = run_cli("explain", "//app:app.ci", "--base", repo.base, cwd=repo.path)

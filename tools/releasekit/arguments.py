@@ -37,8 +37,14 @@ def build_parser(handlers):
         parsed.add_argument("--workspace", default=".", help="the Bazel workspace (default: the current directory)")
         parsed.add_argument("--bazel", help=BAZEL_HELP)
 
-    def selection_arguments(parsed, head=True):
-        parsed.add_argument("--base", required=True, help="the revision the change starts from")
+    def selection_arguments(parsed, head=True, everything=False):
+        if everything:  # --base, or --everything: one of them
+            base = parsed.add_mutually_exclusive_group(required=True)
+            base.add_argument("--base", help="the revision the change starts from")
+            base.add_argument("--everything", metavar="WHY", help="select every test and release, and say why (a "
+                              "first push: no base commit)")
+        else:
+            parsed.add_argument("--base", required=True, help="the revision the change starts from")
         if head:
             parsed.add_argument("--head", default="HEAD", help="the revision it ends at, or WORKTREE (default HEAD)")
         workspace_arguments(parsed)
@@ -69,7 +75,7 @@ def build_parser(handlers):
         parsed.add_argument("bazel_flags", nargs=argparse.REMAINDER, help="after --: flags for bazel test and build")
 
     collect = command("collect", "select the tests and releases a change affects")
-    selection_arguments(collect)
+    selection_arguments(collect, everything=True)
     graph_arguments(collect)
     collect.add_argument("--tests-out", help="write the selected tests here (JSON)")
     collect.add_argument("--releases-out", help="write the selected releases here (JSON)")
@@ -93,7 +99,7 @@ def build_parser(handlers):
     run_arguments(dispatch)
 
     ci = command("ci", "collect, test, then publish the affected CI releases that passed the gate")
-    selection_arguments(ci)
+    selection_arguments(ci, everything=True)
     graph_arguments(ci)
     gate_arguments(ci)
     run_arguments(ci)
@@ -105,11 +111,19 @@ def build_parser(handlers):
     pipeline = command("pipeline", "emit a sharded pipeline for Buildkite or GitHub Actions")
     pipeline.add_argument("--format", required=True, choices=["buildkite", "github-actions"])
     pipeline.add_argument("--shards", type=int, default=4)
-    pipeline.add_argument("--base", default="$BASE_COMMIT", help="the base revision the steps collect from")
-    pipeline.add_argument("--head", default="$HEAD_COMMIT", help="the head revision")
-    pipeline.add_argument("--releasekit", default="releasekit", help="how the steps call releasekit")
-    pipeline.add_argument("--install", default="python3 -m pip install releasekit",
-                          help="the command that installs releasekit on a fresh agent")
+    pipeline.add_argument("--main-branch", default="main", help="the branch releases publish from (default main)")
+    pipeline.add_argument("--base", help="a revision every run collects from (default: computed per run: a pull "
+                          "request's base, the last passed main-line run, the merge base, else everything)")
+    pipeline.add_argument("--releasekit", default="@rules_release//tools:releasekit",
+                          help="releasekit's Bazel label (built with `bazel run --script_path`; the default), or a "
+                               "command on the agent's PATH")
+    pipeline.add_argument("--install", help="with --releasekit COMMAND: the command that installs it on a fresh agent")
+    pipeline.add_argument("--quarantine", metavar="auto|FILE|none",
+                          help="the test jobs' quarantine (default: auto when there is a run history)")
+    pipeline.add_argument("--history", metavar="URL", help="the run history (default: releasekit.yaml's history)")
+    pipeline.add_argument("--config", help="the releasekit.yaml whose destinations' credentials the jobs take "
+                          "(default: {}, then the workspace root)".format(environment.CONFIG))
+    pipeline.add_argument("--bazel", default="bazel", help="the agents' Bazel command (default bazel)")
 
     deployed = command("deployed", "what a CD system reads for a deploy release, and if it is all there")
     deployed.add_argument("label", help="the deploy_release, //package:name")

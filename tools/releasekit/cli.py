@@ -1,6 +1,5 @@
 """The releasekit command line. It parses arguments, calls one library function, and prints what it returns."""
 
-import importlib.util
 import json
 import os
 import sys
@@ -9,24 +8,9 @@ import time
 
 from releasekit.commandline import run_command
 from releasekit.core import environment
-from releasekit.core.errors import ReleasekitError
 from releasekit.core.redact import redact
 
-def _require_runtime_packages():
-    missing = []
-    for module, package in (("requests", "requests"), ("yaml", "PyYAML")):
-        # Found, not imported: a release started by dispatch never needs PyYAML loaded.
-        if importlib.util.find_spec(module) is None:
-            missing.append(package)
-    if missing:
-        raise ReleasekitError(
-            "The Python running releasekit ({}) lacks {}. Install them with `{} -m pip install {}`, or point "
-            "{} at an interpreter that has them.".format(
-                sys.executable, ", ".join(missing), sys.executable, " ".join(missing), environment.PYTHON))
-
-
 def _cmd_publish(args):
-    _require_runtime_packages()
     from releasekit.core.startup import signal_started
     from releasekit.publishing.runner import PublishOptions, publish, summary_line
 
@@ -55,7 +39,7 @@ def _collect(args, head, stopping=None):
                           workspace=workspace, record=_may_record_graphs(args, os.environ))
     collector = Collector(workspace, bazel=bazel, graphs=graphs)
     try:
-        selection = collector.collect(args.base, head)
+        selection = collector.collect(args.base, head, everything=getattr(args, "everything", None))
     finally:
         thread = collector.close(wait=stopping is None)
         if thread is not None:
@@ -82,10 +66,10 @@ def _target_graphs_destination(explicit_url, workspace):
     """--target-graphs, else releasekit.yaml's target_graphs (if there is a releasekit.yaml), else None."""
     from releasekit.core import config
 
-    if explicit_url:
-        return config.parse_target_graphs(explicit_url, "--target-graphs")
     path, chosen_by = config.find_config_path(None, dict(os.environ, BUILD_WORKSPACE_DIRECTORY=workspace))
-    return config.target_graphs_of(path, chosen_by) if os.path.exists(path) else None
+    if not os.path.exists(path):
+        return config.parse_target_graphs(explicit_url, "--target-graphs") if explicit_url else None
+    return config.target_graphs_of(path, chosen_by, explicit_url)
 
 
 def _cmd_collect(args):
@@ -170,21 +154,24 @@ def _collect_and_run(args, head, build_only=False):
 
 
 def _cmd_pipeline(args):
-    from releasekit.running.pipeline import render
+    from releasekit.core.config import load_config_if_present
+    from releasekit.running.pipeline import Settings, render
 
-    print(render(args.format, args.shards, args.base, args.head, args.releasekit, args.install), end="")
+    config = load_config_if_present(args.config, dict(os.environ, BUILD_WORKSPACE_DIRECTORY=os.getcwd()))
+    print(render(args.format, Settings(args.shards, args.main_branch, args.releasekit, args.install, config,
+                                       args.quarantine, args.history, args.bazel, args.base)), end="")
     return 0
 
 
 def _cmd_config(args):
-    _require_runtime_packages()
     from releasekit.core import config as config_module
 
     config = config_module.load_config(args.config)
     print("config: {}".format(config.source))
     for channel, destinations in sorted(config.channels.items()):
         for kind, destination in sorted(destinations.items()):
-            print("  {}.{}: {}{}".format(channel, kind, destination.text, " (insecure)" if destination.insecure else ""))
+            print("  {}.{}: {}{}{}".format(channel, kind, destination.text, " (insecure)" if destination.insecure else "",
+                                           " (" + destination.credentials.describe() + ")" if destination.credentials else ""))
     return 0
 
 
@@ -201,7 +188,6 @@ def _cmd_insight(args):
 
 
 def _cmd_deployed(args):
-    _require_runtime_packages()
     from releasekit.core.config import load_config
     from releasekit.core.http import RetryPolicy
     from releasekit.publishing.deployed import deployed
@@ -223,5 +209,7 @@ def main(argv=None):
         return actions.main(argv)
     from releasekit.arguments import build_parser
 
+    from releasekit.core.python_packages import check_required
+
     handlers = {name[len("_cmd_"):]: func for name, func in globals().items() if name.startswith("_cmd_")}
-    return run_command(build_parser(handlers), argv, started=started)
+    return run_command(build_parser(handlers), argv, started=started, before=check_required)

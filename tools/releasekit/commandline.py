@@ -27,22 +27,24 @@ def configure_logging(verbose):
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-def run_command(parser, argv, started=None):
+def run_command(parser, argv, started=None, before=None):
     """Parse argv, run the chosen command's func(args), and return its exit code. args.started: when the process
-    began its command (seconds since the epoch)."""
+    began its command (seconds since the epoch). before: a check to run first (its error is the command's)."""
     args = parser.parse_args(argv)
     args.started = started
     configure_logging(args.verbose)
     try:
-        return _guarded(args)
+        return _guarded(args, before)
     finally:
         # The process ends next. Freezing skips the interpreter's last full garbage collection, which
         # frees nothing exit would not and, with the HTTP stack loaded, costs a release ~25 ms of CPU.
         gc.freeze()
 
 
-def _guarded(args):
+def _guarded(args, before=None):
     try:
+        if before is not None:
+            before()
         return args.func(args)
     except ReleasekitError as error:
         print("{}: {}".format(type(error).__name__, redact(str(error))), file=sys.stderr)
