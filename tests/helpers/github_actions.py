@@ -4,7 +4,7 @@ It does what the hosted runner does for the parts the workflow uses: the `${{ }}
 env, secrets, steps, needs and matrix contexts; `needs`, job and step `if:`; matrix `include`; `run:` steps in
 `bash --noprofile --norc -eo pipefail`, with GITHUB_OUTPUT and GITHUB_ENV; and the actions the workflow names
 (checkout, upload-artifact, download-artifact). It sets the variables GitHub sets for a push, a branch's first push,
-a force push and a pull request. `gh` is a stub over the runner's own record of past runs (engine_clis.py);
+a force push, a pull request and a manual run. `gh` is a stub over the runner's own record of past runs (engine_clis.py);
 everything a step runs is real: git, Bazel, releasekit, the registry and the stores.
 """
 
@@ -56,6 +56,12 @@ class GitHubActions:
         event = {"ref": "refs/heads/" + branch, "before": before, "after": sha,
                  "repository": {"default_branch": "main", "full_name": self.repository}}
         return self.run(text, "push", "refs/heads/" + branch, sha, event, branch)
+
+    def manual(self, text, sha, branch):
+        """A workflow_dispatch run of a branch (its tip)."""
+        event = {"ref": "refs/heads/" + branch, "inputs": {},
+                 "repository": {"default_branch": "main", "full_name": self.repository}}
+        return self.run(text, "workflow_dispatch", "refs/heads/" + branch, sha, event, branch)
 
     def pull_request(self, text, number, merge_sha, base_sha, head_branch, base_branch="main"):
         event = {"number": number, "pull_request": {"number": number, "base": {"sha": base_sha, "ref": base_branch},

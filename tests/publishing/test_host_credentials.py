@@ -6,17 +6,21 @@ one Artifactory or Nexus serves a Docker registry and Maven, deploy and file rep
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from conftest import TEST_PASSWORD, TEST_USER
 from helpers import releases
 from helpers.images import make_layout
+from helpers.servers import REPO_ROOT
 from releasekit.core.config import RESOLVED_CONFIG_VARIABLE, load_config, parse_config
 from releasekit.core.errors import ConfigError
 from releasekit.core.redact import without_secrets
 
 ONE_LOGIN = {"SERVER_USER": TEST_USER, "SERVER_PASSWORD": TEST_PASSWORD}
+ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 
 
 def write_config(tmp_path, registry, store, extra=""):
@@ -65,6 +69,12 @@ def test_one_entry_gives_every_destination_on_the_host_its_credentials(auth_regi
         bundle.read_bytes()
     outputs.append(result.stdout + result.stderr + (tmp_path / "record.json").read_text())
     assert all(TEST_PASSWORD not in output for output in outputs)
+
+    shown = subprocess.run([sys.executable, ENTRY, "config", "--config", config], capture_output=True, text=True,
+                           env=dict(os.environ, **ONE_LOGIN))
+    assert "  dev.files: {}/files-dev (credentials.127.0.0.1 (SERVER_USER, SERVER_PASSWORD))".format(nginx.url) in \
+        shown.stdout, shown.stdout + shown.stderr
+    assert TEST_PASSWORD not in shown.stdout + shown.stderr
 
 
 def test_a_store_s_own_variables_win_over_the_host_entry(auth_registry, nginx, tmp_path, isolated_home):

@@ -467,7 +467,8 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
     assert [entry["shard"] for entry in jobs["tests"]["strategy"]["matrix"]["include"]] == ["1/3", "2/3", "3/3"]
     base_steps = {step.get("id"): step for step in jobs["base"]["steps"]}
     assert "--json databaseId,headSha" in base_steps["previous"]["run"] and "--branch 'main'" in base_steps["previous"]["run"]
-    assert base_steps["base"]["env"]["LAST_SUCCESSFUL"] == "${{ steps.previous.outputs.head-sha }}"
+    assert base_steps["base"]["env"]["LAST_SUCCESSFUL"] == ("${{ github.event_name != 'pull_request' && github.ref == "
+                                                           "'refs/heads/main' && steps.previous.outputs.head-sha || '' }}")
     assert base_steps["base"]["env"]["PUSHED_AFTER"] == "${{ github.event.before }}"
     for job in ("tests", "releases"):
         uses = [step.get("uses", "") for step in jobs[job]["steps"]]

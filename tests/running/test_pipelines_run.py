@@ -1,5 +1,6 @@
 """The generated pipelines, run as generated: every job or step in order, each on a fresh clone, by a runner that
-sets what the engine sets, for a branch's first push, a push, a force push and a pull request.
+sets what the engine sets, for a branch's first push, a push, a force push, a pull request and (GitHub Actions) a
+manual run of another branch.
 
 Real git (the remote is a bare repository reached over file://, so a clone holds only what the remote's refs
 reach), real Bazel (the agent's `bazel` on PATH), releasekit as the pipeline reaches it (`bazel run --script_path`
@@ -179,7 +180,7 @@ def test_the_github_actions_workflow_runs_as_generated(tmp_path, auth_registry, 
 
         # A pull request: its base; tests only, nothing published, no target graph recorded.
         git(repo.workspace.path, "checkout", "-q", "-b", "feature")
-        repo.commit({"apps/b/run.sh": "#!/bin/sh\necho b, proposed\n"}, "b, proposed")
+        proposed = repo.commit({"apps/b/run.sh": "#!/bin/sh\necho b, proposed\n"}, "b, proposed")
         repo.push("feature")
         git(repo.workspace.path, "checkout", "-q", "--detach", c3)
         git(repo.workspace.path, "merge", "-q", "--no-ff", "-m", "Merge feature into main", "feature")
@@ -196,6 +197,16 @@ def test_the_github_actions_workflow_runs_as_generated(tmp_path, auth_registry, 
         tests.update(reports(os.path.join(artifacts(run), "releasekit-report-tests-2"), "report"))
         assert tests == {"//apps/b:b_test": "passed"}
         assert (repo.tags("a"), repo.tags("b")) == tags_before and repo.graph_records() == graphs_before
+        no_secret_in(run.log())
+
+        # A manual run of another branch: its merge base with the main line, not the main line's last run.
+        started = time.monotonic()
+        run = runner.manual(repo.pipeline, proposed, "feature")
+        timings["manual run"] = time.monotonic() - started
+        assert run.conclusion == "success", run.log()[-6000:]
+        assert run.job("base").outputs["commit"] == c3 and run.job("base").outputs["main-line"] == "false"
+        assert all(j.status == "skipped" for j in run.jobs["releases"])
+        assert (repo.tags("a"), repo.tags("b")) == tags_before
         no_secret_in(run.log())
         print("github actions runs (s):", {k: round(v, 1) for k, v in timings.items()})
     finally:

@@ -57,8 +57,9 @@ REGISTRY_PASSWORD = _variable("RELEASEKIT_REGISTRY_PASSWORD", "registry password
 REGISTRY_TOKEN = _variable("RELEASEKIT_REGISTRY_TOKEN", "a registry bearer token, sent as is", secret=True)
 S3_ENDPOINT_URL = _variable("RELEASEKIT_S3_ENDPOINT_URL", "the S3 endpoint of s3:// stores", "`AWS_ENDPOINT_URL`, "
                             "then AWS's own")
-PREVIOUS_BUILD = _variable("RELEASEKIT_PREVIOUS_BUILD", "in a generated Buildkite pipeline: the build whose "
-                           "reports order this one's shards")
+PREVIOUS_BUILD = _variable("RELEASEKIT_PREVIOUS_BUILD", "in a generated Buildkite pipeline: the build before "
+                           "this one, whose reports order its shards and whose meta-data names the last passed commit "
+                           "(its base)")
 
 
 def _store_credentials(kind):

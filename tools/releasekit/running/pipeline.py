@@ -5,7 +5,7 @@ Both engines get the same shape (pipeline_github.py, pipeline_buildkite.py):
   builds the command line pinned with the rules, and the steps run the script it writes, so that Bazel's client
   (which may send its environment to a build event service) never sees a secret. The python3 that runs it needs
   releasekit's packages (core/python_packages.py): an agent whose python3 lacks them gets a virtual environment
-  with them, named by RELEASEKIT_PYTHON. `--releasekit COMMAND` (with `--install`) runs an installed releasekit.
+  with them, named by environment.PYTHON. `--releasekit COMMAND` (with `--install`) runs an installed releasekit.
 - **The base commit** is computed once per run, in a job of its own: the first candidate the clone has (a pull
   request's base; on the main line the commit of the last passed run, then the push's `before`), else the merge
   base with the main line, else every test and release is selected and the reason said (`collect --everything`):

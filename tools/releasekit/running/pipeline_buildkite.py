@@ -56,10 +56,11 @@ def _base_step(settings):
             "last_passed=",
             'if [ -n "${{{0}:-}}" ]; then last_passed="$(buildkite-agent meta-data get {1} --build "${0}" --default '
             '"" || true)"; fi'.format(previous, LAST_PASSED_KEY),
+            'main_branch="${BUILDKITE_PIPELINE_DEFAULT_BRANCH:-%s}"; candidates=' % settings.main_branch,
             'if [ "${BUILDKITE_PULL_REQUEST:-false}" != false ]; then',
-            '  candidates= ; main_branch="$BUILDKITE_PULL_REQUEST_BASE_BRANCH"',
-            "else",
-            '  candidates="$last_passed"; main_branch="${BUILDKITE_PIPELINE_DEFAULT_BRANCH:-%s}"' % settings.main_branch,
+            '  main_branch="$BUILDKITE_PULL_REQUEST_BASE_BRANCH"',
+            'elif [ "$BUILDKITE_BRANCH" = "$main_branch" ]; then',
+            '  candidates="$last_passed"  # another branch starts at its merge base with the main line',
             "fi",
         ]
     lines += pipeline.base_script("$candidates", "$main_branch")

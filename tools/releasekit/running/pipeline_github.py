@@ -6,6 +6,7 @@ through `secrets.<VARIABLE>`; a CI registry on ghcr.io is pushed to with the wor
 write`). Runs of one ref wait for each other (`concurrency:`); a pull request's newer run cancels its older one.
 """
 
+from releasekit.core import environment
 from releasekit.running import pipeline
 from releasekit.running.pipeline import REPORTS, TEST_REPORTS
 
@@ -72,7 +73,8 @@ def _base_job(settings, main_line):
                                                 main)},
             {"name": "Base commit", "id": "base",
              "env": {"PULL_REQUEST_BASE": _expression("github.event.pull_request.base.sha"),
-                     "LAST_SUCCESSFUL": _expression("steps.previous.outputs.head-sha"),
+                     # Another branch's manual run starts at its merge base, not at the main line's last run.
+                     "LAST_SUCCESSFUL": _expression("{} && steps.previous.outputs.head-sha || ''".format(main_line)),
                      "PUSHED_AFTER": _expression("github.event.before"),
                      "MAIN_LINE": _expression(main_line)},
              "run": "\n".join(script) + "\n"},
@@ -91,7 +93,7 @@ def _job(settings, what, extra):
         lacks, make, python = pipeline.python_packages_check(VENV)
         steps.append({"name": "Python packages for releasekit", "run": "\n".join(
             ["if {}; then".format(lacks)] + ["  " + line for line in make] +
-            ['  echo "RELEASEKIT_PYTHON={}" >> "$GITHUB_ENV"'.format(python), "fi"]) + "\n"})
+            ['  echo "{}={}" >> "$GITHUB_ENV"'.format(environment.PYTHON, python), "fi"]) + "\n"})
     steps.append({"name": "Download the last successful run's reports, to balance the shards",
                   "if": "needs.base.outputs.previous-run != ''", "continue-on-error": True,
                   "uses": "actions/download-artifact@v4",
@@ -126,6 +128,7 @@ def _secrets(settings, what):
     workflow's own token, which `packages: write` lets push."""
     env = {name: _expression("secrets." + name) for name in pipeline.credential_variables(settings.config, what)}
     if what == "releases" and pipeline.publishes_to_ghcr(settings.config):
-        env["RELEASEKIT_REGISTRY_USERNAME"] = _expression("secrets.RELEASEKIT_REGISTRY_USERNAME || github.actor")
-        env["RELEASEKIT_REGISTRY_PASSWORD"] = _expression("secrets.RELEASEKIT_REGISTRY_PASSWORD || secrets.GITHUB_TOKEN")
+        user, password = str(environment.REGISTRY_USERNAME), str(environment.REGISTRY_PASSWORD)
+        env[user] = _expression("secrets.{} || github.actor".format(user))
+        env[password] = _expression("secrets.{} || secrets.GITHUB_TOKEN".format(password))
     return env
