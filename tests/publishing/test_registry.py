@@ -69,6 +69,24 @@ def test_push_is_accepted_by_skopeo_and_repush_sends_nothing(registry, tmp_path,
     assert again["bytes_uploaded"] == 0
     assert again["blobs_skipped"] == 2
     assert again["blobs_uploaded"] == 0
+    # As the other kinds say of a re-run that writes nothing (before: "published").
+    assert again["status"] == "already published"
+    assert "//app:app already published " + digest[:19] in second.stdout, second.stdout
+
+
+def test_a_new_tag_of_an_image_already_there_is_published(registry, tmp_path, isolated_home):
+    """Every blob there already, but a tag that is not: published, not already published."""
+    digest = random_layout(str(tmp_path / "img"), seed=b"retag")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "team/retag", "dev")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    env = {"RELEASEKIT_CONFIG": config, "RELEASEKIT_REPORT": str(tmp_path / "record.json")}
+    assert releases.publish(manifest, runfiles, env).returncode == 0
+    other_commit = releases.COMMIT[::-1]
+    result = releases.publish(manifest, runfiles, dict(env, RELEASEKIT_COMMIT=other_commit))
+    assert result.returncode == 0, result.stderr
+    record = json.load(open(tmp_path / "record.json"))
+    assert record["status"] == "published" and record["blobs_uploaded"] == 0, record
+    assert registry.inspect("dev/team/retag:" + record["tags"][0])["Digest"] == digest
 
 
 def test_docker_archive_input_pushes_the_same_image(registry, tmp_path):
@@ -188,11 +206,18 @@ def test_unreachable_registry_fails_within_bounds(tmp_path, isolated_home):
 
     random_layout(str(tmp_path / "img"), seed=b"down")
     manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "down/app")
-    config = releases.write_config(str(tmp_path / "releasekit.yaml"), "127.0.0.1:{}".format(free_port()))
+    port = free_port()
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), "127.0.0.1:{}".format(port))
     result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, **FAST_FAIL})
     assert result.returncode != 0
     assert "connection refused" in result.stderr and "gave up after 2 attempts" in result.stderr
     assert "Traceback" not in result.stderr
+    # Where it tried to connect (before: only the operation, "Could not check dev/releasekit-channel:ci: ...").
+    assert "at the registry 127.0.0.1:{}: ".format(port) in result.stderr, result.stderr
+    # A registry named without a port: the scheme's default port, written out.
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), "registry.releasekit.invalid", scheme="https")
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, **FAST_FAIL})
+    assert result.returncode != 0 and "at the registry registry.releasekit.invalid:443: " in result.stderr, result.stderr
 
 
 def test_https_to_a_plain_http_registry_says_how_to_fix(registry, tmp_path, isolated_home):
@@ -202,6 +227,7 @@ def test_https_to_a_plain_http_registry_says_how_to_fix(registry, tmp_path, isol
     result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, **FAST_FAIL})
     assert result.returncode != 0
     assert "TLSError" in result.stderr and "http://" in result.stderr
+    assert "(the registry {})".format(registry.host) in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("key", ["credHelpers", "credsStore"])

@@ -415,17 +415,25 @@ def test_every_release_of_a_run_publishes_where_the_configuration_said_when_the_
 
 
 def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
-    """Both pipelines pass their engine's own schema (check-jsonschema's built-in copies), run every test shard
-    before any release shard, publish only from the main line, carry the previous run's reports, hand every release
-    shard this run's test reports (the gate), and never publish from two runs at once (the engine's concurrency)."""
+    """Both pipelines pass their engine's own schema (check-jsonschema's built-in copies), compute one base commit per
+    run, run every test shard before any release shard, publish only from the main line with the destinations'
+    credentials from the engine's secrets, carry the previous run's reports, hand every release shard this run's test
+    reports (the gate), and never publish from two runs at once (the engine's concurrency). They run as generated:
+    tests/running/test_pipelines_run.py."""
     import re
 
     import yaml
 
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "releasekit.yaml").write_text(
+        "channels:\n  ci: {registry: 'ghcr.io/acme/prod', maven: 'https://repo.example.com/releases'}\n"
+        "  dev: {registry: 'ghcr.io/acme/dev'}\nhistory: 's3://ci-history/main'\n"
+        "credentials:\n  repo.example.com: {username: REPO_USER, password: REPO_PASSWORD}\n")
+
     def emit(kind):
-        result = subprocess.run([sys.executable, ENTRY, "pipeline", "--format", kind, "--shards", "3", "--base",
-                                 "abc123",
-                                 "--head", "def456"], capture_output=True, text=True, timeout=60)
+        result = subprocess.run([sys.executable, ENTRY, "pipeline", "--format", kind, "--shards", "3"],
+                                capture_output=True, text=True, timeout=60, cwd=str(workspace))
         assert result.returncode == 0, result.stderr
         path = tmp_path / (kind + ".yml")
         path.write_text(result.stdout)
@@ -437,57 +445,83 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
         return yaml.safe_load(result.stdout)
 
     steps = emit("buildkite")["steps"]
-    wait = steps.index("wait")
-    tests, releases = steps[:wait], steps[wait + 1:]
+    assert steps[0]["key"] == "base" and steps[1] == "wait"
+    base = " ".join(steps[0]["commands"])
+    assert "meta-data get releasekit-last-passed --build \"$$RELEASEKIT_PREVIOUS_BUILD\"" in base
+    assert 'main_branch="$$BUILDKITE_PULL_REQUEST_BASE_BRANCH"' in base and "git merge-base HEAD" in base
+    waits = [i for i, s in enumerate(steps) if s == "wait"]
+    tests, releases = steps[waits[0] + 1:waits[1]], steps[waits[1] + 1:waits[2]]
+    assert steps[waits[2] + 1]["commands"] == ['buildkite-agent meta-data set releasekit-last-passed "$$BUILDKITE_COMMIT"']
 
     def shards(step_list, what):
         return [re.search(r"dispatch --{0} {0}.json --shard (\S+)".format(what), " ".join(s["commands"])).group(1)
                 for s in step_list]
 
     assert shards(tests, "tests") == ["1/3", "2/3", "3/3"] and shards(releases, "releases") == ["1/3", "2/3", "3/3"]
-    assert all("collect --base abc123 --head def456" in " ".join(s["commands"]) for s in tests + releases)
-    # Target graphs are recorded by main-line builds only: never a pull request's, never another branch's.
-    assert all('[ "$${BUILDKITE_PULL_REQUEST:-false}" = false ] && [ "$$BUILDKITE_BRANCH" = '
-               '"$$BUILDKITE_PIPELINE_DEFAULT_BRANCH" ] && echo --record-target-graphs' in " ".join(s["commands"])
-               for s in tests + releases)
-    assert all(s["env"] == {"CI": "true"} and s["branches"] == "main" for s in releases)
+    for step in tests + releases:
+        commands = " ".join(step["commands"])
+        assert commands.startswith("bazel run --script_path=")
+        assert '"$${TMPDIR:-/tmp}/releasekit-$$BUILDKITE_JOB_ID" collect "$$@" --head HEAD' in commands
+        assert "buildkite-agent meta-data get releasekit-base" in commands
+        # Target graphs are recorded by main-line builds only: never a pull request's, never another branch's.
+        assert ('[ "$${BUILDKITE_PULL_REQUEST:-false}" = false ] && [ "$$BUILDKITE_BRANCH" = '
+                '"$$BUILDKITE_PIPELINE_DEFAULT_BRANCH" ] && echo --record-target-graphs') in commands
+        assert "--previous-report releasekit-reports" in commands and "--quarantine auto" in commands
+        assert "buildkite-agent secret get" in commands
+    assert all(s["env"] == {"CI": "true"} and s["branches"] == "main" and s["if"] == "build.pull_request.id == null"
+               for s in releases)
     assert not any("env" in s for s in tests)
     assert all(s["artifact_paths"] == ["report-tests-{}.json".format(i)] for i, s in enumerate(tests, 1))
-    assert all("--previous-report releasekit-reports" in " ".join(s["commands"]) for s in tests + releases)
-    assert all("artifact download" in " ".join(s["commands"]) for s in tests)
     for step in releases:  # this build's test reports, for the gate; one release job at a time, oldest build first
         commands = " ".join(step["commands"])
         assert 'artifact download "report-tests-*.json" releasekit-test-reports' in commands
         assert "--test-reports releasekit-test-reports" in commands
+        assert "REPO_USER REPO_PASSWORD" in commands and "RELEASEKIT_REGISTRY_PASSWORD" in commands
         assert step["concurrency"] == 1
         assert step["concurrency_group"] == "releasekit/${BUILDKITE_PIPELINE_SLUG}/releases"
     assert not any("--test-reports" in " ".join(s["commands"]) or "concurrency" in s for s in tests)
+    assert not any("REPO_USER" in " ".join(s["commands"]) for s in tests)  # test jobs get the history's, not these
 
     workflow = emit("github-actions")
+    assert workflow["on"] == {"push": {"branches": ["main"]}, "pull_request": {}, "workflow_dispatch": {}}
     jobs = workflow["jobs"]
-    assert [entry["shard"] for entry in jobs["tests"]["strategy"]["matrix"]["include"]] == ["1/3", "2/3", "3/3"]
-    assert jobs["releases"]["needs"] == "tests" and jobs["releases"]["if"] == "github.event_name == 'push'"
+    assert jobs["tests"]["needs"] == "base" and jobs["releases"]["needs"] == ["base", "tests"]
+    assert jobs["releases"]["if"] == "needs.base.outputs.main-line == 'true'"
     assert jobs["releases"]["env"] == {"CI": "true"} and "env" not in jobs["tests"]
+    # A CI registry on ghcr.io: the workflow's token pushes there, which needs `packages: write` (release jobs only).
+    assert workflow["permissions"] == {"contents": "read", "actions": "read"}
+    assert jobs["releases"]["permissions"] == {"contents": "read", "actions": "read", "packages": "write"}
+    assert [entry["shard"] for entry in jobs["tests"]["strategy"]["matrix"]["include"]] == ["1/3", "2/3", "3/3"]
+    base_steps = {step.get("id"): step for step in jobs["base"]["steps"]}
+    assert "--json databaseId,headSha" in base_steps["previous"]["run"] and "--branch 'main'" in base_steps["previous"]["run"]
+    assert base_steps["base"]["env"]["LAST_SUCCESSFUL"] == ("${{ github.event_name != 'pull_request' && github.ref == "
+                                                           "'refs/heads/main' && steps.previous.outputs.head-sha || '' }}")
+    assert base_steps["base"]["env"]["PUSHED_AFTER"] == "${{ github.event.before }}"
     for job in ("tests", "releases"):
         uses = [step.get("uses", "") for step in jobs[job]["steps"]]
         assert "actions/download-artifact@v4" in uses and "actions/upload-artifact@v4" in uses
+        assert jobs[job]["steps"][1]["run"] == 'bazel run --script_path="$RUNNER_TEMP/releasekit" ' \
+                                               '@rules_release//tools:releasekit\n'
         step = next(step for step in jobs[job]["steps"] if step.get("name") == job.capitalize())
         assert "dispatch --{0} {0}.json --shard ${{{{ matrix.shard }}}}".format(job) in step["run"]
-        assert "--previous-report releasekit-reports" in step["run"]
-        # `on: push` is the main line only
-        assert "${{ github.event_name == 'push' && '--record-target-graphs' || '' }}" in step["run"]
+        assert "--previous-report releasekit-reports" in step["run"] and "--quarantine auto" in step["run"]
+        assert "${{ needs.base.outputs.main-line == 'true' && '--record-target-graphs' || '' }}" in step["run"]
         assert ("--test-reports releasekit-test-reports" in step["run"]) == (job == "releases")
-        # On the main line the change starts at the last successful run: what a red run held back comes again.
-        assert step["env"]["BASE_COMMIT"] == ("${{ github.event_name == 'push' && steps.previous.outputs.head-sha "
-                                              "|| env.BASE_COMMIT }}")
+        assert step["env"]["BASE_COMMIT"] == "${{ needs.base.outputs.commit }}"
+        # The history is on S3: AWS's variables, not the HTTP stores' ones.
+        assert step["env"]["AWS_SECRET_ACCESS_KEY"] == "${{ secrets.AWS_SECRET_ACCESS_KEY }}"
+        assert "RELEASEKIT_HISTORY_TOKEN" not in step["env"]
+        assert ("REPO_PASSWORD" in step["env"]) == (job == "releases")
+    releases_step = next(step for step in jobs["releases"]["steps"] if step.get("name") == "Releases")
+    assert releases_step["env"]["REPO_PASSWORD"] == "${{ secrets.REPO_PASSWORD }}"
+    assert releases_step["env"]["RELEASEKIT_REGISTRY_PASSWORD"] == \
+        "${{ secrets.RELEASEKIT_REGISTRY_PASSWORD || secrets.GITHUB_TOKEN }}"
     gate = [step for step in jobs["releases"]["steps"] if step.get("with", {}).get("path") == "releasekit-test-reports"]
     assert gate == [{"name": "Download this run's test reports, for the gate", "uses": "actions/download-artifact@v4",
                      "with": {"pattern": "releasekit-report-tests-*", "merge-multiple": True,
                               "path": "releasekit-test-reports"}}]  # no run-id: this run's
     assert workflow["concurrency"] == {"group": "releasekit-${{ github.ref }}",
                                        "cancel-in-progress": "${{ github.event_name == 'pull_request' }}"}
-    previous = next(step for step in jobs["releases"]["steps"] if step.get("id") == "previous")
-    assert "--json databaseId,headSha" in previous["run"] and "head-sha=" in previous["run"]
 
 
 def test_previous_reports_of_every_shard_balance_the_next_run(tmp_path):

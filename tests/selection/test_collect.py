@@ -425,6 +425,21 @@ def test_cli_writes_the_documented_json(repo, tmp_path):
     assert releases["targets"] == [{"label": "//app:app.ci", "kind": "artifact_ci_release", "reasons": ["lib/a.py"]}]
 
 
+def test_collect_everything_selects_every_test_and_release_and_says_why(repo, tmp_path):
+    """A first push has no base commit: the pipelines pass --everything with the reason."""
+    change(repo, {"lib/a.py": "A = 16\n"})
+    result = run_cli("collect", "--everything", "no base commit: a first push", "--tests-out", str(tmp_path / "t.json"),
+                     "--releases-out", str(tmp_path / "r.json"), cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    tests, releases = json.load(open(tmp_path / "t.json")), json.load(open(tmp_path / "r.json"))
+    assert tests["everything"] and tests["base"] is None
+    assert tests["notes"][0] == "every test and release is selected: no base commit: a first push"
+    assert {t["label"] for t in tests["targets"]} == ALL_TESTS
+    assert {t["label"] for t in releases["targets"]} == {"//app:app.ci"}
+    both = run_cli("collect", "--everything", "why", "--base", repo.base, cwd=repo.path)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
 def test_explain_names_the_file_and_a_path(repo):
     change(repo, {"lib/a.py": "A = 12\n"})
     result = run_cli("explain", "//app:app.ci", "--base", repo.base, cwd=repo.path)
@@ -441,6 +456,10 @@ def test_explain_names_the_file_and_a_path(repo):
     ("//noci:rel.ci", "//noci:rel.ci is not selected: it is tagged no-ci, which keeps it out of CI."),
     ("//lib:lib",
      "//lib:lib is not selected: it is a py_library, neither a test nor a CI release (artifact_ci_release)."),
+    # Before: "it is a artifact_dev_release", "it is a image_layout".
+    ("//app:app.dev", "//app:app.dev is not selected: it is an artifact_dev_release, neither a test nor a CI release "
+                      "(artifact_ci_release)."),
+    ("//app:image", "//app:image is not selected: it is an image_layout, neither a test nor a CI release"),
 ])
 def test_explain_says_why_a_target_is_kept_out(repo, label, expected):
     """Before: every one of these said "none of the changed files is in its dependencies", though they were."""
@@ -455,6 +474,31 @@ def test_explain_of_a_label_that_does_not_exist_is_an_error(repo):
     result = run_cli("explain", "//lib:no_such_target", "--base", repo.base, cwd=repo.path)
     assert result.returncode == 2
     assert "//lib:no_such_target is not a target of" in result.stderr and "Traceback" not in result.stderr
+    assert "neither at head nor at the base " + repo.base[:12] in result.stderr, result.stderr
+    assert "Fix the workspace" not in result.stderr  # it loads; the label names nothing
+
+
+def test_explain_of_a_target_the_change_removed_says_so(repo):
+    """Before: an error, "... is not a target of <workspace> at head ... Fix the workspace so that it loads"."""
+    change(repo, {"suite/BUILD": FILES["suite/BUILD"].replace('sh_test(name = "s2", srcs = ["s2.sh"])', "")})
+    result = run_cli("explain", "//suite:s2", "--base", repo.base, cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    assert ("//suite:s2 is not selected: the change removed it: it is a target at the base {}, not at head, so there "
+            "is nothing to run.".format(repo.base[:12])) in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("option,label,expected", [
+    ("build --verbose_failures", "//app:app_test", "`.bazelrc` option --verbose_failures changed; it cannot change a "
+                                                   "build or test result, nor what collect's queries answer"),
+    ("test --test_env=LANG=C", "//app:app.ci", "`.bazelrc` option `--test_env` changed: the tests"),
+])
+def test_explain_names_the_option_after_an_rc_only_change_that_does_not_reach_the_target(repo, option, label, expected):
+    """Before: "none of the 1 changed files is in its dependencies.", naming no option."""
+    change(repo, {".bazelrc": "build --announce_rc\n{}\n".format(option)})
+    result = run_cli("explain", label, "--base", repo.base, cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    assert ("{} is not selected: none of the 1 changed files is in its dependencies, and the changed `.bazelrc` options "
+            "do not reach it: {}".format(label, expected)) in result.stdout, result.stdout
 
 
 def test_worktree_head_ignores_releasekit_logs(repo, tmp_path):

@@ -7,12 +7,10 @@ traceback only with --verbose. The fork server runs `publish` through it too, wi
 
 import argparse
 import gc
-import importlib.util
 import logging
 import sys
 
 from releasekit import __version__
-from releasekit.core import environment
 from releasekit.core.errors import ReleasekitError
 from releasekit.core.redact import redact
 
@@ -40,7 +38,7 @@ def build_parser(modules, argv=None):
         command = commands.add_parser(module.NAME, parents=[common], help=help_text, description=module.__doc__)
         if not named or module.NAME == chosen:
             module.add_arguments(command)
-        command.set_defaults(run=module.run)
+        command.set_defaults(run=module.run, build_action=getattr(module, "BUILD_ACTION", False))
     return parser
 
 
@@ -74,6 +72,10 @@ def configure_logging(verbose):
 
 def _guarded(args):
     try:
+        if not args.build_action:  # a user command names the pip command for a missing package first
+            from releasekit.core.python_packages import check_required
+
+            check_required()
         return args.run(args)
     except ReleasekitError as error:
         print("{}: {}".format(type(error).__name__, redact(str(error))), file=sys.stderr)
@@ -92,15 +94,3 @@ def _guarded(args):
         print("releasekit: unexpected {}: {}. Rerun with --verbose for details.".format(
             type(error).__name__, redact(str(error))), file=sys.stderr)
         return 1
-
-
-def require_runtime_packages():
-    """What publishing and reading releasekit.yaml need, found (not imported: a release started by dispatch never
-    loads PyYAML)."""
-    missing = [package for module, package in (("requests", "requests"), ("yaml", "PyYAML"))
-               if importlib.util.find_spec(module) is None]
-    if missing:
-        raise ReleasekitError(
-            "The Python running releasekit ({}) lacks {}. Install them with `{} -m pip install {}`, or point "
-            "{} at an interpreter that has them.".format(
-                sys.executable, ", ".join(missing), sys.executable, " ".join(missing), environment.PYTHON))

@@ -7,7 +7,7 @@ HELP = "collect, test, then publish the affected CI releases that passed the gat
 
 
 def add_arguments(parser):
-    selection_options(parser)
+    selection_options(parser, everything=True)
     graph_options(parser)
     gate_options(parser)
     run_options(parser)

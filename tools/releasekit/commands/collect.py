@@ -10,7 +10,7 @@ HELP = "select the tests and releases a change affects"
 
 
 def add_arguments(parser):
-    selection_options(parser)
+    selection_options(parser, everything=True)
     graph_options(parser)
     parser.add_argument("--tests-out", help="write the selected tests here (JSON)")
     parser.add_argument("--releases-out", help="write the selected releases here (JSON)")
@@ -60,7 +60,7 @@ def select(args, head, context, stopping=None, cost=None):
                           workspace=workspace, record=_may_record_graphs(args, os.environ))
     collector = Collector(workspace, bazel=bazel, graphs=graphs)
     try:
-        selection = collector.collect(args.base, head)
+        selection = collector.collect(args.base, head, everything=getattr(args, "everything", None))
     finally:
         if cost is not None and collector.base_bazel is not None:
             cost.counted(collector.base_bazel.workspace)

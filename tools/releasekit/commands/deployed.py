@@ -1,6 +1,5 @@
 """releasekit deployed: what a CD system reads for a deploy release, and whether it is all there."""
 
-from releasekit.commands import require_runtime_packages
 from releasekit.commands.options import config_option
 
 NAME = "deployed"
@@ -17,7 +16,6 @@ def add_arguments(parser):
 
 
 def run(args):
-    require_runtime_packages()
     from releasekit.core.redact import redact
     from releasekit.core.run_context import PUBLISHING, RunContext
     from releasekit.publishing.deployed import deployed

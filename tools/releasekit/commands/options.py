@@ -24,8 +24,15 @@ def workspace_options(parser):
     add_option(parser, "--bazel", variable=environment.BAZEL, help="the Bazel command")
 
 
-def selection_options(parser, head=True):
-    parser.add_argument("--base", required=True, help="the revision the change starts from")
+def selection_options(parser, head=True, everything=False):
+    """--base (or, with everything, --everything instead), --head, and the workspace."""
+    if everything:
+        base = parser.add_mutually_exclusive_group(required=True)
+        base.add_argument("--base", help="the revision the change starts from")
+        base.add_argument("--everything", metavar="WHY", help="select every test and release, and say why (a first "
+                          "push: no base commit)")
+    else:
+        parser.add_argument("--base", required=True, help="the revision the change starts from")
     if head:
         parser.add_argument("--head", default="HEAD", help="the revision it ends at, or WORKTREE (default HEAD)")
     workspace_options(parser)

@@ -1,4 +1,8 @@
-"""releasekit pipeline: a sharded pipeline for Buildkite or GitHub Actions, test shards before release shards."""
+"""releasekit pipeline: a sharded pipeline for Buildkite or GitHub Actions, test shards before release shards, that
+runs as generated (docs/pipelines.md)."""
+
+from releasekit.commands.options import add_option
+from releasekit.core import environment
 
 NAME = "pipeline"
 HELP = "emit a sharded pipeline for Buildkite or GitHub Actions"
@@ -9,15 +13,28 @@ def add_arguments(parser):
 
     parser.add_argument("--format", required=True, choices=sorted(ENGINES))
     parser.add_argument("--shards", type=int, default=4)
-    parser.add_argument("--base", default="$BASE_COMMIT", help="the base revision the steps collect from")
-    parser.add_argument("--head", default="$HEAD_COMMIT", help="the head revision")
-    parser.add_argument("--releasekit", default="releasekit", help="how the steps call releasekit")
-    parser.add_argument("--install", default="python3 -m pip install releasekit",
-                        help="the command that installs releasekit on a fresh agent")
+    parser.add_argument("--main-branch", default="main", help="the branch releases publish from (default main)")
+    parser.add_argument("--base", help="a revision every run collects from (default: computed per run: a pull "
+                        "request's base, the last passed main-line run, the merge base, else everything)")
+    parser.add_argument("--releasekit", default="@rules_release//tools:releasekit",
+                        help="releasekit's Bazel label (built with `bazel run --script_path`; the default), or a "
+                             "command on the agent's PATH")
+    parser.add_argument("--install", help="with --releasekit COMMAND: the command that installs it on a fresh agent")
+    parser.add_argument("--quarantine", metavar="auto|FILE|none",
+                        help="the test jobs' quarantine (default: auto when there is a run history)")
+    parser.add_argument("--history", metavar="URL", help="the run history (default: releasekit.yaml's history)")
+    add_option(parser, "--config", variable=environment.CONFIG,
+               help="the releasekit.yaml whose destinations' credentials the jobs take")
+    parser.add_argument("--bazel", default="bazel", help="the agents' Bazel command (default bazel)")
 
 
 def run(args):
-    from releasekit.running.pipeline import render
+    import os
 
-    print(render(args.format, args.shards, args.base, args.head, args.releasekit, args.install), end="")
+    from releasekit.core.run_context import RUNNING, RunContext
+    from releasekit.running.pipeline import Settings, render
+
+    config = RunContext.load(RUNNING, args.config, workspace=os.getcwd()).config
+    print(render(args.format, Settings(args.shards, args.main_branch, args.releasekit, args.install, config,
+                                       args.quarantine, args.history, args.bazel, args.base)), end="")
     return 0

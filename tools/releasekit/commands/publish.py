@@ -2,7 +2,6 @@
 
 import os
 
-from releasekit.commands import require_runtime_packages
 from releasekit.commands.options import add_option, config_option
 from releasekit.core import environment
 
@@ -21,7 +20,6 @@ def add_arguments(parser):
 
 
 def run(args):
-    require_runtime_packages()
     from releasekit.core.redact import redact
     from releasekit.core.startup import signal_started
     from releasekit.publishing.publisher import PublishOptions, publish, summary_line

@@ -1,6 +1,5 @@
 """releasekit verify: check a release's signed provenance before rolling it out (publishing/verify.py)."""
 
-from releasekit.commands import require_runtime_packages
 from releasekit.commands.options import config_option
 
 NAME = "verify"
@@ -21,7 +20,6 @@ def add_arguments(parser):
 
 
 def run(args):
-    require_runtime_packages()
     import os
 
     from releasekit.core.redact import redact

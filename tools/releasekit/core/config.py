@@ -7,6 +7,7 @@
 
     history: "s3://ci-history/main"            # optional: where CI runs append their reports
     target_graphs: "s3://ci-cache/graphs"      # optional: where collect records target graphs (target_graphs.py)
+    credentials: {repo.example.com: {username: REPO_USER, password: REPO_PASSWORD}}   # optional: host_credentials.py
     auto_quarantine: {flakes: 2, window: 30, clean_runs: 5, broken_after: 2}   # optional: --quarantine auto's
     gate: all                                  # optional: all (the default) or deps; see run_policy.py
 
@@ -28,7 +29,7 @@ import dataclasses
 import json
 import os
 
-from releasekit.core import environment
+from releasekit.core import environment, host_credentials
 from releasekit.core.destinations import DEPLOY_REGISTRY, REGISTRY, parse_entry, to_entry
 from releasekit.core.errors import ConfigError
 from releasekit.core.run_policy import AutoQuarantine, parse_auto_quarantine, parse_gate
@@ -58,6 +59,7 @@ class Config:
     gate: str = None  # the release gate the file chooses (run_policy.py), or None
     mirrors: dict = dataclasses.field(default_factory=dict)  # channel -> (Destination, ...) beside the primary registry
     checked: str = PUBLISHING
+    credentials: tuple = ()  # host_credentials.HostCredentials: one credential pair for every destination on a host
 
     def destination(self, channel, kind):
         entry = self.channels.get(channel, {}).get(kind)
@@ -76,8 +78,8 @@ class Config:
                     for channel, entries in self.channels.items()}
         for channel, mirrors in self.mirrors.items():
             channels.setdefault(channel, {})["mirrors"] = [to_entry(d) for d in mirrors]
-        return json.dumps({"source": self.source, "channels": channels,
-                           "channels_apart": self.checked == PUBLISHING}, sort_keys=True)
+        return json.dumps({"source": self.source, "channels": channels, "channels_apart": self.checked == PUBLISHING,
+                           "credentials": host_credentials.to_data(self.credentials)}, sort_keys=True)
 
 
 def find_config_path(explicit=None, environ=None):
@@ -153,18 +155,20 @@ def _yaml_data(text, source):
 def config_from_data(data, source, strictness=PUBLISHING):
     """Check and parse the configuration's content (a mapping with 'channels'), as strictly as asked; source names
     it in errors."""
+    table = host_credentials.parse(data.get("credentials") if isinstance(data, dict) else None, source)
     if strictness == SELECTING:
         value = data.get("target_graphs") if isinstance(data, dict) else None
-        return Config(source=source, channels={}, checked=SELECTING,
-                      target_graphs=None if value is None else parse_target_graphs(value, source))
+        return Config(source=source, channels={}, checked=SELECTING, credentials=table,
+                      target_graphs=None if value is None else parse_target_graphs(value, source, table))
     if not isinstance(data, dict) or not isinstance(data.get("channels"), dict):
         raise ConfigError("{}: expected a top-level 'channels:' mapping with 'ci' and 'dev' entries.".format(source))
     from releasekit.core.mirrors import check_mirrors
 
-    channels, mirrors = _channels(data["channels"], source)
-    config = Config(source=source, channels=channels, mirrors=mirrors, checked=strictness,
-                    history=_optional(parse_history, data.get("history"), source),
-                    target_graphs=_optional(parse_target_graphs, data.get("target_graphs"), source),
+    channels, mirrors = _channels(data["channels"], source, table)
+    history, graphs = data.get("history"), data.get("target_graphs")
+    config = Config(source=source, channels=channels, mirrors=mirrors, checked=strictness, credentials=table,
+                    history=None if history is None else parse_history(history, source, table),
+                    target_graphs=None if graphs is None else parse_target_graphs(graphs, source, table),
                     auto_quarantine=parse_auto_quarantine(data.get("auto_quarantine"), source),
                     gate=None if data.get("gate") is None else parse_gate(data["gate"], "{}: gate".format(source)))
     check_mirrors(config)
@@ -173,8 +177,9 @@ def config_from_data(data, source, strictness=PUBLISHING):
     return config
 
 
-def _channels(entries_by_channel, source):
-    """({channel: {kind: Destination}}, {channel: (mirror Destination, ...)})."""
+def _channels(entries_by_channel, source, table):
+    """({channel: {kind: Destination}}, {channel: (mirror Destination, ...)}), each with its host's credentials entry
+    (table)."""
     from releasekit.core.mirrors import mirror_registries
 
     channels, mirrors = {}, {}
@@ -185,7 +190,8 @@ def _channels(entries_by_channel, source):
             raise ConfigError("{}: channels.{} must be a mapping of destinations.".format(source, channel))
         channel_insecure = bool(entries.get("insecure", False))
         parsed = {}
-        mirrors[channel] = mirror_registries(entries.get("mirrors") or [], channel, channel_insecure, source)
+        mirrors[channel] = tuple(with_credentials(mirror, table) for mirror in mirror_registries(
+            entries.get("mirrors") or [], channel, channel_insecure, source))
         for kind, value in entries.items():
             if kind in ("insecure", "mirrors"):
                 continue
@@ -195,23 +201,28 @@ def _channels(entries_by_channel, source):
                         source, channel, kind, ", ".join(DESTINATION_KINDS)
                     )
                 )
-            parsed[kind] = parse_entry(value, kind, channel, source, channel_insecure)
+            parsed[kind] = with_credentials(parse_entry(value, kind, channel, source, channel_insecure), table)
         channels[channel] = parsed
     return channels, mirrors
 
 
-def _optional(parse, value, source):
-    return None if value is None else parse(value, source)
+def parse_history(value, source, credentials=()):
+    """The run history's store: a URL or {url, insecure, ca_bundle}, with its host's entry of credentials."""
+    return with_credentials(parse_entry(value, "history", "-", source, where="{}: history".format(source)),
+                            credentials)
 
 
-def parse_history(value, source):
-    """The run history's store: a URL or {url, insecure, ca_bundle}, as a destination entry."""
-    return parse_entry(value, "history", "-", source, where="{}: history".format(source))
+def parse_target_graphs(value, source, credentials=()):
+    """The store of recorded target graphs: a URL or {url, insecure, ca_bundle}, with its host's entry of
+    credentials."""
+    return with_credentials(parse_entry(value, "target_graphs", "-", source, where="{}: target_graphs".format(source)),
+                            credentials)
 
 
-def parse_target_graphs(value, source):
-    """The store of recorded target graphs: a URL or {url, insecure, ca_bundle}, as a destination entry."""
-    return parse_entry(value, "target_graphs", "-", source, where="{}: target_graphs".format(source))
+def with_credentials(destination, credentials):
+    """The destination with its host's entry of releasekit.yaml's `credentials` (host_credentials.py), if any."""
+    entry = host_credentials.for_destination(credentials, destination.scheme, destination.host)
+    return dataclasses.replace(destination, credentials=entry) if entry else destination
 
 
 def check_channels_apart(config):

@@ -51,6 +51,20 @@ def store_credentials(kind, environ):
     return from_variables(*environment.STORE_CREDENTIALS[kind], environ)
 
 
+def host_entry_credentials(destination, environ):
+    """The credentials releasekit.yaml's `credentials` entry of the destination's host names (host_credentials.py),
+    else ANONYMOUS: what a destination uses when its own variables are unset."""
+    entry = getattr(destination, "credentials", None)
+    if entry is None:
+        return ANONYMOUS
+    username, password, token = entry.values(environ)
+    if token:
+        return Credentials(token=token, source=entry.describe())
+    if username:
+        return Credentials(username=username, password=password, source=entry.describe())
+    return ANONYMOUS
+
+
 def store_variables_hint(kind):
     """How a message says which variables give a store of this kind its credentials."""
     return "{} and {} (or {})".format(*environment.STORE_CREDENTIALS[kind])

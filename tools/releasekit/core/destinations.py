@@ -11,7 +11,7 @@ import dataclasses
 import re
 
 from releasekit.core.errors import ConfigError
-from releasekit.core.hosts import is_loopback, network_location, same_host
+from releasekit.core.hosts import DEFAULT_PORTS, is_loopback, network_location, same_host, split_host_port
 from releasekit.core.stores import schemes
 
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$")
@@ -37,6 +37,7 @@ class Destination:
     ca_bundle: str = None
     name: str = None  # a mirror registry's name: its credentials' variables
     where: str = None  # where releasekit.yaml names it, when not channels.<channel>.<kind>
+    credentials: object = None  # the host_credentials.HostCredentials of its host, or None
 
     @property
     def is_plain_http(self):
@@ -44,6 +45,12 @@ class Destination:
 
     def describe(self):
         return "{} ({})".format(self.where or "channels.{}.{}".format(self.channel, self.kind), self.text)
+
+    def address(self):
+        """host:port as connected to, the scheme's default port written out (registry.example.com:443)."""
+        host, port = split_host_port(self.host)
+        shown = "[{}]".format(host) if ":" in host else host
+        return "{}:{}".format(shown, port or DEFAULT_PORTS.get(self.scheme, ""))
 
     def overlaps(self, other):
         """True when one destination contains the other: the same place by identity, not by text."""

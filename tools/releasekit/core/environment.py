@@ -76,8 +76,9 @@ DEV_SIGNING_KEY = _variable("RELEASEKIT_DEV_SIGNING_KEY", "the PEM private key d
                             "with; never the CI key", "`RELEASEKIT_DEV_SIGNING_KEY_FILE`, else unsigned", secret=True)
 DEV_SIGNING_KEY_FILE = _variable("RELEASEKIT_DEV_SIGNING_KEY_FILE", "a file holding the dev signing key", "unset")
 SELECTION = _variable("RELEASEKIT_SELECTION", "what chose a release, as JSON, for its provenance (set by dispatch)")
-PREVIOUS_BUILD = _variable("RELEASEKIT_PREVIOUS_BUILD", "in a generated Buildkite pipeline: the build whose "
-                           "reports order this one's shards")
+PREVIOUS_BUILD = _variable("RELEASEKIT_PREVIOUS_BUILD", "in a generated Buildkite pipeline: the build before "
+                           "this one, whose reports order its shards and whose meta-data names the last passed commit "
+                           "(its base)")
 
 
 def _store_credentials(kind):

@@ -5,7 +5,7 @@ import functools
 import ipaddress
 import socket
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def split_host_port(host):
@@ -21,7 +21,7 @@ def network_location(scheme, host):
     """(lower-case host, port or None when it is the scheme's default): http and https of one server share their
     data; an explicit port names another server."""
     name, port = split_host_port(host)
-    return name.lower().rstrip("."), None if port in (None, _DEFAULT_PORTS.get(scheme)) else port
+    return name.lower().rstrip("."), None if port in (None, DEFAULT_PORTS.get(scheme)) else port
 
 
 def same_host(a, b):

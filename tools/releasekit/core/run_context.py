@@ -11,7 +11,7 @@ get the configuration as environment.RESOLVED_CONFIG and do not check it again.
 import os
 
 from releasekit.core import config as config_module
-from releasekit.core.credentials import ANONYMOUS, store_credentials
+from releasekit.core.credentials import ANONYMOUS, host_entry_credentials, store_credentials
 from releasekit.core.errors import UsageError
 from releasekit.core.http import RetryPolicy
 from releasekit.core.run_policy import AutoQuarantine, choose_gate
@@ -52,19 +52,24 @@ class RunContext:
         """The Store of a destination, with this run's retry policy (or another) and credentials."""
         takes = scheme_of(destination).takes_store_credentials
         credentials = self.store_credentials(destination.kind) if takes else ANONYMOUS
+        if credentials is ANONYMOUS and takes:  # the kind's variables win; then its host's entry in releasekit.yaml
+            credentials = host_entry_credentials(destination, self.environ)
         return open_store(destination, policy or self.policy, self.environ, credentials)
 
     def history(self, explicit_url=None):
         """The run history's Destination: --history wins over releasekit.yaml's `history`; None without either."""
-        if explicit_url:
-            return config_module.parse_history(explicit_url, "--history")
+        if explicit_url:  # with releasekit.yaml's credentials entry of its host, if any
+            return config_module.parse_history(explicit_url, "--history", self._host_credentials())
         return self.config.history if self.config else None
 
     def target_graphs(self, explicit_url=None):
         """The target graphs' Destination: --target-graphs wins over releasekit.yaml's; None without either."""
         if explicit_url:
-            return config_module.parse_target_graphs(explicit_url, "--target-graphs")
+            return config_module.parse_target_graphs(explicit_url, "--target-graphs", self._host_credentials())
         return self.config.target_graphs if self.config else None
+
+    def _host_credentials(self):
+        return self.config.credentials if self.config else ()
 
     @property
     def auto_quarantine(self):

@@ -44,7 +44,7 @@ def deployed(label, channel, version, context, source="store"):
 
 def _images(lines, complete, images, channel, context):
     registry = context.destination(channel, "registry")
-    client = RegistryClient(registry, registry_credentials(registry.host, context.environ), context.policy)
+    client = RegistryClient(registry, registry_credentials(registry, context.environ), context.policy)
     for placeholder, reference in images:
         host_and_repository, _, digest = reference.partition("@")
         host, _, repository = host_and_repository.partition("/")
@@ -65,7 +65,7 @@ def _from_registry(label, channel, base, version, context):
 
     destination = context.destination(channel, "deploy_registry")
     repository = repository_of(destination, base)
-    client = RegistryClient(destination, registry_credentials(destination.host, context.environ), context.policy)
+    client = RegistryClient(destination, registry_credentials(destination, context.environ), context.policy)
     reference = "{}/{}:{}".format(destination.host, repository, version or "latest")
     manifest = client.read_manifest(repository, version or "latest")
     if manifest is None:

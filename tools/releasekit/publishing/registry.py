@@ -13,7 +13,7 @@ import logging
 import re
 import urllib.parse
 
-from releasekit.core.errors import AuthError, ImageError, RegistryError, TransientError
+from releasekit.core.errors import AuthError, ImageError, RegistryError, TLSError, TransientError
 from releasekit.publishing.oci import ByteCounter, HashingBody, check_repository, check_tag
 from releasekit.core.http import TRANSPORT_ERRORS, HttpClient, raise_for_transient, with_retries
 from releasekit.core.redact import redact
@@ -31,6 +31,7 @@ class PushResult:
     blobs_uploaded: int = 0
     blobs_skipped: int = 0
     blobs_mounted: int = 0
+    already_there: bool = False  # every blob, the image and each tag were there: nothing was written
 
 
 class RegistryClient:
@@ -95,7 +96,12 @@ class RegistryClient:
         """Retry an operation whole; one of `requests` requests gets the tries each request is allowed."""
         policy = self.policy if requests == 1 else dataclasses.replace(self.policy,
                                                                        attempts=self.policy.attempts * requests)
-        return with_retries(operation, policy, what, progress, gives_up_as=RegistryError)
+        try:
+            # The address as connected to, port included: a refused or unresolved connection names where it went.
+            return with_retries(operation, policy, what, progress, gives_up_as=RegistryError,
+                                place="the registry " + self.destination.address())
+        except TLSError as error:
+            raise TLSError("{} (the registry {})".format(error, self.destination.address())) from None
 
     # -- blobs ----------------------------------------------------------------------------
 
@@ -265,6 +271,17 @@ class RegistryClient:
         scope = "repository:{}:pull".format(repository)
         return self._retry(lambda: self.manifest_exists(repository, tag, scope), "check {}:{}".format(repository, tag))
 
+    def _tag_digest(self, repository, tag):
+        """The digest repository:tag names, or None when there is no such tag (one HEAD)."""
+        scope = "repository:{}:pull".format(repository)
+
+        def operation():
+            response = self._request("HEAD", "/v2/{}/manifests/{}".format(repository, tag), scope, "check tag " + tag,
+                                     headers={"Accept": ",".join(_MANIFEST_ACCEPT)})
+            return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
+
+        return self._retry(operation, "check {}:{}".format(repository, tag))
+
     def read_manifest(self, repository, reference, accept=None):
         """The JSON of repository:reference as an OCI image manifest (or accept), or None when there is none (one GET)."""
         return self.read_json(repository, "manifests/" + reference, accept or _MANIFEST_ACCEPT[0],
@@ -293,8 +310,9 @@ class RegistryClient:
 
         return self._retry(operation, what)
 
-    def push(self, repository, plan, tags):
-        """Push an ImagePlan: blobs, then manifests children first, then tags."""
+    def push(self, repository, plan, tags, tagged_already=None):
+        """Push an ImagePlan: blobs, then manifests children first, then tags. tagged_already: the tags that, when no
+        blob was sent and each names the image already, make this a re-run that writes no manifest (default: tags)."""
         check_repository(repository)
         for tag in tags:
             check_tag(tag)
@@ -335,6 +353,12 @@ class RegistryClient:
         if failures:
             raise failures[0]
         scope = _push_scope(repository)
+        tagged_already = tags if tagged_already is None else tagged_already
+        if not (result.blobs_uploaded or result.blobs_mounted) and tagged_already and all(
+                self._tag_digest(repository, tag) == plan.root["digest"] for tag in tagged_already):
+            # A re-run: every tag names this image already (one HEAD each, only when no blob was sent).
+            result.already_there = True
+            return result
         for manifest, content in manifests:
             is_root = manifest["digest"] == plan.root["digest"]
             if is_root or not self._retry(lambda m=manifest: self.manifest_exists(repository, m["digest"], scope),

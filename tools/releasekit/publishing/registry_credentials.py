@@ -1,12 +1,14 @@
-"""Registry credentials: environment variables first (core/credentials.py), then the Docker config.
+"""Registry credentials: environment variables first (core/credentials.py), then releasekit.yaml's entry for the
+host, then the Docker config.
 
   environment.REGISTRY_USERNAME / REGISTRY_PASSWORD   basic credentials
   environment.REGISTRY_TOKEN                           a bearer token sent as is
+  credentials: {host: {...}} in releasekit.yaml       the variables it names (core/host_credentials.py)
   ~/.docker/config.json (or $DOCKER_CONFIG/config.json)         auths, credHelpers, credsStore
 
-A mirror registry (core/mirrors.py) has credentials of its own: its token variable, or its username with
-password variable (environment.registry_credential_variables), then the Docker config's for its host; never the primary's
-variables, which are not sent to another host.
+A mirror registry (core/mirrors.py) has credentials of its own: its token variable, or its username with password
+variable (environment.registry_credential_variables), then releasekit.yaml's entry and the Docker config's for its
+host; never the primary's variables, which are not sent to another host.
 Every secret found is registered for redaction before it is used.
 """
 
@@ -14,24 +16,28 @@ import dataclasses
 import os
 
 from releasekit.core import environment
-from releasekit.core.credentials import ANONYMOUS, Credentials, from_variables
+from releasekit.core.credentials import ANONYMOUS, Credentials, from_variables, host_entry_credentials
 from releasekit.core.errors import AuthError
 from releasekit.core.redact import register_secret
 
 
-def registry_credentials(host, environ=None, name=None):
-    """The credentials for a registry: the primary's (name None), or those of the mirror called name in
-    releasekit.yaml. The variables' credentials (core/credentials.py), else the Docker config's for host, else
-    ANONYMOUS."""
+def registry_credentials(destination, environ=None):
+    """The credentials for a registry destination (core/destinations.py): the primary's, or a mirror's (its `name`)
+    by the order above; else ANONYMOUS."""
     environ = os.environ if environ is None else environ
-    if name is None:
+    if destination.name is None:
         variables = (environment.REGISTRY_USERNAME, environment.REGISTRY_PASSWORD, environment.REGISTRY_TOKEN)
         found = from_variables(*variables, environ, pair_source="environment")
-        return found if found is not ANONYMOUS else _docker_config_credentials(host, environ)
-    variables = tuple(environment.Variable(variable, "") for variable in environment.registry_credential_variables(name))
-    found = from_variables(*variables, environ, pair_source="{} and {}".format(variables[0], variables[1]))
+    else:
+        variables = tuple(environment.Variable(variable, "")
+                          for variable in environment.registry_credential_variables(destination.name))
+        found = from_variables(*variables, environ, pair_source="{} and {}".format(variables[0], variables[1]))
     if found is ANONYMOUS:
-        found = _docker_config_credentials(host, environ)
+        found = host_entry_credentials(destination, environ)
+    if found is ANONYMOUS:
+        found = _docker_config_credentials(destination.host, environ)
+    if destination.name is None:
+        return found
     # A mirror's messages suggest its own variables.
     return dataclasses.replace(found, variables=tuple(variable.name for variable in variables[:2]))
 

@@ -102,9 +102,9 @@ class Verifier:
         for channel in (self.config.channels.values() if self.config else []):
             for kind, destination in channel.items():
                 if kind in REGISTRY_KINDS and destination.host == host:
-                    return RegistryClient(destination, registry_credentials(host, self.environ), self.policy)
+                    return RegistryClient(destination, registry_credentials(destination, self.environ), self.policy)
         destination = parse_registry(("http://" if is_loopback(host) else "") + host, "-")
-        return RegistryClient(destination, registry_credentials(host, self.environ), self.policy)
+        return RegistryClient(destination, registry_credentials(destination, self.environ), self.policy)
 
     def image(self, reference):
         """Lines verified for an image (or OCI artifact) reference host/repository[:tag][@sha256:...]."""

@@ -85,8 +85,15 @@ class Collector:
             self._base_listings[base_commit] = self.repo.tree_listing(base_commit)
         return change_kinds.enclosing_package(path, self._base_listings[base_commit].__contains__)
 
-    def collect(self, base, head):
-        base_commit, head_commit, check_clean = self._resolve(base, head)
+    def collect(self, base, head, everything=None):
+        """The selection between base and head; everything: why every test and release is selected instead (a first
+        push has no base commit), and then base is None."""
+        if everything is None:
+            base_commit, head_commit, check_clean = self._resolve(base, head)
+        elif head == gitrepo.WORKTREE:
+            base_commit, head_commit, check_clean = None, head, lambda: None
+        else:
+            base_commit, (_, head_commit, check_clean) = None, self._resolve(head, head)
 
         def graph_key():  # (the key of head's target graph or None, notes): made when first needed
             if self.graphs is None or head_commit == gitrepo.WORKTREE:
@@ -94,8 +101,13 @@ class Collector:
             return self.graphs.key(self.repo, head_commit, files)
 
         try:
-            files = global_files.find(self._read_head, lambda path: self.repo.read_at(base_commit, path))
-            selection = self._collect(base_commit, head_commit, files, graph_key)
+            files = global_files.find(self._read_head, lambda path: base_commit and self.repo.read_at(base_commit, path))
+            if everything is None:
+                selection = self._collect(base_commit, head_commit, files, graph_key)
+            else:
+                selection = Selection(None, head_commit, False, [], [], [])
+                selecting.everything(self.bazel, selection, [])
+                selection.notes[0] = "every test and release is selected: {}".format(everything or "--everything")
         finally:
             # Checked concurrently with the work, and always before an answer is returned or a graph recorded.
             check_clean()

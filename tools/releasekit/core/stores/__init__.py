@@ -24,7 +24,7 @@ Who writes what, and in which order (files before the metadata that lists them),
 import os
 from typing import Protocol
 
-from releasekit.core.credentials import ANONYMOUS, store_credentials
+from releasekit.core.credentials import ANONYMOUS, host_entry_credentials, store_credentials
 from releasekit.core.stores.schemes import scheme_of
 
 
@@ -60,4 +60,6 @@ def open_store(destination, policy, environ=None, credentials=None):
     scheme = scheme_of(destination)
     if credentials is None:
         credentials = store_credentials(destination.kind, environ) if scheme.takes_store_credentials else ANONYMOUS
+        if credentials is ANONYMOUS and scheme.takes_store_credentials:
+            credentials = host_entry_credentials(destination, environ)
     return scheme.open(destination, policy, credentials, environ)

@@ -50,10 +50,12 @@ class HttpStore:
         response = with_retries(operation, self.policy, what, gives_up_as=StoreError, place=self.describe())
         if response.status_code == 401:
             raise AuthError(
-                "{}: the store {} refused the credentials ({}; HTTP 401). Set {} or check them.".format(
+                "{}: the store {} refused the credentials ({}; HTTP 401). Set {}{} or check them.".format(
                     what, self.describe(),
                     self.credentials.source if self.credentials.source != "anonymous" else "none",
-                    store_variables_hint(self.destination.kind)))
+                    store_variables_hint(self.destination.kind),
+                    ", or the variables of credentials.{} in releasekit.yaml".format(self.destination.host)
+                    if getattr(self.destination, "credentials", None) is None else ""))
         return response
 
     def get(self, path):

@@ -27,9 +27,9 @@ def _targets(release, destinations, repository_path, plan):
     """A _Target per registry: the primary first (the release's credentials), then each mirror (its own)."""
     locator = BlobLocator.default()
     targets = []
-    for index, destination in enumerate(destinations):
+    for destination in destinations:
         repository = "/".join(p for p in (destination.path, repository_path) if p)
-        credentials = registry_credentials(destination.host, release.environ, destination.name if index else None)
+        credentials = registry_credentials(destination, release.environ)
         client = RegistryClient(destination, credentials, release.policy, workers=release.options.workers,
                                 locator=locator)
         targets.append(_Target(destination, repository, client, plan))
@@ -75,16 +75,18 @@ class ContainerKind(ArtifactKind):
                 channel_marker.guard_registry(manifest.channel, target.destination, target.client)
                 if manifest.channel == "ci":
                     ownership.claim_registry(target.client, target.destination, target.repository, manifest.release)
-        _push_everywhere(targets)
+        _push_everywhere(targets, fixed)
         for target in targets:  # every registry holds the manifest: now the tags, provenance, and the pointers
-            target.client.tag(target.repository, plan, fixed)
+            if not target.already_there:
+                target.client.tag(target.repository, plan, fixed)
             if provenance.enabled(release):  # after the image it describes, before any pointer moves to it
                 target.provenance = provenance.attach_image(release, target.client, target.repository, plan.root,
                                                             target.name)
             target.moved = pointers.move_image_tags(target.client, target.destination, target.repository, plan,
                                                     movable, release)
         record.update({count: sum(t.counts[count] for t in targets) for count in _COUNTS})
-        record.update(tags=fixed + [p.pointer for p in primary.moved if p.moves],
+        record.update(status="already published" if all(t.already_there for t in targets) else "published",
+                      tags=fixed + [p.pointer for p in primary.moved if p.moves],
                       pointers=[p.as_record() for p in primary.moved],
                       registries=[target.entry(fixed) for target in targets])
         if primary.provenance is not None:
@@ -106,8 +108,9 @@ class ContainerKind(ArtifactKind):
         streamed = ""
         if record.get("remote_cache"):
             streamed = ", {} streamed from the remote cache".format(human_bytes(record["bytes_downloaded"]))
-        return "{} published {} to {} tags {} ({} uploaded{}, {} blobs skipped, {} mounted) in {:.2f}s".format(
-            record["release"], record["digest"][:19], where, ",".join(record["tags"]),
+        return "{} {} {} to {} tags {} ({} uploaded{}, {} blobs skipped, {} mounted) in {:.2f}s".format(
+            record["release"], record.get("status", "published"), record["digest"][:19], where,
+            ",".join(record["tags"]),
             human_bytes(record["bytes_uploaded"]), streamed, record["blobs_skipped"], record["blobs_mounted"],
             record["duration_seconds"])
 
@@ -125,7 +128,7 @@ class _Target:
     def __init__(self, destination, repository, client, plan):
         self.destination, self.repository, self.client, self.plan = destination, repository, client, plan
         self.counts = {count: 0 for count in _COUNTS}
-        self.moved, self.provenance = [], None
+        self.moved, self.provenance, self.already_there = [], None, False
 
     @property
     def name(self):
@@ -135,9 +138,11 @@ class _Target:
     def reference(self):
         return "{}@{}".format(self.name, self.plan.root["digest"])
 
-    def push(self):
-        result = self.client.push(self.repository, self.plan, [])
+    def push(self, fixed):
+        """Blobs and manifests, untagged; a re-run whose blobs and fixed tags are all there writes no manifest."""
+        result = self.client.push(self.repository, self.plan, [], tagged_already=fixed)
         self.counts = {count: getattr(result, count) for count in _COUNTS}
+        self.already_there = result.already_there
 
     def entry(self, fixed):
         entry = {"registry": self.destination.host, "repository": self.name, "reference": self.reference,
@@ -164,11 +169,11 @@ class _Target:
                 "checks": [c for c in (claim, owner, there) if c], "pointers": [p.as_record(True) for p in moved]}
 
 
-def _push_everywhere(targets):
+def _push_everywhere(targets, fixed):
     """Blobs and manifests (by digest, untagged) to every registry at once. A registry that fails fails the release,
     naming it, after the others finished: no tag has moved anywhere."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(targets)) as pool:
-        futures = [(target, pool.submit(target.push)) for target in targets]
+        futures = [(target, pool.submit(target.push, fixed)) for target in targets]
         failed = []
         for target, future in futures:
             try:

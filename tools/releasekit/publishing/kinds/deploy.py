@@ -53,7 +53,7 @@ class DeployKind(ArtifactKind):
                 record["provenance"], written = provenance.store_entry(store, path, made, manifest.channel == "ci",
                                                                       release.dry_run)
             if oci_destination is not None:
-                client = RegistryClient(oci_destination, registry_credentials(oci_destination.host, release.environ),
+                client = RegistryClient(oci_destination, registry_credentials(oci_destination, release.environ),
                                         release.policy)
                 record["oci"], plan, repository = flux_artifact.publish(
                     release, client, oci_destination, base, [(f.name, f.content) for f in yaml_files], version)
