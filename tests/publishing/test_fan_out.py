@@ -84,7 +84,8 @@ def test_every_registry_gets_the_image_and_tags_move_only_when_all_hold_it(three
         # The first run's blobs were there at the healthy registries; the third gets them now.
         assert [(e["blobs_skipped"], e["blobs_uploaded"]) for e in record["registries"]] == [(2, 0), (2, 0), (0, 2)]
         for registry in three_registries:
-            assert registry.tags("prod/team/app") == sorted([releases.COMMIT, "stable"])
+            # Beside the tags, the tag of the image's provenance (the OCI referrers fallback: sha256-<digest>).
+            assert registry.tags("prod/team/app") == sorted([releases.COMMIT, "stable", digest.replace(":", "-")])
             assert registry.tags("prod/releasekit-channel")[0] == "ci"  # each registry carries the channel marker
         assert "and 2 mirrors" in again.stdout
         for output in (failed.stdout, failed.stderr, again.stdout, again.stderr, record_path.read_text()):
