@@ -36,7 +36,8 @@ def assert_no_key(*texts):
 
 @pytest.fixture
 def keys(tmp_path):
-    return public_key_file(TEST_SIGNING_KEY, tmp_path / "ci.pub"), public_key_file(TEST_DEV_SIGNING_KEY, tmp_path / "dev.pub")
+    return (public_key_file(TEST_SIGNING_KEY, tmp_path / "ci.pub"),
+            public_key_file(TEST_DEV_SIGNING_KEY, tmp_path / "dev.pub"))
 
 
 def _image(tmp_path, name, repository, channel, content):
@@ -100,7 +101,8 @@ def test_verify_refuses_another_digest_a_dev_release_and_an_image_without_proven
     config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
     env = dict(CI_ENGINE, RELEASEKIT_CONFIG=config)
     first, manifest, runfiles = _image(tmp_path, "one", "refuse/one", "ci", b"one")
-    assert releases.publish(manifest, runfiles, dict(env, CI="true", RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY)).returncode == 0
+    signed = dict(env, CI="true", RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY)
+    assert releases.publish(manifest, runfiles, signed).returncode == 0
     # Another image, whose referrer carries the first image's statement: signed by the key, about another digest.
     second, manifest, runfiles = _image(tmp_path, "two", "refuse/two", "ci", b"two")
     assert releases.publish(manifest, runfiles, dict(env, CI="true")).returncode == 0  # unsigned: no key given
@@ -176,15 +178,17 @@ def test_a_bad_key_is_refused_with_where_it_came_from_and_never_its_text(registr
 
 
 @pytest.mark.parametrize("kind", ["http", "s3", "directory"])
-def test_jars_and_files_carry_provenance_beside_them_and_tampering_is_refused(kind, nginx, moto, tmp_path, isolated_home,
-                                                                             keys):
+def test_jars_and_files_carry_provenance_beside_them_and_tampering_is_refused(kind, nginx, moto, tmp_path,
+                                                                             isolated_home, keys):
     ci_pub, _ = keys
-    root = {"http": nginx.url, "s3": "s3://{}".format(moto.bucket), "directory": "file://{}".format(tmp_path / "st")}[kind]
+    root = {"http": nginx.url, "s3": "s3://{}".format(moto.bucket),
+            "directory": "file://{}".format(tmp_path / "st")}[kind]
     prefix = "prov-{}".format(kind)
     config = tmp_path / "releasekit.yaml"
     config.write_text("channels:\n  ci: {{maven: '{0}/{1}/maven', files: '{0}/{1}/files'}}\n"
                       "  dev: {{maven: '{0}/{1}/maven-dev', files: '{0}/{1}/files-dev'}}\n".format(root, prefix))
-    env = dict(CI_ENGINE, **moto.environ, RELEASEKIT_CONFIG=str(config), CI="true", RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY,
+    env = dict(CI_ENGINE, **moto.environ, RELEASEKIT_CONFIG=str(config), CI="true",
+               RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY,
                RELEASEKIT_MAVEN_USERNAME=TEST_USER, RELEASEKIT_MAVEN_PASSWORD=TEST_PASSWORD,
                RELEASEKIT_FILES_USERNAME=TEST_USER, RELEASEKIT_FILES_PASSWORD=TEST_PASSWORD)
     jar = releases.make_jar(str(tmp_path / "lib.jar"), "provenance " + kind)

@@ -75,8 +75,8 @@ def publish(manifest_path, options):
             write_json_atomic(REPORT.get(environ), {"schema_version": RECORD_SCHEMA_VERSION, "target": manifest.target,
                                                     "release": manifest.release, "status": "failed",
                                                     "cache_misses": error.digests})
-        error.args = ("{}: {}. Nothing was tagged. Build it here (bazel build --remote_download_outputs=all {}) and run "
-                      "the release again; releasekit dispatch and ci do so themselves.".format(
+        error.args = ("{}: {}. Nothing was tagged. Build it here (bazel build --remote_download_outputs=all {}) and "
+                      "run the release again; releasekit dispatch and ci do so themselves.".format(
                           manifest.target, error, manifest.target),)
         raise
     if uncommitted:
