@@ -239,3 +239,30 @@ def test_jars_and_files_carry_provenance_beside_them_and_tampering_is_refused(ki
         refused = verify(target, ci_pub, str(config), env=env)
         assert refused.returncode == 3 and "subject {} is sha256:".format(name) in refused.stderr, refused.stderr
     assert_no_key(published.stdout + published.stderr, filed.stdout + filed.stderr, envelope.decode())
+
+
+def test_signing_required_refuses_a_ci_release_without_the_key(registry, tmp_path, isolated_home):
+    """`signing: required` in releasekit.yaml: a CI release without the key publishes nothing (before: it published
+    unsigned provenance, which verify refuses only after the image is out); with the key it publishes, signed."""
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    with open(config, "a") as handle:
+        handle.write("signing: required\n")
+    _, manifest, runfiles = _image(tmp_path, "req", "required/app", "ci", b"required")
+    record = tmp_path / "record.json"
+    env = dict(CI_ENGINE, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_REPORT=str(record))
+    refused = releases.publish(manifest, runfiles, env)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "says `signing: required`" in refused.stderr and "RELEASEKIT_SIGNING_KEY" in refused.stderr
+    assert registry.tags("prod/required/app") == [] and "Traceback" not in refused.stderr
+    # Dev releases are not held to it: they sign with a dev key when there is one.
+    _, dev_manifest, dev_runfiles = _image(tmp_path, "reqdev", "required/app", "dev", b"required")
+    assert releases.publish(dev_manifest, dev_runfiles, {"RELEASEKIT_CONFIG": config}).returncode == 0
+    signed = releases.publish(manifest, runfiles, dict(env, RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY))
+    assert signed.returncode == 0, signed.stderr
+    assert json.loads(record.read_text())["provenance"]["signed_by"].startswith("ci key ")
+    assert_no_key(refused.stdout + refused.stderr, signed.stdout + signed.stderr, record.read_text())
+    # Anything else is a configuration error that names the file and the two values.
+    with open(config, "a") as handle:
+        handle.write("signing: always\n")
+    bad = releases.publish(manifest, runfiles, dict(env, RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY))
+    assert bad.returncode == 2 and "signing is 'always'; use required" in bad.stderr, bad.stderr
