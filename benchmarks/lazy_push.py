@@ -14,12 +14,14 @@ a fresh agent (a new output base, its Bazel server started and the release targe
 Measured for each: bytes the cache served the agent (nginx's log), bytes the registry took, wall time of build and
 release, the release's peak RSS, and what of the image's layers is on the agent's disk afterwards.
 Fan-out: one release to a registry and 2 mirrors against 3 releases one after the other, one registry each (the
-image on disk, fresh in-memory registries).
+image on disk, fresh registries).
 
-Ends with one JSON line (present_downloaded_bytes, present_ratio, missing_one_ratio, missing_all_ratio,
-fan_out_ratio, ...). Without --quick the figures are written to docs/lazy-push.json with the commit, date, seed
-and load; --quick writes to a scratch directory. Targets: (a) < 1 MB downloaded and <= 0.2x eager's time; (b) and
-(c) <= eager's time with no layer on disk; peak RSS < 100 MB; fan-out <= 0.5x.
+Each case and mode runs --samples times (eager and lazy first in turn; figures are medians). Ends with one JSON line
+(ratio: lazy / eager wall time when the registry has every layer, the headline; present_downloaded_bytes,
+present_ratio, missing_one_ratio, missing_all_ratio, fan_out_ratio, ...). Without --quick the figures are written
+to docs/lazy-push.json with the commit, date, seed and load; --quick writes to a scratch directory. Targets: (a) < 1 MB
+downloaded and <= 0.2x eager's time; (b) and (c) <= eager's time with no layer on disk; peak RSS < 100 MB; fan-out
+<= 0.5x.
 """
 
 import argparse
@@ -28,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,13 +126,14 @@ def prepare_registry(registry, layout):
                     "docker://{}/prod/bench/big:before".format(registry.host)], check=True, capture_output=True)
 
 
-def run_case(root, workspace, cache, builder, case, mode, flags, quick):
-    registry = Registry(os.path.join(root, "registry-{}-{}".format(case, mode)))
-    agent = Agent(workspace, root, "agent-{}-{}".format(case, mode))
+def run_case(root, workspace, cache, builder, case, mode, flags, sample):
+    name = "{}-{}-{}".format(case, mode, sample)
+    registry = Registry(os.path.join(root, "registry-" + name))
+    agent = Agent(workspace, root, "agent-" + name)
     try:
         if case in ("a", "b"):
             prepare_registry(registry, builder.bin("layers_4" if case == "a" else "layers_3"))
-        config = config_for(os.path.join(root, "releasekit-{}-{}.yaml".format(case, mode)), registry)
+        config = config_for(os.path.join(root, "releasekit-{}.yaml".format(name)), registry)
         build_flags = flags + (["--remote_download_minimal", "--build_runfile_links"] if mode == "lazy" else [])
         agent.bazel("build", "--nobuild", *build_flags, "//:big.ci")  # server up, target analysed: untimed
         since = log_size(cache)
@@ -140,7 +144,7 @@ def run_case(root, workspace, cache, builder, case, mode, flags, quick):
         record, rss = agent.release(config, extra)
         ended = time.monotonic()
         time.sleep(0.2)  # nginx writes a request's log line after its answer
-        return {"case": case, "mode": mode, "wall_seconds": round(ended - started, 3),
+        return {"case": case, "mode": mode, "sample": sample, "wall_seconds": round(ended - started, 3),
                 "build_seconds": round(built - started, 3), "release_seconds": round(ended - built, 3),
                 "downloaded_bytes": cache_bytes_served(cache, since), "uploaded_bytes": record["bytes_uploaded"],
                 "peak_rss_bytes": rss, "layer_bytes_on_disk": agent.layer_bytes_on_disk(),
@@ -151,34 +155,46 @@ def run_case(root, workspace, cache, builder, case, mode, flags, quick):
         shutil.rmtree(registry.workdir, ignore_errors=True)
 
 
-def fan_out(root, workspace, builder, flags):
-    """(seconds of one release to 3 registries, seconds of 3 releases one registry each), the image on disk."""
-    registries = [Registry(os.path.join(root, "fan-{}".format(i))) for i in range(3)]
-    try:
-        started = time.monotonic()
-        builder.release(config_for(os.path.join(root, "fan.yaml"), *registries), {})
-        together = time.monotonic() - started
-    finally:
-        for registry in registries:
-            registry.stop()
-            shutil.rmtree(registry.workdir, ignore_errors=True)
-    registries = [Registry(os.path.join(root, "seq-{}".format(i))) for i in range(3)]
-    try:
-        started = time.monotonic()
-        for index, registry in enumerate(registries):
-            builder.release(config_for(os.path.join(root, "seq-{}.yaml".format(index)), registry), {})
-        one_by_one = time.monotonic() - started
-    finally:
-        for registry in registries:
-            registry.stop()
-            shutil.rmtree(registry.workdir, ignore_errors=True)
-    return together, one_by_one
+def fan_out(root, builder, sample):
+    """(seconds of one release to 3 registries, seconds of 3 releases one registry each), the image on disk, fresh
+    registries for each; the two go first in turn."""
+    def together():
+        registries = [Registry(os.path.join(root, "fan-{}-{}".format(sample, i))) for i in range(3)]
+        try:
+            started = time.monotonic()
+            builder.release(config_for(os.path.join(root, "fan-{}.yaml".format(sample)), *registries), {})
+            return time.monotonic() - started
+        finally:
+            _remove(registries)
+
+    def one_by_one():
+        registries = [Registry(os.path.join(root, "seq-{}-{}".format(sample, i))) for i in range(3)]
+        try:
+            started = time.monotonic()
+            for index, registry in enumerate(registries):
+                builder.release(config_for(os.path.join(root, "seq-{}-{}.yaml".format(sample, index)), registry), {})
+            return time.monotonic() - started
+        finally:
+            _remove(registries)
+
+    if sample % 2 == 0:
+        first = together()
+        return first, one_by_one()
+    second = one_by_one()
+    return together(), second
+
+
+def _remove(registries):
+    for registry in registries:
+        registry.stop()
+        shutil.rmtree(registry.workdir, ignore_errors=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="8 MiB layers; results to a scratch directory")
     parser.add_argument("--seed", type=int, default=32)
+    parser.add_argument("--samples", type=int, default=3, help="samples of each case and mode, and of fan-out (3)")
     parser.add_argument("--out", help="the results file (default: docs/lazy-push.json; --quick: a scratch file)")
     parser.add_argument("--commit", help="the commit measured (default: this checkout's HEAD), for a copy of it")
     args = parser.parse_args()
@@ -197,35 +213,41 @@ def main():
     load = os.getloadavg()
     try:
         builder.bazel("build", *flags, "//:big.ci")  # the warm cache every agent starts from
-        rows = []
-        for index, case in enumerate(("a", "b", "c")):
-            for mode in (("eager", "lazy") if index % 2 == 0 else ("lazy", "eager")):
-                rows.append(run_case(root, workspace, cache, builder, case, mode, flags, args.quick))
-                print(json.dumps(rows[-1]), file=sys.stderr)
-        together, one_by_one = fan_out(root, workspace, builder, flags)
+        rows, fans = [], []
+        for sample in range(args.samples):
+            for index, case in enumerate(("a", "b", "c")):  # eager and lazy go first in turn
+                for mode in (("eager", "lazy") if (index + sample) % 2 == 0 else ("lazy", "eager")):
+                    rows.append(run_case(root, workspace, cache, builder, case, mode, flags, sample))
+                    print(json.dumps(rows[-1]), file=sys.stderr)
+            fans.append(fan_out(root, builder, sample))
     finally:
         builder.remove()
         cache.stop()
         shutil.rmtree(root, ignore_errors=True)
-    by = {(r["case"], r["mode"]): r for r in rows}
+    def of(case, mode, key):
+        return [r[key] for r in rows if r["case"] == case and r["mode"] == mode]
 
-    def ratio(case):
-        return round(by[(case, "lazy")]["wall_seconds"] / by[(case, "eager")]["wall_seconds"], 3)
+    def ratio(case):  # lazy / eager, of the median wall times
+        return round(statistics.median(of(case, "lazy", "wall_seconds")) /
+                     statistics.median(of(case, "eager", "wall_seconds")), 3)
 
-    figures = {"present_downloaded_bytes": by[("a", "lazy")]["downloaded_bytes"], "present_ratio": ratio("a"),
-               "missing_one_ratio": ratio("b"), "missing_all_ratio": ratio("c"),
+    together, one_by_one = (statistics.median(times) for times in zip(*fans))
+    figures = {"ratio": ratio("a"), "present_downloaded_bytes": max(of("a", "lazy", "downloaded_bytes")),
+               "present_ratio": ratio("a"), "missing_one_ratio": ratio("b"), "missing_all_ratio": ratio("c"),
                "fan_out_ratio": round(together / one_by_one, 3), "fan_out_seconds": round(together, 3),
                "sequential_seconds": round(one_by_one, 3),
-               "lazy_peak_rss_bytes": max(by[(c, "lazy")]["peak_rss_bytes"] for c in "abc"),
-               "lazy_layer_bytes_on_disk": max(by[(c, "lazy")]["layer_bytes_on_disk"] for c in "abc"),
-               "layer_bytes": layer, "layers": 4}
+               "lazy_peak_rss_bytes": max(r["peak_rss_bytes"] for r in rows if r["mode"] == "lazy"),
+               "lazy_layer_bytes_on_disk": max(r["layer_bytes_on_disk"] for r in rows if r["mode"] == "lazy"),
+               "eager_wall_seconds": {c: statistics.median(of(c, "eager", "wall_seconds")) for c in "abc"},
+               "lazy_wall_seconds": {c: statistics.median(of(c, "lazy", "wall_seconds")) for c in "abc"},
+               "samples": args.samples, "layer_bytes": layer, "layers": 4}
     print(json.dumps(figures))
     commit = args.commit or subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                                            text=True).stdout.strip()
     result = {"benchmark": "benchmarks/lazy_push.py" + (" --quick" if args.quick else ""), "commit": commit,
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "seed": args.seed,
               "load_average_at_start": [round(x, 2) for x in load], "cpus": os.cpu_count(),
-              "figures": figures, "runs": rows}
+              "figures": figures, "runs": rows, "fan_out_runs": [list(pair) for pair in fans]}
     out = args.out or (os.path.join(tempfile.gettempdir(), "lazy-push-quick.json") if args.quick
                        else os.path.join(REPO_ROOT, "docs", "lazy-push.json"))
     with open(out, "w") as handle:

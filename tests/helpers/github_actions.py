@@ -4,7 +4,8 @@ It does what the hosted runner does for the parts the workflow uses: the `${{ }}
 env, secrets, steps, needs and matrix contexts; `needs`, job and step `if:`; matrix `include`; `run:` steps in
 `bash --noprofile --norc -eo pipefail`, with GITHUB_OUTPUT and GITHUB_ENV; and the actions the workflow names
 (checkout, upload-artifact, download-artifact). It sets the variables GitHub sets for a push, a branch's first push,
-a force push, a pull request and a manual run. `gh` is a stub over the runner's own record of past runs (engine_clis.py);
+a force push, a pull request and a manual run. `gh` is a stub over the runner's own record of past runs
+(engine_clis.py);
 everything a step runs is real: git, Bazel, releasekit, the registry and the stores.
 """
 
@@ -191,17 +192,20 @@ class GitHubActions:
         if uses == "actions/upload-artifact":
             source = os.path.join(self.workspace, options["path"])
             if not os.path.exists(source):
-                return 0, "no file at {} (if-no-files-found: {})".format(options["path"], options.get("if-no-files-found"))
+                return 0, "no file at {} (if-no-files-found: {})".format(options["path"],
+                                                                        options.get("if-no-files-found"))
             target = os.path.join(self.state, "runs", run_id, "artifacts", options["name"])
             os.makedirs(target, exist_ok=True)
             shutil.copyfile(source, os.path.join(target, os.path.basename(source)))
             return 0, "uploaded " + options["name"]
         if uses == "actions/download-artifact":
             root = os.path.join(self.state, "runs", options.get("run-id") or run_id, "artifacts")
-            names = [n for n in (os.listdir(root) if os.path.isdir(root) else []) if fnmatch.fnmatch(n, options["pattern"])]
+            names = [n for n in (os.listdir(root) if os.path.isdir(root) else [])
+                     if fnmatch.fnmatch(n, options["pattern"])]
             destination = os.path.join(self.workspace, options["path"])
             for name in names:
-                into = destination if options.get("merge-multiple") in (True, "true") else os.path.join(destination, name)
+                merged = options.get("merge-multiple") in (True, "true")
+                into = destination if merged else os.path.join(destination, name)
                 os.makedirs(into, exist_ok=True)
                 for path in glob.glob(os.path.join(root, name, "*")):
                     shutil.copyfile(path, os.path.join(into, os.path.basename(path)))

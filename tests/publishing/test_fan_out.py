@@ -56,10 +56,11 @@ def test_every_registry_gets_the_image_and_tags_move_only_when_all_hold_it(three
                         fault_only=lambda method, path: method in ("PUT", "PATCH") and "/team/app/blobs/" in path)
     config = write_config(str(tmp_path / "releasekit.yaml"), primary.host, eu.host, failing.host)
     record_path = tmp_path / "record.json"
+    mirror = eu.host.replace(".", "_").replace(":", "_")
     env = dict(FAST_FAIL, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_REPORT=str(record_path),
                RELEASEKIT_REGISTRY_USERNAME=TEST_USER, RELEASEKIT_REGISTRY_PASSWORD=TEST_PASSWORD,
-               **{"RELEASEKIT_REGISTRY_{}_USERNAME".format(eu.host.replace(".", "_").replace(":", "_")): MIRROR_USER,
-                  "RELEASEKIT_REGISTRY_{}_PASSWORD".format(eu.host.replace(".", "_").replace(":", "_")): MIRROR_PASSWORD})
+               **{"RELEASEKIT_REGISTRY_{}_USERNAME".format(mirror): MIRROR_USER,
+                  "RELEASEKIT_REGISTRY_{}_PASSWORD".format(mirror): MIRROR_PASSWORD})
     try:
         failed = releases.publish(manifest, runfiles, env)
         assert failed.returncode == 1, failed.stdout + failed.stderr

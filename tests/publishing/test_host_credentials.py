@@ -114,7 +114,8 @@ def test_the_entry_of_a_host_and_port_wins_over_the_host_alone_and_s3_and_file_t
     assert config.destination("ci", "registry").credentials.token == "REGISTRY_PORT_TOKEN"
     assert config.destination("ci", "maven").credentials.username == "REPO_USER"
     assert config.history.credentials.password == "REPO_PASSWORD"  # host names in any case
-    assert config.destination("ci", "deploy").credentials is None and config.destination("ci", "files").credentials is None
+    assert config.destination("ci", "deploy").credentials is None
+    assert config.destination("ci", "files").credentials is None
     assert config.target_graphs.credentials is None
     # What dispatch hands its releases carries the entries: a release reads the same credentials.
     resolved = load_config(None, {RESOLVED_CONFIG_VARIABLE: config.to_json()})

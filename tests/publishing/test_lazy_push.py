@@ -24,7 +24,8 @@ BUILD = """load("@rules_release//rules:defs.bzl", "container_release", "image_la
     name = "data_" + name,
     outs = [name + ".bin"],
     # Reproducible bytes that do not compress: a rebuild makes the same layer.
-    cmd = "python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(%d).randbytes(%d))' > $@" % (seed, {size}),
+    cmd = ("python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(%d).randbytes(%d))' > $@" %
+           (seed, {size})),
 ) for name, seed in [("one", 1), ("two", 2), ("three", 3), ("four", 4)]]
 
 image_layout(name = "base", files = {{":data_one": "/one.bin"}})

@@ -217,7 +217,8 @@ def test_unreachable_registry_fails_within_bounds(tmp_path, isolated_home):
     # A registry named without a port: the scheme's default port, written out.
     config = releases.write_config(str(tmp_path / "releasekit.yaml"), "registry.releasekit.invalid", scheme="https")
     result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, **FAST_FAIL})
-    assert result.returncode != 0 and "at the registry registry.releasekit.invalid:443: " in result.stderr, result.stderr
+    assert result.returncode != 0, result.stderr
+    assert "at the registry registry.releasekit.invalid:443: " in result.stderr, result.stderr
 
 
 def test_https_to_a_plain_http_registry_says_how_to_fix(registry, tmp_path, isolated_home):

@@ -163,7 +163,8 @@ def test_the_github_actions_workflow_runs_as_generated(tmp_path, auth_registry, 
         assert c2 in repo.tags("a") and c2 not in repo.tags("b") and repo.bundle(c2) is None
         released = {}
         for index in (1, 2):
-            released.update(reports(os.path.join(artifacts(run), "releasekit-report-releases-{}".format(index)), "report"))
+            shard_report = os.path.join(artifacts(run), "releasekit-report-releases-{}".format(index))
+            released.update(reports(shard_report, "report"))
         assert released == {"//apps/a:a.ci": "published"}, released
 
         # A force push: the last successful run's commit and `before` are gone from the remote: everything, said.
@@ -236,7 +237,8 @@ def test_the_buildkite_pipeline_runs_as_generated(tmp_path, auth_registry, nginx
         first = runner.build(repo.pipeline, c1, "main")
         timings["first push"] = time.monotonic() - started
         assert first.state == "passed", first.log()[-6000:]
-        assert meta_data(first, "releasekit-base") == "none" and "no base commit" in meta_data(first, "releasekit-everything")
+        assert meta_data(first, "releasekit-base") == "none"
+        assert "no base commit" in meta_data(first, "releasekit-everything")
         assert reports(artifacts(first), "report-tests") == {"//apps/a:a_test": "passed", "//apps/b:b_test": "passed"}
         assert c1 in repo.tags("a") and c1 in repo.tags("b") and repo.bundle(c1) == "the fleet's bundle\n"
         assert meta_data(first, "releasekit-last-passed") == c1

@@ -497,8 +497,8 @@ def test_explain_names_the_option_after_an_rc_only_change_that_does_not_reach_th
     change(repo, {".bazelrc": "build --announce_rc\n{}\n".format(option)})
     result = run_cli("explain", label, "--base", repo.base, cwd=repo.path)
     assert result.returncode == 0, result.stderr
-    assert ("{} is not selected: none of the 1 changed files is in its dependencies, and the changed `.bazelrc` options "
-            "do not reach it: {}".format(label, expected)) in result.stdout, result.stdout
+    assert ("{} is not selected: none of the 1 changed files is in its dependencies, and the changed `.bazelrc` "
+            "options do not reach it: {}".format(label, expected)) in result.stdout, result.stdout
 
 
 def test_worktree_head_ignores_releasekit_logs(repo, tmp_path):

@@ -10,6 +10,7 @@
     credentials: {repo.example.com: {username: REPO_USER, password: REPO_PASSWORD}}   # optional: host_credentials.py
     auto_quarantine: {flakes: 2, window: 30, clean_runs: 5, broken_after: 2}   # optional: --quarantine auto's
     gate: all                                  # optional: all (the default) or deps; see run_policy.py
+    signing: required                          # optional: a CI release without the signing key is refused
 
 An entry is a string or a mapping {url, insecure, ca_bundle} (destinations.py parses it); a channel may set
 `insecure: true` for all its entries, and list `mirrors`: more registries for its images (core/mirrors.py). Which
@@ -57,6 +58,7 @@ class Config:
     target_graphs: object = None  # Destination: where collect reads and records target graphs
     auto_quarantine: AutoQuarantine = AutoQuarantine()
     gate: str = None  # the release gate the file chooses (run_policy.py), or None
+    signing_required: bool = False  # `signing: required`: a CI release without the signing key publishes nothing
     mirrors: dict = dataclasses.field(default_factory=dict)  # channel -> (Destination, ...) beside the primary registry
     checked: str = PUBLISHING
     credentials: tuple = ()  # host_credentials.HostCredentials: one credential pair for every destination on a host
@@ -79,6 +81,7 @@ class Config:
         for channel, mirrors in self.mirrors.items():
             channels.setdefault(channel, {})["mirrors"] = [to_entry(d) for d in mirrors]
         return json.dumps({"source": self.source, "channels": channels, "channels_apart": self.checked == PUBLISHING,
+                           "signing": SIGNING_REQUIRED if self.signing_required else SIGNING_OPTIONAL,
                            "credentials": host_credentials.to_data(self.credentials)}, sort_keys=True)
 
 
@@ -170,7 +173,8 @@ def config_from_data(data, source, strictness=PUBLISHING):
                     history=None if history is None else parse_history(history, source, table),
                     target_graphs=None if graphs is None else parse_target_graphs(graphs, source, table),
                     auto_quarantine=parse_auto_quarantine(data.get("auto_quarantine"), source),
-                    gate=None if data.get("gate") is None else parse_gate(data["gate"], "{}: gate".format(source)))
+                    gate=None if data.get("gate") is None else parse_gate(data["gate"], "{}: gate".format(source)),
+                    signing_required=_signing_required(data.get("signing"), source))
     check_mirrors(config)
     if strictness == PUBLISHING:
         check_channels_apart(config)
@@ -204,6 +208,20 @@ def _channels(entries_by_channel, source, table):
             parsed[kind] = with_credentials(parse_entry(value, kind, channel, source, channel_insecure), table)
         channels[channel] = parsed
     return channels, mirrors
+
+
+SIGNING_OPTIONAL, SIGNING_REQUIRED = "optional", "required"
+
+
+def _signing_required(value, source):
+    """`signing:`: optional (the default: a CI release without the key publishes unsigned provenance, and says so) or
+    required (it publishes nothing)."""
+    if value in (None, SIGNING_OPTIONAL):
+        return False
+    if value == SIGNING_REQUIRED:
+        return True
+    raise ConfigError("{}: signing is '{}'; use required (a CI release without the signing key publishes nothing) or "
+                      "optional (the default: it publishes unsigned provenance).".format(source, value))
 
 
 def parse_history(value, source, credentials=()):

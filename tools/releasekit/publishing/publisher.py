@@ -66,6 +66,11 @@ def publish(manifest_path, options):
         from releasekit.publishing.signing import signer_for
 
         release.signer = signer_for(manifest.channel, environ)
+        if release.signer is None and manifest.channel == "ci" and context.config.signing_required:
+            raise RefusedError(
+                "{}: {} says `signing: required`, and neither {} nor {} holds the CI signing key, so nothing was "
+                "published. Give the release job the key from the CI engine's secrets.".format(
+                    manifest.target, context.config.source, SIGNING_KEY, SIGNING_KEY_FILE))
     try:
         record = kind.publish(release)
     except BlobNotInCacheError as error:
@@ -75,8 +80,8 @@ def publish(manifest_path, options):
             write_json_atomic(REPORT.get(environ), {"schema_version": RECORD_SCHEMA_VERSION, "target": manifest.target,
                                                     "release": manifest.release, "status": "failed",
                                                     "cache_misses": error.digests})
-        error.args = ("{}: {}. Nothing was tagged. Build it here (bazel build --remote_download_outputs=all {}) and run "
-                      "the release again; releasekit dispatch and ci do so themselves.".format(
+        error.args = ("{}: {}. Nothing was tagged. Build it here (bazel build --remote_download_outputs=all {}) and "
+                      "run the release again; releasekit dispatch and ci do so themselves.".format(
                           manifest.target, error, manifest.target),)
         raise
     if uncommitted:

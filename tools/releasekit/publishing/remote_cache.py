@@ -50,7 +50,8 @@ class RemoteCache:
         """The variables dispatch hands a release: {name: value}."""
         variables = {environment.REMOTE_CACHE.name: self.url}
         if self.headers:
-            variables[environment.REMOTE_CACHE_HEADERS.name] = json.dumps(["{}={}".format(k, v) for k, v in self.headers])
+            variables[environment.REMOTE_CACHE_HEADERS.name] = json.dumps(["{}={}".format(k, v)
+                                                                           for k, v in self.headers])
         if self.ca_bundle:
             variables[environment.REMOTE_CACHE_CA.name] = self.ca_bundle
         return variables

@@ -59,9 +59,10 @@ def _check_signed(payload, expected, digests, where):
     except (ValueError, KeyError, TypeError):
         raise ProvenanceError("{}: the signed payload is not an in-toto statement with SLSA provenance.".format(
             where)) from None
-    if statement.get("_type") != provenance.STATEMENT_TYPE or statement.get("predicateType") != provenance.PREDICATE_TYPE:
-        raise ProvenanceError("{}: the statement is {} with {}, not an in-toto Statement v1 with SLSA Provenance v1.".format(
-            where, statement.get("_type"), statement.get("predicateType")))
+    kinds = (statement.get("_type"), statement.get("predicateType"))
+    if kinds != (provenance.STATEMENT_TYPE, provenance.PREDICATE_TYPE):
+        raise ProvenanceError("{}: the statement is {} with {}, not an in-toto Statement v1 with SLSA Provenance "
+                              "v1.".format(where, *kinds))
     for name, digest in sorted(digests.items(), key=lambda item: str(item[0])):
         said = named.get(name) if name is not None else (digest if digest in named.values() else
                                                           next(iter(named.values()), None))
@@ -157,7 +158,8 @@ class Verifier:
         for name in names:
             contents[name] = store.get("{}/{}".format(directory, name))[0]
             if contents[name] is None:
-                raise ProvenanceError("{}: {} is missing.".format(what, store.describe("{}/{}".format(directory, name))))
+                raise ProvenanceError("{}: {} is missing.".format(what,
+                                                                  store.describe("{}/{}".format(directory, name))))
         digests = {name: hashlib.sha256(content).hexdigest() for name, content in contents.items()}
         statement = check_statement(signing.read_envelope(data, what), self.expected, digests, what)
         return statement, contents
@@ -278,7 +280,8 @@ def verify(target, key_path, repository, branch, context, channel="ci", version=
         return verifier.label(target, version, source)
     if _COORDINATE.match(target) and "/" not in target:
         if config is None:
-            raise UsageError("verify {} reads the channel's Maven store: give releasekit.yaml (--config).".format(target))
+            raise UsageError("verify {} reads the channel's Maven store: give releasekit.yaml (--config).".format(
+                target))
         return verifier.maven(target)
     return verifier.image(target)[0]
 

@@ -38,7 +38,8 @@ def steps(settings):
     found.append("wait")
     found.append({"label": ":white_check_mark: last passed commit", "key": "passed", "branches": main,
                   "if": NOT_A_PULL_REQUEST,
-                  "commands": _escaped(['buildkite-agent meta-data set {} "$BUILDKITE_COMMIT"'.format(LAST_PASSED_KEY)])})
+                  "commands": _escaped(['buildkite-agent meta-data set {} "$BUILDKITE_COMMIT"'.format(
+                      LAST_PASSED_KEY)])})
     return {"steps": found}
 
 
@@ -50,7 +51,8 @@ def _escaped(commands):
 def _base_step(settings):
     previous = environment.PREVIOUS_BUILD
     if settings.base:
-        lines = ["last_passed=", "candidates='{}'".format(settings.base), 'main_branch="{}"'.format(settings.main_branch)]
+        lines = ["last_passed=", "candidates='{}'".format(settings.base),
+                 'main_branch="{}"'.format(settings.main_branch)]
     else:
         lines = [
             "last_passed=",

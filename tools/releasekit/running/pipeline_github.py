@@ -113,7 +113,8 @@ def _job(settings, what, extra):
     steps += [
         {"name": what.capitalize(), "env": env, "run": "\n".join(commands) + "\n"},
         {"name": "Keep the report", "if": "always()", "uses": "actions/upload-artifact@v4",
-         "with": {"name": "releasekit-report-{}-{}".format(what, index), "path": report, "if-no-files-found": "ignore"}},
+         "with": {"name": "releasekit-report-{}-{}".format(what, index), "path": report,
+                  "if-no-files-found": "ignore"}},
     ]
     matrix = {"include": [{"shard": s, "index": int(s.split("/")[0])} for s in settings.shard_list]}
     body = {"name": "{} (shard {})".format(what, shard), "runs-on": "ubuntu-latest",
