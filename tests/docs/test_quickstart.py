@@ -95,8 +95,12 @@ def test_the_quick_start_as_written_publishes_a_dev_and_a_ci_release(walk):
 
     head = git(walk["workspace"], "rev-parse", "HEAD").strip()
     first = git(walk["workspace"], "rev-parse", "HEAD~1").strip()
-    assert "published  //app:app.ci" in outputs[1], outputs[1]
     registry = "127.0.0.1:{}".format(walk["port"])
+    # What the README shows each step printing.
+    dev_line = r"^//app:app published sha256:[0-9a-f]{12} to " + re.escape(registry) + "/dev/quickstart/app tags dev-"
+    assert re.search(dev_line, outputs[0], re.M), outputs[0]
+    assert "1 changed files: 0 tests, 1 releases selected" in outputs[1], outputs[1]
+    assert "published  //app:app.ci" in outputs[1], outputs[1]
     listed = json.loads(outputs[2])  # the README's own skopeo step
     assert listed["Repository"] == registry + "/prod/quickstart/app"
     assert head in listed["Tags"], listed
