@@ -1,32 +1,18 @@
 """The releasekit command line. It parses arguments, calls one library function, and prints what it returns."""
 
-import importlib.util
 import json
 import os
 import sys
 import threading
 import time
 
-from releasekit.commandline import run_command
+from releasekit.commandline import require_runtime_packages, run_command
 from releasekit.core import environment
-from releasekit.core.errors import ReleasekitError
 from releasekit.core.redact import redact
-
-def _require_runtime_packages():
-    missing = []
-    for module, package in (("requests", "requests"), ("yaml", "PyYAML")):
-        # Found, not imported: a release started by dispatch never needs PyYAML loaded.
-        if importlib.util.find_spec(module) is None:
-            missing.append(package)
-    if missing:
-        raise ReleasekitError(
-            "The Python running releasekit ({}) lacks {}. Install them with `{} -m pip install {}`, or point "
-            "{} at an interpreter that has them.".format(
-                sys.executable, ", ".join(missing), sys.executable, " ".join(missing), environment.PYTHON))
 
 
 def _cmd_publish(args):
-    _require_runtime_packages()
+    require_runtime_packages()
     from releasekit.core.startup import signal_started
     from releasekit.publishing.runner import PublishOptions, publish, summary_line
 
@@ -193,7 +179,7 @@ def _cmd_pipeline(args):
 
 
 def _cmd_config(args):
-    _require_runtime_packages()
+    require_runtime_packages()
     from releasekit.core import config as config_module
 
     config = config_module.load_config(args.config)
@@ -217,7 +203,7 @@ def _cmd_insight(args):
 
 
 def _cmd_deployed(args):
-    _require_runtime_packages()
+    require_runtime_packages()
     from releasekit.core.config import load_config
     from releasekit.core.http import RetryPolicy
     from releasekit.publishing.deployed import deployed

@@ -13,6 +13,24 @@ _PIP_NAMES = {"yaml": "pyyaml", "kubernetes_validate": "kubernetes-validate", "r
               "re2": "google-re2", "celpy": "cel-python"}
 
 
+def require_runtime_packages():
+    """The user commands that publish or read releasekit.yaml need requests and PyYAML: say how to install them."""
+    import importlib.util  # here: the build actions, which share this module, start without it
+
+    from releasekit.core import environment
+
+    missing = []
+    for module, package in (("requests", "requests"), ("yaml", "PyYAML")):
+        # Found, not imported: a release started by dispatch never needs PyYAML loaded.
+        if importlib.util.find_spec(module) is None:
+            missing.append(package)
+    if missing:
+        raise ReleasekitError(
+            "The Python running releasekit ({}) lacks {}. Install them with `{} -m pip install {}`, or point "
+            "{} at an interpreter that has them.".format(
+                sys.executable, ", ".join(missing), sys.executable, " ".join(missing), environment.PYTHON))
+
+
 class _RedactingFormatter(logging.Formatter):
     def format(self, record):
         return redact(super().format(record))
