@@ -167,4 +167,4 @@ def _decide(settings, outcomes, releases, bazel, commit):
             tests += tests_outcome.read_test_reports(settings.test_reports, commit)
         except tests_outcome.UnknownOutcome as error:
             unknown = "--test-reports: {}".format(error)
-    return gate.decide(settings.gate, tests, releases, bazel, unknown)
+    return gate.decide(settings.gate, tests, releases, bazel, unknown, settings.options.bazel_flags)

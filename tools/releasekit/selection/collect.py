@@ -10,7 +10,9 @@ The number of `bazel query` calls is constant, whatever the number of changed fi
   4. one union query, in sky query mode: rdeps of every seed (changed files that are targets, changed rules,
      every rule of a package a changed .bzl reaches), plus the tests of changed test_suites;
   5. (only if a change reaches a rule's implementation) one aquery at each revision of the rule's targets and what
-     depends on them: only those whose actions differ stay selected (rule_actions.py).
+     depends on them: only those whose actions differ stay selected (rule_actions.py);
+  6. (only if a change reaches a toolchain() rule of the repository, which the union query lists) one cquery of what
+     resolves its toolchain type, on the configured graph (toolchains.py).
 Every query asks for the edges it relies on itself (bazelquery.EDGE_OPTIONS), whatever the rc files say.
 With a target graph store, a change to the content of source files alone queries nothing: rdeps come from the graph
 an earlier run recorded for the same BUILD files, and a main-line run that loaded //... records its own
@@ -25,7 +27,7 @@ import re
 
 from releasekit.core.errors import UsageError
 from releasekit.selection import (bazelrc, bazelrc_reach, bzl_files, change_kinds, externals, gitrepo, global_files,
-                                  graph, rule_actions, selecting, target_graphs)
+                                  graph, rule_actions, selecting, target_graphs, toolchains)
 from releasekit.selection.base_revision import BaseRevision
 from releasekit.selection.bazelquery import Bazel, quote
 from releasekit.selection.selection_file import Selection
@@ -129,7 +131,10 @@ class Collector:
             recorded, note = self.graphs.read(graph_key()[0], kinds.file_seeds)
             selection.notes.append(note)
             if recorded is not None:
-                return self._selected(selection, target_graphs.rdeps(recorded, kinds.file_seeds), kinds.file_seeds, {})
+                reached_toolchains = toolchains.reached(recorded, kinds.file_seeds)
+                self._selected(selection, target_graphs.rdeps(recorded, kinds.file_seeds), kinds.file_seeds, {})
+                return toolchains.select_users(self.bazel, selection, reached_toolchains) if reached_toolchains \
+                    else selection
 
         # A .bzl change is judged by what it changes: the packages that load it are compared rule by rule at both
         # revisions (a macro's expansion); targets of the rule classes defined where the change reaches (a rule's
@@ -227,16 +232,22 @@ class Collector:
             selection.notes.append("no changed file belongs to a Bazel target")
             return selection
         seeds = " + ".join(parts)
-        expression = "let seeds = {} in rdeps(//..., $seeds) + tests($seeds)".format(seeds)
+        expression = "let seeds = {} in rdeps(//..., $seeds) + tests($seeds) + {}".format(seeds, toolchains.EXPRESSION)
         # Sky query mode (a universe scope) answers rdeps from Skyframe's own reverse edges, rather than
         # building the reverse graph of //... for every query: faster than a plain rdeps.
         targets = self.bazel.query_targets(expression, universe_scope="//...")
         implemented = {label: bzl_packages[graph.package_of(label)] for label, target in targets.items()
                        if graph.package_of(label) in bzl_packages and target.is_rule and target.kind in rule_classes}
+        # Before the actions are compared: a toolchain's implementation has none of its own.
+        seed_paths = {}
+        for label, paths in [*file_seeds.items(), *((l, p) for l, (_, p) in rule_seeds.items()), *implemented.items()]:
+            seed_paths.setdefault(label, []).extend(paths)
+        reached_toolchains = toolchains.reached(targets, seed_paths)
         if implemented:
             targets, implemented = self._by_actions(selection, targets, implemented, base_commit, same_globals,
                                                     set(file_seeds) | set(rule_seeds))
-        return self._selected(selection, targets, file_seeds, rule_seeds, implemented)
+        self._selected(selection, targets, file_seeds, rule_seeds, implemented)
+        return toolchains.select_users(self.bazel, selection, reached_toolchains) if reached_toolchains else selection
 
     def _by_actions(self, selection, targets, implemented, base_commit, same_globals, other_seeds):
         """(targets, {seed: .bzl paths}): the targets of changed rule classes (implemented, with the changed files that
