@@ -433,11 +433,14 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
     assert not any("env" in s for s in tests)
     assert all(s["artifact_paths"] == ["report-tests-{}.json".format(i)] for i, s in enumerate(tests, 1))
     assert all("--previous-report releasekit-reports" in " ".join(s["commands"]) for s in tests + releases)
+    # collect selects again what the previous run left undone, in the test and the release shards alike.
+    assert all(re.search(r"collect [^;]*--previous-report releasekit-reports", " ".join(s["commands"]))
+               for s in tests + releases)
     assert all("artifact download" in " ".join(s["commands"]) for s in tests)
     for step in releases:  # this build's test reports, for the gate; one release job at a time, oldest build first
         commands = " ".join(step["commands"])
         assert 'artifact download "report-tests-*.json" releasekit-test-reports' in commands
-        assert "--test-reports releasekit-test-reports" in commands
+        assert "--test-reports releasekit-test-reports --tests-selection tests.json" in commands
         assert step["concurrency"] == 1 and step["concurrency_group"] == "releasekit/${BUILDKITE_PIPELINE_SLUG}/releases"
     assert not any("--test-reports" in " ".join(s["commands"]) or "concurrency" in s for s in tests)
 
@@ -453,7 +456,9 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
         assert "dispatch --{0} {0}.json --shard ${{{{ matrix.shard }}}}".format(job) in step["run"]
         assert "--previous-report releasekit-reports" in step["run"]
         assert "${{ github.event_name == 'push' && '--record-target-graphs' || '' }}" in step["run"]  # `on: push` is main only
-        assert ("--test-reports releasekit-test-reports" in step["run"]) == (job == "releases")
+        assert ("--test-reports releasekit-test-reports --tests-selection tests.json" in step["run"]) == (
+            job == "releases")
+        assert re.search(r"collect [^\n]*--previous-report releasekit-reports", step["run"])
         # On the main line the change starts at the last successful run: what a red run held back comes again.
         assert step["env"]["BASE_COMMIT"] == ("${{ github.event_name == 'push' && steps.previous.outputs.head-sha "
                                               "|| env.BASE_COMMIT }}")

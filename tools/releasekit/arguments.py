@@ -65,7 +65,8 @@ def build_parser(handlers):
                             help="record Bazel's JSON trace profile: the critical path and slowest actions")
         parsed.add_argument("--flaky-test-attempts", type=int, help="passed to bazel test as --flaky_test_attempts")
         parsed.add_argument("--shard", help="K/N: run only this deterministic, balanced share")
-        parsed.add_argument("--previous-report", help="a report whose durations balance the shards")
+        parsed.add_argument("--previous-report", metavar="FILE|DIR", help="the previous run's reports: their "
+                            "durations balance the shards, and ci selects again what they left undone")
         parsed.add_argument("bazel_flags", nargs=argparse.REMAINDER, help="after --: flags for bazel test and build")
 
     collect = command("collect", "select the tests and releases a change affects")
@@ -73,6 +74,10 @@ def build_parser(handlers):
     graph_arguments(collect)
     collect.add_argument("--tests-out", help="write the selected tests here (JSON)")
     collect.add_argument("--releases-out", help="write the selected releases here (JSON)")
+    collect.add_argument("--previous-report", metavar="FILE|DIR", help="the previous run's reports (every shard's): "
+                         "the tests that did not pass and the releases that did not publish there are selected again")
+    collect.add_argument("--history", metavar="URL", help="without --previous-report: select again what the last run "
+                         "of this branch in this run history left undone")
 
     explain = command("explain", "say why a target is selected, or why not")
     explain.add_argument("label")
@@ -84,6 +89,8 @@ def build_parser(handlers):
                             "releasekit.yaml's gate, then all)")
         parsed.add_argument("--test-reports", metavar="DIR", help="the reports of the runs that tested this commit "
                             "(every test shard's): releases publish only when they say the tests passed")
+        parsed.add_argument("--tests-selection", metavar="FILE", help="with --test-reports: the tests selection "
+                            "(collect's tests.json) they must have run, each test of it")
 
     dispatch = command("dispatch", "run selected tests and releases in parallel")
     dispatch.add_argument("--tests", help="tests JSON written by collect")

@@ -25,11 +25,11 @@ def _cmd_publish(args):
     return 0
 
 
-def _collect(args, head, stopping=None, cost=None):
+def _collect(args, head, stopping=None, cost=None, carry=None):
     """The selection. stopping: a list to put the thread stopping the base revision's Bazel server in, for a
     command that goes on working meanwhile (and joins it); without it, the server is stopped before returning.
     cost: the run's core.usage.RunCost, which counts that server's CPU and says whether the agent keeps its servers
-    between runs."""
+    between runs. carry(selection, bazel): adds what the last run left undone (running/carry_over.py)."""
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
 
@@ -47,6 +47,8 @@ def _collect(args, head, stopping=None, cost=None):
     collector = Collector(workspace, bazel=bazel, graphs=graphs)
     try:
         selection = collector.collect(args.base, head)
+        if carry is not None:
+            carry(selection, bazel)
     finally:
         if cost is not None and collector.base_bazel is not None:
             cost.counted(collector.base_bazel.workspace)
@@ -84,8 +86,12 @@ def _target_graphs_destination(explicit_url, workspace):
 
 def _cmd_collect(args):
     from releasekit.core.jsonio import write_json_atomic
+    from releasekit.insight.ci_runs import history_settings
+    from releasekit.running.carry_over import carry_into
 
-    selection = _collect(args, args.head)
+    history = history_settings(args.history, None)
+    selection = _collect(args, args.head, carry=lambda selected, bazel: carry_into(
+        selected, bazel, args.previous_report, history, os.environ))
     for kind, path in (("tests", args.tests_out), ("releases", args.releases_out)):
         if path:
             write_json_atomic(path, selection.report(kind), compact=True)
@@ -164,7 +170,7 @@ def _collect_and_run(args, head, build_only=False):
     threading.Thread(target=_import_what_runs_need, name="imports", daemon=True).start()
     stopping = []  # the base revision's server stops while the tests run
     try:
-        selection = _collect(args, head, stopping, cost)
+        selection = _collect(args, head, stopping, cost, carry=None if build_only else settings.carry_over)
         return _run(args, [t.label for t in selection.tests], [t.label for t in selection.releases], settings)
     finally:
         for thread in stopping:

@@ -43,12 +43,15 @@ class GateDecision:
         own = {id(outcome) for outcome in own_outcomes}
         return bool(self.unknown) or any(not t.quarantined and id(t) not in own for t in self.failing)
 
-    def report(self, full=True):
+    def report(self, outcomes=(), full=True):
         """The gate's part of the run report; without full, of the history record (whose targets keep each held-back
-        release's reason)."""
+        release's reason). held_back: every release held back, by the gate or, among outcomes, behind a dependency
+        release that did not publish."""
+        held = dict(self.held_back)
+        held.update({outcome.label: outcome.reason for outcome in outcomes if outcome.status == HELD_BACK})
         return {"mode": self.choice.mode, "chosen_by": self.choice.chosen_by, "notes": self.notes,
                 "failing_tests": [t.label for t in self.failing][:None if full else 20], "unknown": self.unknown,
-                "held_back": dict(sorted(self.held_back.items())) if full else len(self.held_back)}
+                "held_back": dict(sorted(held.items())) if full else len(held)}
 
     def lines(self, outcomes):
         """What the run's summary says of the gate: its mode, its notes, and every release held back (by the gate,

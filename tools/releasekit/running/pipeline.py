@@ -13,6 +13,8 @@ read them. Shards balance by the durations of the previous run's reports, carrie
   run finds the last successful run of the workflow (`gh run list`) and downloads them all. On
   the main line, the change starts at that run's commit: what a failed or cancelled run held
   back is tested and released again. Runs of one ref wait for each other (`concurrency:`).
+  What a successful run left undone (a release held back, a quarantined test that failed) is in its reports, and
+  collect, given them, selects it again (running/carry_over.py).
 - Buildkite: a pipeline for `buildkite-agent pipeline upload`. Each shard uploads its report
   as an artifact; a build given the previous build's ID (environment.PREVIOUS_BUILD) downloads that build's.
   Release jobs run one at a time, in the order the builds were created (`concurrency_group`).
@@ -64,10 +66,11 @@ _MAIN_LINE_ONLY = {
 
 def _commands(releasekit, base, head, what, shard, report, kind):
     balance = '$( [ -d {0} ] && echo "--previous-report {0}" )'.format(REPORTS)
-    gate = " --test-reports " + TEST_REPORTS if what == "releases" else ""
+    gate = " --test-reports {} --tests-selection tests.json".format(TEST_REPORTS) if what == "releases" else ""
     return [
-        "{} collect --base {} --head {} --tests-out tests.json --releases-out releases.json {}".format(
-            releasekit, base, head, _MAIN_LINE_ONLY[kind]),
+        # The previous run's reports also say what it left undone: collect selects it again (carry_over.py).
+        "{} collect --base {} --head {} --tests-out tests.json --releases-out releases.json {} {}".format(
+            releasekit, base, head, balance, _MAIN_LINE_ONLY[kind]),
         "{} dispatch --{} {}.json --shard {} {}{} --report {}".format(releasekit, what, what, shard, balance, gate,
                                                                       report),
     ]

@@ -30,6 +30,8 @@ class RunSettings:
     gate: object = None  # run_policy.GateChoice; None: nothing is published (pr)
     test_reports: str = None  # reports of the runs that tested this commit (a sharded pipeline's test shards)
     cost: object = None  # core.usage.RunCost, begun when the command began
+    tests_selection: str = None  # the tests selection file --test-reports must be the reports of
+    outstanding_unknown: str = None  # why what the last run left undone is not known (every release is held back)
 
     @classmethod
     def from_arguments(cls, args, environ, build_only=False):
@@ -60,13 +62,33 @@ class RunSettings:
                              "`history:` in releasekit.yaml.")
         return cls(args.workspace, args.bazel, options, args.shard, args.previous_report, args.report, args.junit,
                    args.command, getattr(args, "base", None), args.started, history, list(args.quarantine or []),
-                   gate_choice, getattr(args, "test_reports", None))
+                   gate_choice, getattr(args, "test_reports", None), tests_selection=getattr(args, "tests_selection",
+                                                                                             None))
+
+    def carry_over(self, selection, bazel):
+        """ci: add to its selection what the branch's last run left undone (carry_over.py). When that cannot be
+        read, the run goes on and publishes nothing."""
+        from releasekit.running import carry_over
+
+        try:
+            return carry_over.carry_into(selection, bazel, self.previous_report, self.history, os.environ)
+        except carry_over.UnknownOutstanding as error:
+            self.outstanding_unknown = carry_over.held_back_reason(error)
+            selection.notes.append(self.outstanding_unknown)
+            return selection
 
 
 def _check_the_gate_can_learn(settings, tests, releases):
     """A run that publishes must learn the tests' outcome of its commit: from its own tests, all of them (not a
     shard of them), or from --test-reports. Refused before anything runs when it cannot."""
-    if not releases or settings.gate is None or settings.test_reports:
+    if not releases or settings.gate is None:
+        return
+    if settings.test_reports:
+        if tests is None and not settings.tests_selection:
+            raise UsageError("--test-reports {} tells the outcome of a test selection, and this run has none to "
+                             "check it against: pass --tests-selection FILE, the tests selection collect wrote for "
+                             "this commit (the reports must have run each of its tests). Nothing was run.".format(
+                                 settings.test_reports))
         return
     if settings.shard:
         raise UsageError("--shard {} runs a share of the releases, and a share of the tests says nothing of the others: "
@@ -85,6 +107,7 @@ def run_selection(settings, tests, releases, progress):
     from releasekit.insight import ci_runs
 
     _check_the_gate_can_learn(settings, tests, releases)
+    gated = _gated_selection(settings) if settings.test_reports else None
     lines, started = [], settings.started or time.time()
     marks = [("select", time.time())]  # (phase, when it ended); select: collect (ci, pr) or reading selection files
     workspace = os.path.abspath(settings.workspace)
@@ -110,7 +133,7 @@ def run_selection(settings, tests, releases, progress):
         for line in plan.judge(outcomes, commit):
             progress.note(line)
         if settings.gate is not None:
-            decision = _decide(settings, outcomes, releases, bazel, commit)
+            decision = _decide(settings, outcomes, releases, bazel, commit, gated)
         marks.append(("gate", time.time()))
         outcomes += dispatcher.run_releases(releases, decision.held_back if decision else None)
         marks.append(("releases", time.time()))
@@ -125,10 +148,10 @@ def run_selection(settings, tests, releases, progress):
     report = settings.report or os.path.join(dispatcher.report_dir, "report.json")
     decisions = [dataclasses.asdict(d) for d in plan.decisions]
     facts = {"shard": settings.shard, "build_only": settings.options.build_only, "quarantine": decisions,
-             "gate": decision.report(full=False) if decision else None}
+             "gate": decision.report(outcomes, full=False) if decision else None}
     if cpu:
         facts["cpu"] = cpu
-    run_report.write_report(report, outcomes, dict(facts, gate=decision.report() if decision else None,
+    run_report.write_report(report, outcomes, dict(facts, gate=decision.report(outcomes) if decision else None,
                                                    commit=commit, test_run=test_run, exit_code=code,
                                                    timings=run_report.timings(started, marks)))
     junit = settings.junit or os.path.join(dispatcher.report_dir, "junit.xml")
@@ -159,12 +182,23 @@ def _shard(settings, bazel, tests, releases, progress):
     return tests, releases
 
 
-def _decide(settings, outcomes, releases, bazel, commit):
-    """The gate's decision on this run's releases, from its own tests and the reports it was handed."""
-    tests, unknown = [o for o in outcomes if o.kind == "test"], None
+def _decide(settings, outcomes, releases, bazel, commit, gated):
+    """The gate's decision on this run's releases, from its own tests and the reports it was handed. gated: (the
+    labels of the test selection the run gates, where they were read)."""
+    tests, unknown = [o for o in outcomes if o.kind == "test"], settings.outstanding_unknown
     if settings.test_reports:
         try:
-            tests += tests_outcome.read_test_reports(settings.test_reports, commit)
+            tests += tests_outcome.read_test_reports(settings.test_reports, commit, gated)
         except tests_outcome.UnknownOutcome as error:
-            unknown = "--test-reports: {}".format(error)
+            unknown = unknown or "--test-reports: {}".format(error)
     return gate.decide(settings.gate, tests, releases, bazel, unknown, settings.options.bazel_flags)
+
+
+def _gated_selection(settings):
+    """(test labels, where they were read) of the selection --test-reports must cover (--tests-selection), or None:
+    a run that tests its own selection gates by its own tests."""
+    from releasekit.selection.selection_file import load_labels
+
+    if not settings.tests_selection:
+        return None
+    return load_labels(settings.tests_selection, "tests"), "--tests-selection " + settings.tests_selection
