@@ -121,9 +121,10 @@ class Collector:
             return selection  # everything is selected
         external_targets, external_reasons, rc_reaches = judged
         rc_hits = {p for p in global_hits if files.kind(p) == global_files.RC}
+        ignored = change_kinds.bazelignored(self._read_head(".bazelignore") or "")
         kinds = change_kinds.sort_changes(
             [c for c in changes if not any(p in rc_hits for p in c.paths_at_head + c.paths_at_base)],
-            self.package_at_head, lambda path: self._package_at_base(base_commit, path))
+            self.package_at_head, lambda path: self._package_at_base(base_commit, path), ignored)
 
         # Only source files' content changed: the graph is the one recorded for these BUILD files, if a run recorded it.
         if kinds.file_seeds and not (global_hits or kinds.changed_starlark or kinds.touched_packages) and all(
