@@ -6,7 +6,7 @@ import os
 import time
 
 from releasekit.core.errors import ReleasekitError, UsageError
-from releasekit.running import gate, run_report, sharding, tests_outcome
+from releasekit.running import gate, run_report, sharding, test_suites, tests_outcome
 from releasekit.running.dispatch import DispatchOptions, Dispatcher
 from releasekit.selection.bazelquery import Bazel
 
@@ -112,6 +112,12 @@ def run_selection(settings, tests, releases, progress):
     marks = [("select", time.time())]  # (phase, when it ended); select: collect (ci, pr) or reading selection files
     workspace = os.path.abspath(settings.workspace)
     bazel = Bazel(workspace, command=settings.bazel_command)
+    if tests and settings.command == "dispatch":  # a tests file may name a test_suite; collect selects none
+        tests, notes = test_suites.expand(bazel, tests)
+        for note in notes:
+            progress.note(note)
+    if gated:
+        gated = test_suites.expand(bazel, gated[0])[0], gated[1]
     dispatcher = Dispatcher(workspace, bazel=bazel, options=settings.options, progress=progress)
     try:
         version = read_source_version(dispatcher.workspace_environ())
@@ -178,7 +184,8 @@ def _shard(settings, bazel, tests, releases, progress):
     if note:
         progress.note(note)
     releases = sharding.shard_groups(groups, index, count, durations)
-    progress.note("shard {}: {} tests, {} releases".format(settings.shard, len(tests), len(releases)))
+    progress.note("shard {}: {} test{}, {} release{}".format(settings.shard, len(tests), "" if len(tests) == 1 else "s",
+                                                          len(releases), "" if len(releases) == 1 else "s"))
     return tests, releases
 
 
