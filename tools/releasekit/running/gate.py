@@ -121,7 +121,7 @@ def release_groups(bazel, releases):
         targets = _closure_graph(bazel, releases)
     except ReleasekitError as error:
         return [sorted(releases)], "the releases stay in one shard: their dependencies could not be read ({})".format(
-            error)
+            getattr(error, "bazel_said", error))
     # A release depends on another when its dependencies reach that release or the artifact it publishes.
     reached_by = {release: release for release in releases}
     reached_by.update({_artifact_of(release): release for release in releases})

@@ -115,8 +115,8 @@ def _kinds(bazel, labels):
         return {label: target.kind for label, target in bazel.query_targets(
             "set({})".format(" ".join(quote(label) for label in sorted(labels)))).items()}
     except ReleasekitError as error:
-        raise GraphUnknown("bazel query of the kinds of {} failed: {}".format(_described(sorted(labels)), error)) \
-            from None
+        raise GraphUnknown("bazel query of the kinds of {} failed: {}".format(
+            _described(sorted(labels)), getattr(error, "bazel_said", error))) from None
 
 
 def deps_of(labels):

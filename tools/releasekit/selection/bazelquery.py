@@ -61,12 +61,13 @@ class Bazel:
         if retry_crash and result.returncode == _BAZEL_CRASHED:  # the crash restarted the server: ask it again
             result = self.run(args, binary=True)
         if result.returncode != 0:
-            raise BazelError(
+            summary = _error_summary(result.stderr.decode("utf-8", "replace"))
+            error = BazelError(
                 "{} failed in {} (bazel exit code {}): {} Fix the workspace so that it loads at this revision "
-                "(`bazel query //...` shows the same error).".format(
-                    what, self.workspace, result.returncode, _error_summary(result.stderr.decode("utf-8", "replace"))
-                )
-            )
+                "(`bazel query //...` shows the same error).".format(what, self.workspace, result.returncode, summary))
+            # What Bazel said alone, for a note on labels a run was handed (which may not load while //... does).
+            error.bazel_said = "{} failed (bazel exit code {}): {}".format(what, result.returncode, summary)
+            raise error
         return result.stdout if binary else result.stdout.decode("utf-8")
 
     def query(self, expression, output="xml", universe_scope=None, package_root=None):
