@@ -238,7 +238,7 @@ def test_dispatch_takes_collect_files_and_shards(fixture_repo, tmp_path):
     balanced = run(fixture_repo, "dispatch", "--tests", str(tmp_path / "both.json"), "--shard", "2/2",
                    "--previous-report", str(reports), "--logs", str(tmp_path / "logs3"), "--report", str(tmp_path / "r.json"))
     assert balanced.returncode == 0, balanced.stdout + balanced.stderr
-    assert "shard 2/2: 1 tests" in balanced.stdout
+    assert "shard 2/2: 1 test," in balanced.stdout
     assert [t["label"] for t in json.load(open(tmp_path / "r.json"))["targets"]] == ["//apps/a:a_test"]
 
 
