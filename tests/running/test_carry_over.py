@@ -17,7 +17,8 @@ LOAD = 'load("@rules_release//rules:defs.bzl", "container_release", "image_layou
 WORKS = "#!/bin/sh\necho works\n"
 FILES = {
     ".gitignore": "/bazel-*\n",
-    "libs/q/BUILD.bazel": 'exports_files(["q.sh"])\n\nsh_test(name = "q_test", srcs = ["q_test.sh"], data = ["q.sh"])\n',
+    "libs/q/BUILD.bazel": 'exports_files(["q.sh"])\n\n'
+                          'sh_test(name = "q_test", srcs = ["q_test.sh"], data = ["q.sh"])\n',
     "libs/q/q.sh": WORKS,
     "libs/q/q_test.sh": '#!/bin/sh\ngrep -q works "$(dirname "$0")/q.sh"\n',
     # The release that packages what the quarantined test tests, and one that shares nothing with it.
@@ -26,7 +27,8 @@ FILES = {
                                     'repository = "carry/qapp")\n',
     "apps/qapp/run.sh": "#!/bin/sh\n. /q.sh\n",
     "apps/other/BUILD.bazel": LOAD + 'image_layout(name = "image", files = {"run.sh": "/run.sh"})\n\n'
-                                     'container_release(name = "other", image = ":image", repository = "carry/other")\n',
+                                     'container_release(name = "other", image = ":image", '
+                                     'repository = "carry/other")\n',
     "apps/other/run.sh": "#!/bin/sh\necho other\n",
 }
 

@@ -36,8 +36,8 @@ def repo(tmp_path_factory):
     path = tmp_path_factory.mktemp("bazelignore") / "repo"
     path.mkdir()
     workspace = Workspace(str(path))
-    workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n\n'
-                                 'local_repository(name = "vendored", path = "third_party/vendored")\n'.format(REPO_ROOT))
+    workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n\nlocal_repository(name = '
+                                 '"vendored", path = "third_party/vendored")\n'.format(REPO_ROOT))
     workspace.write(".gitignore", FILES[".gitignore"])
     workspace.init_git()
     for name, text in FILES.items():

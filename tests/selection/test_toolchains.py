@@ -133,7 +133,6 @@ def test_the_deps_gate_holds_back_a_release_built_with_a_toolchain_whose_test_fa
         "channels:\n  ci: {{registry: 'http://{0}/tc', files: 'file://{1}'}}\n  dev: {{registry: 'http://{0}/tc-dev'}}\n"
         .format(registry.host, tmp_path / "files"))
     env = {"RELEASEKIT_CONFIG": str(tmp_path / "releasekit.yaml")}
-    base = git(repo.path, "rev-parse", "HEAD").strip()
     # The tool breaks its test (it no longer says "stamped"), and the other release changes.
     change(repo, {"tools/tc/stamp.sh": "#!/bin/sh\necho broke > \"$1\"\n", "apps/other/other.txt": "other 2\n"},
            "break the tool, change the other release")

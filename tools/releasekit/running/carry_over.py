@@ -67,22 +67,24 @@ def from_reports(path):
     return Outstanding(items, path)
 
 
-def from_history(history, environ, workspace, head_commit, now=None):
+def from_history(history, workspace, head_commit, now=None):
     """The Outstanding of the branch's last CI run at another commit than head_commit, from its history records
     (every shard's; a later record of a label wins). history: insight.ci_runs.RunHistory."""
     from releasekit.insight import history as history_store
-    from releasekit.insight.run_record import STATUSES, run_context
+    from releasekit.insight.run_record import STATUSES, where_it_ran
 
     now = now or datetime.datetime.now(datetime.timezone.utc)
+    where = history.destination.text
     try:
-        branch = run_context(workspace, environ)["branch"]
-        store = history_store.History(history.url, history_store.RUN_UPLOAD_POLICY, environ, history.source)
+        branch = where_it_ran(workspace, os.environ)["branch"]
+        store = history_store.History(history.open(history_store.RUN_UPLOAD_POLICY))
         names = store.names(since=now - datetime.timedelta(days=_DAYS))[::-1][:_READ_RUNS]
-        records = [record for _, record, _ in store.read(names) if record and _of_the_branch(record, branch, head_commit)]
+        records = [record for _, record, _ in store.read(names)
+                   if record and _of_the_branch(record, branch, head_commit)]
     except ReleasekitError as error:
-        raise UnknownOutstanding("the run history {} could not be read ({})".format(history.url, error)) from None
+        raise UnknownOutstanding("the run history {} could not be read ({})".format(where, error)) from None
     if not records:
-        return Outstanding({}, history.url)
+        return Outstanding({}, where)
     last = records[0]["commit"]  # newest first
     items = {}
     for record in sorted((r for r in records if r["commit"] == last), key=lambda r: r["start"]):
@@ -96,7 +98,7 @@ def from_history(history, environ, workspace, head_commit, now=None):
                 items[label] = (last, status)
             else:
                 items.pop(label, None)
-    return Outstanding(items, "{} (the last run of {} at {})".format(history.url, branch or "this branch", last[:12]))
+    return Outstanding(items, "{} (the last run of {} at {})".format(where, branch or "this branch", last[:12]))
 
 
 def _of_the_branch(record, branch, head_commit):
@@ -137,14 +139,14 @@ def carry(bazel, selection, outstanding):
     return selection
 
 
-def carry_into(selection, bazel, previous_report, history, environ):
+def carry_into(selection, bazel, previous_report, history):
     """Carry over what the previous run left undone: from its reports when given, else from the history (None: none).
     Raises UnknownOutstanding when the history cannot be read."""
     if previous_report:
         return carry(bazel, selection, from_reports(previous_report))
-    if history is not None and history.url:
+    if history is not None and history.destination:
         head = selection.head if selection.head != "WORKTREE" else None
-        return carry(bazel, selection, from_history(history, environ, bazel.workspace, head))
+        return carry(bazel, selection, from_history(history, bazel.workspace, head))
     return selection
 
 

@@ -30,7 +30,8 @@ class Reached:
 def reached(targets, seeds):
     """[Reached] of this repository's toolchain() rules among targets whose implementation, or which themselves,
     reach a seed. seeds: {label: changed paths}."""
-    rules = {label: target.toolchain for label, target in targets.items() if target.toolchain and label.startswith("//")}
+    rules = {label: target.toolchain for label, target in targets.items()
+             if target.toolchain and label.startswith("//")}
     if not rules:
         return []
     hit = selecting.reaching(targets, seeds)

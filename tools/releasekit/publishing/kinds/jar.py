@@ -31,7 +31,8 @@ class JarKind(ArtifactKind):
             files.append(maven.MavenFile("jar", classifier, path=release.runfile(path)))
         for file in files:
             if file.path and not os.path.isfile(file.path):
-                raise UsageError("{}: {} does not exist; rebuild the release target.".format(manifest.release, file.path))
+                raise UsageError("{}: {} does not exist; rebuild the release target.".format(manifest.release,
+                                                                                             file.path))
         record = {"coordinates": "{}:{}".format(coordinates.group, coordinates.artifact), "version": version,
                   "store": destination.text, "files": [], "status": "dry run", "bytes_uploaded": 0}
         store = release.open_store(destination)
