@@ -79,13 +79,17 @@ def from_history(history, workspace, head_commit, now=None):
         branch = where_it_ran(workspace, os.environ)["branch"]
         store = history_store.History(history.open(history_store.RUN_UPLOAD_POLICY))
         names = store.names(since=now - datetime.timedelta(days=_DAYS))[::-1][:_READ_RUNS]
-        records = [record for _, record, _ in store.read(names)
-                   if record and _of_the_branch(record, branch, head_commit)]
+        records = []
+        for _, record, _ in store.read(names):  # newest first: the last run's shards, until a run before it
+            if record and _of_the_branch(record, branch, head_commit):
+                if records and record["commit"] != records[0]["commit"]:
+                    break
+                records.append(record)
     except ReleasekitError as error:
         raise UnknownOutstanding("the run history {} could not be read ({})".format(where, error)) from None
     if not records:
         return Outstanding({}, where)
-    last = records[0]["commit"]  # newest first
+    last = records[0]["commit"]
     items = {}
     for record in sorted((r for r in records if r["commit"] == last), key=lambda r: r["start"]):
         targets = record["targets"]
