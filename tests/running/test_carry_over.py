@@ -4,6 +4,7 @@ selected again until it publishes; from the history (`ci`) and from the previous
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -135,3 +136,24 @@ def test_what_a_green_run_left_undone_is_run_again_until_it_passes_or_is_broken(
     assert collected.returncode == 0, collected.stdout + collected.stderr
     assert [t["label"] for t in json.load(open(tmp_path / "releases4.json"))["targets"]] == ["//apps/qapp:qapp.ci"]
     assert json.load(open(tmp_path / "tests4.json"))["targets"] == []
+
+
+def test_when_the_history_cannot_be_read_ci_publishes_nothing(repo, registry, tmp_path):
+    """What the last run left undone is not known: every release is held back, and the run fails."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "releasekit.yaml").write_text(
+        "channels:\n  ci: {{registry: 'http://{0}/carryx'}}\n  dev: {{registry: 'http://{0}/carryx-dev'}}\n"
+        "history: 'http://127.0.0.1:{1}/history'\n".format(registry.host, port))
+    base = git(repo.path, "rev-parse", "HEAD").strip()
+    change(repo, {"apps/other/run.sh": "#!/bin/sh\necho other 3\n"}, "change the other app")
+    result = run(repo, "ci", "--base", base, "--head", "HEAD", "--logs", str(tmp_path / "logs"),
+                 env={"RELEASEKIT_CONFIG": str(tmp_path / "releasekit.yaml")})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    outcomes = outcomes_of(tmp_path / "logs" / "report.json")
+    assert outcomes["//apps/other:other.ci"]["status"] == "held back"
+    assert "what the last run of this branch left undone is not known: the run history" in \
+        outcomes["//apps/other:other.ci"]["reason"]
+    assert not [name for name in registry.catalog() if name.startswith("carryx/")]
+    change(repo, {"apps/other/run.sh": FILES["apps/other/run.sh"]}, "the other app as it was")
