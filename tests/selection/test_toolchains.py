@@ -127,6 +127,24 @@ def test_a_change_to_a_toolchains_tool_selects_what_resolves_the_toolchain(repo,
     change(repo, {"tools/tc/stamp.sh": TOOL, "tools/tc/BUILD.bazel": FILES["tools/tc/BUILD.bazel"]}, "as it was")
 
 
+def test_a_recorded_target_graph_follows_the_toolchain_too(repo, tmp_path):
+    """A change to the tool's content alone is answered from the graph an earlier run recorded: it holds each
+    toolchain() rule's implementation and type, and what resolves the toolchain is selected as from a query."""
+    graphs = "file://{}".format(tmp_path / "graphs")
+    for number in (1, 2):  # the first run records the graph of these BUILD files, the second reads it
+        base = git(repo.path, "rev-parse", "HEAD").strip()
+        change(repo, {"tools/tc/stamp.sh": "#!/bin/sh\necho stamped {} > \"$1\"\n".format(number)}, "the tool")
+        result = run(repo, "collect", "--base", base, "--head", "HEAD", "--target-graphs", graphs,
+                     "--record-target-graphs", "--tests-out", str(tmp_path / "tests.json"), "--releases-out",
+                     str(tmp_path / "releases.json"))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert ("recorded the target graph" if number == 1 else "read the target graph") in result.stdout, \
+            result.stdout
+        releases = {t["label"] for t in json.load(open(tmp_path / "releases.json"))["targets"]}
+        assert releases == {"//apps/notes:notes.ci"}, result.stdout
+    change(repo, {"tools/tc/stamp.sh": TOOL}, "as it was")
+
+
 def test_the_deps_gate_holds_back_a_release_built_with_a_toolchain_whose_test_failed(repo, registry, tmp_path):
     """Before: the tool's failing test did not hold back the release built with it: the deps gate published it."""
     (tmp_path / "releasekit.yaml").write_text(
