@@ -451,7 +451,8 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
     assert 'main_branch="$$BUILDKITE_PULL_REQUEST_BASE_BRANCH"' in base and "git merge-base HEAD" in base
     waits = [i for i, s in enumerate(steps) if s == "wait"]
     tests, releases = steps[waits[0] + 1:waits[1]], steps[waits[1] + 1:waits[2]]
-    assert steps[waits[2] + 1]["commands"] == ['buildkite-agent meta-data set releasekit-last-passed "$$BUILDKITE_COMMIT"']
+    assert steps[waits[2] + 1]["commands"] == [
+        'buildkite-agent meta-data set releasekit-last-passed "$$BUILDKITE_COMMIT"']
 
     def shards(step_list, what):
         return [re.search(r"dispatch --{0} {0}.json --shard (\S+)".format(what), " ".join(s["commands"])).group(1)
@@ -496,9 +497,11 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
     assert jobs["releases"]["permissions"] == {"contents": "read", "actions": "read", "packages": "write"}
     assert [entry["shard"] for entry in jobs["tests"]["strategy"]["matrix"]["include"]] == ["1/3", "2/3", "3/3"]
     base_steps = {step.get("id"): step for step in jobs["base"]["steps"]}
-    assert "--json databaseId,headSha" in base_steps["previous"]["run"] and "--branch 'main'" in base_steps["previous"]["run"]
-    assert base_steps["base"]["env"]["LAST_SUCCESSFUL"] == ("${{ github.event_name != 'pull_request' && github.ref == "
-                                                           "'refs/heads/main' && steps.previous.outputs.head-sha || '' }}")
+    previous = base_steps["previous"]["run"]
+    assert "--json databaseId,headSha" in previous and "--branch 'main'" in previous
+    assert base_steps["base"]["env"]["LAST_SUCCESSFUL"] == (
+        "${{ github.event_name != 'pull_request' && github.ref == 'refs/heads/main' && steps.previous.outputs.head-sha "
+        "|| '' }}")
     assert base_steps["base"]["env"]["PUSHED_AFTER"] == "${{ github.event.before }}"
     for job in ("tests", "releases"):
         uses = [step.get("uses", "") for step in jobs[job]["steps"]]

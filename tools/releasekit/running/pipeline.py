@@ -76,8 +76,9 @@ def python_packages_check(venv):
 
     python = "${{{}:-python3}}".format(environment.PYTHON)
     lacks = "! \"{}\" -c 'import {}' 2>/dev/null".format(python, ", ".join(REQUIRED))
-    return lacks, ['python3 -m venv "{}"'.format(venv),
-                   '"{}/bin/python3" -m pip install --quiet {}'.format(venv, " ".join(packages()))], venv + "/bin/python3"
+    install = ['python3 -m venv "{}"'.format(venv),
+               '"{}/bin/python3" -m pip install --quiet {}'.format(venv, " ".join(packages()))]
+    return lacks, install, venv + "/bin/python3"
 
 
 def base_script(candidates, main_branch):

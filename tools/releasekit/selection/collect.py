@@ -103,7 +103,8 @@ class Collector:
             return self.graphs.key(self.repo, head_commit, files)
 
         try:
-            files = global_files.find(self._read_head, lambda path: base_commit and self.repo.read_at(base_commit, path))
+            files = global_files.find(self._read_head,
+                                      lambda path: base_commit and self.repo.read_at(base_commit, path))
             if everything is None:
                 selection = self._collect(base_commit, head_commit, files, graph_key)
             else:
