@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Renders docs/benchmarks.md's figures of collect's corpus run and of provenance's cost from the results files their
-scripts write and that are committed (docs/collect-corpus.json, docs/provenance-benchmark.json).
+scripts write and that are committed (docs/collect-corpus.json, docs/provenance-benchmark.json), and of lazy push and
+fan-out (docs/lazy-push.json).
 
     python3 tools/benchmark_figures.py           # writes the sections between their markers
     python3 tools/benchmark_figures.py --check   # exit 1 when the page is not what the files say
@@ -15,6 +16,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGE = os.path.join(REPO_ROOT, "docs", "benchmarks.md")
 CORPUS = os.path.join(REPO_ROOT, "docs", "collect-corpus.json")
 PROVENANCE = os.path.join(REPO_ROOT, "docs", "provenance-benchmark.json")
+LAZY_PUSH = os.path.join(REPO_ROOT, "docs", "lazy-push.json")
 
 
 def begin(name):
@@ -55,12 +57,52 @@ def provenance_markdown(results):
     return "\n".join(lines)
 
 
+def _size(count):
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= scale:
+            return "{:.{}f} {}".format(count / scale, 2 if unit == "GB" else 1, unit)
+    return "{} B".format(count)
+
+
+def _median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def lazy_push_markdown(results):
+    figures = results["figures"]
+    runs = results["runs"]
+    image = "{} layers of {} MiB".format(figures["layers"], figures["layer_bytes"] // 2 ** 20)
+    lines = ["From `docs/lazy-push.json`: commit {}, {}, seed {}, {} CPUs, load average {} at its start; {} samples of "
+             "each case and mode, eager and lazy first in turn; medians. An image of {} of random bytes.".format(
+                 results["commit"][:12], results["date"], results["seed"], results["cpus"],
+                 " / ".join(str(load) for load in results["load_average_at_start"]), figures["samples"], image), "",
+             "| case | eager | lazy | lazy / eager |", "|---|---|---|---|"]
+    names = {"a": "(a) the registry has every layer", "b": "(b) it lacks one layer", "c": "(c) it lacks all"}
+    ratios = {"a": "present_ratio", "b": "missing_one_ratio", "c": "missing_all_ratio"}
+    for case in ("a", "b", "c"):
+        lines.append("| {} | {} s | {} s | {} |".format(names[case], figures["eager_wall_seconds"][case],
+                                                        figures["lazy_wall_seconds"][case], figures[ratios[case]]))
+    eager_download = _median(run["downloaded_bytes"] for run in runs if run["mode"] == "eager")
+    lines += ["", "In case (a) the lazy agent downloads {} (plan, manifests, config), the eager agent's build {} "
+              "(median); the lazy agent leaves {} bytes of the layers' blobs in its output base, and its release's "
+              "peak RSS is {}.".format(_size(figures["present_downloaded_bytes"]), _size(eager_download),
+                           figures["lazy_layer_bytes_on_disk"], _size(figures["lazy_peak_rss_bytes"])), "",
+              "Fan-out: one release to a registry and 2 mirrors took {:.2f} s against {:.2f} s for 3 releases to one "
+              "registry each (`fan_out_ratio` {}; the target was 0.5).".format(
+                  figures["fan_out_seconds"], figures["sequential_seconds"], figures["fan_out_ratio"])]
+    return "\n".join(lines)
+
+
 def sections():
     with open(CORPUS, encoding="utf-8") as handle:
         corpus = json.load(handle)
     with open(PROVENANCE, encoding="utf-8") as handle:
         provenance = json.load(handle)
-    return {"collect corpus": corpus_markdown(corpus), "provenance": provenance_markdown(provenance)}
+    with open(LAZY_PUSH, encoding="utf-8") as handle:
+        lazy_push = json.load(handle)
+    return {"collect corpus": corpus_markdown(corpus), "provenance": provenance_markdown(provenance),
+            "lazy push": lazy_push_markdown(lazy_push)}
 
 
 def render(page):
