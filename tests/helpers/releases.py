@@ -1,5 +1,6 @@
 """Release manifests and runfiles trees as the rules write them, for publisher tests without Bazel."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -11,6 +12,11 @@ from .servers import REPO_ROOT
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def commit_of(name):
+    """A commit of its own for each of several releases of one repository: a CI commit tag names one image."""
+    return hashlib.sha1(str(name).encode()).hexdigest()
 
 
 def container_release(root, image_path, repository, channel="dev", tags=(), verify=True):

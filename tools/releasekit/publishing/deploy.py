@@ -203,7 +203,7 @@ def publish_files(store, directory, files, pointer_path, version, immutable, dry
 
     immutable: a version already there with other content is refused (CI); otherwise replaced (dev).
     dry_run: read and check as a run would, refusing alike, and write nothing.
-    move_pointer(what the pointer holds now): whether it may move to this version (pointers.py); None: it may.
+    move_pointer(): moves the pointer when it may (pointers.py) and returns the bytes written; None: it is written.
     before_pointer(): what is written after the files and before the pointer (provenance); returns bytes written.
     """
     existing = {}
@@ -224,11 +224,13 @@ def publish_files(store, directory, files, pointer_path, version, immutable, dry
             store.put("{}/{}".format(directory, name), content)
             written += len(content)
     written += before_pointer() if before_pointer else 0
-    pointer = (version + "\n").encode("utf-8")
-    current = store.get(pointer_path)[0]
-    if current != pointer and (move_pointer is None or move_pointer(current)):
-        store.put(pointer_path, pointer)
-        written += len(pointer)
+    if move_pointer is not None:
+        written += move_pointer()
+    else:
+        pointer = (version + "\n").encode("utf-8")
+        if store.get(pointer_path)[0] != pointer:
+            store.put(pointer_path, pointer)
+            written += len(pointer)
     if written == 0:
         return "already published", 0
     return ("published" if all(existing[name] is None for name, _ in files) else "completed"), written

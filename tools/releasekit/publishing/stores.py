@@ -144,7 +144,8 @@ class HttpStore:
             self._call_url("MKCOL", origin + "/" + urllib.parse.quote("/".join(parts[:depth])) + "/", "create " + directory)
 
     def lock(self, directory):
-        """A WebDAV MKCOL lock directory held as a renewed lease, where the server supports MKCOL; otherwise no lock."""
+        """A WebDAV MKCOL lock directory held as a renewed lease, where the server supports MKCOL; otherwise no lock.
+        Yields whether it holds one."""
         return webdav_lock.held(self, directory)
 
 
@@ -184,6 +185,8 @@ _TRANSIENT_S3_MARKS = ("(408)", "(429)", "(500)", "(502)", "(503)", "(504)", "Sl
 
 
 class S3Store:
+    atomic_conditional_writes = True  # If-Match and If-None-Match hold against every other writer
+
     def __init__(self, destination, policy, environ):
         try:
             import boto3
@@ -294,7 +297,7 @@ class S3Store:
 
     @contextlib.contextmanager
     def lock(self, directory):
-        yield  # S3 has conditional writes; no lock needed
+        yield False  # S3 has conditional writes; no lock needed
 
 
 class FileStore:
@@ -359,6 +362,6 @@ class FileStore:
         with open(os.path.join(self._path(directory), ".releasekit.lock"), "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)

@@ -44,13 +44,14 @@ def _owner_has_exited(owner):
 
 @contextlib.contextmanager
 def held(store, directory):
-    """A WebDAV MKCOL lock directory held as a renewed lease, where the server supports MKCOL; otherwise no lock."""
+    """A WebDAV MKCOL lock directory held as a renewed lease, where the server supports MKCOL; otherwise no lock.
+    Yields whether it holds one."""
     lock_dir = directory.rstrip("/") + "/.releasekit-lock/"
     owner_path = lock_dir + "owner.json"
     held = _acquire(store, directory, lock_dir, owner_path)
     renewer = _LeaseRenewer(store, owner_path) if held else None
     try:
-        yield
+        yield held
     finally:
         if renewer:
             renewer.stop()

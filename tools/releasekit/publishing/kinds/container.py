@@ -3,7 +3,8 @@
 A CI release first makes sure the repository is its own (ownership.py); it tags the commit, attaches the image's signed
 provenance as an OCI 1.1 referrer (provenance.py), then moves each remote tag that may move (pointers.py)."""
 
-from releasekit.publishing import channel_marker, ownership, pointers, provenance
+from releasekit.core.errors import ImmutableVersionError
+from releasekit.publishing import channel_marker, ownership, provenance, tag_moves
 from releasekit.core.versioning import image_tags
 from releasekit.publishing.credentials import registry_credentials
 from releasekit.publishing.image_plan import ImagePlan
@@ -51,7 +52,9 @@ class ContainerKind(ArtifactKind):
                 if manifest.channel == "ci" else None
             present, missing, missing_bytes, root_there = client.check_push(repository, plan)
             there = "image {} there already".format(plan.root["digest"][:19]) if root_there else None
-            moved = pointers.move_image_tags(client, destination, repository, plan, movable, release, dry_run=True)
+            if manifest.channel == "ci":
+                _check_commit_tag(client, repository, fixed, plan, record, manifest)
+            moved = tag_moves.move_image_tags(client, destination, repository, plan, movable, release, dry_run=True)
             if provenance.enabled(release):
                 record["provenance"] = {"status": "would attach", "location": record["reference"]}
             record.update(blobs_skipped=present, would_upload_blobs=missing, would_upload_bytes=missing_bytes,
@@ -60,10 +63,13 @@ class ContainerKind(ArtifactKind):
         channel_marker.guard_registry(manifest.channel, destination, client)
         if manifest.channel == "ci":
             ownership.claim_registry(client, destination, repository, manifest.release)
-        result = client.push(repository, plan, fixed)
+            _check_commit_tag(client, repository, fixed, plan, record, manifest)
+        last_check = (lambda: _check_commit_tag(client, repository, fixed, plan, record, manifest)) \
+            if manifest.channel == "ci" else None
+        result = client.push(repository, plan, fixed, before_tags=last_check)
         if provenance.enabled(release):  # after the image it describes, before any pointer moves to it
             record["provenance"] = provenance.attach_image(release, client, repository, plan.root, record["repository"])
-        moved = pointers.move_image_tags(client, destination, repository, plan, movable, release)
+        moved = tag_moves.move_image_tags(client, destination, repository, plan, movable, release)
         record.update(bytes_uploaded=result.bytes_uploaded, blobs_uploaded=result.blobs_uploaded,
                       blobs_skipped=result.blobs_skipped, blobs_mounted=result.blobs_mounted,
                       tags=fixed + [p.pointer for p in moved if p.moves], pointers=[p.as_record() for p in moved])
@@ -79,3 +85,17 @@ class ContainerKind(ArtifactKind):
             record["release"], record["digest"][:19], record["repository"], ",".join(record["tags"]),
             human_bytes(record["bytes_uploaded"]), record["blobs_skipped"], record["blobs_mounted"],
             record["duration_seconds"])
+
+
+def _check_commit_tag(client, repository, fixed, plan, record, manifest):
+    """A CI image's commit tag is immutable, as a jar's or a file's version is: a commit tag that names another image
+    (a build that is not reproducible, released again from another checkout) refuses the release before anything of
+    it is pushed, and again right before the tag is written; its pointers are left where they are."""
+    for tag in fixed:
+        there = client.tag_digest(repository, tag)
+        if there is not None and there != plan.root["digest"]:
+            raise ImmutableVersionError(
+                "{}: {}:{} already names another image ({}, not {}); a CI commit tag is immutable, so nothing was "
+                "pushed and no tag moved. Make the image reproducible (the same commit must build the same digest), "
+                "or release a new commit.".format(manifest.release, record["repository"], tag, there[:19],
+                                                  plan.root["digest"][:19]))

@@ -75,10 +75,10 @@ class DeployKind(ArtifactKind):
         decided = [dict(entry, pointer="{}:{}".format(image["repository"], entry["pointer"]))
                    for image in {id(r): r for r in records.values()}.values() for entry in image.get("pointers", [])]
 
-        def move_pointer(current):
-            outcome = pointers.store_pointer(store, base, version, current, release)
-            decided.append(outcome.as_record(release.dry_run))
-            return outcome.moves
+        def move_pointer():
+            outcome, written = pointers.move_store_pointer(store, base, version, release)
+            decided.append(outcome.as_record())
+            return written
 
         artifact = {}
 
@@ -99,7 +99,8 @@ class DeployKind(ArtifactKind):
             return written
 
         if release.dry_run:
-            move_pointer(store.get(base + "/latest")[0])
+            decided.append(pointers.store_pointer(store, base, version, store.get(base + "/latest")[0],
+                                                  release).as_record(True))
             before_pointer()
         status, written = deploy_yaml.publish_files(store, "{}/{}".format(base, version), files, base + "/latest",
                                                     version, immutable=manifest.channel == "ci", dry_run=release.dry_run,

@@ -55,12 +55,12 @@ class FileKind(ArtifactKind):
             record["provenance"] = made.record(store.describe(signed))
             if writes or store.get(signed)[0] is None:  # a re-run keeps it: it describes the same digest
                 writes.append(("provenance", signed, made.data))
-        current = store.get(base + "/latest")[0]
-        moved = pointers.store_pointer(store, base, version, current, release)
-        record["pointers"] = [moved.as_record(release.dry_run)]
-        if current != pointer and moved.moves:
-            writes.append(("pointer", base + "/latest", pointer))
         if release.dry_run:
+            current = store.get(base + "/latest")[0]
+            moved = pointers.store_pointer(store, base, version, current, release)
+            record["pointers"] = [moved.as_record(True)]
+            if current != pointer and moved.moves:
+                writes.append(("pointer", base + "/latest", pointer))
             record["status"] = "would write " + ", ".join(w[0] for w in writes) if writes else "already published"
             return record
         for what, target, content in writes:
@@ -70,7 +70,10 @@ class FileKind(ArtifactKind):
             else:
                 store.put(target, content)
                 record["bytes_uploaded"] += len(content)
-        if not writes:
+        moved, written = pointers.move_store_pointer(store, base, version, release)  # last, and only forward
+        record["pointers"] = [moved.as_record()]
+        record["bytes_uploaded"] += written
+        if not writes and not written:
             record["status"] = "already published"
         else:
             record["status"] = "completed" if published == checksum else "published"
