@@ -7,7 +7,7 @@ import concurrent.futures
 import hashlib
 import os
 
-from releasekit.core.errors import ReleasekitError
+from releasekit.core.errors import RefusedError, ReleasekitError
 from releasekit.publishing import deploy as deploy_yaml, flux_artifact, ownership, pointers, provenance
 from releasekit.publishing.credentials import registry_credentials
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note
@@ -37,17 +37,21 @@ class DeployKind(ArtifactKind):
         placeholders = {}
         for placeholder, image_release in sorted(fields["images"].items()):
             placeholders.setdefault(image_release, []).append(placeholder)
-        records, failures = {}, []
+        records, failures, refusals = {}, [], []
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, len(placeholders)))) as pool:
             for image_release, future in [(label, pool.submit(publish_image, label)) for label in placeholders]:
                 try:
                     records.update({placeholder: future.result() for placeholder in placeholders[image_release]})
                 except ReleasekitError as error:
+                    if isinstance(error, RefusedError):
+                        refusals.append(error)
                     failures.append("image {} ('{}'): {}: {}".format(image_release, "', '".join(
                         placeholders[image_release]), type(error).__name__, error))
         if failures:
-            raise deploy_yaml.DeployError("{}: no deploy YAML was published, because {}".format(
-                manifest.release, "; and ".join(failures)))
+            # An image refused (owned by another label, a commit tag naming another image) refuses the deploy
+            # release too, with the image's own error: refused, not failed, as in a run that sees it beforehand.
+            raise (type(refusals[0]) if refusals else deploy_yaml.DeployError)(
+                "{}: no deploy YAML was published, because {}".format(manifest.release, "; and ".join(failures)))
         references = {placeholder: record["reference"] for placeholder, record in records.items()}
         files = []
         for rlocation in fields["files"]:
