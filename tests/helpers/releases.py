@@ -104,7 +104,8 @@ def jar_release(root, jar_path, coordinates, channel="ci", deps=(), sources_jar=
         fields["pom_template"] = link(pom_template, name + ".pom.tpl")
     release = release or "//libs:" + (coordinates.split(":") + [""])[1]
     manifest = {"schema_version": 1, "target": "{}.{}".format(release, channel), "release": release,
-                "channel": channel, "kind": "jar", "jar": fields, "depends_on": []}
+                "channel": channel, "kind": "jar", "jar": fields,
+                "depends_on": ["//libs:" + dep.split(":")[1] for dep in deps]}  # as jar.bzl lists them
     manifest_path = os.path.join(workspace, "{}.{}.release.json".format(name, channel))
     with open(manifest_path, "w") as handle:
         json.dump(manifest, handle)
