@@ -203,3 +203,50 @@ def test_files_of_a_submodule_are_checked_against_its_commit(repo, registry, env
     refused = repo.bazel("run", "//third_party:vendored_data.ci", env=dict(env, CI="true"), check=False)
     assert refused.returncode == 3, refused.stderr[-3000:]
     assert "(untracked or ignored by git): third_party/vendored/stray.txt" in refused.stderr
+
+
+@pytest.fixture
+def local_repository(repo):
+    """A local_repository kept inside the checkout (vendored code), its directory hidden from the main repository's
+    packages by .bazelignore, and a release of the main repository that publishes its files."""
+    workspace_text = open(os.path.join(repo.path, "WORKSPACE")).read()
+    repo.write("WORKSPACE", workspace_text + 'local_repository(name = "assets", path = "vendor/assets_repo")\n')
+    repo.write(".bazelignore", "vendor/assets_repo\n")
+    repo.write("vendor/assets_repo/WORKSPACE", "")
+    repo.write("vendor/assets_repo/BUILD.bazel", 'filegroup(name = "assets", srcs = glob(["*.txt"]), '
+                                                 'visibility = ["//visibility:public"])\n')
+    repo.write("vendor/assets_repo/logo.txt", "a committed asset\n")
+    repo.write("vendored/BUILD.bazel", LOAD + (
+        'genrule(\n    name = "tarball",\n    srcs = ["@assets//:assets"],\n    outs = ["assets.tar"],\n'
+        '    cmd = "tar --sort=name --mtime=@0 --owner=0 --group=0 -cf $@ $(SRCS)",\n)\n\n'
+        'file_release(name = "assets", src = ":assets.tar")\n'))
+    repo.commit("a local repository inside the checkout")
+    yield os.path.join(repo.path, "vendor", "assets_repo")
+    repo.write("WORKSPACE", workspace_text)
+    for path in (".bazelignore", "vendor/assets_repo", "vendored"):
+        git(repo.path, "rm", "-q", "-r", "-f", path)
+    repo.commit("no local repository")
+
+
+def test_an_untracked_file_of_a_local_repository_inside_the_checkout_is_refused(repo, registry, env, tmp_path,
+                                                                                local_repository):
+    """Before: the external repository's files were left out of the check, so the stray asset was published and the
+    record said nothing of it."""
+    result = repo.bazel("run", "//vendored:assets.ci", env=dict(env, CI="true"), check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "uncommitted_inputs" not in json.load(open(env["RELEASEKIT_REPORT"]))
+    repo.write("vendored/notes.txt", "a commit of its own\n")
+    head = repo.commit("another commit")
+    with open(os.path.join(local_repository, "stray.txt"), "w") as handle:
+        handle.write("no commit has me\n")
+    try:
+        refused = repo.bazel("run", "//vendored:assets.ci", env=dict(env, CI="true"), check=False)
+        assert refused.returncode == 3, refused.stdout + refused.stderr[-3000:]
+        assert "(untracked or ignored by git): vendor/assets_repo/stray.txt" in refused.stderr
+        assert "nothing was published" in refused.stderr
+        assert not (tmp_path / "files" / "prod" / "vendored" / "assets" / head).exists()
+        # A dev release publishes, and names it.
+        dev = repo.bazel("run", "//vendored:assets.dev", env=env)
+        assert "took 1 file that no commit has: vendor/assets_repo/stray.txt" in dev.stdout
+    finally:
+        os.unlink(os.path.join(local_repository, "stray.txt"))

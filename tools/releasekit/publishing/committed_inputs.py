@@ -6,6 +6,10 @@ lists what it holds in their directories. A file the commit does not have (untra
 committed) refuses a CI release, naming it: its version would be published with content no commit can rebuild. A dev
 release publishes, and its record names those files (`uncommitted_inputs`).
 
+Files of a local repository inside the checkout are checked as its own (external_sources.py); flagged files
+(assume-unchanged, skip-worktree) are compared with the commit's blobs, symlinks must point at committed files inside
+the repository, and files inside a git submodule are checked against the submodule's commit.
+
 The dirty-tree setting covers these files as it covers uncommitted changes to tracked ones: a CI job that changes
 files on purpose sets environment.ALLOW_DIRTY, and its record still names them.
 """
@@ -17,6 +21,7 @@ from releasekit.core import hidden_changes, process
 from releasekit.core.environment import ALLOW_DIRTY
 from releasekit.core.errors import UncommittedInputsError, UsageError
 from releasekit.core.versioning import source_workspace
+from releasekit.publishing import external_sources
 
 log = logging.getLogger(__name__)
 NAMED = 10  # files a message names; the rest are counted
@@ -30,7 +35,11 @@ def check(manifest, runfiles_dir, version, environ):
         return None
     workspace = source_workspace(environ)
     try:
-        found = Uncommitted.of(_listed(runfiles_dir, manifest.sources), version.commit, workspace)
+        main, external = external_sources.split(_listed(runfiles_dir, manifest.sources))
+        paths = main + (external_sources.in_checkout(external, os.path.join(runfiles_dir, manifest.sources), workspace,
+                                                     _git(workspace, ["rev-parse", "--show-toplevel"]).strip())
+                        if external else [])
+        found = Uncommitted.of(paths, version.commit, workspace)
     except UncommittedInputsError as error:
         if manifest.channel == "ci":
             raise UncommittedInputsError("{}: {}".format(manifest.target, error)) from None
