@@ -47,10 +47,10 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from replay import costs, results  # noqa: E402
-from replay.arms import ARMS, ENTRY, Agent, count_targets, shared_install_base  # noqa: E402
-from replay.monorepo import MIX, make_history  # noqa: E402
-from releasekit.insight.run_record import new_record, object_name  # noqa: E402
+from replay import costs, results
+from replay.arms import ARMS, ENTRY, Agent, count_targets, shared_install_base
+from replay.monorepo import MIX, make_history
+from releasekit.insight.run_record import new_record, object_name
 
 DOCS = os.path.join(REPO_ROOT, "docs", "benchmarks.md")
 COMMITTED = os.path.join(REPO_ROOT, "docs", "ci-replay")

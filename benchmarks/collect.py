@@ -10,9 +10,9 @@ For changes of 1, 10 and 100 files it times, on the same warm Bazel server:
 `releasekit collect` (the whole command) and the floor, the fastest bare query that gives
 the same answer, as a competent user would write it: the affected tests and CI releases in
 one query, label output, `--order_output=no`, each round the faster of sky query mode
-(`--universe_scope=//...`, as collect uses) and the plain mode. It reports the share of all tests selected, and checks the selected
-tests and releases against an independent oracle: a content hash of each target over its
-transitive inputs (its definition, the bytes of its source files, its dependencies'
+(`--universe_scope=//...`, as collect uses) and the plain mode. It reports the share of all tests
+selected, and checks the selected tests and releases against an independent oracle: a content hash of each
+target over its transitive inputs (its definition, the bytes of its source files, its dependencies'
 hashes) at both revisions, from one full `deps` query of each; a target whose hash changed
 is affected, and must be selected. Global changes are timed once each, with the share of
 tests they select: a `.bazelrc` option that changes no result, a test option, a dependency
@@ -53,7 +53,8 @@ locked_libraries = repository_rule(implementation = _locked_libraries_impl, attr
 
 
 def lock_file(libraries, bumped=None):
-    return json.dumps({"lib{}".format(i): "1.{}".format(1 if i == bumped else 0) for i in range(libraries)}, indent=1) + "\n"
+    versions = {"lib{}".format(i): "1.{}".format(1 if i == bumped else 0) for i in range(libraries)}
+    return json.dumps(versions, indent=1) + "\n"
 
 
 def generate(root, layers, width, releases, libraries):
@@ -78,7 +79,8 @@ def generate(root, layers, width, releases, libraries):
                 deps = ['"//{}:lib"'.format(package_name(layer - 1, index)),
                         '"//{}:lib"'.format(package_name(layer - 1, (index + 1) % width))]
             build = [
-                'py_library(name = "lib", srcs = ["lib.py"], deps = [{}], visibility = ["//visibility:public"])'.format(", ".join(deps)),
+                'py_library(name = "lib", srcs = ["lib.py"], deps = [{}], visibility = ["//visibility:public"])'.format(
+                    ", ".join(deps)),
                 'py_test(name = "lib_test", srcs = ["lib_test.py"], deps = [":lib"])',
                 'filegroup(name = "data", srcs = ["data.txt"])',
                 'genrule(name = "gen", srcs = [":data"], outs = ["gen.txt"], cmd = "cp $< $@")',
@@ -112,8 +114,8 @@ def timed(command, cwd, env=None):
 def floor_commands(files):
     """The bare queries that answer what collect answers (the affected tests and CI releases), in both query modes;
     the floor is the faster of the two in each round."""
-    expression = "let affected = rdeps(//..., set({})) in tests($affected) + kind(artifact_ci_release, $affected)".format(
-        " ".join(files))
+    expression = ("let affected = rdeps(//..., set({})) in tests($affected) + kind(artifact_ci_release, "
+                  "$affected)".format(" ".join(files)))
     plain = [BAZEL, "query", expression, "--order_output=no", "--output=label"]
     return [plain + ["--universe_scope=//..."], plain]
 
@@ -128,7 +130,8 @@ def content_hashes(root):
     import xml.etree.ElementTree as ElementTree
 
     xml = subprocess.run([BAZEL, "query", "deps(tests(//...) + kind(artifact_ci_release, //...))", "--output=xml",
-                          "--noxml:line_numbers", "--order_output=no"], cwd=root, capture_output=True, check=True).stdout
+                          "--noxml:line_numbers", "--order_output=no"], cwd=root, capture_output=True,
+                         check=True).stdout
     xml = xml.split(b"?>", 1)[1] if xml.startswith(b"<?xml") else xml
     elements = {element.get("name"): element for element in ElementTree.fromstring(xml)}
     hashes = {}
@@ -243,7 +246,8 @@ def main():
                 ("bazelrc_ui_option", ".bazelrc", "build --announce_rc\nbuild --verbose_failures\n"),
                 ("bazelrc_test_option", ".bazelrc", "build --announce_rc\ntest --test_env=LANG=C\n"),
                 ("dependency_bump", "third_party/deps.json", lock_file(args.libraries, bumped=0)),
-                ("workspace_refactor", "WORKSPACE", open(os.path.join(root, "WORKSPACE")).read() + "\n# repositories\n")):
+                ("workspace_refactor", "WORKSPACE",
+                 open(os.path.join(root, "WORKSPACE")).read() + "\n# repositories\n")):
             git(root, "reset", "-q", "--hard", base)
             with open(os.path.join(root, path), "w") as handle:
                 handle.write(text)
@@ -256,7 +260,8 @@ def main():
             selected = {t["label"] for t in tests["targets"] + releases["targets"]}
             head_hashes = content_hashes(root)
             truth = {label for label, digest in head_hashes.items() if base_hashes.get(label) != digest}
-            global_cases[name] = {"collect_s": round(elapsed, 3), "share_of_tests": round(len(tests["targets"]) / len(all_tests), 4),
+            global_cases[name] = {"collect_s": round(elapsed, 3),
+                                  "share_of_tests": round(len(tests["targets"]) / len(all_tests), 4),
                                   "releases_selected": len(releases["targets"]), "everything": tests["everything"],
                                   "missed": len(truth - selected), "extra": len(selected - truth)}
             print("{}: {} tests ({:.2%}), {} releases in {}s; against content hashes: missed {}, extra {}".format(
@@ -274,9 +279,11 @@ def main():
         elapsed, _ = timed([sys.executable, ENTRY, "collect", "--base", base, "--head", "HEAD",
                             "--tests-out", os.path.join(workdir, "tests.json")], root, env)
         selected = {t["label"] for t in json.load(open(os.path.join(workdir, "tests.json")))["targets"]}
-        package_level = set(timed([BAZEL, "query", "tests(rdeps(//..., //{}:all))".format(package), "--order_output=no"], root)[1].split())
+        answer = timed([BAZEL, "query", "tests(rdeps(//..., //{}:all))".format(package), "--order_output=no"], root)
+        package_level = set(answer[1].split())
         build_edit = {"collect_s_cold_base_server": round(elapsed, 3), "tests_selected": len(selected),
-                      "exact": selected == {"//{}:lib_test".format(package)}, "package_level_selection": len(package_level)}
+                      "exact": selected == {"//{}:lib_test".format(package)},
+                      "package_level_selection": len(package_level)}
         print("BUILD edit of one test: {} selected (exact: {}), a package-level selection would take {}; {}s "
               "including a cold Bazel server for the base revision".format(
                   len(selected), build_edit["exact"], len(package_level), build_edit["collect_s_cold_base_server"]))

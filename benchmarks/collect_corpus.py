@@ -114,7 +114,7 @@ def read_cases(tests_java):
         body = re.sub(r"(?m)^\s*//.*$", "", _block_of(tests_java, match.end() - 1))  # line comments
         variables, steps, index = {}, [], 0
 
-        def value(expression):
+        def value(expression, variables=variables):  # this method's variables
             expression = expression.strip()
             if expression.startswith("Commits."):
                 return commits[expression[len("Commits."):]]
@@ -139,7 +139,8 @@ def read_cases(tests_java):
                 target, expression = assignment.groups()
                 path = re.match(r'Path\.of\("([^"]+)"\)', expression)
                 resolved = re.findall(r'resolve\("([^"]+)"\)', expression) if expression.startswith("testDir") else []
-                variables[target] = path.group(1) if path else os.path.join(*resolved) if resolved else value(expression)
+                joined = os.path.join(*resolved) if resolved else value(expression)
+                variables[target] = path.group(1) if path else joined
             elif call and call.group(1) == "doTest":
                 arguments = re.split(r",\s*(?=Set\.of)", call.group(2), maxsplit=2)
                 before, after = [value(a) for a in arguments[0].split(",")[:2]]
@@ -158,7 +159,8 @@ def read_cases(tests_java):
                 steps.append(("chmod", variables[path], mode.strip('"')))
             elif statement.startswith("Files.createFile("):
                 parts = re.findall(r'resolve\("([^"]+)"\)', statement)
-                steps.append(("create", os.path.join(*parts) if parts else variables[statement[len("Files.createFile("):-2].strip()]))
+                created = statement[len("Files.createFile("):-2].strip()
+                steps.append(("create", os.path.join(*parts) if parts else variables[created]))
             elif call and call.group(1) in ("allowOverBuilds", "assertThat", "assertEquals"):
                 continue
             else:

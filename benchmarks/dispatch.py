@@ -28,12 +28,12 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from helpers.servers import Registry  # noqa: E402
-from helpers.slow_proxy import SlowProxy  # noqa: E402
-from helpers.workspace import BAZEL, Workspace  # noqa: E402
-from releasekit.selection.bazelquery import Bazel  # noqa: E402
-from releasekit.running.dispatch import DispatchOptions, Dispatcher  # noqa: E402
-from releasekit.running.progress import Progress  # noqa: E402
+from helpers.servers import Registry
+from helpers.slow_proxy import SlowProxy
+from helpers.workspace import BAZEL, Workspace
+from releasekit.selection.bazelquery import Bazel
+from releasekit.running.dispatch import DispatchOptions, Dispatcher
+from releasekit.running.progress import Progress
 
 
 def generate(workspace, count):
@@ -94,7 +94,8 @@ def main():
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--delay", type=float, default=0.15, help="seconds added to every registry request")
     parser.add_argument("--samples", type=int, default=5, help="alternating pairs of 1-worker and n-worker runs")
-    parser.add_argument("--startup-limits", default="", help="comma-separated start-up limits to compare, e.g. 1,2,3,4,8")
+    parser.add_argument("--startup-limits", default="",
+                        help="comma-separated start-up limits to compare, e.g. 1,2,3,4,8")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="releasekit-bench-dispatch-")
     workspace = Workspace(os.path.join(workdir, "ws"))
@@ -138,13 +139,15 @@ def main():
             "delay_per_request_s": args.delay,
         }
         if limits:
-            result["speedup_by_startup_limit"] = {str(limit): _spread(values) for limit, values in sorted(limits.items())}
+            result["speedup_by_startup_limit"] = {str(limit): _spread(values)
+                                                  for limit, values in sorted(limits.items())}
         print("{releases} releases, {samples} alternating samples: 1 worker {makespan_1_worker_s[median]}s, {workers} "
               "workers {makespan_n_workers_s[median]}s, speedup median {speedup[median]}x (range {speedup[min]}-"
-              "{speedup[max]}); each release {median_release_s_1_worker}s alone, {release_cpu_s[median]}s of CPU".format(
-                  **result))
+              "{speedup[max]}); each release {median_release_s_1_worker}s alone, {release_cpu_s[median]}s of "
+              "CPU".format(**result))
         for limit, spread in result.get("speedup_by_startup_limit", {}).items():
-            print("  {} starting up at once: speedup median {} (range {}-{})".format(limit, spread["median"], spread["min"],
+            print("  {} starting up at once: speedup median {} (range {}-{})".format(limit, spread["median"],
+                                                                                     spread["min"],
                                                                                    spread["max"]))
         print(json.dumps(result))
     finally:

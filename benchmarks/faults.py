@@ -24,10 +24,10 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from helpers import releases  # noqa: E402
-from helpers.servers import Registry  # noqa: E402
-from helpers.slow_proxy import SlowProxy  # noqa: E402
-from releasekit.publishing.layout_builder import build_layout  # noqa: E402
+from helpers import releases
+from helpers.servers import Registry
+from helpers.slow_proxy import SlowProxy
+from releasekit.publishing.layout_builder import build_layout
 
 SEED = 20261122
 FAILURES = []  # releasekit's last line of each failed release
@@ -50,7 +50,8 @@ def push_with_releasekit(workdir, layout, proxy, index):
     manifest, runfiles = releases.container_release(os.path.join(workdir, "rk{}".format(index)), layout,
                                                     "bench/releasekit{}".format(index), "ci", ["r{}".format(index)])
     config = releases.write_config(os.path.join(workdir, "releasekit.yaml"), proxy.host)
-    env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false",
+    env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT,
+               RELEASEKIT_DIRTY="false",
                XDG_CACHE_HOME=os.path.join(workdir, "cache{}".format(index)))
     result = subprocess.run([sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles],
                             env=env, capture_output=True, text=True)
@@ -61,7 +62,8 @@ def push_with_releasekit(workdir, layout, proxy, index):
 
 
 def push_with_skopeo(workdir, layout, proxy, index):
-    return subprocess.run(["skopeo", "copy", "--quiet", "--retry-times", "3", "--dest-tls-verify=false", "oci:" + layout,
+    return subprocess.run(["skopeo", "copy", "--quiet", "--retry-times", "3", "--dest-tls-verify=false",
+                           "oci:" + layout,
                            "docker://{}/bench/skopeo{}:r{}".format(proxy.host, index, index)],
                           capture_output=True, text=True).returncode == 0
 
@@ -107,7 +109,8 @@ def main():
         }
         print("at a {fault_rate:.0%} fault rate, {layers}-layer image, fresh repository per run: releasekit "
               "{releasekit_completed}/{releases} in {releasekit_s}s sending {releasekit_sent_bytes} bytes; skopeo "
-              "--retry-times 3 {skopeo_completed}/{releases} in {skopeo_s}s sending {skopeo_sent_bytes} bytes".format(**result))
+              "--retry-times 3 {skopeo_completed}/{releases} in {skopeo_s}s sending {skopeo_sent_bytes} "
+              "bytes".format(**result))
         print(json.dumps(result))
     finally:
         for tool in tools.values():

@@ -26,8 +26,8 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from helpers.run_history import HistoryShape, generate, write_history  # noqa: E402
-from releasekit.insight.run_record import STATUSES  # noqa: E402
+from helpers.run_history import HistoryShape, generate, write_history
+from releasekit.insight.run_record import STATUSES
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 
@@ -117,7 +117,8 @@ def main():
         print("generated {} runs of {} targets in {:.0f} s (seed {})".format(args.runs, args.targets,
                                                                               time.perf_counter() - started, args.seed))
         ours = [sys.executable, ENTRY, "insight", "--history", "file://" + history, "--since", shape.first_day,
-                "--until", "2026-11-01", "--compare-at", shape.improved_from, "--json", os.path.join(workdir, "out.json")]
+                "--until", "2026-11-01", "--compare-at", shape.improved_from, "--json",
+                os.path.join(workdir, "out.json")]
         theirs = [sys.executable, "-c", PLAIN, raw]
         samples = {"releasekit": [], "plain": []}
         for round_number in range(args.rounds):
@@ -130,9 +131,11 @@ def main():
         print(json.dumps({"benchmark": "insight", "runs": args.runs, "targets": args.targets, "seed": args.seed,
                           "releasekit_seconds": figures["releasekit"]["seconds"],
                           "releasekit_max_rss_mb": figures["releasekit"]["max_rss_mb"],
-                          "plain_seconds": figures["plain"]["seconds"], "plain_max_rss_mb": figures["plain"]["max_rss_mb"],
+                          "plain_seconds": figures["plain"]["seconds"],
+                          "plain_max_rss_mb": figures["plain"]["max_rss_mb"],
                           "ratio": round(figures["releasekit"]["seconds"] / figures["plain"]["seconds"], 3),
-                          "under_target": figures["releasekit"]["seconds"] < 30 and figures["releasekit"]["max_rss_mb"] < 1024}))
+                          "under_target": (figures["releasekit"]["seconds"] < 30
+                                           and figures["releasekit"]["max_rss_mb"] < 1024)}))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

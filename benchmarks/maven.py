@@ -21,8 +21,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
-from helpers import releases  # noqa: E402
-from helpers.servers import NginxStore  # noqa: E402
+from helpers import releases
+from helpers.servers import NginxStore
 
 USER, PASSWORD = "deployer", "bench-password"
 DEPLOY_FILE = "org.apache.maven.plugins:maven-deploy-plugin:3.0.0:deploy-file"
@@ -75,16 +75,18 @@ def main():
             version = "1.0.{}".format(round_index)
             manifest, runfiles = releases.jar_release(os.path.join(workdir, "rk{}".format(round_index)), jar,
                                                       "com.example.bench:releasekit:" + version)
-            env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false",
+            env = dict(os.environ, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_COMMIT=releases.COMMIT,
+                       RELEASEKIT_DIRTY="false",
                        RELEASEKIT_MAVEN_USERNAME=USER, RELEASEKIT_MAVEN_PASSWORD=PASSWORD)
-            runs = [lambda: ours.append(timed([sys.executable, releases.ENTRY, "publish", "--manifest", manifest,
-                                               "--runfiles", runfiles], env)),
-                    lambda: theirs.append(timed(maven(version)))]
+            ours_command = [sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles]
+            runs = [lambda command=ours_command, env=env: ours.append(timed(command, env)),
+                    lambda version=version: theirs.append(timed(maven(version)))]
             for run in runs if round_index % 2 == 0 else reversed(runs):  # who goes first alternates
                 run()
         for tool in ("releasekit", "maven"):
             for round_index in range(args.rounds):
-                jar_path = store.path("releases/com/example/bench/{0}/1.0.{1}/{0}-1.0.{1}.jar".format(tool, round_index))
+                jar_path = store.path("releases/com/example/bench/{0}/1.0.{1}/{0}-1.0.{1}.jar".format(tool,
+                                                                                                      round_index))
                 assert os.path.getsize(jar_path) == os.path.getsize(jar), jar_path
         result = {
             "benchmark": "maven",

@@ -32,7 +32,7 @@ from helpers.images import make_layout  # noqa: E402
 from helpers.servers import NginxStore, Registry  # noqa: E402
 from helpers.slow_proxy import KillGate, SlowProxy  # noqa: E402
 from helpers.workspace import Workspace  # noqa: E402
-from releasekit.publishing.runner import PublishOptions, publish  # noqa: E402
+from releasekit.publishing.publisher import PublishOptions, publish  # noqa: E402
 
 SEED = 20261206
 
@@ -78,7 +78,8 @@ def main():
                                                          with_provenance, rng))
             figures[kind] = {arm: summary(samples[flag]) for arm, flag in (("with", True), ("without", False))}
             figures[kind]["added_requests"] = figures[kind]["with"]["requests"] - figures[kind]["without"]["requests"]
-            figures[kind]["added_ms"] = round(figures[kind]["with"]["median_ms"] - figures[kind]["without"]["median_ms"], 1)
+            timed = figures[kind]
+            timed["added_ms"] = round(timed["with"]["median_ms"] - timed["without"]["median_ms"], 1)
         result = {"benchmark": "provenance", "samples": args.samples, "seed": SEED, "kinds": figures,
                   "commit": _commit(), "date": datetime.date.today().isoformat(), "cpus": os.cpu_count()}
         line = json.dumps(result, sort_keys=True)

@@ -3,8 +3,9 @@
 
 Generates an OCI layout of 3 layers (~300 MB of random data), then on a local
 distribution registry: a cold push by each tool to a registry of its own (median of
---rounds, alternating which tool goes first, the disk synced before each push), a re-push by releasekit (bytes sent must be 0), and the publisher's peak
-memory pushing a 1 GB layer. Ends with one JSON line; `ratio` = releasekit / skopeo.
+--rounds, alternating which tool goes first, the disk synced before each push), a re-push by releasekit
+(bytes sent must be 0), and the publisher's peak memory pushing a 1 GB layer. Ends with one JSON line;
+`ratio` = releasekit / skopeo.
 Targets: ratio <= 1.0, re-push < 0.5 s, peak memory < 150 MB.
 """
 
@@ -25,10 +26,10 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from helpers import releases  # noqa: E402
-from helpers.servers import Registry  # noqa: E402
-from releasekit.publishing.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json  # noqa: E402
-from releasekit.publishing.layout_builder import write_blob  # noqa: E402
+from helpers import releases
+from helpers.servers import Registry
+from releasekit.publishing.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json
+from releasekit.publishing.layout_builder import write_blob
 
 
 class _HashingWriter:
@@ -80,7 +81,8 @@ def make_image(directory, layer_sizes):
         layer, diff_id = write_random_layer(directory, size)
         layers.append(layer)
         diff_ids.append(diff_id)
-    config = canonical_json({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    config = canonical_json({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids}})
     manifest = canonical_json({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": write_blob(directory, config), "size": len(config)},
@@ -118,7 +120,8 @@ def releasekit_push(workdir, layout, registry, repository, name):
     manifest, runfiles = releases.container_release(os.path.join(workdir, name), layout, repository, "dev")
     config = releases.write_config(os.path.join(workdir, name, "releasekit.yaml"), registry.host)
     report = os.path.join(workdir, name, "record.json")
-    env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false", RELEASEKIT_REPORT=report,
+    env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false",
+               RELEASEKIT_REPORT=report,
                XDG_CACHE_HOME=os.path.join(workdir, name, "cache"))
     command = [sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles]
     elapsed, peak_mb, _ = timed(command, env)
@@ -191,7 +194,8 @@ def main():
             "rounds": args.rounds,
         }
         print("releasekit cold push {releasekit_cold_s}s, skopeo {skopeo_cold_s}s, ratio {ratio}; re-push "
-              "{repush_s}s with {repush_bytes} bytes; peak RSS {peak_rss_mb_big_layer} MB for a {big_layer_mb} MB layer".format(**result))
+              "{repush_s}s with {repush_bytes} bytes; peak RSS {peak_rss_mb_big_layer} MB for a {big_layer_mb} MB "
+              "layer".format(**result))
         print(json.dumps(result))
     finally:
         for registry in registries:

@@ -25,8 +25,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 
-from replay.arms import ARMS, Agent, shared_install_base  # noqa: E402
-from replay.monorepo import make_history  # noqa: E402
+from replay.arms import ARMS, Agent, shared_install_base
+from replay.monorepo import make_history
 
 
 def main():
@@ -62,7 +62,8 @@ def main():
                     run = agent.run(sha, history[number - 1][0], "2.0.{}".format(version))
                     agent.empty_trash()
                     if (run.graph == "read") != (way == "read"):
-                        raise SystemExit("target_graphs: commit {} ran {} with graph {!r}".format(number, way, run.graph))
+                        raise SystemExit("target_graphs: commit {} ran {} with graph {!r}".format(number, way,
+                                                                                                  run.graph))
                     times[way].append(run.seconds)
             for way in times:
                 medians[way].append(statistics.median(times[way]))

@@ -21,8 +21,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
-from helpers.servers import NginxStore, Registry  # noqa: E402
-from helpers.workspace import BAZEL, Workspace  # noqa: E402
+from helpers.servers import NginxStore, Registry
+from helpers.workspace import BAZEL, Workspace
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 INSIGHT_PAGE = os.path.join(REPO_ROOT, "demo-insight.html")  # kept: open it in a browser
@@ -56,10 +56,12 @@ def main():
                 "  dev: {{registry: 'http://{0}/dev', maven: '{1}/snapshots', deploy: '{1}/deploy/dev', "
                 "files: '{1}/files/dev'}}\n".format(
                     registry.host, store.url))
-        env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=os.path.join(workdir, "cache"),
+        env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_BAZEL=BAZEL,
+                   XDG_CACHE_HOME=os.path.join(workdir, "cache"),
                    RELEASEKIT_MAVEN_USERNAME="demo", RELEASEKIT_MAVEN_PASSWORD="demo-password",
                    RELEASEKIT_DEPLOY_USERNAME="demo", RELEASEKIT_DEPLOY_PASSWORD="demo-password",
-                   RELEASEKIT_FILES_USERNAME="demo", RELEASEKIT_FILES_PASSWORD="demo-password", RELEASEKIT_VERSION="1.0.0",
+                   RELEASEKIT_FILES_USERNAME="demo", RELEASEKIT_FILES_PASSWORD="demo-password",
+                   RELEASEKIT_VERSION="1.0.0",
                    RELEASEKIT_HISTORY_USERNAME="demo", RELEASEKIT_HISTORY_PASSWORD="demo-password")
         history = store.url + "/ci-history"
         print("local registry {}, local Maven store {}, config {}".format(registry.url, store.url, config))
@@ -83,11 +85,13 @@ def main():
 
         step("collect: the tests and CI releases this change affects")
         tests_json, releases_json = os.path.join(workdir, "tests.json"), os.path.join(workdir, "releases.json")
-        print(run([sys.executable, ENTRY, "collect", "--base", "HEAD~1", "--head", "HEAD",
-                   "--tests-out", tests_json, "--releases-out", releases_json], workspace.path, env, quiet=True).strip())
+        collected = run([sys.executable, ENTRY, "collect", "--base", "HEAD~1", "--head", "HEAD",
+                         "--tests-out", tests_json, "--releases-out", releases_json], workspace.path, env, quiet=True)
+        print(collected.strip())
         for kind, path in (("tests", tests_json), ("releases", releases_json)):
             for target in json.load(open(path))["targets"]:
-                print("  {:<8} {:<36} {:<20} because of {}".format(kind, target["label"], target["kind"], ", ".join(target["reasons"])))
+                print("  {:<8} {:<36} {:<20} because of {}".format(kind, target["label"], target["kind"],
+                                                                   ", ".join(target["reasons"])))
 
         step("dispatch: the tests with Bazel, then the releases built once and run side by side (CI=true), the run "
              "appended to the run history")
@@ -129,9 +133,11 @@ def main():
                 if name.endswith(".yaml"):
                     images = [line.strip() for line in open(os.path.join(directory, name)) if "image:" in line]
                     print("  {} pins {}".format(name, "; ".join(images)))
-        step("what a CD system reads for hello's deploy (releasekit deployed): the version, the YAML, every image there")
+        step("what a CD system reads for hello's deploy (releasekit deployed): the version, the YAML, every image "
+             "there")
         print("\n".join("  " + line for line in run(
-            [sys.executable, ENTRY, "deployed", "//services/hello:hello_deploy", "--config", config], workspace.path, env,
+            [sys.executable, ENTRY, "deployed", "//services/hello:hello_deploy", "--config", config], workspace.path,
+            env,
             quiet=True).splitlines()))
 
         step("the run history, drawn (releasekit insight): wall time, slowest targets, critical path, lead time")

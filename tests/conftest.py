@@ -7,8 +7,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
 
-from helpers.servers import REPO_ROOT, MotoS3, NginxStore, Registry  # noqa: E402
-from helpers.workspace import Workspace  # noqa: E402
+from helpers.servers import REPO_ROOT, MotoS3, NginxStore, Registry
+from helpers.workspace import Workspace
 
 # Known credentials: no output, log, record or report may ever contain them.
 TEST_USER = "releaser"

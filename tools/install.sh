@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs what rules_release's demo and test suite need on Debian (as root): Debian
-# packages, the Python packages of pyproject.toml, and buildifier from npm.
+# packages, the Python packages of pyproject.toml into the checkout's virtual environment
+# (.venv: a machine-wide Python and its releasekit are never touched), and buildifier from npm.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PYTHON="${PYTHON:-python3}"
+BASE_PYTHON="${BASE_PYTHON:-python3}"  # the interpreter the virtual environment is made from
+VENV=.venv
+PYTHON="$VENV/bin/python3"
 
 DEBIAN_PACKAGES=(
   git
+  python3-venv                                   # `python3 -m venv` (Debian leaves ensurepip out of python3)
+  jq                                             # what `gh --jq` runs, for the pipeline runner's stand-in of gh
   bazel-bootstrap bazel-rules-java bazel-skylib  # Bazel 4.2.3 and what it needs offline
   docker-registry skopeo umoci apache2-utils     # a real OCI registry, real clients (umoci edits layouts), htpasswd
   nginx-light                                    # a real HTTP PUT (WebDAV) artifact store
@@ -29,16 +34,21 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# releasekit and its test dependencies, editable so the checkout is what runs.
+if [[ ! -x "$PYTHON" ]]; then
+  echo "install: a virtual environment in $VENV"
+  "$BASE_PYTHON" -m venv "$VENV"
+fi
+
+# releasekit and its test dependencies, editable so the checkout is what runs, in the checkout's own environment.
 if ! "$PYTHON" - <<'PY' 2>/dev/null
 import importlib.metadata, os, sys
 import releasekit, requests, yaml, docker, boto3, moto, kubernetes_validate, jsonschema, re2, celpy, pytest, check_jsonschema
-import matplotlib, selenium, cryptography, securesystemslib, in_toto_attestation, oras
+import matplotlib, selenium, ruff, cryptography, securesystemslib, in_toto_attestation, oras
 sys.exit(0 if os.path.realpath(os.path.dirname(releasekit.__file__)) == os.path.realpath("tools/releasekit") else 1)
 PY
 then
-  echo "install: Python packages (pip install -e .[test])"
-  "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[test]"
+  echo "install: Python packages into $VENV (pip install -e .[test])"
+  "$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test]"
 fi
 
 # Bytecode for the command line: with PYTHONDONTWRITEBYTECODE (common in CI images) nothing caches it,

@@ -6,6 +6,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from releasekit.cli import main  # noqa: E402
+from releasekit.cli import main
 
 sys.exit(main())

@@ -156,8 +156,9 @@ class Agent:
         """A configuration publishing to places of their own in the arm's registry and store."""
         path = os.path.join(self.root, name + ".yaml")
         with open(path, "w") as handle:
-            handle.write("channels:\n  ci: {{registry: 'http://{0}/{2}', maven: '{1}/{2}/maven', deploy: '{1}/{2}/deploy'}}\n"
-                         "target_graphs: '{1}/graphs'\n".format(self.registry.host, self.store.url, name))
+            handle.write("channels:\n  ci: {{registry: 'http://{0}/{2}', maven: '{1}/{2}/maven', deploy: "
+                         "'{1}/{2}/deploy'}}\ntarget_graphs: '{1}/graphs'\n".format(self.registry.host, self.store.url,
+                                                                                    name))
         return path
 
     def environ(self, version):
@@ -244,7 +245,8 @@ class Agent:
             log = os.path.join(logs, label.replace("/", "_").replace(":", "__") + ".log")
             started = time.monotonic()
             with open(log, "w") as output:
-                code, peak = costs.run_measured([releases[label]], cwd=self.repo, stdout=output, stderr=subprocess.STDOUT,
+                code, peak = costs.run_measured([releases[label]], cwd=self.repo, stdout=output,
+                                                stderr=subprocess.STDOUT,
                                                 env=dict(environ, RELEASEKIT_REPORT=record,
                                                          BUILD_WORKSPACE_DIRECTORY=self.repo))
             self.meter.note_command(peak)
@@ -263,12 +265,14 @@ class Agent:
         return {o.label: o.record for o in outcomes if o.record}, outcomes
 
     def _dispatch(self, releases, environ, logs):
-        selected = Selection("-", "-", True, [], [Selected(label, "release", ["every release"]) for label in releases], [])
+        selected = Selection("-", "-", True, [], [Selected(label, "release", ["every release"]) for label in releases],
+                             [])
         paths = {kind: os.path.join(logs, kind + ".json") for kind in ("tests", "releases")}
         for kind, path in paths.items():  # no tests: `bazel test //...` ran them, and passed
             with open(path, "w") as handle:
                 json.dump(selected.report(kind), handle)
-        report, _ = self._releasekit(environ, logs, "dispatch", "--tests", paths["tests"], "--releases", paths["releases"])
+        report, _ = self._releasekit(environ, logs, "dispatch", "--tests", paths["tests"], "--releases",
+                                     paths["releases"])
         return _records(report), _outcomes(report)
 
     def _releasekit(self, environ, logs, *args, report=None):
@@ -307,7 +311,8 @@ class Agent:
             raise SystemExit("replay: collect failed in {}:\n{}".format(self.arm, output[-3000:]))
         if job == "tests":
             report, _ = self._releasekit(environ, logs, "dispatch", "--tests", paths["tests"], "--shard", shard,
-                                         report=os.path.join(reports, "report-tests-{}.json".format(shard.split("/")[0])))
+                                         report=os.path.join(reports,
+                                                             "report-tests-{}.json".format(shard.split("/")[0])))
         else:
             report, _ = self._releasekit(environ, logs, "dispatch", "--releases", paths["releases"], "--shard", shard,
                                          "--test-reports", reports)

@@ -7,9 +7,9 @@
   time and its waited-for children's), less what it had spent when the commit began.
 - Peak memory: the Bazel servers' peak resident set (VmHWM; a warm server's is reset at the start of each commit)
   and the largest of the arm's other processes (ru_maxrss of the commands the harness waited for).
-- Bytes: pulled from the remote cache and pushed to it (the arm's nginx access log: bodies of successful GETs of /cache/,
-  request bodies of PUTs), pushed to the stores (other PUTs: jars, deploy YAML, target graphs, run history) and to
-  the registry (what the container release records say they uploaded).
+- Bytes: pulled from the remote cache and pushed to it (the arm's nginx access log: bodies of successful GETs of
+  /cache/, request bodies of PUTs), pushed to the stores (other PUTs: jars, deploy YAML, target graphs, run history)
+  and to the registry (what the container release records say they uploaded).
 - The agent's footprint after the commit: Bazel servers running, git worktrees, base checkouts, bytes on disk.
 """
 

@@ -28,7 +28,8 @@ MIX = {
     "BUILD edit": (10, "one test's duration in a service's BUILD file"),
     ".bzl edit": (8, "the test macro: a refactor with identical expansion, or (one time in three) a new attribute"),
     "dependency bump": (10, "one third-party library's version in the lock file"),
-    "config change": (10, "`.bazelrc` (an option that changes no result, or `test --test_env`) or a WORKSPACE refactor"),
+    "config change": (10,
+                      "`.bazelrc` (an option that changes no result, or `test --test_env`) or a WORKSPACE refactor"),
     "multi-service": (12, "three services' libraries at once"),
     "docs only": (10, "the docs"),
 }
@@ -88,8 +89,8 @@ class Monorepo:
         return round(min(20.0, max(0.1, self.rng.lognormvariate(math.log(0.6), 1.0))), 1)
 
     def generate(self):
-        self.write("WORKSPACE", 'workspace(name = "replay")\n\nlocal_repository(name = "rules_release", path = "{}")\n\n'
-                                'load("//third_party:lock.bzl", "locked_libraries")\n\n'
+        self.write("WORKSPACE", 'workspace(name = "replay")\n\nlocal_repository(name = "rules_release", path = '
+                                '"{}")\n\nload("//third_party:lock.bzl", "locked_libraries")\n\n'
                                 'locked_libraries(name = "deps", lock = "//third_party:deps.json")\n'.format(REPO_ROOT))
         self.write(".gitignore", "/bazel-*\n/releasekit-logs/\n")
         # The tests sleep: eight at a time whatever the cores, as a team with IO-bound tests would set it.
@@ -142,12 +143,15 @@ class Monorepo:
         files = {"run.sh": "/app/run.sh", "lib.sh": "/app/lib.sh"}
         files.update({"//libs/shared{}:lib.sh".format(i): "/app/shared{}.sh".format(i) for i in self.uses[name]})
         build = [
-            'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "image_layout", "jar_release")',
+            'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "image_layout", '
+            '"jar_release")',
             'load("//tools:service.bzl", "service_tests")',
-            'sh_library(name = "lib", srcs = ["lib.sh"], deps = [{}])'.format(", ".join('"{}"'.format(s) for s in shared)),
+            'sh_library(name = "lib", srcs = ["lib.sh"], deps = [{}])'.format(
+                ", ".join('"{}"'.format(s) for s in shared)),
             'service_tests(\n    name = "tests",\n    tests = {{\n{}    }},\n    deps = [":lib"],\n)'.format("".join(
                 '        "{}": "{}",\n'.format(t, s) for t, s in sorted(self.durations[name].items()))),
-            'image_layout(\n    name = "image",\n    entrypoint = ["/app/run.sh"],\n    files = {{\n{}    }},\n)'.format(
+            ('image_layout(\n    name = "image",\n    entrypoint = ["/app/run.sh"],\n    files = {{\n{}    }},\n'
+             ')').format(
                 "".join('        "{}": "{}",\n'.format(k, v) for k, v in sorted(files.items()))),
             'container_release(name = "{0}", image = ":image", repository = "replay/{0}")'.format(name),
             'deploy_release(name = "deploy", images = {{"svc-image": ":{}"}}, manifests = ["deploy.yaml"], '
@@ -184,7 +188,8 @@ class Monorepo:
         if kind == ".bzl edit":
             self.macro_version += 1
             self.write_macro()
-            return "test macro revision {}{}".format(self.macro_version, " (size = small)" if self.macro_version % 3 == 2
+            return "test macro revision {}{}".format(self.macro_version,
+                                                     " (size = small)" if self.macro_version % 3 == 2
                                                        else " (a refactor: same expansion)")
         if kind == "dependency bump":
             library = "lib{}".format(rng.randrange(THIRD_PARTY))

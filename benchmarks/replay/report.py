@@ -74,7 +74,8 @@ def _costs(costs):
     lines = ["What a commit costs each arm (the first run; CPU of every process the arm started and of its Bazel "
              "servers; peak resident memory of its Bazel server and of its largest other process):", "",
              "| arm | CPU per commit (P50) | CPU per wall second | cache pulled | cache pushed | pushed to registry "
-             "| pushed to stores | Bazel server peak (P50) | largest other process |", "|---|---|---|---|---|---|---|---|---|"]
+             "| pushed to stores | Bazel server peak (P50) | largest other process |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for arm in ARMS:
         c = costs.get(arm)
         if c:
@@ -133,8 +134,8 @@ def _footprint(footprint):
     lines = ["What each persistent agent kept after each commit (the first run): Bazel servers running, git "
              "worktrees, base checkouts, bytes on disk (output base, home cache, checkout), releasekit's cache "
              "apart from its base checkout:", "",
-             "| arm | servers (max) | worktrees (max) | base checkouts (max) | disk after the first commit | disk after "
-             "the last | releasekit cache (max) | bounded |", "|---|---|---|---|---|---|---|---|"]
+             "| arm | servers (max) | worktrees (max) | base checkouts (max) | disk after the first commit | disk "
+             "after the last | releasekit cache (max) | bounded |", "|---|---|---|---|---|---|---|---|"]
     for arm, f in footprint.items():
         lines.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
             arm, f["servers_max"], f["worktrees_max"], f["base_checkouts_max"], _mb(f["disk_first"]),

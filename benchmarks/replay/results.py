@@ -53,7 +53,8 @@ def _costs(rows):
         if not cost:
             continue
         cpu = [c["cpu_seconds"] for c in cost]
-        found[arm] = {"cpu_seconds_p50": round(statistics.median(cpu), 2), "cpu_seconds_mean": round(statistics.mean(cpu), 2),
+        found[arm] = {"cpu_seconds_p50": round(statistics.median(cpu), 2),
+                      "cpu_seconds_mean": round(statistics.mean(cpu), 2),
                       "cpu_per_wall_second": round(sum(cpu) / sum(row[arm]["seconds"] for row in rows), 2),
                       **{key + "_mean": round(statistics.mean(c[key] for c in cost)) for key in (
                           "cache_pulled_bytes", "cache_pushed_bytes", "store_pushed_bytes")},
@@ -86,7 +87,8 @@ def _per_kind(rows):
 def across(repeats):
     """Median and spread (min, max) over repeats of each arm's P50 and P90 and of each ratio."""
     def spread(values):
-        return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
+        return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
+                "max": round(max(values), 2)}
 
     return {"percentiles": {arm: {p: spread([r["percentiles"][arm][p] for r in repeats]) for p in ("p50", "p90")}
                             for arm in ARMS},

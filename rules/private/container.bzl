@@ -92,6 +92,8 @@ def _container_artifact_impl(ctx):
                 "tags": ctx.attr.remote_tags,
             },
             files = depset(image_files + [plan, layers]),
+            # The publisher streams the image's blobs from the remote cache by their digests when they are not here.
+            remote_files = depset(image_files + [layers]),
         ),
     ]
 

@@ -1,7 +1,8 @@
-"""The file_release macro."""
+"""The file_release macro, written against release_lib (lib.bzl) alone, as a rule set of another repository would
+write its own kind's macro."""
 
 load(":file.bzl", "file_artifact")
-load(":macros.bzl", "check_attributes", "check_name", "release_pair")
+load(":lib.bzl", "release_lib")
 
 def file_release(name, src = None, file_name = None, tags = [], visibility = None, **kwargs):
     """Publishes one file or tarball (a deploy bundle for a VM fleet, a CLI binary) to the `files` store of a channel.
@@ -19,8 +20,8 @@ def file_release(name, src = None, file_name = None, tags = [], visibility = Non
       visibility: visibility of the three targets.
       **kwargs: common attributes (testonly, target_compatible_with, ...) of the three targets.
     """
-    check_name(name)
-    check_attributes(name, "file_release", ["name", "src", "file_name", "tags", "visibility"], kwargs, {"src": src})
+    release_lib.check_name(name)
+    release_lib.check_attributes(name, "file_release", ["name", "src", "file_name", "tags", "visibility"], kwargs, {"src": src})
     file_artifact(
         name = name,
         src = src,
@@ -29,4 +30,4 @@ def file_release(name, src = None, file_name = None, tags = [], visibility = Non
         visibility = visibility,
         **kwargs
     )
-    release_pair(name, ":" + name, tags, visibility, **kwargs)
+    release_lib.release_pair(name, ":" + name, tags, visibility, **kwargs)

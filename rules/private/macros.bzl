@@ -5,11 +5,22 @@ load(":release.bzl", "artifact_ci_release", "artifact_dev_release")
 _REPOSITORY_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-/"
 
 def where(name):
-    """The label a macro error names: //package:name."""
+    """The label a macro error names: //package:name.
+
+    Args:
+      name: the macro's name.
+
+    Returns:
+      `//<package>:<name>` of the package being loaded.
+    """
     return "//{}:{}".format(native.package_name(), name)
 
 def check_name(name):
-    """Fails on a macro name the .ci/.dev suffixes would make ambiguous."""
+    """Fails on a macro name the .ci/.dev suffixes would make ambiguous.
+
+    Args:
+      name: the macro's name.
+    """
     if not name or name.endswith(".ci") or name.endswith(".dev"):
         fail("{}: name must not be empty or end in .ci/.dev; the macro adds those suffixes itself.".format(where(name)))
 
@@ -95,7 +106,17 @@ def check_attributes(name, macro, own, kwargs, required):
             fail("{}: {} needs attribute {}.".format(where(name), macro, attribute))
 
 def release_pair(name, artifact, tags, visibility, release_deps_ci = [], release_deps_dev = [], **kwargs):
-    """Declares <name>.ci and <name>.dev over one artifact target."""
+    """Declares <name>.ci (artifact_ci_release) and <name>.dev (artifact_dev_release) over one artifact target.
+
+    Args:
+      name: the macro's name; the targets are <name>.ci and <name>.dev.
+      artifact: the label of the target that provides ReleaseArtifactInfo.
+      tags: Bazel tags of both targets.
+      visibility: visibility of both targets.
+      release_deps_ci: CI releases that publish before <name>.ci (a deploy's images).
+      release_deps_dev: dev releases that publish before <name>.dev.
+      **kwargs: common attributes (common_attributes) of both targets.
+    """
     artifact_ci_release(
         name = name + ".ci",
         artifact = artifact,

@@ -6,7 +6,8 @@ ReleaseArtifactInfo = provider(
         "depends_on": "(list of string, optional) releases, as ReleaseInfo.release names them, that publish before this one when a run has both (a jar's deps); the release's release_deps are added to them",
         "fields": "(dict) JSON-ready description of the artifact, stored in the release manifest under `kind`; paths are runfiles paths",
         "files": "(depset of File) files the publisher reads when the release runs",
-        "kind": "(string) the artifact kind: 'container', 'jar' or 'deploy'",
+        "kind": "(string) the artifact kind: the name of a publisher that releasekit has built in (tools/releasekit/publishing/kinds/) or that a Python package registers under the releasekit.kinds entry point group",
+        "remote_files": "(depset of File, optional) those of `files` the publisher can stream from Bazel's remote cache by digest (an image's layers), so a build under --remote_download_minimal need not download them; every other file is brought to the release's machine",
     },
 )
 

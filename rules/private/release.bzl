@@ -60,6 +60,7 @@ def _release_impl(ctx):
     sources = ctx.actions.declare_file(ctx.label.name + ".sources.txt")
     write_release_sources(ctx, ctx.attr.artifact, sources)
     manifest = ctx.actions.declare_file(ctx.label.name + ".release.json")
+    local_copies = _local_copies(ctx, artifact)
     depends_on = [dep[ReleaseInfo].release for dep in ctx.attr.release_deps]
     depends_on += [release for release in getattr(artifact, "depends_on", None) or [] if release not in depends_on]
     ctx.actions.write(manifest, json.encode({
@@ -67,6 +68,7 @@ def _release_impl(ctx):
         "depends_on": depends_on,
         "depends_on_manifests": {dep[ReleaseInfo].release: runfiles_path(ctx, dep[ReleaseInfo].manifest) for dep in ctx.attr.release_deps},
         "kind": artifact.kind,
+        "local_copies": runfiles_path(ctx, local_copies),
         "release": _release_name(ctx.label),
         artifact.kind: artifact.fields,
         "schema_version": _MANIFEST_SCHEMA_VERSION,
@@ -85,7 +87,7 @@ def _release_impl(ctx):
         is_executable = True,
     )
     runfiles = ctx.runfiles(
-        files = [manifest, sources, ctx.file._entry] + ctx.files._releasekit,
+        files = [manifest, sources, local_copies, ctx.file._entry] + ctx.files._releasekit,
         transitive_files = artifact.files,
     )
     for dep in ctx.attr.release_deps:
@@ -94,6 +96,32 @@ def _release_impl(ctx):
         DefaultInfo(executable = executable, files = depset([executable, manifest]), runfiles = runfiles),
         ReleaseInfo(channel = channel, kind = artifact.kind, release = _release_name(ctx.label), manifest = manifest),
     ]
+
+def _local_copies(ctx, artifact):
+    """Copies (hard links where it can) of the files the release reads from disk, made on this machine.
+
+    The action runs here: under --remote_download_minimal Bazel brings its inputs here, and keeps its outputs. The files the
+    publisher streams from the remote cache by digest (ReleaseArtifactInfo.remote_files: an image's blobs) are left
+    there. The publisher reads a copy where the runfiles tree has no file."""
+    remote = {f: None for f in (getattr(artifact, "remote_files", None) or depset()).to_list()}
+    output = ctx.actions.declare_directory(ctx.label.name + ".local")
+    pairs = ctx.actions.args()
+    pairs.add(output.path)
+    for f in artifact.files.to_list():
+        if f not in remote and not f.is_source:
+            pairs.add_all([f.path, runfiles_path(ctx, f)])
+    ctx.actions.run_shell(
+        outputs = [output],
+        inputs = [f for f in artifact.files.to_list() if f not in remote and not f.is_source],
+        command = 'out="$1"; shift; while [ "$#" -gt 0 ]; do mkdir -p "$(dirname "$out/$2")"; ' +
+                  'ln -L "$1" "$out/$2" 2>/dev/null || cp -RL "$1" "$out/$2"; shift 2; done',
+        arguments = [pairs],
+        mnemonic = "ReleaseLocalCopies",
+        progress_message = "Bringing the files {} reads here".format(label_text(ctx.label)),
+        # Here, never from the remote cache, and outside a sandbox: its inputs are brought to this machine.
+        execution_requirements = {"no-remote": "1", "no-sandbox": "1"},
+    )
+    return output
 
 def _channel_attrs(channel):
     attrs = dict(_ATTRS)

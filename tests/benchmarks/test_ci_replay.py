@@ -70,7 +70,8 @@ def test_headline_ratios_are_the_median_over_repeats_with_their_spread():
 
 def test_a_persistent_agent_that_piles_up_is_reported():
     def seen(servers, cache):
-        return {"servers": servers, "worktrees": 2, "base_checkouts": 1, "disk_bytes": 1, "releasekit_cache_bytes": cache,
+        return {"servers": servers, "worktrees": 2, "base_checkouts": 1, "disk_bytes": 1,
+                "releasekit_cache_bytes": cache,
                 "bazel_output_bytes": 1}
 
     settled = [row("service source", (1, 1, 1), footprint=seen(2, 4096 + (n % 2) * 100)) for n in range(10)]

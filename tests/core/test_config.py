@@ -1,5 +1,6 @@
 """releasekit.yaml parsing: destinations, transport safety and the dev/ci overlap check."""
 
+import json
 import os
 
 import pytest
@@ -103,15 +104,18 @@ def test_store_overlap_across_kinds_is_refused():
 
 
 def test_sibling_paths_do_not_overlap():
-    parsed = config("channels:\n  ci: {registry: 'r.example.com/prod'}\n  dev: {registry: 'r.example.com/production'}\n")
+    parsed = config("channels:\n  ci: {registry: 'r.example.com/prod'}\n"
+                    "  dev: {registry: 'r.example.com/production'}\n")
     assert parsed.destination("dev", "registry").path == "production"
 
 
 def test_plain_http_refused_unless_loopback_or_insecure():
     with pytest.raises(ConfigError, match="plain HTTP"):
         config("channels:\n  ci: {registry: 'http://r.example.com/prod'}\n")
-    assert config("channels:\n  ci: {registry: 'http://127.0.0.1:5000/prod'}\n").destination("ci", "registry").is_plain_http
-    assert config("channels:\n  ci: {registry: 'http://localhost:5000'}\n").destination("ci", "registry").host == "localhost:5000"
+    loopback = config("channels:\n  ci: {registry: 'http://127.0.0.1:5000/prod'}\n")
+    assert loopback.destination("ci", "registry").is_plain_http
+    localhost = config("channels:\n  ci: {registry: 'http://localhost:5000'}\n")
+    assert localhost.destination("ci", "registry").host == "localhost:5000"
     insecure = config("channels:\n  ci: {registry: {url: 'http://r.example.com/prod', insecure: true}}\n")
     assert insecure.destination("ci", "registry").insecure
 
@@ -173,8 +177,9 @@ def test_dispatch_hands_releases_the_configuration_it_read(tmp_path):
     import sys
 
     original = tmp_path / "releasekit.yaml"
-    original.write_text("channels:\n  ci: {registry: 'registry.example.com/prod', maven: {url: 'https://r.example.com/m', "
-                        "ca_bundle: /etc/ca.pem}}\n  dev: {insecure: true, registry: 'http://10.0.0.5:5000/dev'}\n")
+    original.write_text("channels:\n  ci: {registry: 'registry.example.com/prod', maven: {url: "
+                        "'https://r.example.com/m', ca_bundle: /etc/ca.pem}}\n  dev: {insecure: true, registry: "
+                        "'http://10.0.0.5:5000/dev'}\n")
     read = load_config(str(original), {})
     environ = {RESOLVED_CONFIG_VARIABLE: read.to_json(), "RELEASEKIT_CONFIG": str(tmp_path / "gone.yaml")}
     assert load_config(None, environ) == read
@@ -191,6 +196,33 @@ def test_dispatch_hands_releases_the_configuration_it_read(tmp_path):
     shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=dict(
         environ, PYTHONPATH=os.path.join(REPO_ROOT, "tools")))
     assert shown.stdout.split() == ["10.0.0.5:5000", "False"], shown.stderr
+
+
+def test_a_release_does_not_look_up_again_the_host_names_its_dispatch_checked_apart(tmp_path):
+    """Before: every release of a run checked the channels apart again, with a DNS look-up per host name, although
+    dispatch had. A configuration no dispatch checked is still checked."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  ci: {registry: 'ci.registry.invalid/prod'}\n"
+                      "  dev: {registry: 'dev.registry.invalid/dev'}\n")
+    script = ("import socket, sys; looked_up = []; real = socket.getaddrinfo\n"
+              "socket.getaddrinfo = lambda host, *a, **k: looked_up.append(host) or real(host, *a, **k)\n"
+              "from releasekit.core.config import load_config; load_config()\n"
+              "print(' '.join(sorted(set(looked_up))))")
+
+    def looked_up(environ):
+        shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                               env=dict(environ, PYTHONPATH=os.path.join(REPO_ROOT, "tools")))
+        assert shown.returncode == 0, shown.stderr
+        return shown.stdout.split()
+
+    assert looked_up({"RELEASEKIT_CONFIG": str(config)}) == ["ci.registry.invalid", "dev.registry.invalid"]
+    resolved = load_config(str(config), {}).to_json()
+    assert looked_up({RESOLVED_CONFIG_VARIABLE: resolved}) == []
+    unchecked = json.dumps(dict(json.loads(resolved), channels_apart=False))
+    assert looked_up({RESOLVED_CONFIG_VARIABLE: unchecked}) == ["ci.registry.invalid", "dev.registry.invalid"]
 
 
 def test_a_resolved_configuration_that_is_not_json_names_the_variable():

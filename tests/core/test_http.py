@@ -10,14 +10,15 @@ from conftest import TEST_PASSWORD, TEST_USER
 from helpers.images import make_layout
 from helpers.servers import NginxStore
 from helpers.slow_proxy import SlowProxy
-from releasekit.core.config import parse_registry, parse_store
-from releasekit.publishing.credentials import ANONYMOUS
+from releasekit.core.destinations import parse_registry, parse_store
+from releasekit.core.credentials import ANONYMOUS
 from releasekit.core.http import RetryPolicy
 from releasekit.publishing.image import build_plan
 from releasekit.publishing.image_plan import ImagePlan
 from releasekit.publishing.blob_locator import BlobLocator
 from releasekit.publishing.registry import RegistryClient
-from releasekit.publishing.stores import HttpStore
+from releasekit.core.stores import open_store
+from releasekit.core.stores.http import HttpStore
 
 QUICK = RetryPolicy(attempts=2, total_seconds=5)
 
@@ -57,7 +58,8 @@ def logged_requests(server, part, count):
     deadline = time.monotonic() + 10
     while True:
         with open(server.request_log) as handle:
-            lines = [line.split()[:4] for line in handle.read().splitlines() if part in line]  # port, method, uri, credentials
+            # port, method, uri, credentials
+            lines = [line.split()[:4] for line in handle.read().splitlines() if part in line]
         if len(lines) >= count or time.monotonic() > deadline:
             return lines
         time.sleep(0.05)
@@ -75,7 +77,8 @@ def test_credentials_follow_a_redirect_within_the_host_and_never_to_another(stor
     with open(store_server.path("docs/notes.txt"), "wb") as handle:
         handle.write(b"release notes\n")
     environ = {"RELEASEKIT_MAVEN_USERNAME": TEST_USER, "RELEASEKIT_MAVEN_PASSWORD": TEST_PASSWORD}
-    store = HttpStore(parse_store(store_server.url, "maven"), QUICK, environ)
+    store = open_store(parse_store(store_server.url, "maven"), QUICK, environ)
+    assert isinstance(store, HttpStore)
 
     assert store.get("renamed/docs/notes.txt")[0] == b"release notes\n"
     assert store.get("elsewhere/docs/notes.txt")[0] == b"release notes\n"

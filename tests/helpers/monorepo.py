@@ -31,10 +31,10 @@ FILES = {
                             '    build = []\n'
                             '    for name, version in json.decode(rctx.read(rctx.attr.lock)).items():\n'
                             '        rctx.file(name + ".txt", version + "\\n")\n'
-                            '        build.append(\'filegroup(name = "%s", srcs = ["%s.txt"], visibility = ["//visibility:public"])\' % (name, name))\n'
-                            '    rctx.file("BUILD.bazel", "\\n".join(build) + "\\n")\n\n'
-                            'locked_libraries = repository_rule(implementation = _locked_libraries_impl, '
-                            'attrs = {"lock": attr.label()})\n',
+                            '        build.append(\'filegroup(name = "%s", srcs = ["%s.txt"], visibility = '
+                            '["//visibility:public"])\' % (name, name))\n    rctx.file("BUILD.bazel", '
+                            '"\\n".join(build) + "\\n")\n\nlocked_libraries = repository_rule(implementation = '
+                            '_locked_libraries_impl, attrs = {"lock": attr.label()})\n',
     "uses_deps/BUILD": 'sh_test(name = "alpha_test", srcs = ["t.sh"], data = ["@deps//:alpha"])\n\n'
                        'sh_test(name = "beta_test", srcs = ["t.sh"], data = ["@deps//:beta"])\n',
     "uses_deps/t.sh": "#!/bin/sh\n",
@@ -52,8 +52,8 @@ FILES = {
     "oldlib/old.py": "OLD = 1\n",
     "app/BUILD": 'load("@rules_release//rules:defs.bzl", "container_release", "image_layout")\n\n'
                  'py_library(name = "app_lib", srcs = ["app.py"], deps = ["//lib"])\n\n'
-                 'py_test(name = "app_test", srcs = ["app_test.py"], deps = [":app_lib", "//oldlib"], data = ["//lib:data.txt"])\n\n'
-                 'image_layout(name = "image", files = {":app_lib": "/app"})\n\n'
+                 'py_test(name = "app_test", srcs = ["app_test.py"], deps = [":app_lib", "//oldlib"], data = '
+                 '["//lib:data.txt"])\n\nimage_layout(name = "image", files = {":app_lib": "/app"})\n\n'
                  'container_release(name = "app", image = ":image", repository = "fixture/app")\n',
     "app/app.py": "from lib import a\n",
     "app/app_test.py": "print('ok')\n",
@@ -79,25 +79,28 @@ FILES = {
     "tools/helper.bzl": 'def stamp_text(name):\n    return "stamp " + name\n',
     "tools/rules.bzl": 'load(":helper.bzl", "stamp_text")\n\n'
                        'def _stamp_impl(ctx):\n    out = ctx.actions.declare_file(ctx.label.name + ".txt")\n'
-                       '    ctx.actions.write(out, stamp_text(ctx.label.name))\n    return [DefaultInfo(files = depset([out]))]\n\n'
-                       'stamp_file = rule(implementation = _stamp_impl)\n',
+                       '    ctx.actions.write(out, stamp_text(ctx.label.name))\n    return [DefaultInfo(files = '
+                       'depset([out]))]\n\nstamp_file = rule(implementation = _stamp_impl)\n',
     "ruled/BUILD": 'load("//tools:rules.bzl", "stamp_file")\n\nstamp_file(name = "stamp")\n\n'
                    'sh_test(name = "ruled_test", srcs = ["t.sh"], data = [":stamp"])\n\n'
                    'sh_test(name = "other_test", srcs = ["t.sh"])\n',
     "ruled/t.sh": "#!/bin/sh\n",
-    "native/BUILD": 'cc_library(name = "native", srcs = ["n.cc"])\n\ncc_test(name = "native_test", srcs = ["t.cc"], deps = [":native"])\n',
+    "native/BUILD": 'cc_library(name = "native", srcs = ["n.cc"])\n\ncc_test(name = "native_test", srcs = ["t.cc"], '
+                    'deps = [":native"])\n',
     "native/n.cc": "int native() { return 1; }\n",
     "native/t.cc": "int main() { return 0; }\n",
     # A C++ tool the build runs (built in the exec configuration), and a test of what it makes.
     "hosttool/BUILD": 'cc_binary(name = "gen_tool", srcs = ["tool.cc"])\n\n'
-                      'genrule(name = "made", outs = ["made.txt"], tools = [":gen_tool"], cmd = "$(location :gen_tool) > $@")\n\n'
-                      'sh_test(name = "made_test", srcs = ["t.sh"], data = [":made.txt"])\n',
+                      'genrule(name = "made", outs = ["made.txt"], tools = [":gen_tool"], cmd = "$(location :gen_tool) '
+                      '> $@")\n\nsh_test(name = "made_test", srcs = ["t.sh"], data = [":made.txt"])\n',
     "hosttool/tool.cc": "#include <cstdio>\nint main() { std::puts(\"made\"); return 0; }\n",
     "hosttool/t.sh": "#!/bin/sh\n",
     "platform/BUILD": 'constraint_setting(name = "kind")\n\n'
-                      'constraint_value(name = "never", constraint_setting = ":kind", visibility = ["//visibility:public"])\n',
+                      'constraint_value(name = "never", constraint_setting = ":kind", visibility = '
+                      '["//visibility:public"])\n',
     "compat/BUILD": 'sh_test(name = "compatible_test", srcs = ["t.sh"])\n\n'
-                    'sh_test(name = "incompatible_test", srcs = ["t.sh"], target_compatible_with = ["//platform:never"])\n',
+                    'sh_test(name = "incompatible_test", srcs = ["t.sh"], target_compatible_with = '
+                    '["//platform:never"])\n',
     "compat/t.sh": "#!/bin/sh\n",
     "tree/BUILD": 'sh_test(name = "tree_test", srcs = ["t.sh"], data = glob(["**"], exclude = ["BUILD", "t.sh"]))\n',
     "tree/t.sh": "#!/bin/sh\n",
@@ -171,7 +174,8 @@ GRAPH_STORE_LOGIN = {"RELEASEKIT_TARGET_GRAPHS_USERNAME": TEST_USER, "RELEASEKIT
 def graph_collector(repo, tmp_path, store_url, startup_options=""):
     """A collector with a target graph store, whose Bazel logs each command it runs. startup_options: what the
     user's Bazel command adds (`--bazelrc=...`)."""
-    from releasekit.core.config import parse_target_graphs
+    from releasekit.core.http import RetryPolicy
+    from releasekit.core.run_context import RunContext
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
     from releasekit.selection.target_graphs import Prepared
@@ -181,8 +185,9 @@ def graph_collector(repo, tmp_path, store_url, startup_options=""):
         handle.write('#!/bin/sh\necho "$@" >> {}\nexec {} "$@"\n'.format(log, BAZEL))
     os.chmod(bazel, 0o755)
     command = (bazel + " " + startup_options).strip()
-    graphs = Prepared(lambda: parse_target_graphs(store_url, "the test"), command.split(),
-                      dict(os.environ, **GRAPH_STORE_LOGIN), workspace=repo.path, record=(True, None))
+    context = RunContext(None, RetryPolicy(), dict(os.environ, **GRAPH_STORE_LOGIN))
+    graphs = Prepared(lambda: context.target_graphs(store_url), command.split(), context.open_store,
+                      workspace=repo.path, record=(True, None))
     return Collector(repo.path, bazel=Bazel(repo.path, command=command), graphs=graphs), log
 
 

@@ -49,7 +49,8 @@ def container_release(root, image_path, repository, channel="dev", tags=(), veri
 def write_config(path, registry_host, scheme="http"):
     with open(path, "w") as handle:
         handle.write(
-            "channels:\n  ci: {{registry: '{0}://{1}/prod'}}\n  dev: {{registry: '{0}://{1}/dev'}}\n".format(scheme, registry_host)
+            "channels:\n  ci: {{registry: '{0}://{1}/prod'}}\n  dev: {{registry: '{0}://{1}/dev'}}\n".format(scheme,
+                                                                                                             registry_host)
         )
     return path
 
@@ -95,7 +96,8 @@ def jar_release(root, jar_path, coordinates, channel="ci", deps=(), sources_jar=
             os.symlink(os.path.abspath(path), target)
         return "ws/" + link_name
 
-    fields = {"coordinates": coordinates, "jar": link(jar_path, name + ".jar"), "deps": list(deps), "classifier_jars": {}}
+    fields = {"coordinates": coordinates, "jar": link(jar_path, name + ".jar"), "deps": list(deps),
+              "classifier_jars": {}}
     if sources_jar:
         fields["sources_jar"] = link(sources_jar, name + "-sources.jar")
     for classifier, path in (classifier_jars or {}).items():

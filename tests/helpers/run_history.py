@@ -1,8 +1,8 @@
 """A generated run history: a month (or more) of CI runs of a monorepo, written as the history stores them.
 
 Deterministic from its seed. Test durations are lognormal (mostly short, a long tail), a few tests flake, about
-half the test results come from the cache, every fourth run is a `pr` run (the rest `ci`), and run wall time drops from `improved_from` on, so that a
-before/after comparison has something to show.
+half the test results come from the cache, every fourth run is a `pr` run (the rest `ci`), and run wall time drops
+from `improved_from` on, so that a before/after comparison has something to show.
 """
 
 import dataclasses
@@ -30,7 +30,8 @@ def generate(shape):
     """The run records, oldest first."""
     rng = random.Random(shape.seed)
     releases = int(shape.targets * shape.release_share)
-    labels = ["//services/s{:03d}:{}".format(i // 10, "release_{}.ci".format(i) if i < releases else "test_{}".format(i))
+    labels = ["//services/s{:03d}:{}".format(i // 10,
+                                             "release_{}.ci".format(i) if i < releases else "test_{}".format(i))
               for i in range(shape.targets)]
     kinds = "".join("R" if i < releases else "T" for i in range(shape.targets))
     base = [rng.lognormvariate(1.0, 1.0) for _ in labels]
@@ -60,7 +61,8 @@ def generate(shape):
             attempts.append(2 if statuses[-1] == "K" else 1)
         commit = "{:040x}".format(rng.getrandbits(160))
         record = {"format": FORMAT, "format_version": FORMAT_VERSION, "id": "{:032x}".format(rng.getrandbits(128)),
-                  "command": "pr" if number % 4 == 3 else "ci", "commit": commit, "commit_time": int(start - rng.uniform(60, 3600)), "base": None,
+                  "command": "pr" if number % 4 == 3 else "ci", "commit": commit,
+                  "commit_time": int(start - rng.uniform(60, 3600)), "base": None,
                   "branch": "main", "pull_request": None, "start": round(start, 3), "end": round(start + wall, 3),
                   "wall_seconds": round(wall, 3), "shard": None, "machine": "agent-{}".format(number % 8),
                   "exit_code": 1 if "F" in statuses else 0, "build_only": False,

@@ -139,7 +139,7 @@ def _start_nginx(workdir, config_text, ready_url):
         handle.write(config_text)
     log = open(os.path.join(workdir, "stdout.log"), "w")
     process = subprocess.Popen(["nginx", "-c", config, "-p", workdir], stdout=log, stderr=subprocess.STDOUT)
-    wait_for_http(ready_url, process, log.name)
+    wait_for_http(ready_url, process, log.name, verify=False)
     return process, log
 
 
@@ -147,37 +147,46 @@ class NginxStore:
     """A real HTTP PUT store: Debian nginx-light with WebDAV PUT/DELETE/MKCOL; writes need basic auth when a
     username is given. It also serves Bazel's HTTP remote cache protocol (GET and PUT of /ac/ and /cas/).
 
-    Directories answer a GET with nginx's JSON autoindex (the run history lists them).
+    Directories answer a GET with nginx's JSON autoindex (the run history lists them). /nolock/ takes PUT and DELETE
+    but answers 405 to MKCOL, as an HTTP store without WebDAV collections does: no lock can be taken there. tls:
+    (certificate, key) PEM paths to serve HTTPS (on the same port).
     /refusing/, /refusing-400/ and /refusing-403/ answer 409, 400 and 403 to a PUT of a file that exists, as Nexus and
-    Artifactory do on redeploy. /bearer/ takes writes with `Authorization: Bearer <STORE_TOKEN>` only. /elsewhere/ redirects to
-    the same files on a second port (another origin), and /renamed/ to / on this one; requests.log says, per
-    request, whether it carried an Authorization header (never its value), and its bytes: the body sent back, the
+    Artifactory do on redeploy. /bearer/ takes writes with `Authorization: Bearer <STORE_TOKEN>` only. /elsewhere/
+    redirects to the same files on a second port (another origin), and /renamed/ to / on this one; requests.log says,
+    per request, whether it carried an Authorization header (never its value), and its bytes: the body sent back, the
     body received (Content-Length) and the whole request received.
     """
 
-    def __init__(self, workdir, username=None, password=None):
+    def __init__(self, workdir, username=None, password=None, tls=None):
         self.workdir = workdir
         self.root = os.path.join(workdir, "root")
         os.makedirs(self.root, exist_ok=True)
         self.port, self.elsewhere_port = free_port(), free_port()
-        self.url = "http://127.0.0.1:{}".format(self.port)
+        self.url = "{}://127.0.0.1:{}".format("https" if tls else "http", self.port)
         self.request_log = os.path.join(workdir, "requests.log")
         self.username, self.password = username, password
         htpasswd = os.path.join(workdir, "htpasswd")
         auth = ""
         if username:
             subprocess.run(["htpasswd", "-bc", htpasswd, username, password], check=True, capture_output=True)
-            auth = 'limit_except GET HEAD {{ auth_basic "releasekit test store"; auth_basic_user_file {}; }}'.format(htpasswd)
+            auth = ('limit_except GET HEAD {{ auth_basic "releasekit test store"; auth_basic_user_file {}; '
+                    '}}').format(htpasswd)
         self.process, self.log = _start_nginx(
             workdir, _NGINX_CONFIG.format(workdir=workdir, root=self.root, port=self.port, auth=auth,
                                          elsewhere_port=self.elsewhere_port, token=STORE_TOKEN,
-                                         refusing=_REFUSING_REDEPLOY), self.url + "/")
+                                         refusing=_REFUSING_REDEPLOY, tls=_tls_directives(tls)), self.url + "/")
 
     def path(self, relative):
         return os.path.join(self.root, relative)
 
     def stop(self):
         _stop(self.process, self.log)
+
+
+def _tls_directives(tls):
+    if not tls:
+        return ""
+    return " ssl; ssl_certificate {}; ssl_certificate_key {}".format(*tls)
 
 
 # A store token no output may contain, for the bearer-token location.
@@ -207,7 +216,7 @@ http {{
     root {root};
   }}
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{tls};
     root {root};
     location /refusing/ {{ {refusing} 409; }} }}
     location /refusing-400/ {{ {refusing} 400; }} }}
@@ -225,6 +234,13 @@ http {{
     }}
     location /renamed/ {{
       rewrite ^/renamed/(.*)$ /$1 redirect;
+    }}
+    location /nolock/ {{
+      dav_methods PUT DELETE;
+      create_full_put_path on;
+      autoindex on;
+      autoindex_format json;
+      {auth}
     }}
     location / {{
       dav_methods PUT DELETE MKCOL;

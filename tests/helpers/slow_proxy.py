@@ -20,7 +20,8 @@ import time
 
 from .servers import free_port
 
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding", "te", "trailer",
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding", "te",
+               "trailer",
                "upgrade"}
 FAULTS = ("503", "429", "reset", "slow", "cut")
 
@@ -64,11 +65,12 @@ class KillGate:
 
 class SlowProxy:
     def __init__(self, upstream_host, delay_seconds=0.0, fault_rate=0.0, faults=FAULTS, slow_seconds=2.0, seed=None,
-                 delay_paths=None, gate=None, name="proxy"):
+                 delay_paths=None, gate=None, name="proxy", fault_only=None):
         self.upstream_host, self.delay = upstream_host, delay_seconds
         self.gate, self.name = gate, name  # a KillGate shared with other proxies of the same client, or None
         self.delay_paths = delay_paths  # delay only requests whose path holds one of these; None: every request
         self.fault_rate, self.faults, self.slow_seconds = fault_rate, tuple(faults), slow_seconds
+        self.fault_only = fault_only  # fault_only(method, path): whether a request may get a fault; None: any may
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.port = free_port()
@@ -87,6 +89,8 @@ class SlowProxy:
             def _fault(self):
                 with proxy.lock:
                     proxy.requests += 1
+                    if proxy.fault_only is not None and not proxy.fault_only(self.command, self.path):
+                        return None
                     if proxy.fault_rate and proxy.random.random() < proxy.fault_rate:
                         fault = proxy.random.choice(proxy.faults)
                         proxy.injected[fault] += 1

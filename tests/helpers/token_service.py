@@ -52,7 +52,8 @@ class TokenService:
             def do_GET(self):
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 service.requests.append(query)
-                expected = "Basic " + base64.b64encode("{}:{}".format(service.username, service.password).encode()).decode()
+                pair = "{}:{}".format(service.username, service.password)
+                expected = "Basic " + base64.b64encode(pair.encode()).decode()
                 if self.headers.get("Authorization") != expected:
                     self.send_response(401)
                     self.end_headers()

@@ -59,7 +59,8 @@ class Workspace:
             [BAZEL, *args], cwd=self.path, env=run_env, capture_output=True, text=True, timeout=timeout
         )
         if check and result.returncode != 0:
-            raise AssertionError("bazel {} failed:\n{}\n{}".format(" ".join(args), result.stdout[-3000:], result.stderr[-5000:]))
+            raise AssertionError("bazel {} failed:\n{}\n{}".format(" ".join(args), result.stdout[-3000:],
+                                                                   result.stderr[-5000:]))
         return result
 
     def build_package_expecting_failure(self, package, build, files=None, target=None):
@@ -69,7 +70,8 @@ class Workspace:
         """
         for name, content in (files or {}).items():
             self.write("{}/{}".format(package, name), content)
-        load = 'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "file_release", "jar_release")\n\n'
+        load = ('load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "file_release", '
+                '"jar_release")\n\n')
         self.write(package + "/BUILD.bazel", load + build + "\n")
         result = self.bazel("build", target or "//{}:all".format(package), check=False)
         if result.returncode == 0:

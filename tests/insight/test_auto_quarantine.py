@@ -78,6 +78,8 @@ def test_pull_request_and_uncommitted_runs_are_not_runs_of_a_commit():
 def test_the_window_counts_the_tests_own_runs(tmp_path):
     """Before: a run read the last `window` runs of the history, so runs of other tests pushed a flake out."""
     from helpers.run_history import write_history
+    from releasekit.core.http import RetryPolicy
+    from releasekit.core.run_context import RunContext
     from releasekit.insight.ci_runs import RunHistory, quarantine_for_run
     from releasekit.insight.run_record import FORMAT, FORMAT_VERSION
 
@@ -88,8 +90,9 @@ def test_the_window_counts_the_tests_own_runs(tmp_path):
                       wall_seconds=1.0, format=FORMAT, format_version=FORMAT_VERSION)
         record["targets"].update(seconds=[1.0], cached="0")
     write_history(records, str(tmp_path / "history"))
-    settings = RunHistory("file://{}".format(tmp_path / "history"), POLICY)
-    plan = quarantine_for_run(["auto"], settings, {}, [TEST, OTHER])
+    context = RunContext(None, RetryPolicy(), {})
+    settings = RunHistory(context.history("file://{}".format(tmp_path / "history")), POLICY, context.open_store)
+    plan = quarantine_for_run(["auto"], settings, [TEST, OTHER])
     assert plan.labels == {TEST}, plan.lines
     assert "quarantined //apps:flaky_test: 2 flakes in its last 2 runs" in plan.lines[0]
 
@@ -144,7 +147,8 @@ def test_bad_quarantine_input_is_named(tmp_path):
         parse_config("channels: {ci: {registry: r.example.com/p}}\nhistory: ftp://x\n", "releasekit.yaml")
     config = parse_config("channels: {ci: {registry: r.example.com/p}}\nhistory: s3://ci/history\n"
                           "auto_quarantine: {flakes: 3, broken_after: 4}\ngate: deps\n", "releasekit.yaml")
-    assert config.history.text == "s3://ci/history" and config.auto_quarantine == AutoQuarantine(flakes=3, broken_after=4)
+    assert config.history.text == "s3://ci/history" and config.auto_quarantine == AutoQuarantine(flakes=3,
+                                                                                                 broken_after=4)
     assert config.gate == "deps"
 
 

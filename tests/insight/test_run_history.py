@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from conftest import TEST_PASSWORD, TEST_USER
-from helpers.servers import REPO_ROOT
+from helpers.servers import REPO_ROOT, NginxStore
+from helpers.tls import make_certificates
 from helpers.workspace import BAZEL, Workspace, git
 from releasekit.selection.selection_file import Selected, Selection
 
@@ -141,7 +142,8 @@ def test_auto_quarantine_takes_a_real_flaky_test_in_after_two_flakes_and_out_aft
     profile = by_start[0]["profile"]
     assert any("Testing //apps" in step for step, _ in profile["critical_path"]) and profile["slowest_actions"]
 
-    figures, _ = insight_json(workspace, "file://" + workspace.history, tmp_path, window=("--out", str(tmp_path / "p.html")))
+    figures, _ = insight_json(workspace, "file://" + workspace.history, tmp_path,
+                              window=("--out", str(tmp_path / "p.html")))
     assert figures["runs"] == 7 and figures["cache"]["cached"] == 6 and figures["cache"]["tests"] == 14
     page = (tmp_path / "p.html").read_text()  # the page of a real history: its charts, its flaky test, its profile
     assert page.count("<figure class='chart'") >= 6 and FLAKY in page and "Testing //apps" in page
@@ -212,4 +214,38 @@ def test_insight_skips_and_names_corrupt_and_foreign_objects(workspace, tmp_path
     assert skipped == {"20261130T090000Z-cut.json": "not JSON",
                        "20261130T100000Z-foreign.json": "not a releasekit run record",
                        "20261130T110000Z-newer.json": "run record format version 99 (this releasekit reads 1)"}
-    assert "3 objects skipped" in printed.stdout and "skipped runs/2026-11-30/20261130T090000Z-cut.json" in printed.stdout
+    assert "3 objects skipped" in printed.stdout
+    assert "skipped runs/2026-11-30/20261130T090000Z-cut.json" in printed.stdout
+
+
+@pytest.mark.parametrize("trust", ["ca_bundle", "insecure"])
+def test_the_history_entry_keeps_its_tls_settings_for_the_record_the_quarantine_and_insight(workspace, tmp_path, trust):
+    """history: {url: https://..., ca_bundle: ...} (or insecure: true). Before: the entry was handed on as its URL and
+    parsed again, without its TLS settings: no run was written, --quarantine auto quarantined nothing, insight
+    failed."""
+    ca, certificate, key = make_certificates(str(tmp_path))
+    server = NginxStore(str(tmp_path / "nginx"), TEST_USER, TEST_PASSWORD, tls=(certificate, key))
+    try:
+        history = server.url + "/tls-history"
+        entry = "{{url: '{}', {}}}".format(history, "ca_bundle: '{}'".format(ca) if trust == "ca_bundle" else
+                                           "insecure: true")
+        config = tmp_path / "releasekit.yaml"
+        config.write_text("channels:\n  ci: {registry: '127.0.0.1:5000/prod'}\nhistory: " + entry +
+                          "\nauto_quarantine: {flakes: 2, window: 10, clean_runs: 2}\n")
+        env = {"RELEASEKIT_CONFIG": str(config), "RELEASEKIT_HISTORY_USERNAME": TEST_USER,
+               "RELEASEKIT_HISTORY_PASSWORD": TEST_PASSWORD}
+        for number in (1, 2):  # two flakes, each run written to the history
+            result, _ = dispatch(workspace, tmp_path / "run{}".format(number), "--quarantine", "auto",
+                                 "--flaky-test-attempts", "2", env=env)
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "history: {}/runs/".format(history) in result.stdout, result.stdout
+        result, report = dispatch(workspace, tmp_path / "run3", "--quarantine", "auto", env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert {t["label"]: t for t in report["targets"]}[FLAKY]["quarantined"]
+        out = tmp_path / "insight.json"
+        read = subprocess.run([sys.executable, ENTRY, "insight", "--json", str(out)], cwd=workspace.path,
+                              capture_output=True, text=True, env=dict(os.environ, **env), timeout=300)
+        assert read.returncode == 0, read.stdout + read.stderr
+        assert json.load(open(out))["runs"] == 3
+    finally:
+        server.stop()

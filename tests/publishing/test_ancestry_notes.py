@@ -32,8 +32,8 @@ def test_a_full_clone_lacking_the_recorded_commit_fetches_it_and_says_it_is_late
         source.write_text(name + "\n")
         manifest, runfiles = releases.file_release(str(tmp_path / name), str(source))
         result = releases.publish(manifest, runfiles, {
-            "RELEASEKIT_CONFIG": config, "CI": "true", "RELEASEKIT_COMMIT": commit, "BUILD_WORKSPACE_DIRECTORY": workspace,
-            "RELEASEKIT_REPORT": str(tmp_path / (name + ".json"))})
+            "RELEASEKIT_CONFIG": config, "CI": "true", "RELEASEKIT_COMMIT": commit,
+            "BUILD_WORKSPACE_DIRECTORY": workspace, "RELEASEKIT_REPORT": str(tmp_path / (name + ".json"))})
         assert result.returncode == 0, result.stderr
         records[name] = json.load(open(tmp_path / (name + ".json")))
     assert records["older"]["pointers"] == [{

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from releasekit.core.errors import DeployInputError
-from releasekit.publishing.deploy import check
+from releasekit.publishing.deploy_yaml import check
 
 TRUE_RULES = [
     # strings extension
@@ -15,14 +15,16 @@ TRUE_RULES = [
     "'hello'.lastIndexOf('l') == 3", "'HeLLo wOrLd'.lowerAscii() == 'hello world'", "'hello'.upperAscii() == 'HELLO'",
     "'hello hello'.replace('he', 'we') == 'wello wello'", "'hello hello'.replace('he', 'we', 1) == 'wello hello'",
     "'a,b,c'.split(',') == ['a', 'b', 'c']", "'a,b,c'.split(',', 2) == ['a', 'b,c']", "'tacocat'.substring(4) == 'cat'",
-    "'tacocat'.substring(0, 4) == 'taco'", "'  \\ttrim\\n '.trim() == 'trim'", "['hello', 'mellow'].join() == 'hellomellow'",
+    "'tacocat'.substring(0, 4) == 'taco'", "'  \\ttrim\\n '.trim() == 'trim'",
+    "['hello', 'mellow'].join() == 'hellomellow'",
     "['hello', 'mellow'].join(' ') == 'hello mellow'", "strings.quote('a\"b') == '\"a\\\\\"b\"'",
     # lists
     "[1, 2, 3].isSorted()", "![3, 1].isSorted()", "['a', 'b'].isSorted()", "[1, 2, 3].sum() == 6",
     "[1.5, 2.5].sum() == 4.0", "[1, 2, 3].max() == 3", "[1, 2, 3].min() == 1", "[1, 2, 2, 3].indexOf(2) == 1",
     "[1, 2, 2, 3].lastIndexOf(2) == 2", "[1, 2].indexOf(5) == -1",
     # regex
-    "'abc 123'.find('[0-9]+') == '123'", "'abc'.find('[0-9]+') == ''", "'123 abc 456'.findAll('[0-9]+') == ['123', '456']",
+    "'abc 123'.find('[0-9]+') == '123'", "'abc'.find('[0-9]+') == ''",
+    "'123 abc 456'.findAll('[0-9]+') == ['123', '456']",
     "'123 abc 456'.findAll('[0-9]+', 1) == ['123']", "!'abc\\n'.matches('^[a-z]+$')",
     # sets
     "sets.contains([1, 2, 3, 4], [2, 3])", "!sets.contains([1], [2])", "sets.equivalent([1, 2, 3], [3, 2, 1])",

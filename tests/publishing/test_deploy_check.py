@@ -10,7 +10,7 @@ import pytest
 
 from helpers.servers import REPO_ROOT
 from releasekit.core.errors import DeployInputError
-from releasekit.publishing.deploy import check, pin_images
+from releasekit.publishing.deploy_yaml import check, pin_images
 
 CRDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crds")
 
@@ -98,7 +98,8 @@ def test_cel_rules_are_evaluated_with_self_bound_as_the_api_server_binds_it():
     assert result["cel_rules"]["evaluated"] > 5 and result["cel_rules"]["unchecked"] == []
     message = refused(GATEWAY.replace("      port: 80\n", "      port: 80\n      tls: {mode: Terminate}\n"), GATEWAYS)
     assert ("app.yaml:7:3 (document 1, Gateway web): attribute manifests: invalid for its CustomResourceDefinition: "
-            "Invalid value: tls must not be specified for protocols ['HTTP', 'TCP', 'UDP'] (at spec.listeners).") in message
+            "Invalid value: tls must not be specified for protocols ['HTTP', 'TCP', 'UDP'] "
+            "(at spec.listeners).") in message
 
 
 def test_a_transition_rule_is_not_applicable_and_a_rule_that_cannot_run_offline_is_named_unchecked():
@@ -140,13 +141,15 @@ def test_message_expression_field_path_and_reason_shape_the_error():
         "rule": "self.replicas >= oldSelf.replicas", "at": "spec",
         "why": "a transition rule (oldSelf): a new object has no old value"}]
     message = refused(CRON_TAB.replace("minReplicas: 1", "minReplicas: 3"), SHAPES)
-    assert ("app.yaml:8:3 (document 1, CronTab nightly): attribute manifests: invalid for its CustomResourceDefinition: "
-            "Invalid value: replicas (2) must be at least minReplicas (3) (at spec.replicas).") in message
+    assert ("app.yaml:8:3 (document 1, CronTab nightly): attribute manifests: invalid for its "
+            "CustomResourceDefinition: Invalid value: replicas (2) must be at least minReplicas (3) "
+            "(at spec.replicas).") in message
     message = refused(CRON_TAB.replace("backup:1.2@", "backup:latest@"), SHAPES)
     assert "app.yaml:7:3 (document 1, CronTab nightly)" in message
     assert "Forbidden: a :latest image is not allowed (at spec.image)." in message
     # A messageExpression that gives a line break is not used: the message is.
-    assert "Invalid value: cronSpec must have 5 fields (at spec)." in refused(CRON_TAB.replace('"0 3 * * *"', '"@daily"'),
+    assert "Invalid value: cronSpec must have 5 fields (at spec)." in refused(CRON_TAB.replace('"0 3 * * *"',
+                                                                                               '"@daily"'),
                                                                              SHAPES)
     # optionalOldSelf: the rule runs on a new object, with oldSelf absent.
     assert "a new CronTab starts with at most 10 replicas" in refused(CRON_TAB.replace("replicas: 2", "replicas: 12"),
@@ -224,11 +227,12 @@ def test_yaml_is_read_as_kubernetes_reads_it():
     server takes), could not load a CRD with an `=` in it, and took `y` for a string where kubectl sends true."""
     config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: days}\ndata:\n  day: 2024-01-01\n  at: 12:30\n"
     assert checked(config_map)["documents"] == 1
-    rollout = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: web}\nspec: {restartAt: 2024-05-01T10:00:00Z}\n"
+    rollout = ("apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: web}\n"
+               "spec: {restartAt: 2024-05-01T10:00:00Z}\n")
     assert checked(rollout, SHAPES)["documents"] == 1
     config = ("apiVersion: monitoring.coreos.com/v1alpha1\nkind: AlertmanagerConfig\nmetadata: {name: team}\n"
-              "spec:\n  route:\n    receiver: team\n    matchers:\n      - {name: severity, matchType: =, value: page}\n"
-              "  receivers:\n    - name: team\n")
+              "spec:\n  route:\n    receiver: team\n    matchers:\n      - {name: severity, matchType: =, value: "
+              "page}\n  receivers:\n    - name: team\n")
     assert checked(config, ["prometheus-operator/monitoring.coreos.com_alertmanagerconfigs.yaml"])["documents"] == 1
     message = refused(config_map + "  answer: y\n")
     assert "app.yaml:7:3 (document 1, ConfigMap days): attribute manifests: invalid for Kubernetes 1.30.0: True is " \
@@ -267,8 +271,8 @@ def test_a_generic_schema_is_validated_by_the_draft_it_declares():
     assert checked(fleet, platform="generic", schema=("fleet.schema.json", schema))["documents"] == 1
     for broken, expected in [
             (fleet.replace("[8080, http]", "[http, 8080]"), "app.yaml:6:9 (document 1, document): attribute manifests: "
-                                                            "invalid for the schema fleet.schema.json: 'http' is not of "
-                                                            "type 'integer' (at ports[0])."),
+                                                            "invalid for the schema fleet.schema.json: 'http' is not "
+                                                            "of type 'integer' (at ports[0])."),
             (fleet.replace("batch: 1, ", ""), "'batch' is a dependency of 'pause_seconds' (at rollout)"),
             (fleet.replace("port: 8080}", "port: 8080, timeout: 3}"), "Unevaluated properties are not allowed "
                                                                      "('timeout' was unexpected) (at health_check)")]:
@@ -314,8 +318,8 @@ def test_an_image_in_one_environment_variable_is_declared_by_its_name():
 
 
 def test_a_custom_resource_s_metadata_and_embedded_resources_are_checked_as_the_api_server_does():
-    service = ("apiVersion: platform.example.com/v1\nkind: ExampleService\nmetadata:\n  name: NAME\n  labels: {LABELS}\n"
-               "spec:\n  containerImage: r.example/app@sha256:" + "0" * 64 + "\n  port: 8080\n"
+    service = ("apiVersion: platform.example.com/v1\nkind: ExampleService\nmetadata:\n  name: NAME\n  labels: "
+               "{LABELS}\nspec:\n  containerImage: r.example/app@sha256:" + "0" * 64 + "\n  port: 8080\n"
                "  config: {apiVersion: v1, kind: ConfigMap, data: {A: b}}\n")
     platform = os.path.join(REPO_ROOT, "examples", "platform", "exampleservice-crd.yaml")
     with open(platform, encoding="utf-8") as handle:
@@ -345,7 +349,8 @@ def test_the_build_action_names_each_rule_it_did_not_check(tmp_path):
     out = tmp_path / "checked.json"
     result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "releasekit_entry.py"), "deploy-check",
                              "--manifest", str(manifest), "--display", "gw/class.yaml", "--crd",
-                             os.path.join(CRDS, GATEWAYS[1]), "--crd-display", "gw/crd.yaml", "--platform", "kubernetes",
+                             os.path.join(CRDS, GATEWAYS[1]), "--crd-display", "gw/crd.yaml", "--platform",
+                             "kubernetes",
                              "--kubernetes-version", "1.30.0", "--label", "//gw:deploy", "--out", str(out)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -61,7 +61,8 @@ def test_jar_releases_complete_at_a_30_percent_fault_rate(faulty_store, tmp_path
     store, proxy = faulty_store
     os.makedirs(tmp_path / "maven")
     maven = MavenClient(str(tmp_path / "maven"))
-    config = releases.write_store_config(str(tmp_path / "releasekit.yaml"), proxy.url + "/releases", proxy.url + "/snapshots")
+    config = releases.write_store_config(str(tmp_path / "releasekit.yaml"), proxy.url + "/releases",
+                                         proxy.url + "/snapshots")
     for index in range(CAMPAIGN):
         jar = releases.make_jar(str(tmp_path / "lib{}.jar".format(index)), "release {}".format(index))
         manifest, runfiles = releases.jar_release(str(tmp_path), jar, "com.example.faults:lib:1.0.{}".format(index),
@@ -125,7 +126,8 @@ def _pointer_records_lead_their_tags(registry, repository, records):
             continue
         accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
         record_tag = "pointer." + hashlib.sha256("{}:{}".format(repository, tag).encode()).hexdigest()
-        record = requests.get("{}/v2/{}/manifests/{}".format(registry.url, records, record_tag), timeout=10, headers=accept)
+        record = requests.get("{}/v2/{}/manifests/{}".format(registry.url, records, record_tag), timeout=10,
+                              headers=accept)
         assert record.status_code == 200, (repository, tag)
         image = requests.head("{}/v2/{}/manifests/{}".format(registry.url, repository, tag), timeout=10, headers=accept)
         assert record.json()["annotations"]["vnd.releasekit.digest"] == image.headers["Docker-Content-Digest"], tag
@@ -276,13 +278,15 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
             if kind == "image":
                 layout = root + "-img"
                 make_layout(layout, {"/app/data": os.urandom(300_000), "/n": str(iteration).encode()})
-                manifest, runfiles = releases.container_release(root, layout, "killed/app", "ci", ["v{}".format(iteration)])
+                manifest, runfiles = releases.container_release(root, layout, "killed/app", "ci",
+                                                                ["v{}".format(iteration)])
                 env = {"RELEASEKIT_CONFIG": releases.write_config(str(tmp_path / "k.yaml"), counter.host)}
             else:
                 jar = releases.make_jar(root + ".jar", "killed {}".format(iteration))
                 manifest, runfiles = releases.jar_release(str(tmp_path), jar, "com.example.killed:lib:2.0.{}".format(
                     iteration), name="k{}".format(iteration))
-                env = {"RELEASEKIT_CONFIG": releases.write_store_config(str(tmp_path / "k.yaml"), counter.url + "/releases",
+                env = {"RELEASEKIT_CONFIG": releases.write_store_config(str(tmp_path / "k.yaml"),
+                                                                        counter.url + "/releases",
                                                                         counter.url + "/snapshots"),
                        "RELEASEKIT_MAVEN_USERNAME": TEST_USER, "RELEASEKIT_MAVEN_PASSWORD": TEST_PASSWORD}
             # As dispatch pins them; each image its own commit, since a commit tag names one image.
@@ -296,7 +300,8 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
         run_env = dict(os.environ)
         run_env.pop("CI", None)
         run_env.update(env)
-        return subprocess.Popen([sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles", runfiles],
+        return subprocess.Popen([sys.executable, releases.ENTRY, "publish", "--manifest", manifest, "--runfiles",
+                                 runfiles],
                                 env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def check_whole():
@@ -326,8 +331,8 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
 def test_a_chunked_upload_resumes_where_the_registry_stands(registry, tmp_path, isolated_home):
     """Chunk uploads cut off mid-body resume from the registry's offset; lost answers cost a fresh session, never
     a corrupt blob."""
-    from releasekit.core.config import parse_registry
-    from releasekit.publishing.credentials import ANONYMOUS
+    from releasekit.core.destinations import parse_registry
+    from releasekit.core.credentials import ANONYMOUS
     from releasekit.core.http import RetryPolicy
     from releasekit.publishing.image import build_plan
     from releasekit.publishing.image_plan import ImagePlan
@@ -407,7 +412,8 @@ def test_killed_deploy_releases_never_show_yaml_without_its_images(example_works
                 for container in (document.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])):
                     name, digest = container["image"].split("@")
                     repository = name.split("/", 1)[1]
-                    manifest = requests.get("{}/v2/{}/manifests/{}".format(registry.url, repository, digest), timeout=10,
+                    manifest = requests.get("{}/v2/{}/manifests/{}".format(registry.url, repository, digest),
+                                            timeout=10,
                                             headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
                     assert manifest.status_code == 200, container["image"]
                     for blob in [manifest.json()["config"]] + manifest.json()["layers"]:
@@ -424,8 +430,10 @@ def test_killed_deploy_releases_never_show_yaml_without_its_images(example_works
         config.write_text("channels:\n  ci: {{registry: 'http://{0}/killed{2}', deploy: '{1}/killed-deploy'}}\n"
                           "  dev: {{registry: 'http://{0}/killed-dev', deploy: '{1}/killed-dev'}}\n".format(
                               registry_counter.host, store_counter.url, iteration))
-        return dict(os.environ, RELEASEKIT_CONFIG=str(config), CI="true", BUILD_WORKSPACE_DIRECTORY=example_workspace.path,
-                    XDG_CACHE_HOME=str(tmp_path / "cache{}".format(iteration)), RELEASEKIT_VERSION="9.0.{}".format(iteration),
+        return dict(os.environ, RELEASEKIT_CONFIG=str(config), CI="true",
+                    BUILD_WORKSPACE_DIRECTORY=example_workspace.path,
+                    XDG_CACHE_HOME=str(tmp_path / "cache{}".format(iteration)),
+                    RELEASEKIT_VERSION="9.0.{}".format(iteration),
                     RELEASEKIT_DEPLOY_USERNAME=TEST_USER, RELEASEKIT_DEPLOY_PASSWORD=TEST_PASSWORD)
 
     def start(iteration):
@@ -436,7 +444,8 @@ def test_killed_deploy_releases_never_show_yaml_without_its_images(example_works
         result = subprocess.run([executable], env=env_for(iteration), capture_output=True, text=True, timeout=120)
         assert TEST_PASSWORD not in result.stdout + result.stderr
         if result.returncode == 0:
-            assert os.path.exists(store.path("killed-deploy/services/hello/hello_deploy/9.0.{}/hello.yaml".format(iteration)))
+            published = "killed-deploy/services/hello/hello_deploy/9.0.{}/hello.yaml".format(iteration)
+            assert os.path.exists(store.path(published))
         return result
 
     try:
@@ -460,12 +469,14 @@ def test_jar_releases_to_s3_complete_at_a_30_percent_fault_rate(tmp_path, isolat
         env["RELEASEKIT_S3_ENDPOINT_URL"] = proxy.url
         for index in range(CAMPAIGN):
             jar = releases.make_jar(str(tmp_path / "s{}.jar".format(index)), "s3 release {}".format(index))
-            manifest, runfiles = releases.jar_release(str(tmp_path), jar, "com.example.s3faults:lib:1.1.{}".format(index),
+            manifest, runfiles = releases.jar_release(str(tmp_path), jar,
+                                                      "com.example.s3faults:lib:1.1.{}".format(index),
                                                       name="s{}".format(index))
             result = releases.publish(manifest, runfiles, env)
             assert result.returncode == 0, "release {}: {}".format(index, result.stderr)
             assert moto.environ["AWS_SECRET_ACCESS_KEY"] not in result.stdout + result.stderr
-            assert moto.get("releases/com/example/s3faults/lib/1.1.{0}/lib-1.1.{0}.jar".format(index)) == open(jar, "rb").read()
+            published = "releases/com/example/s3faults/lib/1.1.{0}/lib-1.1.{0}.jar".format(index)
+            assert moto.get(published) == open(jar, "rb").read()
         metadata = moto.get("releases/com/example/s3faults/lib/maven-metadata.xml").decode()
         assert all("<version>1.1.{}</version>".format(i) in metadata for i in range(CAMPAIGN))
         assert sum(proxy.injected.values()) >= CAMPAIGN

@@ -9,7 +9,9 @@ import pytest
 
 from conftest import TEST_PASSWORD, TEST_USER
 from helpers import releases
+from helpers.servers import REPO_ROOT
 from helpers.workspace import git
+from releasekit.core.errors import ImmutableVersionError
 
 
 class Store:
@@ -62,7 +64,8 @@ def test_a_ci_version_is_published_once_with_its_checksum_and_never_changed(ngin
     assert first.record["status"] == "published" and first.record["kind"] == "file"
     digest = hashlib.sha256(b"bundle v1" * 1000).hexdigest()
     assert store.read("prod", "app/bundle/1.4.0/fleet-bundle.tar.gz") == b"bundle v1" * 1000
-    assert store.read("prod", "app/bundle/1.4.0/fleet-bundle.tar.gz.sha256") == "{}  fleet-bundle.tar.gz\n".format(digest).encode()
+    checksum = store.read("prod", "app/bundle/1.4.0/fleet-bundle.tar.gz.sha256")
+    assert checksum == "{}  fleet-bundle.tar.gz\n".format(digest).encode()
     assert json.loads(store.read("prod", "app/bundle/1.4.0/release.json"))["sha256"] == digest
     assert store.read("prod", "app/bundle/latest") == b"1.4.0\n"
 
@@ -71,7 +74,8 @@ def test_a_ci_version_is_published_once_with_its_checksum_and_never_changed(ngin
 
     changed = publish(tmp_path, b"bundle v2" * 1000, store, version="1.4.0")
     assert changed.returncode == 3
-    assert "ImmutableVersionError" in changed.stderr and "a CI version is immutable, so nothing was written" in changed.stderr
+    assert "ImmutableVersionError" in changed.stderr
+    assert "a CI version is immutable, so nothing was written" in changed.stderr
     assert store.read("prod", "app/bundle/1.4.0/fleet-bundle.tar.gz") == b"bundle v1" * 1000
     assert store.read("prod", "app/bundle/latest") == b"1.4.0\n"
 
@@ -112,11 +116,23 @@ def test_the_example_bundle_publishes_through_bazel(example_workspace, nginx, mo
     assert store.read("prod", "services/fleet/fleet_bundle/latest") == (head + "\n").encode()
 
 
+def register_kind(tmp_path, monkeypatch, distribution, files, entry_point):
+    """A package on sys.path that declares a releasekit.kinds entry point, as `pip install` of it would. files:
+    {path below site-packages: text}."""
+    package = tmp_path / "site"
+    for path, text in files.items():
+        (package / path).parent.mkdir(parents=True, exist_ok=True)
+        (package / path).write_text(text)
+    info = package / "{}-1.0.dist-info".format(distribution.replace("-", "_"))
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: {}\nVersion: 1.0\n".format(distribution))
+    (info / "entry_points.txt").write_text("[releasekit.kinds]\n{}\n".format(entry_point))
+    monkeypatch.syspath_prepend(str(package))
+
+
 def test_a_kind_registered_through_an_entry_point_publishes_through_the_runner(tmp_path, monkeypatch):
     """A third-party kind: a package that declares a releasekit.kinds entry point and subclasses ArtifactKind."""
-    package = tmp_path / "site"
-    (package / "notes_kind").mkdir(parents=True)
-    (package / "notes_kind" / "__init__.py").write_text(
+    register_kind(tmp_path, monkeypatch, "notes-kind", {"notes_kind/__init__.py": (
         "from releasekit.publishing.kinds import ArtifactKind\n\n"
         "class NotesKind(ArtifactKind):\n"
         "    name = 'notes'\n\n"
@@ -126,14 +142,9 @@ def test_a_kind_registered_through_an_entry_point_publishes_through_the_runner(t
         "        text = open(release.runfile(release.fields['notes'])).read().upper().encode()\n"
         "        if not release.dry_run:\n"
         "            store.put('notes/' + release.version(), text)\n"
-        "        return {'status': 'published', 'bytes_uploaded': len(text)}\n")
-    info = package / "notes_kind-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: notes-kind\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[releasekit.kinds]\nnotes = notes_kind:NotesKind\n")
-    monkeypatch.syspath_prepend(str(package))
+        "        return {'status': 'published', 'bytes_uploaded': len(text)}\n")}, "notes = notes_kind:NotesKind")
 
-    from releasekit.publishing.runner import PublishOptions, publish as run_release
+    from releasekit.publishing.publisher import PublishOptions, publish as run_release
 
     runfiles = tmp_path / "runfiles" / "ws"
     runfiles.mkdir(parents=True)
@@ -148,6 +159,47 @@ def test_a_kind_registered_through_an_entry_point_publishes_through_the_runner(t
                                                       environ=environ))
     assert record["kind"] == "notes" and record["status"] == "published" and record["release"] == "//docs:notes"
     assert (tmp_path / "store" / "notes" / ("dev-tester-" + releases.COMMIT[:12])).read_text() == "RELEASE NOTES\n"
+
+
+def test_the_plugin_example_of_the_docs_publishes_versioned_files(tmp_path, monkeypatch):
+    """docs/extending.md's kind of another rule set, as written there: a version directory, then `latest`; a re-run
+    writes nothing; another chart under the same CI version is refused, nothing written."""
+    import re
+
+    from releasekit.publishing.publisher import PublishOptions, publish as run_release
+
+    text = open(os.path.join(REPO_ROOT, "docs", "extending.md"), encoding="utf-8").read()
+    example = re.search(r"<!-- plugin-example -->\n```python\n(.*?)```", text, re.DOTALL).group(1)
+    name, target = re.search(r'\[project.entry-points."releasekit.kinds"\]\n(\w+) = "([^"]+)"', text).groups()
+    module = target.split(":")[0].replace(".", "/") + ".py"
+    register_kind(tmp_path, monkeypatch, "rules-helm-release", {"rules_helm_release/__init__.py": "", module: example},
+                  "{} = {}".format(name, target))
+    runfiles = tmp_path / "runfiles" / "ws"
+    runfiles.mkdir(parents=True)
+    manifest = runfiles / "chart.ci.release.json"
+    manifest.write_text(json.dumps({"schema_version": 1, "target": "//charts:web.ci", "release": "//charts:web",
+                                    "channel": "ci", "kind": "helm_chart", "helm_chart": {
+                                        "chart": "ws/web.tgz", "package": "charts", "name": "web"}}))
+    config = tmp_path / "releasekit.yaml"
+    config.write_text("channels:\n  ci: {{files: 'file://{}'}}\n".format(tmp_path / "store"))
+    environ = {"RELEASEKIT_COMMIT": releases.COMMIT, "RELEASEKIT_DIRTY": "false", "CI": "true",
+               "RELEASEKIT_VERSION": "1.2.0"}
+
+    def publish(chart):
+        (runfiles / "web.tgz").write_bytes(chart)
+        return run_release(str(manifest), PublishOptions(runfiles_dir=str(tmp_path / "runfiles"),
+                                                         config_path=str(config), environ=environ))
+
+    record = publish(b"chart v1")
+    assert record["kind"] == "helm_chart" and record["status"] == "published"
+    version = tmp_path / "store" / "charts" / "web" / "1.2.0"
+    assert (version / "chart.tgz").read_bytes() == b"chart v1"
+    assert (version / "chart.tgz.sha256").read_text().startswith(hashlib.sha256(b"chart v1").hexdigest())
+    assert (tmp_path / "store" / "charts" / "web" / "latest").read_text() == "1.2.0\n"
+    assert publish(b"chart v1")["status"] == "already published"
+    with pytest.raises(ImmutableVersionError, match="already published with different content"):
+        publish(b"chart v2")
+    assert (version / "chart.tgz").read_bytes() == b"chart v1"
 
 
 def test_a_kind_nobody_registered_is_a_clear_error(tmp_path):

@@ -72,7 +72,8 @@ def test_truncated_blob_is_reported(tmp_path):
     [
         (lambda d: None, "no oci-layout file"),
         (lambda d: (d / "oci-layout").write_text("{}") and (d / "index.json").write_text("{nope"), "not valid JSON"),
-        (lambda d: (d / "oci-layout").write_text("{}") and (d / "index.json").write_text('{"manifests": []}'), "lists no image"),
+        (lambda d: (d / "oci-layout").write_text("{}") and (d / "index.json").write_text('{"manifests": []}'),
+         "lists no image"),
     ],
 )
 def test_bad_layouts(tmp_path, setup, message):

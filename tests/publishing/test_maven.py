@@ -104,8 +104,8 @@ def test_pom_template_and_classifier_jars_reach_the_store_and_resolve(stores, ma
     template = tmp_path / "pom.tpl"
     template.write_text(
         '<?xml version="1.0" encoding="UTF-8"?>\n<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
-        "  <modelVersion>4.0.0</modelVersion>\n  <groupId>{groupId}</groupId>\n  <artifactId>{artifactId}</artifactId>\n"
-        "  <version>{version}</version>\n  <packaging>{type}</packaging>\n"
+        "  <modelVersion>4.0.0</modelVersion>\n  <groupId>{groupId}</groupId>\n  "
+        "<artifactId>{artifactId}</artifactId>\n  <version>{version}</version>\n  <packaging>{type}</packaging>\n"
         "  <description>Templated by the team &amp; checked by Maven</description>\n"
         "  <licenses><license><name>Apache-2.0</name></license></licenses>\n{dependencies}</project>\n")
     result = publish(tmp_path, jar, "com.example.templated:lib", env, version="2.1.0", name="tpl",
@@ -162,7 +162,8 @@ def test_concurrent_releases_of_different_versions_all_reach_the_metadata(stores
     jars = [releases.make_jar(str(tmp_path / "v{}.jar".format(i)), "v" + v) for i, v in enumerate(versions)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(versions)) as pool:
         results = list(pool.map(
-            lambda i: publish(tmp_path, jars[i], "com.example.race:lib", env, version=versions[i], name="v{}".format(i)),
+            lambda i: publish(tmp_path, jars[i], "com.example.race:lib", env, version=versions[i],
+                              name="v{}".format(i)),
             range(len(versions))))
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     prefix = "releases/com/example/race/lib/" if kind != "s3" else "releases/com/example/race/lib/"
@@ -225,12 +226,13 @@ def test_a_store_refusing_redeploy_is_reported_as_already_published(stores, tmp_
 
 @pytest.mark.parametrize("kind", ["maven", "deploy"])
 def test_a_bearer_token_publishes_and_is_never_printed(stores, tmp_path, kind):
-    """RELEASEKIT_MAVEN_TOKEN and RELEASEKIT_DEPLOY_TOKEN are sent as `Authorization: Bearer`; a wrong one is refused."""
+    """RELEASEKIT_MAVEN_TOKEN and RELEASEKIT_DEPLOY_TOKEN are sent as `Authorization: Bearer`; a wrong one is
+    refused."""
     from helpers.servers import STORE_TOKEN
 
-    from releasekit.core.config import parse_store
+    from releasekit.core.destinations import parse_store
     from releasekit.core.http import RetryPolicy
-    from releasekit.publishing.stores import open_store
+    from releasekit.core.stores import open_store
 
     destination = parse_store(stores.nginx.url + "/bearer/" + kind, kind, "ci")
     policy = RetryPolicy(attempts=1, total_seconds=5)
@@ -277,7 +279,8 @@ def test_wrong_password_is_never_printed(stores, tmp_path):
 
 def test_unreachable_store(stores, tmp_path):
     url = "http://127.0.0.1:{}".format(free_port())
-    env = {"RELEASEKIT_CONFIG": releases.write_store_config(str(tmp_path / "down.yaml"), url + "/r", url + "/s"), **FAST_FAIL}
+    env = {"RELEASEKIT_CONFIG": releases.write_store_config(str(tmp_path / "down.yaml"), url + "/r", url + "/s"),
+           **FAST_FAIL}
     jar = releases.make_jar(str(tmp_path / "x.jar"), "x")
     result = publish(tmp_path, jar, "com.example.down:lib:1.0.0", env)
     assert result.returncode != 0
@@ -286,7 +289,8 @@ def test_unreachable_store(stores, tmp_path):
 
 def test_jar_that_does_not_exist(stores, tmp_path):
     env = stores.config("file")
-    manifest, runfiles = releases.jar_release(str(tmp_path), str(tmp_path / "missing.jar"), "com.example.gone:lib:1.0.0")
+    manifest, runfiles = releases.jar_release(str(tmp_path), str(tmp_path / "missing.jar"),
+                                              "com.example.gone:lib:1.0.0")
     result = releases.publish(manifest, runfiles, dict(env, CI="true"))
     assert result.returncode == 2
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
@@ -307,7 +311,8 @@ def test_jar_release_macro_and_bazel_run(example_workspace, stores, maven, tmp_p
     from helpers.workspace import git
 
     kinds = example_workspace.query("kind(artifact_ci_release, //libs/...)")
-    assert kinds == ["artifact_ci_release rule //libs/greeting:greeting.ci", "artifact_ci_release rule //libs/shout:shout.ci"]
+    assert kinds == ["artifact_ci_release rule //libs/greeting:greeting.ci",
+                     "artifact_ci_release rule //libs/shout:shout.ci"]
     env = dict(stores.config("http"), CI="true", RELEASEKIT_VERSION="1.4.0", XDG_CACHE_HOME=str(tmp_path / "cache"))
     for target in ("//libs/greeting:greeting.ci", "//libs/shout:shout.ci"):
         example_workspace.bazel("run", target, env=env)
@@ -329,7 +334,8 @@ def test_jar_release_macro_and_bazel_run(example_workspace, stores, maven, tmp_p
         ("not_a_jar", 'jar_release(name = "lib", jar = "notes.txt", coordinates = "com.example:lib")',
          {"notes.txt": ""}, "//not_a_jar:lib: attribute jar: //not_a_jar:notes.txt must produce exactly one .jar"),
         ("dep_not_jar", 'filegroup(name = "other", srcs = ["lib.jar"])\n'
-                        'jar_release(name = "lib", jar = "lib.jar", coordinates = "com.example:lib", deps = [":other"])',
+                        'jar_release(name = "lib", jar = "lib.jar", coordinates = "com.example:lib", '
+                        'deps = [":other"])',
          {"lib.jar": ""}, "//dep_not_jar:lib: attribute deps: //dep_not_jar:other is not a jar_release"),
         ("corrupt_jar", 'jar_release(name = "lib", jar = "lib.jar", coordinates = "com.example:lib")',
          {"lib.jar": "not a zip"}, "//corrupt_jar:lib: lib.jar is not a readable jar"),

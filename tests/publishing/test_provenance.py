@@ -36,7 +36,8 @@ def assert_no_key(*texts):
 
 @pytest.fixture
 def keys(tmp_path):
-    return public_key_file(TEST_SIGNING_KEY, tmp_path / "ci.pub"), public_key_file(TEST_DEV_SIGNING_KEY, tmp_path / "dev.pub")
+    return (public_key_file(TEST_SIGNING_KEY, tmp_path / "ci.pub"),
+            public_key_file(TEST_DEV_SIGNING_KEY, tmp_path / "dev.pub"))
 
 
 def _image(tmp_path, name, repository, channel, content):
@@ -100,14 +101,15 @@ def test_verify_refuses_another_digest_a_dev_release_and_an_image_without_proven
     config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
     env = dict(CI_ENGINE, RELEASEKIT_CONFIG=config)
     first, manifest, runfiles = _image(tmp_path, "one", "refuse/one", "ci", b"one")
-    assert releases.publish(manifest, runfiles, dict(env, CI="true", RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY)).returncode == 0
+    signed = dict(env, CI="true", RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY)
+    assert releases.publish(manifest, runfiles, signed).returncode == 0
     # Another image, whose referrer carries the first image's statement: signed by the key, about another digest.
     second, manifest, runfiles = _image(tmp_path, "two", "refuse/two", "ci", b"two")
     assert releases.publish(manifest, runfiles, dict(env, CI="true")).returncode == 0  # unsigned: no key given
     from releasekit.core.config import load_config
     from releasekit.core.http import RetryPolicy
     from releasekit.publishing import referrers
-    from releasekit.publishing.credentials import ANONYMOUS
+    from releasekit.core.credentials import ANONYMOUS
     from releasekit.publishing.registry import RegistryClient
 
     client = RegistryClient(load_config(config).destination("ci", "registry"), ANONYMOUS, RetryPolicy())
@@ -176,15 +178,17 @@ def test_a_bad_key_is_refused_with_where_it_came_from_and_never_its_text(registr
 
 
 @pytest.mark.parametrize("kind", ["http", "s3", "directory"])
-def test_jars_and_files_carry_provenance_beside_them_and_tampering_is_refused(kind, nginx, moto, tmp_path, isolated_home,
-                                                                             keys):
+def test_jars_and_files_carry_provenance_beside_them_and_tampering_is_refused(kind, nginx, moto, tmp_path,
+                                                                             isolated_home, keys):
     ci_pub, _ = keys
-    root = {"http": nginx.url, "s3": "s3://{}".format(moto.bucket), "directory": "file://{}".format(tmp_path / "st")}[kind]
+    root = {"http": nginx.url, "s3": "s3://{}".format(moto.bucket),
+            "directory": "file://{}".format(tmp_path / "st")}[kind]
     prefix = "prov-{}".format(kind)
     config = tmp_path / "releasekit.yaml"
     config.write_text("channels:\n  ci: {{maven: '{0}/{1}/maven', files: '{0}/{1}/files'}}\n"
                       "  dev: {{maven: '{0}/{1}/maven-dev', files: '{0}/{1}/files-dev'}}\n".format(root, prefix))
-    env = dict(CI_ENGINE, **moto.environ, RELEASEKIT_CONFIG=str(config), CI="true", RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY,
+    env = dict(CI_ENGINE, **moto.environ, RELEASEKIT_CONFIG=str(config), CI="true",
+               RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY,
                RELEASEKIT_MAVEN_USERNAME=TEST_USER, RELEASEKIT_MAVEN_PASSWORD=TEST_PASSWORD,
                RELEASEKIT_FILES_USERNAME=TEST_USER, RELEASEKIT_FILES_PASSWORD=TEST_PASSWORD)
     jar = releases.make_jar(str(tmp_path / "lib.jar"), "provenance " + kind)
@@ -235,3 +239,30 @@ def test_jars_and_files_carry_provenance_beside_them_and_tampering_is_refused(ki
         refused = verify(target, ci_pub, str(config), env=env)
         assert refused.returncode == 3 and "subject {} is sha256:".format(name) in refused.stderr, refused.stderr
     assert_no_key(published.stdout + published.stderr, filed.stdout + filed.stderr, envelope.decode())
+
+
+def test_signing_required_refuses_a_ci_release_without_the_key(registry, tmp_path, isolated_home):
+    """`signing: required` in releasekit.yaml: a CI release without the key publishes nothing (before: it published
+    unsigned provenance, which verify refuses only after the image is out); with the key it publishes, signed."""
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    with open(config, "a") as handle:
+        handle.write("signing: required\n")
+    _, manifest, runfiles = _image(tmp_path, "req", "required/app", "ci", b"required")
+    record = tmp_path / "record.json"
+    env = dict(CI_ENGINE, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_REPORT=str(record))
+    refused = releases.publish(manifest, runfiles, env)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "says `signing: required`" in refused.stderr and "RELEASEKIT_SIGNING_KEY" in refused.stderr
+    assert registry.tags("prod/required/app") == [] and "Traceback" not in refused.stderr
+    # Dev releases are not held to it: they sign with a dev key when there is one.
+    _, dev_manifest, dev_runfiles = _image(tmp_path, "reqdev", "required/app", "dev", b"required")
+    assert releases.publish(dev_manifest, dev_runfiles, {"RELEASEKIT_CONFIG": config}).returncode == 0
+    signed = releases.publish(manifest, runfiles, dict(env, RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY))
+    assert signed.returncode == 0, signed.stderr
+    assert json.loads(record.read_text())["provenance"]["signed_by"].startswith("ci key ")
+    assert_no_key(refused.stdout + refused.stderr, signed.stdout + signed.stderr, record.read_text())
+    # Anything else is a configuration error that names the file and the two values.
+    with open(config, "a") as handle:
+        handle.write("signing: always\n")
+    bad = releases.publish(manifest, runfiles, dict(env, RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY))
+    assert bad.returncode == 2 and "signing is 'always'; use required" in bad.stderr, bad.stderr

@@ -101,8 +101,9 @@ def test_two_file_releases_at_once_leave_latest_at_the_newer_commit(history, sto
             source = tmp_path / "{}-{}.txt".format(trial, commit[:7])
             source.write_bytes(content)
             manifest, runfiles = releases.file_release(str(tmp_path / "{}-{}".format(trial, commit[:7])), str(source))
-            started.append(_start(manifest, runfiles, dict(store.env, RELEASEKIT_CONFIG=config, RELEASEKIT_COMMIT=commit,
-                                                           BUILD_WORKSPACE_DIRECTORY=workspace)))
+            env = dict(store.env, RELEASEKIT_CONFIG=config, RELEASEKIT_COMMIT=commit,
+                       BUILD_WORKSPACE_DIRECTORY=workspace)
+            started.append(_start(manifest, runfiles, env))
         for code, out, err in _finish(started):
             assert code == 0, err
             assert TEST_PASSWORD not in out + err
@@ -123,8 +124,9 @@ def test_two_first_releases_of_two_labels_at_once_leave_one_owner(history, store
             source.write_bytes(label.encode())
             manifest, runfiles = releases.file_release(str(tmp_path / "o{}-{}".format(trial, len(label))), str(source),
                                                        release=label)
-            started.append(_start(manifest, runfiles, dict(store.env, RELEASEKIT_CONFIG=config, RELEASEKIT_COMMIT=newer,
-                                                           RELEASEKIT_VERSION="1.0", BUILD_WORKSPACE_DIRECTORY=workspace)))
+            env = dict(store.env, RELEASEKIT_CONFIG=config, RELEASEKIT_COMMIT=newer, RELEASEKIT_VERSION="1.0",
+                       BUILD_WORKSPACE_DIRECTORY=workspace)
+            started.append(_start(manifest, runfiles, env))
         outcomes = _finish(started)
         codes = sorted(code for code, _, _ in outcomes)
         assert codes == [0, 3], outcomes
@@ -157,7 +159,8 @@ def test_two_image_releases_at_once_leave_stable_at_the_newer_commit(history, re
         for code, _, err in _finish(started):
             assert code == 0, err
             assert "Traceback" not in err
-        assert registry.inspect("prod/{}:stable".format(repository))["Digest"] == digests[newer], "trial {}".format(trial)
+        stable = registry.inspect("prod/{}:stable".format(repository))["Digest"]
+        assert stable == digests[newer], "trial {}".format(trial)
         for commit in (older, newer):
             assert registry.inspect("prod/{}:{}".format(repository, commit))["Digest"] == digests[commit]
 

@@ -10,8 +10,8 @@ import pytest
 from conftest import TEST_PASSWORD, TEST_USER
 from helpers import releases
 from helpers.images import corrupt_one_layer, make_docker_archive, make_layout
-from releasekit.core.config import parse_registry
-from releasekit.publishing.credentials import ANONYMOUS
+from releasekit.core.destinations import parse_registry
+from releasekit.core.credentials import ANONYMOUS
 from releasekit.core.errors import ImageError
 from releasekit.core.http import RetryPolicy
 from releasekit.publishing.image import build_plan
@@ -57,7 +57,8 @@ def test_push_is_accepted_by_skopeo_and_repush_sends_nothing(registry, tmp_path,
     # The commit, the pointer, and the referrers fallback tag of the image's provenance.
     assert sorted(inspected["RepoTags"]) == sorted([releases.COMMIT, "stable", digest.replace(":", "-")])
     copy = subprocess.run(
-        ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://{}/prod/team/app:stable".format(registry.host),
+        ["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+         "docker://{}/prod/team/app:stable".format(registry.host),
          "oci:{}".format(tmp_path / "copied")], capture_output=True, text=True,
     )
     assert copy.returncode == 0, copy.stderr
@@ -68,6 +69,24 @@ def test_push_is_accepted_by_skopeo_and_repush_sends_nothing(registry, tmp_path,
     assert again["bytes_uploaded"] == 0
     assert again["blobs_skipped"] == 2
     assert again["blobs_uploaded"] == 0
+    # As the other kinds say of a re-run that writes nothing (before: "published").
+    assert again["status"] == "already published"
+    assert "//app:app already published " + digest[:19] in second.stdout, second.stdout
+
+
+def test_a_new_tag_of_an_image_already_there_is_published(registry, tmp_path, isolated_home):
+    """Every blob there already, but a tag that is not: published, not already published."""
+    digest = random_layout(str(tmp_path / "img"), seed=b"retag")
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "team/retag", "dev")
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
+    env = {"RELEASEKIT_CONFIG": config, "RELEASEKIT_REPORT": str(tmp_path / "record.json")}
+    assert releases.publish(manifest, runfiles, env).returncode == 0
+    other_commit = releases.COMMIT[::-1]
+    result = releases.publish(manifest, runfiles, dict(env, RELEASEKIT_COMMIT=other_commit))
+    assert result.returncode == 0, result.stderr
+    record = json.load(open(tmp_path / "record.json"))
+    assert record["status"] == "published" and record["blobs_uploaded"] == 0, record
+    assert registry.inspect("dev/team/retag:" + record["tags"][0])["Digest"] == digest
 
 
 def test_docker_archive_input_pushes_the_same_image(registry, tmp_path):
@@ -144,7 +163,8 @@ def test_basic_auth_from_environment(auth_registry, tmp_path, isolated_home):
            "RELEASEKIT_REGISTRY_PASSWORD": TEST_PASSWORD, "RELEASEKIT_REPORT": str(tmp_path / "record.json")}
     result = releases.publish(manifest, runfiles, env, "--verbose")
     assert result.returncode == 0, result.stderr
-    assert auth_registry.inspect("dev/auth/app:" + json.load(open(tmp_path / "record.json"))["tags"][0])["Digest"] == digest
+    tag = json.load(open(tmp_path / "record.json"))["tags"][0]
+    assert auth_registry.inspect("dev/auth/app:" + tag)["Digest"] == digest
     assert TEST_PASSWORD not in result.stdout + result.stderr + (tmp_path / "record.json").read_text()
 
 
@@ -164,7 +184,8 @@ def test_basic_auth_from_docker_config(auth_registry, tmp_path, isolated_home):
     assert TEST_PASSWORD not in result.stdout + result.stderr and token not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("password,expected", [("wrong-" + TEST_PASSWORD, "refused the credentials"), (None, "requires credentials")])
+@pytest.mark.parametrize("password,expected",
+                         [("wrong-" + TEST_PASSWORD, "refused the credentials"), (None, "requires credentials")])
 def test_wrong_or_missing_credentials_fail_clearly(auth_registry, tmp_path, isolated_home, password, expected):
     random_layout(str(tmp_path / "img"), seed=b"wrong")
     manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "wrong/app")
@@ -185,11 +206,19 @@ def test_unreachable_registry_fails_within_bounds(tmp_path, isolated_home):
 
     random_layout(str(tmp_path / "img"), seed=b"down")
     manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "down/app")
-    config = releases.write_config(str(tmp_path / "releasekit.yaml"), "127.0.0.1:{}".format(free_port()))
+    port = free_port()
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), "127.0.0.1:{}".format(port))
     result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, **FAST_FAIL})
     assert result.returncode != 0
     assert "connection refused" in result.stderr and "gave up after 2 attempts" in result.stderr
     assert "Traceback" not in result.stderr
+    # Where it tried to connect (before: only the operation, "Could not check dev/releasekit-channel:ci: ...").
+    assert "at the registry 127.0.0.1:{}: ".format(port) in result.stderr, result.stderr
+    # A registry named without a port: the scheme's default port, written out.
+    config = releases.write_config(str(tmp_path / "releasekit.yaml"), "registry.releasekit.invalid", scheme="https")
+    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, **FAST_FAIL})
+    assert result.returncode != 0, result.stderr
+    assert "at the registry registry.releasekit.invalid:443: " in result.stderr, result.stderr
 
 
 def test_https_to_a_plain_http_registry_says_how_to_fix(registry, tmp_path, isolated_home):
@@ -199,6 +228,7 @@ def test_https_to_a_plain_http_registry_says_how_to_fix(registry, tmp_path, isol
     result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, **FAST_FAIL})
     assert result.returncode != 0
     assert "TLSError" in result.stderr and "http://" in result.stderr
+    assert "(the registry {})".format(registry.host) in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("key", ["credHelpers", "credsStore"])
@@ -211,7 +241,8 @@ def test_credential_helper_from_docker_config(auth_registry, tmp_path, isolated_
     helper = bin_dir / "docker-credential-releasekit-test"
     helper.write_text(
         "#!/bin/sh\nread server\n[ \"$1\" = get ] || exit 1\n"
-        "printf '{\"ServerURL\":\"%%s\",\"Username\":\"%s\",\"Secret\":\"%s\"}' \"$server\"\n" % (TEST_USER, TEST_PASSWORD)
+        "printf '{\"ServerURL\":\"%%s\",\"Username\":\"%s\",\"Secret\":\"%s\"}' \"$server\"\n" % (TEST_USER,
+                                                                                                  TEST_PASSWORD)
     )
     helper.chmod(0o755)
     docker_dir = tmp_path / "docker"
@@ -260,7 +291,8 @@ def test_bearer_token_challenge(token_registry, tmp_path, isolated_home):
     env["RELEASEKIT_REGISTRY_PASSWORD"] = "wrong-" + TEST_PASSWORD
     denied = releases.publish(manifest, runfiles, dict(env, **FAST_FAIL), "--verbose")
     assert denied.returncode != 0
-    assert "AuthError" in denied.stderr and "token service" in denied.stderr and "refused the credentials" in denied.stderr
+    assert "AuthError" in denied.stderr and "token service" in denied.stderr
+    assert "refused the credentials" in denied.stderr
     assert TEST_PASSWORD not in denied.stdout + denied.stderr
 
 
@@ -292,14 +324,16 @@ def test_tls_is_verified_by_default_and_trusts_a_configured_ca(tls_registry, tmp
                                                         RELEASEKIT_REGISTRY_PASSWORD=TEST_PASSWORD,
                                                         RELEASEKIT_REGISTRY_USERNAME=TEST_USER))
     assert refused.returncode != 0
-    assert "TLSError" in refused.stderr and "certificate not trusted" in refused.stderr and "ca_bundle" in refused.stderr
+    assert "TLSError" in refused.stderr and "certificate not trusted" in refused.stderr
+    assert "ca_bundle" in refused.stderr
     assert "Traceback" not in refused.stderr and TEST_PASSWORD not in refused.stdout + refused.stderr
     tags = requests.get(tls_registry.url + "/v2/dev/tls/app/tags/list", verify=tls_registry.ca, timeout=10)
     assert tags.status_code == 404  # nothing was pushed
 
     trusted = _tls_config(tmp_path / "trusted.yaml", tls_registry.host,
                           "{{registry: {{url: 'https://{host}/dev', ca_bundle: '" + tls_registry.ca + "'}}}}")
-    result = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": trusted, "RELEASEKIT_REPORT": str(tmp_path / "r.json")})
+    result = releases.publish(manifest, runfiles,
+                              {"RELEASEKIT_CONFIG": trusted, "RELEASEKIT_REPORT": str(tmp_path / "r.json")})
     assert result.returncode == 0, result.stderr
     assert json.load(open(tmp_path / "r.json"))["digest"] == digest
 
@@ -337,7 +371,8 @@ def test_an_image_changed_after_the_build_is_refused_before_any_request(registry
 def test_a_layout_naming_one_image_under_several_tags_is_one_image(registry, tmp_path, isolated_home):
     digest = make_layout(str(tmp_path / "src"), {"/app/version": b"tagged twice"})
     _skopeo_layout(str(tmp_path / "src"), str(tmp_path / "img"), "v1")
-    subprocess.run(["umoci", "tag", "--image", str(tmp_path / "img") + ":v1", "stable"], check=True, capture_output=True)
+    subprocess.run(["umoci", "tag", "--image", str(tmp_path / "img") + ":v1", "stable"], check=True,
+                   capture_output=True)
     with open(tmp_path / "img" / "index.json") as handle:
         assert [entry["digest"] for entry in json.load(handle)["manifests"]] == [digest, digest]
     manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "team/two-tags")
@@ -370,7 +405,8 @@ def test_a_flat_multi_platform_layout_is_pushed_as_one_image_index(registry, tmp
     assert result.returncode == 0, result.stderr
     record = json.load(open(tmp_path / "record.json"))
     raw = subprocess.run(["skopeo", "inspect", "--raw", *registry.skopeo_args(),
-                          "docker://{}/prod/team/multi:stable".format(registry.host)], capture_output=True, text=True, check=True)
+                          "docker://{}/prod/team/multi:stable".format(registry.host)], capture_output=True, text=True,
+                         check=True)
     index = json.loads(raw.stdout)
     assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
     assert [m["digest"] for m in index["manifests"]] == children
@@ -388,14 +424,16 @@ def test_a_layout_of_several_different_images_is_refused_with_the_fix(tmp_path):
     for entry in index["manifests"]:
         entry.pop("platform")
     (layout / "index.json").write_text(json.dumps(index))
-    with pytest.raises(ImageError, match="index.json lists 2 different images .*; a release publishes one image. Keep one"):
+    with pytest.raises(ImageError,
+                       match="index.json lists 2 different images .*; a release publishes one image. Keep one"):
         build_plan(str(layout))
 
 
 def test_an_archive_holding_an_oci_layout_is_pushed_with_its_own_manifest(registry, tmp_path, isolated_home):
     """Docker 25+ `docker save` and `skopeo copy ... oci-archive:` write an OCI layout inside the tarball."""
     digest = make_layout(str(tmp_path / "src"), {"/app/version": b"archived"})
-    subprocess.run(["skopeo", "copy", "--quiet", "oci:" + str(tmp_path / "src"), "oci-archive:{}:v1".format(tmp_path / "image.tar")],
+    subprocess.run(["skopeo", "copy", "--quiet", "oci:" + str(tmp_path / "src"),
+                    "oci-archive:{}:v1".format(tmp_path / "image.tar")],
                    check=True, capture_output=True)
     manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "image.tar"), "team/oci-archive")
     config = releases.write_config(str(tmp_path / "releasekit.yaml"), registry.host)
@@ -408,7 +446,8 @@ def test_an_archive_holding_an_oci_layout_is_pushed_with_its_own_manifest(regist
 
 
 def test_an_image_index_is_pushed_children_first_then_by_digest_then_tags(registry, tmp_path, isolated_home):
-    """A layout whose index.json names one image index: every child manifest, then the index by digest, then its tags."""
+    """A layout whose index.json names one image index: every child manifest, then the index by digest, then its
+    tags."""
     from helpers.slow_proxy import KillGate, SlowProxy
     from releasekit.publishing.oci import OCI_INDEX, canonical_json
     from releasekit.publishing.layout_builder import write_blob
@@ -435,10 +474,12 @@ def test_an_image_index_is_pushed_children_first_then_by_digest_then_tags(regist
     assert len(referrer) == 1
     assert puts == children + [index_digest, releases.COMMIT] + referrer + [index_digest.replace(":", "-"), "stable"]
     raw = subprocess.run(["skopeo", "inspect", "--raw", *registry.skopeo_args(),
-                          "docker://{}/prod/team/index:stable".format(registry.host)], capture_output=True, text=True, check=True)
+                          "docker://{}/prod/team/index:stable".format(registry.host)], capture_output=True, text=True,
+                         check=True)
     assert json.loads(raw.stdout)["manifests"] == index_entries
     copy = subprocess.run(["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false",
-                           "docker://{}/prod/team/index:stable".format(registry.host), "oci:{}".format(tmp_path / "copied")],
+                           "docker://{}/prod/team/index:stable".format(registry.host),
+                           "oci:{}".format(tmp_path / "copied")],
                           capture_output=True, text=True)
     assert copy.returncode == 0, copy.stderr
 
@@ -456,7 +497,8 @@ def test_a_dry_run_checks_the_registry_read_only_and_says_so(auth_registry, tmp_
     dry = releases.publish(manifest, runfiles, env, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would publish" in dry.stdout and "to upload in 2 blobs, 0 blobs there already" in dry.stdout
-    assert "dry run, nothing written: would claim {}/prod/releasekit-channel:ci".format(auth_registry.host) in dry.stdout
+    claim = "dry run, nothing written: would claim {}/prod/releasekit-channel:ci".format(auth_registry.host)
+    assert claim in dry.stdout
     assert auth_registry.catalog() == catalog  # read-only
 
     wrong = releases.publish(manifest, runfiles, dict(env, RELEASEKIT_REGISTRY_PASSWORD="wrong-password"), "--dry-run")
@@ -487,4 +529,5 @@ def test_a_dry_run_refuses_what_a_run_would_refuse(tmp_path, isolated_home):
     refused = releases.publish(manifest, runfiles, {"RELEASEKIT_CONFIG": config, "CI": "true"}, "--dry-run")
     assert refused.returncode == 3 and "already published with different content" in refused.stderr
 
-    assert sorted(os.path.relpath(os.path.join(d, n), store) for d, _, names in os.walk(store) for n in names) == listing
+    files = sorted(os.path.relpath(os.path.join(d, n), store) for d, _, names in os.walk(store) for n in names)
+    assert files == listing

@@ -72,8 +72,9 @@ def test_a_ci_release_taking_untracked_or_ignored_files_is_refused_naming_them(r
     """Before: the dirty check ignored untracked files, and both releases published what the globs took."""
     image = repo.bazel("run", "//app:app.ci", env=dict(env, CI="true"), check=False)
     assert image.returncode == 3, image.stderr[-3000:]
-    assert ("UncommittedInputsError: //app:app.ci: its inputs include 1 file that commit {} does not have (untracked or "
-            "ignored by git): app/content/stray.txt".format(git(repo.path, "rev-parse", "HEAD")[:12])) in image.stderr
+    head = git(repo.path, "rev-parse", "HEAD")[:12]
+    assert ("UncommittedInputsError: //app:app.ci: its inputs include 1 file that commit {} does not have (untracked "
+            "or ignored by git): app/content/stray.txt".format(head)) in image.stderr
     assert "Traceback" not in image.stderr
     assert not [r for r in registry.catalog() if r.startswith("inputs-prod/")]
 

@@ -18,7 +18,8 @@ def release_env(registry, tmp_path_factory):
     config = directory / "releasekit.yaml"
     config.write_text(
         # A namespace of this module's own: other modules' releases of the example do not change what it sees.
-        "channels:\n  ci: {registry: 'http://%s/cr/prod'}\n  dev: {registry: 'http://%s/cr/dev'}\n" % (registry.host, registry.host)
+        "channels:\n  ci: {registry: 'http://%s/cr/prod'}\n  dev: {registry: 'http://%s/cr/dev'}\n" % (registry.host,
+                                                                                                       registry.host)
     )
     return {
         "RELEASEKIT_CONFIG": str(config),
@@ -61,10 +62,11 @@ def test_build_writes_a_release_manifest(example_workspace):
 def test_release_runfiles_carry_bytecode_python_accepts(example_workspace):
     """Each release is a fresh interpreter: without bytecode beside the sources it compiles releasekit every run."""
     example_workspace.bazel("build", "//services/hello:hello.dev")
-    package = os.path.join(example_workspace.path, "bazel-bin/services/hello/hello.dev.runfiles/rules_release/tools/releasekit")
+    package = os.path.join(example_workspace.path,
+                           "bazel-bin/services/hello/hello.dev.runfiles/rules_release/tools/releasekit")
     sources = sorted(os.path.relpath(os.path.join(directory, name), package)
                      for directory, _, names in os.walk(package) for name in names if name.endswith(".py"))
-    assert {"cli.py", "core/http.py", "publishing/runner.py", "publishing/registry.py"} <= set(sources)
+    assert {"cli.py", "core/http.py", "publishing/publisher.py", "publishing/registry.py"} <= set(sources)
     for name in sources:
         source = os.path.join(package, name)
         with open(importlib.util.cache_from_source(source), "rb") as handle:
@@ -95,7 +97,8 @@ def test_dev_and_ci_variants_push_with_their_tags(example_workspace, registry, r
     # The blobs were mounted from the dev repository pushed just before: nothing uploaded twice.
     assert ci["bytes_uploaded"] == 0 and ci["blobs_mounted"] == 2
     copy = subprocess.run(
-        ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://{}/cr/prod/examples/hello:{}".format(registry.host, head),
+        ["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+         "docker://{}/cr/prod/examples/hello:{}".format(registry.host, head),
          "oci:{}".format(tmp_path / "copied")], capture_output=True, text=True,
     )
     assert copy.returncode == 0, copy.stderr
@@ -146,13 +149,16 @@ def test_docker_save_tarball_input(example_workspace, registry, release_env, tmp
     assert inspected["Layers"] and record["blobs_uploaded"] == 2
     # docker save keeps layers uncompressed; they are pushed gzip-compressed, as docker push and skopeo do.
     [layer] = record["compressed_layers"]
-    raw = json.loads(subprocess.run(["skopeo", "inspect", "--raw", *registry.skopeo_args(), "docker://{}/cr/dev/examples/legacy@{}".format(
+    raw = json.loads(subprocess.run(["skopeo", "inspect", "--raw", *registry.skopeo_args(),
+                                     "docker://{}/cr/dev/examples/legacy@{}".format(
         registry.host, record["digest"])], capture_output=True, text=True, check=True).stdout)
     assert raw["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
     assert raw["layers"][0]["digest"] == layer["compressed"] != layer["uncompressed"]
-    assert raw["layers"][0]["size"] < 1024 < os.path.getsize(os.path.join(example_workspace.path, "services/legacy/image.tar"))
+    assert raw["layers"][0]["size"] < 1024 < os.path.getsize(os.path.join(example_workspace.path,
+                                                                          "services/legacy/image.tar"))
     config = json.loads(subprocess.run(["skopeo", "inspect", "--config", "--raw", *registry.skopeo_args(),
-                                        "docker://{}/cr/dev/examples/legacy@{}".format(registry.host, record["digest"])],
+                                        "docker://{}/cr/dev/examples/legacy@{}".format(registry.host,
+                                                                                       record["digest"])],
                                        capture_output=True, text=True, check=True).stdout)
     assert config["rootfs"]["diff_ids"] == [layer["uncompressed"]]
 
@@ -225,15 +231,18 @@ def test_a_layout_kept_in_the_source_tree_is_tracked_file_by_file(example_worksp
     _skopeo_layout(str(tmp_path / "src"), os.path.join(package, "layout"))
     load = 'load("@rules_release//rules:defs.bzl", "container_release")\n\n'
     example_workspace.write("services/checked_in/BUILD.bazel",
-                            load + 'container_release(name = "app", image = "layout", repository = "examples/checked-in")\n')
+                            load + 'container_release(name = "app", image = "layout", repository = '
+                                   '"examples/checked-in")\n')
     refused = example_workspace.bazel("build", "//services/checked_in:app.dev", check=False)
     assert refused.returncode != 0
-    assert "//services/checked_in:app: attribute image: services/checked_in/layout is a directory in the source tree" in refused.stderr
+    assert ("//services/checked_in:app: attribute image: services/checked_in/layout is a directory in the source "
+            "tree") in refused.stderr
     assert 'filegroup(name = "layout_files", srcs = glob(["layout/**"])) and image = ":layout_files"' in refused.stderr
 
     example_workspace.write("services/checked_in/BUILD.bazel", load +
                             'filegroup(name = "layout_files", srcs = glob(["layout/**"]))\n\n'
-                            'container_release(name = "app", image = ":layout_files", repository = "examples/checked-in")\n')
+                            'container_release(name = "app", image = ":layout_files", repository = '
+                            '"examples/checked-in")\n')
     example_workspace.commit("a checked-in layout")
     example_workspace.bazel("run", "//services/checked_in:app.dev", env=release_env)
     first = record_of(release_env)
@@ -241,7 +250,8 @@ def test_a_layout_kept_in_the_source_tree_is_tracked_file_by_file(example_worksp
         assert json.load(handle)["manifests"][0]["digest"] == first["digest"]
 
     (tmp_path / "extra.txt").write_text("two")
-    subprocess.run(["umoci", "insert", "--image", os.path.join(package, "layout") + ":latest", str(tmp_path / "extra.txt"),
+    subprocess.run(["umoci", "insert", "--image", os.path.join(package, "layout") + ":latest",
+                    str(tmp_path / "extra.txt"),
                     "/app/extra.txt"], check=True, capture_output=True)
     with open(os.path.join(package, "layout", "index.json")) as handle:
         changed = json.load(handle)["manifests"][0]["digest"]
@@ -271,13 +281,15 @@ def test_a_release_named_like_its_layout_directory_gets_the_fix(broken_workspace
      "//misspelt_deploy_release:d: deploy_release has no attribute 'manifest'. Did you mean 'manifests'?"),
 ])
 def test_a_misspelt_macro_attribute_is_named(broken_workspace, macro, call, expected):
-    stderr = broken_workspace.build_package_expecting_failure("misspelt_" + macro, call, files={"a.tar": "", "a.jar": "",
+    stderr = broken_workspace.build_package_expecting_failure("misspelt_" + macro, call,
+                                                              files={"a.tar": "", "a.jar": "",
                                                                                                "a.yaml": "a: 1\n"})
     assert expected in stderr
 
 
 def test_a_compressed_archive_is_refused_with_the_fix(broken_workspace):
     stderr = broken_workspace.build_package_expecting_failure(
-        "gzipped", 'container_release(name = "app", image = "image.tar.gz", repository = "a/b")', files={"image.tar.gz": ""})
+        "gzipped", 'container_release(name = "app", image = "image.tar.gz", repository = "a/b")',
+        files={"image.tar.gz": ""})
     assert "//gzipped:app: attribute image: gzipped/image.tar.gz is a compressed archive" in stderr
     assert 'cmd = "gzip -dc $< > $@"' in stderr

@@ -61,7 +61,8 @@ def test_ci_deploy_names_the_digest_skopeo_sees(example_workspace, registry, dep
     before = os.stat(deploy_store.path("prod/services/hello/hello_deploy/{}/hello.yaml".format(head))).st_mtime_ns
     again = example_workspace.bazel("run", TARGET + ".ci", env=env_for(tmp_path, config, CI="true"))
     assert "already published deploy version" in again.stdout
-    assert os.stat(deploy_store.path("prod/services/hello/hello_deploy/{}/hello.yaml".format(head))).st_mtime_ns == before
+    published = deploy_store.path("prod/services/hello/hello_deploy/{}/hello.yaml".format(head))
+    assert os.stat(published).st_mtime_ns == before
 
 
 def test_dev_and_ci_publish_to_their_own_destinations(example_workspace, registry, deploy_store, tmp_path):
@@ -120,8 +121,10 @@ spec:
         ("k8s_invalid", DEPLOYMENT.replace("REPLICAS", "three").replace("IMAGE", "app-image"), {"app-image": ":app"},
          "k8s_invalid/app.yaml:5:3 (document 1, Deployment app): attribute manifests: invalid for Kubernetes 1.30.0: "
          "'three' is not of type 'integer', 'null' (at spec.replicas)."),
-        ("yaml_broken", "apiVersion: v1\nkind: [unclosed\n", {}, "yaml_broken/app.yaml:3:1: attribute manifests: not valid YAML"),
-        ("unused", DEPLOYMENT.replace("REPLICAS", "1").replace("IMAGE", "app-image"), {"app-image": ":app", "other": ":app"},
+        ("yaml_broken", "apiVersion: v1\nkind: [unclosed\n", {},
+         "yaml_broken/app.yaml:3:1: attribute manifests: not valid YAML"),
+        ("unused", DEPLOYMENT.replace("REPLICAS", "1").replace("IMAGE", "app-image"),
+         {"app-image": ":app", "other": ":app"},
          "attribute images: 'other' (//unused:app) never appear as an image"),
         ("unpinned", DEPLOYMENT.replace("REPLICAS", "1").replace("IMAGE", "nginx:1.25"), {},
          "unpinned/app.yaml:11:30 (document 1, Deployment app): attribute manifests: image 'nginx:1.25' at "
@@ -138,7 +141,8 @@ def test_bad_deploy_inputs_fail_the_build(broken_workspace, tmp_path, package, y
     make_docker_archive(str(tmp_path / "layout"), os.path.join(broken_workspace.path, package, "app.tar"))
     build = ('filegroup(name = "notes", srcs = ["notes.txt"])\n\n'
              'container_release(name = "app", image = "app.tar", repository = "a/app")\n\n'
-             'deploy_release(name = "deploy", manifests = ["app.yaml"], images = {})').format(repr(images).replace("'", '"'))
+             'deploy_release(name = "deploy", manifests = ["app.yaml"], images = {})').format(repr(images).replace("'",
+                                                                                                                   '"'))
     stderr = broken_workspace.build_package_expecting_failure(
         package, build, {"app.yaml": yaml_text, "notes.txt": "x"}, target="//{}:deploy".format(package))
     assert expected in stderr, stderr[-2000:]
@@ -235,12 +239,15 @@ def test_an_image_in_an_environment_variable_is_pinned_and_the_reviewed_bytes_su
     head = example_workspace.commit("an operator whose database image is an env var")
     config = config_for(tmp_path / "releasekit.yaml", registry.host, deploy_store.url + "/operator")
     try:
-        example_workspace.bazel("run", "//services/operator:operator_deploy.ci", env=env_for(tmp_path, config, CI="true"))
+        example_workspace.bazel("run", "//services/operator:operator_deploy.ci",
+                                env=env_for(tmp_path, config, CI="true"))
     finally:
         shutil.rmtree(os.path.join(example_workspace.path, "services/operator"))
         example_workspace.commit("remove the operator")
-    reference = "{}/prod/examples/operator@{}".format(registry.host, registry.inspect("prod/examples/operator:" + head)["Digest"])
-    with open(deploy_store.path("operator/prod/services/operator/operator_deploy/{}/operator.yaml".format(head)), "rb") as f:
+    reference = "{}/prod/examples/operator@{}".format(registry.host,
+                                                      registry.inspect("prod/examples/operator:" + head)["Digest"])
+    published = deploy_store.path("operator/prod/services/operator/operator_deploy/{}/operator.yaml".format(head))
+    with open(published, "rb") as f:
         published = f.read()
     assert published == OPERATOR_YAML.replace("image: operator-image", "image: " + reference).replace(
         'value: "db-image"', 'value: "{}"'.format(reference)).encode("utf-8")
@@ -249,7 +256,7 @@ def test_an_image_in_an_environment_variable_is_pinned_and_the_reviewed_bytes_su
 def test_a_placeholder_left_after_pinning_refuses_the_release():
     """The second guard: the pinned text is parsed again, and any placeholder left in any string refuses."""
     from releasekit.core.errors import DeployError
-    from releasekit.publishing.deploy import pin_images
+    from releasekit.publishing.deploy_yaml import pin_images
 
     text = "kind: ExampleService\nspec:\n  image: base-image\n  notes:\n    - base-image@sha256:abc\n"
     with pytest.raises(DeployError, match=r"shop.yaml:5:7 \(document 1\): placeholder 'base-image' stands at "
@@ -257,7 +264,8 @@ def test_a_placeholder_left_after_pinning_refuses_the_release():
         pin_images(text, {"base-image": "r.example/app@sha256:" + "0" * 64}, [], "shop.yaml")
     pinned = pin_images(text.replace("    - base-image@sha256:abc\n", "    - fine\n"),
                         {"base-image": "r.example/app@sha256:" + "0" * 64}, [], "shop.yaml")
-    assert pinned == "kind: ExampleService\nspec:\n  image: r.example/app@sha256:{}\n  notes:\n    - fine\n".format("0" * 64)
+    assert pinned == "kind: ExampleService\nspec:\n  image: r.example/app@sha256:{}\n  notes:\n    - fine\n".format(
+        "0" * 64)
 
 
 def test_dev_never_writes_into_production_under_another_name(example_workspace, registry, deploy_store, tmp_path):
@@ -276,7 +284,8 @@ def test_dev_never_writes_into_production_under_another_name(example_workspace, 
     checked = subprocess.run([sys.executable, "-m", "releasekit", "config", "--config", str(aliased)],
                              capture_output=True, text=True)
     assert checked.returncode == 2
-    assert "channels.dev.deploy (http://localhost:{0}/marked/prod) overlaps channels.ci.deploy".format(port) in checked.stderr
+    overlap = "channels.dev.deploy (http://localhost:{0}/marked/prod) overlaps channels.ci.deploy".format(port)
+    assert overlap in checked.stderr
 
     head = git(example_workspace.path, "rev-parse", "HEAD").strip()
     production = config_for(tmp_path / "production.yaml", registry.host, deploy_store.url + "/marked")
@@ -293,9 +302,11 @@ def test_dev_never_writes_into_production_under_another_name(example_workspace, 
             "  dev: {{registry: 'http://{2}/prod', deploy: '{3}/marked/prod'}}\n".format(
                 registry.host, deploy_store.url, registry_proxy.host, store_proxy.url))
         tags_before = registry.tags("prod/examples/hello")
-        refused = example_workspace.bazel("run", TARGET + ".dev", env=env_for(tmp_path, str(through_proxies)), check=False)
+        refused = example_workspace.bazel("run", TARGET + ".dev", env=env_for(tmp_path, str(through_proxies)),
+                                          check=False)
         assert refused.returncode != 0
-        assert "channels.dev.registry (http://{}/prod) is claimed by the CI channel".format(registry_proxy.host) in refused.stderr
+        claimed = "channels.dev.registry (http://{}/prod) is claimed by the CI channel".format(registry_proxy.host)
+        assert claimed in refused.stderr
         assert registry.tags("prod/examples/hello") == tags_before
 
         store_only = tmp_path / "store-only.yaml"
@@ -305,8 +316,8 @@ def test_dev_never_writes_into_production_under_another_name(example_workspace, 
                 registry.host, deploy_store.url, store_proxy.url))
         refused = example_workspace.bazel("run", TARGET + ".dev", env=env_for(tmp_path, str(store_only)), check=False)
         assert refused.returncode != 0
-        assert "channels.dev.deploy ({}/marked/prod) is claimed by the CI channel: {}/marked/prod/.releasekit-channel".format(
-            store_proxy.url, store_proxy.url) in refused.stderr
+        assert ("channels.dev.deploy ({0}/marked/prod) is claimed by the CI channel: "
+                "{0}/marked/prod/.releasekit-channel".format(store_proxy.url)) in refused.stderr
         assert open(pointer).read().strip() == head
         assert not [name for name in os.listdir(deploy_store.path("marked/prod/services/hello/hello_deploy"))
                     if name.startswith("dev-")]
@@ -315,7 +326,8 @@ def test_dev_never_writes_into_production_under_another_name(example_workspace, 
         store_proxy.stop()
 
 
-def test_a_ci_deploy_version_published_with_other_content_is_refused(example_workspace, registry, deploy_store, tmp_path):
+def test_a_ci_deploy_version_published_with_other_content_is_refused(example_workspace, registry, deploy_store,
+                                                                     tmp_path):
     config = config_for(tmp_path / "releasekit.yaml", registry.host, deploy_store.url + "/immutable")
     env = env_for(tmp_path, config, CI="true", RELEASEKIT_VERSION="7.0.0")
     example_workspace.bazel("run", TARGET + ".ci", env=env)
@@ -339,7 +351,8 @@ def test_a_python_without_pyyaml_gets_the_pip_command(tmp_path):
     manifest.write_text("kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: app\n")
     entry = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
     result = subprocess.run([sys.executable, "-S", entry, "deploy-check", "--manifest", str(manifest), "--display",
-                             "app.yaml", "--platform", "generic", "--kubernetes-version", "1.30.0", "--label", "//app:deploy",
+                             "app.yaml", "--platform", "generic", "--kubernetes-version", "1.30.0", "--label",
+                             "//app:deploy",
                              "--out", str(tmp_path / "out.json")], capture_output=True, text=True)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -355,13 +368,14 @@ spec:
   containerImage: registry.example.com/app@sha256:4b1e5b5d4e0c3a2a1f5d8e7c6b9a0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8
   PORT
   sidecars:
-    - {name: proxy, image: registry.example.com/proxy@sha256:4b1e5b5d4e0c3a2a1f5d8e7c6b9a0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8}
+    - {name: proxy, image: registry.example.com/proxy@sha256:DIGEST}
   config: {apiVersion: v1, kind: ConfigMap, metadata: {name: app}, data: {A: b}}
 """
 
 
 def service(version="v1", port="port: 8080", extra=""):
-    return SERVICE.replace("VERSION", version).replace("PORT", port) + extra
+    digest = "4b1e5b5d4e0c3a2a1f5d8e7c6b9a0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8"
+    return SERVICE.replace("VERSION", version).replace("PORT", port).replace("DIGEST", digest) + extra
 
 
 @pytest.mark.parametrize("package,files,build,expected", [
@@ -384,9 +398,10 @@ def service(version="v1", port="port: 8080", extra=""):
      "no Kubernetes 1.30.0 schema for apiVersion 'platform.example.com/v1' kind 'ExampleService'. A custom kind is "
      "checked against its CustomResourceDefinition: list the CRD's file in attribute crds"),
     ("crd_invalid", {"app.yaml": service(), "crd.yaml": PLATFORM_CRD.split("  versions:")[0]}, 'crds = ["crd.yaml"]',
-     "crd_invalid/crd.yaml:2:1 (document 1): attribute crds: not a valid CustomResourceDefinition: it needs spec.group, "
-     "spec.names.kind and spec.versions"),
-    ("schema_invalid", {"app.yaml": "fleet: web\n", "s.json": '{"type": 12}'}, 'platform = "generic", schema = "s.json"',
+     "crd_invalid/crd.yaml:2:1 (document 1): attribute crds: not a valid CustomResourceDefinition: it needs "
+     "spec.group, spec.names.kind and spec.versions"),
+    ("schema_invalid", {"app.yaml": "fleet: web\n", "s.json": '{"type": 12}'},
+     'platform = "generic", schema = "s.json"',
      "schema_invalid/s.json: attribute schema: not a valid JSON Schema"),
     ("schema_refuses", {"app.yaml": "fleet: web\ninstances: 0\n",
                         "s.json": '{"type": "object", "properties": {"instances": {"type": "integer", "minimum": 1}}}'},
@@ -455,7 +470,8 @@ def test_deployed_shows_what_a_cd_system_reads_and_refuses_when_an_image_is_miss
         json.dump(summary, handle)
     missing = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env))
     assert missing.returncode == 1 and "sha256:{}: MISSING".format("0" * 64) in missing.stdout
-    absent = subprocess.run(command + ["--version", "9.9.9"], capture_output=True, text=True, env=dict(os.environ, **env))
+    absent = subprocess.run(command + ["--version", "9.9.9"], capture_output=True, text=True,
+                            env=dict(os.environ, **env))
     assert absent.returncode == 1 and "version 9.9.9 is not published" in absent.stdout
 
 

@@ -20,7 +20,8 @@ from helpers.servers import REPO_ROOT
 from helpers.workspace import BAZEL, Workspace, git
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
-LOAD = 'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "image_layout", "jar_release")\n\n'
+LOAD = ('load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "image_layout", '
+        '"jar_release")\n\n')
 
 
 def image_package(name, repository):
@@ -196,17 +197,19 @@ def test_a_store_path_owned_by_another_label_is_refused(nginx, moto, tmp_path, k
     ours, theirs = tmp_path / "ours.tar", tmp_path / "theirs.tar"
     ours.write_bytes(b"ours")
     theirs.write_bytes(b"theirs")
-    first = releases.publish(*releases.file_release(str(tmp_path / "a"), str(ours)), dict(env, RELEASEKIT_VERSION="1.0"))
+    first = releases.publish(*releases.file_release(str(tmp_path / "a"), str(ours)),
+                             dict(env, RELEASEKIT_VERSION="1.0"))
     assert first.returncode == 0, first.stderr
     second = releases.publish(*releases.file_release(str(tmp_path / "b"), str(theirs), release="@vendored//app:bundle"),
                               dict(env, RELEASEKIT_VERSION="2.0"))
     assert second.returncode == 3, second.stderr
-    assert "@vendored//app:bundle: the files path {}/prod/app/bundle belongs to //app:bundle".format(ci) in second.stderr
+    owned = "@vendored//app:bundle: the files path {}/prod/app/bundle belongs to //app:bundle".format(ci)
+    assert owned in second.stderr
     assert TEST_PASSWORD not in second.stdout + second.stderr
     read = {"http": lambda p: requests.get(ci + "/prod/" + p, timeout=10),
             "s3": lambda p: moto.get("files-owned/prod/" + p),
-            "file": lambda p: (tmp_path / "files" / "prod" / p).read_bytes() if (tmp_path / "files" / "prod" / p).exists()
-            else None}[kind]
+            "file": lambda p: ((tmp_path / "files" / "prod" / p).read_bytes()
+                               if (tmp_path / "files" / "prod" / p).exists() else None)}[kind]
     latest = read("app/bundle/latest")
     assert (latest.content if kind == "http" else latest) == b"1.0\n"
     missing = read("app/bundle/2.0/fleet-bundle.tar.gz")

@@ -20,12 +20,13 @@ from helpers.images import make_layout
 from helpers.servers import REPO_ROOT
 from helpers.workspace import Workspace, git
 
-LOAD = 'load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "file_release", "image_layout")\n\n'
+LOAD = ('load("@rules_release//rules:defs.bzl", "container_release", "deploy_release", "file_release", '
+        '"image_layout")\n\n')
 BUILD = LOAD + (
     'image_layout(name = "image", files = {"run.sh": "/run.sh"})\n\n'
     'container_release(name = "app", image = ":image", repository = "pointers/app", remote_tags = ["stable"])\n\n'
-    'deploy_release(name = "deploy", manifests = ["app.yaml"], images = {"app-image": ":app"}, platform = "generic")\n\n'
-    'file_release(name = "bundle", src = "bundle.txt")\n')
+    'deploy_release(name = "deploy", manifests = ["app.yaml"], images = {"app-image": ":app"}, platform = '
+    '"generic")\n\nfile_release(name = "bundle", src = "bundle.txt")\n')
 
 
 def _checkout(origin, commit, path):
@@ -91,8 +92,9 @@ class Stores:
 
 def _env(tmp_path, registry, stores, namespace):
     config = tmp_path / "releasekit-{}.yaml".format(namespace)
-    config.write_text("channels:\n  ci: {{registry: 'http://{0}/{1}', deploy: '{2}/{1}/deploy', files: '{2}/{1}/files'}}\n"
-                      "  dev: {{registry: 'http://{0}/{1}-dev', deploy: '{2}/{1}-dev/deploy', files: '{2}/{1}-dev/files'}}\n"
+    config.write_text("channels:\n  ci: {{registry: 'http://{0}/{1}', deploy: '{2}/{1}/deploy', files: "
+                      "'{2}/{1}/files'}}\n  dev: {{registry: 'http://{0}/{1}-dev', deploy: '{2}/{1}-dev/deploy', "
+                      "files: '{2}/{1}-dev/files'}}\n"
                       .format(registry.host, namespace, stores.url))
     return dict(stores.env, CI="true", RELEASEKIT_CONFIG=str(config), XDG_CACHE_HOME=str(tmp_path / "cache"),
                 RELEASEKIT_REPORT=str(tmp_path / "record.json"))
@@ -120,7 +122,8 @@ def test_an_older_commit_released_last_leaves_the_pointers_where_the_newer_one_p
     deploy_line, deploy = _release(older, "//app:deploy.ci", env)
     bundle_line, bundle = _release(older, "//app:bundle.ci", env)
     # The immutable versions of the older commit are published ...
-    assert registry.inspect("behind-{}/pointers/app:{}".format(kind, older.commit_sha))["Digest"] == image["digest"] != stable
+    older_image = registry.inspect("behind-{}/pointers/app:{}".format(kind, older.commit_sha))
+    assert older_image["Digest"] == image["digest"] != stable
     assert stores.read("behind-{}/files/app/bundle/{}/bundle.txt".format(kind, older.commit_sha)) == b"older\n"
     assert stores.read("behind-{}/deploy/app/deploy/{}/app.yaml".format(kind, older.commit_sha)) is not None
     # ... and every pointer stays at the newer commit, which descends from it.
@@ -182,7 +185,8 @@ def test_when_git_cannot_tell_the_pointer_stays_and_the_release_says_so(history,
     elsewhere, stranded = str(tmp_path / "elsewhere"), str(tmp_path / "stranded")
     for path in (elsewhere, stranded):
         subprocess.run(["git", "clone", "-q", "--depth=1", "file://" + newer.path, path], check=True)
-    git(elsewhere, "-c", "user.email=a@example.com", "-c", "user.name=A", "commit", "-q", "--allow-empty", "-m", "later")
+    git(elsewhere, "-c", "user.email=a@example.com", "-c", "user.name=A", "commit", "-q", "--allow-empty", "-m",
+        "later")
     later = git(elsewhere, "rev-parse", "HEAD").strip()
     git(stranded, "remote", "set-url", "origin", "file://" + str(tmp_path / "gone"))
     _helper_release(tmp_path, registry, "unknown/app", elsewhere, later, "first")

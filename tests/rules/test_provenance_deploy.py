@@ -43,8 +43,9 @@ def test_deploy_yaml_as_a_signed_flux_artifact_and_verify_before_rollout(example
     executable = os.path.join(example_workspace.path, "bazel-bin/services/hello/hello_deploy.ci")
     older = git(example_workspace.path, "rev-parse", "HEAD").strip()
     newer = example_workspace.commit("a newer commit")
-    env = dict(os.environ, **CI_ENGINE, RELEASEKIT_CONFIG=str(config), CI="true", XDG_CACHE_HOME=str(tmp_path / "cache"),
-               BUILD_WORKSPACE_DIRECTORY=example_workspace.path, RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY)
+    env = dict(os.environ, **CI_ENGINE, RELEASEKIT_CONFIG=str(config), CI="true",
+               XDG_CACHE_HOME=str(tmp_path / "cache"), BUILD_WORKSPACE_DIRECTORY=example_workspace.path,
+               RELEASEKIT_SIGNING_KEY=TEST_SIGNING_KEY)
     outputs = []
     for commit, version in ((newer, "2.0.0"), (older, "1.0.0")):  # the older commit's run finishes last
         result = subprocess.run([executable], env=dict(env, RELEASEKIT_VERSION=version, RELEASEKIT_COMMIT=commit),
@@ -80,7 +81,8 @@ def test_deploy_yaml_as_a_signed_flux_artifact_and_verify_before_rollout(example
     referrers = client.get_manifest("{}/{}:{}".format(registry.host, repository, artifact_digest.replace(":", "-")))
     assert [entry["artifactType"] for entry in referrers["manifests"]] == ["application/vnd.in-toto+json"]
     # verify, from the store and from the registry: the YAML and every image it pins.
-    verify_args = ["--key", ci_pub, "--repository", REPOSITORY_URL + ".git", "--branch", "main", "--config", str(config)]
+    verify_args = ["--key", ci_pub, "--repository", REPOSITORY_URL + ".git", "--branch", "main",
+                   "--config", str(config)]
     clean_env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
     for source in ("store", "registry"):
         checked = _releasekit("verify", LABEL, "--from", source, *verify_args, env=clean_env)

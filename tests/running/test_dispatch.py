@@ -21,7 +21,8 @@ LOAD = 'load("@rules_release//rules:defs.bzl", "container_release", "deploy_rele
 def image_package(name, repository, tests=""):
     return LOAD + (
         'image_layout(name = "image", files = {{"run.sh": "/run.sh"}}, entrypoint = ["/run.sh"])\n\n'
-        'container_release(name = "{0}", image = ":image", repository = "{1}", visibility = ["//visibility:public"])\n\n{2}').format(name, repository, tests)
+        'container_release(name = "{0}", image = ":image", repository = "{1}", visibility = '
+        '["//visibility:public"])\n\n{2}').format(name, repository, tests)
 
 
 FLAKY_TEST = """#!/bin/sh
@@ -35,7 +36,8 @@ exit 1
 FILES = {
     ".gitignore": "/bazel-*\n/releasekit-logs/\n",
     # Each test tests its app's run.sh, which the app's image packages: they share it in the target graph.
-    "apps/a/BUILD.bazel": image_package("a", "fixture/a", 'sh_test(name = "a_test", srcs = ["ok.sh"], data = ["run.sh"])\n'),
+    "apps/a/BUILD.bazel": image_package("a", "fixture/a",
+                                        'sh_test(name = "a_test", srcs = ["ok.sh"], data = ["run.sh"])\n'),
     "apps/a/run.sh": "#!/bin/sh\necho a\n",
     "apps/a/ok.sh": "#!/bin/sh\nexit 0\n",
     "apps/b/BUILD.bazel": image_package("b", "denied/b"),
@@ -46,7 +48,8 @@ FILES = {
     "apps/c/run.sh": "#!/bin/sh\necho c\n",
     "apps/c/flaky.sh": FLAKY_TEST,
     "apps/c/broken.sh": "#!/bin/sh\nexit 1\n",
-    "apps/d/BUILD.bazel": image_package("d", "fixture/d", 'sh_test(name = "d_test", srcs = ["fails.sh"], data = ["run.sh"])\n'),
+    "apps/d/BUILD.bazel": image_package("d", "fixture/d",
+                                        'sh_test(name = "d_test", srcs = ["fails.sh"], data = ["run.sh"])\n'),
     "apps/d/run.sh": "#!/bin/sh\necho d\n",
     "apps/d/fails.sh": "#!/bin/sh\nexit 1\n",
     # Run by name only (manual): a test long enough for a release to build while it runs.
@@ -137,7 +140,8 @@ def test_ci_runs_tests_then_releases_and_reports_failures(fixture_repo, servers,
                                                    "(shares //apps/c:run.sh)")
     assert outcomes["//apps/b:b.ci"]["status"] == "failed" and "403" in outcomes["//apps/b:b.ci"]["reason"]
     assert outcomes["//apps/d:d.ci"]["status"] == "held back"
-    assert outcomes["//apps/d:d.ci"]["reason"] == "held back (gate deps): //apps/d:d_test failed (shares //apps/d:run.sh)"
+    assert outcomes["//apps/d:d.ci"]["reason"] == ("held back (gate deps): //apps/d:d_test failed "
+                                                   "(shares //apps/d:run.sh)")
     assert outcomes["//deploy:both.ci"]["status"] == "held back"
     assert outcomes["//deploy:both.ci"]["reason"] == "held back: its dependency //apps/b:b.ci (failed) did not publish"
     assert outcomes["//apps/a:a.ci"]["record"]["digest"].startswith("sha256:")
@@ -152,9 +156,11 @@ def test_ci_runs_tests_then_releases_and_reports_failures(fixture_repo, servers,
 
     suites = {s.get("name"): s for s in ElementTree.parse(junit).getroot()}
     failures = {c.get("name") for c in suites["releases"] if c.find("failure") is not None}
-    skipped = {c.get("name"): c.find("skipped").get("message") for c in suites["releases"] if c.find("skipped") is not None}
+    skipped = {c.get("name"): c.find("skipped").get("message")
+               for c in suites["releases"] if c.find("skipped") is not None}
     assert failures == {"//apps/b:b.ci"}
-    assert skipped == {label: outcomes[label]["reason"] for label in ("//apps/c:c.ci", "//apps/d:d.ci", "//deploy:both.ci")}
+    assert skipped == {label: outcomes[label]["reason"] for label in ("//apps/c:c.ci", "//apps/d:d.ci",
+                                                                      "//deploy:both.ci")}
     test_failures = {c.get("name"): c.find("failure") for c in suites["tests"] if c.find("failure") is not None}
     assert set(test_failures) == {"//apps/d:d_test", "//apps/c:broken_test"}
     assert test_failures["//apps/c:broken_test"].get("type") == "failed (quarantined)"
@@ -163,12 +169,15 @@ def test_ci_runs_tests_then_releases_and_reports_failures(fixture_repo, servers,
     assert "gate: 3 releases held back:" in result.stdout and "  //apps/d:d.ci: held back (gate deps)" in result.stdout
 
 
-def test_pr_builds_releases_and_publishes_nothing(fixture_repo, tmp_path):
+@pytest.mark.parametrize("dev_namespace", ["dev", "prod/dev"])
+def test_pr_builds_releases_and_publishes_nothing(fixture_repo, tmp_path, dev_namespace):
+    """prod/dev: a dev channel nested in CI's. Before: pr, which publishes nothing, ran the channel check and exited 2;
+    a run that publishes still refuses such a file before anything runs."""
     empty = Registry(str(tmp_path / "registry"))
     try:
         config = tmp_path / "releasekit.yaml"
-        config.write_text("channels:\n  ci: {{registry: 'http://{0}/prod'}}\n  dev: {{registry: 'http://{0}/dev'}}\n"
-                          .format(empty.host))
+        config.write_text("channels:\n  ci: {{registry: 'http://{0}/prod'}}\n  dev: {{registry: 'http://{0}/{1}'}}\n"
+                          .format(empty.host, dev_namespace))
         fixture_repo.write("apps/a/run.sh", "#!/bin/sh\necho changed in a pull request\n", executable=True)
         fixture_repo.write("apps/a/ok.sh", "#!/bin/sh\n# changed in a pull request\nexit 0\n", executable=True)
         result = run(fixture_repo, "pr", "--base", "HEAD", "--logs", str(tmp_path / "logs"),
@@ -181,6 +190,11 @@ def test_pr_builds_releases_and_publishes_nothing(fixture_repo, tmp_path):
         assert empty.catalog() == []
         # The tests' `bazel test` built the release targets too: no `bazel build` of their own.
         assert not os.path.exists(tmp_path / "logs" / "bazel-build.log")
+        if dev_namespace == "prod/dev":
+            publishing = run(fixture_repo, "ci", "--base", "HEAD", "--logs", str(tmp_path / "ci-logs"),
+                             env={"CI": "true", "RELEASEKIT_CONFIG": str(config)})
+            assert publishing.returncode == 2 and "could overwrite production" in publishing.stderr, publishing.stderr
+            assert not os.path.exists(tmp_path / "ci-logs")
     finally:
         git(fixture_repo.path, "checkout", "--", "apps/a/run.sh", "apps/a/ok.sh")
         empty.stop()
@@ -234,9 +248,11 @@ def test_dispatch_takes_collect_files_and_shards(fixture_repo, tmp_path):
     reports = tmp_path / "releasekit-reports"
     reports.mkdir()
     (reports / "report-tests-1.json").write_text(json.dumps({"targets": [
-        {"label": "//apps/d:d_test", "duration_seconds": 90.0}, {"label": "//apps/a:a_test", "duration_seconds": 1.0}]}))
+        {"label": "//apps/d:d_test", "duration_seconds": 90.0},
+        {"label": "//apps/a:a_test", "duration_seconds": 1.0}]}))
     balanced = run(fixture_repo, "dispatch", "--tests", str(tmp_path / "both.json"), "--shard", "2/2",
-                   "--previous-report", str(reports), "--logs", str(tmp_path / "logs3"), "--report", str(tmp_path / "r.json"))
+                   "--previous-report", str(reports), "--logs", str(tmp_path / "logs3"), "--report",
+                   str(tmp_path / "r.json"))
     assert balanced.returncode == 0, balanced.stdout + balanced.stderr
     assert "shard 2/2: 1 tests" in balanced.stdout
     assert [t["label"] for t in json.load(open(tmp_path / "r.json"))["targets"]] == ["//apps/a:a_test"]
@@ -349,9 +365,11 @@ def test_a_release_signals_its_start_up_before_its_first_request(fixture_repo, t
     config = tmp_path / "releasekit.yaml"
     config.write_text("channels:\n  dev: {registry: 'http://127.0.0.1:%d/dev'}\n" % listener.getsockname()[1])
     read_end, write_end = os.pipe()
-    env = dict(os.environ, RELEASEKIT_CONFIG=str(config), RELEASEKIT_USER="tester", RELEASEKIT_STARTED_FD=str(write_end),
+    env = dict(os.environ, RELEASEKIT_CONFIG=str(config), RELEASEKIT_USER="tester",
+               RELEASEKIT_STARTED_FD=str(write_end),
                RELEASEKIT_RETRY_ATTEMPTS="1", RELEASEKIT_REPORT=str(tmp_path / "record.json"))
-    release = subprocess.Popen([os.path.join(fixture_repo.path, "bazel-bin/apps/a/a.dev")], cwd=fixture_repo.path, env=env,
+    release = subprocess.Popen([os.path.join(fixture_repo.path, "bazel-bin/apps/a/a.dev")], cwd=fixture_repo.path,
+                               env=env,
                                pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_end)
     try:
@@ -377,7 +395,8 @@ def test_every_release_of_a_run_publishes_where_the_configuration_said_when_the_
 
     config = tmp_path / "releasekit.yaml"
     config.write_text("channels:\n  dev: {registry: 'http://%s/run-start'}\n" % registry.host)
-    environ = dict(os.environ, RELEASEKIT_CONFIG=str(config), RELEASEKIT_USER="tester", XDG_CACHE_HOME=fixture_repo.cache)
+    environ = dict(os.environ, RELEASEKIT_CONFIG=str(config), RELEASEKIT_USER="tester",
+                   XDG_CACHE_HOME=fixture_repo.cache)
     options = DispatchOptions(workers=2, report_dir=str(tmp_path / "logs"), environ=environ)
     dispatcher = Dispatcher(fixture_repo.path, Bazel(fixture_repo.path, command=BAZEL), options,
                             Progress(stream=io.StringIO(), live=False))
@@ -396,75 +415,113 @@ def test_every_release_of_a_run_publishes_where_the_configuration_said_when_the_
 
 
 def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
-    """Both pipelines pass their engine's own schema (check-jsonschema's built-in copies), run every test shard
-    before any release shard, publish only from the main line, carry the previous run's reports, hand every release
-    shard this run's test reports (the gate), and never publish from two runs at once (the engine's concurrency)."""
+    """Both pipelines pass their engine's own schema (check-jsonschema's built-in copies), compute one base commit per
+    run, run every test shard before any release shard, publish only from the main line with the destinations'
+    credentials from the engine's secrets, carry the previous run's reports, hand every release shard this run's test
+    reports (the gate), and never publish from two runs at once (the engine's concurrency). They run as generated:
+    tests/running/test_pipelines_run.py."""
     import re
 
     import yaml
 
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "releasekit.yaml").write_text(
+        "channels:\n  ci: {registry: 'ghcr.io/acme/prod', maven: 'https://repo.example.com/releases'}\n"
+        "  dev: {registry: 'ghcr.io/acme/dev'}\nhistory: 's3://ci-history/main'\n"
+        "credentials:\n  repo.example.com: {username: REPO_USER, password: REPO_PASSWORD}\n")
+
     def emit(kind):
-        result = subprocess.run([sys.executable, ENTRY, "pipeline", "--format", kind, "--shards", "3", "--base", "abc123",
-                                 "--head", "def456"], capture_output=True, text=True, timeout=60)
+        result = subprocess.run([sys.executable, ENTRY, "pipeline", "--format", kind, "--shards", "3"],
+                                capture_output=True, text=True, timeout=60, cwd=str(workspace))
         assert result.returncode == 0, result.stderr
         path = tmp_path / (kind + ".yml")
         path.write_text(result.stdout)
         schema = {"buildkite": "vendor.buildkite", "github-actions": "vendor.github-workflows"}[kind]
-        checked = subprocess.run(["check-jsonschema", "--builtin-schema", schema, str(path)], capture_output=True, text=True)
+        checked = subprocess.run(["check-jsonschema", "--builtin-schema", schema, str(path)], capture_output=True,
+                                 text=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert "&id" not in result.stdout  # every step written out, no YAML anchors
         return yaml.safe_load(result.stdout)
 
     steps = emit("buildkite")["steps"]
-    wait = steps.index("wait")
-    tests, releases = steps[:wait], steps[wait + 1:]
+    assert steps[0]["key"] == "base" and steps[1] == "wait"
+    base = " ".join(steps[0]["commands"])
+    assert "meta-data get releasekit-last-passed --build \"$$RELEASEKIT_PREVIOUS_BUILD\"" in base
+    assert 'main_branch="$$BUILDKITE_PULL_REQUEST_BASE_BRANCH"' in base and "git merge-base HEAD" in base
+    waits = [i for i, s in enumerate(steps) if s == "wait"]
+    tests, releases = steps[waits[0] + 1:waits[1]], steps[waits[1] + 1:waits[2]]
+    assert steps[waits[2] + 1]["commands"] == ['buildkite-agent meta-data set releasekit-last-passed "$$BUILDKITE_COMMIT"']
 
     def shards(step_list, what):
         return [re.search(r"dispatch --{0} {0}.json --shard (\S+)".format(what), " ".join(s["commands"])).group(1)
                 for s in step_list]
 
     assert shards(tests, "tests") == ["1/3", "2/3", "3/3"] and shards(releases, "releases") == ["1/3", "2/3", "3/3"]
-    assert all("collect --base abc123 --head def456" in " ".join(s["commands"]) for s in tests + releases)
-    # Target graphs are recorded by main-line builds only: never a pull request's, never another branch's.
-    assert all('[ "$${BUILDKITE_PULL_REQUEST:-false}" = false ] && [ "$$BUILDKITE_BRANCH" = '
-               '"$$BUILDKITE_PIPELINE_DEFAULT_BRANCH" ] && echo --record-target-graphs' in " ".join(s["commands"])
-               for s in tests + releases)
-    assert all(s["env"] == {"CI": "true"} and s["branches"] == "main" for s in releases)
+    for step in tests + releases:
+        commands = " ".join(step["commands"])
+        assert commands.startswith("bazel run --script_path=")
+        assert '"$${TMPDIR:-/tmp}/releasekit-$$BUILDKITE_JOB_ID" collect "$$@" --head HEAD' in commands
+        assert "buildkite-agent meta-data get releasekit-base" in commands
+        # Target graphs are recorded by main-line builds only: never a pull request's, never another branch's.
+        assert ('[ "$${BUILDKITE_PULL_REQUEST:-false}" = false ] && [ "$$BUILDKITE_BRANCH" = '
+                '"$$BUILDKITE_PIPELINE_DEFAULT_BRANCH" ] && echo --record-target-graphs') in commands
+        assert "--previous-report releasekit-reports" in commands and "--quarantine auto" in commands
+        assert "buildkite-agent secret get" in commands
+    assert all(s["env"] == {"CI": "true"} and s["branches"] == "main" and s["if"] == "build.pull_request.id == null"
+               for s in releases)
     assert not any("env" in s for s in tests)
     assert all(s["artifact_paths"] == ["report-tests-{}.json".format(i)] for i, s in enumerate(tests, 1))
-    assert all("--previous-report releasekit-reports" in " ".join(s["commands"]) for s in tests + releases)
-    assert all("artifact download" in " ".join(s["commands"]) for s in tests)
     for step in releases:  # this build's test reports, for the gate; one release job at a time, oldest build first
         commands = " ".join(step["commands"])
         assert 'artifact download "report-tests-*.json" releasekit-test-reports' in commands
         assert "--test-reports releasekit-test-reports" in commands
-        assert step["concurrency"] == 1 and step["concurrency_group"] == "releasekit/${BUILDKITE_PIPELINE_SLUG}/releases"
+        assert "REPO_USER REPO_PASSWORD" in commands and "RELEASEKIT_REGISTRY_PASSWORD" in commands
+        assert step["concurrency"] == 1
+        assert step["concurrency_group"] == "releasekit/${BUILDKITE_PIPELINE_SLUG}/releases"
     assert not any("--test-reports" in " ".join(s["commands"]) or "concurrency" in s for s in tests)
+    assert not any("REPO_USER" in " ".join(s["commands"]) for s in tests)  # test jobs get the history's, not these
 
     workflow = emit("github-actions")
+    assert workflow["on"] == {"push": {"branches": ["main"]}, "pull_request": {}, "workflow_dispatch": {}}
     jobs = workflow["jobs"]
-    assert [entry["shard"] for entry in jobs["tests"]["strategy"]["matrix"]["include"]] == ["1/3", "2/3", "3/3"]
-    assert jobs["releases"]["needs"] == "tests" and jobs["releases"]["if"] == "github.event_name == 'push'"
+    assert jobs["tests"]["needs"] == "base" and jobs["releases"]["needs"] == ["base", "tests"]
+    assert jobs["releases"]["if"] == "needs.base.outputs.main-line == 'true'"
     assert jobs["releases"]["env"] == {"CI": "true"} and "env" not in jobs["tests"]
+    # A CI registry on ghcr.io: the workflow's token pushes there, which needs `packages: write` (release jobs only).
+    assert workflow["permissions"] == {"contents": "read", "actions": "read"}
+    assert jobs["releases"]["permissions"] == {"contents": "read", "actions": "read", "packages": "write"}
+    assert [entry["shard"] for entry in jobs["tests"]["strategy"]["matrix"]["include"]] == ["1/3", "2/3", "3/3"]
+    base_steps = {step.get("id"): step for step in jobs["base"]["steps"]}
+    assert "--json databaseId,headSha" in base_steps["previous"]["run"] and "--branch 'main'" in base_steps["previous"]["run"]
+    assert base_steps["base"]["env"]["LAST_SUCCESSFUL"] == ("${{ github.event_name != 'pull_request' && github.ref == "
+                                                           "'refs/heads/main' && steps.previous.outputs.head-sha || '' }}")
+    assert base_steps["base"]["env"]["PUSHED_AFTER"] == "${{ github.event.before }}"
     for job in ("tests", "releases"):
         uses = [step.get("uses", "") for step in jobs[job]["steps"]]
         assert "actions/download-artifact@v4" in uses and "actions/upload-artifact@v4" in uses
+        assert jobs[job]["steps"][1]["run"] == 'bazel run --script_path="$RUNNER_TEMP/releasekit" ' \
+                                               '@rules_release//tools:releasekit\n'
         step = next(step for step in jobs[job]["steps"] if step.get("name") == job.capitalize())
         assert "dispatch --{0} {0}.json --shard ${{{{ matrix.shard }}}}".format(job) in step["run"]
-        assert "--previous-report releasekit-reports" in step["run"]
-        assert "${{ github.event_name == 'push' && '--record-target-graphs' || '' }}" in step["run"]  # `on: push` is main only
+        assert "--previous-report releasekit-reports" in step["run"] and "--quarantine auto" in step["run"]
+        assert "${{ needs.base.outputs.main-line == 'true' && '--record-target-graphs' || '' }}" in step["run"]
         assert ("--test-reports releasekit-test-reports" in step["run"]) == (job == "releases")
-        # On the main line the change starts at the last successful run: what a red run held back comes again.
-        assert step["env"]["BASE_COMMIT"] == ("${{ github.event_name == 'push' && steps.previous.outputs.head-sha "
-                                              "|| env.BASE_COMMIT }}")
+        assert step["env"]["BASE_COMMIT"] == "${{ needs.base.outputs.commit }}"
+        # The history is on S3: AWS's variables, not the HTTP stores' ones.
+        assert step["env"]["AWS_SECRET_ACCESS_KEY"] == "${{ secrets.AWS_SECRET_ACCESS_KEY }}"
+        assert "RELEASEKIT_HISTORY_TOKEN" not in step["env"]
+        assert ("REPO_PASSWORD" in step["env"]) == (job == "releases")
+    releases_step = next(step for step in jobs["releases"]["steps"] if step.get("name") == "Releases")
+    assert releases_step["env"]["REPO_PASSWORD"] == "${{ secrets.REPO_PASSWORD }}"
+    assert releases_step["env"]["RELEASEKIT_REGISTRY_PASSWORD"] == \
+        "${{ secrets.RELEASEKIT_REGISTRY_PASSWORD || secrets.GITHUB_TOKEN }}"
     gate = [step for step in jobs["releases"]["steps"] if step.get("with", {}).get("path") == "releasekit-test-reports"]
     assert gate == [{"name": "Download this run's test reports, for the gate", "uses": "actions/download-artifact@v4",
                      "with": {"pattern": "releasekit-report-tests-*", "merge-multiple": True,
                               "path": "releasekit-test-reports"}}]  # no run-id: this run's
     assert workflow["concurrency"] == {"group": "releasekit-${{ github.ref }}",
                                        "cancel-in-progress": "${{ github.event_name == 'pull_request' }}"}
-    previous = next(step for step in jobs["releases"]["steps"] if step.get("id") == "previous")
-    assert "--json databaseId,headSha" in previous["run"] and "head-sha=" in previous["run"]
 
 
 def test_previous_reports_of_every_shard_balance_the_next_run(tmp_path):
@@ -473,7 +530,8 @@ def test_previous_reports_of_every_shard_balance_the_next_run(tmp_path):
 
     reports = tmp_path / "releasekit-reports"
     reports.mkdir()
-    (reports / "report-tests-1.json").write_text(json.dumps({"targets": [{"label": "//a:slow_test", "duration_seconds": 90}]}))
+    (reports / "report-tests-1.json").write_text(json.dumps({"targets": [{"label": "//a:slow_test",
+                                                                          "duration_seconds": 90}]}))
     (reports / "report-tests-2.json").write_text(json.dumps({"targets": [{"label": "//b:t1", "duration_seconds": 1},
                                                                          {"label": "//b:t2", "duration_seconds": 1}]}))
     durations = durations_from_report(str(reports))
@@ -493,7 +551,8 @@ def test_releases_start_up_one_per_cpu_at_a_time(fixture_repo, servers, tmp_path
     proxy, _ = servers
     config = tmp_path / "releasekit.yaml"
     config.write_text("channels:\n  dev: {{registry: 'http://{}/dev'}}\n".format(proxy.host))
-    environ = dict(os.environ, RELEASEKIT_CONFIG=str(config), XDG_CACHE_HOME=str(tmp_path / "cache"), RELEASEKIT_USER="t")
+    environ = dict(os.environ, RELEASEKIT_CONFIG=str(config), XDG_CACHE_HOME=str(tmp_path / "cache"),
+                   RELEASEKIT_USER="t")
     environ.pop("CI", None)
     options = DispatchOptions(workers=4, report_dir=str(tmp_path / "logs"), environ=environ, concurrent_startups=limit)
     dispatcher = Dispatcher(fixture_repo.path, Bazel(fixture_repo.path, command=BAZEL), options,

@@ -35,12 +35,13 @@ FILES = {
     "libs/lib/lib_test.sh": '#!/bin/sh\ngrep -q works "$(dirname "$0")/lib.sh"\n',
     "apps/app/BUILD.bazel": LOAD + 'image_layout(name = "image", files = {"//libs/lib:lib.sh": "/lib.sh", '
                                    '"run.sh": "/run.sh"})\n\ncontainer_release(name = "app", image = ":image", '
-                                   'repository = "gate/app", remote_tags = ["stable"], visibility = ["//visibility:public"])\n',
+                                   'repository = "gate/app", remote_tags = ["stable"], visibility = '
+                                   '["//visibility:public"])\n',
     "apps/app/run.sh": "#!/bin/sh\n. /lib.sh\n",
     "apps/other/BUILD.bazel": LOAD + 'image_layout(name = "image", files = {"run.sh": "/run.sh"})\n\n'
                                      'container_release(name = "other", image = ":image", repository = "gate/other", '
-                                     'remote_tags = ["stable"])\n\nsh_test(name = "other_test", srcs = ["other_test.sh"], '
-                                     'data = ["run.sh"])\n',
+                                     'remote_tags = ["stable"])\n\nsh_test(name = "other_test", srcs = '
+                                     '["other_test.sh"], data = ["run.sh"])\n',
     "apps/other/run.sh": "#!/bin/sh\necho other\n",
     "apps/other/other_test.sh": '#!/bin/sh\ngrep -q other "$(dirname "$0")/run.sh"\n',
     "deploy/BUILD.bazel": LOAD + 'deploy_release(name = "app_deploy", manifests = ["app.yaml"], platform = "generic", '
@@ -54,11 +55,11 @@ FILES = {
     "apps/qapp/BUILD.bazel": LOAD + 'image_layout(name = "image", files = {"//libs/q:q.sh": "/q.sh"})\n\n'
                                     'container_release(name = "qapp", image = ":image", repository = "gate/qapp")\n',
     # Jars, the second depending on the first, and a release of another kind (a raw rule) that waits for the first.
-    "jars/BUILD.bazel": LOAD + 'jar_release(name = "base", jar = "base.jar", coordinates = "com.example.gate:base:1.0.0")\n\n'
-                               'jar_release(name = "top", jar = "top.jar", coordinates = "com.example.gate:top:1.0.0", '
-                               'deps = [":base"])\n\nfile_release(name = "notes", src = "notes.txt")\n\n'
-                               'artifact_ci_release(name = "notes_after_base.ci", artifact = ":notes", '
-                               'release_deps = [":base.ci"])\n',
+    "jars/BUILD.bazel": LOAD + 'jar_release(name = "base", jar = "base.jar", coordinates = '
+                               '"com.example.gate:base:1.0.0")\n\njar_release(name = "top", jar = "top.jar", '
+                               'coordinates = "com.example.gate:top:1.0.0", deps = [":base"])\n\nfile_release(name = '
+                               '"notes", src = "notes.txt")\n\nartifact_ci_release(name = "notes_after_base.ci", '
+                               'artifact = ":notes", release_deps = [":base.ci"])\n',
     "jars/notes.txt": "release notes\n",
     # A library in another repository of the monorepo (a local_repository), tested here and packaged by an image.
     "corelib/WORKSPACE": 'workspace(name = "corelib")\n',
@@ -67,7 +68,8 @@ FILES = {
     "libs/core/BUILD.bazel": 'sh_test(name = "core_test", srcs = ["core_test.sh"], data = ["@corelib//:core.sh"])\n',
     "libs/core/core_test.sh": '#!/bin/sh\ngrep -q works "$TEST_SRCDIR/corelib/core.sh"\n',
     "apps/coreapp/BUILD.bazel": LOAD + 'image_layout(name = "image", files = {"@corelib//:core.sh": "/core.sh"})\n\n'
-                                      'container_release(name = "coreapp", image = ":image", repository = "gate/coreapp")\n',
+                                      'container_release(name = "coreapp", image = ":image", repository = '
+                                      '"gate/coreapp")\n',
 }
 
 
@@ -142,10 +144,12 @@ def test_a_failing_library_test_holds_back_every_release_that_packages_the_libra
                  str(tmp_path / "all.json"), env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     outcomes = outcomes_of(tmp_path / "all.json")
-    assert outcomes["//libs/lib:lib_test"]["status"] == "failed" and outcomes["//apps/other:other_test"]["status"] == "passed"
+    assert outcomes["//libs/lib:lib_test"]["status"] == "failed"
+    assert outcomes["//apps/other:other_test"]["status"] == "passed"
     held = "held back (gate all): 1 test of the run did not pass: //libs/lib:lib_test failed"
     assert {label: (o["status"], o["reason"]) for label, o in outcomes.items() if o["kind"] == "release"} == {
-        label: ("held back", held) for label in ("//apps/app:app.ci", "//apps/other:other.ci", "//deploy:app_deploy.ci")}
+        label: ("held back", held) for label in ("//apps/app:app.ci", "//apps/other:other.ci",
+                                                 "//deploy:app_deploy.ci")}
     assert "gate: all (all or nothing" in result.stdout and "chosen by default" in result.stdout
     assert "gate: 3 releases held back:" in result.stdout and "  //apps/app:app.ci: " + held in result.stdout
     assert not [name for name in registry.catalog() if name.startswith("hole1/")]
@@ -158,7 +162,8 @@ def test_a_failing_library_test_holds_back_every_release_that_packages_the_libra
     result = run(repo, "ci", "--base", base, "--head", "HEAD", "--logs", str(tmp_path / "logs"), "--report",
                  str(tmp_path / "deps.json"), env=env)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "gate: deps (by dependencies" in result.stdout and "chosen by {}: gate".format(env["RELEASEKIT_CONFIG"]) in result.stdout
+    assert "gate: deps (by dependencies" in result.stdout
+    assert "chosen by {}: gate".format(env["RELEASEKIT_CONFIG"]) in result.stdout
     outcomes = outcomes_of(tmp_path / "deps.json")
     shares = "held back (gate deps): //libs/lib:lib_test failed (shares //libs/lib:lib.sh)"
     assert outcomes["//apps/app:app.ci"]["reason"] == shares and outcomes["//deploy:app_deploy.ci"]["reason"] == shares
@@ -188,7 +193,8 @@ def test_dispatch_publishes_only_what_passed_its_tests(repo, registry, tmp_path)
     assert {outcomes[label]["status"] for label in ("//apps/app:app.ci", "//apps/other:other.ci")} == {"held back"}
     assert not [name for name in registry.catalog() if name.startswith("hole2/")]
     junit = ElementTree.parse(tmp_path / "logs" / "junit.xml").getroot()
-    skipped = {c.get("name"): c.find("skipped").get("message") for s in junit for c in s if c.find("skipped") is not None}
+    skipped = {c.get("name"): c.find("skipped").get("message")
+               for s in junit for c in s if c.find("skipped") is not None}
     assert skipped == {label: "held back (gate all): 1 test of the run did not pass: //apps/other:other_test failed"
                        for label in ("//apps/app:app.ci", "//apps/other:other.ci")}
 
@@ -221,7 +227,8 @@ def test_a_quarantined_test_cannot_hide_a_regression(repo, registry, tmp_path):
     """Hole 3. Before: a test quarantined after real flakes that then failed every attempt left CI green and its
     releases publishing, and a `pr` run at the same commit made its failure count as one more flake."""
     history = "file://{}".format(tmp_path / "history")
-    env = config(tmp_path, registry, "hole3", "history: '{}'\nauto_quarantine: {{flakes: 2, window: 10, clean_runs: 2}}\n"
+    env = config(tmp_path, registry, "hole3",
+                 "history: '{}'\nauto_quarantine: {{flakes: 2, window: 10, clean_runs: 2}}\n"
                  .format(history))
     tests = selection(tmp_path, "tests.json", ["//libs/q:flaky_test", "//apps/other:other_test"])
     releases = selection(tmp_path, "releases.json", ["//apps/qapp:qapp.ci", "//apps/other:other.ci"], "releases")
@@ -284,9 +291,11 @@ def test_a_quarantined_test_cannot_hide_a_regression(repo, registry, tmp_path):
     assert figures["periods"] == ["run"] and figures["outcomes"]["held_back"]["releases"] == 2
     assert {h["release"] for h in figures["outcomes"]["held_back"]["recent"]} == {"//apps/qapp:qapp.ci"}
     shown = {t["label"]: t for t in figures["flaky"]["tests"]}["//libs/q:flaky_test"]
-    assert shown["broken"] and shown["failing_at_last_runs"] == 2 and shown["last_statuses"][-2:] == ["failed", "failed"]
+    assert shown["broken"] and shown["failing_at_last_runs"] == 2 and shown["last_statuses"][-2:] == ["failed",
+                                                                                                      "failed"]
     page = out.read_text()
-    assert "<tr class='red'><td>//libs/q:flaky_test</td>" in page and "held back (gate deps): //libs/q:flaky_test" in page
+    assert "<tr class='red'><td>//libs/q:flaky_test</td>" in page
+    assert "held back (gate deps): //libs/q:flaky_test" in page
     assert os.stat(out).st_mode & 0o777 == 0o644
     change(repo, {"libs/q/q.sh": FILES["libs/q/q.sh"]}, "mend q")
 
@@ -297,7 +306,8 @@ def test_a_release_whose_dependency_release_did_not_publish_is_held_back(repo, r
     env = config(tmp_path, registry, "hole4")
     tests = selection(tmp_path, "tests.json", ["//apps/other:other_test"])
     first = run(repo, "dispatch", "--tests", tests, "--releases", selection(tmp_path, "base.json", ["//jars:base.ci"],
-                                                                            "releases"), "--logs", str(tmp_path / "one"), env=env)
+                                                                            "releases"), "--logs",
+                str(tmp_path / "one"), env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     make_jar(os.path.join(repo.path, "jars", "base.jar"), "base 2: other classes, the same version")
     make_jar(os.path.join(repo.path, "jars", "top.jar"), "top 2")
@@ -328,7 +338,8 @@ def test_release_shards_learn_the_test_shards_outcome(repo, registry, tmp_path):
     def test_shards(reports):
         for index in (1, 2):
             result = run(repo, "dispatch", "--tests", tests, "--shard", "{}/2".format(index), "--logs",
-                         str(tmp_path / "logs"), "--report", str(reports / "report-tests-{}.json".format(index)), env=env)
+                         str(tmp_path / "logs"), "--report", str(reports / "report-tests-{}.json".format(index)),
+                         env=env)
             assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
 
     def release_shards(name, *args):

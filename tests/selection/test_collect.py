@@ -239,7 +239,8 @@ def test_a_changed_external_target_nothing_depends_on_selects_everything(repo):
 
 @pytest.mark.parametrize("path,text", [
     ("WORKSPACE", FILES["WORKSPACE"] + 'register_toolchains("//platform:all")\n'),
-    ("third_party/repos.bzl", FILES["third_party/repos.bzl"] + '    native.register_execution_platforms("//platform:all")\n'),
+    ("third_party/repos.bzl",
+     FILES["third_party/repos.bzl"] + '    native.register_execution_platforms("//platform:all")\n'),
 ])
 def test_a_registration_change_selects_everything(repo, path, text):
     change(repo, {path: text})
@@ -254,11 +255,13 @@ LOCK_BEFORE = '{"lockFileVersion": 13, "registryFileHashes": {"https://bcr/rules
 
 @pytest.mark.parametrize("path, before, after, everything", [
     ("MODULE.bazel", MODULE_BEFORE,
-     "# The fixture's module.\nmodule(\n    name = 'fixture',\n)\n\nbazel_dep(name = 'rules_cc', version = '0.0.9')  # C++\n",
+     "# The fixture's module.\nmodule(\n    name = 'fixture',\n)\n\nbazel_dep(name = 'rules_cc', version = '0.0.9')  # "
+     "C++\n",
      False),
     ("MODULE.bazel", MODULE_BEFORE, MODULE_BEFORE.replace("0.0.9", "0.0.10"), True),
     ("MODULE.bazel.lock", LOCK_BEFORE,
-     '{\n  "registryFileHashes": {\n    "https://bcr/rules_cc/0.0.9/MODULE.bazel": "1a"\n  },\n  "lockFileVersion": 13\n}\n',
+     '{\n  "registryFileHashes": {\n    "https://bcr/rules_cc/0.0.9/MODULE.bazel": "1a"\n  },\n  "lockFileVersion": '
+     '13\n}\n',
      False),
     ("MODULE.bazel.lock", LOCK_BEFORE, LOCK_BEFORE.replace("1a", "2b"), True),
 ])
@@ -312,7 +315,8 @@ def test_a_language_option_selects_that_languages_targets_and_their_rdeps(repo):
     # Query knows no configurations: the tool built only in the exec configuration is taken too (recall first).
     assert tests == {"//native:native_test", "//hosttool:made_test"} and releases == set() and not selection.everything
     reasons = {t.label: t.reasons for t in selection.tests}
-    assert reasons["//native:native_test"] == ["`.bazelrc` option `--copt` changed: cc targets in the target configuration"]
+    assert reasons["//native:native_test"] == ["`.bazelrc` option `--copt` changed: cc targets in the target "
+                                               "configuration"]
 
 
 def test_an_exec_configuration_option_selects_what_the_tools_it_builds_make(repo):
@@ -333,7 +337,8 @@ def test_an_exec_configuration_option_reaching_no_tool_selects_nothing(repo):
     change(repo, {".bazelrc": "build --announce_rc\nbuild --host_javacopt=-g\n"})
     selection, tests, releases = selected(repo)
     assert tests == set() and releases == set() and not selection.everything
-    assert "`.bazelrc` option --host_javacopt changed; no java target is built in the exec configuration" in selection.notes
+    assert ("`.bazelrc` option --host_javacopt changed; no java target is built in the exec "
+            "configuration") in selection.notes
 
 
 def test_an_exec_configuration_option_reaching_a_toolchain_selects_everything(repo):
@@ -341,7 +346,8 @@ def test_an_exec_configuration_option_reaching_a_toolchain_selects_everything(re
     change(repo, {
         ".bazelrc": "build --announce_rc\nbuild --host_copt=-O2\n",
         "tc/defs.bzl": 'def _impl(ctx):\n    return [platform_common.ToolchainInfo(tool = ctx.executable.tool)]\n\n'
-                       'tool_info = rule(implementation = _impl, attrs = {"tool": attr.label(executable = True, cfg = "exec")})\n',
+                       'tool_info = rule(implementation = _impl, attrs = {"tool": attr.label(executable = True, cfg = '
+                       '"exec")})\n',
         "tc/BUILD": 'load(":defs.bzl", "tool_info")\n\ncc_binary(name = "tc_tool", srcs = ["tool.cc"])\n\n'
                     'tool_info(name = "impl", tool = ":tc_tool")\n\ntoolchain_type(name = "tool_type")\n\n'
                     'toolchain(name = "tc", toolchain = ":impl", toolchain_type = ":tool_type")\n',
@@ -402,7 +408,8 @@ def test_query_count_does_not_grow_with_changed_files(repo):
     finally:
         collector.close()
     assert selection.queries == 1
-    assert {t.label for t in selection.tests} == {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1", "//noci:ok_test"}
+    assert {t.label for t in selection.tests} == {"//app:app_test", "//gen:gen_test", "//macro:m_test", "//suite:s1",
+                                                  "//noci:ok_test"}
 
 
 def test_cli_writes_the_documented_json(repo, tmp_path):
@@ -416,6 +423,21 @@ def test_cli_writes_the_documented_json(repo, tmp_path):
     assert tests["format_version"] == 1 and tests["base"] == repo.base and tests["head"] == head
     assert tests["targets"] == [{"label": "//app:app_test", "kind": "py_test", "reasons": ["lib/a.py"]}]
     assert releases["targets"] == [{"label": "//app:app.ci", "kind": "artifact_ci_release", "reasons": ["lib/a.py"]}]
+
+
+def test_collect_everything_selects_every_test_and_release_and_says_why(repo, tmp_path):
+    """A first push has no base commit: the pipelines pass --everything with the reason."""
+    change(repo, {"lib/a.py": "A = 16\n"})
+    result = run_cli("collect", "--everything", "no base commit: a first push", "--tests-out", str(tmp_path / "t.json"),
+                     "--releases-out", str(tmp_path / "r.json"), cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    tests, releases = json.load(open(tmp_path / "t.json")), json.load(open(tmp_path / "r.json"))
+    assert tests["everything"] and tests["base"] is None
+    assert tests["notes"][0] == "every test and release is selected: no base commit: a first push"
+    assert {t["label"] for t in tests["targets"]} == ALL_TESTS
+    assert {t["label"] for t in releases["targets"]} == {"//app:app.ci"}
+    both = run_cli("collect", "--everything", "why", "--base", repo.base, cwd=repo.path)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
 
 def test_explain_names_the_file_and_a_path(repo):
@@ -432,7 +454,12 @@ def test_explain_names_the_file_and_a_path(repo):
     ("//noci:manual_test", "//noci:manual_test is not selected: it is tagged manual, which keeps it out of CI."),
     ("//noci:noci_test", "//noci:noci_test is not selected: it is tagged no-ci, which keeps it out of CI."),
     ("//noci:rel.ci", "//noci:rel.ci is not selected: it is tagged no-ci, which keeps it out of CI."),
-    ("//lib:lib", "//lib:lib is not selected: it is a py_library, neither a test nor a CI release (artifact_ci_release)."),
+    ("//lib:lib",
+     "//lib:lib is not selected: it is a py_library, neither a test nor a CI release (artifact_ci_release)."),
+    # Before: "it is a artifact_dev_release", "it is a image_layout".
+    ("//app:app.dev", "//app:app.dev is not selected: it is an artifact_dev_release, neither a test nor a CI release "
+                      "(artifact_ci_release)."),
+    ("//app:image", "//app:image is not selected: it is an image_layout, neither a test nor a CI release"),
 ])
 def test_explain_says_why_a_target_is_kept_out(repo, label, expected):
     """Before: every one of these said "none of the changed files is in its dependencies", though they were."""
@@ -447,6 +474,31 @@ def test_explain_of_a_label_that_does_not_exist_is_an_error(repo):
     result = run_cli("explain", "//lib:no_such_target", "--base", repo.base, cwd=repo.path)
     assert result.returncode == 2
     assert "//lib:no_such_target is not a target of" in result.stderr and "Traceback" not in result.stderr
+    assert "neither at head nor at the base " + repo.base[:12] in result.stderr, result.stderr
+    assert "Fix the workspace" not in result.stderr  # it loads; the label names nothing
+
+
+def test_explain_of_a_target_the_change_removed_says_so(repo):
+    """Before: an error, "... is not a target of <workspace> at head ... Fix the workspace so that it loads"."""
+    change(repo, {"suite/BUILD": FILES["suite/BUILD"].replace('sh_test(name = "s2", srcs = ["s2.sh"])', "")})
+    result = run_cli("explain", "//suite:s2", "--base", repo.base, cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    assert ("//suite:s2 is not selected: the change removed it: it is a target at the base {}, not at head, so there "
+            "is nothing to run.".format(repo.base[:12])) in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("option,label,expected", [
+    ("build --verbose_failures", "//app:app_test", "`.bazelrc` option --verbose_failures changed; it cannot change a "
+                                                   "build or test result, nor what collect's queries answer"),
+    ("test --test_env=LANG=C", "//app:app.ci", "`.bazelrc` option `--test_env` changed: the tests"),
+])
+def test_explain_names_the_option_after_an_rc_only_change_that_does_not_reach_the_target(repo, option, label, expected):
+    """Before: "none of the 1 changed files is in its dependencies.", naming no option."""
+    change(repo, {".bazelrc": "build --announce_rc\n{}\n".format(option)})
+    result = run_cli("explain", label, "--base", repo.base, cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    assert ("{} is not selected: none of the 1 changed files is in its dependencies, and the changed `.bazelrc` "
+            "options do not reach it: {}".format(label, expected)) in result.stdout, result.stdout
 
 
 def test_worktree_head_ignores_releasekit_logs(repo, tmp_path):
@@ -620,7 +672,8 @@ def test_collect_takes_the_store_from_releasekit_yaml_or_the_flag(repo, tmp_path
     config = tmp_path / "releasekit.yaml"
     config.write_text("channels:\n  ci: {{registry: 'http://127.0.0.1:1/ci'}}\ntarget_graphs: '{}'\n".format(store_url))
     change(repo, {"lib/a.py": "A = 23\n"})
-    runs = [run_cli("collect", "--base", repo.base, "--record-target-graphs", cwd=repo.path, RELEASEKIT_CONFIG=str(config),
+    runs = [run_cli("collect", "--base", repo.base, "--record-target-graphs", cwd=repo.path,
+                    RELEASEKIT_CONFIG=str(config),
                     **GRAPH_STORE_LOGIN) for _ in range(2)]
     assert all(run.returncode == 0 for run in runs), runs[-1].stderr
     assert "recorded the target graph at {}/".format(store_url) in runs[0].stdout

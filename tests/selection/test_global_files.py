@@ -35,7 +35,8 @@ SEGMENT = 'bazel_dep(name = "rules_cc", version = "0.0.9")\n'
 
 
 @pytest.mark.parametrize("path,text,named", [
-    ("third_party/go.mod", "module example.com/fixture\n\ngo 1.22\n\nrequire example.com/lib v1.1.0\n", "third_party/go.mod"),
+    ("third_party/go.mod", "module example.com/fixture\n\ngo 1.22\n\nrequire example.com/lib v1.1.0\n",
+     "third_party/go.mod"),
     ("third_party/deps.MODULE.bazel", SEGMENT.replace("0.0.9", "0.0.10"), "third_party/deps.MODULE.bazel"),
 ])
 def test_a_file_module_bazel_names_selects_everything_and_is_named(repo, path, text, named):
@@ -78,7 +79,8 @@ def test_a_file_in_a_local_repository_the_workspace_names_selects_the_dependents
     """vendor/lib is @vendored, not a package: its files are targets of that repository. Before: "no changed file
     belongs to a Bazel target", and the test that uses them was missed."""
     change(repo, {"WORKSPACE": FILES["WORKSPACE"] + VENDORED, "vendor/lib/data.txt": "one\n",
-                  "uses_vendored/BUILD": 'sh_test(name = "vendored_test", srcs = ["t.sh"], data = ["@vendored//:files"])\n',
+                  "uses_vendored/BUILD": 'sh_test(name = "vendored_test", srcs = ["t.sh"], data = '
+                                         '["@vendored//:files"])\n',
                   "uses_vendored/t.sh": "#!/bin/sh\n"})
     before = _head(repo)
     change(repo, {"vendor/lib/data.txt": "two\n"})
@@ -128,7 +130,8 @@ def test_a_changed_scl_file_reaches_the_starlark_that_loads_it(scl_workspace):
     assert bzl_files.rule_classes_reached(repo, ["rules/consts.scl"]) == {"size_note"}
     scl_workspace.write("rules/consts.scl", 'SIZE = "medium"\n')
     scl_workspace.commit("medium")
-    kinds = change_kinds.sort_changes(repo.changes(scl_workspace.base, "HEAD"), lambda path: "rules", lambda path: "rules")
+    kinds = change_kinds.sort_changes(repo.changes(scl_workspace.base, "HEAD"), lambda path: "rules",
+                                      lambda path: "rules")
     assert kinds.changed_starlark == ["rules/consts.scl"]
 
 
@@ -143,7 +146,8 @@ def test_a_changed_scl_file_selects_what_it_changes(scl_workspace, tmp_path):
         if loads.returncode != 0:
             version = subprocess.run([BAZEL, "--version"], capture_output=True, text=True).stdout.strip()
             pytest.skip("the Bazel here ({}) cannot load .scl files; Bazel 7 and later can: {}".format(
-                version, next((l for l in loads.stderr.splitlines() if "ERROR" in l), loads.stderr.strip())[:300]))
+                version,
+                next((line for line in loads.stderr.splitlines() if "ERROR" in line), loads.stderr.strip())[:300]))
         scl_workspace.write("rules/consts.scl", 'SIZE = "medium"\n')
         scl_workspace.commit("medium")
         collector = Collector(scl_workspace.path, bazel=Bazel(scl_workspace.path, command=BAZEL),

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from helpers.monorepo import (FILES, GRAPH_STORE_LOGIN, change, graph_collect, make_monorepo, record_the_base_graph, reset,
+from helpers.monorepo import (GRAPH_STORE_LOGIN, change, graph_collect, make_monorepo, record_the_base_graph, reset,
                               run_cli)
 from helpers.workspace import BAZEL, Workspace, git
 
@@ -47,7 +47,7 @@ def _note(selection):
     return next((n for n in selection.notes if n.startswith("no target graph is read or recorded: ")), None)
 
 
-# -- what the Bazel command reads: rc files, the wrapper ----------------------------------------------------------------
+# -- what the Bazel command reads: rc files, the wrapper --------------------------------------------------------------
 
 def test_a_users_rc_file_that_changed_keeps_the_graph_unread(repo, tmp_path, nginx):
     """The user's command reads ~/team.bazelrc (--bazelrc); its `query --deleted_packages` changes what //... holds.
@@ -72,12 +72,14 @@ def test_a_wrapper_script_that_changed_keeps_the_graph_unread(repo, tmp_path, st
     change(repo, {"lib/a.py": "A = 32\n"})
     wrapper = tmp_path / "bazel"
     wrapper.write_text(wrapper.read_text().replace("exec ", "# a wrapper that passes everything on\nexec "))
-    from releasekit.core.config import parse_target_graphs
+    from releasekit.core.http import RetryPolicy
+    from releasekit.core.run_context import RunContext
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
     from releasekit.selection.target_graphs import Prepared
 
-    graphs = Prepared(lambda: parse_target_graphs(store, "the test"), [str(wrapper)], dict(os.environ, **GRAPH_STORE_LOGIN),
+    context = RunContext(None, RetryPolicy(), dict(os.environ, **GRAPH_STORE_LOGIN))
+    graphs = Prepared(lambda: context.target_graphs(store), [str(wrapper)], context.open_store,
                       workspace=repo.path, record=(False, "a test run"))
     collector = Collector(repo.path, bazel=Bazel(repo.path, command=str(wrapper)), graphs=graphs)
     try:
@@ -88,7 +90,7 @@ def test_a_wrapper_script_that_changed_keeps_the_graph_unread(repo, tmp_path, st
     assert "the target graph is not recorded: a test run" in selection.notes
 
 
-# -- the working tree against the tree at head --------------------------------------------------------------------------
+# -- the working tree against the tree at head ------------------------------------------------------------------------
 
 def test_a_sparse_or_assume_unchanged_checkout_keeps_the_graph_unread(repo, tmp_path, store):
     """Before: a file git marks skip-worktree (a sparse checkout leaves it out) went unseen."""
@@ -135,7 +137,7 @@ def _targets(answer):
         yield answer[start:position]
 
 
-# -- untracked and ignored files: only those that can change the graph ---------------------------------------------------
+# -- untracked and ignored files: only those that can change the graph ------------------------------------------------
 
 @pytest.mark.parametrize("leftovers,read", [
     ({"releasekit-logs/.gitignore": "*\n", "releasekit-logs/tests.log": "a log\n"}, True),  # in no package
@@ -173,7 +175,7 @@ def test_bazels_own_convenience_links_do_not_count(repo, tmp_path, store):
     assert _read_from_graph(selection, commands), selection.notes
 
 
-# -- keys of small workspaces: submodules, local repositories, computed paths -------------------------------------------
+# -- keys of small workspaces: submodules, local repositories, computed paths -----------------------------------------
 
 def _key(workspace):
     from releasekit.selection import gitrepo, global_files
@@ -194,7 +196,8 @@ def with_submodule(tmp_path):
     workspace.write("WORKSPACE", "")
     workspace.write("BUILD", "")
     workspace.init_git()
-    git(workspace.path, "-c", "protocol.file.allow=always", "submodule", "add", "-q", library.path, "third_party/library")
+    git(workspace.path, "-c", "protocol.file.allow=always", "submodule", "add", "-q", library.path,
+        "third_party/library")
     workspace.commit("library")
     workspace.library = library
     return workspace
@@ -246,13 +249,14 @@ def test_a_local_path_override_outside_the_workspace_is_keyed_by_its_build_files
 
 def test_a_computed_repository_path_gives_no_key(tmp_path):
     workspace = Workspace(str(tmp_path / "ws"))
-    workspace.write("WORKSPACE", 'VENDOR = "/srv/vendor"\n\nlocal_repository(name = "vendor", path = VENDOR + "/lib")\n')
+    workspace.write("WORKSPACE",
+                    'VENDOR = "/srv/vendor"\n\nlocal_repository(name = "vendor", path = VENDOR + "/lib")\n')
     workspace.init_git()
     key, why = _key(workspace)
     assert key is None and why == "a repository `path` is computed (WORKSPACE:3), so what it holds cannot be keyed"
 
 
-# -- who records ----------------------------------------------------------------------------------------------------------
+# -- who records ------------------------------------------------------------------------------------------------------
 
 def test_only_a_main_line_run_records_the_graph(repo, tmp_path, nginx):
     """Before: every run with a store recorded, pull-request jobs too."""

@@ -81,7 +81,8 @@ IMPORTING_RC = FILES[".bazelrc"] + "import %workspace%/config/mandatory\ntry-imp
 
 @pytest.mark.parametrize("path", ["config/mandatory", "config/optional"])
 def test_an_option_in_an_imported_rc_file_is_judged_as_bazelrcs_own(repo, path):
-    """Before: a file .bazelrc imports was judged as a WORKSPACE-level file, and any change to it selected everything."""
+    """Before: a file .bazelrc imports was judged as a WORKSPACE-level file, and any change to it selected
+    everything."""
     change(repo, {".bazelrc": IMPORTING_RC, "config/mandatory": "build --verbose_failures\n",
                   "config/optional": "build --announce_rc\n"})
     importing = git(repo.path, "rev-parse", "HEAD").strip()
@@ -111,7 +112,8 @@ def test_every_query_carries_the_edge_options(repo, tmp_path):
     wrapper.chmod(0o755)
     change(repo, {"compat/t.sh": "#!/bin/sh\n# edited\n", "suite/BUILD": FILES["suite/BUILD"] + "# edited\n",
                   "tools/helper.bzl": FILES["tools/helper.bzl"].replace('"stamp "', '"stamped "')})
-    collector = Collector(repo.path, bazel=Bazel(repo.path, command=str(wrapper)), base_checkout_dir=str(tmp_path / "b"))
+    collector = Collector(repo.path, bazel=Bazel(repo.path, command=str(wrapper)),
+                          base_checkout_dir=str(tmp_path / "b"))
     try:
         collector.collect(repo.base, "HEAD")
     finally:

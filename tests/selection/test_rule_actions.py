@@ -24,8 +24,9 @@ REFACTORED = ('load(":helper.bzl", "stamp_text")\n\n'
               'def _output(ctx):\n    """The file a stamp writes."""\n'
               '    return ctx.actions.declare_file("{}.txt".format(ctx.label.name))\n\n'
               'def _stamp_impl(ctx):\n    stamp = _output(ctx)\n    text = stamp_text(ctx.label.name)\n'
-              '    ctx.actions.write(output = stamp, content = text)\n    return [DefaultInfo(files = depset([stamp]))]\n\n'
-              'stamp_file = rule(implementation = _stamp_impl, doc = "A file that names its target.")\n')
+              '    ctx.actions.write(output = stamp, content = text)\n    return [DefaultInfo(files = '
+              'depset([stamp]))]\n\nstamp_file = rule(implementation = _stamp_impl, doc = "A file that names its '
+              'target.")\n')
 
 
 def _tests(selection):
@@ -37,8 +38,8 @@ def test_a_rule_implementation_refactored_to_the_same_actions_selects_nothing(re
     change(repo, {"tools/rules.bzl": REFACTORED})
     selection = repo.collector.collect(repo.base, "HEAD")
     assert selection.tests == [] and selection.releases == [] and not selection.everything
-    assert "tools/rules.bzl: 2 of 2 targets of the rule classes it reaches, or depending on them, have the same actions " \
-           "at both revisions" in selection.notes
+    assert "tools/rules.bzl: 2 of 2 targets of the rule classes it reaches, or depending on them, have the same " \
+           "actions at both revisions" in selection.notes
 
 
 def test_a_rule_implementation_that_writes_something_else_selects_its_targets_dependents(repo):

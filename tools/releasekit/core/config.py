@@ -6,150 +6,62 @@
     # a channel may add deploy_registry: deploy YAML also pushed there as Flux OCI artifacts (flux_artifact.py)
 
     history: "s3://ci-history/main"            # optional: where CI runs append their reports
-    target_graphs: "s3://ci-cache/graphs"      # optional: where collect records target graphs (selection/target_graphs.py)
+    target_graphs: "s3://ci-cache/graphs"      # optional: where collect records target graphs (target_graphs.py)
+    credentials: {repo.example.com: {username: REPO_USER, password: REPO_PASSWORD}}   # optional: host_credentials.py
     auto_quarantine: {flakes: 2, window: 30, clean_runs: 5, broken_after: 2}   # optional: --quarantine auto's
     gate: all                                  # optional: all (the default) or deps; see run_policy.py
+    signing: required                          # optional: a CI release without the signing key is refused
 
-An entry is a string or a mapping {url, insecure, ca_bundle}; a channel may set
-`insecure: true` for all its entries. Which file wins: --config, then
+An entry is a string or a mapping {url, insecure, ca_bundle} (destinations.py parses it); a channel may set
+`insecure: true` for all its entries, and list `mirrors`: more registries for its images (core/mirrors.py). Which
+file wins: --config, then
 the config variable (environment.CONFIG), then releasekit.yaml at the workspace root.
+
+A command reads the file once, as strictly as it needs (run_context.py): SELECTING reads `target_graphs` alone,
+RUNNING the whole file but the dev/CI overlap check (a run that publishes nothing), PUBLISHING everything.
 
 `releasekit dispatch` reads the file once and hands every release of its run the
 destinations it read, as JSON in environment.RESOLVED_CONFIG (a file changed mid-run
-does not split the run; releases need not parse YAML). Only --config overrides it.
+does not split the run; releases need not parse YAML, nor look up host names again for
+the overlap check dispatch made). Only --config overrides it.
 """
 
 import dataclasses
-import functools
-import ipaddress
 import json
 import os
-import re
-import socket
 
+from releasekit.core import environment, host_credentials
+from releasekit.core.destinations import DEPLOY_REGISTRY, REGISTRY, parse_entry, to_entry
 from releasekit.core.errors import ConfigError
-from releasekit.core import environment
 from releasekit.core.run_policy import AutoQuarantine, parse_auto_quarantine, parse_gate
 
 RESOLVED_CONFIG_VARIABLE = environment.RESOLVED_CONFIG.name
 
 CHANNELS = ("ci", "dev")
-DESTINATION_KINDS = ("registry", "maven", "deploy", "files", "deploy_registry")
-REGISTRY_KINDS = ("registry", "deploy_registry")  # deploy_registry: deploy YAML as OCI artifacts (opt-in per channel)
+DESTINATION_KINDS = (REGISTRY, "maven", "deploy", "files", DEPLOY_REGISTRY)
 CONFIG_FILE_NAME = "releasekit.yaml"
-_STORE_SCHEMES = ("http", "https", "s3", "file")
-_HOST_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$")
-_PATH_SEGMENT_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
-# Every name Docker Hub answers to: docker.io/library/x and index.docker.io/library/x are one repository.
-_DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
-
-@dataclasses.dataclass(frozen=True)
-class Destination:
-    """One place a channel publishes to."""
-
-    kind: str
-    channel: str
-    text: str
-    scheme: str
-    host: str
-    path: str
-    insecure: bool = False
-    ca_bundle: str = None
-
-    @property
-    def is_plain_http(self):
-        return self.scheme == "http"
-
-    def describe(self):
-        return "channels.{}.{} ({})".format(self.channel, self.kind, self.text)
-
-    def overlaps(self, other):
-        """True when one destination contains the other: the same place by identity, not by text.
-
-        Hosts are compared by what they reach (case, default ports, loopback aliases, Docker Hub's names,
-        names that resolve to the same addresses), file stores by their real paths, S3 by bucket.
-        """
-        if self.location_family() != other.location_family():
-            return False
-        (my_host, my_port, mine), (their_host, their_port, theirs) = self.identity(), other.identity()
-        if my_port != their_port or not _same_host(my_host, their_host):
-            return False
-        shorter = min(len(mine), len(theirs))
-        return mine[:shorter] == theirs[:shorter]
-
-    def identity(self):
-        """(host, port, path segments) as the place they name: what overlaps() compares."""
-        if self.scheme == "file":
-            return "", None, tuple(s for s in os.path.realpath(self.path).split("/") if s)
-        segments = tuple(s for s in self.path.split("/") if s)
-        if self.scheme == "s3":
-            return self.host.lower(), None, segments
-        host, port = split_host_port(self.host)
-        host = host.lower().rstrip(".")
-        if host in _DOCKER_HUB_NAMES:
-            host = "docker.io"
-            if self.kind in REGISTRY_KINDS and len(segments) == 1:
-                segments = ("library",) + segments  # docker.io/x is docker.io/library/x
-        # http and https of one store share their data; an explicit port names another server.
-        default = _DEFAULT_PORTS.get(self.scheme)
-        return host, None if port in (None, default) else port, segments
-
-    def location_family(self):
-        # http and https of one host are the same store; s3 and file are their own.
-        if self.kind in REGISTRY_KINDS:
-            return "registry"
-        return "http" if self.scheme in ("http", "https") else self.scheme
-
-
-def split_host_port(host):
-    """('host', port or None) of 'host[:port]' or '[v6]:port'."""
-    if host.startswith("["):
-        name, _, rest = host[1:].partition("]")
-        return name, int(rest[1:]) if rest.startswith(":") else None
-    name, _, port = host.partition(":")
-    return name, int(port) if port else None
-
-
-def _same_host(a, b):
-    if a == b:
-        return True
-    mine, theirs = _addresses(a), _addresses(b)
-    if _all_loopback(mine) and _all_loopback(theirs):
-        return True
-    return bool(mine & theirs)
-
-
-def _all_loopback(addresses):
-    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
-
-
-@functools.lru_cache(maxsize=64)
-def _addresses(host):
-    """The addresses a host name reaches; empty when it does not resolve here."""
-    if host == "localhost":
-        return frozenset({"127.0.0.1", "::1"})
-    try:
-        return frozenset({str(ipaddress.ip_address(host))})
-    except ValueError:
-        pass
-    try:
-        return frozenset(str(ipaddress.ip_address(info[4][0].split("%")[0])) for info in socket.getaddrinfo(host, None))
-    except (OSError, UnicodeError, ValueError):
-        return frozenset()
+# How much of the file a command reads and checks.
+SELECTING = "selecting"  # target_graphs alone; the rest is not read
+RUNNING = "running"  # every entry, but not the dev/CI overlap check: the run publishes nothing
+PUBLISHING = "publishing"  # every entry and the overlap check
+STRICTNESS = (SELECTING, RUNNING, PUBLISHING)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """The parsed releasekit.yaml."""
+    """The parsed releasekit.yaml. checked: how strictly it was read (SELECTING, RUNNING or PUBLISHING)."""
 
     source: str
     channels: dict
-    history: Destination = None  # where CI runs append their reports (insight/history.py)
-    target_graphs: Destination = None  # where collect reads and records target graphs (selection/target_graphs.py)
+    history: object = None  # Destination: where CI runs append their reports (insight/history.py)
+    target_graphs: object = None  # Destination: where collect reads and records target graphs
     auto_quarantine: AutoQuarantine = AutoQuarantine()
     gate: str = None  # the release gate the file chooses (run_policy.py), or None
+    signing_required: bool = False  # `signing: required`: a CI release without the signing key publishes nothing
+    mirrors: dict = dataclasses.field(default_factory=dict)  # channel -> (Destination, ...) beside the primary registry
+    checked: str = PUBLISHING
+    credentials: tuple = ()  # host_credentials.HostCredentials: one credential pair for every destination on a host
 
     def destination(self, channel, kind):
         entry = self.channels.get(channel, {}).get(kind)
@@ -162,81 +74,15 @@ class Config:
         return entry
 
     def to_json(self):
-        """The destinations as config_from_data() reads them, with the file they came from."""
-        channels = {
-            channel: {kind: {"url": d.text, "insecure": d.insecure, "ca_bundle": d.ca_bundle} for kind, d in entries.items()}
-            for channel, entries in self.channels.items()
-        }
-        return json.dumps({"source": self.source, "channels": channels}, sort_keys=True)
-
-
-def is_loopback(host):
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1 : host.index("]")]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def parse_registry(text, channel="?", insecure=False, ca_bundle=None, source="releasekit.yaml", kind="registry"):
-    """Parse `[http://|https://]host[:port][/namespace]`."""
-    where = "{}: channels.{}.{}".format(source, channel, kind)
-    if not isinstance(text, str) or not text.strip():
-        raise ConfigError("{} must be a string like 'registry.example.com/team'.".format(where))
-    scheme = "https"
-    rest = text.strip()
-    match = re.match(r"^([a-z0-9+]+)://(.*)$", rest)
-    if match:
-        scheme, rest = match.group(1), match.group(2)
-        if scheme not in ("http", "https"):
-            raise ConfigError(
-                "{} '{}' uses the scheme '{}'; a registry is 'host[:port][/namespace]', "
-                "optionally with http:// or https://.".format(where, text, scheme)
-            )
-    host, _, path = rest.partition("/")
-    path = path.strip("/")
-    if not _HOST_RE.match(host):
-        raise ConfigError("{} '{}': '{}' is not a valid host[:port].".format(where, text, host))
-    for segment in path.split("/") if path else []:
-        if not _PATH_SEGMENT_RE.match(segment):
-            raise ConfigError(
-                "{} '{}': namespace part '{}' is not allowed; use lowercase letters, digits "
-                "and single separators (. _ -), no '..' or empty parts.".format(where, text, segment)
-            )
-    destination = Destination(kind, channel, text, scheme, host.lower(), path, insecure, ca_bundle)
-    _check_transport(destination, where)
-    return destination
-
-
-def parse_store(text, kind, channel="?", insecure=False, ca_bundle=None, source="releasekit.yaml", where=None):
-    """Parse an artifact store URL: https://..., http://... (loopback), s3://bucket/prefix, file:///dir."""
-    where = where or "{}: channels.{}.{}".format(source, channel, kind)
-    match = re.match(r"^([a-z0-9]+)://([^/]*)(/.*)?$", text.strip()) if isinstance(text, str) else None
-    if not match or match.group(1) not in _STORE_SCHEMES:
-        raise ConfigError(
-            "{} '{}' is not a store URL; use https://host/path, s3://bucket/prefix or "
-            "file:///absolute/path.".format(where, text)
-        )
-    scheme, host, path = match.group(1), match.group(2).lower(), (match.group(3) or "").rstrip("/")
-    if ".." in path.split("/"):
-        raise ConfigError("{} '{}' contains '..'; give the store's real path.".format(where, text))
-    if scheme == "file" and (host or not path):
-        raise ConfigError("{} '{}' must be file:///absolute/path (three slashes).".format(where, text))
-    if scheme in ("http", "https", "s3") and not host:
-        raise ConfigError("{} '{}' has no host or bucket.".format(where, text))
-    destination = Destination(kind, channel, text, scheme, host, path, insecure, ca_bundle)
-    _check_transport(destination, where)
-    return destination
-
-
-def _check_transport(destination, where):
-    if destination.is_plain_http and not destination.insecure and not is_loopback(destination.host):
-        raise ConfigError(
-            "{} '{}' is plain HTTP to a host that is not loopback; use https://, or set "
-            "'insecure: true' on that entry if you accept unencrypted traffic.".format(where, destination.text)
-        )
+        """The destinations as a release reads them back (environment.RESOLVED_CONFIG), with the file they came
+        from, and whether the channels were checked apart."""
+        channels = {channel: {kind: to_entry(d) for kind, d in entries.items()}
+                    for channel, entries in self.channels.items()}
+        for channel, mirrors in self.mirrors.items():
+            channels.setdefault(channel, {})["mirrors"] = [to_entry(d) for d in mirrors]
+        return json.dumps({"source": self.source, "channels": channels, "channels_apart": self.checked == PUBLISHING,
+                           "signing": SIGNING_REQUIRED if self.signing_required else SIGNING_OPTIONAL,
+                           "credentials": host_credentials.to_data(self.credentials)}, sort_keys=True)
 
 
 def find_config_path(explicit=None, environ=None):
@@ -250,19 +96,21 @@ def find_config_path(explicit=None, environ=None):
     return os.path.join(root, CONFIG_FILE_NAME), "workspace root"
 
 
-def load_config(explicit=None, environ=None):
+def load_config(explicit=None, environ=None, strictness=PUBLISHING):
+    """The configuration: the one dispatch resolved for its releases (unless --config names another), else the
+    file, read as strictly as asked."""
     environ = os.environ if environ is None else environ
     if not explicit and environ.get(RESOLVED_CONFIG_VARIABLE):
         return _resolved_config(environ[RESOLVED_CONFIG_VARIABLE])
     path, chosen_by = find_config_path(explicit, environ)
-    return parse_config(_config_text(path, chosen_by), path)
+    return parse_config(_config_text(path, chosen_by), path, strictness)
 
 
-def load_config_if_present(explicit=None, environ=None):
+def load_config_if_present(explicit=None, environ=None, strictness=PUBLISHING):
     """load_config, or None when no file is named and none is at the workspace root: a run that only tests needs
     no destinations."""
     path, _ = find_config_path(explicit, os.environ if environ is None else environ)
-    return load_config(explicit, environ) if explicit or os.path.exists(path) else None
+    return load_config(explicit, environ, strictness) if explicit or os.path.exists(path) else None
 
 
 def _config_text(path, chosen_by):
@@ -287,11 +135,13 @@ def _resolved_config(text):
             "{} is not the configuration releasekit dispatch hands its releases. Unset it, and the release "
             "reads releasekit.yaml itself.".format(RESOLVED_CONFIG_VARIABLE)
         ) from None
-    return config_from_data(resolved, source)
+    # Dispatch checked the channels apart, host names looked up and all: each release does not do it again.
+    config = config_from_data(resolved, source, RUNNING if resolved.get("channels_apart") else PUBLISHING)
+    return dataclasses.replace(config, checked=PUBLISHING)
 
 
-def parse_config(text, source):
-    return config_from_data(_yaml_data(text, source), source)
+def parse_config(text, source, strictness=PUBLISHING):
+    return config_from_data(_yaml_data(text, source), source, strictness)
 
 
 def _yaml_data(text, source):
@@ -305,20 +155,49 @@ def _yaml_data(text, source):
         raise ConfigError("{}{}: not valid YAML ({}).".format(source, line, getattr(error, "problem", error))) from None
 
 
-def config_from_data(data, source):
-    """Check and parse the configuration's content (a mapping with 'channels'); source names it in errors."""
+def config_from_data(data, source, strictness=PUBLISHING):
+    """Check and parse the configuration's content (a mapping with 'channels'), as strictly as asked; source names
+    it in errors."""
+    table = host_credentials.parse(data.get("credentials") if isinstance(data, dict) else None, source)
+    if strictness == SELECTING:
+        value = data.get("target_graphs") if isinstance(data, dict) else None
+        return Config(source=source, channels={}, checked=SELECTING, credentials=table,
+                      target_graphs=None if value is None else parse_target_graphs(value, source, table))
     if not isinstance(data, dict) or not isinstance(data.get("channels"), dict):
         raise ConfigError("{}: expected a top-level 'channels:' mapping with 'ci' and 'dev' entries.".format(source))
-    channels = {}
-    for channel, entries in data["channels"].items():
+    from releasekit.core.mirrors import check_mirrors
+
+    channels, mirrors = _channels(data["channels"], source, table)
+    history, graphs = data.get("history"), data.get("target_graphs")
+    config = Config(source=source, channels=channels, mirrors=mirrors, checked=strictness, credentials=table,
+                    history=None if history is None else parse_history(history, source, table),
+                    target_graphs=None if graphs is None else parse_target_graphs(graphs, source, table),
+                    auto_quarantine=parse_auto_quarantine(data.get("auto_quarantine"), source),
+                    gate=None if data.get("gate") is None else parse_gate(data["gate"], "{}: gate".format(source)),
+                    signing_required=_signing_required(data.get("signing"), source))
+    check_mirrors(config)
+    if strictness == PUBLISHING:
+        check_channels_apart(config)
+    return config
+
+
+def _channels(entries_by_channel, source, table):
+    """({channel: {kind: Destination}}, {channel: (mirror Destination, ...)}), each with its host's credentials entry
+    (table)."""
+    from releasekit.core.mirrors import mirror_registries
+
+    channels, mirrors = {}, {}
+    for channel, entries in entries_by_channel.items():
         if channel not in CHANNELS:
             raise ConfigError("{}: unknown channel '{}'; the channels are ci and dev.".format(source, channel))
         if not isinstance(entries, dict):
             raise ConfigError("{}: channels.{} must be a mapping of destinations.".format(source, channel))
         channel_insecure = bool(entries.get("insecure", False))
         parsed = {}
+        mirrors[channel] = tuple(with_credentials(mirror, table) for mirror in mirror_registries(
+            entries.get("mirrors") or [], channel, channel_insecure, source))
         for kind, value in entries.items():
-            if kind == "insecure":
+            if kind in ("insecure", "mirrors"):
                 continue
             if kind not in DESTINATION_KINDS:
                 raise ConfigError(
@@ -326,65 +205,50 @@ def config_from_data(data, source):
                         source, channel, kind, ", ".join(DESTINATION_KINDS)
                     )
                 )
-            url, insecure, ca_bundle = value, channel_insecure, None
-            if isinstance(value, dict):
-                url = value.get("url")
-                insecure = bool(value.get("insecure", channel_insecure))
-                ca_bundle = value.get("ca_bundle")
-            if kind in REGISTRY_KINDS:
-                parsed[kind] = parse_registry(url, channel, insecure, ca_bundle, source, kind)
-            else:
-                parsed[kind] = parse_store(url, kind, channel, insecure, ca_bundle, source)
+            parsed[kind] = with_credentials(parse_entry(value, kind, channel, source, channel_insecure), table)
         channels[channel] = parsed
-    config = Config(source=source, channels=channels, history=_history(data.get("history"), source),
-                    target_graphs=_target_graphs(data.get("target_graphs"), source),
-                    auto_quarantine=parse_auto_quarantine(data.get("auto_quarantine"), source),
-                    gate=None if data.get("gate") is None else parse_gate(data["gate"], "{}: gate".format(source)))
-    check_channels_apart(config)
-    return config
+    return channels, mirrors
 
 
-def parse_history(value, source):
-    """The run history's store: a URL or {url, insecure, ca_bundle}, as a destination entry."""
-    return _parse_top_level_store(value, "history", source)
+SIGNING_OPTIONAL, SIGNING_REQUIRED = "optional", "required"
 
 
-def parse_target_graphs(value, source):
-    """The store of recorded target graphs: a URL or {url, insecure, ca_bundle}, as a destination entry."""
-    return _parse_top_level_store(value, "target_graphs", source)
+def _signing_required(value, source):
+    """`signing:`: optional (the default: a CI release without the key publishes unsigned provenance, and says so) or
+    required (it publishes nothing)."""
+    if value in (None, SIGNING_OPTIONAL):
+        return False
+    if value == SIGNING_REQUIRED:
+        return True
+    raise ConfigError("{}: signing is '{}'; use required (a CI release without the signing key publishes nothing) or "
+                      "optional (the default: it publishes unsigned provenance).".format(source, value))
 
 
-def _parse_top_level_store(value, kind, source):
-    url, insecure, ca_bundle = value, False, None
-    if isinstance(value, dict):
-        url, insecure, ca_bundle = value.get("url"), bool(value.get("insecure", False)), value.get("ca_bundle")
-    return parse_store(url, kind, "-", insecure, ca_bundle, source, where="{}: {}".format(source, kind))
+def parse_history(value, source, credentials=()):
+    """The run history's store: a URL or {url, insecure, ca_bundle}, with its host's entry of credentials."""
+    return with_credentials(parse_entry(value, "history", "-", source, where="{}: history".format(source)),
+                            credentials)
 
 
-def _history(value, source):
-    return None if value is None else parse_history(value, source)
+def parse_target_graphs(value, source, credentials=()):
+    """The store of recorded target graphs: a URL or {url, insecure, ca_bundle}, with its host's entry of
+    credentials."""
+    return with_credentials(parse_entry(value, "target_graphs", "-", source, where="{}: target_graphs".format(source)),
+                            credentials)
 
 
-def _target_graphs(value, source):
-    return None if value is None else parse_target_graphs(value, source)
-
-
-def target_graphs_of(path, chosen_by):
-    """The `target_graphs` store a releasekit.yaml names, or None; the rest of the file is not checked here (a
-    selection needs only this entry; the runs that publish check the whole file)."""
-    data = _yaml_data(_config_text(path, chosen_by), path)
-    value = data.get("target_graphs") if isinstance(data, dict) else None
-    return None if value is None else parse_target_graphs(value, path)
+def with_credentials(destination, credentials):
+    """The destination with its host's entry of releasekit.yaml's `credentials` (host_credentials.py), if any."""
+    entry = host_credentials.for_destination(credentials, destination.scheme, destination.host)
+    return dataclasses.replace(destination, credentials=entry) if entry else destination
 
 
 def check_channels_apart(config):
-    """Refuse a dev destination that equals or nests with a CI one: dev must never write to production."""
-    for dev in config.channels.get("dev", {}).values():
-        for ci in config.channels.get("ci", {}).values():
+    """Refuse a dev destination (mirrors too) that equals or nests with a CI one: dev must never write to production."""
+    for dev in list(config.channels.get("dev", {}).values()) + list(config.mirrors.get("dev", ())):
+        for ci in list(config.channels.get("ci", {}).values()) + list(config.mirrors.get("ci", ())):
             if dev.overlaps(ci):
                 raise ConfigError(
                     "{}: {} overlaps {}; a dev release could overwrite production artifacts. "
                     "Give the dev channel its own namespace or path (e.g. '.../dev').".format(
-                        config.source, dev.describe(), ci.describe()
-                    )
-                )
+                        config.source, dev.describe(), ci.describe()))

@@ -55,6 +55,18 @@ REGISTRY_USERNAME = _variable("RELEASEKIT_REGISTRY_USERNAME", "registry user, wi
                               "the Docker config's credentials")
 REGISTRY_PASSWORD = _variable("RELEASEKIT_REGISTRY_PASSWORD", "registry password", secret=True)
 REGISTRY_TOKEN = _variable("RELEASEKIT_REGISTRY_TOKEN", "a registry bearer token, sent as is", secret=True)
+REGISTRY_NAMED = _variable(
+    "RELEASEKIT_REGISTRY_<NAME>_USERNAME", "a mirror registry's user, with `RELEASEKIT_REGISTRY_<NAME>_PASSWORD` "
+    "(or `RELEASEKIT_REGISTRY_<NAME>_TOKEN`); NAME is the mirror's `name`, upper case", "the Docker config's "
+    "credentials for its host")
+REMOTE_CACHE = _variable("RELEASEKIT_REMOTE_CACHE", "the HTTP remote cache a CI release streams image blobs from "
+                         "(set by dispatch from the build's `--remote_cache`)", "unset: blobs are read from disk",
+                         secret=True)
+REMOTE_CACHE_HEADERS = _variable("RELEASEKIT_REMOTE_CACHE_HEADERS", "the headers sent to it, a JSON list of "
+                                 "`Name=value` (set by dispatch from `--remote_header` and `--remote_cache_header`)",
+                                 secret=True)
+REMOTE_CACHE_CA = _variable("RELEASEKIT_REMOTE_CACHE_CA", "the CA bundle of an HTTPS remote cache (set by dispatch "
+                            "from `--tls_certificate`)")
 S3_ENDPOINT_URL = _variable("RELEASEKIT_S3_ENDPOINT_URL", "the S3 endpoint of s3:// stores", "`AWS_ENDPOINT_URL`, "
                             "then AWS's own")
 SIGNING_KEY = _variable("RELEASEKIT_SIGNING_KEY", "the PEM private key (Ed25519 or ECDSA P-256) CI releases sign "
@@ -64,8 +76,9 @@ DEV_SIGNING_KEY = _variable("RELEASEKIT_DEV_SIGNING_KEY", "the PEM private key d
                             "with; never the CI key", "`RELEASEKIT_DEV_SIGNING_KEY_FILE`, else unsigned", secret=True)
 DEV_SIGNING_KEY_FILE = _variable("RELEASEKIT_DEV_SIGNING_KEY_FILE", "a file holding the dev signing key", "unset")
 SELECTION = _variable("RELEASEKIT_SELECTION", "what chose a release, as JSON, for its provenance (set by dispatch)")
-PREVIOUS_BUILD = _variable("RELEASEKIT_PREVIOUS_BUILD", "in a generated Buildkite pipeline: the build whose "
-                           "reports order this one's shards")
+PREVIOUS_BUILD = _variable("RELEASEKIT_PREVIOUS_BUILD", "in a generated Buildkite pipeline: the build before "
+                           "this one, whose reports order its shards and whose meta-data names the last passed commit "
+                           "(its base)")
 
 
 def _store_credentials(kind):
@@ -79,6 +92,18 @@ STORE_CREDENTIALS = {kind: _store_credentials(kind)
                      for kind in ("maven", "deploy", "files", "history", "target_graphs")}
 
 SECRETS = [variable.name for variable in VARIABLES if variable.secret]
+
+
+def registry_credential_variables(name):
+    """(username, password, token) variable names of the mirror registry called `name` in releasekit.yaml."""
+    upper = "".join(c if c.isalnum() else "_" for c in name.upper())
+    return tuple("RELEASEKIT_REGISTRY_{}_{}".format(upper, part) for part in ("USERNAME", "PASSWORD", "TOKEN"))
+
+
+def is_secret(name):
+    """Whether the environment variable `name` carries a credential: the table's secrets, and every mirror
+    registry's password and token."""
+    return name in SECRETS or (name.startswith("RELEASEKIT_REGISTRY_") and name.endswith(("_PASSWORD", "_TOKEN")))
 
 
 def markdown_table():

@@ -2,8 +2,9 @@
 
 ReleasekitError (exit 1)
   UsageError (exit 2): ConfigError, BazelError, GitError, DeployInputError
-  RefusedError (exit 3): ImmutableVersionError, DestinationOwnedError, UncommittedInputsError, ProvenanceError
-  ImageError, VersionError, TLSError, TransientError
+  RefusedError (exit 3): ImmutableVersionError, DestinationOwnedError, UncommittedInputsError, ProvenanceError,
+    CacheIntegrityError
+  ImageError: BlobNotInCacheError; VersionError, TLSError, TransientError
   AuthError: a destination (registry or store) refused the credentials
   RegistryError; StoreError: AlreadyPublishedError, ConflictError; MavenError; DeployError
 """
@@ -27,6 +28,14 @@ class ConfigError(UsageError):
 
 class ImageError(ReleasekitError):
     """An image input is not a valid OCI layout or docker-save tarball."""
+
+
+class BlobNotInCacheError(ImageError):
+    """A blob the release streams from Bazel's remote cache is not there (evicted since the build) nor on disk."""
+
+    def __init__(self, message, digests=()):
+        super().__init__(message)
+        self.digests = list(digests)
 
 
 class RefusedError(ReleasekitError):
@@ -54,6 +63,10 @@ class DestinationOwnedError(RefusedError):
 
 class UncommittedInputsError(RefusedError):
     """A CI release would publish files that no commit has (untracked or ignored by git)."""
+
+
+class CacheIntegrityError(RefusedError):
+    """Bazel's remote cache served bytes that do not match the digest they were asked for: nothing was committed."""
 
 
 class ProvenanceError(RefusedError):

@@ -100,13 +100,23 @@ def raise_for_transient(response, what):
         )
 
 
-def with_retries(operation, policy, what, progress=None):
+def with_retries(operation, policy, what, progress=None, gives_up_as=None, place=None):
     """Run operation() until it succeeds, raises a non-transient error, or the policy runs out.
 
     progress, if given, returns how far the operation got (bytes a registry holds, say): a failure after
     progress starts the backoff over, so a long upload is not punished for faults it already got past. The
-    total time stays bounded.
+    total time stays bounded. When the policy runs out: TransientError, or gives_up_as (a ReleasekitError class)
+    saying "Could not <what>[ at <place>]: <the last failure>."
     """
+    try:
+        return _retried(operation, policy, what, progress)
+    except TransientError as error:
+        if gives_up_as is None:
+            raise
+        raise gives_up_as("Could not {}{}: {}.".format(what, " at " + place if place else "", error)) from None
+
+
+def _retried(operation, policy, what, progress):
     started = time.monotonic()
     attempt = 0
     reached = progress() if progress else None

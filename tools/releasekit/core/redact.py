@@ -2,7 +2,7 @@
 
 import threading
 
-from releasekit.core.environment import SECRETS
+from releasekit.core.environment import SECRETS, is_secret
 
 _lock = threading.Lock()
 _secrets = set()
@@ -13,9 +13,21 @@ HIDDEN = "<hidden>"
 SECRET_VARIABLES = tuple(SECRETS) + ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
+_secret_variables = set()  # more variables that carry credentials: those releasekit.yaml's `credentials` names
+
+
 def without_secrets(environ):
     """A copy of environ without the variables that carry credentials."""
-    return {key: value for key, value in environ.items() if key not in SECRET_VARIABLES}
+    with _lock:
+        named = set(_secret_variables)
+    return {key: value for key, value in environ.items()
+            if key not in SECRET_VARIABLES and key not in named and not is_secret(key)}
+
+
+def register_secret_variable(name):
+    """Remember a variable that carries a secret, so that without_secrets() leaves it out."""
+    with _lock:
+        _secret_variables.add(name)
 
 
 def register_secret(value):

@@ -11,22 +11,21 @@ from releasekit.insight import bazel_profile, quarantine, run_record
 
 @dataclasses.dataclass
 class RunHistory:
-    """Where a run's record goes (None: nowhere) and how `--quarantine auto` decides."""
+    """Where a run's record goes (a Destination; None: nowhere), how `--quarantine auto` decides, and how the
+    history's store is opened (the run context's open_store: its credentials and TLS settings)."""
 
-    url: str = None
+    destination: object = None
     auto_quarantine: AutoQuarantine = AutoQuarantine()
-    source: str = "--history"
+    opener: object = None  # opener(destination, policy) -> Store
+
+    def open(self, policy=None):
+        return self.opener(self.destination, policy)
 
 
-def history_settings(explicit_url, config):
-    """--history wins over releasekit.yaml's `history`; the thresholds come from releasekit.yaml (config, or None
-    when there is none)."""
-    thresholds = config.auto_quarantine if config else AutoQuarantine()
-    if explicit_url:
-        return RunHistory(explicit_url, thresholds)
-    if config and config.history:
-        return RunHistory(config.history.text, thresholds, config.source)
-    return RunHistory(None, thresholds)
+def run_history(context, explicit_url=None):
+    """The history of a run: --history wins over releasekit.yaml's `history` (both parsed once by the run context,
+    TLS settings and all); the thresholds come from releasekit.yaml."""
+    return RunHistory(context.history(explicit_url), context.auto_quarantine, context.open_store)
 
 
 @dataclasses.dataclass
@@ -55,9 +54,10 @@ class QuarantinePlan:
             decision = by_label.get(outcome.label) or quarantine.Decision(outcome.label, True, "file", "quarantined")
             verdict = quarantine.broken(decision, streak, self.policy)
             if verdict is None:
-                lines.append("quarantine: {} failed every attempt, at {} consecutive commit{} (broken at {}): a failure "
-                             "that holds back the releases it gates; quarantined, it does not fail the run".format(
-                                 outcome.label, len(streak), "" if len(streak) == 1 else "s", self.policy.broken_after))
+                lines.append("quarantine: {} failed every attempt, at {} consecutive commit{} (broken at {}): a "
+                             "failure that holds back the releases it gates; quarantined, it does not fail the "
+                             "run".format(outcome.label, len(streak), "" if len(streak) == 1 else "s",
+                                          self.policy.broken_after))
                 continue
             outcome.quarantined = False
             outcome.reason = verdict.reason
@@ -67,20 +67,20 @@ class QuarantinePlan:
         return lines
 
 
-def quarantine_for_run(sources, settings, environ, tests):
+def quarantine_for_run(sources, settings, tests):
     """The QuarantinePlan of a run of tests (the whole selection). The history is read when a quarantine is asked
     for and there is one: for --quarantine auto's flakes, and for any quarantined test's failures at earlier commits.
     An unreachable history quarantines nothing automatically and says so; it never fails the run."""
     sources = list(sources or [])
     plan = QuarantinePlan(policy=settings.auto_quarantine)
-    if quarantine.AUTO in sources and not settings.url:
+    if quarantine.AUTO in sources and not settings.destination:
         raise UsageError("--quarantine auto reads the run history, and none is set: pass --history URL or set "
-                              "`history:` in releasekit.yaml.")
-    if sources and settings.url and tests:
+                         "`history:` in releasekit.yaml.")
+    if sources and settings.destination and tests:
         from releasekit.insight import history  # the HTTP stack: only a run that reads or writes its history
 
         try:
-            store = history.History(settings.url, history.RUN_UPLOAD_POLICY, environ, settings.source)
+            store = history.History(settings.open(history.RUN_UPLOAD_POLICY))
             plan.runs, note = store.runs_by_test(tests, settings.auto_quarantine.window)
             if note:
                 plan.lines.append("quarantine: " + note)
@@ -96,9 +96,9 @@ def quarantine_for_run(sources, settings, environ, tests):
 def record_run(settings, command, outcomes, report_dir, environ, facts):
     """Append the run's record to the history; the line to show. facts: start, end, base, shard, exit_code..."""
     try:
-        context = run_record.run_context(environ["BUILD_WORKSPACE_DIRECTORY"], environ)
-        context.update(facts)
-        record = run_record.new_record(command, outcomes, context)
+        where = run_record.where_it_ran(environ["BUILD_WORKSPACE_DIRECTORY"], environ)
+        where.update(facts)
+        record = run_record.new_record(command, outcomes, where)
         profiles = sorted(glob.glob(os.path.join(report_dir, "bazel-*.profile.json")), reverse=True)  # tests first
         if profiles:
             record["profile"] = bazel_profile.merge_profiles(bazel_profile.read_profile(p) for p in profiles)
@@ -106,4 +106,4 @@ def record_run(settings, command, outcomes, report_dir, environ, facts):
         return "history: not written: {}".format(error)
     from releasekit.insight import history
 
-    return history.record_run(settings.url, record, report_dir, environ)
+    return history.record_run(lambda: settings.open(history.RUN_UPLOAD_POLICY), record, report_dir)

@@ -1,8 +1,8 @@
-"""The run history: one immutable object per CI run in a store the project already speaks (a directory, an HTTP
-store that serves directory indexes, S3), so that ephemeral CI machines share it.
+"""The run history: one immutable object per CI run in a store the project already speaks (core/stores: an HTTP
+store must serve directory indexes), so that ephemeral CI machines share it.
 
 Objects are only ever created, each under a name of its own (run_record.object_name), so concurrent writers
-cannot lose a run. Reading lists one directory per day of the window (S3: a thousand names per request) and
+cannot lose a run. Reading lists one directory per day of the window (a page of names per request) and
 fetches the objects in parallel. A run never fails because of its history: a record the store did not take
 stays in the run's logs and goes with the next run that can reach the store.
 """
@@ -13,7 +13,6 @@ import datetime
 import json
 import os
 
-from releasekit.core.config import parse_history
 from releasekit.core.errors import ConflictError, ReleasekitError, StoreError
 from releasekit.core.http import RetryPolicy
 from releasekit.core.jsonio import write_atomic
@@ -29,11 +28,10 @@ READ_WINDOWS = 10
 
 
 class History:
-    def __init__(self, url, policy=None, environ=None, source="--history"):
-        from releasekit.publishing.stores import open_store
+    """The run history in a store (core/stores), which the run context opened for it."""
 
-        self.destination = parse_history(url, source)
-        self.store = open_store(self.destination, policy or RetryPolicy.from_environment(environ), environ)
+    def __init__(self, store):
+        self.store = store
 
     def describe(self, name=""):
         return self.store.describe(name)
@@ -120,13 +118,14 @@ def _day_in_window(day, since, until):
     return (since is None or end > since) and (until is None or start < until)
 
 
-def record_run(url, record, report_dir, environ=None):
-    """Append the run to the history, with the records earlier runs could not send; never raises.
+def record_run(open_store, record, report_dir):
+    """Append the run to the history, with the records earlier runs could not send; never raises. open_store(): the
+    history's store (opening it may fail too).
 
     Returns a line for the run's output."""
     pending = run_record.pending_directory(report_dir)
     try:
-        history = History(url, RUN_UPLOAD_POLICY, environ)
+        history = History(open_store())
         name = history.append(record)
         sent = _send_pending(history, pending)
         return "history: {}{}".format(history.describe(name), " (and {} earlier runs)".format(sent) if sent else "")

@@ -50,8 +50,10 @@ class PerTestWindows:
         if size <= len(self.count):
             return
         size = max(size, 2 * len(self.count))
-        grown = lambda array: numpy.concatenate([array, numpy.zeros((size - len(array),) + array.shape[1:],  # noqa: E731
-                                                                    dtype=array.dtype)])
+
+        def grown(array):
+            return numpy.concatenate([array, numpy.zeros((size - len(array),) + array.shape[1:], dtype=array.dtype)])
+
         self.count, self.run, self.status = grown(self.count), grown(self.run), grown(self.status)
         self.attempts, self.quarantined = grown(self.attempts), grown(self.quarantined)
 

@@ -89,7 +89,8 @@ def read_quarantine_file(path):
         raise UsageError("The quarantine file {} (--quarantine) has lines that are not test labels: {}. Write one "
                          "label per line (//pkg:test), `!//pkg:test` for a test never to quarantine.".format(
                              path, ", ".join(bad[:3])))
-    return {line for line in lines if line.startswith(("//", "@"))}, {line[1:] for line in lines if line.startswith("!")}
+    quarantined = {line for line in lines if line.startswith(("//", "@"))}
+    return quarantined, {line[1:] for line in lines if line.startswith("!")}
 
 
 def flake_indices(entries):
@@ -172,6 +173,7 @@ def resolve(sources, runs, policy):
 
 
 def describe(decision):
-    runs = ", ".join("{} ({}, {} attempts)".format(e["run"][:12], e["status"], e["attempts"]) for e in decision.evidence[-5:])
+    runs = ", ".join("{} ({}, {} attempts)".format(e["run"][:12], e["status"], e["attempts"])
+                     for e in decision.evidence[-5:])
     return "{} {}: {}{}".format("quarantined" if decision.quarantined else "not quarantined", decision.label,
                                 decision.reason, "; runs " + runs if runs else "")

@@ -32,12 +32,12 @@ def _day(text, option):
         raise UsageError("{} '{}' is not a day; write it as YYYY-MM-DD.".format(option, text)) from None
 
 
-def compute(settings, since=None, until=None, compare_at=None, environ=None):
-    """The figures of the runs in the window (a dict, as --json writes it)."""
-    if not settings.url:
+def compute(settings, since=None, until=None, compare_at=None):
+    """The figures of the runs in the window (a dict, as --json writes it). settings: the ci_runs.RunHistory."""
+    if not settings.destination:
         raise UsageError("No run history to read: pass --history URL, or set `history:` in releasekit.yaml.")
     start, end = window(since, until)
-    history = History(settings.url, environ=environ, source=settings.source)
+    history = History(settings.open())
     try:
         names = history.names(start, end)
     except ReleasekitError as error:
@@ -56,11 +56,12 @@ def compute(settings, since=None, until=None, compare_at=None, environ=None):
     return result
 
 
-def write_insight(settings, since, until, compare_at, html_path, json_path, environ, charts_dir=None):
+def write_insight(settings, since, until, compare_at, html_path, json_path, charts_dir=None):
     """Write the page, the JSON, and each chart as its own SVG file (for a README); the lines to show."""
-    figures = compute(settings, since, until, compare_at, environ)
-    lines = ["{} run{} from {}{}".format(figures["runs"], "" if figures["runs"] == 1 else "s", figures["history"], ", {} objects skipped".format(
-        len(figures["skipped_objects"])) if figures["skipped_objects"] else "")]
+    figures = compute(settings, since, until, compare_at)
+    skipped = len(figures["skipped_objects"])
+    lines = ["{} run{} from {}{}".format(figures["runs"], "" if figures["runs"] == 1 else "s", figures["history"],
+                                         ", {} objects skipped".format(skipped) if skipped else "")]
     wall = figures["wall_seconds"]
     if figures["runs"]:
         lines.append("wall time: P50 {p50:.1f}s  P90 {p90:.1f}s  P99 {p99:.1f}s".format(**wall))

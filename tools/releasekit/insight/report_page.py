@@ -14,7 +14,8 @@ _STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;font-size:.9em}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:left}
 td.n{text-align:right}figure.chart{margin:1em 0}figure.chart svg{max-width:100%;height:auto}
-.note{color:#666;font-size:.9em}tr.red td{color:#b00020;font-weight:bold}span.red{color:#b00020}span.green{color:#1a7f37}"""
+.note{color:#666;font-size:.9em}tr.red td{color:#b00020;font-weight:bold}
+span.red{color:#b00020}span.green{color:#1a7f37}"""
 _GREEN, _RED = "#2ca02c", "#d62728"
 _COLOURS = {"p50": "#1f77b4", "p90": "#ff7f0e", "p99": "#d62728"}
 
@@ -23,7 +24,8 @@ def render(figures):
     """The page, as text."""
     unit, scale = ("minutes", 60.0) if figures["wall_seconds"].get("p50", 0) >= 120 else ("seconds", 1.0)
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>releasekit insight</title>",
-             "<style>{}</style></head><body>".format(_STYLE), "<h1>CI runs: {}</h1>".format(html.escape(figures["history"])),
+             "<style>{}</style></head><body>".format(_STYLE),
+             "<h1>CI runs: {}</h1>".format(html.escape(figures["history"])),
              "<p class='note'>{} runs{}, generated {}.</p>".format(
                  figures["runs"], " from {} to {}".format(*figures["window"]) if figures["window"] else "",
                  figures["generated"])]
@@ -37,7 +39,8 @@ def render(figures):
     parts += _critical_paths(figures)
     parts += _cpu(figures)
     if figures["skipped_objects"]:
-        parts.append("<h2>Skipped objects</h2><p>Objects in the history that are not run records this releasekit reads:</p>")
+        parts.append("<h2>Skipped objects</h2><p>Objects in the history that are not run records this releasekit "
+                     "reads:</p>")
         parts.append(_table(["object", "why"], [[s["object"], s["why"]] for s in figures["skipped_objects"]]))
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -71,7 +74,8 @@ def _wall_time(figures, unit, scale):
     chart = _chart("histogram", "Distribution of run wall time, {}".format(unit))
     if split and "before_walls" in split:
         bins = [edge / scale for edge in figures["histogram"]["edges"]]
-        chart.axes.hist([w / scale for w in split["before_walls"]], bins=bins, alpha=.6, label="before " + split["split"])
+        chart.axes.hist([w / scale for w in split["before_walls"]], bins=bins, alpha=.6,
+                        label="before " + split["split"])
         chart.axes.hist([w / scale for w in split["after_walls"]], bins=bins, alpha=.6, label="from " + split["split"])
         chart.axes.legend()
     else:
@@ -84,7 +88,8 @@ def _wall_time(figures, unit, scale):
         chart = _chart("before-after", "Before and from {} ({})".format(split["split"], split["at"]))
         keys = ["p50", "p90", "p99"]
         positions = range(len(keys))
-        chart.axes.bar([p - .2 for p in positions], [split["before"].get(k, 0) / scale for k in keys], .4, label="before")
+        chart.axes.bar([p - .2 for p in positions], [split["before"].get(k, 0) / scale for k in keys], .4,
+                       label="before")
         chart.axes.bar([p + .2 for p in positions], [split["after"].get(k, 0) / scale for k in keys], .4, label="after")
         chart.axes.set_xticks(list(positions), [k.upper() for k in keys])
         chart.axes.set_ylabel(unit)
@@ -273,8 +278,10 @@ class _chart:
 
 def _table(header, rows, red=None):
     """red: per row, whether it is drawn in red."""
-    cells = lambda row, tag: "".join("<{0}{1}>{2}</{0}>".format(  # noqa: E731
-        tag, " class='n'" if isinstance(v, (int, float)) else "", html.escape(str(v))) for v in row)
+    def cells(row, tag):
+        return "".join("<{0}{1}>{2}</{0}>".format(tag, " class='n'" if isinstance(v, (int, float)) else "",
+                                                  html.escape(str(v))) for v in row)
+
     red = red or [False] * len(rows)
     return "<table><tr>{}</tr>{}</table>".format(cells(header, "th"), "".join(
         "<tr{}>{}</tr>".format(" class='red'" if is_red else "", cells(row, "td")) for row, is_red in zip(rows, red)))

@@ -41,7 +41,8 @@ STATUSES = {letter: status for status, letter in STATUS_LETTERS.items()}
 def new_record(command, outcomes, context):
     """The history object of a run: context has start, end, commit, commit_time, base, shard, exit_code, and cpu
     where it was measured."""
-    targets = {"labels": [o.label for o in outcomes], "kinds": "".join("T" if o.kind == "test" else "R" for o in outcomes),
+    targets = {"labels": [o.label for o in outcomes],
+               "kinds": "".join("T" if o.kind == "test" else "R" for o in outcomes),
                "statuses": "".join(STATUS_LETTERS.get(o.status, "X") for o in outcomes),
                "other_statuses": {str(i): o.status for i, o in enumerate(outcomes) if o.status not in STATUS_LETTERS},
                "seconds": [round(o.duration_seconds, 3) for o in outcomes], "attempts": [o.attempts for o in outcomes],
@@ -74,11 +75,13 @@ def check_record(data):
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return "not a releasekit run record"
     if data.get("format_version") != FORMAT_VERSION:
-        return "run record format version {} (this releasekit reads {})".format(data.get("format_version"), FORMAT_VERSION)
+        return "run record format version {} (this releasekit reads {})".format(data.get("format_version"),
+                                                                                FORMAT_VERSION)
     targets = data.get("targets")
     try:
         count = len(targets["labels"])
-        columns_agree = all(len(targets[key]) == count for key in ("kinds", "statuses", "seconds", "attempts", "cached"))
+        columns_agree = all(len(targets[key]) == count for key in ("kinds", "statuses", "seconds", "attempts",
+                                                                   "cached"))
         times_are_numbers = all(isinstance(data[key], (int, float)) for key in ("start", "end", "wall_seconds"))
     except (TypeError, KeyError):
         return "a run record without its targets, start or end"
@@ -92,7 +95,7 @@ def flags_digest(flags):
     return hashlib.sha256("\0".join(flags).encode("utf-8")).hexdigest()[:16]
 
 
-def run_context(workspace, environ):
+def where_it_ran(workspace, environ):
     """What a run record says of where it ran: the commit and its time, the branch and pull request, and what its
     results are the results of (the tree when clean, the platform, whether CI ran it)."""
     commit = _git(workspace, "rev-parse", "HEAD")
@@ -109,7 +112,8 @@ def run_context(workspace, environ):
 
 
 def _git(workspace, *args):
-    result = process.run(["git", *args], GitError("git is not installed; the run record names no commit."), cwd=workspace)
+    result = process.run(["git", *args], GitError("git is not installed; the run record names no commit."),
+                         cwd=workspace)
     return result.stdout.strip() if result.returncode == 0 else None
 
 

@@ -108,7 +108,8 @@ class Figures:
         figures["before_after"] = self._before_after(starts, walls, compare_at) if compare_at else None
         commands = numpy.array([run[4] for run in self.runs])
         figures["per_command"] = [dict({"command": str(command), "walls": walls[commands == command].tolist()},
-                                       **_percentiles(walls[commands == command])) for command in numpy.unique(commands)]
+                                       **_percentiles(walls[commands == command]))
+                                  for command in numpy.unique(commands)]
         figures["slowest_targets"] = self._slowest()
         figures["cache"] = self._cache(per_run)
         figures["critical_paths"] = [{"run": run, "commit": commit, "wall_seconds": wall, **profile}
@@ -150,8 +151,9 @@ class Figures:
         per_day = [{"day": _day(day * DAY), "tests": known, "hit_rate": round(cached / known, 4)}
                    for day, (known, cached) in sorted(self.cache_per_day.items()) if known]
         return {"tests": tests, "cached": hits, "hit_rate": round(hits / tests, 4) if tests else None,
-                "per_day": per_day, "per_run": [{"start": start, "tests": known, "hit_rate": round(cached / known, 4)}
-                                                for start, known, cached in self.cache_per_run if known] if per_run else []}
+                "per_day": per_day,
+                "per_run": [{"start": start, "tests": known, "hit_rate": round(cached / known, 4)}
+                            for start, known, cached in self.cache_per_run if known] if per_run else []}
 
     def _lead_time(self):
         if not self.lead_times:
@@ -177,7 +179,8 @@ def _percentiles(values):
     if not len(values):
         return {"runs": 0}
     points = numpy.percentile(values, PERCENTILES)
-    return dict({"runs": int(len(values))}, **{"p{}".format(p): round(float(v), 2) for p, v in zip(PERCENTILES, points)})
+    return dict({"runs": int(len(values))},
+                **{"p{}".format(p): round(float(v), 2) for p, v in zip(PERCENTILES, points)})
 
 
 def _week_starts(starts):

@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import subprocess
 
 from releasekit.core import process
 from releasekit.core.errors import ReleasekitError
@@ -62,7 +61,8 @@ def relation(workspace, recorded, commit):
             why = ("the shallow checkout, deepened by {} commits, does not show how they relate".format(
                 sum(DEEPEN_STEPS)) if fetched else "the shallow checkout lacks their history and {} could not "
                 "be fetched from".format(REMOTE))
-            return Answer(UNKNOWN, "cannot tell whether {} descends from {}: {}".format(commit[:12], recorded[:12], why))
+            return Answer(UNKNOWN,
+                          "cannot tell whether {} descends from {}: {}".format(commit[:12], recorded[:12], why))
         return answer
     except ReleasekitError as error:
         return Answer(UNKNOWN, "cannot tell whether {} descends from {}: {}".format(commit[:12], recorded[:12], error))
@@ -77,7 +77,7 @@ class _Repository:
         missing = ReleasekitError("git is not installed")
         try:
             return process.run(["git", "-C", self.workspace, *args], missing, timeout=timeout, env=env)
-        except subprocess.TimeoutExpired:
+        except process.TimeoutExpired:
             raise ReleasekitError("git {} took longer than {} s".format(args[0], timeout)) from None
 
     def has(self, commit):

@@ -275,15 +275,29 @@ def _base(name):
 
 
 def _functions():
+    """Every function of the Kubernetes CEL library, and the standard operators it overloads, by name."""
     import operator
 
     t = _types()
-    strings_quote = lambda namespace, text: t.StringType(json.dumps(text, ensure_ascii=False))  # noqa: E731
     table = {
         "_==_": _errors_first(lambda a, b: t.BoolType(_equal(a, b))),
         "_!=_": _errors_first(lambda a, b: t.BoolType(not _equal(a, b))),
         "_<_": _compare(operator.lt, _base("_<_")), "_<=_": _compare(operator.le, _base("_<=_")),
         "_>_": _compare(operator.gt, _base("_>_")), "_>=_": _compare(operator.ge, _base("_>=_")),
+        "string": lambda value: _string(value, _base("string")),
+        "duration": _duration,
+    }
+    for part in (_string_functions(t), _url_functions(t), _quantity_functions(t), _network_functions(t),
+                 _optional_functions(t), _set_functions()):
+        table.update(part)
+    return {name: function if name.startswith("_") else _errors_first(function) for name, function in table.items()}
+
+
+def _string_functions(t):
+    def quote(namespace, text):  # strings.quote
+        return t.StringType(json.dumps(text, ensure_ascii=False))
+
+    return {
         "charAt": lambda s, i: _code_points(s, i, i + 1) if i < len(s) else _code_points(s, i, i),
         "indexOf": lambda target, item, offset=0: _index_of(target, item, offset),
         "lastIndexOf": lambda target, item, offset=None: _index_of(target, item, offset or 0, last=True),
@@ -291,15 +305,25 @@ def _functions():
         "upperAscii": lambda s: t.StringType("".join(c.upper() if c.isascii() else c for c in s)),
         "replace": _replace, "split": _split, "substring": lambda s, start, end=None: _code_points(s, start, end),
         "trim": lambda s: t.StringType(s.strip()), "join": _join,
-        "quote": strings_quote,
+        "quote": quote,
         "isSorted": _is_sorted, "sum": _sum, "max": lambda items: _extreme(items, max),
         "find": lambda text, expression: _find(text, expression),
         "findAll": lambda text, expression, limit=-1: _find(text, expression, limit),
+    }
+
+
+def _url_functions(t):
+    return {
         "url": _convert(URL), "isURL": _is(URL),
         "getScheme": lambda url: t.StringType(url.parts.scheme), "getHost": lambda url: t.StringType(url.host()),
         "getHostname": lambda url: t.StringType(url.hostname()), "getPort": lambda url: t.StringType(url.port()),
         "getEscapedPath": lambda url: t.StringType(urllib.parse.quote(urllib.parse.unquote(url.parts.path), safe="/")),
         "getQuery": _query,
+    }
+
+
+def _quantity_functions(t):
+    return {
         "quantity": _convert(Quantity.parse), "isQuantity": _is(Quantity.parse),
         "compareTo": lambda q, other: t.IntType((q.value > other.value) - (q.value < other.value)),
         "isGreaterThan": lambda q, other: t.BoolType(q.value > other.value),
@@ -310,6 +334,11 @@ def _functions():
         "isInteger": lambda q: t.BoolType(q.value.denominator == 1 and -2 ** 63 <= q.value < 2 ** 63),
         "asApproximateFloat": lambda q: t.DoubleType(float(q.value)),
         "sign": lambda q: t.IntType((q.value > 0) - (q.value < 0)),
+    }
+
+
+def _network_functions(t):
+    return {
         "ip": _ip, "isIP": _is(IP), "family": lambda ip: t.IntType(ip.address.version),
         "isUnspecified": lambda ip: t.BoolType(ip.address.is_unspecified),
         "isLoopback": lambda ip: t.BoolType(ip.address.is_loopback),
@@ -322,8 +351,11 @@ def _functions():
                                                           "255.255.255.255")))),
         "cidr": _convert(CIDR), "isCIDR": _is(CIDR), "containsIP": _contains_ip, "containsCIDR": _contains_cidr,
         "masked": _masked, "prefixLength": lambda cidr: t.IntType(cidr.length),
-        "string": lambda value: _string(value, _base("string")),
-        "duration": _duration,
+    }
+
+
+def _optional_functions(t):
+    return {
         "of": lambda namespace, value: Optional(value, True),
         "none": lambda namespace: Optional(),
         "ofNonZeroValue": lambda namespace, value: Optional(value, value not in (None, 0, "", b"", False) and not (
@@ -333,11 +365,17 @@ def _functions():
         "orValue": lambda opt, other: opt.value if opt.present else other,
         "or": lambda opt, other: opt if opt.present else other,
     }
-    table["contains"] = _dispatch("contains", _base("contains"), sets=_sets(lambda _, found: all(found)))
-    only_sets = lambda *args: cel_error("no such overload")  # noqa: E731
-    table["equivalent"] = _dispatch("equivalent", only_sets, sets=_sets(lambda a, b: all(a) and all(b)))
-    table["intersects"] = _dispatch("intersects", only_sets, sets=_sets(lambda found, _: any(found)))
-    return {name: function if name.startswith("_") else _errors_first(function) for name, function in table.items()}
+
+
+def _set_functions():
+    def only_sets(*args):
+        return cel_error("no such overload")
+
+    return {
+        "contains": _dispatch("contains", _base("contains"), sets=_sets(lambda _, found: all(found))),
+        "equivalent": _dispatch("equivalent", only_sets, sets=_sets(lambda a, b: all(a) and all(b))),
+        "intersects": _dispatch("intersects", only_sets, sets=_sets(lambda found, _: any(found))),
+    }
 
 
 _FUNCTIONS = []

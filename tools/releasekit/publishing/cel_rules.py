@@ -143,7 +143,8 @@ class RuleEvaluator:
                 sub = properties.get(key, extra if isinstance(extra, dict) else None)
                 if sub is not None:
                     at = "{}.{}".format(schema_at, key) if key in properties else "{}[*]".format(schema_at)
-                    self._walk(item, sub, path + (key,), at.lstrip("."), bool(sub.get("x-kubernetes-embedded-resource")),
+                    self._walk(item, sub, path + (key,), at.lstrip("."),
+                               bool(sub.get("x-kubernetes-embedded-resource")),
                                found)
         elif isinstance(value, list) and isinstance(schema.get("items"), dict):
             for index, item in enumerate(value):

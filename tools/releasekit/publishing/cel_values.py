@@ -114,8 +114,8 @@ class Quantity:
 
     @classmethod
     def parse(cls, text):
-        match = re.match(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?\Z",
-                         text)
+        match = re.match(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+                         r"(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?\Z", text)
         if not match:
             raise ValueError("quantities must match the regular expression "
                              "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
@@ -170,7 +170,8 @@ class IP:
         try:
             self.address = ipaddress.ip_address(text)
         except ValueError as error:
-            raise ValueError("IP Address {!r} parse error during conversion from string: {}".format(text, error))
+            raise ValueError("IP Address {!r} parse error during conversion from string: {}".format(text, error)) \
+                from None
         if self.address.version == 6 and self.address.ipv4_mapped is not None:
             raise ValueError("IPv4-mapped IPv6 address {!r} is not allowed".format(text))
 

@@ -32,7 +32,7 @@ class CrdSchemas:
                 where, crd.get("apiVersion"), CRD_API_VERSION, fix))
         spec = crd.get("spec") if isinstance(crd.get("spec"), dict) else {}
         group, names, versions = spec.get("group"), spec.get("names") or {}, spec.get("versions")
-        if not group or not isinstance(names, dict) or not names.get("kind") or not isinstance(versions, list) or not versions:
+        if not (group and isinstance(names, dict) and names.get("kind") and isinstance(versions, list) and versions):
             raise DeployInputError("{}: attribute crds: not a valid CustomResourceDefinition: it needs spec.group, "
                                    "spec.names.kind and spec.versions. {}".format(where, fix))
         served = {}
@@ -54,10 +54,11 @@ class CrdSchemas:
         if versions is None:
             return None
         if version not in versions or not versions[version][0]:
-            raise DeployInputError("{}: attribute manifests: {} {} is not a served version of its CRD (served: {}). Use "
-                                   "one of them in apiVersion, or serve this version in the CRD.".format(
+            raise DeployInputError("{}: attribute manifests: {} {} is not a served version of its CRD (served: {}). "
+                                   "Use one of them in apiVersion, or serve this version in the CRD.".format(
                                        where, document.get("kind"), document.get("apiVersion"),
-                                       ", ".join("{}/{}".format(group, v) for v, (on, _) in sorted(versions.items()) if on)
+                                       ", ".join("{}/{}".format(group, v)
+                                                 for v, (on, _) in sorted(versions.items()) if on)
                                        or "none"))
         return versions[version][1]
 

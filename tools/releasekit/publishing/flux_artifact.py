@@ -110,7 +110,7 @@ def move_latest(release, client, destination, repository, plan):
     """Move `latest` to the artifact: forward only for CI (pointers.py); a dev release moves it."""
     if release.channel == "ci":
         return tag_moves.move_image_tags(client, destination, repository, plan, ["latest"], release,
-                                        dry_run=release.dry_run)
+                                         dry_run=release.dry_run)
     if not release.dry_run:
         client.put_manifest(repository, "latest", OCI_MANIFEST, plan.content)
     return [pointers.PointerOutcome("latest", pointers.MOVED, release.source_version.commit)]

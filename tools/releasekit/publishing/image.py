@@ -2,10 +2,14 @@
 
 Both are turned into one *image plan* (JSON) at build time: the blobs to upload with
 where their bytes live (file and offset), and the manifests to put after them,
-children first, the root last. The publisher needs nothing else. Standard library
-only: build actions run this with a bare python3.
+children first, the root last, each with its bytes (`data`, base64, as an OCI
+descriptor embeds them). The publisher needs nothing else: a release whose image
+stayed in Bazel's remote cache streams the blobs from there by digest (a tarball's
+blobs by the tarball's own digest, `source_digest`, and their offsets). Standard
+library only: build actions run this with a bare python3.
 """
 
+import base64
 import gzip
 import hashlib
 import json
@@ -15,10 +19,11 @@ import tarfile
 from releasekit.core.errors import ImageError
 from releasekit.core.jsonio import staged
 from releasekit.publishing.oci import (INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG, OCI_INDEX,
-                                       OCI_LAYER, OCI_MANIFEST, BlobLocation, InlineLocation, canonical_json, check_digest,
+                                       OCI_LAYER, OCI_MANIFEST, BlobLocation, InlineLocation, canonical_json,
+                                       check_digest,
                                        sha256_digest, verify_blob)
 
-PLAN_SCHEMA_VERSION = 2
+PLAN_SCHEMA_VERSION = 3
 
 
 class _Reader:
@@ -62,7 +67,8 @@ class _Reader:
         else:
             raise ImageError("{}: manifest {} has unknown media type '{}'.".format(self.display, digest, media_type))
         self.manifests.append(
-            {"digest": digest, "mediaType": media_type, "size": len(content), "location": self.describe(location)}
+            {"digest": digest, "mediaType": media_type, "size": len(content), "location": self.describe(location),
+             "data": base64.b64encode(content).decode("ascii")}
         )
 
     def add_blob(self, descriptor, verify):
@@ -121,7 +127,8 @@ class _Reader:
     def describe(self, location):
         if isinstance(location, InlineLocation):
             return {"content": location.content.decode("utf-8")}
-        return {"offset": location.offset, "file": os.path.relpath(location.path, self.path) if self.format == "oci-layout" else ""}
+        return {"offset": location.offset,
+                "file": os.path.relpath(location.path, self.path) if self.format == "oci-layout" else ""}
 
     def plan(self, root, source_path):
         return {
@@ -217,6 +224,8 @@ class ArchiveReader(_Reader):
 
     def plan(self, root, source_path):
         plan = super().plan(root, source_path)
+        # What the remote cache keeps the tarball under: its blobs are read from there at their offsets.
+        plan["source_digest"] = BlobLocation(self.path, 0, os.path.getsize(self.path)).digest()
         if self.compressed_layers:
             plan["compressed_layers"] = self.compressed_layers
         return plan

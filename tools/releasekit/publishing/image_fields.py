@@ -4,7 +4,8 @@ exactly those values).
 An image field is the value of any `image` key (every pod-spec location of every workload kind), plus the fields
 deploy_release's image_fields declares, as kustomize's field specs write them: `Kind:path/to/field`, `[]` after a list
 for every item. One list item is selected by a key the way kustomize's replacements select it (kyaml's list entry
-identifier, `[name=value]` as a path element): `Deployment:spec/template/spec/containers[]/env/[name=RELATED_IMAGE_DB]/value`.
+identifier, `[name=value]` as a path element):
+`Deployment:spec/template/spec/containers[]/env/[name=RELATED_IMAGE_DB]/value`.
 `env[name=RELATED_IMAGE_DB]` is read the same. A `/` inside a name is written `\\/`.
 """
 
@@ -13,7 +14,8 @@ import re
 from releasekit.core.errors import DeployInputError
 from releasekit.publishing.kube_yaml import STR, field_path
 
-EXAMPLE = "'ExampleService:spec/sidecars[]/image' or 'Deployment:spec/template/spec/containers[]/env/[name=RELATED_IMAGE_DB]/value'"
+EXAMPLE = ("'ExampleService:spec/sidecars[]/image' or "
+           "'Deployment:spec/template/spec/containers[]/env/[name=RELATED_IMAGE_DB]/value'")
 
 
 def _split(path):
@@ -46,7 +48,8 @@ class FieldSpec:
                     not match.group(1) and part.endswith("[]")):
                 raise DeployInputError(
                     "attribute image_fields: '{}' is not a field spec; write Kind:path/to/field, with [] after a list "
-                    "for every item or [key=value] for the items whose key has that value, e.g. {}.".format(text, EXAMPLE))
+                    "for every item or [key=value] for the items whose key has that value, e.g. {}.".format(text,
+                                                                                                            EXAMPLE))
             name, key, value = match.groups()
             if name:
                 self.steps.append(("key", name))
@@ -171,6 +174,7 @@ def stray_placeholders(display, index, node, fields, placeholders):
         placeholder = matching_placeholder(scalar.value, placeholders)
         if placeholder and id(scalar) not in fields:
             found.append(("{}:{}:{} (document {}): placeholder '{}' stands at {}, which is not an image field".format(
-                display, scalar.start_mark.line + 1, scalar.start_mark.column + 1, index, placeholder, field_path(path)),
+                display, scalar.start_mark.line + 1, scalar.start_mark.column + 1, index, placeholder,
+                field_path(path)),
                 suggested_spec(node, path)))
     return found

@@ -206,7 +206,8 @@ def _is_email(text):
 def _is_isbn(text, version):
     digits = re.sub(r"[\s-]+", "", text)
     if version == 10 and re.match(r"(?:[0-9]{9}X|[0-9]{10})\Z", digits):
-        total = sum((i + 1) * int(d) for i, d in enumerate(digits[:9])) + 10 * (10 if digits[9] == "X" else int(digits[9]))
+        check_digit = 10 if digits[9] == "X" else int(digits[9])
+        total = sum((i + 1) * int(d) for i, d in enumerate(digits[:9])) + 10 * check_digit
         return total % 11 == 0
     if version == 13 and re.match(r"[0-9]{13}\Z", digits):
         total = sum((1, 3)[i % 2] * int(d) for i, d in enumerate(digits[:12]))
@@ -228,7 +229,8 @@ def _is_credit_card(text):
 
 _CHECKS = {
     "date": is_date, "datetime": is_date_time, "duration": _is_duration, "password": lambda text: True,
-    "ipv4": lambda text: _ip(text) is not None and "." in text, "ipv6": lambda text: _ip(text) is not None and ":" in text,
+    "ipv4": lambda text: _ip(text) is not None and "." in text,
+    "ipv6": lambda text: _ip(text) is not None and ":" in text,
     "cidr": _is_cidr, "mac": _is_mac, "uri": _is_request_uri, "email": _is_email,
     "isbn": lambda text: _is_isbn(text, 10) or _is_isbn(text, 13), "isbn10": lambda text: _is_isbn(text, 10),
     "isbn13": lambda text: _is_isbn(text, 13), "creditcard": _is_credit_card,

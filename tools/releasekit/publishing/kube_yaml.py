@@ -22,7 +22,8 @@ _WORDS = dict([(word, (BOOL, True)) for word in "y Y yes Yes YES true True TRUE 
               [(word, (BOOL, False)) for word in "n N no No NO false False FALSE off Off OFF".split()] +
               [(word, (NULL, None)) for word in ("", "~", "null", "Null", "NULL")] +
               [(word, (FLOAT, float("nan"))) for word in (".nan", ".NaN", ".NAN")] +
-              [(sign + word, (FLOAT, float(sign + "inf"))) for sign in ("", "+", "-") for word in (".inf", ".Inf", ".INF")]
+              [(sign + word, (FLOAT, float(sign + "inf")))
+               for sign in ("", "+", "-") for word in (".inf", ".Inf", ".INF")]
               + [("<<", (MERGE, "<<"))])
 # Go's strconv.ParseInt(s, 0, 64), after go-yaml drops underscores: 0x, 0o and 0b prefixes, and C-style octal.
 _GO_INT = re.compile(r"([-+]?)(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)\Z")

@@ -12,7 +12,8 @@ import shutil
 import tarfile
 
 from releasekit.core.errors import ImageError
-from releasekit.publishing.oci import INDEX_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json, sha256_digest
+from releasekit.publishing.oci import (INDEX_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical_json,
+                                       sha256_digest)
 
 EPOCH = "1970-01-01T00:00:00Z"
 
@@ -98,15 +99,34 @@ def build_layout(out_dir, files, base_dir=None, entrypoint=None, cmd=None, env=N
         "history": [],
     }
     if base_dir:
-        base_manifest, config = _read_base(base_dir)
-        layers = list(base_manifest.get("layers", []))
-        for layer in layers:
-            name = layer["digest"].split(":", 1)[1]
-            shutil.copyfile(os.path.join(base_dir, "blobs", "sha256", name), os.path.join(out_dir, "blobs", "sha256", name))
+        layers, config = _copy_base(base_dir, out_dir)
     layer_tar = make_layer_tar(files)
     layer_gz = _gzip(layer_tar)
     layers.append({"mediaType": OCI_LAYER + "+gzip", "digest": write_blob(out_dir, layer_gz), "size": len(layer_gz)})
-    image_config = dict(config.get("config") or {})
+    config["config"] = _image_config(config.get("config") or {}, entrypoint, cmd, env, labels, workdir)
+    config["created"] = EPOCH
+    config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+    config["rootfs"]["diff_ids"] = list(config["rootfs"].get("diff_ids", [])) + [
+        "sha256:" + hashlib.sha256(layer_tar).hexdigest()
+    ]
+    config["history"] = list(config.get("history", [])) + [{"created": EPOCH,
+                                                            "created_by": "rules_release image_layout"}]
+    return _write_manifest_and_index(out_dir, config, layers)
+
+
+def _copy_base(base_dir, out_dir):
+    """(the base image's layers, its config), its layer blobs copied into out_dir."""
+    base_manifest, config = _read_base(base_dir)
+    layers = list(base_manifest.get("layers", []))
+    for layer in layers:
+        name = layer["digest"].split(":", 1)[1]
+        shutil.copyfile(os.path.join(base_dir, "blobs", "sha256", name), os.path.join(out_dir, "blobs", "sha256", name))
+    return layers, config
+
+
+def _image_config(base, entrypoint, cmd, env, labels, workdir):
+    """The image's config: the base's, with what the rule sets."""
+    image_config = dict(base)
     if entrypoint is not None:
         image_config["Entrypoint"] = list(entrypoint)
     if cmd is not None:
@@ -121,13 +141,12 @@ def build_layout(out_dir, files, base_dir=None, entrypoint=None, cmd=None, env=N
         image_config["Labels"] = merged_labels
     if workdir:
         image_config["WorkingDir"] = workdir
-    config["config"] = image_config
-    config["created"] = EPOCH
-    config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
-    config["rootfs"]["diff_ids"] = list(config["rootfs"].get("diff_ids", [])) + [
-        "sha256:" + hashlib.sha256(layer_tar).hexdigest()
-    ]
-    config["history"] = list(config.get("history", [])) + [{"created": EPOCH, "created_by": "rules_release image_layout"}]
+    return image_config
+
+
+def _write_manifest_and_index(out_dir, config, layers):
+    """The config blob, the manifest that names it and the layers, then index.json and oci-layout; the manifest's
+    digest."""
     config_bytes = canonical_json(config)
     manifest = {
         "schemaVersion": 2,

@@ -288,7 +288,8 @@ def publish_release(store, coordinates, version, files, dry_run=False, provenanc
     plan += [(attestation, None, None)] if written else []
     uploaded += written
     merge_metadata(store, coordinates.directory + "/maven-metadata.xml",
-                   lambda existing: artifact_metadata(coordinates, existing, [version], store.describe(coordinates.directory)),
+                   lambda existing: artifact_metadata(coordinates, existing, [version],
+                                                      store.describe(coordinates.directory)),
                    lambda content: version in listed_versions(content, "maven-metadata.xml"))
     status = "published" if not present else ("already published" if not plan else "completed")
     return MavenResult("{}:{}".format(coordinates.group, coordinates.artifact), version, store.describe(directory),
@@ -323,7 +324,8 @@ def publish_snapshot(store, coordinates, version, files, dry_run=False, provenan
                                     [(f.classifier, f.extension) for f in files], store.describe(metadata_path))
         _put_with_checksums(store, metadata_path, MavenFile("xml", content=content), file_digests(data=content))
     merge_metadata(store, coordinates.directory + "/maven-metadata.xml",
-                   lambda existing: artifact_metadata(coordinates, existing, [version], store.describe(coordinates.directory)),
+                   lambda existing: artifact_metadata(coordinates, existing, [version],
+                                                      store.describe(coordinates.directory)),
                    lambda content: version in listed_versions(content, "maven-metadata.xml"))
     return MavenResult("{}:{}".format(coordinates.group, coordinates.artifact), name_version,
                        store.describe(directory), written, "published", uploaded)

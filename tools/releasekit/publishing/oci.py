@@ -55,6 +55,12 @@ class BlobLocation:
                 remaining -= len(chunk)
                 yield chunk
 
+    def mismatch(self, digest, actual):
+        """The error for bytes that hashed to `actual` instead of `digest`: the image is corrupt."""
+        return ImageError(
+            "Blob {} of the image does not match its digest (its content hashes to {}); the image is corrupt, so "
+            "nothing was tagged. Rebuild the image.".format(digest, actual))
+
     def digest(self):
         hasher = hashlib.sha256()
         for chunk in self.chunks():

@@ -79,7 +79,7 @@ def refusals_in_run(releases, config):
                 by_label = owners.setdefault(place, {})
                 by_label.setdefault(owner.release, (claim, []))[1].append(manifest)
     refused = {}
-    for place, by_label in owners.items():
+    for by_label in owners.values():
         if len(by_label) < 2:
             continue
         labels = sorted(by_label)
@@ -90,7 +90,8 @@ def refusals_in_run(releases, config):
                 refused.setdefault(manifest.target, (
                     "{} would publish to {} at {}{}, as {} would: one destination has one owner, so none of them ran "
                     "and nothing of theirs was published. Give each its own {}, or delete the copy.".format(
-                        manifest.release, claim.what, where.text, through, _and(l for l in labels if l != label),
+                        manifest.release, claim.what, where.text, through,
+                        _and(other for other in labels if other != label),
                         claim.what.rsplit(" ", 1)[0])))
     return refused
 

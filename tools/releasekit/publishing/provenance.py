@@ -54,7 +54,8 @@ def source_of(environ, workspace):
     """(repository URL, branch) the release's commit comes from: the CI engine's word first, then git's."""
     repository = None
     if environ.get("GITHUB_REPOSITORY"):
-        repository = "{}/{}".format(environ.get("GITHUB_SERVER_URL", "https://github.com"), environ["GITHUB_REPOSITORY"])
+        repository = "{}/{}".format(environ.get("GITHUB_SERVER_URL", "https://github.com"),
+                                    environ["GITHUB_REPOSITORY"])
     repository = repository or environ.get("BUILDKITE_REPO") or environ.get("CI_REPOSITORY_URL") or \
         _git(workspace, "config", "--get", "remote.origin.url")
     branch = ci_context.branch(environ) or _git(workspace, "symbolic-ref", "--short", "-q", "HEAD")

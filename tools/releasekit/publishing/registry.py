@@ -13,7 +13,7 @@ import logging
 import re
 import urllib.parse
 
-from releasekit.core.errors import AuthError, ImageError, RegistryError, TransientError
+from releasekit.core.errors import AuthError, ImageError, RegistryError, TLSError, TransientError
 from releasekit.publishing.oci import ByteCounter, HashingBody, check_repository, check_tag
 from releasekit.core.http import TRANSPORT_ERRORS, HttpClient, raise_for_transient, with_retries
 from releasekit.publishing.blob_locator import BlobLocator
@@ -34,6 +34,7 @@ class PushResult:
     blobs_uploaded: int = 0
     blobs_skipped: int = 0
     blobs_mounted: int = 0
+    already_there: bool = False  # every blob, the image and each tag were there: nothing was written
 
 
 class RegistryClient(RegistryReads):
@@ -96,16 +97,20 @@ class RegistryClient(RegistryReads):
 
     def _retry(self, operation, what, progress=None, requests=1):
         """Retry an operation whole; one of `requests` requests gets the tries each request is allowed."""
-        policy = self.policy if requests == 1 else dataclasses.replace(self.policy, attempts=self.policy.attempts * requests)
+        policy = self.policy if requests == 1 else dataclasses.replace(self.policy,
+                                                                       attempts=self.policy.attempts * requests)
         try:
-            return with_retries(operation, policy, what, progress)
-        except TransientError as error:
-            raise RegistryError("Could not {}: {}.".format(what, error)) from None
+            # The address as connected to, port included: a refused or unresolved connection names where it went.
+            return with_retries(operation, policy, what, progress, gives_up_as=RegistryError,
+                                place="the registry " + self.destination.address())
+        except TLSError as error:
+            raise TLSError("{} (the registry {})".format(error, self.destination.address())) from None
 
     # -- blobs ----------------------------------------------------------------------------
 
     def blob_exists(self, repository, digest, scope):
-        response = self._request("HEAD", "/v2/{}/blobs/{}".format(repository, digest), scope, "check blob " + digest[:19])
+        response = self._request("HEAD", "/v2/{}/blobs/{}".format(repository, digest), scope,
+                                 "check blob " + digest[:19])
         if response.status_code == 200:
             return True
         if response.status_code == 404:
@@ -158,7 +163,8 @@ class RegistryClient(RegistryReads):
         digest, size = blob["digest"], blob["size"]
         upload_url, offset = self._resume_point(resume, scope, size)
         if upload_url is None:
-            response = self._request("POST", "/v2/{}/blobs/uploads/".format(repository), scope, "start upload " + digest[:19])
+            response = self._request("POST", "/v2/{}/blobs/uploads/".format(repository), scope,
+                                     "start upload " + digest[:19])
             if response.status_code != 202:
                 raise RegistryError("Starting the upload of {} answered HTTP {}.".format(digest, response.status_code))
             upload_url, offset, hasher = _location(response), 0, hashlib.sha256()
@@ -174,7 +180,7 @@ class RegistryClient(RegistryReads):
                 "PUT", _with_digest(upload_url, digest), scope, "upload blob " + digest[:19],
                 body=body, headers={"Content-Type": "application/octet-stream"},
             )
-            self._check_committed(response, digest, hasher)
+            self._check_committed(response, digest, hasher, location)
             return
         while offset < size:
             resume["url"] = upload_url
@@ -191,10 +197,10 @@ class RegistryClient(RegistryReads):
         resume.pop("url", None)
         if "sha256:" + hasher.hexdigest() != digest:
             self._cancel(upload_url, scope)
-            raise _corrupt(digest, hasher)
+            raise location.mismatch(digest, "sha256:" + hasher.hexdigest())
         response = self._request("PUT", _with_digest(upload_url, digest), scope, "commit blob " + digest[:19],
                                  headers={"Content-Length": "0"})
-        self._check_committed(response, digest, hasher)
+        self._check_committed(response, digest, hasher, location)
 
     def _resume_point(self, resume, scope, size):
         """After a failed chunked upload, ask the registry how much of it arrived (GET on the upload URL)."""
@@ -212,12 +218,13 @@ class RegistryClient(RegistryReads):
             return None, 0
         return response.headers.get("Location") or url, int(match.group(1)) + 1
 
-    def _check_committed(self, response, digest, hasher):
+    def _check_committed(self, response, digest, hasher, location):
         if response.status_code == 201:
             return
         if response.status_code == 400 and "sha256:" + hasher.hexdigest() != digest:
-            raise _corrupt(digest, hasher)
-        raise RegistryError("Committing blob {} answered HTTP {}: {}.".format(digest, response.status_code, error_text(response)))
+            raise location.mismatch(digest, "sha256:" + hasher.hexdigest())
+        raise RegistryError("Committing blob {} answered HTTP {}: {}.".format(digest, response.status_code,
+                                                                              error_text(response)))
 
     # -- manifests ------------------------------------------------------------------------
 
@@ -241,9 +248,9 @@ class RegistryClient(RegistryReads):
 
         return self._retry(operation, "put manifest {} to {}".format(reference[:19], repository))
 
-    def push(self, repository, plan, tags, before_tags=None):
-        """Push an ImagePlan: blobs, then manifests children first, then tags. before_tags(): a last check before the
-        first tag is written (it raises to stop)."""
+    def push(self, repository, plan, tags, tagged_already=None):
+        """Push an ImagePlan: blobs, then manifests children first, then tags. tagged_already: the tags that, when no
+        blob was sent and each names the image already, make this a re-run that writes no manifest (default: tags)."""
         check_repository(repository)
         for tag in tags:
             check_tag(tag)
@@ -251,7 +258,8 @@ class RegistryClient(RegistryReads):
         for manifest in plan.manifests:  # every manifest checked before the first request
             content = plan.manifest_bytes(manifest)
             if "sha256:" + hashlib.sha256(content).hexdigest() != manifest["digest"]:
-                raise ImageError("Manifest {} of the image does not match its digest; rebuild the image.".format(manifest["digest"]))
+                raise ImageError("Manifest {} of the image does not match its digest; rebuild the image.".format(
+                    manifest["digest"]))
             manifests.append((manifest, content))
         self.ping()
         if self.auth.uses_token_challenge:
@@ -283,27 +291,41 @@ class RegistryClient(RegistryReads):
         if failures:
             raise failures[0]
         scope = _push_scope(repository)
+        tagged_already = tags if tagged_already is None else tagged_already
+        if not (result.blobs_uploaded or result.blobs_mounted) and tagged_already and all(
+                self._tag_digest(repository, tag) == plan.root["digest"] for tag in tagged_already):
+            # A re-run: every tag names this image already (one HEAD each, only when no blob was sent).
+            result.already_there = True
+            return result
+        self._put_manifests(repository, plan, manifests, scope)
+        self.tag(repository, plan, tags)
+        return result
+
+    def _put_manifests(self, repository, plan, manifests, scope):
+        """The manifests by digest, children first. A registry may refuse one whose blobs another push of them at
+        once has not committed yet (MANIFEST_BLOB_UNKNOWN, DIGEST_INVALID): the blobs are pushed again, a few times."""
         for attempt in range(BLOB_RACE_ATTEMPTS):
             try:
                 for manifest, content in manifests:
                     is_root = manifest["digest"] == plan.root["digest"]
-                    if is_root or not self._retry(lambda m=manifest: self.manifest_exists(repository, m["digest"], scope),
-                                                  "check manifest"):
+                    if is_root or not self._retry(
+                            lambda m=manifest: self.manifest_exists(repository, m["digest"], scope), "check manifest"):
                         self.put_manifest(repository, manifest["digest"], manifest["mediaType"], content)
-                break
+                return
             except RegistryError as error:
-                # Another push of the same blobs at once: the registry may not know them yet; push them again.
                 if not getattr(error, "codes", set()) & BLOB_RACE_CODES or attempt == BLOB_RACE_ATTEMPTS - 1:
                     raise
                 self.present = {(r, d) for r, d in self.present if r != repository}
                 for blob in plan.blobs:
                     self.push_blob(repository, blob, plan.location(blob))
-        root_content = manifests[-1][1]
-        if before_tags is not None:
-            before_tags()
+
+    def tag(self, repository, plan, tags):
+        """Point each tag at the image's root manifest (already pushed by digest)."""
+        root = next(m for m in plan.manifests if m["digest"] == plan.root["digest"])
+        content = plan.manifest_bytes(root)
         for tag in tags:
-            self.put_manifest(repository, tag, plan.root["mediaType"], root_content)
-        return result
+            check_tag(tag)
+            self.put_manifest(repository, tag, plan.root["mediaType"], content)
 
 
 def _push_scope(repository):
@@ -319,10 +341,3 @@ def _location(response):
 
 def _with_digest(url, digest):
     return "{}{}digest={}".format(url, "&" if "?" in url else "?", urllib.parse.quote(digest))
-
-
-def _corrupt(digest, hasher):
-    return ImageError(
-        "Blob {} of the image does not match its digest (its content hashes to sha256:{}); the image is "
-        "corrupt, so nothing was tagged. Rebuild the image.".format(digest, hasher.hexdigest())
-    )

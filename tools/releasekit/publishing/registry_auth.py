@@ -47,10 +47,12 @@ class RegistryAuth:
         scheme = header.split(" ", 1)[0].lower()
         if scheme == "basic":
             if not self.credentials.has_basic:
+                username, password = self.credentials.variables or (environment.REGISTRY_USERNAME,
+                                                                    environment.REGISTRY_PASSWORD)
                 raise AuthError(
-                    "{}: the registry {} requires credentials and none were found. Set {} and {}, or log in "
-                    "with `docker login {}`.".format(what, self.host, environment.REGISTRY_USERNAME,
-                                                     environment.REGISTRY_PASSWORD, self.host)
+                    "{}: the registry {} requires credentials and none were found. Set {} and {}, name the "
+                    "variables that hold them under credentials.{} in releasekit.yaml, or log in with `docker login "
+                    "{}`.".format(what, self.host, username, password, self.host, self.host)
                 )
             with self._auth_lock:
                 self._scheme = "basic"

@@ -38,7 +38,8 @@ class RegistryReads:
         return self._retry(lambda: self.manifest_exists(repository, tag, scope), "check {}:{}".format(repository, tag))
 
     def read_manifest(self, repository, reference, accept=None):
-        """The JSON of repository:reference as an OCI image manifest (or accept), or None when there is none (one GET)."""
+        """The JSON of repository:reference as an OCI image manifest (or accept), or None when there is none (one
+        GET)."""
         return self.read_json(repository, "manifests/" + reference, accept or MANIFEST_ACCEPT[0],
                               "read {}:{}".format(repository, reference[:40]))
 
@@ -57,6 +58,8 @@ class RegistryReads:
             held = self.manifest_bytes(repository, tag)
             digest = None if held is None else "sha256:" + hashlib.sha256(held[0]).hexdigest()
         return digest
+
+    _tag_digest = tag_digest
 
     def manifest_bytes(self, repository, reference):
         """(bytes, media type) of repository:reference as the registry holds it, or None when there is none."""
@@ -85,7 +88,8 @@ class RegistryReads:
         scope = "repository:{}:pull".format(repository)
 
         def operation():
-            response = self._request("GET", "/v2/{}/{}".format(repository, path), scope, what, headers={"Accept": accept})
+            response = self._request("GET", "/v2/{}/{}".format(repository, path), scope, what,
+                                     headers={"Accept": accept})
             if response.status_code == 404 and absent_is_none:
                 return None
             if response.status_code != 200:

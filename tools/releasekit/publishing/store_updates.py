@@ -28,7 +28,7 @@ def update(store, path, decide, lock_directory=None):
     stood wins: returns (its result, whether it wrote)."""
     directory = lock_directory if lock_directory is not None else path.rpartition("/")[0]
     with store.lock(directory) as held:
-        guarded = bool(held) or getattr(store, "atomic_conditional_writes", False)
+        guarded = bool(held) or store.conditional_writes
         for attempt in range(ATTEMPTS):
             gap = settle.Gap()
             current, version = store.get(path)

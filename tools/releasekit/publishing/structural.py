@@ -165,7 +165,8 @@ def _list_type_errors(kind, map_keys, items):
         if seen[key] == 2:
             yield ValidationError(
                 "Duplicate value: {} appears twice; x-kubernetes-list-type {} wants {}".format(
-                    shown, kind, "unique items" if kind == "set" else "one item per key ({})".format(", ".join(map_keys))),
+                    shown, kind,
+                    "unique items" if kind == "set" else "one item per key ({})".format(", ".join(map_keys))),
                 path=[index])
 
 
@@ -270,7 +271,7 @@ def metadata_problems(resource):
                                      False))
     name = metadata.get("name")
     if isinstance(name, str) and not (re.match(_SUBDOMAIN + r"\Z", name) and len(name) <= 253):
-        problems.append((("metadata", "name"), "{!r} is not a valid name: a lowercase RFC 1123 subdomain (alphanumerics, "
-                                               "'-' and '.', starting and ending with an alphanumeric)".format(name),
-                         False))
+        problems.append((("metadata", "name"), "{!r} is not a valid name: a lowercase RFC 1123 subdomain "
+                                               "(alphanumerics, '-' and '.', starting and ending with an "
+                                               "alphanumeric)".format(name), False))
     return problems

@@ -14,12 +14,12 @@ import hashlib
 import json
 import re
 
-from releasekit.core.config import REGISTRY_KINDS, is_loopback, parse_registry
+from releasekit.core.destinations import REGISTRY_KINDS, parse_registry
 from releasekit.core.errors import ProvenanceError, UsageError
+from releasekit.core.hosts import is_loopback
 from releasekit.publishing import provenance, referrers, signing
-from releasekit.publishing.credentials import registry_credentials
 from releasekit.publishing.registry import RegistryClient
-from releasekit.publishing.stores import open_store
+from releasekit.publishing.registry_credentials import registry_credentials
 
 PINNED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*@sha256:[0-9a-f]{64}")
 _COORDINATE = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+:[A-Za-z0-9_.+-]+$")
@@ -59,9 +59,10 @@ def _check_signed(payload, expected, digests, where):
     except (ValueError, KeyError, TypeError):
         raise ProvenanceError("{}: the signed payload is not an in-toto statement with SLSA provenance.".format(
             where)) from None
-    if statement.get("_type") != provenance.STATEMENT_TYPE or statement.get("predicateType") != provenance.PREDICATE_TYPE:
-        raise ProvenanceError("{}: the statement is {} with {}, not an in-toto Statement v1 with SLSA Provenance v1.".format(
-            where, statement.get("_type"), statement.get("predicateType")))
+    kinds = (statement.get("_type"), statement.get("predicateType"))
+    if kinds != (provenance.STATEMENT_TYPE, provenance.PREDICATE_TYPE):
+        raise ProvenanceError("{}: the statement is {} with {}, not an in-toto Statement v1 with SLSA Provenance "
+                              "v1.".format(where, *kinds))
     for name, digest in sorted(digests.items(), key=lambda item: str(item[0])):
         said = named.get(name) if name is not None else (digest if digest in named.values() else
                                                           next(iter(named.values()), None))
@@ -90,8 +91,10 @@ def _said(statement, what, keyid):
 
 
 class Verifier:
-    def __init__(self, expected, config, channel, policy, environ):
-        self.expected, self.config, self.channel, self.policy, self.environ = expected, config, channel, policy, environ
+    def __init__(self, expected, context, channel):
+        """context: the command's RunContext (releasekit.yaml, if any; the retry policy; the credentials)."""
+        self.expected, self.context, self.channel = expected, context, channel
+        self.config, self.policy, self.environ = context.config, context.policy, context.environ
         self.keyid = signing.key_id(expected.public_key)
 
     # -- images and OCI artifacts -------------------------------------------------------------
@@ -100,9 +103,9 @@ class Verifier:
         for channel in (self.config.channels.values() if self.config else []):
             for kind, destination in channel.items():
                 if kind in REGISTRY_KINDS and destination.host == host:
-                    return RegistryClient(destination, registry_credentials(host, self.environ), self.policy)
+                    return RegistryClient(destination, registry_credentials(destination, self.environ), self.policy)
         destination = parse_registry(("http://" if is_loopback(host) else "") + host, "-")
-        return RegistryClient(destination, registry_credentials(host, self.environ), self.policy)
+        return RegistryClient(destination, registry_credentials(destination, self.environ), self.policy)
 
     def image(self, reference):
         """Lines verified for an image (or OCI artifact) reference host/repository[:tag][@sha256:...]."""
@@ -145,7 +148,7 @@ class Verifier:
     # -- stores ---------------------------------------------------------------------------------
 
     def _store(self, kind):
-        return open_store(self.config.destination(self.channel, kind), self.policy, self.environ)
+        return self.context.open_store(self.context.destination(self.channel, kind))
 
     def _store_files(self, store, directory, envelope_path, names, what):
         data = store.get(envelope_path)[0]
@@ -155,7 +158,8 @@ class Verifier:
         for name in names:
             contents[name] = store.get("{}/{}".format(directory, name))[0]
             if contents[name] is None:
-                raise ProvenanceError("{}: {} is missing.".format(what, store.describe("{}/{}".format(directory, name))))
+                raise ProvenanceError("{}: {} is missing.".format(what,
+                                                                  store.describe("{}/{}".format(directory, name))))
         digests = {name: hashlib.sha256(content).hexdigest() for name, content in contents.items()}
         statement = check_statement(signing.read_envelope(data, what), self.expected, digests, what)
         return statement, contents
@@ -265,27 +269,27 @@ _ACCEPT = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.im
            "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
-def verify(target, key_path, repository, branch, channel="ci", version=None, source="store", config=None,
-           policy=None, environ=None):
-    """The lines verified of target (see the module's docstring); ProvenanceError (exit 3) when it is not."""
-    verifier = Verifier(Expected(signing.load_public_key(key_path), repository, branch), config, channel, policy,
-                        environ or {})
+def verify(target, key_path, repository, branch, context, channel="ci", version=None, source="store"):
+    """The lines verified of target (see the module's docstring); ProvenanceError (exit 3) when it is not. context:
+    the command's RunContext."""
+    config = context.config
+    verifier = Verifier(Expected(signing.load_public_key(key_path), repository, branch), context, channel)
     if target.startswith("//") or target.startswith("@"):
         if config is None:
             raise UsageError("verify {} reads the channel's stores: give releasekit.yaml (--config).".format(target))
         return verifier.label(target, version, source)
     if _COORDINATE.match(target) and "/" not in target:
         if config is None:
-            raise UsageError("verify {} reads the channel's Maven store: give releasekit.yaml (--config).".format(target))
+            raise UsageError("verify {} reads the channel's Maven store: give releasekit.yaml (--config).".format(
+                target))
         return verifier.maven(target)
     return verifier.image(target)[0]
 
 
 def command(args, environ):
-    """`releasekit verify`: the parsed command line (arguments.py) to verify()'s lines."""
-    from releasekit.core.config import load_config, load_config_if_present
-    from releasekit.core.http import RetryPolicy
+    """`releasekit verify`: the parsed command line (commands/verify.py) to verify()'s lines."""
+    from releasekit.core.run_context import RUNNING, RunContext
 
-    config = load_config(args.config, environ) if args.config else load_config_if_present(None, environ)
-    return verify(args.release, args.key, args.repository, args.branch, args.channel, args.version, args.source,
-                  config, RetryPolicy.from_environment(environ), environ)
+    context = RunContext.load(RUNNING, args.config, environ, required=bool(args.config))
+    return verify(args.release, args.key, args.repository, args.branch, context, args.channel, args.version,
+                  args.source)

@@ -123,7 +123,8 @@ def _configs_in_use(explicit, overrides):
     def named(options):
         return {o.split("=", 1)[1] for o in options if o.startswith("--config=")}
 
-    used, pending = set(), named(explicit) | named(v for c, v in overrides if c in ("build", "test", "common", "always"))
+    used = set()
+    pending = named(explicit) | named(v for c, v in overrides if c in ("build", "test", "common", "always"))
     while pending:
         config = pending.pop()
         if config not in used:

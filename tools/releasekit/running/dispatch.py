@@ -18,18 +18,17 @@ import json
 import logging
 import os
 import queue
-import subprocess
 import sys
 import threading
 import time
 
 from releasekit.core import environment
-from releasekit.core.errors import BazelError, RefusedError, ReleasekitError, UsageError
-from releasekit.core.redact import redact, without_secrets
-from releasekit.core.startup import StartedSignal
-from releasekit.running import forkserver
+from releasekit.core.errors import BazelError, ReleasekitError
+from releasekit.core.redact import without_secrets
+from releasekit.running import forkserver, remote_build
 from releasekit.running.progress import Progress
 from releasekit.running.build_events import built_outputs, read_build_events, test_outcomes, why_test_builds_differ
+from releasekit.running.release_run import ReleaseRun, executable_of
 from releasekit.running.run_report import HELD_BACK, Outcome
 from releasekit.selection.bazelquery import Bazel
 
@@ -55,8 +54,11 @@ class DispatchOptions:
 
 
 class Dispatcher:
-    def __init__(self, workspace, bazel=None, options=None, progress=None):
+    def __init__(self, workspace, bazel=None, options=None, progress=None, context=None):
+        """context: the command's RunContext (core/run_context.py), whose configuration the releases are handed;
+        without one, releasekit.yaml is read when the releases are about to run."""
         self.workspace = os.path.abspath(workspace)
+        self.context = context
         self.bazel = bazel or Bazel(self.workspace)
         self.options = options or DispatchOptions()
         self.progress = progress or Progress()
@@ -64,7 +66,7 @@ class Dispatcher:
         self.pinned = {}  # what every release of this run shares: the commit, and the destinations read once
         self.built_with_tests = {}  # release label -> its outputs, built by the tests' invocation as a build would
         self.started_fork_server = None  # started while Bazel built the releases; _fork_server takes it
-        self.config = None  # releasekit.yaml, read once when the releases are about to run
+        self.config, self.remote = None, remote_build.NOT_YET  # releasekit.yaml, read when releases run; the cache
         os.makedirs(self.report_dir, exist_ok=True)
         for command in ("test", "build"):  # an earlier run's profile is not this run's
             if os.path.exists(self._profile_path(command)):
@@ -79,11 +81,13 @@ class Dispatcher:
         return os.path.join(self.report_dir, "bazel-{}.profile.json".format(command))
 
     def _bazel(self, command, labels, extra, bep):
-        if self.options.profile:
-            extra = extra + ["--profile=" + self._profile_path(command)]
-        args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags, "--", *labels]
+        extra = extra + (["--profile=" + self._profile_path(command)] if self.options.profile else []) + \
+            self.remote.flags
+        args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags, "--",
+                *labels]
         # Bazel writes its client environment into the build event file: it never sees the publishers' credentials.
-        process = self.bazel.run(args, env=without_secrets(os.environ if self.options.environ is None else self.options.environ))
+        environ = os.environ if self.options.environ is None else self.options.environ
+        process = self.bazel.run(args, env=without_secrets(environ))
         with open(os.path.join(self.report_dir, "bazel-{}.log".format(command)), "w") as handle:
             handle.write(process.stdout + process.stderr)
         if process.returncode not in (0, 1, 3, 4) and not os.path.exists(bep):
@@ -93,11 +97,13 @@ class Dispatcher:
 
     def _bazel_starting_fork_server(self, command, labels, extra, bep, releases):
         """_bazel; the fork server for the releases starts as soon as one of them is built (see StartWhenBuilt)."""
+        self.remote = remote_build.prepare(self, releases, self.remote)  # lazy push: the build's remote cache
         if not (releases and self.options.fork_server and not self.options.build_only) or self.started_fork_server:
             return self._bazel(command, labels, extra, bep)
         if os.path.exists(bep):
             os.unlink(bep)  # an earlier run's events would name an earlier build's executables
-        starter = forkserver.StartWhenBuilt(bep, releases, _executable, os.path.join(self.report_dir, "fork-server.log"))
+        starter = forkserver.StartWhenBuilt(bep, releases, executable_of, os.path.join(self.report_dir,
+                                                                                      "fork-server.log"))
         try:
             return self._bazel(command, labels, extra, bep)
         finally:
@@ -108,7 +114,8 @@ class Dispatcher:
         if not labels:
             return []
         bep = os.path.join(self.report_dir, "tests.bep.json")
-        extra = ["--flaky_test_attempts={}".format(self.options.flaky_test_attempts)] if self.options.flaky_test_attempts else []
+        attempts = self.options.flaky_test_attempts
+        extra = ["--flaky_test_attempts={}".format(attempts)] if attempts else []
         started = time.monotonic()
         for label in labels:
             self.progress.started(label)
@@ -155,10 +162,10 @@ class Dispatcher:
             for label in to_run:
                 results[label] = Outcome(label, "release", "built", reason="built only: nothing was published")
             return [results[label] for label in labels]
-        executables = {label: _executable(label, built[label]) for label in to_run}
+        executables = {label: executable_of(label, built[label]) for label in to_run}
         self._pin_shared_inputs()
-        self.pinned[environment.SELECTION.name] = json.dumps({"chosen_by": "releasekit dispatch", "selected": len(labels),
-                                                              "releases": _labels_digest(labels)})  # for provenance
+        self.pinned[environment.SELECTION.name] = json.dumps({  # for provenance
+            "chosen_by": "releasekit dispatch", "selected": len(labels), "releases": _labels_digest(labels)})
         self._refuse_shared_destinations(executables, results)
         to_run = [label for label in to_run if label not in results]
         waits = {label: self._dependencies(executables[label], labels) for label in to_run}
@@ -177,7 +184,7 @@ class Dispatcher:
         the run began; none runs git or parses YAML. What cannot be read here, each release reads (and
         reports) itself.
         """
-        from releasekit.core.config import RESOLVED_CONFIG_VARIABLE, load_config
+        from releasekit.core.run_context import PUBLISHING, RunContext
         from releasekit.core.versioning import read_source_version
 
         environ = self.workspace_environ()
@@ -188,8 +195,9 @@ class Dispatcher:
         except ReleasekitError as error:
             log.info("releases will read their own version: %s", error)
         try:
-            self.config = load_config(None, environ)
-            self.pinned[RESOLVED_CONFIG_VARIABLE] = self.config.to_json()
+            context = self.context or RunContext.load(PUBLISHING, environ=environ, required=True)
+            self.config = context.config
+            self.pinned.update(context.for_releases())
         except ReleasekitError as error:
             log.info("releases will read their own configuration: %s", error)
 
@@ -246,12 +254,12 @@ class Dispatcher:
                 starting = sum(1 for run in active if not run.started_up)
                 if ready and len(active) < workers and starting < startup_limit:
                     pending.remove(ready[0])
-                    run = _ReleaseRun(ready[0], executables[ready[0]], *self._log_paths(ready[0]))
+                    run = ReleaseRun(ready[0], executables[ready[0]], *self._log_paths(ready[0]))
                     run.launch(self._release_environ(), self.workspace, fork_server)
                     self.first_launch = self.first_launch or run.launched
                     self.progress.started(run.label)
                     active.append(run)
-                    supervisor = threading.Thread(target=self._supervise, args=(run, events), daemon=True)
+                    supervisor = threading.Thread(target=run.supervise, args=(events, self._outcome_of), daemon=True)
                     supervisor.start()
                     supervisors.append(supervisor)
                     continue
@@ -283,7 +291,8 @@ class Dispatcher:
         if not paths or not paths[0]:
             return None
         try:
-            return forkserver.ForkServer(os.path.realpath(paths[0][0]), os.path.join(self.report_dir, "fork-server.log"))
+            return forkserver.ForkServer(os.path.realpath(paths[0][0]),
+                                         os.path.join(self.report_dir, "fork-server.log"))
         except OSError as error:
             log.info("releases run as their own executables: %s", error)
             return None
@@ -297,6 +306,10 @@ class Dispatcher:
     def _log_paths(self, label):
         safe = label[2:].replace("/", "_").replace(":", "__")
         return os.path.join(self.report_dir, safe + ".log"), os.path.join(self.report_dir, safe + ".record.json")
+
+    def _outcome_of(self, run, code):
+        """The Outcome of a release that exited with code; one the remote cache failed is built here and run again."""
+        return remote_build.outcome(self, run, code)
 
     def workspace_environ(self):
         """The environment releases start from: the caller's, in this workspace."""
@@ -313,88 +326,6 @@ class Dispatcher:
         environ.pop("RUNFILES_DIR", None)
         return environ
 
-    def _supervise(self, run, events):
-        try:
-            run.started_signal.wait()
-            events.put(("started up", run))
-            code, cpu_seconds = forkserver.wait_with_cpu(run.process)
-            run.outcome = self._outcome(run, code)
-            run.outcome.forked, run.outcome.cpu_seconds = run.forked, cpu_seconds
-        except Exception as error:  # the scheduler must hear of every release, whatever happens here
-            run.outcome = Outcome(run.label, "release", "failed", 0.0, run.log_path,
-                                  reason="releasekit could not supervise the release: {}".format(error))
-        finally:
-            run.log_file.close()
-            events.put(("done", run))
-
-    def _outcome(self, run, code):
-        outcome = self._exit_outcome(run, code)
-        outcome.finished_at = round(time.time(), 3)
-        return outcome
-
-    def _exit_outcome(self, run, code):
-        duration = time.monotonic() - run.launched
-        record = None
-        if code == 0 and os.path.exists(run.record_path):
-            with open(run.record_path, encoding="utf-8") as handle:
-                record = json.load(handle)
-        if code == 0:
-            from releasekit.publishing.pointers import notes  # pointers it left alone: the run's table shows them
-
-            said = "; ".join(notes(record)) if record else ""
-            return Outcome(run.label, "release", "published", duration, run.log_path, record=record, reason=said or None)
-        with open(run.log_path, encoding="utf-8", errors="replace") as handle:
-            last = [line.strip() for line in handle if line.strip()][-1:] or ["exit code {}".format(code)]
-        status = "refused" if code == RefusedError.exit_code else "failed"  # refused: nothing was written
-        return Outcome(run.label, "release", status, duration, run.log_path, reason=redact(last[0])[:500])
-
-
-class _ReleaseRun:
-    """One release executable, launched with the pipe it signals its start-up on."""
-
-    def __init__(self, label, executable, log_path, record_path):
-        self.label, self.executable = label, executable
-        self.log_path, self.record_path = log_path, record_path
-        self.started_signal = StartedSignal()
-        self.process = self.log_file = self.outcome = self.launched = None
-        self.started_up = None  # when it signalled that it is loaded
-        self.forked = False
-
-    def launch(self, environ, cwd, fork_server=None):
-        """Fork the release in the fork server when it serves this release's releasekit; else run the executable."""
-        if os.path.exists(self.record_path):
-            os.unlink(self.record_path)
-        descriptor = self.started_signal.write_end
-        environ.update({environment.REPORT.name: self.record_path, environment.STARTED_FD.name: str(descriptor)})
-        self.log_file = open(self.log_path, "w")
-        paths = forkserver.launcher_paths(self.executable) if fork_server else None
-        try:
-            if paths and fork_server.serves(paths[0]):
-                entry, manifest, runfiles = paths
-                self.process = fork_server.start(["publish", "--manifest", manifest, "--runfiles", runfiles], environ,
-                                                 cwd, self.log_file.fileno(), descriptor)
-                self.forked = True
-            else:
-                self.process = subprocess.Popen([self.executable], env=environ, stdout=self.log_file,
-                                                stderr=subprocess.STDOUT, cwd=cwd, pass_fds=(descriptor,))
-        except OSError:
-            self.log_file.close()
-            self.started_signal.abandon()
-            raise
-        finally:
-            self.started_signal.release_launched()
-        self.launched = time.monotonic()
-
 
 def _labels_digest(labels):
     return "sha256:" + hashlib.sha256("\n".join(sorted(labels)).encode("utf-8")).hexdigest()
-
-
-def _executable(label, outputs):
-    """The release executable among a release target's outputs: the file named like the target."""
-    package, name = label[2:].split(":", 1)
-    wanted = "/".join(p for p in (package, name) if p)
-    for output_name, path in outputs.items():
-        if output_name == wanted:
-            return path
-    raise UsageError("{} built, but its executable {} is not among its outputs.".format(label, wanted))

@@ -16,10 +16,10 @@ import os
 import re
 import select
 import socket
-import subprocess
 import sys
 import threading
 
+from releasekit.core import process
 from releasekit.core.errors import ReleasekitError
 
 _LAUNCHER_LINE_RE = re.compile(r"^# releasekit-(entry|manifest): (\S+)$", re.MULTILINE)
@@ -50,8 +50,8 @@ class ForkServer:
                 "serve({})").format(os.path.dirname(entry), theirs.fileno())
         with open(log_path, "w") as log:
             try:
-                self.process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(theirs.fileno(),),
-                                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                self.process = process.start([sys.executable, "-c", code], pass_fds=(theirs.fileno(),),
+                                             stdin=process.DEVNULL, stdout=log, stderr=process.STDOUT)
             finally:
                 theirs.close()
         self.socket = ours
@@ -109,7 +109,7 @@ class ForkServer:
         self.socket.close()
         try:
             self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        except process.TimeoutExpired:
             self.process.kill()
             self.process.wait()
 
@@ -123,7 +123,8 @@ class StartWhenBuilt:
     """
 
     def __init__(self, build_events_path, releases, executable_of, log_path):
-        self.path, self.releases, self.executable_of, self.log_path = build_events_path, set(releases), executable_of, log_path
+        self.path, self.releases = build_events_path, set(releases)
+        self.executable_of, self.log_path = executable_of, log_path
         self.server = None
         self._bazel_done = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="fork-server-start", daemon=True)
@@ -197,25 +198,22 @@ class _Forked:
         return waiter[1]
 
 
-def wait_with_cpu(process):
+def wait_with_cpu(launched):
     """(exit code, CPU seconds of the release and its children, or None) of a launched release: forked by the server,
     or its own executable (a Popen, waited for here)."""
-    if isinstance(process, subprocess.Popen):
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        return process.returncode, round(usage.ru_utime + usage.ru_stime, 3)
-    code = process.wait()
-    return code, process.cpu_seconds
+    if isinstance(launched, _Forked):
+        code = launched.wait()
+        return code, launched.cpu_seconds
+    _, status, usage = os.wait4(launched.pid, 0)
+    launched.returncode = os.waitstatus_to_exitcode(status)
+    return launched.returncode, round(usage.ru_utime + usage.ru_stime, 3)
 
 
 def serve(descriptor):
     """The server's loop (see the module docstring)."""
-    import releasekit.cli  # noqa: F401  (what every release imports, loaded once here)
-    import releasekit.publishing.kinds.container  # noqa: F401
-    import releasekit.publishing.kinds.deploy  # noqa: F401
-    import releasekit.publishing.kinds.file  # noqa: F401
-    import releasekit.publishing.kinds.jar  # noqa: F401
-    import releasekit.publishing.runner  # noqa: F401
+    from releasekit.commands import publish
+
+    publish.preload()  # what every release imports, loaded once here
 
     server = socket.socket(fileno=descriptor)
     server.send(b"ready")
@@ -247,7 +245,8 @@ def serve(descriptor):
 
 def _release(request, fds):
     """In the forked child: become the release (its log as stdout and stderr, its environment and directory),
-    run the publish command, and exit with its code. Never returns."""
+    run the publish command (through the commands' one error handling path), and exit with its code. Never
+    returns."""
     code = 1
     try:
         log_fd, started_fd = fds
@@ -257,11 +256,11 @@ def _release(request, fds):
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        from releasekit.commands import build_parser, publish, run_command
         from releasekit.core.environment import STARTED_FD
-        from releasekit.cli import main
 
         os.environ[STARTED_FD.name] = str(started_fd)
-        code = main(request["argv"])
+        code = run_command(build_parser([publish], request["argv"]), request["argv"])
     except SystemExit as error:  # argparse's own exits
         code = error.code if isinstance(error.code, int) else 1
     except BaseException as error:  # the release's own last line of defence already ran; this is the server's

@@ -1,31 +1,183 @@
-"""Pipelines for the CI engines users already have: test shards first, then release shards.
+"""Pipelines for the CI engines users already have, written to run as they are: base, test shards, release shards.
 
-Both engines get the same shape. Every test shard collects the change, runs its share of the
-tests, and keeps its report; release shards run only after every test shard passed, and only
-on the main line (pull requests publish nothing). Each release shard is handed every test
-shard's report of its own run (`--test-reports`): the gate holds its releases back unless they
-say the tests passed (a quarantined test that failed every attempt did not), and when it cannot
-read all of them, it publishes nothing. The engine's own concurrency control keeps two runs of
-the main line from publishing at once (a second line of defence: pointers move only forward).
-Only main-line runs record target graphs (`collect --record-target-graphs`); pull-request runs
-read them. Shards balance by the durations of the previous run's reports, carried between runs as artifacts:
-- GitHub Actions: a complete workflow. Each shard uploads its report as an artifact; the next
-  run finds the last successful run of the workflow (`gh run list`) and downloads them all. On
-  the main line, the change starts at that run's commit: what a failed or cancelled run held
-  back is tested and released again. Runs of one ref wait for each other (`concurrency:`).
-- Buildkite: a pipeline for `buildkite-agent pipeline upload`. Each shard uploads its report
-  as an artifact; a build given the previous build's ID (environment.PREVIOUS_BUILD) downloads that build's.
-  Release jobs run one at a time, in the order the builds were created (`concurrency_group`).
+Both engines get the same shape (pipeline_github.py, pipeline_buildkite.py):
+- **releasekit itself** comes from the workspace: `bazel run --script_path=... @rules_release//tools:releasekit`
+  builds the command line pinned with the rules, and the steps run the script it writes, so that Bazel's client
+  (which may send its environment to a build event service) never sees a secret. The python3 that runs it needs
+  releasekit's packages (core/python_packages.py): an agent whose python3 lacks them gets a virtual environment
+  with them, named by environment.PYTHON. `--releasekit COMMAND` (with `--install`) runs an installed releasekit.
+- **The base commit** is computed once per run, in a job of its own: the first candidate the clone has (a pull
+  request's base; on the main line the commit of the last passed run, then the push's `before`), else the merge
+  base with the main line, else every test and release is selected and the reason said (`collect --everything`):
+  a first push, a force push that lost the commits named, a manual run of the main line with no passed run.
+- **Test shards** collect the change, run their share of the tests (`--quarantine auto` when there is a history),
+  and keep their report; main-line runs record target graphs (`collect --record-target-graphs`).
+- **Release shards** run on the main line only, after every test shard passed, with CI=true and the destinations'
+  credentials from the engine's secrets, each handed every test shard's report of its own run (`--test-reports`):
+  the gate publishes nothing when it cannot read them all. The engine's concurrency control keeps two runs from
+  publishing at once. Shards balance by the durations of the previous run's reports, carried as artifacts.
 """
 
-from releasekit.core.errors import UsageError
 from releasekit.core import environment
+from releasekit.core.errors import UsageError
 
 REPORTS = "releasekit-reports"  # where a shard finds the previous run's reports: a directory
 TEST_REPORTS = "releasekit-test-reports"  # where a release shard finds this run's test shards' reports
+TOOL_LABEL = "@rules_release//tools:releasekit"
+ZERO_COMMIT = "0" * 40  # GitHub's `before` of a branch's first push
 
 
-def _plain_dumper():
+class Settings:
+    """What the pipeline is made of: the shards, the main line, how releasekit is reached, what the run needs from
+    releasekit.yaml (its destinations' credentials, whether it has a history), and the quarantine."""
+
+    def __init__(self, shards, main_branch="main", releasekit=TOOL_LABEL, install=None, config=None, quarantine=None,
+                 history=None, bazel="bazel", base=None, head=None):
+        if shards < 1:
+            raise UsageError("--shards must be at least 1.")
+        self.shards, self.main_branch, self.releasekit, self.install = shards, main_branch, releasekit, install
+        self.config, self.history, self.bazel, self.base, self.head = config, history, bazel, base, head
+        has_history = bool(history or (config and config.history))
+        if quarantine in (None, "") and has_history:
+            quarantine = "auto"
+        if quarantine == "auto" and not has_history:
+            raise UsageError("--quarantine auto reads the run history, and none is set: pass --history URL or set "
+                             "`history:` in releasekit.yaml.")
+        self.quarantine = None if quarantine in (None, "", "none") else quarantine
+
+    @property
+    def shard_list(self):
+        return ["{}/{}".format(i, self.shards) for i in range(1, self.shards + 1)]
+
+    @property
+    def builds_the_tool(self):
+        """releasekit from the workspace's rules_release (a label), rather than a command installed on the agent."""
+        return self.releasekit.startswith(("@", "//"))
+
+    def tool_setup(self, script):
+        """Shell lines that make `script` run releasekit."""
+        if self.builds_the_tool:
+            return ['{} run --script_path="{}" {}'.format(self.bazel, script, self.releasekit)]
+        return [self.install] if self.install else []
+
+    def tool(self, script):
+        return '"{}"'.format(script) if self.builds_the_tool else self.releasekit
+
+    def needs_python_packages(self):
+        return self.builds_the_tool
+
+
+def python_packages_check(venv):
+    """(the shell condition that the python3 running releasekit lacks its required packages, the commands that make a
+    virtual environment with every package, the python3 it holds)."""
+    from releasekit.core.python_packages import REQUIRED, packages
+
+    python = "${{{}:-python3}}".format(environment.PYTHON)
+    lacks = "! \"{}\" -c 'import {}' 2>/dev/null".format(python, ", ".join(REQUIRED))
+    return lacks, ['python3 -m venv "{}"'.format(venv),
+                   '"{}/bin/python3" -m pip install --quiet {}'.format(venv, " ".join(packages()))], venv + "/bin/python3"
+
+
+def base_script(candidates, main_branch):
+    """Shell lines that set `commit` to the run's base commit, or leave it empty and set `why` (every test and
+    release is then selected). candidates: shell words, in order of preference; main_branch: a shell word."""
+    return [
+        "commit= ; why=",
+        "for candidate in {}; do".format(candidates),
+        '  if [ -z "$candidate" ] || [ "$candidate" = {} ]; then continue; fi'.format(ZERO_COMMIT),
+        '  if git cat-file -e "$candidate^{commit}" 2>/dev/null; then commit="$candidate"; break; fi',
+        '  why="${why:+$why; }$candidate is not in this clone (the history was rewritten, or the clone is shallow)"',
+        "done",
+        'if [ -z "$commit" ]; then',
+        '  git fetch --quiet origin "+refs/heads/{0}:refs/remotes/origin/{0}" || true'.format(main_branch),
+        '  merge_base="$(git merge-base HEAD "refs/remotes/origin/{}" 2>/dev/null || true)"'.format(main_branch),
+        '  if [ -n "$merge_base" ] && [ "$merge_base" != "$(git rev-parse HEAD)" ]; then commit="$merge_base"; fi',
+        "fi",
+        'if [ -z "$commit" ]; then',
+        '  why="no base commit: ${{why:-no earlier run or push of this branch names one (a first push)}}; the merge '
+        'base with {} is this commit itself"'.format(main_branch),
+        "fi",
+        'echo "base commit: ${commit:-none ($why)}"',
+    ]
+
+
+def collect_command(tool, head, record_graphs):
+    """Shell lines that run collect from $BASE_COMMIT, or select everything for $EVERYTHING when it is empty."""
+    return [
+        'if [ -n "$BASE_COMMIT" ]; then set -- --base "$BASE_COMMIT"; else set -- --everything "$EVERYTHING"; fi',
+        '{} collect "$@" --head {} --tests-out tests.json --releases-out releases.json{}'.format(
+            tool, head, " " + record_graphs if record_graphs else ""),
+    ]
+
+
+def dispatch_command(tool, settings, what, shard, report):
+    balance = '$( [ -d {0} ] && echo "--previous-report {0}" )'.format(REPORTS)
+    options = ["--{0} {0}.json".format(what), "--shard " + shard, balance]
+    if settings.quarantine:
+        options.append("--quarantine " + settings.quarantine)
+    if settings.history:
+        options.append("--history " + settings.history)
+    if what == "releases":
+        options.append("--test-reports " + TEST_REPORTS)
+    return "{} dispatch {} --report {}".format(tool, " ".join(options), report)
+
+
+def destinations(config, what):
+    """The destinations a job writes to or reads: test jobs the history and target graphs, release jobs the CI
+    channel's as well. None when there is no releasekit.yaml (then every documented variable is passed)."""
+    if config is None:
+        return None
+    found = [d for d in (config.history, config.target_graphs) if d is not None]
+    if what == "releases":
+        found = list(config.channels.get("ci", {}).values()) + found
+    return found
+
+
+def credential_variables(config, what):
+    """The variables a job's steps take from the engine's secrets, in a stable order: each destination's documented
+    variables (environment.REGISTRY_*, environment.STORE_CREDENTIALS), those its host's entry in `credentials` names
+    (host_credentials.py), and AWS's for s3:// stores."""
+    kinds = {"registry": [environment.REGISTRY_USERNAME, environment.REGISTRY_PASSWORD, environment.REGISTRY_TOKEN]}
+    kinds.update({kind: list(variables) for kind, variables in environment.STORE_CREDENTIALS.items()})
+    aws = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
+    names = []
+    found = destinations(config, what)
+    if found is None:
+        wanted = ["history", "target_graphs"] + (["registry", "maven", "deploy", "files"] if what == "releases" else [])
+        names = [str(v) for kind in wanted for v in kinds[kind]] + aws
+    for destination in found or []:
+        if destination.scheme == "s3":
+            names += aws
+        elif destination.scheme != "file":
+            names += [str(v) for v in kinds[destination.kind]]
+            names += destination.credentials.variables() if destination.credentials else []
+    return list(dict.fromkeys(names))
+
+
+def publishes_to_ghcr(config):
+    """Whether the CI channel's registry is GitHub's own (ghcr.io): its workflow token pushes there."""
+    registry = config.channels.get("ci", {}).get("registry") if config else None
+    return bool(registry and registry.host.lower() == "ghcr.io")
+
+
+# The engines `--format` offers: the module of running/ that renders an engine's document, and its function of
+# Settings.
+ENGINES = {"buildkite": ("pipeline_buildkite", "steps"), "github-actions": ("pipeline_github", "workflow")}
+
+
+def render(kind, settings):
+    """The pipeline as YAML text."""
+    import importlib
+
+    if kind not in ENGINES:
+        raise UsageError("--format must be {}, not '{}'.".format(" or ".join(sorted(ENGINES)), kind))
+    module, function = ENGINES[kind]
+    document = getattr(importlib.import_module("releasekit.running." + module), function)(settings)
+    header = "# @generated by releasekit pipeline --format {} --shards {}\n".format(kind, settings.shards)
+    return header + dump_yaml(document)
+
+
+def dump_yaml(document):
     import yaml
 
     class PlainDumper(yaml.SafeDumper):
@@ -34,125 +186,8 @@ def _plain_dumper():
         def ignore_aliases(self, data):
             return True
 
-    return PlainDumper
+    def literal_blocks(dumper, text):  # multi-line scripts as blocks, as people write them
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
 
-
-def render(kind, shards, base, head, releasekit="releasekit", install="python3 -m pip install releasekit"):
-    """The pipeline as YAML text."""
-    import yaml
-
-    if shards < 1:
-        raise UsageError("--shards must be at least 1.")
-    shard_list = ["{}/{}".format(i, shards) for i in range(1, shards + 1)]
-    if kind == "github-actions":
-        document = _github_actions(shard_list, base, head, releasekit, install, shards)
-    elif kind == "buildkite":
-        document = _buildkite(shard_list, base, head, releasekit, install)
-    else:
-        raise UsageError("--format must be buildkite or github-actions, not '{}'.".format(kind))
-    header = "# @generated by releasekit pipeline --format {} --shards {}\n".format(kind, shards)
-    return header + yaml.dump(document, Dumper=_plain_dumper(), sort_keys=False, width=1000)
-
-
-# How each engine's step says it runs on the main line, not for a pull request: then collect records target graphs.
-_MAIN_LINE_ONLY = {
-    "github-actions": "${{ github.event_name == 'push' && '--record-target-graphs' || '' }}",
-    "buildkite": '$( [ "${BUILDKITE_PULL_REQUEST:-false}" = false ] && [ "$BUILDKITE_BRANCH" = '
-                 '"$BUILDKITE_PIPELINE_DEFAULT_BRANCH" ] && echo --record-target-graphs )',
-}
-
-
-def _commands(releasekit, base, head, what, shard, report, kind):
-    balance = '$( [ -d {0} ] && echo "--previous-report {0}" )'.format(REPORTS)
-    gate = " --test-reports " + TEST_REPORTS if what == "releases" else ""
-    return [
-        "{} collect --base {} --head {} --tests-out tests.json --releases-out releases.json {}".format(
-            releasekit, base, head, _MAIN_LINE_ONLY[kind]),
-        "{} dispatch --{} {}.json --shard {} {}{} --report {}".format(releasekit, what, what, shard, balance, gate,
-                                                                      report),
-    ]
-
-
-def _github_actions(shard_list, base, head, releasekit, install, shards):
-    previous = [
-        {"name": "Find the last successful run", "id": "previous",
-         "env": {"GH_TOKEN": "${{ github.token }}"},
-         "run": "gh run list --repo '${{ github.repository }}' --workflow '${{ github.workflow }}' "
-                "--branch '${{ github.event.repository.default_branch }}' --status success --limit 1 "
-                "--json databaseId,headSha --jq '.[] | \"run-id=\\(.databaseId)\", \"head-sha=\\(.headSha)\"' "
-                ">> \"$GITHUB_OUTPUT\""},
-        {"name": "Download its reports, to balance the shards", "if": "steps.previous.outputs.run-id != ''",
-         "continue-on-error": True, "uses": "actions/download-artifact@v4",
-         "with": {"pattern": "releasekit-report-*", "merge-multiple": True, "path": REPORTS,
-                  "run-id": "${{ steps.previous.outputs.run-id }}", "github-token": "${{ github.token }}"}},
-    ]
-    setup = [{"uses": "actions/checkout@v4", "with": {"fetch-depth": 0}}, {"name": "Install releasekit", "run": install}]
-    matrix = {"include": [{"shard": s, "index": int(s.split("/")[0])} for s in shard_list]}
-
-    this_runs_tests = [
-        {"name": "Download this run's test reports, for the gate", "uses": "actions/download-artifact@v4",
-         "with": {"pattern": "releasekit-report-tests-*", "merge-multiple": True, "path": TEST_REPORTS}},
-    ]
-
-    def job(what, extra):
-        report = "report-{}-${{{{ matrix.index }}}}.json".format(what)
-        steps = setup + previous + (this_runs_tests if what == "releases" else []) + [
-            # On the main line, the change starts at the last successful run: nothing a failed run held back is lost.
-            {"name": what.capitalize(), "env": {"BASE_COMMIT": "${{ github.event_name == 'push' && "
-                                                               "steps.previous.outputs.head-sha || env.BASE_COMMIT }}"},
-             "run": "\n".join(_commands(releasekit, base, head, what, "${{ matrix.shard }}", report,
-                                        "github-actions")) + "\n"},
-            {"name": "Keep the report", "if": "always()", "uses": "actions/upload-artifact@v4",
-             "with": {"name": "releasekit-report-{}-${{{{ matrix.index }}}}".format(what), "path": report,
-                      "if-no-files-found": "ignore"}},
-        ]
-        body = {"name": "{} (shard ${{{{ matrix.shard }}}})".format(what), "runs-on": "ubuntu-latest",
-                "strategy": {"fail-fast": False, "matrix": matrix}}
-        body.update(extra)
-        body["steps"] = steps
-        return body
-
-    return {
-        "name": "releasekit",
-        "on": {"push": {"branches": ["main"]}, "pull_request": {}},
-        # Runs of one ref wait for each other, so two runs of the main line never publish at once; a pull request's
-        # newer run replaces its older one.
-        "concurrency": {"group": "releasekit-${{ github.ref }}",
-                        "cancel-in-progress": "${{ github.event_name == 'pull_request' }}"},
-        "permissions": {"contents": "read", "actions": "read"},
-        "env": {"BASE_COMMIT": "${{ github.event.pull_request.base.sha || github.event.before }}",
-                "HEAD_COMMIT": "${{ github.sha }}"},
-        "jobs": {
-            "tests": job("tests", {}),
-            # Releases publish to production: on the main line only, after every test shard passed.
-            "releases": job("releases", {"needs": "tests", "if": "github.event_name == 'push'", "env": {"CI": "true"}}),
-        },
-    }
-
-
-def _buildkite(shard_list, base, head, releasekit, install):
-    download = ('if [ -n "${{{0}:-}}" ]; then buildkite-agent artifact download '
-                '"report-*.json" {1} --build "${0}" || true; fi').format(environment.PREVIOUS_BUILD, REPORTS)
-
-    this_runs_tests = 'buildkite-agent artifact download "report-tests-*.json" {} || true'.format(TEST_REPORTS)
-
-    def step(what, shard, extra):
-        index = shard.split("/")[0]
-        report = "report-{}-{}.json".format(what, index)
-        gate = [this_runs_tests] if what == "releases" else []
-        commands = [install, download] + gate + _commands(releasekit, base, head, what, shard, report, "buildkite")
-        body = {"label": "{} {}, shard {}".format(":bazel:" if what == "tests" else ":package:", what, shard),
-                "key": "{}-{}".format(what, index),
-                # $$: the agent's shell expands variables when the step runs, not `pipeline upload` before.
-                "commands": [command.replace("$", "$$") for command in commands],
-                "artifact_paths": [report]}
-        body.update(extra)
-        return body
-
-    steps = [step("tests", s, {}) for s in shard_list]
-    steps.append("wait")
-    # Releases publish to production: on the main line only, after every test shard passed.
-    # One release job at a time across the pipeline's builds, oldest build first: two builds never publish at once.
-    serial = {"concurrency": 1, "concurrency_group": "releasekit/${BUILDKITE_PIPELINE_SLUG}/releases"}
-    steps += [step("releases", s, dict(serial, branches="main", env={"CI": "true"})) for s in shard_list]
-    return {"steps": steps}
+    PlainDumper.add_representer(str, literal_blocks)
+    return yaml.dump(document, Dumper=PlainDumper, sort_keys=False, width=1000)

@@ -16,6 +16,7 @@ class RunSettings:
     """What dispatch, ci and pr share: where, with what, and how the run reports."""
 
     workspace: str
+    context: object = None  # core.run_context.RunContext: releasekit.yaml read once, the retry policy, credentials
     bazel_command: str = None
     options: DispatchOptions = dataclasses.field(default_factory=DispatchOptions)
     shard: str = None  # "K/N"
@@ -32,13 +33,12 @@ class RunSettings:
     cost: object = None  # core.usage.RunCost, begun when the command began
 
     @classmethod
-    def from_arguments(cls, args, environ, build_only=False):
-        """The settings of dispatch, ci or pr, with releasekit.yaml read once (if there is one): the history, the
-        quarantine thresholds and the gate. Every option is checked here, before anything runs."""
-        from releasekit.core.config import load_config_if_present
-        from releasekit.core.run_policy import choose_gate
+    def from_arguments(cls, args, context, build_only=False):
+        """The settings of dispatch, ci or pr, from their arguments and the command's run context (releasekit.yaml
+        read once: the history, the quarantine thresholds and the gate). Every option is checked here, before
+        anything runs."""
         from releasekit.insight import quarantine
-        from releasekit.insight.ci_runs import history_settings
+        from releasekit.insight.ci_runs import run_history
 
         if args.flaky_test_attempts is not None and args.flaky_test_attempts < 1:
             raise UsageError("--flaky-test-attempts {} must be at least 1 (the attempts Bazel gives each test).".format(
@@ -48,19 +48,18 @@ class RunSettings:
         for source in args.quarantine or []:
             if source != quarantine.AUTO:
                 quarantine.read_quarantine_file(source)
-        config = load_config_if_present(None, dict(environ, BUILD_WORKSPACE_DIRECTORY=os.path.abspath(args.workspace)))
-        gate_choice = None if build_only else choose_gate(getattr(args, "gate", None), config and config.gate,
-                                                          config and config.source)
+        history = run_history(context, args.history)
+        if quarantine.AUTO in (args.quarantine or []) and not history.destination:
+            raise UsageError("--quarantine auto reads the run history, and none is set: pass --history URL or set "
+                             "`history:` in releasekit.yaml.")
         options = DispatchOptions(workers=args.workers, bazel_flags=[f for f in (args.bazel_flags or []) if f != "--"],
                                   flaky_test_attempts=args.flaky_test_attempts, build_only=build_only,
                                   report_dir=args.logs, profile=args.profile)
-        history = history_settings(args.history, config)
-        if quarantine.AUTO in (args.quarantine or []) and not history.url:
-            raise UsageError("--quarantine auto reads the run history, and none is set: pass --history URL or set "
-                             "`history:` in releasekit.yaml.")
-        return cls(args.workspace, args.bazel, options, args.shard, args.previous_report, args.report, args.junit,
-                   args.command, getattr(args, "base", None), args.started, history, list(args.quarantine or []),
-                   gate_choice, getattr(args, "test_reports", None))
+        return cls(workspace=args.workspace, context=context, bazel_command=args.bazel, options=options,
+                   shard=args.shard, previous_report=args.previous_report, report=args.report, junit=args.junit,
+                   command=args.command, base=getattr(args, "base", None), started=args.started, history=history,
+                   quarantine=list(args.quarantine or []), test_reports=getattr(args, "test_reports", None),
+                   gate=None if build_only else context.gate(getattr(args, "gate", None)))
 
 
 def _check_the_gate_can_learn(settings, tests, releases):
@@ -69,9 +68,9 @@ def _check_the_gate_can_learn(settings, tests, releases):
     if not releases or settings.gate is None or settings.test_reports:
         return
     if settings.shard:
-        raise UsageError("--shard {} runs a share of the releases, and a share of the tests says nothing of the others: "
-                         "pass --test-reports DIR, the reports of every test shard of this commit (the pipelines "
-                         "`releasekit pipeline` writes do). Nothing was run.".format(settings.shard))
+        raise UsageError("--shard {} runs a share of the releases, and a share of the tests says nothing of the "
+                         "others: pass --test-reports DIR, the reports of every test shard of this commit (the "
+                         "pipelines `releasekit pipeline` writes do). Nothing was run.".format(settings.shard))
     if tests is None:
         raise UsageError("dispatch --releases publishes only what passed its tests: pass --tests (the selection "
                          "collect wrote; this run tests it first) or --test-reports DIR (reports of the runs that "
@@ -85,11 +84,12 @@ def run_selection(settings, tests, releases, progress):
     from releasekit.insight import ci_runs
 
     _check_the_gate_can_learn(settings, tests, releases)
-    lines, started = [], settings.started or time.time()
+    started = settings.started or time.time()
     marks = [("select", time.time())]  # (phase, when it ended); select: collect (ci, pr) or reading selection files
     workspace = os.path.abspath(settings.workspace)
     bazel = Bazel(workspace, command=settings.bazel_command)
-    dispatcher = Dispatcher(workspace, bazel=bazel, options=settings.options, progress=progress)
+    dispatcher = Dispatcher(workspace, bazel=bazel, options=settings.options, progress=progress,
+                            context=settings.context)
     try:
         version = read_source_version(dispatcher.workspace_environ())
     except ReleasekitError:
@@ -97,7 +97,7 @@ def run_selection(settings, tests, releases, progress):
     commit = version.commit if version else None
     test_run = None if tests is None else tests_outcome.facts_of_test_run(tests, settings.shard, version)
     tests = tests or []
-    plan = ci_runs.quarantine_for_run(settings.quarantine, settings.history, os.environ, tests)
+    plan = ci_runs.quarantine_for_run(settings.quarantine, settings.history, tests)
     for line in plan.lines:
         progress.note(line)
     settings.options.quarantine = plan.labels
@@ -118,30 +118,40 @@ def run_selection(settings, tests, releases, progress):
         dispatcher.close()
     progress.close()
     cpu = settings.cost.figures() if settings.cost else None
-    lines.append(run_report.summary_table(outcomes))
+    lines = [run_report.summary_table(outcomes)]
     if decision is not None and (releases or decision.notes):
         lines += decision.lines(outcomes)
     code = run_report.exit_code(outcomes) or (1 if decision is not None and decision.fails_run(outcomes) else 0)
+    run = {"commit": commit, "test_run": test_run, "exit_code": code, "timings": run_report.timings(started, marks),
+           "cpu": cpu, "started": started}
+    return code, lines + _write_reports(settings, dispatcher, outcomes, decision, plan, run)
+
+
+def _write_reports(settings, dispatcher, outcomes, decision, plan, run):
+    """The run report, JUnit, and the run's record in the history; the lines to show. run: commit, test_run,
+    exit_code, timings, cpu (or None) and started."""
+    from releasekit.insight import ci_runs
+
     report = settings.report or os.path.join(dispatcher.report_dir, "report.json")
     decisions = [dataclasses.asdict(d) for d in plan.decisions]
     facts = {"shard": settings.shard, "build_only": settings.options.build_only, "quarantine": decisions,
              "gate": decision.report(full=False) if decision else None}
-    if cpu:
-        facts["cpu"] = cpu
+    if run["cpu"]:
+        facts["cpu"] = run["cpu"]
     run_report.write_report(report, outcomes, dict(facts, gate=decision.report() if decision else None,
-                                                   commit=commit, test_run=test_run, exit_code=code,
-                                                   timings=run_report.timings(started, marks)))
+                                                   commit=run["commit"], test_run=run["test_run"],
+                                                   exit_code=run["exit_code"], timings=run["timings"]))
     junit = settings.junit or os.path.join(dispatcher.report_dir, "junit.xml")
     run_report.write_junit(junit, outcomes)
-    lines.append("report: {}  junit: {}".format(report, junit))
-    if settings.history and settings.history.url:
+    lines = ["report: {}  junit: {}".format(report, junit)]
+    if settings.history and settings.history.destination:
         from releasekit.insight.run_record import flags_digest
 
-        facts.update({"start": started, "end": time.time(), "base": settings.base, "exit_code": code,
-                      "flags": flags_digest(settings.options.bazel_flags)})
+        facts.update({"start": run["started"], "end": time.time(), "base": settings.base,
+                      "exit_code": run["exit_code"], "flags": flags_digest(settings.options.bazel_flags)})
         lines.append(ci_runs.record_run(settings.history, settings.command, outcomes, dispatcher.report_dir,
                                         dispatcher.workspace_environ(), facts))
-    return code, lines
+    return lines
 
 
 def _shard(settings, bazel, tests, releases, progress):

@@ -1,14 +1,15 @@
-"""Running `bazel query`, `bazel cquery` and `bazel aquery` in one workspace; query_answers.py reads what they answer."""
+"""Running `bazel query`, `bazel cquery` and `bazel aquery` in one workspace; query_answers.py reads what they
+answer."""
 
 import os
 import re
 import shlex
-import subprocess
 import tempfile
 import threading
 
 from releasekit.core.errors import BazelError, ReleasekitError
 from releasekit.core import environment, process
+from releasekit.core.redact import without_secrets
 from releasekit.selection.query_answers import decode_query_proto, parse_query_xml_tree
 
 # Every edge selection follows, asked for on every query, cquery and aquery: an rc file (the workspace's .bazelrc, the
@@ -48,7 +49,10 @@ class Bazel:
         self.loaded_workspace = False  # a query has loaded every package of //... (and what it depends on)
 
     def run(self, args, env=None, binary=False, timeout=None):
-        """One Bazel command in this workspace, to completion: the CompletedProcess, whatever its exit code."""
+        """One Bazel command in this workspace, to completion: the CompletedProcess, whatever its exit code. Bazel
+        never sees the publishers' credentials (an rc file may send its client environment to a build event
+        service)."""
+        env = without_secrets(os.environ) if env is None else env
         return process.run(self.command + args, BazelError(
             "Bazel is not installed or not on PATH ('{}' was not found). Install Bazel (or bazelisk), or point {} or "
             "--bazel at it.".format(self.command[0], environment.BAZEL)), cwd=self.workspace, binary=binary, env=env,
@@ -165,7 +169,21 @@ class Bazel:
         try:
             return json.loads(text) if text.strip() else {}
         except ValueError as error:
-            raise BazelError("bazel aquery in {} gave an answer that is not JSON ({}).".format(self.workspace, error))
+            raise BazelError("bazel aquery in {} gave an answer that is not JSON ({}).".format(
+                self.workspace, error)) from None
+
+    def not_a_target(self, label):
+        """Bazel's own words when label is not a target here (no such target or package), else None. A workspace that
+        does not load is a BazelError, as for any query."""
+        result = self.run(["query", quote(label), "--output=label"])
+        if result.returncode == 0:
+            return None
+        errors = _error_summary(result.stderr)
+        if _NOT_A_TARGET_RE.search(errors):
+            return errors
+        raise BazelError("bazel query {} failed in {} (bazel exit code {}): {} Fix the workspace so that it loads at "
+                         "this revision (`bazel query //...` shows the same error).".format(
+                             label, self.workspace, result.returncode, errors))
 
     def query_labels(self, expression, universe_scope=None):
         return [line for line in self.query(expression, "label", universe_scope).splitlines() if line.strip()]
@@ -173,7 +191,7 @@ class Bazel:
     def shutdown(self):
         try:
             self.run(["shutdown"], timeout=120)
-        except (ReleasekitError, OSError, subprocess.TimeoutExpired):
+        except (ReleasekitError, OSError, process.TimeoutExpired):
             pass
 
     def shutdown_in_background(self):
@@ -181,6 +199,10 @@ class Bazel:
         thread = threading.Thread(target=self.shutdown, name="bazel-shutdown")
         thread.start()
         return thread
+
+
+# How Bazel says a label names nothing: no target of that name, or no package (no BUILD file) at all.
+_NOT_A_TARGET_RE = re.compile(r"no such target '|no such package '[^']*': BUILD file not found")
 
 
 def _error_summary(stderr):

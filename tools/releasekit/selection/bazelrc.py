@@ -82,7 +82,8 @@ def options(read, path, seen=None):
         while index < len(words):
             word = words[index]
             # `--name value` and `--name=value` are one option.
-            if word.startswith("--") and "=" not in word and index + 1 < len(words) and not words[index + 1].startswith("-"):
+            takes_next = index + 1 < len(words) and not words[index + 1].startswith("-")
+            if word.startswith("--") and "=" not in word and takes_next:
                 word = "{}={}".format(word, words[index + 1])
                 index += 1
             found.append((command, word))

@@ -57,7 +57,8 @@ class Collector:
         if head_commit != checked_out:
             raise UsageError(
                 "--head {} is not the checked-out commit ({}); Bazel reads the working tree, so check out "
-                "{} first, or pass --head WORKTREE to use the working tree as it is.".format(head, checked_out[:12], head)
+                "{} first, or pass --head WORKTREE to use the working tree as it is.".format(head, checked_out[:12],
+                                                                                             head)
             )
         has_tracked_changes = self.repo.start_tracked_changes_check()
 
@@ -74,15 +75,25 @@ class Collector:
         return self.repo.read_at(gitrepo.WORKTREE, path)
 
     def package_at_head(self, path):
-        return change_kinds.enclosing_package(path, lambda build_file: os.path.isfile(os.path.join(self.workspace, build_file)))
+        def exists(build_file):
+            return os.path.isfile(os.path.join(self.workspace, build_file))
+
+        return change_kinds.enclosing_package(path, exists)
 
     def _package_at_base(self, base_commit, path):
         if base_commit not in self._base_listings:
             self._base_listings[base_commit] = self.repo.tree_listing(base_commit)
         return change_kinds.enclosing_package(path, self._base_listings[base_commit].__contains__)
 
-    def collect(self, base, head):
-        base_commit, head_commit, check_clean = self._resolve(base, head)
+    def collect(self, base, head, everything=None):
+        """The selection between base and head; everything: why every test and release is selected instead (a first
+        push has no base commit), and then base is None."""
+        if everything is None:
+            base_commit, head_commit, check_clean = self._resolve(base, head)
+        elif head == gitrepo.WORKTREE:
+            base_commit, head_commit, check_clean = None, head, lambda: None
+        else:
+            base_commit, (_, head_commit, check_clean) = None, self._resolve(head, head)
 
         def graph_key():  # (the key of head's target graph or None, notes): made when first needed
             if self.graphs is None or head_commit == gitrepo.WORKTREE:
@@ -90,8 +101,13 @@ class Collector:
             return self.graphs.key(self.repo, head_commit, files)
 
         try:
-            files = global_files.find(self._read_head, lambda path: self.repo.read_at(base_commit, path))
-            selection = self._collect(base_commit, head_commit, files, graph_key)
+            files = global_files.find(self._read_head, lambda path: base_commit and self.repo.read_at(base_commit, path))
+            if everything is None:
+                selection = self._collect(base_commit, head_commit, files, graph_key)
+            else:
+                selection = Selection(None, head_commit, False, [], [], [])
+                selecting.everything(self.bazel, selection, [])
+                selection.notes[0] = "every test and release is selected: {}".format(everything or "--everything")
         finally:
             # Checked concurrently with the work, and always before an answer is returned or a graph recorded.
             check_clean()
@@ -118,49 +134,72 @@ class Collector:
         if judged is None:
             return selection  # everything is selected
         external_targets, external_reasons, rc_reaches = judged
+        kinds = self._sort_changes(changes, base_commit, files, global_hits)
+        if self._answered_by_a_recorded_graph(selection, changes, kinds, global_hits, graph_key):
+            return selection
+        self._select_by_changed_files_and_rules(selection, base_commit, kinds, global_hits,
+                                                bool(rc_reaches or external_reasons))
+        self._add_external_targets(selection, external_targets, external_reasons)
+        self._add_what_rc_options_reach(selection, rc_reaches)
+        return selection
+
+    def _sort_changes(self, changes, base_commit, files, global_hits):
+        """change_kinds.sort_changes of the changes, rc files apart (their options are judged on their own)."""
         rc_hits = {p for p in global_hits if files.kind(p) == global_files.RC}
-        kinds = change_kinds.sort_changes(
+        return change_kinds.sort_changes(
             [c for c in changes if not any(p in rc_hits for p in c.paths_at_head + c.paths_at_base)],
             self.package_at_head, lambda path: self._package_at_base(base_commit, path))
 
-        # Only source files' content changed: the graph is the one recorded for these BUILD files, if a run recorded it.
-        if kinds.file_seeds and not (global_hits or kinds.changed_starlark or kinds.touched_packages) and all(
-                c.status == "M" for c in changes) and graph_key()[0]:
-            recorded, note = self.graphs.read(graph_key()[0], kinds.file_seeds)
-            selection.notes.append(note)
-            if recorded is not None:
-                return self._selected(selection, target_graphs.rdeps(recorded, kinds.file_seeds), kinds.file_seeds, {})
+    def _answered_by_a_recorded_graph(self, selection, changes, kinds, global_hits, graph_key):
+        """Only source files' content changed: the graph is the one recorded for these BUILD files, if a run recorded
+        it; whether the selection was filled from it."""
+        if not (kinds.file_seeds and not (global_hits or kinds.changed_starlark or kinds.touched_packages)
+                and all(c.status == "M" for c in changes) and graph_key()[0]):
+            return False
+        recorded, note = self.graphs.read(graph_key()[0], kinds.file_seeds)
+        selection.notes.append(note)
+        if recorded is None:
+            return False
+        self._fill_selection(selection, target_graphs.rdeps(recorded, kinds.file_seeds), kinds.file_seeds, {})
+        return True
 
-        # A .bzl change is judged by what it changes: the packages that load it are compared rule by rule at both
-        # revisions (a macro's expansion); targets of the rule classes defined where the change reaches (a rule's
-        # implementation) are compared by their actions (rule_actions.py).
+    def _select_by_changed_files_and_rules(self, selection, base_commit, kinds, global_hits, global_reach):
+        """What depends on the changed files and rules. A .bzl change is judged by what it changes: the packages that
+        load it are compared rule by rule at both revisions (a macro's expansion); targets of the rule classes defined
+        where the change reaches (a rule's implementation) are compared by their actions (rule_actions.py).
+        global_reach: whether changed global files reached targets of their own (then no seed is no selection)."""
         bzl_packages, rule_classes = {}, set()
         if kinds.changed_starlark:
             bzl_packages = self._packages_loading(kinds.changed_starlark)
             rule_classes = bzl_files.rule_classes_reached(self.repo, kinds.changed_starlark)
             for package, paths in bzl_packages.items():
                 kinds.touched_packages.setdefault(package, []).extend(paths)
-
         # A base-only global file (one head no longer loads) changes a file head loads too: head's set suffices.
         rule_seeds = self.base.changed_rules(kinds.touched_packages, base_commit, not global_hits) \
             if kinds.touched_packages else {}
-        if kinds.file_seeds or rule_seeds or rule_classes or not (rc_reaches or external_reasons):
-            self._select(selection, base_commit, not global_hits, kinds.file_seeds, rule_seeds,
-                         bzl_packages if rule_classes else {}, rule_classes)
+        if kinds.file_seeds or rule_seeds or rule_classes or not global_reach:
+            self._query_dependents(selection, base_commit, not global_hits, kinds.file_seeds, rule_seeds,
+                                   bzl_packages if rule_classes else {}, rule_classes)
+
+    def _add_external_targets(self, selection, external_targets, external_reasons):
         if external_targets:
             reasons = dict(external_reasons)
             graph.propagate(external_targets, reasons)
             selecting.add(self.bazel, selection, external_targets, reasons)
-        for reached in rc_reaches:  # what changed rc options reach (bazelrc_reach.Reached)
+
+    def _add_what_rc_options_reach(self, selection, rc_reaches):
+        for reached in rc_reaches:  # bazelrc_reach.Reached
             if reached.note:
                 selection.notes.append(reached.note)
-            selecting.add(self.bazel, selection, reached.targets, {label: {reached.reason} for label in reached.targets},
+            selecting.add(self.bazel, selection, reached.targets,
+                          {label: {reached.reason} for label in reached.targets},
                           reached.tests_only)
-        return selection
 
     def _judge_global_files(self, selection, base_commit, files, hits):
         """(external targets, their reasons, what changed rc options reach), or None when everything is selected."""
-        read_base = lambda path: self.repo.read_at(base_commit, path)  # noqa: E731
+        def read_base(path):
+            return self.repo.read_at(base_commit, path)
+
         selecting_everything = [p for p in hits if files.kind(p) == global_files.EVERYTHING]
         if selecting_everything:
             why = "; ".join("{}: {}".format(p, files.why_everything(p)) for p in selecting_everything)
@@ -210,9 +249,12 @@ class Collector:
         """Packages whose BUILD files load (transitively) one of these .bzl or .scl files, with the files."""
         expression = "rbuildfiles({})".format(", ".join(quote(p) for p in sorted(set(starlark_paths))))
         build_files = self.bazel.query_labels(expression, universe_scope="//...")
-        return {graph.package_of(label): sorted(set(starlark_paths)) for label in build_files if not label.startswith("@")}
+        return {graph.package_of(label): sorted(set(starlark_paths))
+                for label in build_files if not label.startswith("@")}
 
-    def _select(self, selection, base_commit, same_globals, file_seeds, rule_seeds, bzl_packages, rule_classes=()):
+    def _query_dependents(self, selection, base_commit, same_globals, file_seeds, rule_seeds, bzl_packages,
+                          rule_classes=()):
+        """One query of what depends on the seeds (rdeps, and the tests of test suites), then the selection."""
         parts = []
         if file_seeds:
             packages = sorted({graph.package_of(label) for label in file_seeds})
@@ -236,7 +278,7 @@ class Collector:
         if implemented:
             targets, implemented = self._by_actions(selection, targets, implemented, base_commit, same_globals,
                                                     set(file_seeds) | set(rule_seeds))
-        return self._selected(selection, targets, file_seeds, rule_seeds, implemented)
+        return self._fill_selection(selection, targets, file_seeds, rule_seeds, implemented)
 
     def _by_actions(self, selection, targets, implemented, base_commit, same_globals, other_seeds):
         """(targets, {seed: .bzl paths}): the targets of changed rule classes (implemented, with the changed files that
@@ -260,12 +302,14 @@ class Collector:
             return targets, implemented
         kept = selecting.reaching(targets, set(other_seeds) | differing)
         if len(differing) < len(compared):
-            selection.notes.append("{}: {} of {} targets of the rule classes it reaches, or depending on them, have the "
-                                   "same actions at both revisions".format(", ".join(files), len(compared) - len(differing),
+            selection.notes.append("{}: {} of {} targets of the rule classes it reaches, or depending on them, have "
+                                   "the same actions at both revisions".format(", ".join(files),
+                                                                               len(compared) - len(differing),
                                                                           len(compared)))
-        return {label: target for label, target in targets.items() if label in kept}, {label: files for label in differing}
+        kept_targets = {label: target for label, target in targets.items() if label in kept}
+        return kept_targets, {label: files for label in differing}
 
-    def _selected(self, selection, targets, file_seeds, rule_seeds, implemented=None):
+    def _fill_selection(self, selection, targets, file_seeds, rule_seeds, implemented=None):
         """The selection from the targets that reach the seeds (rdeps), with the reasons each is selected for.
         implemented: {label: .bzl paths} of targets selected for their rule's implementation."""
         reasons = {}

@@ -125,13 +125,15 @@ def registrations(read, starlark_paths):
             found.append("{}: {}".format(key[0], ast.dump(node)))
             registering_files.add(key[0])
     for path in sorted(registering_files):  # the values those functions may read
-        found += ["{}: {}".format(path, ast.dump(n)) for n in modules[path].body if isinstance(n, (ast.Assign, ast.AugAssign))]
+        found += ["{}: {}".format(path, ast.dump(n))
+                  for n in modules[path].body if isinstance(n, (ast.Assign, ast.AugAssign))]
     return found
 
 
 def _is_load(node):
-    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "load"
-            and node.value.args and isinstance(node.value.args[0], ast.Constant))
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", "") == "load" and node.value.args
+            and isinstance(node.value.args[0], ast.Constant))
 
 
 def same_meaning(path, before, after):
@@ -164,7 +166,8 @@ def repositories(bazel):
 
 def names_file_in_text(text, path):
     """Whether Starlark text names a file of the workspace by label."""
-    return any(os.path.normpath(os.path.join(package, name)) == path for package, name in LABEL_IN_FILE_RE.findall(text))
+    return any(os.path.normpath(os.path.join(package, name)) == path
+               for package, name in LABEL_IN_FILE_RE.findall(text))
 
 
 def names_a_file(definition, path):
@@ -172,7 +175,8 @@ def names_a_file(definition, path):
     package, name = os.path.dirname(path), os.path.basename(path)
     labels = {"{}//{}:{}".format(prefix, package, name) for prefix in ("", "@", "@@")}
     for value in _VALUE_RE.findall(definition):
-        if value in labels or (value and not value.startswith("/") and (path + "/").startswith(value.rstrip("/") + "/")):
+        below = value and not value.startswith("/") and (path + "/").startswith(value.rstrip("/") + "/")
+        if value in labels or below:
             return True
     return False
 
@@ -220,7 +224,8 @@ def _content_digest(path):
 
 def unused(targets, seeds):
     """The seeds no target of the workspace depends on through attributes, in the rdeps answer targets."""
-    reached, pending = set(), [label for label in targets if label.startswith("//") and not label.startswith("//external:")]
+    reached = set()
+    pending = [label for label in targets if label.startswith("//") and not label.startswith("//external:")]
     while pending:
         label = pending.pop()
         if label in reached:

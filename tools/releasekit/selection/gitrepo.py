@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import subprocess
 
 from releasekit.core import process
 from releasekit.core.errors import GitError
@@ -25,7 +24,8 @@ class Change:
         self.path, self.old_path = path, old_path
 
     def __eq__(self, other):
-        return isinstance(other, Change) and (self.status, self.path, self.old_path) == (other.status, other.path, other.old_path)
+        return isinstance(other, Change) and (self.status, self.path, self.old_path) == (other.status, other.path,
+                                                                                         other.old_path)
 
     def __repr__(self):
         return "Change({!r}, {!r}, {!r})".format(self.status, self.path, self.old_path)
@@ -66,7 +66,8 @@ def _run(workspace, *args, check=True):
     result = process.run(["git", *place, *args], GitError("git is not installed; install git to select changes."))
     if check and result.returncode != 0:
         raise GitError(
-            "git {} failed in {}: {}".format(" ".join(args), workspace, (result.stderr.strip().splitlines() or ["?"])[0])
+            "git {} failed in {}: {}".format(" ".join(args), workspace,
+                                             (result.stderr.strip().splitlines() or ["?"])[0])
         )
     return result
 
@@ -110,11 +111,12 @@ class Repository:
 
     def start_tracked_changes_check(self):
         """Starts `git status` in the background; call the result to learn whether tracked files changed."""
-        process = subprocess.Popen(
+        status = process.start(
             ["git", "-C", self.workspace, "status", "--porcelain", "--untracked-files=no", "--", "."],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            GitError("git is not installed; install git to select changes."),
+            stdout=process.PIPE, stderr=process.DEVNULL, text=True,
         )
-        return lambda: bool(process.communicate()[0].strip())
+        return lambda: bool(status.communicate()[0].strip())
 
     def changes(self, base, head):
         """Files changed between base and head (a commit, or WORKTREE), relative to the workspace. A submodule that
@@ -126,7 +128,8 @@ class Repository:
                 changes.append(change)
                 continue
             if new_mode == GITLINK and set(new_commit) == {"0"}:  # the working tree's submodule: its checkout
-                new_commit = _run(os.path.join(self.workspace, change.path), "rev-parse", "HEAD", check=False).stdout.strip()
+                checkout = os.path.join(self.workspace, change.path)
+                new_commit = _run(checkout, "rev-parse", "HEAD", check=False).stdout.strip()
             changes += self._submodule_changes(base, change, old_mode, new_mode, old_commit, new_commit)
         if head == WORKTREE:
             untracked = _run(self.workspace, "ls-files", "-z", "--others", "--exclude-standard", "--", ".").stdout
@@ -163,16 +166,20 @@ class Repository:
         """A git directory holding the submodule at path: its checkout in the working tree, else the one git keeps for
         it (.git/modules/<name>, named in base's .gitmodules); or None."""
         checkout = os.path.join(self.workspace, path)
-        top = _run(checkout, "rev-parse", "--show-toplevel", check=False).stdout.strip() if os.path.isdir(checkout) else ""
+        top = ""
+        if os.path.isdir(checkout):
+            top = _run(checkout, "rev-parse", "--show-toplevel", check=False).stdout.strip()
         if top and os.path.realpath(top) == os.path.realpath(checkout):
             return checkout
-        names = _run(self.root, "config", "--blob", "{}:.gitmodules".format(base), "--get-regexp", r"^submodule\..*\.path$",
+        names = _run(self.root, "config", "--blob", "{}:.gitmodules".format(base), "--get-regexp",
+                     r"^submodule\..*\.path$",
                      check=False).stdout.splitlines() if base else []
         full_path = os.path.join(self.prefix, path)
         for line in names:
             key, _, value = line.partition(" ")
             if value.strip() == full_path:
-                kept = _run(self.root, "rev-parse", "--git-path", "modules/" + key[len("submodule."):-len(".path")]).stdout
+                name = key[len("submodule."):-len(".path")]
+                kept = _run(self.root, "rev-parse", "--git-path", "modules/" + name).stdout
                 kept = os.path.join(self.root, kept.strip())
                 return ("--git-dir", kept) if os.path.isdir(kept) else None
         return None
@@ -198,7 +205,8 @@ class Repository:
 
     def files_matching(self, *patterns):
         """Files in the working tree matching pathspec globs, relative to the workspace (tracked or not)."""
-        listed = _run(self.workspace, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *patterns).stdout
+        listed = _run(self.workspace, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
+                      *patterns).stdout
         return sorted({path for path in listed.split("\0") if path})
 
     def tree_listing(self, revision):

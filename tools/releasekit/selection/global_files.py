@@ -48,12 +48,13 @@ class GlobalFiles:
     def why_everything(self, path):
         """Why a change to a file of kind EVERYTHING may change any result."""
         if path in _EVERYTHING:
-            return {".bazelversion": "it chooses the Bazel that runs", ".bazeliskrc": "it can choose the Bazel that runs",
+            return {".bazelversion": "it chooses the Bazel that runs",
+                    ".bazeliskrc": "it can choose the Bazel that runs",
                     "tools/bazel": "it is the wrapper bazelisk runs instead of Bazel",
                     ".bazelignore": "it says which directories Bazel reads",
                     "REPO.bazel": "it sets what every package of the repository sees"}[path]
-        return "MODULE.bazel names it (a module extension or an override reads it), and bzlmod's resolved module graph " \
-               "is not compared"
+        return ("MODULE.bazel names it (a module extension or an override reads it), and bzlmod's resolved module "
+                "graph is not compared")
 
 
 def find(read_head, read_base):
@@ -94,8 +95,10 @@ def module_segments(read):
 def literal_paths(read, paths):
     """The literal `path = "..."` values of these Starlark files (a local_repository, new_local_repository or
     local_path_override), as written."""
-    return {keyword.value.value for path in paths for call in _calls(read(path) or "", path) for keyword in call.keywords
-            if keyword.arg == "path" and isinstance(keyword.value, ast.Constant) and isinstance(keyword.value.value, str)}
+    return {keyword.value.value
+            for path in paths for call in _calls(read(path) or "", path) for keyword in call.keywords
+            if keyword.arg == "path" and isinstance(keyword.value, ast.Constant)
+            and isinstance(keyword.value.value, str)}
 
 
 def local_directories(read, paths):

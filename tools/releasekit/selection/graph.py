@@ -18,7 +18,8 @@ def propagate(targets, reasons):
     dependents, pending = {}, dict.fromkeys(targets, 0)
     for label, target in targets.items():
         # A test reached through a changed test_suite depends on the suite for this purpose.
-        edges = [i for i in target.inputs if i in pending] + [(label, t) for t in target.test_suite_tests if t in pending]
+        edges = [i for i in target.inputs if i in pending]
+        edges += [(label, t) for t in target.test_suite_tests if t in pending]
         for edge in edges:
             source, dependent = edge if isinstance(edge, tuple) else (edge, label)
             dependents.setdefault(source, []).append(dependent)

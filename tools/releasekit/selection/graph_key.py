@@ -26,8 +26,8 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 
+from releasekit.core import process
 from releasekit.selection import global_files, untracked
 
 FORMAT = "releasekit target graph 2"
@@ -43,7 +43,8 @@ class BazelIdentity:
     """What the key says of Bazel: the command, its version, its executable, and the rc files it reads."""
 
     def __init__(self, command, version, executable_digest, rc_lines):
-        self.command, self.version, self.executable_digest, self.rc_lines = command, version, executable_digest, rc_lines
+        self.command, self.version = command, version
+        self.executable_digest, self.rc_lines = executable_digest, rc_lines
 
     def lines(self):
         return ["bazel {} ({})".format(" ".join(self.command), self.version),
@@ -51,11 +52,12 @@ class BazelIdentity:
 
 
 def identify(command, workspace, timeout=60):
-    """(BazelIdentity, None) or (None, why not): asks the Bazel client, which reads the rc files but starts no server."""
+    """(BazelIdentity, None) or (None, why not): asks the Bazel client, which reads the rc files but starts no
+    server."""
     try:
-        answer = subprocess.run(list(command) + ["--client_debug", "--version"], cwd=workspace, capture_output=True,
-                                text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as error:
+        answer = process.run(list(command) + ["--client_debug", "--version"], OSError("not installed"), cwd=workspace,
+                             timeout=timeout)
+    except (OSError, process.TimeoutExpired) as error:
         return None, "`bazel --version` gave no answer ({})".format(error)
     version = answer.stdout.strip()
     if answer.returncode != 0 or not version:
@@ -100,8 +102,8 @@ def loading_key(repo, head_commit, files, identity):
     files: the working tree's global_files.GlobalFiles; identity: a BazelIdentity."""
     flagged = repo.flagged_paths()
     if flagged:
-        return None, "git marks files of the workspace skip-worktree or assume-unchanged ({}): Bazel may not see what " \
-                     "the tree holds".format(_few(flagged))
+        return None, ("git marks files of the workspace skip-worktree or assume-unchanged ({}): Bazel may not see "
+                      "what the tree holds".format(_few(flagged)))
     computed = global_files.computed_paths(repo.read_worktree, sorted(files.starlark | files.module_files))
     if computed:
         return None, "a repository `path` is computed ({}), so what it holds cannot be keyed".format(_few(computed))
@@ -151,7 +153,8 @@ def _repository_fingerprint(directory):
     targets edges into the workspace (its globs list its own files only)."""
     digest = hashlib.sha256()
     for root, directories, names in os.walk(directory):
-        directories[:] = sorted(d for d in directories if d != ".git" and not (root == directory and d.startswith("bazel-")))
+        directories[:] = sorted(d for d in directories
+                                if d != ".git" and not (root == directory and d.startswith("bazel-")))
         for name in sorted(names):
             if name in LOADING_NAMES or name.endswith((".bzl", ".scl")):
                 path = os.path.join(root, name)

@@ -60,7 +60,8 @@ def fingerprints(answer):
     found = {}
     for action in answer.get("actions", ()):
         inputs = frozenset().union(*[files_of(i) for i in action.get("inputDepSetIds", ())])
-        environment = tuple(sorted((e.get("key", ""), e.get("value", "")) for e in action.get("environmentVariables", ())))
+        environment = tuple(sorted((e.get("key", ""), e.get("value", ""))
+                                   for e in action.get("environmentVariables", ())))
         fingerprint = (action.get("mnemonic", ""), action.get("actionKey", ""), tuple(action.get("arguments", ())),
                        environment, tuple(sorted(inputs)),
                        tuple(sorted(artifacts.get(i, "?") for i in action.get("outputIds", ()))))

@@ -37,7 +37,8 @@ class Selection:
             "everything": self.everything,
             "notes": self.notes,
             "targets": [
-                {"label": t.label, "kind": t.kind, "reasons": list(t.reasons)} for t in sorted(targets, key=lambda t: t.label)
+                {"label": t.label, "kind": t.kind, "reasons": list(t.reasons)}
+                for t in sorted(targets, key=lambda t: t.label)
             ],
         }
 
@@ -48,7 +49,9 @@ def load_labels(path, kind):
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError) as error:
-        raise UsageError("Cannot read the {} selection {}: {}. Write it with releasekit collect.".format(kind, path, error)) from None
+        raise UsageError("Cannot read the {} selection {}: {}. Write it with releasekit collect.".format(
+            kind, path, error)) from None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION or "targets" not in data:
-        raise UsageError("{} is not a releasekit collect {} file (format_version {}).".format(path, kind, FORMAT_VERSION))
+        raise UsageError("{} is not a releasekit collect {} file (format_version {}).".format(path, kind,
+                                                                                              FORMAT_VERSION))
     return [t["label"] for t in data["targets"]]

@@ -31,14 +31,14 @@ NOT_RECORDED = "no target graph is recorded for these BUILD files yet; Bazel loa
 
 
 class GraphStore:
-    """Records in a store (a directory, an HTTP store, S3), one object per key."""
+    """Records in a store (core/stores), one object per key."""
 
-    def __init__(self, destination, environ=None):
+    def __init__(self, destination, open_store):
+        """open_store(destination, policy): the run context's (its credentials and TLS settings)."""
         from releasekit.core.http import RetryPolicy
-        from releasekit.publishing.stores import open_store
 
         # A store that does not answer costs a run a few seconds at most: Bazel answers instead.
-        self.store = open_store(destination, RetryPolicy(attempts=2, total_seconds=5.0, timeout=5.0), environ)
+        self.store = open_store(destination, RetryPolicy(attempts=2, total_seconds=5.0, timeout=5.0))
 
     def describe(self, key=""):
         return self.store.describe(_object_name(key) if key else "")
@@ -63,7 +63,8 @@ class GraphStore:
             return decode_query_proto(answer, external_inputs=True), "read the target graph recorded at {} ({})".format(
                 str(facts.get("commit", "?"))[:12], self.describe(key))
         except (OSError, EOFError, ValueError, ReleasekitError) as error:
-            return None, "the target graph at {} is not usable ({}); Bazel loads the graph".format(self.describe(key), error)
+            return None, "the target graph at {} is not usable ({}); Bazel loads the graph".format(self.describe(key),
+                                                                                                   error)
 
     def exists(self, key):
         try:
@@ -73,7 +74,8 @@ class GraphStore:
 
     def write(self, key, answer, commit):
         """Record Bazel's answer to GRAPH_QUERY under key; a note. Never raises: a run never fails for its record."""
-        header = json.dumps({"format": FORMAT, "key": key, "commit": commit, "sha256": hashlib.sha256(answer).hexdigest()})
+        header = json.dumps({"format": FORMAT, "key": key, "commit": commit,
+                             "sha256": hashlib.sha256(answer).hexdigest()})
         try:
             self.store.put(_object_name(key), gzip.compress(header.encode("utf-8") + b"\n" + answer, 6),
                            if_none_match=True)
@@ -112,10 +114,10 @@ class Background:
 class Prepared:
     """The store and what Bazel says of itself, prepared in a thread while collect reads the change."""
 
-    def __init__(self, find_destination, bazel_command, environ=None, workspace=".", record=(False, None)):
-        """find_destination(): the store's Destination, or None for no store (then nothing is read or recorded).
-        record: (whether this run may record graphs, why not)."""
-        self._ready = Background(lambda: _prepare(find_destination, list(bazel_command), environ, workspace),
+    def __init__(self, find_destination, bazel_command, open_store, workspace=".", record=(False, None)):
+        """find_destination(): the store's Destination, or None for no store (then nothing is read or recorded);
+        open_store(destination, policy): the run context's. record: (whether this run may record graphs, why not)."""
+        self._ready = Background(lambda: _prepare(find_destination, list(bazel_command), open_store, workspace),
                                  "target-graphs")
         self._keys = {}
         self._missing = set()  # keys read and found not recorded: no second request before recording
@@ -160,13 +162,13 @@ class Prepared:
             return ["the target graph was not recorded ({})".format(error)]
 
 
-def _prepare(find_destination, bazel_command, environ, workspace):
+def _prepare(find_destination, bazel_command, open_store, workspace):
     """(GraphStore, graph_key.BazelIdentity or None, why not), or (None, None, None) without a store."""
     destination = find_destination()
     if destination is None:
         return None, None, None
     identity = Background(lambda: graph_key.identify(bazel_command, workspace), "bazel-identity")
-    store = GraphStore(destination, environ)  # imports the HTTP stack meanwhile
+    store = GraphStore(destination, open_store)  # imports the HTTP stack meanwhile
     return (store,) + identity.value()
 
 

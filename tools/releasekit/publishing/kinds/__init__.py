@@ -12,6 +12,7 @@ target providing ReleaseArtifactInfo(kind = "helm_chart", fields = {...}, files 
 destinations releasekit.yaml names (registry, maven, deploy, files).
 """
 
+import importlib
 import os
 
 from releasekit.core.errors import UsageError
@@ -19,6 +20,7 @@ from releasekit.core.versioning import image_tags, release_version_setting, sour
 from releasekit.publishing import channel_marker
 
 ENTRY_POINT_GROUP = "releasekit.kinds"
+# The built-in kinds, listed once: kind name -> (module, class).
 _BUILT_IN = {
     "container": ("releasekit.publishing.kinds.container", "ContainerKind"),
     "jar": ("releasekit.publishing.kinds.jar", "JarKind"),
@@ -39,7 +41,8 @@ class ArtifactKind:
 
     def summary(self, record):
         """One line for the terminal and the CI log."""
-        return "{} {} in {:.2f}s".format(record["release"], record.get("status", "published"), record["duration_seconds"])
+        return "{} {} in {:.2f}s".format(record["release"], record.get("status", "published"),
+                                         record["duration_seconds"])
 
     def claims(self, manifest):
         """The places a CI release of this kind publishes to (ownership.Claim: a releasekit.yaml destination kind and
@@ -48,11 +51,23 @@ class ArtifactKind:
 
 
 class Release:
-    """What a kind publishes and where: the manifest, and what the run resolved."""
+    """What a kind publishes and where: the manifest, and what the run resolved once (core/run_context.py: the
+    destinations, the retry policy, the credentials)."""
 
-    def __init__(self, manifest, config, source_version, policy, options, environ):
-        self.manifest, self.config, self.source_version = manifest, config, source_version
-        self.policy, self.options, self.environ = policy, options, environ
+    def __init__(self, manifest, context, source_version, options):
+        self.manifest, self.context, self.source_version, self.options = manifest, context, source_version, options
+
+    @property
+    def config(self):
+        return self.context.config
+
+    @property
+    def policy(self):
+        return self.context.policy
+
+    @property
+    def environ(self):
+        return self.context.environ
 
     @property
     def fields(self):
@@ -67,7 +82,14 @@ class Release:
         return self.options.dry_run
 
     def runfile(self, rlocation):
-        return os.path.join(self.options.runfiles_dir, rlocation)
+        """The path of a runfile; where the runfiles tree has none (the build left it in the remote cache), the copy
+        the release's build made on this machine, if any."""
+        path = os.path.join(self.options.runfiles_dir, rlocation)
+        if not os.path.exists(path) and self.manifest.local_copies:
+            copy = os.path.join(self.options.runfiles_dir, self.manifest.local_copies, rlocation)
+            if os.path.exists(copy):
+                return copy
+        return path
 
     @property
     def workspace(self):
@@ -75,15 +97,14 @@ class Release:
         return source_workspace(self.environ)
 
     def destination(self, key):
-        return self.config.destination(self.channel, key)
+        return self.context.destination(self.channel, key)
 
     def open_store(self, destination):
-        from releasekit.publishing.stores import open_store
-
-        return open_store(destination, self.policy, self.environ)
+        """The Store of a destination (core/stores), with the run's retry policy and credentials."""
+        return self.context.open_store(destination)
 
     def guard_store(self, destination, store):
-        """The channel marker check (CI claims the store; dev refuses a store CI claimed); returns the dry run's note."""
+        """The channel marker check (CI claims the store; dev refuses a store CI claimed); the dry run's note."""
         return channel_marker.guard_store(self.channel, destination, store, self.open_store, dry_run=self.dry_run)
 
     def version(self):
@@ -95,7 +116,7 @@ class Release:
 
     def with_manifest(self, manifest):
         """The release of a dependency (a deploy release's image), run as part of this one: same start and key."""
-        dependency = Release(manifest, self.config, self.source_version, self.policy, self.options, self.environ)
+        dependency = Release(manifest, self.context, self.source_version, self.options)
         dependency.__dict__.update({k: v for k, v in self.__dict__.items() if k in ("started", "signer")})
         return dependency
 
@@ -113,11 +134,15 @@ def dry_run_note(record):
     return "; dry run, nothing written" if record["dry_run"] else ""
 
 
+def import_built_in_kinds():
+    """Import every built-in kind's module: what the fork server loads once, before it forks the releases."""
+    for module, _ in _BUILT_IN.values():
+        importlib.import_module(module)
+
+
 def kind_named(name, manifest_path):
     """The publisher of a kind: built in, or registered under the releasekit.kinds entry point group."""
     if name in _BUILT_IN:
-        import importlib
-
         module, class_name = _BUILT_IN[name]
         return getattr(importlib.import_module(module), class_name)()
     from importlib.metadata import entry_points  # here: only a third-party kind pays for reading the metadata

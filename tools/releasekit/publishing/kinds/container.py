@@ -1,17 +1,41 @@
-"""Container images: an image plan's blobs, then its manifest by digest, then its tags, to the channel's registry.
+"""Container images: an image plan's blobs, then its manifest by digest, then its tags, to the channel's registry and
+to each of its mirrors.
 
 A CI release first makes sure the repository is its own (ownership.py); it tags the commit, attaches the image's signed
-provenance as an OCI 1.1 referrer (provenance.py), then moves each remote tag that may move (pointers.py)."""
+provenance as an OCI 1.1 referrer (provenance.py), then moves each remote tag that may move (tag_moves.py); its
+commit tag is immutable. With mirrors, the image goes to every registry at once, blobs mounted or uploaded once per
+registry, and no tag moves anywhere until every registry holds the manifest: a registry that fails leaves every tag
+where it was, and a re-run completes the release. A blob that is not on this machine is streamed from Bazel's remote
+cache (remote_cache.py)."""
+
+import concurrent.futures
+import contextlib
 
 from releasekit.core.errors import ImmutableVersionError
 from releasekit.publishing import channel_marker, ownership, provenance, tag_moves
 from releasekit.core.versioning import image_tags
-from releasekit.publishing.credentials import registry_credentials
+from releasekit.publishing.registry_credentials import registry_credentials
 from releasekit.publishing.image_plan import ImagePlan
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
 from releasekit.publishing.blob_locator import BlobLocator
 from releasekit.publishing.oci import check_tag
 from releasekit.publishing.registry import RegistryClient, check_repository
+from releasekit.publishing.remote_cache import RemoteCache
+
+_COUNTS = ("bytes_uploaded", "blobs_uploaded", "blobs_skipped", "blobs_mounted")
+
+
+def _targets(release, destinations, repository_path, plan):
+    """A _Target per registry: the primary first (the release's credentials), then each mirror (its own)."""
+    locator = BlobLocator.default()
+    targets = []
+    for destination in destinations:
+        repository = "/".join(p for p in (destination.path, repository_path) if p)
+        credentials = registry_credentials(destination, release.environ)
+        client = RegistryClient(destination, credentials, release.policy, workers=release.options.workers,
+                                locator=locator)
+        targets.append(_Target(destination, repository, client, plan))
+    return targets
 
 
 class ContainerKind(ArtifactKind):
@@ -19,83 +43,181 @@ class ContainerKind(ArtifactKind):
 
     def publish(self, release):
         container, manifest = release.fields, release.manifest
-        destination = release.destination("registry")
         repository_path = check_repository(container["repository"], "{} repository".format(manifest.release))
-        repository = "/".join(p for p in (destination.path, repository_path) if p)
+        destinations = _registries(release)
         tags = image_tags(manifest.channel, release.source_version, container.get("tags", []))
         for tag in tags:
             check_tag(tag)
         # CI: the commit tag is immutable and always written; remote tags are pointers, which only move forward.
         fixed, movable = (tags[:1], tags[1:]) if manifest.channel == "ci" else (tags, [])
+        cache = RemoteCache.from_environment(release.environ)
+        reader = cache.reader(release.options.workers + 2) if cache else None
         plan = ImagePlan.load(release.runfile(container["plan"]), release.runfile(container["image"]),
-                              release.runfile(container["layers"]) if container.get("layers") else None)
+                              release.runfile(container["layers"]) if container.get("layers") else None, reader)
         plan.check_unchanged(manifest.target)
-        record = {
-            "registry": destination.host,
-            "repository": "{}/{}".format(destination.host, repository),
-            "digest": plan.root["digest"],
-            "reference": "{}/{}@{}".format(destination.host, repository, plan.root["digest"]),
-            "tags": tags,
-            "bytes_uploaded": 0,
-            "blobs_uploaded": 0,
-            "blobs_skipped": 0,
-            "blobs_mounted": 0,
-        }
+        targets = _targets(release, destinations, repository_path, plan)
+        primary = targets[0]
+        record = {"registry": primary.destination.host, "repository": primary.name, "digest": plan.root["digest"],
+                  "reference": primary.reference, "tags": tags}
+        record.update({count: 0 for count in _COUNTS})
         if plan.data.get("compressed_layers"):
             record["compressed_layers"] = plan.data["compressed_layers"]
-        client = RegistryClient(destination, registry_credentials(destination.host, release.environ), release.policy,
-                                workers=release.options.workers, locator=BlobLocator.default())
         if release.dry_run:
-            # Read-only: the registry answers, accepts the credentials for reading, and has what of the image.
-            claim = channel_marker.guard_registry(manifest.channel, destination, client, dry_run=True)
-            owner = ownership.claim_registry(client, destination, repository, manifest.release, dry_run=True) \
-                if manifest.channel == "ci" else None
-            present, missing, missing_bytes, root_there = client.check_push(repository, plan)
-            there = "image {} there already".format(plan.root["digest"][:19]) if root_there else None
-            if manifest.channel == "ci":
-                _check_commit_tag(client, repository, fixed, plan, record, manifest)
-            moved = tag_moves.move_image_tags(client, destination, repository, plan, movable, release, dry_run=True)
+            entries = [target.check(manifest, release, fixed, movable) for target in targets]
+            record.update(blobs_skipped=primary.counts["blobs_skipped"],
+                          would_upload_blobs=sum(e["would_upload_blobs"] for e in entries),
+                          would_upload_bytes=sum(e["would_upload_bytes"] for e in entries),
+                          checks=[c for e in entries for c in e.pop("checks")],
+                          pointers=entries[0]["pointers"], registries=entries)
             if provenance.enabled(release):
                 record["provenance"] = {"status": "would attach", "location": record["reference"]}
-            record.update(blobs_skipped=present, would_upload_blobs=missing, would_upload_bytes=missing_bytes,
-                          checks=[c for c in (claim, owner, there) if c], pointers=[p.as_record(True) for p in moved])
             return record
-        channel_marker.guard_registry(manifest.channel, destination, client)
-        if manifest.channel == "ci":
-            ownership.claim_registry(client, destination, repository, manifest.release)
-            _check_commit_tag(client, repository, fixed, plan, record, manifest)
-        last_check = (lambda: _check_commit_tag(client, repository, fixed, plan, record, manifest)) \
-            if manifest.channel == "ci" else None
-        result = client.push(repository, plan, fixed, before_tags=last_check)
-        if provenance.enabled(release):  # after the image it describes, before any pointer moves to it
-            record["provenance"] = provenance.attach_image(release, client, repository, plan.root, record["repository"])
-        moved = tag_moves.move_image_tags(client, destination, repository, plan, movable, release)
-        record.update(bytes_uploaded=result.bytes_uploaded, blobs_uploaded=result.blobs_uploaded,
-                      blobs_skipped=result.blobs_skipped, blobs_mounted=result.blobs_mounted,
-                      tags=fixed + [p.pointer for p in moved if p.moves], pointers=[p.as_record() for p in moved])
+        for target in targets:
+            with _naming(target, targets):
+                channel_marker.guard_registry(manifest.channel, target.destination, target.client)
+                if manifest.channel == "ci":
+                    ownership.claim_registry(target.client, target.destination, target.repository, manifest.release)
+                    target.check_commit_tag(manifest, fixed)
+        _push_everywhere(targets, fixed)
+        for target in targets:  # every registry holds the manifest: now the tags, provenance, and the pointers
+            if not target.already_there:
+                if manifest.channel == "ci":  # again: a release of the same commit may have pushed meanwhile
+                    target.check_commit_tag(manifest, fixed)
+                target.client.tag(target.repository, plan, fixed)
+            if provenance.enabled(release):  # after the image it describes, before any pointer moves to it
+                target.provenance = provenance.attach_image(release, target.client, target.repository, plan.root,
+                                                            target.name)
+            target.moved = tag_moves.move_image_tags(target.client, target.destination, target.repository, plan,
+                                                     movable, release)
+        record.update({count: sum(t.counts[count] for t in targets) for count in _COUNTS})
+        record.update(status="already published" if all(t.already_there for t in targets) else "published",
+                      tags=fixed + [p.pointer for p in primary.moved if p.moves],
+                      pointers=[p.as_record() for p in primary.moved],
+                      registries=[target.entry(fixed) for target in targets])
+        if primary.provenance is not None:
+            record["provenance"] = primary.provenance
+        if reader is not None:
+            record.update(remote_cache=cache.display, bytes_downloaded=reader.downloaded.value,
+                          blobs_from_cache=len(reader.blobs))
         return record
 
     def summary(self, record):
+        where = record["repository"]
+        if len(record.get("registries") or []) > 1:
+            where += " and {} mirror{}".format(len(record["registries"]) - 1, "s" if len(record["registries"]) > 2 else "")
         if record["dry_run"]:
             return "{} would publish {} to {} tags {} ({} to upload in {} blobs, {} blobs there already){}".format(
-                record["release"], record["digest"][:19], record["repository"], ",".join(record["tags"]),
+                record["release"], record["digest"][:19], where, ",".join(record["tags"]),
                 human_bytes(record["would_upload_bytes"]), record["would_upload_blobs"], record["blobs_skipped"],
                 dry_run_note(record))
-        return "{} published {} to {} tags {} ({} uploaded, {} blobs skipped, {} mounted) in {:.2f}s".format(
-            record["release"], record["digest"][:19], record["repository"], ",".join(record["tags"]),
-            human_bytes(record["bytes_uploaded"]), record["blobs_skipped"], record["blobs_mounted"],
+        streamed = ""
+        if record.get("remote_cache"):
+            streamed = ", {} streamed from the remote cache".format(human_bytes(record["bytes_downloaded"]))
+        return "{} {} {} to {} tags {} ({} uploaded{}, {} blobs skipped, {} mounted) in {:.2f}s".format(
+            record["release"], record.get("status", "published"), record["digest"][:19], where,
+            ",".join(record["tags"]),
+            human_bytes(record["bytes_uploaded"]), streamed, record["blobs_skipped"], record["blobs_mounted"],
             record["duration_seconds"])
 
 
-def _check_commit_tag(client, repository, fixed, plan, record, manifest):
-    """A CI image's commit tag is immutable, as a jar's or a file's version is: a commit tag that names another image
-    (a build that is not reproducible, released again from another checkout) refuses the release before anything of
-    it is pushed, and again right before the tag is written; its pointers are left where they are."""
-    for tag in fixed:
-        there = client.tag_digest(repository, tag)
-        if there is not None and there != plan.root["digest"]:
-            raise ImmutableVersionError(
-                "{}: {}:{} already names another image ({}, not {}); a CI commit tag is immutable, so nothing was "
-                "pushed and no tag moved. Make the image reproducible (the same commit must build the same digest), "
-                "or release a new commit.".format(manifest.release, record["repository"], tag, there[:19],
-                                                  plan.root["digest"][:19]))
+def _registries(release):
+    """The channel's registries, primary first."""
+    from releasekit.core.mirrors import registries
+
+    return registries(release.config, release.channel)
+
+
+class _Target:
+    """The image's repository at one registry, and what was done there."""
+
+    def __init__(self, destination, repository, client, plan):
+        self.destination, self.repository, self.client, self.plan = destination, repository, client, plan
+        self.counts = {count: 0 for count in _COUNTS}
+        self.moved, self.provenance, self.already_there = [], None, False
+
+    @property
+    def name(self):
+        return "{}/{}".format(self.destination.host, self.repository)
+
+    @property
+    def reference(self):
+        return "{}@{}".format(self.name, self.plan.root["digest"])
+
+    def push(self, fixed):
+        """Blobs and manifests, untagged; a re-run whose blobs and fixed tags are all there writes no manifest."""
+        result = self.client.push(self.repository, self.plan, [], tagged_already=fixed)
+        self.counts = {count: getattr(result, count) for count in _COUNTS}
+        self.already_there = result.already_there
+
+    def entry(self, fixed):
+        entry = {"registry": self.destination.host, "repository": self.name, "reference": self.reference,
+                 "tags": fixed + [p.pointer for p in self.moved if p.moves],
+                 "pointers": [p.as_record() for p in self.moved]}
+        if self.provenance is not None:
+            entry["provenance"] = self.provenance
+        entry.update(self.counts)
+        return entry
+
+    def check(self, manifest, release, fixed, movable):
+        """A dry run at this registry, read-only: it answers, accepts the credentials for reading, and has what."""
+        claim = channel_marker.guard_registry(manifest.channel, self.destination, self.client, dry_run=True)
+        owner = ownership.claim_registry(self.client, self.destination, self.repository, manifest.release,
+                                         dry_run=True) if manifest.channel == "ci" else None
+        if manifest.channel == "ci":
+            self.check_commit_tag(manifest, fixed)
+        present, missing, missing_bytes, root_there = self.client.check_push(self.repository, self.plan)
+        there = "image {} there already at {}".format(self.plan.root["digest"][:19], self.destination.host) \
+            if root_there else None
+        moved = tag_moves.move_image_tags(self.client, self.destination, self.repository, self.plan, movable, release,
+                                          dry_run=True)
+        self.counts["blobs_skipped"] = present
+        return {"registry": self.destination.host, "repository": self.name, "blobs_skipped": present,
+                "would_upload_blobs": missing, "would_upload_bytes": missing_bytes,
+                "checks": [c for c in (claim, owner, there) if c], "pointers": [p.as_record(True) for p in moved]}
+
+
+    def check_commit_tag(self, manifest, fixed):
+        """A CI image's commit tag is immutable, as a jar's or a file's version is: a commit tag that names another
+        image (a build that is not reproducible, released again from another checkout) refuses the release before
+        anything of it is pushed, and again right before the tag is written; its pointers are left where they are."""
+        for tag in fixed:
+            there = self.client.tag_digest(self.repository, tag)
+            if there is not None and there != self.plan.root["digest"]:
+                raise ImmutableVersionError(
+                    "{}: {}:{} already names another image ({}, not {}); a CI commit tag is immutable, so nothing "
+                    "was pushed and no tag moved. Make the image reproducible (the same commit must build the same "
+                    "digest), or release a new commit.".format(manifest.release, self.name, tag, there[:19],
+                                                              self.plan.root["digest"][:19]))
+
+
+def _push_everywhere(targets, fixed):
+    """Blobs and manifests (by digest, untagged) to every registry at once. A registry that fails fails the release,
+    naming it, after the others finished: no tag has moved anywhere."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        futures = [(target, pool.submit(target.push, fixed)) for target in targets]
+        failed = []
+        for target, future in futures:
+            try:
+                future.result()
+            except Exception as error:  # every registry finishes before the first failure is raised
+                failed.append((target, error))
+    if not failed:
+        return
+    target, error = failed[0]
+    if len(targets) > 1:
+        reached = [t.destination.host for t in targets if t not in [f[0] for f in failed]]
+        error.args = ("{}: {} The image reached {}, untagged: no tag moved at any registry. Run the release again "
+                      "to complete it.".format(target.destination.host, error,
+                                               ", ".join(reached) if reached else "no registry"),)
+    raise error
+
+
+@contextlib.contextmanager
+def _naming(target, targets):
+    """With mirrors, an error says which registry it came from."""
+    try:
+        yield
+    except Exception as error:
+        if len(targets) > 1 and error.args and isinstance(error.args[0], str):
+            error.args = ("{}: {}".format(target.destination.host, error.args[0]),) + error.args[1:]
+        raise

@@ -31,11 +31,13 @@ class JarKind(ArtifactKind):
             files.append(maven.MavenFile("jar", classifier, path=release.runfile(path)))
         for file in files:
             if file.path and not os.path.isfile(file.path):
-                raise UsageError("{}: {} does not exist; rebuild the release target.".format(manifest.release, file.path))
+                raise UsageError("{}: {} does not exist; rebuild the release target.".format(manifest.release,
+                                                                                             file.path))
         record = {"coordinates": "{}:{}".format(coordinates.group, coordinates.artifact), "version": version,
                   "store": destination.text, "files": [], "status": "dry run", "bytes_uploaded": 0}
         store = release.open_store(destination)
-        unpublished = jar_dependencies.check(store, manifest, dependencies, version, release.dry_run)  # before any write
+        # Before anything is written: a pom names only versions the store holds.
+        unpublished = jar_dependencies.check(store, manifest, dependencies, version, release.dry_run)
         claim = release.guard_store(destination, store)
         owner = ownership.claim_store(store, coordinates.directory, manifest.release, "Maven artifact",
                                       release.dry_run) if manifest.channel == "ci" else None

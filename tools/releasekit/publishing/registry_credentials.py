@@ -1,53 +1,45 @@
-"""Registry credentials: environment variables first, then the Docker config.
+"""Registry credentials: environment variables first (core/credentials.py), then releasekit.yaml's entry for the
+host, then the Docker config.
 
   environment.REGISTRY_USERNAME / REGISTRY_PASSWORD   basic credentials
   environment.REGISTRY_TOKEN                           a bearer token sent as is
+  credentials: {host: {...}} in releasekit.yaml       the variables it names (core/host_credentials.py)
   ~/.docker/config.json (or $DOCKER_CONFIG/config.json)         auths, credHelpers, credsStore
 
+A mirror registry (core/mirrors.py) has credentials of its own: its token variable, or its username with password
+variable (environment.registry_credential_variables), then releasekit.yaml's entry and the Docker config's for its
+host; never the primary's variables, which are not sent to another host.
 Every secret found is registered for redaction before it is used.
 """
 
 import dataclasses
-import logging
 import os
 
+from releasekit.core import environment
+from releasekit.core.credentials import ANONYMOUS, Credentials, from_variables, host_entry_credentials
 from releasekit.core.errors import AuthError
 from releasekit.core.redact import register_secret
-from releasekit.core import environment
-
-log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class Credentials:
-    username: str = None
-    password: str = dataclasses.field(default=None, repr=False)
-    token: str = dataclasses.field(default=None, repr=False)
-    source: str = "anonymous"
-
-    @property
-    def has_basic(self):
-        return bool(self.username and self.password is not None)
-
-
-ANONYMOUS = Credentials()
-
-
-def registry_credentials(host, environ=None):
+def registry_credentials(destination, environ=None):
+    """The credentials for a registry destination (core/destinations.py): the primary's, or a mirror's (its `name`)
+    by the order above; else ANONYMOUS."""
     environ = os.environ if environ is None else environ
-    username = environment.REGISTRY_USERNAME.get(environ)
-    password = environment.REGISTRY_PASSWORD.get(environ)
-    token = environment.REGISTRY_TOKEN.get(environ)
-    if token:
-        register_secret(token)
-        return Credentials(token=token, source=environment.REGISTRY_TOKEN.name)
-    if username or password:
-        if not (username and password):
-            raise AuthError("Only one of {} and {} is set; set both or neither.".format(
-                environment.REGISTRY_USERNAME, environment.REGISTRY_PASSWORD))
-        register_secret(password)
-        return Credentials(username=username, password=password, source="environment")
-    return _docker_config_credentials(host, environ)
+    if destination.name is None:
+        variables = (environment.REGISTRY_USERNAME, environment.REGISTRY_PASSWORD, environment.REGISTRY_TOKEN)
+        found = from_variables(*variables, environ, pair_source="environment")
+    else:
+        variables = tuple(environment.Variable(variable, "")
+                          for variable in environment.registry_credential_variables(destination.name))
+        found = from_variables(*variables, environ, pair_source="{} and {}".format(variables[0], variables[1]))
+    if found is ANONYMOUS:
+        found = host_entry_credentials(destination, environ)
+    if found is ANONYMOUS:
+        found = _docker_config_credentials(destination.host, environ)
+    if destination.name is None:
+        return found
+    # A mirror's messages suggest its own variables.
+    return dataclasses.replace(found, variables=tuple(variable.name for variable in variables[:2]))
 
 
 def _docker_config_path(environ):

@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 
-from releasekit.core.errors import DeployError, DeployInputError, ImmutableVersionError
+from releasekit.core.errors import DeployError, DeployInputError
 from releasekit.publishing import kube_yaml
 from releasekit.publishing.image_fields import FieldSpec, image_fields, matching_placeholder, stray_placeholders
 
@@ -50,8 +50,8 @@ def _check_images(label, display, index, node, document, specs, placeholders, us
                               "can be pinned in place.".format(where, scalar.value, kube_yaml.field_path(path)))
             used.add(placeholder)
         elif PINNED_MARK not in scalar.value:
-            errors.append("{}: attribute manifests: image '{}' at {} is neither a key of attribute images nor pinned by "
-                          "digest. Map it to a container_release in images, or pin it (name@sha256:...).".format(
+            errors.append("{}: attribute manifests: image '{}' at {} is neither a key of attribute images nor pinned "
+                          "by digest. Map it to a container_release in images, or pin it (name@sha256:...).".format(
                               where, scalar.value, kube_yaml.field_path(path)))
     stray = stray_placeholders(display, index, node, fields, placeholders)
     if stray:
@@ -132,7 +132,8 @@ def _kubernetes_problems(document, version, where):
     except ImportError as error:
         raise DeployInputError(
             "{}: validating Kubernetes YAML needs the kubernetes-validate package in the python3 Bazel actions run "
-            "({}; {}): pip install kubernetes-validate, or set platform to 'generic'.".format(where, sys.executable, error)
+            "({}; {}): pip install kubernetes-validate, or set platform to 'generic'.".format(where, sys.executable,
+                                                                                              error)
         ) from None
     if not isinstance(document, dict) or not document.get("apiVersion") or not document.get("kind"):
         return [((), "a Kubernetes object needs apiVersion and kind")]
@@ -142,9 +143,9 @@ def _kubernetes_problems(document, version, where):
         raise DeployInputError("{}: attribute kubernetes_version: '{}' is not a version kubernetes-validate knows; "
                                "latest is {}.".format(where, version, kubernetes_validate.latest_version())) from None
     except kubernetes_validate.SchemaNotFoundError:
-        raise DeployInputError("{}: attribute manifests: no Kubernetes {} schema for apiVersion '{}' kind '{}'. A custom "
-                               "kind is checked against its CustomResourceDefinition: list the CRD's file in attribute "
-                               "crds, or include the CRD in manifests.".format(
+        raise DeployInputError("{}: attribute manifests: no Kubernetes {} schema for apiVersion '{}' kind '{}'. A "
+                               "custom kind is checked against its CustomResourceDefinition: list the CRD's file in "
+                               "attribute crds, or include the CRD in manifests.".format(
                                    where, version, document.get("apiVersion"), document.get("kind"))) from None
     except kubernetes_validate.ValidationError as error:
         return [(tuple(error.path), error.message)]
@@ -165,7 +166,7 @@ def pin_images(text, references, field_specs, display):
                     for token in yaml.scan(text, Loader=yaml.SafeLoader) if isinstance(token, yaml.ScalarToken)}
     edits = {}
     for node in kube_yaml.compose(text, display):
-        for path, scalar in image_fields(node, specs).values():
+        for _, scalar in image_fields(node, specs).values():
             placeholder = matching_placeholder(scalar.value, references)
             if placeholder:
                 end = scalar.end_mark.index
@@ -195,49 +196,6 @@ def _scalar_text(value, style):
     if style == '"':
         return json.dumps(value)
     return value
-
-
-def publish_files(store, directory, files, pointer_path, version, immutable, dry_run=False, move_pointer=None,
-                  before_pointer=None):
-    """Write the YAML files of one version, then the pointer to it. Returns (status, bytes written).
-
-    immutable: a version already there with other content is refused (CI); otherwise replaced (dev).
-    dry_run: read and check as a run would, refusing alike, and write nothing.
-    move_pointer(): moves the pointer when it may (pointers.py) and returns the bytes written; None: it is written.
-    before_pointer(): what is written after the files and before the pointer (provenance); returns bytes written.
-    """
-    existing = {}
-    for name, content in files:
-        existing[name] = store.get("{}/{}".format(directory, name))[0]
-    if immutable:
-        differing = [name for name, content in files if existing[name] is not None and existing[name] != content]
-        if differing:
-            raise ImmutableVersionError(
-                "{} is already published with different content ({}); a CI deploy version is immutable, so nothing "
-                "was written.".format(store.describe(directory), ", ".join(differing)))
-    if dry_run:
-        pending = [name for name, content in files if existing[name] != content]
-        return ("would publish " + ", ".join(pending) if pending else "already published"), 0
-    written = 0
-    for name, content in files:
-        if existing[name] != content:
-            store.put("{}/{}".format(directory, name), content)
-            written += len(content)
-    written += before_pointer() if before_pointer else 0
-    if move_pointer is not None:
-        written += move_pointer()
-    else:
-        pointer = (version + "\n").encode("utf-8")
-        if store.get(pointer_path)[0] != pointer:
-            store.put(pointer_path, pointer)
-            written += len(pointer)
-    if written == 0:
-        return "already published", 0
-    return ("published" if all(existing[name] is None for name, _ in files) else "completed"), written
-
-
-def release_summary(record):
-    return json.dumps(record, indent=2, sort_keys=True).encode("utf-8") + b"\n"
 
 
 def check_files(paths, displays, placeholders, platform, kubernetes_version, label, field_specs, out, crds=(),

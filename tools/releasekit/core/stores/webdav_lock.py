@@ -1,4 +1,4 @@
-"""The lock of a WebDAV store: an MKCOL lock directory, held as a renewed lease.
+"""The lock of an HTTP store with WebDAV collections: an MKCOL lock directory, held as a renewed lease.
 
 The WebDAV lock is a lease. Its holder writes an owner file right after MKCOL, within OWNER_WRITE_SECONDS
 or it steps back, and rewrites it every LEASE_RENEW_SECONDS. A waiter breaks the lock only when the
@@ -44,71 +44,66 @@ def _owner_has_exited(owner):
 
 @contextlib.contextmanager
 def held(store, directory):
-    """A WebDAV MKCOL lock directory held as a renewed lease, where the server supports MKCOL; otherwise no lock.
-    Yields whether it holds one."""
+    """The lock on directory of an HttpStore, through its public methods; yields whether it is held (False where the
+    server has no MKCOL)."""
     lock_dir = directory.rstrip("/") + "/.releasekit-lock/"
     owner_path = lock_dir + "owner.json"
-    held = _acquire(store, directory, lock_dir, owner_path)
-    renewer = _LeaseRenewer(store, owner_path) if held else None
+    taken = _acquire(store, directory, lock_dir, owner_path)
+    renewer = _LeaseRenewer(store, owner_path) if taken else None
     try:
-        yield held
+        yield taken
     finally:
         if renewer:
             renewer.stop()
-            store._call("DELETE", owner_path, "unlock")
-            store._call("DELETE", lock_dir, "unlock")
+            _remove(store, lock_dir, owner_path)
+
+
+def _remove(store, lock_dir, owner_path):
+    store.delete(owner_path)
+    store.delete(lock_dir)
+
 
 def _acquire(store, directory, lock_dir, owner_path):
     """True once this process holds the lock; False where the server has no MKCOL."""
     deadline = time.monotonic() + store.policy.total_seconds
-    owner_write = dataclasses.replace(store.policy, total_seconds=OWNER_WRITE_SECONDS,
-                                      timeout=min(store.policy.timeout, OWNER_WRITE_SECONDS))
+    owner_writes = store.with_policy(dataclasses.replace(store.policy, total_seconds=OWNER_WRITE_SECONDS,
+                                                         timeout=min(store.policy.timeout, OWNER_WRITE_SECONDS)))
     ownerless_since, seen_owner, seen_since = None, None, None
     while True:
-        response = store._call("MKCOL", lock_dir, "lock " + directory)
-        if response.status_code == 409:
+        status = store.make_collection(lock_dir)
+        if status == 409:  # a parent collection is missing
             store.make_collections(directory)
-            response = store._call("MKCOL", lock_dir, "lock " + directory)
-        if response.status_code == 201:
-            taken = time.monotonic()
-            try:
-                store.put(owner_path, json.dumps(_lock_owner()).encode(), policy=owner_write)
-            except ReleasekitError:
-                pass
-            if time.monotonic() - taken <= OWNER_WRITE_SECONDS:
+            status = store.make_collection(lock_dir)
+        if status == 201:
+            if _write_owner_in_time(owner_writes, owner_path):
                 return True
             # Too slow to say who holds it: a waiter may soon count it orphaned, so step back and try again.
             log.info("stepping back from the lock on %s: its owner file took too long to write", directory)
-            store._call("DELETE", owner_path, "step back from lock")
-            store._call("DELETE", lock_dir, "step back from lock")
+            _remove(store, lock_dir, owner_path)
             continue
-        if response.status_code != 405:
+        if status != 405:
             log.warning("no lock on %s (MKCOL answered HTTP %s): conditional writes and read-back have to do",
-                        directory, response.status_code)
+                        directory, status)
             return False
         content, _ = store.get(owner_path)
         now = time.monotonic()
-        broken = False
         if content is None:
             seen_owner = None
             if ownerless_since is None:
                 ownerless_since = now
-                if store._call("GET", lock_dir, "inspect lock").status_code == 404:
+                if not store.exists(lock_dir):
+                    log.info("no lock on %s (the server has no MKCOL): conditional writes and read-back have to do",
+                             directory)
                     return False  # the 405 was "MKCOL not allowed": there is no lock directory
             broken = now - ownerless_since > ORPHANED_LOCK_SECONDS
         else:
             ownerless_since = None
             if content != seen_owner:
                 seen_owner, seen_since = content, now
-            try:
-                owner = json.loads(content)
-            except ValueError:
-                owner = {}
-            broken = _owner_has_exited(owner) or now - seen_since > LEASE_SECONDS
+            broken = _owner_has_exited(_parsed_owner(content)) or now - seen_since > LEASE_SECONDS
         if broken:
             log.info("breaking a stale lock on %s", directory)
-            store._call("DELETE", owner_path, "break stale lock")
-            store._call("DELETE", lock_dir, "break stale lock")
+            _remove(store, lock_dir, owner_path)
             ownerless_since, seen_owner = None, None
             continue
         if now > deadline:
@@ -116,13 +111,30 @@ def _acquire(store, directory, lock_dir, owner_path):
         time.sleep(0.1 + 0.2 * (os.getpid() % 5) / 5)
 
 
+def _write_owner_in_time(owner_writes, owner_path):
+    """Write the owner file; whether that took at most OWNER_WRITE_SECONDS (a failed write counts as slow)."""
+    started = time.monotonic()
+    try:
+        owner_writes.put(owner_path, json.dumps(_lock_owner()).encode())
+    except ReleasekitError:
+        pass
+    return time.monotonic() - started <= OWNER_WRITE_SECONDS
+
+
+def _parsed_owner(content):
+    try:
+        return json.loads(content)
+    except ValueError:
+        return {}
+
+
 class _LeaseRenewer:
     """Rewrites the lock's owner file every LEASE_RENEW_SECONDS while the lock is held."""
 
     def __init__(self, store, owner_path):
-        self.store, self.owner_path = store, owner_path
-        self.policy = dataclasses.replace(store.policy, total_seconds=LEASE_SECONDS / 3,
-                                          timeout=min(store.policy.timeout, LEASE_SECONDS / 3))
+        self.owner_path = owner_path
+        self.store = store.with_policy(dataclasses.replace(store.policy, total_seconds=LEASE_SECONDS / 3,
+                                                           timeout=min(store.policy.timeout, LEASE_SECONDS / 3)))
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
         self.thread.start()
@@ -132,7 +144,7 @@ class _LeaseRenewer:
         while not self.stopped.wait(LEASE_RENEW_SECONDS):
             renewal += 1
             try:
-                self.store.put(self.owner_path, json.dumps(_lock_owner(renewal)).encode(), policy=self.policy)
+                self.store.put(self.owner_path, json.dumps(_lock_owner(renewal)).encode())
             except ReleasekitError as error:
                 # The metadata it guards is still written conditionally and read back, so a lost lease costs a retry.
                 log.warning("could not renew the lock %s: %s", self.owner_path, error)

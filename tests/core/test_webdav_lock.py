@@ -1,4 +1,5 @@
-"""The artifact stores' own guarantees, against the real nginx WebDAV store: the metadata lock."""
+"""The WebDAV lock of HTTP stores (core/stores/webdav_lock.py), against the real nginx WebDAV store: a live holder
+keeps its lease."""
 
 import os
 import subprocess
@@ -39,8 +40,10 @@ def test_a_live_holder_slowed_by_its_network_keeps_the_lock(tmp_path):
             jar = releases.make_jar(str(tmp_path / (name + ".jar")), name)
             manifest, runfiles = releases.jar_release(str(tmp_path), jar, "com.example.lease:lib:1.0.0", channel="dev",
                                                       name=name)
-            config = releases.write_store_config(str(tmp_path / (name + ".yaml")), base + "/releases", base + "/snapshots")
-            env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false",
+            config = releases.write_store_config(str(tmp_path / (name + ".yaml")), base + "/releases",
+                                                 base + "/snapshots")
+            env = dict(os.environ, RELEASEKIT_CONFIG=config, RELEASEKIT_COMMIT=releases.COMMIT,
+                       RELEASEKIT_DIRTY="false",
                        **credentials)
             env.pop("CI", None)
             processes.append(subprocess.Popen([sys.executable, releases.ENTRY, "publish", "--manifest", manifest,

@@ -1,0 +1,241 @@
+"""Lazy push: a fresh agent builds under a warm HTTP remote cache (nginx) and its releases stream the image blobs the
+registry lacks straight from the cache, with real Bazel and a real registry; an evicted blob; a cache that serves wrong
+bytes; credentials of the cache never printed."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from conftest import TEST_PASSWORD, TEST_USER
+from helpers.releases import ENTRY
+from helpers.servers import NginxStore, Registry
+from helpers.workspace import BAZEL, Workspace
+
+HEADER_SECRET = "cache-header-never-printed-81d4"
+LAYER_BYTES = 1 << 20
+
+BUILD = """load("@rules_release//rules:defs.bzl", "container_release", "image_layout")
+
+[genrule(
+    name = "data_" + name,
+    outs = [name + ".bin"],
+    # Reproducible bytes that do not compress: a rebuild makes the same layer.
+    cmd = ("python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(%d).randbytes(%d))' > $@" %
+           (seed, {size})),
+) for name, seed in [("one", 1), ("two", 2), ("three", 3), ("four", 4)]]
+
+image_layout(name = "base", files = {{":data_one": "/one.bin"}})
+image_layout(name = "middle", base = ":base", files = {{":data_two": "/two.bin"}})
+image_layout(name = "app_image", base = ":middle", files = {{":data_three": "/three.bin"}})
+image_layout(name = "other_image", base = ":middle", files = {{":data_four": "/four.bin"}})
+
+container_release(name = "app", image = ":app_image", repository = "lazy/app")
+container_release(name = "other", image = ":other_image", repository = "lazy/other")
+"""
+
+
+class Agent:
+    """A Bazel output base of its own, as on a fresh CI agent: a wrapper that dispatch runs as its Bazel."""
+
+    def __init__(self, workspace, root, name):
+        self.workspace, self.output_base = workspace, os.path.join(root, name + "-output-base")
+        self.bazel = os.path.join(root, name + "-bazel")
+        with open(self.bazel, "w") as handle:
+            handle.write('#!/bin/sh\nexec {} --output_base={} "$@"\n'.format(BAZEL, self.output_base))
+        os.chmod(self.bazel, 0o755)
+
+    def run(self, *args):
+        return subprocess.run([self.bazel, *args], cwd=self.workspace.path, capture_output=True, text=True, timeout=600)
+
+    def bin(self, relative):
+        return os.path.join(self.output_base, "execroot", "lazy", "bazel-out", "k8-fastbuild", "bin", relative)
+
+    def shutdown(self):
+        self.run("shutdown")
+
+
+@pytest.fixture(scope="module")
+def lazy(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("lazy"))
+    cache = NginxStore(os.path.join(root, "cache"), TEST_USER, TEST_PASSWORD)
+    registry = Registry(os.path.join(root, "registry"))
+    workspace = Workspace(os.path.join(root, "ws"))
+    os.makedirs(workspace.path)
+    workspace.write("WORKSPACE", 'workspace(name = "lazy")\nlocal_repository(name = "rules_release", path = "{}")\n'
+                    .format(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+    workspace.write("BUILD.bazel", BUILD.format(size=LAYER_BYTES))
+    workspace.write(".gitignore", "/bazel-*\n/releasekit-logs/\n")
+    workspace.write("releasekit.yaml", "channels:\n  ci: {{registry: 'http://{0}/prod'}}\n  dev: {{registry: 'http://{0}/dev'}}\n"
+                    .format(registry.host))
+    workspace.init_git()
+    url = cache.url.replace("http://", "http://{}:{}@".format(TEST_USER, TEST_PASSWORD)) + "/cache"
+    flags = ["--remote_cache=" + url, "--remote_header=X-Cache-Token=" + HEADER_SECRET, "--noshow_progress"]
+    builder = Agent(workspace, root, "builder")
+    warm = builder.run("build", *flags, "//:app.ci", "//:other.ci")  # the cache is warm before any agent starts
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    builder.shutdown()
+    state = {"root": root, "cache": cache, "registry": registry, "workspace": workspace, "flags": flags, "agents": []}
+    yield state
+    for agent in state["agents"]:
+        agent.shutdown()
+    cache.stop()
+    registry.stop()
+
+
+def fresh_agent(lazy, name):
+    agent = Agent(lazy["workspace"], lazy["root"], name)
+    lazy["agents"].append(agent)
+    return agent
+
+
+def dispatch(lazy, agent, label, logs):
+    selections = os.path.join(lazy["root"], "selections")
+    os.makedirs(selections, exist_ok=True)
+    for kind, targets in (("tests", []), ("releases", [label])):
+        with open(os.path.join(selections, kind + ".json"), "w") as handle:
+            json.dump({"format_version": 1, "kind": kind, "targets": [{"label": t, "kind": "artifact_ci_release",
+                                                                       "reasons": []} for t in targets]}, handle)
+    # The agent's own cache directory: where it remembers which repositories hold a blob, to mount it.
+    env = dict(os.environ, CI="true", XDG_CACHE_HOME=agent.output_base + "-xdg")
+    result = subprocess.run([sys.executable, ENTRY, "dispatch", "--workspace", lazy["workspace"].path,
+                             "--bazel", agent.bazel, "--tests", os.path.join(selections, "tests.json"),
+                             "--releases", os.path.join(selections, "releases.json"),
+                             "--logs", os.path.join(lazy["root"], logs), "--", *lazy["flags"]],
+                            cwd=lazy["workspace"].path, capture_output=True, text=True, env=env, timeout=900)
+    report = os.path.join(lazy["root"], logs, "report.json")
+    outcomes = json.load(open(report))["targets"] if os.path.exists(report) else []
+    return result, {o["label"]: o for o in outcomes}
+
+
+def everything_said(lazy, logs, result):
+    said = result.stdout + result.stderr
+    directory = os.path.join(lazy["root"], logs)
+    for name in os.listdir(directory):
+        if not name.endswith(".bep.json"):  # Bazel's own record of its command line holds what it was given
+            said += open(os.path.join(directory, name), errors="replace").read()
+    return said
+
+
+def layer_files(agent, image):
+    blobs = agent.bin(image + "/blobs/sha256")
+    return os.listdir(blobs) if os.path.isdir(blobs) else []
+
+
+def test_a_fresh_agent_streams_missing_layers_from_the_cache_and_downloads_nothing_the_registry_has(lazy):
+    agent = fresh_agent(lazy, "agent-one")
+    result, outcomes = dispatch(lazy, agent, "//:app.ci", "logs-one")
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcome = outcomes["//:app.ci"]
+    record = outcome["record"]
+    assert outcome["status"] == "published" and record["remote_cache"].endswith("/cache")
+    assert "lazy push" in result.stdout and "--remote_download_minimal" in result.stdout
+    # Three layers of 1 MiB and a config: every byte the registry took came from the cache, and no more.
+    assert record["blobs_uploaded"] == 4 and record["blobs_from_cache"] == 4
+    assert record["bytes_downloaded"] == record["bytes_uploaded"] > 3 * LAYER_BYTES
+    assert layer_files(agent, "app_image") == []  # never written to the agent's disk
+    inspected = lazy["registry"].inspect("prod/lazy/app:" + record["commit"])
+    assert inspected["Digest"] == record["digest"] and len(inspected["Layers"]) == 3
+    said = everything_said(lazy, "logs-one", result)
+    assert TEST_PASSWORD not in said and HEADER_SECRET not in said
+
+    # A second image shares two layers with the first: they are mounted, and only its own layer and config move.
+    other, outcomes = dispatch(lazy, agent, "//:other.ci", "logs-two")
+    record = outcomes["//:other.ci"]["record"]
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert record["blobs_mounted"] == 2 and record["blobs_from_cache"] == 2
+    assert LAYER_BYTES < record["bytes_downloaded"] < 2 * LAYER_BYTES
+
+    # Released again from another fresh agent: the registry has every blob, nothing is downloaded or uploaded.
+    again, outcomes = dispatch(lazy, fresh_agent(lazy, "agent-two"), "//:app.ci", "logs-three")
+    record = outcomes["//:app.ci"]["record"]
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert record["bytes_downloaded"] == 0 and record["bytes_uploaded"] == 0 and record["blobs_skipped"] == 4
+
+
+def cas_entry(lazy, digest):
+    return lazy["cache"].path("cache/cas/" + digest.split(":", 1)[1])
+
+
+def test_a_blob_evicted_from_the_cache_after_the_build_is_built_here_and_published(lazy):
+    agent = fresh_agent(lazy, "agent-evicted")
+    built = agent.run("build", *lazy["flags"], "--remote_download_minimal", "--build_runfile_links", "//:app.ci")
+    assert built.returncode == 0, built.stderr[-3000:]
+    plan = json.load(open(agent.bin("app.ci.local/lazy/app.image_plan.json")))
+    layer = max(plan["blobs"], key=lambda blob: blob["size"])["digest"]
+    lazy["registry"].stop()  # a registry of its own: it lacks every blob
+    registry = Registry(os.path.join(lazy["root"], "registry-evicted"))
+    lazy["registry"] = registry
+    lazy["workspace"].write("releasekit.yaml", "channels:\n  ci: {{registry: 'http://{0}/prod'}}\n"
+                            "  dev: {{registry: 'http://{0}/dev'}}\n".format(registry.host))
+    lazy["workspace"].commit("a registry that lacks every blob")
+    os.unlink(cas_entry(lazy, layer))  # evicted between the build and the release
+
+    # Run by hand, without the cache dispatch hands its releases: the layers are not here, and it says how to fix it.
+    by_hand = subprocess.run([agent.bin("app.ci")], cwd=lazy["workspace"].path, capture_output=True, text=True,
+                             env=dict(os.environ, CI="true"), timeout=300)
+    assert by_hand.returncode == 1 and "Traceback" not in by_hand.stderr
+    assert "is not on this machine" in by_hand.stderr and "--remote_download_outputs=all" in by_hand.stderr
+    assert registry.tags("prod/lazy/app") == []
+
+    result, outcomes = dispatch(lazy, agent, "//:app.ci", "logs-evicted")
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcome = outcomes["//:app.ci"]
+    assert outcome["status"] == "published"
+    assert "1 blob(s) were no longer in the remote cache: built here and run again" in outcome["reason"]
+    log = open(outcome["log"]).read()
+    assert "is not in the remote cache" in log and layer in log and "Traceback" not in log
+    assert registry.inspect("prod/lazy/app:" + outcome["record"]["commit"])["Digest"] == plan["root"]["digest"]
+
+
+def test_a_cache_that_serves_wrong_bytes_is_refused_and_nothing_is_committed(lazy):
+    agent = fresh_agent(lazy, "agent-corrupt")
+    built = agent.run("build", *lazy["flags"], "--remote_download_minimal", "--build_runfile_links", "//:other.ci")
+    assert built.returncode == 0, built.stderr[-3000:]
+    plan = json.load(open(agent.bin("other.ci.local/lazy/other.image_plan.json")))
+    layer = max(plan["blobs"], key=lambda blob: blob["size"])
+    registry = Registry(os.path.join(lazy["root"], "registry-corrupt"))
+    try:
+        lazy["workspace"].write("releasekit.yaml", "channels:\n  ci: {{registry: 'http://{0}/prod'}}\n"
+                                "  dev: {{registry: 'http://{0}/dev'}}\n".format(registry.host))
+        lazy["workspace"].commit("a registry of its own")
+        path = cas_entry(lazy, layer["digest"])
+        os.chmod(path, 0o644)
+        with open(path, "r+b") as handle:  # same size, other bytes
+            handle.seek(layer["size"] // 2)
+            handle.write(b"\xffdamaged\xff")
+
+        result, outcomes = dispatch(lazy, agent, "//:other.ci", "logs-corrupt")
+        outcome = outcomes["//:other.ci"]
+        assert result.returncode != 0 and outcome["status"] == "refused", result.stdout + result.stderr
+        assert "CacheIntegrityError" in outcome["reason"] and layer["digest"] in outcome["reason"]
+        assert "nothing was committed" in outcome["reason"]
+        for reference in (plan["root"]["digest"], layer["digest"]):
+            kind = "manifests" if reference == plan["root"]["digest"] else "blobs"
+            answer = requests.head("{}/v2/prod/lazy/other/{}/{}".format(registry.url, kind, reference), timeout=10)
+            assert answer.status_code == 404
+        assert registry.tags("prod/lazy/other") == []
+    finally:
+        registry.stop()
+
+
+def test_the_run_reads_the_cache_from_the_options_bazel_took():
+    from releasekit.running.remote_build import LAZY_FLAGS, decide
+
+    http = decide([("remote_cache", "https://ci:pw@cache.example.com/bazel"), ("remote_header", "X-Token=abc"),
+                   ("remote_cache_header", "X-Team=payments"), ("tls_certificate", "/etc/ca.pem")])
+    assert http.cache.url == "https://ci:pw@cache.example.com/bazel" and http.cache.ca_bundle == "/etc/ca.pem"
+    assert http.cache.headers == (("X-Token", "abc"), ("X-Team", "payments")) and http.flags == list(LAZY_FLAGS)
+    assert "https://cache.example.com/bazel" in http.note and "pw" not in http.note
+    chosen = decide([("remote_cache", "http://cache:8080"), ("remote_download_outputs", "toplevel")])
+    assert chosen.cache is not None and chosen.flags == ["--build_runfile_links"]
+    for options, why in (([("remote_cache", "grpcs://cache.example.com")], "not an HTTP cache"),
+                         ([("remote_cache", "cache.example.com:443")], "not an HTTP cache"),
+                         ([("remote_cache", "https://c"), ("google_default_credentials", "true")], "--google_default"),
+                         ([("remote_cache", "https://c"), ("digest_function", "BLAKE3")], "digest function is blake3")):
+        off = decide(options)
+        assert off.cache is None and off.flags == [] and why in off.note
+    assert decide([]).cache is None and decide([]).note is None

@@ -1,0 +1,170 @@
+"""Lazy push, the run's side: whether the build has an HTTP remote cache its releases can stream image blobs from.
+
+Bazel says which options a build takes, from the command line and every rc file and config, in the canonical command
+line of its build events. Before it builds releases, dispatch asks it once (`bazel build --nobuild`, no targets: no
+loading, no analysis) and, when the build has an HTTP `--remote_cache` that releasekit can read with what the build
+sends it (`--remote_header`, `--remote_cache_header`, credentials in the URL, `--tls_certificate`):
+- builds under `--remote_download_minimal` (unless the options choose a download mode themselves), so that the image
+  layers stay in the cache, with `--build_runfile_links`, so that release executables keep their runfiles trees (whose
+  links to the layers point nowhere; each release target's local copies hold the small files it reads);
+- hands each release the cache (remote_cache.RemoteCache, secrets in variables that Bazel never sees).
+Bazel 4.2.3's `--remote_download_toplevel` brings a top-level target's runfiles, the layers among them: a build that
+chose it downloads them, and its releases read them from disk.
+
+A gRPC cache (grpc://, grpcs://, or no scheme), Google credentials, a credential helper or a digest function other than
+SHA-256 leave the build as it is, and the note says why: releases then read the image from disk.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import threading
+
+from releasekit.core import environment
+from releasekit.core.redact import without_secrets
+from releasekit.publishing.remote_cache import RemoteCache
+
+log = logging.getLogger(__name__)
+LAZY_FLAGS = ("--remote_download_minimal", "--build_runfile_links")
+_UNREADABLE_AUTH = ("google_credentials", "google_default_credentials", "credential_helper")
+
+
+class RemoteBuild:
+    """What a build's options say of its remote cache: the cache releases may stream from, the flags to add."""
+
+    def __init__(self, cache=None, flags=(), note=None, decided=True):
+        self.cache, self.flags, self.note, self.decided = cache, list(flags), note, decided
+
+
+def canonical_options(events):
+    """[(name, value)] of the options an invocation took, as its build events' canonical command line lists them."""
+    for event in events:
+        line = event.get("structuredCommandLine", {})
+        if line.get("commandLineLabel") != "canonical":
+            continue
+        found = []
+        for section in line.get("sections", []):
+            if section.get("sectionLabel") != "command options":
+                continue
+            for option in section.get("optionList", {}).get("option", []):
+                if option.get("optionName") and option.get("optionName") != "default_override":
+                    found.append((option["optionName"], option.get("optionValue", "")))
+        return found
+    return []
+
+
+def decide(options):
+    """The RemoteBuild for a build that takes these options."""
+    values = {}
+    for name, value in options:
+        values.setdefault(name, []).append(value)
+    url = (values.get("remote_cache") or [""])[-1]
+    if not url:
+        return RemoteBuild()
+    shown = RemoteCache(url).display if "://" in url else url.rsplit("@", 1)[-1]  # never its credentials
+    if not url.startswith(("http://", "https://")):
+        return RemoteBuild(note="the remote cache {} is not an HTTP cache: releases read their images from disk "
+                                "(releasekit streams blobs from HTTP caches only)".format(shown))
+    auth = [name for name in _UNREADABLE_AUTH if values.get(name) and values[name][-1] not in ("", "false", "0")]
+    if auth:
+        return RemoteBuild(note="the remote cache {} takes --{}, which releasekit cannot send: releases read their "
+                                "images from disk".format(shown, auth[0]))
+    digest = (values.get("digest_function") or ["sha256"])[-1].lower()
+    if digest not in ("sha256", ""):
+        return RemoteBuild(note="the build's digest function is {}, and images name their blobs by SHA-256: releases "
+                                "read their images from disk".format(digest))
+    headers = tuple(tuple(h.split("=", 1)) for name in ("remote_header", "remote_cache_header")
+                    for h in values.get(name, []) if "=" in h)
+    cache = RemoteCache(url, headers, (values.get("tls_certificate") or [None])[-1])
+    flags = ["--build_runfile_links"] if values.get("remote_download_outputs") else list(LAZY_FLAGS)
+    return RemoteBuild(cache, flags, "lazy push: image blobs the registries lack stream from the remote cache {}{}"
+                       .format(cache.display, "" if values.get("remote_download_outputs") else
+                               " (the releases build under --remote_download_minimal)"))
+
+
+def read_events(path):
+    events = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    events.append(json.loads(line))
+    except (OSError, ValueError) as error:
+        log.info("build events of %s not read: %s", path, error)
+    return events
+
+
+NOT_YET = RemoteBuild(decided=False)  # a run that has not asked Bazel yet
+_BUILD_HERE = threading.Lock()  # one Bazel command at a time: the server takes one anyway
+
+
+def prepare(dispatcher, releases, current):
+    """Ask Bazel, once per run and before it builds releases, which remote cache the build has; a run that publishes
+    nothing (pr) asks nothing. Returns the RemoteBuild the run goes on with."""
+    if current.decided or not releases or dispatcher.options.build_only:
+        return current
+    probe = os.path.join(dispatcher.report_dir, "remote-cache.bep.json")
+    environ = without_secrets(dispatcher.workspace_environ())
+    dispatcher.bazel.run(["build", "--nobuild", "--build_event_json_file=" + probe, *dispatcher.options.bazel_flags],
+                         env=environ)
+    remote = decide(canonical_options(read_events(probe)))
+    if os.path.exists(probe):
+        os.unlink(probe)  # it holds the build's --remote_header values
+    if remote.note:
+        dispatcher.progress.note(remote.note)
+    dispatcher.pinned.update(release_environment(remote))  # every release of the run is handed the cache
+    return remote
+
+
+def release_environment(remote):
+    """What a release of a lazy run is handed: the cache, in variables Bazel never sees."""
+    return remote.cache.to_environment() if remote.cache else {}
+
+
+def outcome(dispatcher, run, code):
+    """The Outcome of a release that exited with code: one the remote cache failed is built here and run again."""
+    result = run.outcome_from(after_release(dispatcher, run, code))
+    annotate(result, run)
+    return result
+
+
+def after_release(dispatcher, run, code):
+    """A release that failed because the remote cache lost blobs it needed: build it here (Bazel rebuilds what the
+    cache lost) and run it again, once. Returns the exit code of the last run."""
+    if code == 0 or dispatcher.remote.cache is None:
+        return code
+    try:
+        with open(run.record_path, encoding="utf-8") as handle:
+            misses = json.load(handle).get("cache_misses") or []
+    except (OSError, ValueError):
+        return code
+    if not misses:
+        return code
+    run.log_file.write("releasekit: {} blob(s) were not in the remote cache; building {} here with "
+                       "--remote_download_outputs=all, then running it again\n".format(len(misses), run.label))
+    run.log_file.flush()
+    bep = os.path.join(dispatcher.report_dir, "build-here.bep.json")
+    with _BUILD_HERE:
+        process = dispatcher.bazel.run(["build", "--keep_going", "--build_event_json_file=" + bep,
+                                        *dispatcher.options.bazel_flags, "--build_runfile_links",
+                                        "--remote_download_outputs=all", "--", run.label],
+                                       env=without_secrets(dispatcher.workspace_environ()))
+    run.log_file.write(process.stdout + process.stderr)
+    run.log_file.flush()
+    if process.returncode != 0:
+        return code
+    environ = dict(dispatcher._release_environ(), **{environment.REPORT.name: run.record_path})
+    if os.path.exists(run.record_path):
+        os.unlink(run.record_path)
+    run.built_here = len(misses)
+    rerun = subprocess.Popen([run.executable], env=environ, stdout=run.log_file, stderr=subprocess.STDOUT,
+                             cwd=dispatcher.workspace)
+    return rerun.wait()
+
+
+def annotate(outcome, run):
+    """The run's report says when a release was built here because the cache had lost its blobs."""
+    if getattr(run, "built_here", None):
+        said = "{} blob(s) were no longer in the remote cache: built here and run again".format(run.built_here)
+        outcome.reason = "; ".join(r for r in (outcome.reason, said) if r)
