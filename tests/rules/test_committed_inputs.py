@@ -251,3 +251,62 @@ def test_an_untracked_file_of_a_local_repository_inside_the_checkout_is_refused(
         assert "took 1 file that no commit has: vendor/assets_repo/stray.txt" in dev.stdout
     finally:
         os.unlink(os.path.join(local_repository, "stray.txt"))
+
+
+TOOLCHAIN_DEFS = '''def _toolchain_impl(ctx):
+    return [platform_common.ToolchainInfo(files = depset(ctx.files.data))]
+
+data_toolchain = rule(implementation = _toolchain_impl, attrs = {"data": attr.label_list(allow_files = True)})
+
+def _packed_impl(ctx):
+    files = ctx.toolchains["//tools/tc:type"].files.to_list()
+    out = ctx.actions.declare_file(ctx.label.name + ".tar")
+    ctx.actions.run_shell(outputs = [out], inputs = files, command = "tar --sort=name --mtime=@0 -cf {} {}".format(
+        out.path, " ".join([f.path for f in files])))
+    return [DefaultInfo(files = depset([out]))]
+
+packed = rule(implementation = _packed_impl, toolchains = ["//tools/tc:type"])
+'''
+
+
+@pytest.fixture
+def toolchain(repo):
+    """A toolchain of the repository whose files a glob takes, and a release whose rule reads them only through
+    toolchain resolution."""
+    workspace_text = open(os.path.join(repo.path, "WORKSPACE")).read()
+    repo.write("WORKSPACE", workspace_text + 'register_toolchains("//tools/tc:tc")\n')
+    repo.write("tools/tc/defs.bzl", TOOLCHAIN_DEFS)
+    repo.write("tools/tc/BUILD.bazel", 'load(":defs.bzl", "data_toolchain")\n\ntoolchain_type(name = "type")\n\n'
+               'data_toolchain(name = "impl", data = glob(["data/**"]))\n\n'
+               'toolchain(name = "tc", toolchain = ":impl", toolchain_type = ":type")\n')
+    repo.write("tools/tc/data/a.txt", "committed toolchain data\n")
+    repo.write("packed/BUILD.bazel", LOAD + 'load("//tools/tc:defs.bzl", "packed")\n\npacked(name = "made")\n\n'
+               'file_release(name = "packed", src = ":made")\n')
+    repo.commit("a toolchain of the repository")
+    yield os.path.join(repo.path, "tools", "tc")
+    repo.write("WORKSPACE", workspace_text)
+    for path in ("tools", "packed"):
+        git(repo.path, "rm", "-q", "-r", "-f", path)
+    repo.commit("no toolchain")
+
+
+def test_an_untracked_file_read_through_a_toolchain_is_refused(repo, registry, env, tmp_path, toolchain):
+    """Before: the sources aspect did not follow toolchain resolution, so the toolchain's glob published the stray
+    file; a file git does not track in a package that the release does not read still publishes."""
+    env = dict(env, CI="true", RELEASEKIT_BAZEL=BAZEL)  # the Bazel that asks which files the toolchain reads
+    scratch = repo.write("packed/scratch.local", "an ignored file the release does not read\n")
+    try:
+        result = repo.bazel("run", "//packed:packed.ci", env=env, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    finally:
+        os.unlink(scratch)
+    repo.write("packed/notes.txt", "a commit of its own\n")
+    head = repo.commit("another commit")
+    stray = repo.write("tools/tc/data/stray.txt", "no commit has me\n")
+    try:
+        refused = repo.bazel("run", "//packed:packed.ci", env=env, check=False)
+        assert refused.returncode == 3, refused.stdout + refused.stderr[-3000:]
+        assert "(untracked or ignored by git, read through a toolchain): tools/tc/data/stray.txt" in refused.stderr
+        assert not (tmp_path / "files" / "prod" / "packed" / "packed" / head).exists()
+    finally:
+        os.unlink(stray)

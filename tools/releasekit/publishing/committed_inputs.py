@@ -21,7 +21,7 @@ from releasekit.core import hidden_changes, process
 from releasekit.core.environment import ALLOW_DIRTY
 from releasekit.core.errors import UncommittedInputsError, UsageError
 from releasekit.core.versioning import source_workspace
-from releasekit.publishing import external_sources
+from releasekit.publishing import external_sources, toolchain_inputs
 
 log = logging.getLogger(__name__)
 NAMED = 10  # files a message names; the rest are counted
@@ -40,6 +40,9 @@ def check(manifest, runfiles_dir, version, environ):
                                                      _git(workspace, ["rev-parse", "--show-toplevel"]).strip())
                         if external else [])
         found = Uncommitted.of(paths, version.commit, workspace)
+        if manifest.channel == "ci" and not found.all() and not ALLOW_DIRTY.is_true(environ):  # toolchains, in doubt
+            found.toolchain = toolchain_inputs.unseen(paths, workspace, manifest.target, environ,
+                                                      lambda args: _git(workspace, args))
     except UncommittedInputsError as error:
         if manifest.channel == "ci":
             raise UncommittedInputsError("{}: {}".format(manifest.target, error)) from None
@@ -60,6 +63,7 @@ class Uncommitted:
 
     def __init__(self, untracked, hidden, links):
         self.untracked, self.hidden, self.links = untracked, hidden, links
+        self.toolchain = []  # untracked or ignored, read through a toolchain (toolchain_inputs.py)
 
     @classmethod
     def of(cls, paths, commit, workspace):
@@ -71,12 +75,14 @@ class Uncommitted:
         return cls(untracked, hidden, linked_outside(held, commit, workspace))
 
     def all(self):
-        return sorted(set(self.untracked) | set(self.hidden) | {link for link, _ in self.links})
+        return sorted(set(self.untracked) | set(self.hidden) | {link for link, _ in self.links} | set(self.toolchain))
 
     def said(self):
         parts = []
         if self.untracked:
             parts.append("(untracked or ignored by git): " + named(self.untracked))
+        if self.toolchain:
+            parts.append("(untracked or ignored by git, read through a toolchain): " + named(self.toolchain))
         if self.hidden:
             parts.append("(changed where git is told not to look, assume-unchanged or skip-worktree, so git status "
                          "does not show it): " + named(self.hidden))
@@ -87,7 +93,7 @@ class Uncommitted:
 
     def fix(self):
         fixes = []
-        if self.untracked:
+        if self.untracked or self.toolchain:
             fixes.append("Commit them, or delete them so that no glob takes them")
         if self.hidden:
             fixes.append("Run `git update-index --no-assume-unchanged --no-skip-worktree <file>` and commit or "
