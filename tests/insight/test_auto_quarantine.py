@@ -50,6 +50,16 @@ def test_decisions_at_the_edges(statuses, quarantined, flakes):
     assert decision.quarantined == quarantined and len(decision.evidence) == flakes
 
 
+@pytest.mark.parametrize("statuses, reason", [
+    ("K", "1 flake in its last run (quarantined from 2)"),
+    ("PK", "1 flake in its last 2 runs (quarantined from 2)"),
+    ("KKP", "2 flakes in its last 3 runs; 1 clean run in a row since (released after 3)"),
+])
+def test_reasons_count_in_good_english(statuses, reason):
+    """Before: `1 flakes in its last 1 runs`."""
+    assert decide(runs(statuses))[TEST].reason == reason
+
+
 def test_a_flake_is_a_pass_and_a_failure_at_the_same_tree_flags_and_platform():
     """Before: a failure at a commit at which the test also passed was a flake, whatever the flags or platform."""
     assert TEST not in decide(runs("PF"))  # different commits: a real failure

@@ -141,16 +141,18 @@ def test_a_bad_entry_is_refused_without_showing_its_values(entry, expected):
 
 def test_the_run_history_takes_the_entry_of_its_host(nginx, tmp_path):
     """A CI run appends its record with the same login as the destinations (insight/history.py)."""
-    from releasekit.insight.ci_runs import history_settings
-    from releasekit.insight.history import record_run
+    from releasekit.core.http import RetryPolicy
+    from releasekit.core.run_context import RunContext
+    from releasekit.insight.ci_runs import run_history
+    from releasekit.insight.history import RUN_UPLOAD_POLICY, record_run
 
     config = parse_config("channels:\n  ci: {{maven: '{0}/maven'}}\nhistory: '{0}/history'\ncredentials:\n  "
                           "127.0.0.1: {{username: SERVER_USER, password: SERVER_PASSWORD}}\n".format(nginx.url),
                           "releasekit.yaml")
-    settings = history_settings(None, config)
+    settings = run_history(RunContext(config, RetryPolicy(), ONE_LOGIN))
     record = {"format_version": 1, "command": "ci", "commit": "c" * 40, "start": 1767225600.0, "end": 1767225601.0,
               "id": "one-login"}
-    line = record_run(settings.url, record, str(tmp_path / "logs"), ONE_LOGIN, settings.credentials)
+    line = record_run(lambda: settings.open(RUN_UPLOAD_POLICY), record, str(tmp_path / "logs"))
     assert line.startswith("history: " + nginx.url + "/history/runs/"), line
     written = [name for _, _, names in os.walk(nginx.path("history")) for name in names]
     assert len(written) == 1 and TEST_PASSWORD not in line

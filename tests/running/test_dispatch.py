@@ -254,7 +254,7 @@ def test_dispatch_takes_collect_files_and_shards(fixture_repo, tmp_path):
                    "--previous-report", str(reports), "--logs", str(tmp_path / "logs3"), "--report",
                    str(tmp_path / "r.json"))
     assert balanced.returncode == 0, balanced.stdout + balanced.stderr
-    assert "shard 2/2: 1 tests" in balanced.stdout
+    assert "shard 2/2: 1 test," in balanced.stdout
     assert [t["label"] for t in json.load(open(tmp_path / "r.json"))["targets"]] == ["//apps/a:a_test"]
 
 
@@ -451,7 +451,8 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
     assert 'main_branch="$$BUILDKITE_PULL_REQUEST_BASE_BRANCH"' in base and "git merge-base HEAD" in base
     waits = [i for i, s in enumerate(steps) if s == "wait"]
     tests, releases = steps[waits[0] + 1:waits[1]], steps[waits[1] + 1:waits[2]]
-    assert steps[waits[2] + 1]["commands"] == ['buildkite-agent meta-data set releasekit-last-passed "$$BUILDKITE_COMMIT"']
+    assert steps[waits[2] + 1]["commands"] == [
+        'buildkite-agent meta-data set releasekit-last-passed "$$BUILDKITE_COMMIT"']
 
     def shards(step_list, what):
         return [re.search(r"dispatch --{0} {0}.json --shard (\S+)".format(what), " ".join(s["commands"])).group(1)
@@ -472,10 +473,13 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
                for s in releases)
     assert not any("env" in s for s in tests)
     assert all(s["artifact_paths"] == ["report-tests-{}.json".format(i)] for i, s in enumerate(tests, 1))
+    # collect selects again what the previous run left undone, in the test and the release shards alike.
+    assert all(re.search(r"collect [^;]*--previous-report releasekit-reports", " ".join(s["commands"]))
+               for s in tests + releases)
     for step in releases:  # this build's test reports, for the gate; one release job at a time, oldest build first
         commands = " ".join(step["commands"])
         assert 'artifact download "report-tests-*.json" releasekit-test-reports' in commands
-        assert "--test-reports releasekit-test-reports" in commands
+        assert "--test-reports releasekit-test-reports --tests-selection tests.json" in commands
         assert "REPO_USER REPO_PASSWORD" in commands and "RELEASEKIT_REGISTRY_PASSWORD" in commands
         assert step["concurrency"] == 1
         assert step["concurrency_group"] == "releasekit/${BUILDKITE_PIPELINE_SLUG}/releases"
@@ -493,9 +497,11 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
     assert jobs["releases"]["permissions"] == {"contents": "read", "actions": "read", "packages": "write"}
     assert [entry["shard"] for entry in jobs["tests"]["strategy"]["matrix"]["include"]] == ["1/3", "2/3", "3/3"]
     base_steps = {step.get("id"): step for step in jobs["base"]["steps"]}
-    assert "--json databaseId,headSha" in base_steps["previous"]["run"] and "--branch 'main'" in base_steps["previous"]["run"]
-    assert base_steps["base"]["env"]["LAST_SUCCESSFUL"] == ("${{ github.event_name != 'pull_request' && github.ref == "
-                                                           "'refs/heads/main' && steps.previous.outputs.head-sha || '' }}")
+    previous = base_steps["previous"]["run"]
+    assert "--json databaseId,headSha" in previous and "--branch 'main'" in previous
+    assert base_steps["base"]["env"]["LAST_SUCCESSFUL"] == (
+        "${{ github.event_name != 'pull_request' && github.ref == 'refs/heads/main' && steps.previous.outputs.head-sha "
+        "|| '' }}")
     assert base_steps["base"]["env"]["PUSHED_AFTER"] == "${{ github.event.before }}"
     for job in ("tests", "releases"):
         uses = [step.get("uses", "") for step in jobs[job]["steps"]]
@@ -506,7 +512,9 @@ def test_pipelines_run_every_shard_of_the_tests_before_any_release(tmp_path):
         assert "dispatch --{0} {0}.json --shard ${{{{ matrix.shard }}}}".format(job) in step["run"]
         assert "--previous-report releasekit-reports" in step["run"] and "--quarantine auto" in step["run"]
         assert "${{ needs.base.outputs.main-line == 'true' && '--record-target-graphs' || '' }}" in step["run"]
-        assert ("--test-reports releasekit-test-reports" in step["run"]) == (job == "releases")
+        assert ("--test-reports releasekit-test-reports --tests-selection tests.json" in step["run"]) == (
+            job == "releases")
+        assert re.search(r"collect [^\n]*--previous-report releasekit-reports", step["run"])
         assert step["env"]["BASE_COMMIT"] == "${{ needs.base.outputs.commit }}"
         # The history is on S3: AWS's variables, not the HTTP stores' ones.
         assert step["env"]["AWS_SECRET_ACCESS_KEY"] == "${{ secrets.AWS_SECRET_ACCESS_KEY }}"

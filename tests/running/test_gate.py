@@ -321,6 +321,10 @@ def test_a_release_whose_dependency_release_did_not_publish_is_held_back(repo, r
     for label in ("//jars:top.ci", "//jars:notes_after_base.ci"):
         assert outcomes[label]["status"] == "held back"
         assert outcomes[label]["reason"] == "held back: its dependency //jars:base.ci (refused) did not publish"
+    # The report's gate lists them too: every release the run held back, with its reason.
+    assert json.load(open(tmp_path / "two" / "report.json"))["gate"]["held_back"] == {
+        label: "held back: its dependency //jars:base.ci (refused) did not publish"
+        for label in ("//jars:top.ci", "//jars:notes_after_base.ci")}
     maven = tmp_path / "stores" / "maven" / "com" / "example" / "gate"
     assert os.listdir(maven) == ["base"] and not os.path.exists(tmp_path / "stores" / "files")
     git(repo.path, "checkout", "HEAD~1", "--", "jars/base.jar", "jars/top.jar")
@@ -335,25 +339,27 @@ def test_release_shards_learn_the_test_shards_outcome(repo, registry, tmp_path):
     releases = selection(tmp_path, "releases.json", ["//apps/app:app.ci", "//apps/other:other.ci", "//jars:base.ci",
                                                      "//jars:top.ci"], "releases")
 
-    def test_shards(reports):
+    def test_shards(reports, selected=tests):
         for index in (1, 2):
-            result = run(repo, "dispatch", "--tests", tests, "--shard", "{}/2".format(index), "--logs",
+            result = run(repo, "dispatch", "--tests", selected, "--shard", "{}/2".format(index), "--logs",
                          str(tmp_path / "logs"), "--report", str(reports / "report-tests-{}.json".format(index)),
                          env=env)
             assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
 
-    def release_shards(name, *args):
+    def release_shards(name, *args, gated=("--tests-selection", tests)):
         results = []
         for index in (1, 2):
             report = tmp_path / "{}-{}.json".format(name, index)
             results.append((run(repo, "dispatch", "--releases", releases, "--shard", "{}/2".format(index), *args,
-                                "--logs", str(tmp_path / "logs"), "--report", str(report), env=env),
+                                *gated, "--logs", str(tmp_path / "logs"), "--report", str(report), env=env),
                             outcomes_of(report) if report.exists() else None))
         return results
 
-    # No --test-reports: refused before anything runs.
+    # No --test-reports, or reports without the selection they must cover: refused before anything runs.
     for result, outcomes in release_shards("blind"):
         assert result.returncode == 2 and "pass --test-reports DIR" in result.stderr and outcomes is None
+    for result, outcomes in release_shards("unchecked", "--test-reports", str(tmp_path), gated=()):
+        assert result.returncode == 2 and "pass --tests-selection FILE" in result.stderr and outcomes is None
 
     # A failing test in one shard holds back every release of every release shard.
     change(repo, {"libs/lib/lib.sh": "#!/bin/sh\necho broke\n"}, "break the library")
@@ -379,6 +385,16 @@ def test_release_shards_learn_the_test_shards_outcome(repo, registry, tmp_path):
     for result, outcomes in release_shards("one", "--test-reports", str(one)):
         assert result.returncode == 1 and {o["status"] for o in outcomes.values()} == {"held back"}
         assert all("shards 1 of 2 (missing: 2)" in o["reason"] for o in outcomes.values())
+    assert not [name for name in registry.catalog() if name.startswith("shards/")]
+
+    # Reports of a narrower selection at this commit, which passed, say nothing of the library's test.
+    narrow = tmp_path / "narrow"
+    narrow.mkdir()
+    test_shards(narrow, selection(tmp_path, "narrow.json", ["//apps/other:other_test"]))
+    for result, outcomes in release_shards("narrow", "--test-reports", str(narrow)):
+        assert result.returncode == 1 and {o["status"] for o in outcomes.values()} == {"held back"}
+        assert all("the reports did not run 1 of the 2 tests of --tests-selection {}: //libs/lib:lib_test".format(tests)
+                   in o["reason"] for o in outcomes.values()), outcomes
     assert not [name for name in registry.catalog() if name.startswith("shards/")]
 
     # Every test shard passed: each release shard publishes its share; the jar and its dependency share one.

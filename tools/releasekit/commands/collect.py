@@ -14,6 +14,10 @@ def add_arguments(parser):
     graph_options(parser)
     parser.add_argument("--tests-out", help="write the selected tests here (JSON)")
     parser.add_argument("--releases-out", help="write the selected releases here (JSON)")
+    parser.add_argument("--previous-report", metavar="FILE|DIR", help="the previous run's reports (every shard's): "
+                        "the tests that did not pass and the releases that did not publish there are selected again")
+    parser.add_argument("--history", metavar="URL", help="without --previous-report: select again what the last run "
+                        "of this branch in this run history left undone")
 
 
 def run(args):
@@ -27,7 +31,14 @@ def run(args):
             loaded.append(RunContext.load(SELECTING, workspace=args.workspace))
         return loaded[0]
 
-    selection = select(args, args.head, context)
+    def carry(selection, bazel):  # what the branch's last run left undone (running/carry_over.py)
+        from releasekit.insight.ci_runs import run_history
+        from releasekit.running.carry_over import carry_into
+
+        history = run_history(context(), args.history) if args.history else None
+        return carry_into(selection, bazel, args.previous_report, history)
+
+    selection = select(args, args.head, context, carry=carry)
     for kind, path in (("tests", args.tests_out), ("releases", args.releases_out)):
         if path:
             write_json_atomic(path, selection.report(kind), compact=True)
@@ -36,12 +47,12 @@ def run(args):
     return 0
 
 
-def select(args, head, context, stopping=None, cost=None):
+def select(args, head, context, stopping=None, cost=None, carry=None):
     """The selection, its notes and counts printed. context(): the command's RunContext (the target graphs' store),
     asked for only when the selection may read recorded target graphs. stopping: a list to put the thread stopping
     the base revision's Bazel server in, for a command that goes on working meanwhile (and joins it); without it, the
     server is stopped before returning. cost: the run's core.usage.RunCost, which counts that server's CPU and says
-    whether the agent keeps its servers between runs."""
+    whether the agent keeps its servers between runs. carry(selection, bazel): adds what the last run left undone."""
     from releasekit.selection.bazelquery import Bazel
     from releasekit.selection.collect import Collector
 
@@ -61,6 +72,8 @@ def select(args, head, context, stopping=None, cost=None):
     collector = Collector(workspace, bazel=bazel, graphs=graphs)
     try:
         selection = collector.collect(args.base, head, everything=getattr(args, "everything", None))
+        if carry is not None:
+            carry(selection, bazel)
     finally:
         if cost is not None and collector.base_bazel is not None:
             cost.counted(collector.base_bazel.workspace)

@@ -62,6 +62,8 @@ def gate_options(parser):
                         "releasekit.yaml's gate, then all)")
     parser.add_argument("--test-reports", metavar="DIR", help="the reports of the runs that tested this commit "
                         "(every test shard's): releases publish only when they say the tests passed")
+    parser.add_argument("--tests-selection", metavar="FILE", help="with --test-reports: the tests selection "
+                        "(collect's tests.json) they must have run, each test of it")
 
 
 def run_options(parser):
@@ -78,5 +80,6 @@ def run_options(parser):
                         help="record Bazel's JSON trace profile: the critical path and slowest actions")
     parser.add_argument("--flaky-test-attempts", type=int, help="passed to bazel test as --flaky_test_attempts")
     parser.add_argument("--shard", help="K/N: run only this deterministic, balanced share")
-    parser.add_argument("--previous-report", help="a report whose durations balance the shards")
+    parser.add_argument("--previous-report", metavar="FILE|DIR", help="the previous run's reports: their durations "
+                        "balance the shards, and ci selects again what they left undone")
     parser.add_argument("bazel_flags", nargs=argparse.REMAINDER, help="after --: flags for bazel test and build")

@@ -40,7 +40,8 @@ def collect_and_run(args, head, build_only=False):
     threading.Thread(target=_import_what_runs_need, name="imports", daemon=True).start()
     stopping = []  # the base revision's server stops while the tests run
     try:
-        selection = select(args, head, lambda: settings.context, stopping, cost)
+        selection = select(args, head, lambda: settings.context, stopping, cost,
+                           carry=None if build_only else settings.carry_over)
         return run_selection(settings, [t.label for t in selection.tests], [t.label for t in selection.releases])
     finally:
         for thread in stopping:

@@ -130,15 +130,16 @@ def auto_decisions(runs, policy):
         clean = 0  # passes in a row at the end, all after the last flake
         while clean < len(entries) and entries[-1 - clean][1] == "passed":
             clean += 1
-        counted = "{} flakes in its last {} runs".format(len(flakes), len(entries))
+        counted = "{} in its last {}".format(_count(len(flakes), "flake"),
+                                              "run" if len(entries) == 1 else "{} runs".format(len(entries)))
         if len(flakes) < policy.flakes:
             decision = Decision(label, False, AUTO, "{} (quarantined from {})".format(counted, policy.flakes), evidence)
         elif clean >= policy.clean_runs:
-            decision = Decision(label, False, AUTO, "{}, then {} clean runs in a row: released".format(counted, clean),
-                                evidence)
+            decision = Decision(label, False, AUTO, "{}, then {} in a row: released".format(
+                counted, _count(clean, "clean run")), evidence)
         else:
-            decision = Decision(label, True, AUTO, "{}; {} clean runs in a row since (released after {})".format(
-                counted, clean, policy.clean_runs), evidence)
+            decision = Decision(label, True, AUTO, "{}; {} in a row since (released after {})".format(
+                counted, _count(clean, "clean run"), policy.clean_runs), evidence)
         decisions[label] = decision
     return decisions
 
@@ -177,3 +178,7 @@ def describe(decision):
                      for e in decision.evidence[-5:])
     return "{} {}: {}{}".format("quarantined" if decision.quarantined else "not quarantined", decision.label,
                                 decision.reason, "; runs " + runs if runs else "")
+
+
+def _count(number, noun):
+    return "{} {}{}".format(number, noun, "" if number == 1 else "s")

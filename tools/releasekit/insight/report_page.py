@@ -302,8 +302,8 @@ def _outcomes(figures):
         runs = outcomes["per_run"]
         chart.axes.bar(range(len(runs)), [1] * len(runs), width=0.8, color=[_RED if r["red"] else _GREEN for r in runs])
         chart.axes.set_yticks([])
-        ticks = list(range(0, len(runs), max(1, len(runs) // 12)))
-        chart.axes.set_xticks(ticks, [_date(runs[i]["start"]).strftime("%H:%M") for i in ticks])
+        ticks = _clock_ticks([r["start"] for r in runs], list(range(0, len(runs), max(1, len(runs) // 12))))
+        chart.axes.set_xticks(list(ticks), list(ticks.values()))
         chart.axes.set_xlabel("run (start, UTC)")
     else:
         days = [d["day"] for d in outcomes["failure_rate"]]
@@ -352,7 +352,26 @@ def _times(rows):
 
 
 def _time_axis(axes):
+    """Ticks as far apart as the runs are: to the second when they are seconds apart (a fixed %H:%M repeated)."""
     import matplotlib.dates as mdates
 
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
+        locator, formats=["%Y", "%b", "%d", "%H:%M", "%H:%M", "%H:%M:%S"],
+        offset_formats=["", "%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d"]))
     axes.set_xlabel("time of day (UTC)")
+
+
+def _clock_ticks(starts, indices):
+    """{index: label} of the runs at indices, by start time: to the minute, or to the second when two would read the
+    same; a tick that would repeat the one before it is left out."""
+    for pattern in ("%H:%M", "%H:%M:%S"):
+        labels = [_date(starts[i]).strftime(pattern) for i in indices]
+        if len(set(labels)) == len(labels):
+            break
+    ticks = {}
+    for index, label in zip(indices, labels):
+        if label not in ticks.values():
+            ticks[index] = label
+    return ticks

@@ -23,6 +23,9 @@ PERCENTILES = (50, 90, 99)
 TOP = 15
 _CACHED = ord("1")
 _PUBLISHED = ord(STATUS_LETTERS["published"])
+# Targets that did not run: a release the gate held back, a test Bazel skipped or gave no result. Their seconds are 0.
+_NOT_RUN = numpy.array([ord(STATUS_LETTERS[status]) for status in ("held back", "skipped", "no status")],
+                       dtype=numpy.uint8)
 
 
 class Figures:
@@ -64,6 +67,7 @@ class Figures:
         ids = self._ids(targets["labels"])  # a label appears once in a run, so ids[...] += adds once per label
         cached = targets["cached"]
         executed = numpy.frombuffer(cached.encode("ascii"), dtype=numpy.uint8) != _CACHED  # a hit says nothing of time
+        executed &= ~numpy.isin(numpy.frombuffer(targets["statuses"].encode("ascii"), dtype=numpy.uint8), _NOT_RUN)
         seconds = numpy.array(targets["seconds"], dtype=numpy.float64) * executed
         self.total[ids] += seconds
         self.executed[ids] += executed

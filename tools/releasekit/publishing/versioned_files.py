@@ -56,11 +56,13 @@ def summary_json(fields):
     return json.dumps(fields, indent=2, sort_keys=True).encode("utf-8") + b"\n"
 
 
-def publish_version(store, base, version, files, release, noun="version", before_pointer=None):
+def publish_version(store, base, version, files, release, noun="version", before_pointer=None,
+                    before_pointer_label=None):
     """Publish files as <base>/<version>/ and move <base>/latest (see the module docstring). release: the kinds'
     Release (its channel, commit, workspace and dry_run); noun: how a refusal names the version.
     before_pointer(bytes written so far): writes what comes after the files and before the pointer, and returns the
-    bytes it wrote; a dry run calls it too (it writes nothing then)."""
+    bytes it wrote; a dry run calls it too, with the bytes the files would take, and it returns what it would write
+    without writing it (before_pointer_label: how the dry run names that)."""
     directory = "{}/{}".format(base, version)
     held = {f.name: store.get("{}/{}".format(directory, f.name))[0] for f in files if f.content is not None}
     if release.channel == "ci":
@@ -75,9 +77,9 @@ def publish_version(store, base, version, files, release, noun="version", before
         current = store.get("{}/{}".format(base, POINTER))[0]
         pointer = pointers.store_pointer(store, base, version, current, release)
         moves = pointer.moves and current != (version + "\n").encode("utf-8")
-        if before_pointer is not None:
-            before_pointer(0)
-        labels = [f.label or f.name for f in pending] + (["pointer"] if moves else [])
+        would = before_pointer(sum(f.size for f in pending)) if before_pointer is not None else 0
+        labels = [f.label or f.name for f in pending] + [before_pointer_label] * bool(would and before_pointer_label)
+        labels += ["pointer"] if moves else []
         return Published("would write " + ", ".join(labels) if labels else "already published", 0, pointer)
     written = 0
     for file in pending:

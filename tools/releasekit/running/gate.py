@@ -6,11 +6,12 @@ test from failing the run, it never lets a release through on a test that did no
 
 - `all` (the default): a release runs only when every test of the run passed, as a CI script's "any failing test,
   no release" does.
-- `deps`: a release runs when no failing test shares a target with its transitive dependencies, from `bazel query`
-  of the target graph (never from package names): every dependency in this repository, and in other repositories
-  what BUILD files name (a library of a local_repository, a third-party package), not the rules' implicit
-  dependencies there (toolchains, test runners, the release rules' own tools), which every test and release
-  shares. When the graph cannot be computed, the run falls back to all or nothing and says so.
+- `deps`: a release runs when no failing test shares a target with its transitive dependencies, from Bazel's target
+  graph (never from package names; gate_graph.py): every dependency in this repository, the toolchains of this
+  repository a rule resolves included, and in other repositories what BUILD files name (a library of a
+  local_repository, a third-party package), not the rules' implicit dependencies there (toolchains, test runners,
+  the release rules' own tools), which every test and release shares. When the graph cannot be computed, the run
+  falls back to all or nothing and says so.
 - When the tests' outcome is unknown (a release shard that could not read every test shard's report), every
   release is held back.
 
@@ -19,14 +20,11 @@ did not publish. release_groups() keeps releases that depend on each other in on
 """
 
 import dataclasses
-import os
-import tempfile
 
-from releasekit.core.errors import BazelError, ReleasekitError
+from releasekit.core.errors import ReleasekitError
 from releasekit.core.run_policy import GATE_DEPS, GateChoice
+from releasekit.running.gate_graph import dependency_graph, deps_of
 from releasekit.running.run_report import HELD_BACK, PASSED_STATES
-from releasekit.selection.bazelquery import quote
-from releasekit.selection.query_answers import Target, decode_query_proto
 
 _NAMED = 3  # failing tests a reason names before "and N more"
 
@@ -45,12 +43,15 @@ class GateDecision:
         own = {id(outcome) for outcome in own_outcomes}
         return bool(self.unknown) or any(not t.quarantined and id(t) not in own for t in self.failing)
 
-    def report(self, full=True):
+    def report(self, outcomes=(), full=True):
         """The gate's part of the run report; without full, of the history record (whose targets keep each held-back
-        release's reason)."""
+        release's reason). held_back: every release held back, by the gate or, among outcomes, behind a dependency
+        release that did not publish."""
+        held = dict(self.held_back)
+        held.update({outcome.label: outcome.reason for outcome in outcomes if outcome.status == HELD_BACK})
         return {"mode": self.choice.mode, "chosen_by": self.choice.chosen_by, "notes": self.notes,
                 "failing_tests": [t.label for t in self.failing][:None if full else 20], "unknown": self.unknown,
-                "held_back": dict(sorted(self.held_back.items())) if full else len(self.held_back)}
+                "held_back": dict(sorted(held.items())) if full else len(held)}
 
     def lines(self, outcomes):
         """What the run's summary says of the gate: its mode, its notes, and every release held back (by the gate,
@@ -63,8 +64,9 @@ class GateDecision:
         return lines
 
 
-def decide(choice, tests, releases, bazel, unknown=None):
-    """The GateDecision for releases, given the test Outcomes (this run's and other runs' reports)."""
+def decide(choice, tests, releases, bazel, unknown=None, flags=()):
+    """The GateDecision for releases, given the test Outcomes (this run's and other runs' reports). flags: the Bazel
+    flags the tests ran with (the configured graph is read with them)."""
     failing = [test for test in tests if test.status not in PASSED_STATES]
     decision = GateDecision(choice, failing, {}, [], unknown)
     if unknown:
@@ -75,7 +77,7 @@ def decide(choice, tests, releases, bazel, unknown=None):
         return decision
     if choice.mode == GATE_DEPS:
         try:
-            shared = shared_dependencies(bazel, [test.label for test in failing], releases)
+            shared = shared_dependencies(bazel, [test.label for test in failing], releases, flags)
         except ReleasekitError as error:
             decision.notes.append("the target graph could not be computed ({}); all or nothing instead".format(error))
         else:
@@ -90,15 +92,10 @@ def decide(choice, tests, releases, bazel, unknown=None):
     return decision
 
 
-def shared_dependencies(bazel, failing_tests, releases):
-    """{release: [(failing test, a target both depend on)]} for each release that shares one; two `bazel query`s
-    of the transitive dependencies of both: this repository's, and what BUILD files name in other repositories."""
-    labels = list(failing_tests) + list(releases)
-    targets = _closure_graph(bazel, labels)
-    for label, target in _named_dependencies(bazel, labels).items():
-        mine = targets.get(label)
-        inputs = tuple(sorted(set(target.inputs) | set(mine.inputs))) if mine is not None else target.inputs
-        targets[label] = Target(label, target.kind, inputs=inputs)
+def shared_dependencies(bazel, failing_tests, releases, flags=()):
+    """{release: [(failing test, a target both depend on)]} for each release that shares one, from the transitive
+    dependencies of both (gate_graph.dependency_graph)."""
+    targets = dependency_graph(bazel, list(failing_tests) + list(releases), flags)
     owner = {}  # target -> the failing tests that reach it
     for test in failing_tests:
         for target in _closure(targets, test):
@@ -124,7 +121,7 @@ def release_groups(bazel, releases):
         targets = _closure_graph(bazel, releases)
     except ReleasekitError as error:
         return [sorted(releases)], "the releases stay in one shard: their dependencies could not be read ({})".format(
-            error)
+            getattr(error, "bazel_said", error))
     # A release depends on another when its dependencies reach that release or the artifact it publishes.
     reached_by = {release: release for release in releases}
     reached_by.update({_artifact_of(release): release for release in releases})
@@ -156,27 +153,7 @@ def _artifact_of(release):
 
 
 def _closure_graph(bazel, labels):
-    return bazel.query_targets(_deps_of(labels))
-
-
-def _named_dependencies(bazel, labels):
-    """The targets of deps(labels) with the edges BUILD files name, other repositories' included: `bazel query
-    --noimplicit_deps`, which leaves out what rules add themselves (toolchains, test runners, tools)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".query", delete=False) as handle:
-        handle.write(_deps_of(labels))
-    try:
-        result = bazel.run(["query", "--query_file=" + handle.name, "--noimplicit_deps", "--order_output=no",
-                            "--output=proto"], binary=True)
-    finally:
-        os.unlink(handle.name)
-    if result.returncode != 0:
-        raise BazelError("bazel query --noimplicit_deps failed (exit {}): {}".format(
-            result.returncode, result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]))
-    return decode_query_proto(result.stdout, external_inputs=True)
-
-
-def _deps_of(labels):
-    return "deps(set({}))".format(" ".join(quote(label) for label in labels))
+    return bazel.query_targets(deps_of(labels))
 
 
 def _closure(targets, label):

@@ -15,7 +15,8 @@ Both engines get the same shape (pipeline_github.py, pipeline_buildkite.py):
 - **Release shards** run on the main line only, after every test shard passed, with CI=true and the destinations'
   credentials from the engine's secrets, each handed every test shard's report of its own run (`--test-reports`):
   the gate publishes nothing when it cannot read them all. The engine's concurrency control keeps two runs from
-  publishing at once. Shards balance by the durations of the previous run's reports, carried as artifacts.
+  publishing at once. Shards balance by the durations of the previous run's reports, carried as artifacts, and
+  collect selects again what that run left undone (a release held back, a test that did not pass; carry_over.py).
 """
 
 from releasekit.core import environment
@@ -23,6 +24,7 @@ from releasekit.core.errors import UsageError
 
 REPORTS = "releasekit-reports"  # where a shard finds the previous run's reports: a directory
 TEST_REPORTS = "releasekit-test-reports"  # where a release shard finds this run's test shards' reports
+_PREVIOUS_REPORTS = '$( [ -d {0} ] && echo "--previous-report {0}" )'.format(REPORTS)  # when they were found
 TOOL_LABEL = "@rules_release//tools:releasekit"
 ZERO_COMMIT = "0" * 40  # GitHub's `before` of a branch's first push
 
@@ -74,8 +76,9 @@ def python_packages_check(venv):
 
     python = "${{{}:-python3}}".format(environment.PYTHON)
     lacks = "! \"{}\" -c 'import {}' 2>/dev/null".format(python, ", ".join(REQUIRED))
-    return lacks, ['python3 -m venv "{}"'.format(venv),
-                   '"{}/bin/python3" -m pip install --quiet {}'.format(venv, " ".join(packages()))], venv + "/bin/python3"
+    install = ['python3 -m venv "{}"'.format(venv),
+               '"{}/bin/python3" -m pip install --quiet {}'.format(venv, " ".join(packages()))]
+    return lacks, install, venv + "/bin/python3"
 
 
 def base_script(candidates, main_branch):
@@ -102,23 +105,25 @@ def base_script(candidates, main_branch):
 
 
 def collect_command(tool, head, record_graphs):
-    """Shell lines that run collect from $BASE_COMMIT, or select everything for $EVERYTHING when it is empty."""
+    """Shell lines that run collect from $BASE_COMMIT, or select everything for $EVERYTHING when it is empty. The
+    previous run's reports say what it left undone: collect selects that again (carry_over.py)."""
     return [
         'if [ -n "$BASE_COMMIT" ]; then set -- --base "$BASE_COMMIT"; else set -- --everything "$EVERYTHING"; fi',
-        '{} collect "$@" --head {} --tests-out tests.json --releases-out releases.json{}'.format(
-            tool, head, " " + record_graphs if record_graphs else ""),
+        '{} collect "$@" --head {} --tests-out tests.json --releases-out releases.json {}{}'.format(
+            tool, head, _PREVIOUS_REPORTS, " " + record_graphs if record_graphs else ""),
     ]
 
 
 def dispatch_command(tool, settings, what, shard, report):
-    balance = '$( [ -d {0} ] && echo "--previous-report {0}" )'.format(REPORTS)
+    balance = _PREVIOUS_REPORTS
     options = ["--{0} {0}.json".format(what), "--shard " + shard, balance]
     if settings.quarantine:
         options.append("--quarantine " + settings.quarantine)
     if settings.history:
         options.append("--history " + settings.history)
     if what == "releases":
-        options.append("--test-reports " + TEST_REPORTS)
+        # The tests selection this job's collect wrote: the reports must have run each of its tests.
+        options.append("--test-reports {} --tests-selection tests.json".format(TEST_REPORTS))
     return "{} dispatch {} --report {}".format(tool, " ".join(options), report)
 
 

@@ -94,11 +94,13 @@ def write_junit(path, outcomes):
 
 
 def summary_table(outcomes):
-    lines = ["{:<8} {:<12} {:>8}  {}".format("kind", "status", "seconds", "target")]
-    for outcome in outcomes:
-        status = outcome.status + (" (quarantined)" if outcome.quarantined else "")
-        lines.append("{:<8} {:<12} {:>8.1f}  {}{}".format(outcome.kind, status, outcome.duration_seconds, outcome.label,
-                                                        "  - " + outcome.reason if outcome.reason else ""))
+    statuses = [outcome.status + (" (quarantined)" if outcome.quarantined else "") for outcome in outcomes]
+    width = max([12] + [len(status) for status in statuses])  # `failed (quarantined)` keeps its column
+    lines = ["{:<8} {:<{width}} {:>8}  {}".format("kind", "status", "seconds", "target", width=width)]
+    for outcome, status in zip(outcomes, statuses):
+        lines.append("{:<8} {:<{width}} {:>8.1f}  {}{}".format(
+            outcome.kind, status, outcome.duration_seconds, outcome.label,
+            "  - " + outcome.reason if outcome.reason else "", width=width))
     counts = summarize(outcomes)
     lines.append(", ".join("{} {}".format(n, k) for k, n in sorted(counts.items())) or "nothing to run")
     return "\n".join(lines)

@@ -4,8 +4,9 @@ A sharded pipeline's release shard runs after every test shard and is given thei
 Every run that tests writes, in its report, what the tests' outcome is the outcome of (`test_run`): the commit,
 whether the tree was clean, a digest of the whole test selection (before sharding) and its shard. The reports
 tell this commit's outcome only when every report is such a report, of this commit and a clean tree, all of one
-selection, and, for shards, all N of them, once each. Anything less and read_test_reports says why, and the gate
-holds every release back.
+selection, and, for shards, all N of them, once each; and they ran every test of the selection the release run
+gates (`--tests-selection`, the tests.json its own collect wrote). Anything less and read_test_reports says why, and
+the gate holds every release back.
 """
 
 import hashlib
@@ -29,9 +30,10 @@ def facts_of_test_run(tests, shard, version):
             "selection": digest, "selected": len(tests), "shard": shard}
 
 
-def read_test_reports(path, commit):
+def read_test_reports(path, commit, gated=None):
     """The test Outcomes of the reports at path (a directory of them, or one report) of the tests of commit.
-    Raises UnknownOutcome with the reason when they do not tell it."""
+    gated: (the test labels of the selection the run gates, where it was read); the reports must have run each of
+    them. Raises UnknownOutcome with the reason when they do not tell it."""
     if not commit:
         raise UnknownOutcome("this run's commit could not be read, so no report can be matched to it")
     if os.path.isdir(path):
@@ -49,7 +51,18 @@ def read_test_reports(path, commit):
         runs.append((report_path, run))
         outcomes += tests
     _check_complete(runs, len(outcomes))
+    if gated is not None:
+        _check_covered(outcomes, *gated)
     return outcomes
+
+
+def _check_covered(outcomes, labels, source):
+    """Reports of another test selection at this commit (a narrower one) say nothing of the tests they did not run."""
+    missing = sorted(set(labels) - {outcome.label for outcome in outcomes})
+    if missing:
+        raise UnknownOutcome("the reports did not run {} of the {} test{} of {}: {}{}".format(
+            len(missing), len(set(labels)), "" if len(set(labels)) == 1 else "s", source, ", ".join(missing[:3]),
+            " and {} more".format(len(missing) - 3) if len(missing) > 3 else ""))
 
 
 def _read_one(path, commit):

@@ -6,7 +6,7 @@ import os
 import time
 
 from releasekit.core.errors import ReleasekitError, UsageError
-from releasekit.running import gate, run_report, sharding, tests_outcome
+from releasekit.running import gate, run_report, sharding, test_suites, tests_outcome
 from releasekit.running.dispatch import DispatchOptions, Dispatcher
 from releasekit.selection.bazelquery import Bazel
 
@@ -31,6 +31,8 @@ class RunSettings:
     gate: object = None  # run_policy.GateChoice; None: nothing is published (pr)
     test_reports: str = None  # reports of the runs that tested this commit (a sharded pipeline's test shards)
     cost: object = None  # core.usage.RunCost, begun when the command began
+    tests_selection: str = None  # the tests selection file --test-reports must be the reports of
+    outstanding_unknown: str = None  # why what the last run left undone is not known (every release is held back)
 
     @classmethod
     def from_arguments(cls, args, context, build_only=False):
@@ -59,13 +61,33 @@ class RunSettings:
                    shard=args.shard, previous_report=args.previous_report, report=args.report, junit=args.junit,
                    command=args.command, base=getattr(args, "base", None), started=args.started, history=history,
                    quarantine=list(args.quarantine or []), test_reports=getattr(args, "test_reports", None),
-                   gate=None if build_only else context.gate(getattr(args, "gate", None)))
+                   gate=None if build_only else context.gate(getattr(args, "gate", None)),
+                   tests_selection=getattr(args, "tests_selection", None))
+
+    def carry_over(self, selection, bazel):
+        """ci: add to its selection what the branch's last run left undone (carry_over.py). When that cannot be
+        read, the run goes on and publishes nothing."""
+        from releasekit.running import carry_over
+
+        try:
+            return carry_over.carry_into(selection, bazel, self.previous_report, self.history)
+        except carry_over.UnknownOutstanding as error:
+            self.outstanding_unknown = carry_over.held_back_reason(error)
+            selection.notes.append(self.outstanding_unknown)
+            return selection
 
 
 def _check_the_gate_can_learn(settings, tests, releases):
     """A run that publishes must learn the tests' outcome of its commit: from its own tests, all of them (not a
     shard of them), or from --test-reports. Refused before anything runs when it cannot."""
-    if not releases or settings.gate is None or settings.test_reports:
+    if not releases or settings.gate is None:
+        return
+    if settings.test_reports:
+        if tests is None and not settings.tests_selection:
+            raise UsageError("--test-reports {} tells the outcome of a test selection, and this run has none to "
+                             "check it against: pass --tests-selection FILE, the tests selection collect wrote for "
+                             "this commit (the reports must have run each of its tests). Nothing was run.".format(
+                                 settings.test_reports))
         return
     if settings.shard:
         raise UsageError("--shard {} runs a share of the releases, and a share of the tests says nothing of the "
@@ -88,6 +110,11 @@ def run_selection(settings, tests, releases, progress):
     marks = [("select", time.time())]  # (phase, when it ended); select: collect (ci, pr) or reading selection files
     workspace = os.path.abspath(settings.workspace)
     bazel = Bazel(workspace, command=settings.bazel_command)
+    gated = _gated_selection(settings, bazel) if settings.test_reports else None
+    if tests and settings.command == "dispatch":  # a tests file may name a test_suite; collect selects none
+        tests, notes = test_suites.expand(bazel, tests)
+        for note in notes:
+            progress.note(note)
     dispatcher = Dispatcher(workspace, bazel=bazel, options=settings.options, progress=progress,
                             context=settings.context)
     try:
@@ -110,7 +137,7 @@ def run_selection(settings, tests, releases, progress):
         for line in plan.judge(outcomes, commit):
             progress.note(line)
         if settings.gate is not None:
-            decision = _decide(settings, outcomes, releases, bazel, commit)
+            decision = _decide(settings, outcomes, releases, bazel, commit, gated)
         marks.append(("gate", time.time()))
         outcomes += dispatcher.run_releases(releases, decision.held_back if decision else None)
         marks.append(("releases", time.time()))
@@ -135,10 +162,10 @@ def _write_reports(settings, dispatcher, outcomes, decision, plan, run):
     report = settings.report or os.path.join(dispatcher.report_dir, "report.json")
     decisions = [dataclasses.asdict(d) for d in plan.decisions]
     facts = {"shard": settings.shard, "build_only": settings.options.build_only, "quarantine": decisions,
-             "gate": decision.report(full=False) if decision else None}
+             "gate": decision.report(outcomes, full=False) if decision else None}
     if run["cpu"]:
         facts["cpu"] = run["cpu"]
-    run_report.write_report(report, outcomes, dict(facts, gate=decision.report() if decision else None,
+    run_report.write_report(report, outcomes, dict(facts, gate=decision.report(outcomes) if decision else None,
                                                    commit=run["commit"], test_run=run["test_run"],
                                                    exit_code=run["exit_code"], timings=run["timings"]))
     junit = settings.junit or os.path.join(dispatcher.report_dir, "junit.xml")
@@ -165,16 +192,29 @@ def _shard(settings, bazel, tests, releases, progress):
     if note:
         progress.note(note)
     releases = sharding.shard_groups(groups, index, count, durations)
-    progress.note("shard {}: {} tests, {} releases".format(settings.shard, len(tests), len(releases)))
+    progress.note("shard {}: {} test{}, {} release{}".format(settings.shard, len(tests), "" if len(tests) == 1 else "s",
+                                                          len(releases), "" if len(releases) == 1 else "s"))
     return tests, releases
 
 
-def _decide(settings, outcomes, releases, bazel, commit):
-    """The gate's decision on this run's releases, from its own tests and the reports it was handed."""
-    tests, unknown = [o for o in outcomes if o.kind == "test"], None
+def _decide(settings, outcomes, releases, bazel, commit, gated):
+    """The gate's decision on this run's releases, from its own tests and the reports it was handed. gated: (the
+    labels of the test selection the run gates, where they were read)."""
+    tests, unknown = [o for o in outcomes if o.kind == "test"], settings.outstanding_unknown
     if settings.test_reports:
         try:
-            tests += tests_outcome.read_test_reports(settings.test_reports, commit)
+            tests += tests_outcome.read_test_reports(settings.test_reports, commit, gated)
         except tests_outcome.UnknownOutcome as error:
-            unknown = "--test-reports: {}".format(error)
-    return gate.decide(settings.gate, tests, releases, bazel, unknown)
+            unknown = unknown or "--test-reports: {}".format(error)
+    return gate.decide(settings.gate, tests, releases, bazel, unknown, settings.options.bazel_flags)
+
+
+def _gated_selection(settings, bazel):
+    """(test labels, where they were read) of the selection --test-reports must cover (--tests-selection, a test_suite
+    as its tests), or None: a run that tests its own selection gates by its own tests."""
+    from releasekit.selection.selection_file import load_labels
+
+    if not settings.tests_selection:
+        return None
+    labels = test_suites.expand(bazel, load_labels(settings.tests_selection, "tests"))[0]
+    return labels, "--tests-selection " + settings.tests_selection

@@ -30,6 +30,8 @@ FIXED_QUERY_OPTIONS = frozenset([
     "include_commandline", "include_artifacts", "include_aspects", "include_param_files",
 ])
 
+_BAZEL_CRASHED = 37  # Bazel's exit code for an internal error
+
 # Where the exec configuration's outputs go: bazel-out/host/ (the host configuration of Bazel before 6) or
 # bazel-out/<cpu>-<mode>-exec-<hash>/ (Bazel 6 and later).
 _EXEC_OUTPUT_RE = re.compile(r"^bazel-out/(host|[^/]*-exec(-[^/]*)?)/")
@@ -58,15 +60,18 @@ class Bazel:
             "--bazel at it.".format(self.command[0], environment.BAZEL)), cwd=self.workspace, binary=binary, env=env,
             timeout=timeout)
 
-    def _run(self, args, what, binary=False):
+    def _run(self, args, what, binary=False, retry_crash=False):
         result = self.run(args, binary=True)
+        if retry_crash and result.returncode == _BAZEL_CRASHED:  # the crash restarted the server: ask it again
+            result = self.run(args, binary=True)
         if result.returncode != 0:
-            raise BazelError(
+            summary = _error_summary(result.stderr.decode("utf-8", "replace"))
+            error = BazelError(
                 "{} failed in {} (bazel exit code {}): {} Fix the workspace so that it loads at this revision "
-                "(`bazel query //...` shows the same error).".format(
-                    what, self.workspace, result.returncode, _error_summary(result.stderr.decode("utf-8", "replace"))
-                )
-            )
+                "(`bazel query //...` shows the same error).".format(what, self.workspace, result.returncode, summary))
+            # What Bazel said alone, for a note on labels a run was handed (which may not load while //... does).
+            error.bazel_said = "{} failed (bazel exit code {}): {}".format(what, result.returncode, summary)
+            raise error
         return result.stdout if binary else result.stdout.decode("utf-8")
 
     def query(self, expression, output="xml", universe_scope=None, package_root=None):
@@ -85,9 +90,11 @@ class Bazel:
                 # Defaults written out: `flaky = False` is the same definition as no flaky at all.
                 args += ["--xml:default_values", "--noxml:line_numbers"]
             elif output == "proto":
-                # Only what selection reads: three attributes, when set, and the rule inputs (the edges). A rule
+                # Only what selection reads: five attributes, when set, and the rule inputs (the edges). A rule
                 # class's default tags go unread: only test rules and releases are selected, and theirs are empty.
-                args += ["--proto:output_rule_attrs=tags,tests,target_compatible_with", "--noproto:default_values",
+                # A toolchain() rule's toolchain and toolchain_type say which rules resolve what (toolchains.py).
+                args += ["--proto:output_rule_attrs=tags,tests,target_compatible_with,toolchain,toolchain_type",
+                         "--noproto:default_values",
                          "--noproto:locations"]
             args.append("--universe_scope=" + (universe_scope or ""))
             if package_root:
@@ -144,6 +151,19 @@ class Bazel:
         return {label for label, paths in self._cquery_lines(
             expression, "str(target.label) + ' ' + ' '.join([f.path for f in target.files.to_list()])")
             if any(_EXEC_OUTPUT_RE.match(path) for path in paths.split())}
+
+    def configured_rdeps(self, labels):
+        """Labels of this repository's configured targets of //... that depend on one of labels, in any configuration
+        (one cquery: toolchain resolution is an edge there; it analyses every target of //...)."""
+        self.queries_run += 1
+        expression = "rdeps(//..., set({}))".format(" ".join(quote(label) for label in labels))
+        # Bazel 4's cquery rdeps can crash on a configured target that a BUILD change removed since the server analysed
+        # it ("was unavailable in the query environment graph"); the server the crash restarts answers.
+        output = self._run(["cquery", "--output=label", *EDGE_OPTIONS, *ANSWER_OPTIONS, "--universe_scope=//...", "--",
+                            expression], "bazel cquery", retry_crash=True)
+        found = {re.sub(r"^@@?(?=//)", "", line.strip().partition(" ")[0])
+                 for line in output.splitlines() if line.strip()}
+        return {label for label in found if label.startswith("//")}
 
     def _cquery_lines(self, expression, starlark_expr):
         """(label, the rest of its line) for each configured target of expression: one cquery with starlark output

@@ -43,12 +43,24 @@ class ChangeKinds:
         self.touched_packages.setdefault(package, []).append(path)
 
 
-def sort_changes(changes, package_at_head, package_at_base):
+def bazelignored(text):
+    """The directories a `.bazelignore` file lists."""
+    return [line.strip().rstrip("/") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def under(directories, path):
+    return any(path == directory or path.startswith(directory + "/") for directory in directories)
+
+
+def sort_changes(changes, package_at_head, package_at_base, ignored=()):
     """The ChangeKinds of git's changes; package_at_head(path) / package_at_base(path): the package a path lies in at
-    each revision, or None."""
+    each revision, or None. ignored: the `.bazelignore`d directories, whose files belong to no package of this
+    repository (a local repository kept there is judged as a WORKSPACE-level file, global_files.py)."""
     kinds = ChangeKinds()
     for change in changes:
         for path in change.paths_at_head:
+            if under(ignored, path):
+                continue
             name = os.path.basename(path)
             if is_starlark(path):
                 kinds.changed_starlark.append(path)
@@ -59,7 +71,7 @@ def sort_changes(changes, package_at_head, package_at_base):
                 kinds.touch(package, path)
             if name not in BUILD_FILE_NAMES:
                 kinds.file_seeds.setdefault(graph.label(package, path), []).append(path)
-        if change.status in ("D", "R"):
+        if change.status in ("D", "R") and not under(ignored, change.paths_at_base[0]):
             path = change.paths_at_base[0]
             package = package_at_base(path)
             if package is not None:
@@ -70,7 +82,7 @@ def sort_changes(changes, package_at_head, package_at_base):
         if change.status == "M":
             continue
         for path in change.paths_at_head + change.paths_at_base:
-            if os.path.basename(path) not in BUILD_FILE_NAMES or not os.path.dirname(path):
+            if os.path.basename(path) not in BUILD_FILE_NAMES or not os.path.dirname(path) or under(ignored, path):
                 continue
             inside_parent = os.path.join(os.path.dirname(os.path.dirname(path)), "_")
             for enclosing in (package_at_head(inside_parent), package_at_base(inside_parent)):

@@ -10,7 +10,9 @@ The number of `bazel query` calls is constant, whatever the number of changed fi
   4. one union query, in sky query mode: rdeps of every seed (changed files that are targets, changed rules,
      every rule of a package a changed .bzl reaches), plus the tests of changed test_suites;
   5. (only if a change reaches a rule's implementation) one aquery at each revision of the rule's targets and what
-     depends on them: only those whose actions differ stay selected (rule_actions.py).
+     depends on them: only those whose actions differ stay selected (rule_actions.py);
+  6. (only if a change reaches a toolchain() rule of the repository, which the union query lists) one cquery of what
+     resolves its toolchain type, on the configured graph (toolchains.py).
 Every query asks for the edges it relies on itself (bazelquery.EDGE_OPTIONS), whatever the rc files say.
 With a target graph store, a change to the content of source files alone queries nothing: rdeps come from the graph
 an earlier run recorded for the same BUILD files, and a main-line run that loaded //... records its own
@@ -25,7 +27,7 @@ import re
 
 from releasekit.core.errors import UsageError
 from releasekit.selection import (bazelrc, bazelrc_reach, bzl_files, change_kinds, externals, gitrepo, global_files,
-                                  graph, rule_actions, selecting, target_graphs)
+                                  graph, rule_actions, selecting, target_graphs, toolchains)
 from releasekit.selection.base_revision import BaseRevision
 from releasekit.selection.bazelquery import Bazel, quote
 from releasekit.selection.selection_file import Selection
@@ -101,7 +103,8 @@ class Collector:
             return self.graphs.key(self.repo, head_commit, files)
 
         try:
-            files = global_files.find(self._read_head, lambda path: base_commit and self.repo.read_at(base_commit, path))
+            files = global_files.find(self._read_head,
+                                      lambda path: base_commit and self.repo.read_at(base_commit, path))
             if everything is None:
                 selection = self._collect(base_commit, head_commit, files, graph_key)
             else:
@@ -146,9 +149,10 @@ class Collector:
     def _sort_changes(self, changes, base_commit, files, global_hits):
         """change_kinds.sort_changes of the changes, rc files apart (their options are judged on their own)."""
         rc_hits = {p for p in global_hits if files.kind(p) == global_files.RC}
+        ignored = change_kinds.bazelignored(self._read_head(".bazelignore") or "")
         return change_kinds.sort_changes(
             [c for c in changes if not any(p in rc_hits for p in c.paths_at_head + c.paths_at_base)],
-            self.package_at_head, lambda path: self._package_at_base(base_commit, path))
+            self.package_at_head, lambda path: self._package_at_base(base_commit, path), ignored)
 
     def _answered_by_a_recorded_graph(self, selection, changes, kinds, global_hits, graph_key):
         """Only source files' content changed: the graph is the one recorded for these BUILD files, if a run recorded
@@ -160,7 +164,10 @@ class Collector:
         selection.notes.append(note)
         if recorded is None:
             return False
+        reached_toolchains = toolchains.reached(recorded, kinds.file_seeds)
         self._fill_selection(selection, target_graphs.rdeps(recorded, kinds.file_seeds), kinds.file_seeds, {})
+        if reached_toolchains:
+            toolchains.select_users(self.bazel, selection, reached_toolchains)
         return True
 
     def _select_by_changed_files_and_rules(self, selection, base_commit, kinds, global_hits, global_reach):
@@ -269,16 +276,23 @@ class Collector:
             selection.notes.append("no changed file belongs to a Bazel target")
             return selection
         seeds = " + ".join(parts)
-        expression = "let seeds = {} in rdeps(//..., $seeds) + tests($seeds)".format(seeds)
+        expression = "let seeds = {} in rdeps(//..., $seeds) + tests($seeds) + {}".format(seeds, toolchains.EXPRESSION)
         # Sky query mode (a universe scope) answers rdeps from Skyframe's own reverse edges, rather than
         # building the reverse graph of //... for every query: faster than a plain rdeps.
         targets = self.bazel.query_targets(expression, universe_scope="//...")
         implemented = {label: bzl_packages[graph.package_of(label)] for label, target in targets.items()
                        if graph.package_of(label) in bzl_packages and target.is_rule and target.kind in rule_classes}
+        # Before the actions are compared: a toolchain's implementation has none of its own.
+        seed_paths = {}
+        rule_paths = ((label, paths) for label, (_, paths) in rule_seeds.items())
+        for label, paths in [*file_seeds.items(), *rule_paths, *implemented.items()]:
+            seed_paths.setdefault(label, []).extend(paths)
+        reached_toolchains = toolchains.reached(targets, seed_paths)
         if implemented:
             targets, implemented = self._by_actions(selection, targets, implemented, base_commit, same_globals,
                                                     set(file_seeds) | set(rule_seeds))
-        return self._fill_selection(selection, targets, file_seeds, rule_seeds, implemented)
+        self._fill_selection(selection, targets, file_seeds, rule_seeds, implemented)
+        return toolchains.select_users(self.bazel, selection, reached_toolchains) if reached_toolchains else selection
 
     def _by_actions(self, selection, targets, implemented, base_commit, same_globals, other_seeds):
         """(targets, {seed: .bzl paths}): the targets of changed rule classes (implemented, with the changed files that

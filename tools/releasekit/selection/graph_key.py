@@ -30,7 +30,9 @@ import shutil
 from releasekit.core import process
 from releasekit.selection import global_files, untracked
 
-FORMAT = "releasekit target graph 2"
+# 3: records hold each toolchain() rule's toolchain and toolchain_type, which collect follows to the rules that
+# resolve them; a record without them is not read.
+FORMAT = "releasekit target graph 3"
 LOADING_NAMES = frozenset(["BUILD", "BUILD.bazel", "WORKSPACE", "WORKSPACE.bazel", "WORKSPACE.bzlmod", "MODULE.bazel",
                            "REPO.bazel"])
 _LINK_OR_SUBMODULE = frozenset(["120000", "160000"])

@@ -15,15 +15,20 @@ class Target:
     dataclasses would cost it more than the class saves.
     """
 
-    __slots__ = ("label", "kind", "tags", "inputs", "definition", "test_suite_tests", "constrained")
+    __slots__ = ("label", "kind", "tags", "inputs", "definition", "test_suite_tests", "constrained", "toolchain")
 
-    def __init__(self, label, kind, tags=(), inputs=(), definition="", test_suite_tests=(), constrained=False):
+    def __init__(self, label, kind, tags=(), inputs=(), definition="", test_suite_tests=(), constrained=False,
+                 toolchain=()):
         self.label, self.kind, self.tags, self.inputs = label, kind, tags, inputs
         self.definition, self.test_suite_tests = definition, test_suite_tests
         self.constrained = constrained  # sets target_compatible_with: it may be incompatible with the platform
+        # A toolchain() rule: (the implementation it names, its toolchain type). Neither is an edge query follows: a
+        # rule resolves its toolchain at analysis time.
+        self.toolchain = toolchain
 
     def _fields(self):
-        return (self.label, self.kind, self.tags, self.inputs, self.definition, self.test_suite_tests, self.constrained)
+        return (self.label, self.kind, self.tags, self.inputs, self.definition, self.test_suite_tests, self.constrained,
+                self.toolchain)
 
     def __eq__(self, other):
         return isinstance(other, Target) and self._fields() == other._fields()
@@ -43,10 +48,12 @@ class Target:
 # Bazel's build.proto (src/main/protobuf/build.proto), stable since Bazel 1: the fields selection reads.
 # QueryResult.target = 1; Target.type = 1 (a varint), then one of rule = 2, source_file = 3,
 # generated_file = 4, package_group = 5; Rule.name = 1, rule_class = 2, attribute = 4, rule_input = 5;
-# Attribute.name = 1, string_list_value = 6; GeneratedFile.name = 1, generating_rule = 2; *.name = 1.
+# Attribute.name = 1, string_value = 5, string_list_value = 6; GeneratedFile.name = 1, generating_rule = 2; *.name = 1.
 # Field keys are read inline rather than through _varint(): the loops run once per field of thousands
 # of targets, and a call per field would cost a third of the time.
 _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
+# A toolchain() rule's implementation and type, in this order: Attribute.string_value = 5 (a label's text).
+_TOOLCHAIN_ATTRIBUTES = ("toolchain", "toolchain_type")
 
 
 class _ProtoError(Exception):
@@ -114,6 +121,7 @@ def _rule(data, position, end, external_inputs=False):
     name = kind = None
     tags = tests = ()
     constrained = False
+    toolchain = {}
     inputs = []
     while position < end:
         key = data[position]
@@ -141,10 +149,18 @@ def _rule(data, position, end, external_inputs=False):
                 tests = tuple(_strings(data, position, stop, 6))
             elif attribute == "target_compatible_with":
                 constrained = bool(_strings(data, position, stop, 6))
+            elif attribute in _TOOLCHAIN_ATTRIBUTES:
+                toolchain[attribute] = (_strings(data, position, stop, 5) or [""])[0]  # Attribute.string_value
         position = stop
     if position != end or name is None or kind is None:
         raise _ProtoError("a rule without name or class")
-    return Target(name, kind, tags, tuple(inputs), "", tests, constrained)
+    return Target(name, kind, tags, tuple(inputs), "", tests, constrained, _toolchain_of(kind, toolchain))
+
+
+def _toolchain_of(kind, attributes):
+    if kind != "toolchain" or not all(attributes.get(name) for name in _TOOLCHAIN_ATTRIBUTES):
+        return ()
+    return tuple(attributes[name] for name in _TOOLCHAIN_ATTRIBUTES)
 
 
 def _target(data, position, end, external_inputs=False):
@@ -224,9 +240,11 @@ def parse_query_xml_tree(text, definitions=False):
     for element in root:
         label = element.get("name")
         if element.tag == "rule":
-            tags, tests, inputs, constrained = (), (), [], False
+            tags, tests, inputs, constrained, toolchain = (), (), [], False, {}
             for child in element:
-                if child.tag == "list" and child.get("name") == "tags":
+                if child.tag == "label" and child.get("name") in _TOOLCHAIN_ATTRIBUTES:
+                    toolchain[child.get("name")] = child.get("value")
+                elif child.tag == "list" and child.get("name") == "tags":
                     tags = tuple(item.get("value") for item in child)
                 elif child.tag == "list" and child.get("name") == "tests":
                     tests = tuple(item.get("value") for item in child)
@@ -235,7 +253,8 @@ def parse_query_xml_tree(text, definitions=False):
                 elif child.tag == "rule-input":
                     inputs.append(child.get("name"))
             definition = _definition(element) if definitions else ""
-            targets[label] = Target(label, element.get("class"), tags, tuple(inputs), definition, tests, constrained)
+            targets[label] = Target(label, element.get("class"), tags, tuple(inputs), definition, tests, constrained,
+                                    _toolchain_of(element.get("class"), toolchain))
         elif element.tag == "generated-file":
             targets[label] = Target(label, "generated file", inputs=(element.get("generating-rule"),))
         elif element.tag == "source-file":

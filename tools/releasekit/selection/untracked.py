@@ -18,7 +18,7 @@ import ast
 import os
 import re
 
-from releasekit.selection import externals
+from releasekit.selection import change_kinds, externals
 from releasekit.selection.change_kinds import BUILD_FILE_NAMES, enclosing_package
 
 _GRAPH_NAMES = frozenset(BUILD_FILE_NAMES) | {"WORKSPACE", "WORKSPACE.bazel", "WORKSPACE.bzlmod", "MODULE.bazel",
@@ -29,7 +29,7 @@ UNKNOWN = None  # a package whose globs cannot be read
 def graph_changing(repo, files, submodules=()):
     """The untracked and ignored paths of the workspace (and of these checked-out submodules) that could change the
     target graph, each with why; [] when none can. files: the working tree's global_files.GlobalFiles."""
-    ignored_directories = _bazelignored(repo.read_worktree(".bazelignore") or "")
+    ignored_directories = change_kinds.bazelignored(repo.read_worktree(".bazelignore") or "")
     globs = {}  # package -> its glob patterns (compiled), or UNKNOWN
     found = []
     listed = [("", path) for path in repo.untracked_paths()]
@@ -139,10 +139,6 @@ def _glob_regex(pattern):
         else:
             regex += re.escape(segment).replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + ("" if last else "/")
     return re.compile("^" + regex + "$")
-
-
-def _bazelignored(text):
-    return [line.strip().rstrip("/") for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def _bazel_convenience_link(workspace, path):

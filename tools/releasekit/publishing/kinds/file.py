@@ -44,12 +44,14 @@ class FileKind(ArtifactKind):
             signed = "{}/{}/{}{}".format(base, version, name, provenance.SUFFIX)
             made = provenance.make(release, [provenance.subject(name, digest)], destination.text)
             record["provenance"] = made.record(store.describe(signed))
-            if release.dry_run or not (written or store.get(signed)[0] is None):
+            if not (written or store.get(signed)[0] is None):
                 return 0
-            store.put(signed, made.data)
+            if not release.dry_run:
+                store.put(signed, made.data)
             return len(made.data)
 
-        published = publish_version(store, base, version, files, release, before_pointer=before_pointer)
+        published = publish_version(store, base, version, files, release, before_pointer=before_pointer,
+                                    before_pointer_label="provenance")
         record.update({
             "version": version, "file": name, "sha256": digest, "size": size, "store": destination.text,
             "location": store.describe("{}/{}".format(base, version)), "status": published.status,
