@@ -2,13 +2,18 @@
 
 An aspect follows every attribute from the release's artifact down (tools included: a tool's script shapes the output
 as much as an input does) and gathers the source files of the main repository in depsets, never flattened during
-analysis. Files of external repositories are left out (their own lock files and checksums pin them), and generated
-files are not sources: the sources they are made from are reached through their generating rules.
+analysis. Generated files are not sources: the sources they are made from are reached through their generating rules.
+
+Files of external repositories are listed too, by their execution path (`external/<repository>/...`): most are pinned
+by their own lock files and checksums, but a `local_repository` (or `new_local_repository`, `local_path_override`)
+may lie inside the git checkout, and then its files are the checkout's files. The publisher tells them apart when the
+release runs (publishing/committed_inputs.py), where it can see where each repository's directory is.
 """
 
 ReleaseSourcesInfo = provider(
     doc = "The main repository's source files a target is built from, gathered by release_sources_aspect.",
     fields = {
+        "external_files": "(depset of File) source files of external repositories in the target's transitive inputs",
         "files": "(depset of File) source files of the main repository in the target's transitive inputs",
     },
 )
@@ -27,20 +32,27 @@ def _targets_of(value):
         return [item for item in list(value.keys()) + list(value.values()) if type(item) == "Target"]
     return []
 
-def _release_sources_aspect_impl(target, ctx):
-    if target.label.workspace_name:
-        # An external repository's target: toolchains and third-party code, which do not reach back into ours.
-        return [ReleaseSourcesInfo(files = depset())]
+def _release_sources_aspect_impl(_target, ctx):
     direct = []
     transitive = []
+    external = []
+    transitive_external = []
     for name in dir(ctx.rule.attr):
         for dep in _targets_of(getattr(ctx.rule.attr, name)):
             if ReleaseSourcesInfo in dep:
                 transitive.append(dep[ReleaseSourcesInfo].files)
-            elif dep.label.workspace_name == "":
+                transitive_external.append(dep[ReleaseSourcesInfo].external_files)
+            else:
                 # A source file target (the aspect runs on rules, and on the rules that generate named outputs).
-                direct.extend([f for f in dep.files.to_list() if _is_main_source(f)])
-    return [ReleaseSourcesInfo(files = depset(direct, transitive = transitive))]
+                for f in dep.files.to_list():
+                    if _is_main_source(f):
+                        direct.append(f)
+                    elif f.is_source:
+                        external.append(f)
+    return [ReleaseSourcesInfo(
+        files = depset(direct, transitive = transitive),
+        external_files = depset(external, transitive = transitive_external),
+    )]
 
 release_sources_aspect = aspect(
     implementation = _release_sources_aspect_impl,
@@ -51,7 +63,10 @@ release_sources_aspect = aspect(
 )
 
 def write_release_sources(ctx, artifact, output):
-    """Writes the workspace-relative paths of the artifact's source files, one per line, without flattening them.
+    """Writes the paths of the artifact's source files, one per line, without flattening them.
+
+    The main repository's come first, relative to the workspace; then those of external repositories, by their
+    execution path (`external/<repository>/...`).
 
     Args:
       ctx: the release rule's context.
@@ -61,4 +76,5 @@ def write_release_sources(ctx, artifact, output):
     paths = ctx.actions.args()
     paths.set_param_file_format("multiline")
     paths.add_all(artifact[ReleaseSourcesInfo].files, expand_directories = False)
+    paths.add_all(artifact[ReleaseSourcesInfo].external_files, expand_directories = False)
     ctx.actions.write(output, paths)

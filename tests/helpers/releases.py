@@ -1,5 +1,6 @@
 """Release manifests and runfiles trees as the rules write them, for publisher tests without Bazel."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -11,6 +12,11 @@ from .servers import REPO_ROOT
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def commit_of(name):
+    """A commit of its own for each of several releases of one repository: a CI commit tag names one image."""
+    return hashlib.sha1(str(name).encode()).hexdigest()
 
 
 def container_release(root, image_path, repository, channel="dev", tags=(), verify=True):
@@ -100,7 +106,8 @@ def jar_release(root, jar_path, coordinates, channel="ci", deps=(), sources_jar=
         fields["pom_template"] = link(pom_template, name + ".pom.tpl")
     release = release or "//libs:" + (coordinates.split(":") + [""])[1]
     manifest = {"schema_version": 1, "target": "{}.{}".format(release, channel), "release": release,
-                "channel": channel, "kind": "jar", "jar": fields, "depends_on": []}
+                "channel": channel, "kind": "jar", "jar": fields,
+                "depends_on": ["//libs:" + dep.split(":")[1] for dep in deps]}  # as jar.bzl lists them
     manifest_path = os.path.join(workspace, "{}.{}.release.json".format(name, channel))
     with open(manifest_path, "w") as handle:
         json.dump(manifest, handle)

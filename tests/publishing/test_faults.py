@@ -44,7 +44,7 @@ def test_image_releases_complete_at_a_30_percent_fault_rate(faulty_registry, reg
         manifest, runfiles = releases.container_release(str(tmp_path / "r{}".format(index)), layout, "faults/app", "ci",
                                                         ["v{}".format(index)])
         env = dict(RETRIES, RELEASEKIT_CONFIG=config, CI="true", RELEASEKIT_REPORT=str(tmp_path / "record.json"),
-                   RELEASEKIT_REGISTRY_TOKEN="tok-" + TEST_PASSWORD)
+                   RELEASEKIT_REGISTRY_TOKEN="tok-" + TEST_PASSWORD, RELEASEKIT_COMMIT=releases.commit_of(index))
         result = releases.publish(manifest, runfiles, env)
         assert result.returncode == 0, "release {}: {}".format(index, result.stderr)
         assert json.load(open(tmp_path / "record.json"))["digest"] == digest
@@ -122,7 +122,7 @@ def _pointer_records_lead_their_tags(registry, repository, records):
     import requests
 
     for tag in registry.image_tags(repository):
-        if tag == releases.COMMIT:
+        if not tag.startswith("v"):  # a commit tag: immutable, no pointer
             continue
         accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
         record_tag = "pointer." + hashlib.sha256("{}:{}".format(repository, tag).encode()).hexdigest()
@@ -131,7 +131,7 @@ def _pointer_records_lead_their_tags(registry, repository, records):
         assert record.status_code == 200, (repository, tag)
         image = requests.head("{}/v2/{}/manifests/{}".format(registry.url, repository, tag), timeout=10, headers=accept)
         assert record.json()["annotations"]["vnd.releasekit.digest"] == image.headers["Docker-Content-Digest"], tag
-        assert record.json()["annotations"]["org.opencontainers.image.revision"] == releases.COMMIT
+        assert record.json()["annotations"]["org.opencontainers.image.revision"] == releases.commit_of(tag[1:])
 
 
 def _store_is_whole(root):
@@ -289,7 +289,9 @@ def test_killed_releases_leave_nothing_half_visible_and_a_rerun_completes(kind, 
                                                                         counter.url + "/releases",
                                                                         counter.url + "/snapshots"),
                        "RELEASEKIT_MAVEN_USERNAME": TEST_USER, "RELEASEKIT_MAVEN_PASSWORD": TEST_PASSWORD}
-            env.update(CI="true", RELEASEKIT_COMMIT=releases.COMMIT, RELEASEKIT_DIRTY="false")  # as dispatch pins them
+            # As dispatch pins them; each image its own commit, since a commit tag names one image.
+            commit = releases.commit_of(iteration) if kind == "image" else releases.COMMIT
+            env.update(CI="true", RELEASEKIT_COMMIT=commit, RELEASEKIT_DIRTY="false")
             releases_by_iteration[iteration] = manifest, runfiles, env
         return releases_by_iteration[iteration]
 

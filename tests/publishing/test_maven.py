@@ -343,3 +343,39 @@ def test_jar_release_macro_and_bazel_run(example_workspace, stores, maven, tmp_p
 )
 def test_bad_jar_inputs_fail_the_build(broken_workspace, package, build, files, expected):
     assert expected in broken_workspace.build_package_expecting_failure(package, build, files)
+
+
+@pytest.mark.parametrize("kind", ["http", "s3", "file"])
+def test_a_pom_naming_an_unpublished_dependency_version_is_refused_before_anything_is_written(stores, tmp_path, kind):
+    """Before: only the dependent selected, `top-2.0.0.pom` named `base:2.0.0`, which nobody published; a dependent
+    released alone to a fresh store named an absent `absent:1.0.0`."""
+    env = stores.config(kind)
+    group = "com.example.unpublished{}".format(kind)
+    base = releases.make_jar(str(tmp_path / "base.jar"), "base")
+    top = releases.make_jar(str(tmp_path / "top.jar"), "top")
+    assert publish(tmp_path, base, group + ":base", env, version="1.0.0", name="base").returncode == 0
+
+    refused = publish(tmp_path, top, group + ":top", env, version="2.0.0", name="top", deps=[group + ":base"])
+    assert refused.returncode == 3, refused.stderr
+    assert "UnpublishedDependencyError: //libs:top: its pom would name a dependency version that the Maven store " \
+           "does not hold: {}:base:2.0.0 (released by //libs:base;".format(group) in refused.stderr
+    assert "lists 1.0.0)" in refused.stderr and "Traceback" not in refused.stderr
+    assert TEST_PASSWORD not in refused.stdout + refused.stderr
+    top_directory = "releases/{}/top/".format(group.replace(".", "/"))
+    for written in ("2.0.0/top-2.0.0.pom", "2.0.0/top-2.0.0.jar", "maven-metadata.xml", ".releasekit-owner"):
+        assert stores.read(kind, top_directory + written) is None, written
+    # A version given in the dependency's coordinates is checked alike, in a store that never had the artifact.
+    absent = publish(tmp_path, top, group + ":top", env, version="2.0.0", name="top-absent",
+                     deps=[group + ":absent:1.0.0"])
+    assert absent.returncode == 3 and "{}:absent:1.0.0 (released by //libs:absent;".format(group) in absent.stderr
+    assert "lists no version" in absent.stderr
+    # A dry run cannot know whether its run publishes the dependency first: it says so and goes on.
+    dry = publish(tmp_path, top, group + ":top", dict(env, RELEASEKIT_DRY_RUN="true"), version="2.0.0",
+                  name="top-dry", deps=[group + ":base"])
+    assert dry.returncode == 0, dry.stderr
+    assert any("unless its run publishes them first" in check for check in dry.record["checks"])
+    # Once the dependency is published at that version (as a run that selects both does first), the pom may name it.
+    assert publish(tmp_path, base, group + ":base", env, version="2.0.0", name="base2").returncode == 0
+    published = publish(tmp_path, top, group + ":top", env, version="2.0.0", name="top2", deps=[group + ":base"])
+    assert published.returncode == 0, published.stderr
+    assert "<version>2.0.0</version>" in stores.read(kind, top_directory + "2.0.0/top-2.0.0.pom").decode()

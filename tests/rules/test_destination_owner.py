@@ -40,8 +40,11 @@ FILES = {
     "apps/three/BUILD.bazel": image_package("three", "owned/three"),
     "apps/three/run.sh": "#!/bin/sh\necho three\n",
     "deploy/BUILD.bazel": LOAD + 'deploy_release(name = "uses_one", manifests = ["one.yaml"], platform = "generic",\n'
-                                 '               images = {"one-image": "//apps/one"})\n',
+                                 '               images = {"one-image": "//apps/one"})\n\n'
+                                 'deploy_release(name = "uses_two", manifests = ["two.yaml"], platform = "generic",\n'
+                                 '               images = {"two-image": "//apps/two"})\n',
     "deploy/one.yaml": "service: {name: one, image: one-image}\n",
+    "deploy/two.yaml": "service: {name: two, image: two-image}\n",
     "libs/BUILD.bazel": LOAD + (
         'jar_release(name = "greeting", jar = "greeting.jar", coordinates = "com.example.owned:greeting:1.0.0")\n\n'
         # The copy's version comes from RELEASEKIT_VERSION: without an owner it would publish beside the original's.
@@ -126,6 +129,35 @@ def test_another_labels_release_to_an_owned_repository_is_refused_across_runs(re
     # The owner's own releases go on, and dev releases are not checked: they publish to the dev channel's own place.
     repo.bazel("run", "//apps/one:one.ci", env=dict(env, CI="true"))
     repo.bazel("run", "//apps/two:two.dev", env=env)
+
+
+def test_a_deploy_release_whose_image_is_owned_by_another_label_is_refused_across_runs(repo, registry, tmp_path):
+    """Before: refused within one run, but across runs it failed (exit 1, DeployError wrapping DestinationOwnedError),
+    and a run's report said `failed` instead of `refused`."""
+    deploy = tmp_path / "deploy"
+    env = dict(config(tmp_path / "releasekit.yaml", registry, "deploy-owned", "file://{}".format(tmp_path / "maven"),
+                      "file://{}".format(deploy)), CI="true")
+    repo.bazel("run", "//apps/one:one.ci", env=env)
+    refused = repo.bazel("run", "//deploy:uses_two.ci", env=env, check=False)
+    assert refused.returncode == 3, refused.stderr[-3000:]
+    assert "DestinationOwnedError: //deploy:uses_two: no deploy YAML was published, because image //apps/two:two" \
+        in refused.stderr
+    assert "belongs to //apps/one:one" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (deploy / "prod" / "deploy" / "uses_two").exists()
+    # Under dispatch, the same release is `refused` with the same reason, as within one run.
+    (tmp_path / "releases.json").write_text(json.dumps({"format_version": 1, "targets": [
+        {"label": "//deploy:uses_two.ci", "kind": "artifact_ci_release", "reasons": []}]}))
+    (tmp_path / "tests.json").write_text(json.dumps({"format_version": 1, "targets": []}))
+    result = subprocess.run([sys.executable, ENTRY, "dispatch", "--tests", str(tmp_path / "tests.json"),
+                             "--releases", str(tmp_path / "releases.json"),
+                             "--logs", str(tmp_path / "logs"), "--report", str(tmp_path / "report.json")],
+                            cwd=repo.path, capture_output=True, text=True, timeout=900,
+                            env=dict(os.environ, RELEASEKIT_BAZEL=BAZEL, **env))
+    assert result.returncode == 1, result.stdout + result.stderr
+    outcome = json.load(open(tmp_path / "report.json"))["targets"][0]
+    assert outcome["status"] == "refused", outcome
+    assert "//apps/two:two" in outcome["reason"] and "belongs to //apps/one:one" in outcome["reason"], outcome
+    assert not (deploy / "prod" / "deploy" / "uses_two").exists()
 
 
 @pytest.mark.parametrize("kind", ["http", "s3", "file"])

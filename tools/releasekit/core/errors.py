@@ -49,7 +49,12 @@ class VersionError(ReleasekitError):
 
 
 class ImmutableVersionError(RefusedError):
-    """A CI version (jar, deploy YAML, file) is already published with other content: refused, nothing written."""
+    """A CI version (jar, deploy YAML, file, an image's commit tag) is already published with other content: refused,
+    nothing written."""
+
+
+class UnpublishedDependencyError(RefusedError):
+    """A CI jar's pom would name a dependency version its Maven store does not hold."""
 
 
 class DestinationOwnedError(RefusedError):

@@ -6,10 +6,12 @@ Sources, first that is set wins:
   commit: environment.COMMIT, then `git rev-parse HEAD` in the workspace
   user:   environment.USER, then USER / LOGNAME, then the account name
   dirty:  environment.DIRTY (true|false), then `git status --porcelain` in the workspace (also when
-          the commit is set: naming the commit does not make the tree clean)
+          the commit is set: naming the commit does not make the tree clean), and the files git is told not
+          to look at compared with the commit (hidden_changes.py)
 """
 
 import dataclasses
+import logging
 import os
 import pwd
 import re
@@ -17,6 +19,7 @@ import re
 from releasekit.core.errors import VersionError
 from releasekit.core import environment, process
 
+log = logging.getLogger(__name__)
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
@@ -42,6 +45,23 @@ def _git(workspace, *args):
                 environment.COMMIT, environment.DIRTY)
         )
     return result.stdout
+
+
+def _hidden(workspace, commit):
+    """Files git is told not to look at (assume-unchanged, skip-worktree) that differ from the commit."""
+    from releasekit.core.hidden_changes import in_tree
+
+    def failed(text):
+        return VersionError("Cannot tell whether the working tree holds commit {}: {}. Run the release inside a git "
+                            "checkout, or set {} to true or false.".format(commit[:12], text, environment.DIRTY))
+
+    changed = in_tree(workspace, commit, VersionError("git is not installed: install git or set {}.".format(
+        environment.DIRTY)), failed)
+    if changed:
+        log.warning("the working tree differs from commit %s in %s, which git is told not to look at "
+                    "(assume-unchanged or skip-worktree): git status does not show them", commit[:12],
+                    ", ".join(changed[:10]))
+    return changed
 
 
 def _account_name():
@@ -75,7 +95,8 @@ def read_source_version(environ=None):
     if dirty_setting is not None:
         dirty = dirty_setting.lower() in ("1", "true", "yes")
     else:  # a pinned commit says which commit, not that the tree still holds it: only the dirty setting skips git
-        dirty = bool(_git(workspace, "status", "--porcelain", "--untracked-files=no").strip())
+        dirty = bool(_git(workspace, "status", "--porcelain", "--untracked-files=no").strip()) or bool(
+            _hidden(workspace, commit))
     user = environment.USER.get(environ) or environ.get("USER") or environ.get("LOGNAME") or _account_name()
     return SourceVersion(commit=commit, dirty=dirty, user=sanitize_tag_part(user))
 

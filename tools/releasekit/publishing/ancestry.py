@@ -50,6 +50,11 @@ def relation(workspace, recorded, commit):
                 break
             fetched = repository.fetch(depth, commit, recorded) or fetched
             answer = repository.decide(recorded, commit)
+        if answer is None and not repository.shallow() and not repository.has(recorded):
+            # A full history lacking the recorded commit (a clone older than it, or one another release of the run
+            # made whole while this one looked): fetch it, so that a later commit is told apart from a diverged one.
+            fetched = repository.fetch_commit(recorded) or fetched
+            answer = repository.decide(recorded, commit)
         if answer is None and not repository.shallow():
             answer = Answer(DIVERGED, "{} is not in the history of {}".format(recorded[:12], commit[:12]))
         if answer is None:
@@ -74,6 +79,9 @@ class _Repository:
             return process.run(["git", "-C", self.workspace, *args], missing, timeout=timeout, env=env)
         except process.TimeoutExpired:
             raise ReleasekitError("git {} took longer than {} s".format(args[0], timeout)) from None
+
+    def has(self, commit):
+        return self._has(commit)
 
     def _has(self, commit):
         return self._git("cat-file", "-e", commit + "^{commit}").returncode == 0
@@ -117,6 +125,16 @@ class _Repository:
                 "fetch", "--quiet", "--no-tags", "--deepen={}".format(depth), REMOTE, recorded,
                 timeout=FETCH_TIMEOUT, env=quiet).returncode == 0
         return deepened.returncode == 0 or got_recorded
+
+    def fetch_commit(self, commit):
+        """Fetch one commit with its history into a full clone. Whether it is here now."""
+        with self._fetch_lock():
+            if not self._has(commit):
+                fetched = self._git("fetch", "--quiet", "--no-tags", REMOTE, commit, timeout=FETCH_TIMEOUT,
+                                    env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
+                if fetched.returncode != 0:
+                    log.info("could not fetch %s: %s", commit[:12], fetched.stderr.strip())
+        return self._has(commit)
 
     @contextlib.contextmanager
     def _fetch_lock(self):

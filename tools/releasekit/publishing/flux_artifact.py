@@ -17,7 +17,7 @@ import tarfile
 import time
 
 from releasekit.core.errors import ImmutableVersionError
-from releasekit.publishing import channel_marker, ownership, pointers, provenance
+from releasekit.publishing import channel_marker, ownership, pointers, provenance, tag_moves
 from releasekit.publishing.oci import OCI_MANIFEST, InlineLocation, canonical_json, check_repository, sha256_digest
 
 CONFIG_MEDIA_TYPE = "application/vnd.cncf.flux.config.v1+json"
@@ -109,8 +109,8 @@ def publish(release, client, destination, base, files, version):
 def move_latest(release, client, destination, repository, plan):
     """Move `latest` to the artifact: forward only for CI (pointers.py); a dev release moves it."""
     if release.channel == "ci":
-        return pointers.move_image_tags(client, destination, repository, plan, ["latest"], release,
-                                        dry_run=release.dry_run)
+        return tag_moves.move_image_tags(client, destination, repository, plan, ["latest"], release,
+                                         dry_run=release.dry_run)
     if not release.dry_run:
         client.put_manifest(repository, "latest", OCI_MANIFEST, plan.content)
     return [pointers.PointerOutcome("latest", pointers.MOVED, release.source_version.commit)]

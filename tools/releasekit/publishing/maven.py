@@ -290,7 +290,7 @@ def publish_release(store, coordinates, version, files, dry_run=False, provenanc
     merge_metadata(store, coordinates.directory + "/maven-metadata.xml",
                    lambda existing: artifact_metadata(coordinates, existing, [version],
                                                       store.describe(coordinates.directory)),
-                   lambda content: version in _listed_versions(content))
+                   lambda content: version in listed_versions(content, "maven-metadata.xml"))
     status = "published" if not present else ("already published" if not plan else "completed")
     return MavenResult("{}:{}".format(coordinates.group, coordinates.artifact), version, store.describe(directory),
                        [p for p, _, _ in plan], status, uploaded)
@@ -326,7 +326,7 @@ def publish_snapshot(store, coordinates, version, files, dry_run=False, provenan
     merge_metadata(store, coordinates.directory + "/maven-metadata.xml",
                    lambda existing: artifact_metadata(coordinates, existing, [version],
                                                       store.describe(coordinates.directory)),
-                   lambda content: version in _listed_versions(content))
+                   lambda content: version in listed_versions(content, "maven-metadata.xml"))
     return MavenResult("{}:{}".format(coordinates.group, coordinates.artifact), name_version,
                        store.describe(directory), written, "published", uploaded)
 
@@ -364,9 +364,10 @@ def _put_with_checksums_conditional(store, path, content, version_tag, create):
         store.put("{}.{}".format(path, name), digests[name].encode("ascii"))
 
 
-def _listed_versions(content):
-    root = parse_metadata(content, "maven-metadata.xml")
-    return {v.text.strip() for v in root.findall("./versioning/versions/version") if v.text}
+def listed_versions(content, where):
+    """The versions an artifact's maven-metadata.xml lists (none when there is none)."""
+    root = parse_metadata(content, where)
+    return set() if root is None else {v.text.strip() for v in root.findall("./versioning/versions/version") if v.text}
 
 
 def _remote_sha1(store, path):

@@ -17,8 +17,8 @@ Dev releases publish to the dev channel's own destinations and are not checked.
 
 import dataclasses
 
-from releasekit.core.errors import ConflictError, DestinationOwnedError, ReleasekitError
-from releasekit.publishing import registry_artifacts
+from releasekit.core.errors import DestinationOwnedError, ReleasekitError
+from releasekit.publishing import registry_artifacts, settle, store_updates
 
 STORE_OWNER = ".releasekit-owner"
 
@@ -120,7 +120,11 @@ def _refuse(label, owner, what, where, record):
 
 def claim_registry(client, destination, repository, label, dry_run=False):
     """Refuse when the repository's owner record names another release; otherwise record label as its owner.
-    Returns what a dry run would do, or None."""
+    Returns what a dry run would do, or None.
+
+    A registry has no conditional writes, so a first claim is verified after a settle time (settle.py), before any
+    blob or tag of the release is pushed: of two first releases at once, the one whose record was overwritten sees
+    the other's label and refuses, and the other goes on."""
     records = registry_artifacts.records_repository(destination.path)
     tag = registry_artifacts.owner_tag(repository)
     record = "{}/{}:{}".format(destination.host, records, tag)
@@ -130,6 +134,7 @@ def claim_registry(client, destination, repository, label, dry_run=False):
         annotations = registry_artifacts.read_annotations(client, records, tag) or {}
         return annotations.get(registry_artifacts.RELEASE)
 
+    gap = settle.Gap()
     found = owner()
     if found and found != label:
         raise _refuse(label, found, "repository", where, record)
@@ -139,6 +144,7 @@ def claim_registry(client, destination, repository, label, dry_run=False):
         return "would record {} as the owner of {}".format(label, where)
     registry_artifacts.put_artifact(client, records, tag, registry_artifacts.OWNER_TYPE,
                                     {registry_artifacts.RELEASE: label, registry_artifacts.REPOSITORY: repository})
+    settle.wait(gap.written())
     found = owner()  # two first releases at once: both read back what stayed, and the one it does not name refuses
     if found != label:
         raise _refuse(label, found, "repository", where, record)
@@ -146,27 +152,24 @@ def claim_registry(client, destination, repository, label, dry_run=False):
 
 
 def claim_store(store, path, label, what, dry_run=False):
-    """claim_registry for a store path: the object <path>/.releasekit-owner holds the owner's label. what names the
-    kind of place (deploy path, files path, Maven coordinates)."""
+    """claim_registry for a store path: the object <path>/.releasekit-owner holds the owner's label, created as a
+    compare-and-swap (store_updates.py). what names the kind of place (deploy path, files path, Maven coordinates)."""
     record = "/".join(p for p in (path, STORE_OWNER) if p)
     where = store.describe(path)
 
-    def owner():
-        content = store.get(record)[0]
+    def owner(content):
         return content.decode("utf-8", "replace").strip() if content is not None else None
 
-    found = owner()
-    if found and found != label:
-        raise _refuse(label, found, what, where, store.describe(record))
-    if found:
-        return None
+    def decide(content):
+        found = owner(content)
+        if found and found != label:
+            raise _refuse(label, found, what, where, store.describe(record))
+        return (None if found else (label + "\n").encode("utf-8")), found
+
     if dry_run:
-        return "would record {} as the owner of {}".format(label, where)
-    try:
-        store.put(record, (label + "\n").encode("utf-8"), if_none_match=True)
-    except ConflictError:
-        pass  # another release created it first: read back below
-    found = owner()
+        return None if decide(store.get(record)[0])[1] else "would record {} as the owner of {}".format(label, where)
+    store_updates.update(store, record, decide, lock_directory=path)
+    found = owner(store.get(record)[0])
     if found != label:
         raise _refuse(label, found, what, where, store.describe(record))
     return None

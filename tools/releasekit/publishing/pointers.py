@@ -12,11 +12,14 @@ Where each pointer's commit is recorded, for the next release to read:
   before the tag moves: a record never lags behind its tag, so a lost tag write can hold a pointer back, never let
   an older commit pass it;
 - a store's `latest`: the `release.json` of the version it names, written before the pointer, as always.
+
+Two releases at once: a store's `latest` moves as a compare-and-swap (move_store_pointer, store_updates.py); an image
+tag, in a registry that has none, by the record-settle-confirm protocol of tag_moves.py.
 """
 
 import json
 
-from releasekit.publishing import ancestry, registry_artifacts
+from releasekit.publishing import ancestry, store_updates
 
 MOVED, LEFT, KEPT = "moved", "left", "kept"  # kept: already where this release would move it
 
@@ -52,28 +55,6 @@ def decide(pointer, recorded, commit, workspace, existed=True):
                           None if answer.moves else answer.detail)
 
 
-def move_image_tags(client, destination, repository, plan, tags, release, dry_run=False):
-    """Move each remote tag of a CI image release that may move (its record first, then the tag). Returns outcomes."""
-    outcomes = []
-    records = registry_artifacts.records_repository(destination.path)
-    commit, label = release.source_version.commit, release.manifest.release
-    for tag in tags:
-        record_tag = registry_artifacts.pointer_tag(repository, tag)
-        annotations = registry_artifacts.read_annotations(client, records, record_tag)
-        recorded = (annotations or {}).get(registry_artifacts.REVISION) or None
-        existed = annotations is not None or client.tag_exists(repository, tag)
-        outcome = decide(tag, recorded, commit, release.workspace, existed)
-        if outcome.moves and not dry_run:
-            registry_artifacts.put_artifact(client, records, record_tag, registry_artifacts.POINTER_TYPE, {
-                registry_artifacts.REVISION: commit, registry_artifacts.REF_NAME: tag,
-                registry_artifacts.REPOSITORY: repository, registry_artifacts.RELEASE: label,
-                registry_artifacts.DIGEST: plan.root["digest"]})
-            root = next(m for m in plan.manifests if m["digest"] == plan.root["digest"])
-            client.put_manifest(repository, tag, plan.root["mediaType"], plan.manifest_bytes(root))
-        outcomes.append(outcome)
-    return outcomes
-
-
 def store_pointer(store, base, version, current, release):
     """Whether a release moves the store pointer `<base>/latest`, which now holds `current` (bytes or None)."""
     commit = release.source_version.commit
@@ -88,6 +69,20 @@ def store_pointer(store, base, version, current, release):
     except (ValueError, AttributeError):
         recorded = None
     return decide("latest", recorded if isinstance(recorded, str) else None, commit, release.workspace)
+
+
+def move_store_pointer(store, base, version, release):
+    """Move `<base>/latest` to version when it may (store_pointer decides), as one compare-and-swap with what it holds
+    (store_updates.py): a release that read it before another's write decides again on that write. Returns (outcome,
+    bytes written)."""
+    pointer = (version + "\n").encode("utf-8")
+
+    def decide(current):
+        outcome = store_pointer(store, base, version, current, release)
+        return (pointer if outcome.moves and current != pointer else None), outcome
+
+    outcome, wrote = store_updates.update(store, base + "/latest", decide, lock_directory=base)
+    return outcome, len(pointer) if wrote else 0
 
 
 def notes(record):

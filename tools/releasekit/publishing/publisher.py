@@ -60,6 +60,8 @@ def publish(manifest_path, options):
     version = read_source_version(environ)
     check_clean_for_ci(manifest, version, environ)
     uncommitted = committed_inputs.check(manifest, options.runfiles_dir, version, environ)
+    if uncommitted and not version.dirty:  # a dev tag says that no commit holds what it was built from
+        version = dataclasses.replace(version, dirty=True)
     release = Release(manifest, context, version, options)
     release.started = started
     if options.provenance:  # the key is read and checked before anything is published

@@ -16,12 +16,15 @@ import urllib.parse
 from releasekit.core.errors import AuthError, ImageError, RegistryError, TLSError, TransientError
 from releasekit.publishing.oci import ByteCounter, HashingBody, check_repository, check_tag
 from releasekit.core.http import TRANSPORT_ERRORS, HttpClient, raise_for_transient, with_retries
-from releasekit.core.redact import redact
 from releasekit.publishing.blob_locator import BlobLocator
 from releasekit.publishing.registry_auth import RegistryAuth
+from releasekit.publishing.registry_reads import RegistryReads, error_codes, error_text
 
 log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 64 << 20
+# A manifest refused because another push of its blobs at once has not settled yet: pushed again, a few times.
+BLOB_RACE_CODES = {"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_INVALID"}
+BLOB_RACE_ATTEMPTS = 5
 @dataclasses.dataclass
 class PushResult:
     repository: str
@@ -34,7 +37,7 @@ class PushResult:
     already_there: bool = False  # every blob, the image and each tag were there: nothing was written
 
 
-class RegistryClient:
+class RegistryClient(RegistryReads):
     """Talks to one registry host. Thread-safe: blobs are pushed from several threads."""
 
     def __init__(self, destination, credentials, policy, workers=4, chunk_size=DEFAULT_CHUNK_SIZE, locator=None):
@@ -221,14 +224,9 @@ class RegistryClient:
         if response.status_code == 400 and "sha256:" + hasher.hexdigest() != digest:
             raise location.mismatch(digest, "sha256:" + hasher.hexdigest())
         raise RegistryError("Committing blob {} answered HTTP {}: {}.".format(digest, response.status_code,
-                                                                              _error_text(response)))
+                                                                              error_text(response)))
 
     # -- manifests ------------------------------------------------------------------------
-
-    def manifest_exists(self, repository, digest, scope):
-        response = self._request("HEAD", "/v2/{}/manifests/{}".format(repository, digest), scope, "check manifest",
-                                 headers={"Accept": ",".join(_MANIFEST_ACCEPT)})
-        return response.status_code == 200
 
     def put_manifest(self, repository, reference, media_type, content):
         scope = _push_scope(repository)
@@ -239,76 +237,16 @@ class RegistryClient:
                 body=content, headers={"Content-Type": media_type},
             )
             if response.status_code not in (200, 201):
-                raise RegistryError(
+                error = RegistryError(
                     "The registry refused manifest {} for {} (HTTP {}: {}).".format(
-                        reference, repository, response.status_code, _error_text(response)
+                        reference, repository, response.status_code, error_text(response)
                     )
                 )
+                error.codes = error_codes(response)
+                raise error
             return response
 
         return self._retry(operation, "put manifest {} to {}".format(reference[:19], repository))
-
-    def check_push(self, repository, plan):
-        """A dry run, read-only: the registry answers with these credentials, and what of the image it has.
-
-        Returns (blobs present, blobs missing, bytes missing, whether the root manifest is there).
-        """
-        check_repository(repository)
-        self.ping()
-        scope = "repository:{}:pull".format(repository)
-        present, missing, missing_bytes = 0, 0, 0
-        for blob in plan.blobs:
-            if self._retry(lambda b=blob: self.blob_exists(repository, b["digest"], scope), "check blob"):
-                present += 1
-            else:
-                missing += 1
-                missing_bytes += blob["size"]
-        root = self._retry(lambda: self.manifest_exists(repository, plan.root["digest"], scope), "check manifest")
-        return present, missing, missing_bytes, root
-
-    def tag_exists(self, repository, tag):
-        """Whether repository:tag exists (one HEAD; a repository the registry does not know has no tags)."""
-        scope = "repository:{}:pull".format(repository)
-        return self._retry(lambda: self.manifest_exists(repository, tag, scope), "check {}:{}".format(repository, tag))
-
-    def _tag_digest(self, repository, tag):
-        """The digest repository:tag names, or None when there is no such tag (one HEAD)."""
-        scope = "repository:{}:pull".format(repository)
-
-        def operation():
-            response = self._request("HEAD", "/v2/{}/manifests/{}".format(repository, tag), scope, "check tag " + tag,
-                                     headers={"Accept": ",".join(_MANIFEST_ACCEPT)})
-            return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
-
-        return self._retry(operation, "check {}:{}".format(repository, tag))
-
-    def read_manifest(self, repository, reference, accept=None):
-        """The JSON of repository:reference as an OCI image manifest (or accept), or None when there is none (one GET)."""
-        return self.read_json(repository, "manifests/" + reference, accept or _MANIFEST_ACCEPT[0],
-                              "read {}:{}".format(repository, reference[:40]))
-
-    def list_referrers(self, repository, digest):
-        """The referrers API's descriptors of digest, or None when the registry has no referrers API."""
-        index = self.read_json(repository, "referrers/" + digest, "application/vnd.oci.image.index.v1+json",
-                               "list referrers of {}".format(digest[:19]), absent_is_none=True)
-        return None if not isinstance(index, dict) else [m for m in index.get("manifests") or [] if isinstance(m, dict)]
-
-    def read_json(self, repository, path, accept, what, absent_is_none=True):
-        """GET /v2/<repository>/<path> as JSON; None on 404."""
-        scope = "repository:{}:pull".format(repository)
-
-        def operation():
-            response = self._request("GET", "/v2/{}/{}".format(repository, path), scope, what, headers={"Accept": accept})
-            if response.status_code == 404 and absent_is_none:
-                return None
-            if response.status_code != 200:
-                raise RegistryError("{} answered HTTP {}: {}.".format(what, response.status_code, _error_text(response)))
-            try:
-                return response.json()
-            except ValueError:  # an answer cut short: reading again is safe
-                raise TransientError("{}: not whole JSON".format(what)) from None
-
-        return self._retry(operation, what)
 
     def push(self, repository, plan, tags, tagged_already=None):
         """Push an ImagePlan: blobs, then manifests children first, then tags. tagged_already: the tags that, when no
@@ -359,13 +297,27 @@ class RegistryClient:
             # A re-run: every tag names this image already (one HEAD each, only when no blob was sent).
             result.already_there = True
             return result
-        for manifest, content in manifests:
-            is_root = manifest["digest"] == plan.root["digest"]
-            if is_root or not self._retry(lambda m=manifest: self.manifest_exists(repository, m["digest"], scope),
-                                          "check manifest"):
-                self.put_manifest(repository, manifest["digest"], manifest["mediaType"], content)
+        self._put_manifests(repository, plan, manifests, scope)
         self.tag(repository, plan, tags)
         return result
+
+    def _put_manifests(self, repository, plan, manifests, scope):
+        """The manifests by digest, children first. A registry may refuse one whose blobs another push of them at
+        once has not committed yet (MANIFEST_BLOB_UNKNOWN, DIGEST_INVALID): the blobs are pushed again, a few times."""
+        for attempt in range(BLOB_RACE_ATTEMPTS):
+            try:
+                for manifest, content in manifests:
+                    is_root = manifest["digest"] == plan.root["digest"]
+                    if is_root or not self._retry(
+                            lambda m=manifest: self.manifest_exists(repository, m["digest"], scope), "check manifest"):
+                        self.put_manifest(repository, manifest["digest"], manifest["mediaType"], content)
+                return
+            except RegistryError as error:
+                if not getattr(error, "codes", set()) & BLOB_RACE_CODES or attempt == BLOB_RACE_ATTEMPTS - 1:
+                    raise
+                self.present = {(r, d) for r, d in self.present if r != repository}
+                for blob in plan.blobs:
+                    self.push_blob(repository, blob, plan.location(blob))
 
     def tag(self, repository, plan, tags):
         """Point each tag at the image's root manifest (already pushed by digest)."""
@@ -374,14 +326,6 @@ class RegistryClient:
         for tag in tags:
             check_tag(tag)
             self.put_manifest(repository, tag, plan.root["mediaType"], content)
-
-
-_MANIFEST_ACCEPT = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
 
 
 def _push_scope(repository):
@@ -397,12 +341,3 @@ def _location(response):
 
 def _with_digest(url, digest):
     return "{}{}digest={}".format(url, "&" if "?" in url else "?", urllib.parse.quote(digest))
-
-
-def _error_text(response):
-    try:
-        errors = response.json().get("errors") or []
-        text = "; ".join("{} {}".format(e.get("code", ""), e.get("message", "")).strip() for e in errors)
-    except ValueError:
-        text = response.text[:200]
-    return redact(text or response.reason or "no detail")

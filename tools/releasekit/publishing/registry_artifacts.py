@@ -13,7 +13,11 @@ file does), while a pointer's commit belongs to the tag, not to the image.
 """
 
 import hashlib
+import random
+import time
 
+from releasekit.core.errors import RegistryError
+from releasekit.publishing.registry import BLOB_RACE_ATTEMPTS, BLOB_RACE_CODES
 from releasekit.publishing.oci import EMPTY_DESCRIPTOR, EMPTY_JSON, OCI_MANIFEST, InlineLocation, canonical_json
 
 RECORDS_REPOSITORY = "releasekit-channel"
@@ -54,10 +58,22 @@ def read_annotations(client, repository, tag):
 
 
 def put_artifact(client, repository, tag, artifact_type, annotations=None):
-    """Write an empty artifact under repository:tag: its config blob first, then the manifest."""
-    client.push_blob(repository, EMPTY_DESCRIPTOR, InlineLocation(EMPTY_JSON))
+    """Write an empty artifact under repository:tag: its config blob first, then the manifest.
+
+    Two releases that write the first records of a namespace at once upload its config blob at once, and the
+    distribution registry may then refuse a manifest naming it (MANIFEST_BLOB_UNKNOWN, DIGEST_INVALID) while the
+    other upload settles: the blob is pushed again and the manifest written again, a few times."""
     manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
                 "config": EMPTY_DESCRIPTOR, "layers": []}
     if annotations:
         manifest["annotations"] = dict(annotations)
-    client.put_manifest(repository, tag, OCI_MANIFEST, canonical_json(manifest))
+    for attempt in range(BLOB_RACE_ATTEMPTS):
+        client.push_blob(repository, EMPTY_DESCRIPTOR, InlineLocation(EMPTY_JSON))
+        try:
+            client.put_manifest(repository, tag, OCI_MANIFEST, canonical_json(manifest))
+            return
+        except RegistryError as error:
+            if not getattr(error, "codes", set()) & BLOB_RACE_CODES or attempt == BLOB_RACE_ATTEMPTS - 1:
+                raise
+            client.present.discard((repository, EMPTY_DESCRIPTOR["digest"]))
+            time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))

@@ -8,7 +8,8 @@ set can: docs/extending.md).
 3. writes only the files that differ, in the order given (a file before what describes it);
 4. writes what the caller has to write after the files and before the pointer (signed provenance, an OCI copy);
 5. then moves `latest`, only forward for CI: to a commit that descends from the one the version it names records in its
-   release.json (pointers.py), and records what it did with it.
+   release.json (pointers.py), and records what it did with it. The move is a compare-and-swap with what `latest`
+   holds (store_updates.py), so two releases at once never move it back.
 A dry run reads and refuses alike, and writes nothing. A dev version is replaced.
 """
 
@@ -72,12 +73,10 @@ def publish_version(store, base, version, files, release, noun="version", before
                 "written. Publish a new version.".format(release.manifest.release, store.describe(directory),
                                                          ", ".join(differing), noun))
     pending = _pending(files, held)
-    pointer_path = "{}/{}".format(base, POINTER)
-    current = store.get(pointer_path)[0]
-    pointer = pointers.store_pointer(store, base, version, current, release)
-    new_pointer = (version + "\n").encode("utf-8")
-    moves = pointer.moves and current != new_pointer
     if release.dry_run:
+        current = store.get("{}/{}".format(base, POINTER))[0]
+        pointer = pointers.store_pointer(store, base, version, current, release)
+        moves = pointer.moves and current != (version + "\n").encode("utf-8")
         would = before_pointer(sum(f.size for f in pending)) if before_pointer is not None else 0
         labels = [f.label or f.name for f in pending] + [before_pointer_label] * bool(would and before_pointer_label)
         labels += ["pointer"] if moves else []
@@ -91,10 +90,10 @@ def publish_version(store, base, version, files, release, noun="version", before
         written += file.size
     extra = before_pointer(written) if before_pointer is not None else 0
     written += extra
-    if moves:
-        store.put(pointer_path, new_pointer)
-        written += len(new_pointer)
-    if not pending and not moves and not extra:
+    # Last, and decided again on what the pointer holds as it is written: another release may move it meanwhile.
+    pointer, moved = pointers.move_store_pointer(store, base, version, release)
+    written += moved
+    if not pending and not moved and not extra:
         return Published("already published", 0, pointer)
     # Completed: part of the version was there already (a run that died), and this run wrote the rest.
     partly_there = any(f.immutable and f.content is not None and held.get(f.name) == f.content for f in files)

@@ -2,7 +2,8 @@
 to each of its mirrors.
 
 A CI release first makes sure the repository is its own (ownership.py); it tags the commit, attaches the image's signed
-provenance as an OCI 1.1 referrer (provenance.py), then moves each remote tag that may move (pointers.py). With mirrors, the image goes to every registry at once, blobs mounted or uploaded once per
+provenance as an OCI 1.1 referrer (provenance.py), then moves each remote tag that may move (tag_moves.py); its
+commit tag is immutable. With mirrors, the image goes to every registry at once, blobs mounted or uploaded once per
 registry, and no tag moves anywhere until every registry holds the manifest: a registry that fails leaves every tag
 where it was, and a re-run completes the release. A blob that is not on this machine is streamed from Bazel's remote
 cache (remote_cache.py)."""
@@ -10,7 +11,8 @@ cache (remote_cache.py)."""
 import concurrent.futures
 import contextlib
 
-from releasekit.publishing import channel_marker, ownership, pointers, provenance
+from releasekit.core.errors import ImmutableVersionError
+from releasekit.publishing import channel_marker, ownership, provenance, tag_moves
 from releasekit.core.versioning import image_tags
 from releasekit.publishing.registry_credentials import registry_credentials
 from releasekit.publishing.image_plan import ImagePlan
@@ -61,7 +63,7 @@ class ContainerKind(ArtifactKind):
         if plan.data.get("compressed_layers"):
             record["compressed_layers"] = plan.data["compressed_layers"]
         if release.dry_run:
-            entries = [target.check(manifest, release, movable) for target in targets]
+            entries = [target.check(manifest, release, fixed, movable) for target in targets]
             record.update(blobs_skipped=primary.counts["blobs_skipped"],
                           would_upload_blobs=sum(e["would_upload_blobs"] for e in entries),
                           would_upload_bytes=sum(e["would_upload_bytes"] for e in entries),
@@ -75,15 +77,18 @@ class ContainerKind(ArtifactKind):
                 channel_marker.guard_registry(manifest.channel, target.destination, target.client)
                 if manifest.channel == "ci":
                     ownership.claim_registry(target.client, target.destination, target.repository, manifest.release)
+                    target.check_commit_tag(manifest, fixed)
         _push_everywhere(targets, fixed)
         for target in targets:  # every registry holds the manifest: now the tags, provenance, and the pointers
             if not target.already_there:
+                if manifest.channel == "ci":  # again: a release of the same commit may have pushed meanwhile
+                    target.check_commit_tag(manifest, fixed)
                 target.client.tag(target.repository, plan, fixed)
             if provenance.enabled(release):  # after the image it describes, before any pointer moves to it
                 target.provenance = provenance.attach_image(release, target.client, target.repository, plan.root,
                                                             target.name)
-            target.moved = pointers.move_image_tags(target.client, target.destination, target.repository, plan,
-                                                    movable, release)
+            target.moved = tag_moves.move_image_tags(target.client, target.destination, target.repository, plan,
+                                                     movable, release)
         record.update({count: sum(t.counts[count] for t in targets) for count in _COUNTS})
         record.update(status="already published" if all(t.already_there for t in targets) else "published",
                       tags=fixed + [p.pointer for p in primary.moved if p.moves],
@@ -153,20 +158,36 @@ class _Target:
         entry.update(self.counts)
         return entry
 
-    def check(self, manifest, release, movable):
+    def check(self, manifest, release, fixed, movable):
         """A dry run at this registry, read-only: it answers, accepts the credentials for reading, and has what."""
         claim = channel_marker.guard_registry(manifest.channel, self.destination, self.client, dry_run=True)
         owner = ownership.claim_registry(self.client, self.destination, self.repository, manifest.release,
                                          dry_run=True) if manifest.channel == "ci" else None
+        if manifest.channel == "ci":
+            self.check_commit_tag(manifest, fixed)
         present, missing, missing_bytes, root_there = self.client.check_push(self.repository, self.plan)
         there = "image {} there already at {}".format(self.plan.root["digest"][:19], self.destination.host) \
             if root_there else None
-        moved = pointers.move_image_tags(self.client, self.destination, self.repository, self.plan, movable, release,
-                                         dry_run=True)
+        moved = tag_moves.move_image_tags(self.client, self.destination, self.repository, self.plan, movable, release,
+                                          dry_run=True)
         self.counts["blobs_skipped"] = present
         return {"registry": self.destination.host, "repository": self.name, "blobs_skipped": present,
                 "would_upload_blobs": missing, "would_upload_bytes": missing_bytes,
                 "checks": [c for c in (claim, owner, there) if c], "pointers": [p.as_record(True) for p in moved]}
+
+
+    def check_commit_tag(self, manifest, fixed):
+        """A CI image's commit tag is immutable, as a jar's or a file's version is: a commit tag that names another
+        image (a build that is not reproducible, released again from another checkout) refuses the release before
+        anything of it is pushed, and again right before the tag is written; its pointers are left where they are."""
+        for tag in fixed:
+            there = self.client.tag_digest(self.repository, tag)
+            if there is not None and there != self.plan.root["digest"]:
+                raise ImmutableVersionError(
+                    "{}: {}:{} already names another image ({}, not {}); a CI commit tag is immutable, so nothing "
+                    "was pushed and no tag moved. Make the image reproducible (the same commit must build the same "
+                    "digest), or release a new commit.".format(manifest.release, self.name, tag, there[:19],
+                                                              self.plan.root["digest"][:19]))
 
 
 def _push_everywhere(targets, fixed):

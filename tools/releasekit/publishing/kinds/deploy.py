@@ -7,7 +7,7 @@ import concurrent.futures
 import hashlib
 import os
 
-from releasekit.core.errors import BlobNotInCacheError, DeployError, ReleasekitError
+from releasekit.core.errors import BlobNotInCacheError, DeployError, RefusedError, ReleasekitError
 from releasekit.publishing import deploy_yaml, flux_artifact, ownership, provenance
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note
 from releasekit.publishing.kinds.container import ContainerKind
@@ -88,17 +88,21 @@ class DeployKind(ArtifactKind):
         placeholders = {}
         for placeholder, image_release in sorted(fields["images"].items()):
             placeholders.setdefault(image_release, []).append(placeholder)
-        records, failures, misses = {}, [], []
+        records, failures, misses, refusals = {}, [], [], []
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, len(placeholders)))) as pool:
             for image_release, future in [(label, pool.submit(publish_image, label)) for label in placeholders]:
                 try:
                     records.update({placeholder: future.result() for placeholder in placeholders[image_release]})
                 except ReleasekitError as error:
                     misses += getattr(error, "digests", [])
+                    if isinstance(error, RefusedError):
+                        refusals.append(error)
                     failures.append("image {} ('{}'): {}: {}".format(image_release, "', '".join(
                         placeholders[image_release]), type(error).__name__, error))
         if failures:
             text = "{}: no deploy YAML was published, because {}".format(manifest.release, "; and ".join(failures))
+            if refusals:  # an image refused (owned by another label, a commit tag naming another image) refuses it too
+                raise type(refusals[0])(text)
             if misses:  # the images' blobs the remote cache lost: building the release here brings them
                 raise BlobNotInCacheError(text, misses)
             raise DeployError(text)

@@ -1,12 +1,12 @@
 """Jars: a pom, the jar and its classified jars, in Maven layout, to the channel's Maven store, then their signed
 provenance (`<artifact>-<version>.intoto.jsonl`, with checksums) before the metadata. A CI release's group:artifact must
-be its own (ownership.py)."""
+be its own (ownership.py), and the versions its pom names published (jar_dependencies.py)."""
 
 import os
 
 from releasekit.core.errors import UsageError
 from releasekit.core.versioning import release_version_setting
-from releasekit.publishing import maven, ownership, provenance
+from releasekit.publishing import jar_dependencies, maven, ownership, provenance
 from releasekit.publishing.kinds import ArtifactKind, dry_run_note, human_bytes
 
 
@@ -36,6 +36,8 @@ class JarKind(ArtifactKind):
         record = {"coordinates": "{}:{}".format(coordinates.group, coordinates.artifact), "version": version,
                   "store": destination.text, "files": [], "status": "dry run", "bytes_uploaded": 0}
         store = release.open_store(destination)
+        # Before anything is written: a pom names only versions the store holds.
+        unpublished = jar_dependencies.check(store, manifest, dependencies, version, release.dry_run)
         claim = release.guard_store(destination, store)
         owner = ownership.claim_store(store, coordinates.directory, manifest.release, "Maven artifact",
                                       release.dry_run) if manifest.channel == "ci" else None
@@ -49,8 +51,8 @@ class JarKind(ArtifactKind):
 
         result = publisher(store, coordinates, version, files, dry_run=release.dry_run,
                            provenance=signed if provenance.enabled(release) else None)
-        if claim or owner:
-            record["checks"] = [c for c in (claim, owner) if c]
+        if claim or owner or unpublished:
+            record["checks"] = [c for c in (claim, owner, unpublished) if c]
         record.update(version=result.version, files=result.files, status=result.status,
                       bytes_uploaded=result.bytes_uploaded, location=result.store, sha256=files[1].digests()["sha256"])
         return record
