@@ -299,7 +299,6 @@ class Agent:
         run.reported_cpu = report.get("cpu")
         return run
 
-
     def _pipeline_job(self, previous, environ, logs, shard, job, reports, launched):
         """One job of the generated pipeline: collect, then this shard's tests (its report kept in reports), or
         this shard's releases, gated on every test shard's report there."""
@@ -315,7 +314,7 @@ class Agent:
                                                              "report-tests-{}.json".format(shard.split("/")[0])))
         else:
             report, _ = self._releasekit(environ, logs, "dispatch", "--releases", paths["releases"], "--shard", shard,
-                                         "--test-reports", reports)
+                                         "--test-reports", reports, "--tests-selection", paths["tests"])
         outcomes = _outcomes(report)
         run = _commit_run(self.arm, outcomes, [o.label for o in outcomes if o.kind == "test"], _records(report))
         run.seconds = round(time.time() - launched, 2)

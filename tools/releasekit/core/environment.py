@@ -30,6 +30,10 @@ def _variable(*args, **kwargs):
 
 VARIABLES = []
 
+# Not a variable: the directory at the workspace root where a run keeps its logs, reports and build events unless
+# --logs says otherwise (dispatch writes it; the committed-inputs check knows it for releasekit's own).
+DEFAULT_LOGS_DIRECTORY = "releasekit-logs"
+
 CONFIG = _variable("RELEASEKIT_CONFIG", "the releasekit.yaml to use", "releasekit.yaml at the workspace root")
 RESOLVED_CONFIG = _variable(
     "RELEASEKIT_RESOLVED_CONFIG", "the destinations a run resolved once, as JSON, handed to each of its releases "

@@ -32,7 +32,8 @@ def tarball(files):
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name, data in sorted(files):
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = len(data), 0o644, 0, 0, 0, "", ""
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            info.uid, info.gid, info.uname, info.gname = 0, 0, "", ""
             archive.addfile(info, io.BytesIO(data))
     compressed = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0) as stream:

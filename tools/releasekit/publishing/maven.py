@@ -318,8 +318,9 @@ def publish_snapshot(store, coordinates, version, files, dry_run=False, provenan
             path = "{}/{}".format(directory, _file_name(coordinates, name_version, file))
             uploaded += _put_with_checksums(store, path, file, file.digests())
             written.append(path)
-        uploaded += _put_provenance(store, "{}/{}-{}.intoto.jsonl".format(directory, coordinates.artifact, name_version),
-                                    files, [_file_name(coordinates, name_version, f) for f in files], provenance, False)
+        signed = "{}/{}-{}.intoto.jsonl".format(directory, coordinates.artifact, name_version)
+        uploaded += _put_provenance(store, signed, files, [_file_name(coordinates, name_version, f) for f in files],
+                                    provenance, False)
         content = snapshot_metadata(coordinates, version, existing, timestamp, build_number,
                                     [(f.classifier, f.extension) for f in files], store.describe(metadata_path))
         _put_with_checksums(store, metadata_path, MavenFile("xml", content=content), file_digests(data=content))

@@ -21,7 +21,7 @@ from releasekit.core.errors import UncommittedInputsError
 log = logging.getLogger(__name__)
 CQUERY_TIMEOUT = 600
 BUILD_FILES = ("BUILD.bazel", "BUILD")
-OWN_OUTPUTS = ("releasekit-logs/",)  # what releasekit itself leaves at the workspace root (dispatch's default logs)
+OWN_OUTPUTS = (environment.DEFAULT_LOGS_DIRECTORY + "/",)  # what releasekit itself leaves at the workspace root
 
 
 def unseen(listed, workspace, target, environ, git):

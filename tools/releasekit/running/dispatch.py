@@ -62,7 +62,7 @@ class Dispatcher:
         self.bazel = bazel or Bazel(self.workspace)
         self.options = options or DispatchOptions()
         self.progress = progress or Progress()
-        self.report_dir = self.options.report_dir or os.path.join(self.workspace, "releasekit-logs")
+        self.report_dir = self.options.report_dir or os.path.join(self.workspace, environment.DEFAULT_LOGS_DIRECTORY)
         self.pinned = {}  # what every release of this run shares: the commit, and the destinations read once
         self.built_with_tests = {}  # release label -> its outputs, built by the tests' invocation as a build would
         self.started_fork_server = None  # started while Bazel built the releases; _fork_server takes it

@@ -102,9 +102,9 @@ class ContainerKind(ArtifactKind):
         return record
 
     def summary(self, record):
-        where = record["repository"]
-        if len(record.get("registries") or []) > 1:
-            where += " and {} mirror{}".format(len(record["registries"]) - 1, "s" if len(record["registries"]) > 2 else "")
+        where, mirrors = record["repository"], len(record.get("registries") or []) - 1
+        if mirrors > 0:
+            where += " and {} mirror{}".format(mirrors, "s" if mirrors > 1 else "")
         if record["dry_run"]:
             return "{} would publish {} to {} tags {} ({} to upload in {} blobs, {} blobs there already){}".format(
                 record["release"], record["digest"][:19], where, ",".join(record["tags"]),
