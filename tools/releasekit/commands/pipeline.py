@@ -1,5 +1,5 @@
 """releasekit pipeline: a sharded pipeline for Buildkite or GitHub Actions, test shards before release shards, that
-runs as generated (docs/pipelines.md)."""
+runs as generated (docs/running.md)."""
 
 from releasekit.commands.options import add_option
 from releasekit.core import environment

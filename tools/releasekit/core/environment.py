@@ -1,7 +1,7 @@
 """Every RELEASEKIT_* environment variable, in one table: name, meaning, default.
 
 Library code reads a variable through its entry here, and names it in messages through the entry too, so each
-name is spelled once. The README's table of variables is checked against this one by the tests.
+name is spelled once. docs/configuration.md's table of variables is checked against this one by the tests.
 """
 
 
@@ -111,7 +111,7 @@ def is_secret(name):
 
 
 def markdown_table():
-    """The README's table of variables."""
+    """docs/configuration.md's table of variables."""
     lines = ["| variable | meaning | default |", "|---|---|---|"]
     lines += ["| `{}` | {} | {} |".format(v.name, v.meaning, v.default) for v in VARIABLES]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ class Scheme:
     """One URL scheme of a store."""
 
     name: str
-    example: str  # how the README and errors show a URL of it
+    example: str  # how the docs and errors show a URL of it
     family: str  # schemes of one family reach the same data (http and https of a host)
     opener: str  # "module:Class" of the store, imported when one is opened
     check: object  # check(host, path, where, text): raises ConfigError on a URL the scheme cannot open
