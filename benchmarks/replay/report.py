@@ -35,19 +35,31 @@ def _mb(count):
     return "{:.1f} MB".format(count / 1e6) if count >= 1e5 else "{:.0f} kB".format(count / 1e3)
 
 
+def _load_at_end(machine):
+    """How busy the machine was as the run ended (its 15-minute load average: most of a run's length), and what that
+    says of the figures when it was more than the machine's cores."""
+    load = (machine.get("load_average_at_end") or [None, None, None])[2]
+    if load is None:
+        return ""
+    busy = load > machine["cores"]
+    return " and {} over its last 15 minutes{}".format(
+        load, " (other work shared the machine during the run: not a quiet run)" if busy else "")
+
+
 def _mode(mode, r):
     run, headline = r["run"], r["headline"]
     lines = ["### {}".format(TITLES[mode]), ""]
     lines.append("Seed {seed}, {services} services, {commits} commits, {workers} workers, {repeats} run{s} of the same "
                  "seed; the generated repository holds {releases} CI releases and {tests} tests (`bazel query`). "
                  "releasekit {commit}{dirty}, {date}, {minutes} minutes, on {cores} cores ({cpu}), {memory} GiB, "
-                 "load average {load} when it began.".format(
+                 "load average {load} when it began{ended}.".format(
                      seed=run["seed"], services=run["services"], commits=run["commits"], workers=run["workers"],
                      repeats=run["repeats"], s="" if run["repeats"] == 1 else "s", releases=run["ci_releases"],
                      tests=run["tests"], commit=r["source"]["commit"][:12],
                      dirty=" with uncommitted changes" if r["source"]["uncommitted_changes"] else "", date=r["date"],
                      minutes=run["minutes"], cores=r["machine"]["cores"], cpu=r["machine"]["cpu"] or "?",
-                     memory=r["machine"]["memory_gib"], load=r["machine"]["load_average_at_start"][0]))
+                     memory=r["machine"]["memory_gib"], load=r["machine"]["load_average_at_start"][0],
+                     ended=_load_at_end(r["machine"])))
     lines += ["", "Wall time per commit, median over the runs (lowest–highest run in brackets):", "",
               "| arm | P50 | P90 |", "|---|---|---|"]
     for arm in ARMS:

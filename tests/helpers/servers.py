@@ -104,10 +104,16 @@ class Registry:
         return [tag for tag in self.tags(repository) if not tag.startswith("sha256-")]
 
     def catalog(self):
+        """Every repository: the registry answers 100 a page, and a shared registry holds more."""
         auth = (self.username, self.password) if self.username else None
-        response = requests.get(self.url + "/v2/_catalog", auth=auth, timeout=10)
-        response.raise_for_status()
-        return response.json().get("repositories") or []
+        repositories, url = [], self.url + "/v2/_catalog?n=1000"
+        while url:
+            response = requests.get(url, auth=auth, timeout=10)
+            response.raise_for_status()
+            repositories += response.json().get("repositories") or []
+            following = response.links.get("next", {}).get("url")
+            url = self.url + following if following and following.startswith("/") else following
+        return repositories
 
     def stop(self):
         if self.process.poll() is None:
