@@ -3,10 +3,12 @@
 import os
 import shutil
 import subprocess
+import sys
 
 from .servers import REPO_ROOT
 
 BAZEL = os.path.join(REPO_ROOT, "tests", "bazel", "bazel")
+ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 
 
 def git(cwd, *args):
@@ -41,6 +43,19 @@ class Workspace:
         git(self.path, "add", "-A")
         git(self.path, "commit", "-q", "--allow-empty", "-m", message)
         return git(self.path, "rev-parse", "HEAD").strip()
+
+    def change(self, files, message):
+        """Write files ({path: text}; `.sh` files executable) and commit them. Returns the commit."""
+        for name, text in files.items():
+            self.write(name, text, executable=name.endswith(".sh"))
+        return self.commit(message)
+
+    def releasekit(self, command, *args, env=None):
+        """Run `releasekit COMMAND ARGS` here as CI does (CI=true, the offline Bazel, this workspace's cache)."""
+        run_env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=self.cache, CI="true")
+        run_env.update(env or {})
+        return subprocess.run([sys.executable, ENTRY, command, *args], cwd=self.path, capture_output=True, text=True,
+                              env=run_env, timeout=900)
 
     def write(self, relative, text, executable=False):
         path = os.path.join(self.path, relative)
@@ -86,3 +101,26 @@ class Workspace:
 
     def shutdown(self):
         subprocess.run([BAZEL, "shutdown"], cwd=self.path, capture_output=True, timeout=120)
+
+
+def rules_monorepo(tmp_path_factory, name, files, workspace_lines=(), before_commit=None):
+    """A module fixture's body (yield from it): a git checkout whose WORKSPACE brings in these rules (then
+    workspace_lines), its .gitignore first (files[".gitignore"]), then files ({path: text}; `.sh` executable)
+    committed as "the monorepo". Its `base` is the commit before them and its `cache` a directory for releasekit's
+    home cache; before_commit(workspace) adds what is not text. Its Bazel server is stopped afterwards."""
+    path = tmp_path_factory.mktemp(name) / "repo"
+    path.mkdir()
+    workspace = Workspace(str(path))
+    lines = ['local_repository(name = "rules_release", path = "{}")'.format(REPO_ROOT), *workspace_lines]
+    workspace.write("WORKSPACE", "\n\n".join(lines) + "\n")
+    workspace.write(".gitignore", files[".gitignore"])
+    workspace.init_git()
+    workspace.base = git(workspace.path, "rev-parse", "HEAD").strip()
+    workspace.cache = str(tmp_path_factory.mktemp(name + "-cache"))
+    if before_commit is not None:
+        before_commit(workspace)
+    workspace.change(files, "the monorepo")
+    try:
+        yield workspace
+    finally:
+        workspace.shutdown()

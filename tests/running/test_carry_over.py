@@ -5,13 +5,11 @@ selected again until it publishes; from the history (`ci`) and from the previous
 import json
 import os
 import socket
-import subprocess
-import sys
 
 import pytest
 
 from helpers.servers import REPO_ROOT
-from helpers.workspace import BAZEL, Workspace, git
+from helpers.workspace import git, rules_monorepo
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 LOAD = 'load("@rules_release//rules:defs.bzl", "container_release", "image_layout")\n\n'
@@ -36,34 +34,7 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("carry") / "repo"
-    path.mkdir()
-    workspace = Workspace(str(path))
-    workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
-    workspace.write(".gitignore", FILES[".gitignore"])
-    workspace.init_git()
-    for name, text in FILES.items():
-        workspace.write(name, text, executable=name.endswith(".sh"))
-    workspace.commit("the monorepo")
-    workspace.cache = str(tmp_path_factory.mktemp("carry-cache"))
-    try:
-        yield workspace
-    finally:
-        workspace.shutdown()
-
-
-def run(repo, command, *args, env=None):
-    run_env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=repo.cache, CI="true")
-    run_env.update(env or {})
-    return subprocess.run([sys.executable, ENTRY, command, *args], cwd=repo.path, capture_output=True, text=True,
-                          env=run_env, timeout=900)
-
-
-def change(repo, files, message):
-    for name, text in files.items():
-        repo.write(name, text, executable=name.endswith(".sh"))
-    repo.commit(message)
-    return git(repo.path, "rev-parse", "HEAD").strip()
+    yield from rules_monorepo(tmp_path_factory, "carry", FILES)
 
 
 def outcomes_of(report):
@@ -83,16 +54,16 @@ def test_what_a_green_run_left_undone_is_run_again_until_it_passes_or_is_broken(
     env = {"RELEASEKIT_CONFIG": str(tmp_path / "releasekit.yaml")}
 
     def ci(name, base, *args):
-        result = run(repo, "ci", "--base", base, "--head", "HEAD", "--quarantine", str(tmp_path / "quarantine.txt"),
-                     "--logs", str(tmp_path / name), *args, env=env)
+        result = repo.releasekit("ci", "--base", base, "--head", "HEAD", "--quarantine",
+                                 str(tmp_path / "quarantine.txt"), "--logs", str(tmp_path / name), *args, env=env)
         assert "Traceback" not in result.stderr, result.stderr
         return result, outcomes_of(tmp_path / name / "report.json")
 
     root = git(repo.path, "rev-parse", "HEAD").strip()
     # Run N: the library breaks; its test is quarantined, fails every attempt, and holds back both releases (gate
     # all). The run is green.
-    broken = change(repo, {"libs/q/q.sh": "#!/bin/sh\necho broke\n", "apps/other/run.sh": "#!/bin/sh\necho other 2\n"},
-                    "break q, change the other app")
+    broken = repo.change({"libs/q/q.sh": "#!/bin/sh\necho broke\n", "apps/other/run.sh": "#!/bin/sh\necho other 2\n"},
+                         "break q, change the other app")
     result, outcomes = ci("run1", root)
     assert result.returncode == 0, result.stdout + result.stderr
     assert outcomes["//libs/q:q_test"]["status"] == "failed" and outcomes["//libs/q:q_test"]["quarantined"]
@@ -100,7 +71,7 @@ def test_what_a_green_run_left_undone_is_run_again_until_it_passes_or_is_broken(
 
     # Run N+1 changes the app alone: from the history, the quarantined test runs again, fails at a second
     # consecutive commit: broken, the run fails, and nothing publishes.
-    touched = change(repo, {"apps/qapp/run.sh": "#!/bin/sh\n. /q.sh\necho qapp 2\n"}, "change the app alone")
+    touched = repo.change({"apps/qapp/run.sh": "#!/bin/sh\n. /q.sh\necho qapp 2\n"}, "change the app alone")
     result, outcomes = ci("run2", broken)
     assert result.returncode == 1, result.stdout + result.stderr
     assert outcomes["//libs/q:q_test"]["status"] == "failed" and not outcomes["//libs/q:q_test"]["quarantined"]
@@ -110,9 +81,9 @@ def test_what_a_green_run_left_undone_is_run_again_until_it_passes_or_is_broken(
     assert not [name for name in registry.catalog() if name.startswith("carry/")]
 
     # collect given run N's report selects both again, whatever its own change reaches, and says why.
-    collected = run(repo, "collect", "--base", broken, "--head", "HEAD", "--previous-report",
-                    str(tmp_path / "run1" / "report.json"), "--tests-out", str(tmp_path / "tests.json"),
-                    "--releases-out", str(tmp_path / "releases.json"), env=env)
+    collected = repo.releasekit("collect", "--base", broken, "--head", "HEAD", "--previous-report",
+                                str(tmp_path / "run1" / "report.json"), "--tests-out", str(tmp_path / "tests.json"),
+                                "--releases-out", str(tmp_path / "releases.json"), env=env)
     assert collected.returncode == 0, collected.stdout + collected.stderr
     tests = {t["label"]: t["reasons"] for t in json.load(open(tmp_path / "tests.json"))["targets"]}
     releases = {t["label"]: t["reasons"] for t in json.load(open(tmp_path / "releases.json"))["targets"]}
@@ -121,18 +92,18 @@ def test_what_a_green_run_left_undone_is_run_again_until_it_passes_or_is_broken(
     assert releases["//apps/other:other.ci"] == ["carried over from {}: held back".format(broken[:12])]
 
     # The fix: the test passes, and both releases, the one nothing of this change reaches too, publish.
-    change(repo, {"libs/q/q.sh": WORKS}, "mend q")
+    repo.change({"libs/q/q.sh": WORKS}, "mend q")
     result, outcomes = ci("run3", touched)
     assert result.returncode == 0, result.stdout + result.stderr
     assert outcomes["//libs/q:q_test"]["status"] == "passed"
     assert {outcomes[label]["status"] for label in ("//apps/qapp:qapp.ci", "//apps/other:other.ci")} == {"published"}
 
     # Done: the next run carries nothing over.
-    change(repo, {"apps/qapp/run.sh": FILES["apps/qapp/run.sh"]}, "the app as it was")
+    repo.change({"apps/qapp/run.sh": FILES["apps/qapp/run.sh"]}, "the app as it was")
     head = git(repo.path, "rev-parse", "HEAD").strip()
-    collected = run(repo, "collect", "--base", "HEAD~1", "--head", head, "--history", history,
-                    "--tests-out", str(tmp_path / "tests4.json"), "--releases-out", str(tmp_path / "releases4.json"),
-                    env=env)
+    collected = repo.releasekit("collect", "--base", "HEAD~1", "--head", head, "--history", history,
+                                "--tests-out", str(tmp_path / "tests4.json"),
+                                "--releases-out", str(tmp_path / "releases4.json"), env=env)
     assert collected.returncode == 0, collected.stdout + collected.stderr
     assert [t["label"] for t in json.load(open(tmp_path / "releases4.json"))["targets"]] == ["//apps/qapp:qapp.ci"]
     assert json.load(open(tmp_path / "tests4.json"))["targets"] == []
@@ -147,13 +118,13 @@ def test_when_the_history_cannot_be_read_ci_publishes_nothing(repo, registry, tm
         "channels:\n  ci: {{registry: 'http://{0}/carryx'}}\n  dev: {{registry: 'http://{0}/carryx-dev'}}\n"
         "history: 'http://127.0.0.1:{1}/history'\n".format(registry.host, port))
     base = git(repo.path, "rev-parse", "HEAD").strip()
-    change(repo, {"apps/other/run.sh": "#!/bin/sh\necho other 3\n"}, "change the other app")
-    result = run(repo, "ci", "--base", base, "--head", "HEAD", "--logs", str(tmp_path / "logs"),
-                 env={"RELEASEKIT_CONFIG": str(tmp_path / "releasekit.yaml")})
+    repo.change({"apps/other/run.sh": "#!/bin/sh\necho other 3\n"}, "change the other app")
+    result = repo.releasekit("ci", "--base", base, "--head", "HEAD", "--logs", str(tmp_path / "logs"),
+                             env={"RELEASEKIT_CONFIG": str(tmp_path / "releasekit.yaml")})
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
     outcomes = outcomes_of(tmp_path / "logs" / "report.json")
     assert outcomes["//apps/other:other.ci"]["status"] == "held back"
     assert "what the last run of this branch left undone is not known: the run history" in \
         outcomes["//apps/other:other.ci"]["reason"]
     assert not [name for name in registry.catalog() if name.startswith("carryx/")]
-    change(repo, {"apps/other/run.sh": FILES["apps/other/run.sh"]}, "the other app as it was")
+    repo.change({"apps/other/run.sh": FILES["apps/other/run.sh"]}, "the other app as it was")

@@ -12,7 +12,7 @@ import pytest
 
 from helpers.releases import make_jar
 from helpers.servers import REPO_ROOT
-from helpers.workspace import BAZEL, Workspace, git
+from helpers.workspace import git, rules_monorepo
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 LOAD = ('load("@rules_release//rules:defs.bzl", "artifact_ci_release", "container_release", "deploy_release", '
@@ -75,32 +75,14 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("gate") / "repo"
-    path.mkdir()
-    workspace = Workspace(str(path))
-    workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n\n'
-                                 'local_repository(name = "corelib", path = "corelib")\n'.format(REPO_ROOT))
-    workspace.write(".gitignore", FILES[".gitignore"])
-    workspace.init_git()
-    workspace.base = git(workspace.path, "rev-parse", "HEAD").strip()
-    for name, text in FILES.items():
-        workspace.write(name, text, executable=name.endswith(".sh"))
-    make_jar(os.path.join(workspace.path, "jars", "base.jar"), "base 1")
-    make_jar(os.path.join(workspace.path, "jars", "top.jar"), "top 1")
-    workspace.commit("the monorepo")
-    workspace.cache = str(tmp_path_factory.mktemp("gate-cache"))
-    workspace.markers = str(tmp_path_factory.mktemp("gate-markers"))
-    try:
-        yield workspace
-    finally:
-        workspace.shutdown()
+    def jars_and_markers(workspace):
+        os.makedirs(os.path.join(workspace.path, "jars"), exist_ok=True)
+        make_jar(os.path.join(workspace.path, "jars", "base.jar"), "base 1")
+        make_jar(os.path.join(workspace.path, "jars", "top.jar"), "top 1")
+        workspace.markers = str(tmp_path_factory.mktemp("gate-markers"))
 
-
-def run(repo, command, *args, env=None):
-    run_env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=repo.cache, CI="true")
-    run_env.update(env or {})
-    return subprocess.run([sys.executable, ENTRY, command, *args], cwd=repo.path, capture_output=True, text=True,
-                          env=run_env, timeout=900)
+    yield from rules_monorepo(tmp_path_factory, "gate", FILES, ['local_repository(name = "corelib", path = "corelib")'],
+                              jars_and_markers)
 
 
 def config(tmp_path, registry, namespace, extra=""):
@@ -125,23 +107,17 @@ def outcomes_of(report):
     return {t["label"]: t for t in json.load(open(report))["targets"]}
 
 
-def change(repo, files, message):
-    for name, text in files.items():
-        repo.write(name, text, executable=name.endswith(".sh"))
-    return repo.commit(message)
-
-
 def test_a_failing_library_test_holds_back_every_release_that_packages_the_library(repo, registry, tmp_path):
     """Hole 1. Before: `ci` held back only releases in the failing test's package, so the image that packages
     lib.sh from another package was published, `stable` and the deploy `latest` moved to the broken commit."""
     base = git(repo.path, "rev-parse", "HEAD").strip()
-    change(repo, {"libs/lib/lib.sh": "#!/bin/sh\necho broke\n", "apps/other/run.sh": "#!/bin/sh\necho other v2\n"},
-           "break the library, change another app")
+    repo.change({"libs/lib/lib.sh": "#!/bin/sh\necho broke\n", "apps/other/run.sh": "#!/bin/sh\necho other v2\n"},
+                "break the library, change another app")
     env = config(tmp_path, registry, "hole1")
 
     # The default gate: all or nothing.
-    result = run(repo, "ci", "--base", base, "--head", "HEAD", "--logs", str(tmp_path / "logs"), "--report",
-                 str(tmp_path / "all.json"), env=env)
+    result = repo.releasekit("ci", "--base", base, "--head", "HEAD", "--logs", str(tmp_path / "logs"), "--report",
+                             str(tmp_path / "all.json"), env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     outcomes = outcomes_of(tmp_path / "all.json")
     assert outcomes["//libs/lib:lib_test"]["status"] == "failed"
@@ -159,8 +135,8 @@ def test_a_failing_library_test_holds_back_every_release_that_packages_the_libra
 
     # The narrower gate, from releasekit.yaml: the release that shares no dependency with the failing test runs.
     env = config(tmp_path, registry, "hole1", "gate: deps\n")
-    result = run(repo, "ci", "--base", base, "--head", "HEAD", "--logs", str(tmp_path / "logs"), "--report",
-                 str(tmp_path / "deps.json"), env=env)
+    result = repo.releasekit("ci", "--base", base, "--head", "HEAD", "--logs", str(tmp_path / "logs"), "--report",
+                             str(tmp_path / "deps.json"), env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "gate: deps (by dependencies" in result.stdout
     assert "chosen by {}: gate".format(env["RELEASEKIT_CONFIG"]) in result.stdout
@@ -172,21 +148,22 @@ def test_a_failing_library_test_holds_back_every_release_that_packages_the_libra
     assert registry.tags("hole1/gate/app") == [] and not os.path.exists(tmp_path / "stores" / "deploy")
 
     # --gate wins over the file.
-    result = run(repo, "ci", "--base", base, "--head", "HEAD", "--gate", "all", "--logs", str(tmp_path / "logs"),
-                 "--report", str(tmp_path / "flag.json"), env=env)
+    result = repo.releasekit("ci", "--base", base, "--head", "HEAD", "--gate", "all", "--logs", str(tmp_path / "logs"),
+                             "--report", str(tmp_path / "flag.json"), env=env)
     assert "chosen by --gate" in result.stdout
     assert outcomes_of(tmp_path / "flag.json")["//apps/other:other.ci"]["reason"] == held
-    change(repo, {"libs/lib/lib.sh": FILES["libs/lib/lib.sh"]}, "mend the library")
+    repo.change({"libs/lib/lib.sh": FILES["libs/lib/lib.sh"]}, "mend the library")
 
 
 def test_dispatch_publishes_only_what_passed_its_tests(repo, registry, tmp_path):
     """Hole 2. Before: `dispatch --tests ... --releases ...`, the README's first example, published whatever
     the tests said, and `dispatch --releases` alone published untested."""
-    change(repo, {"apps/other/run.sh": "#!/bin/sh\necho broke\n"}, "break the other app")
+    repo.change({"apps/other/run.sh": "#!/bin/sh\necho broke\n"}, "break the other app")
     env = config(tmp_path, registry, "hole2")
     tests = selection(tmp_path, "tests.json", ["//libs/lib:lib_test", "//apps/other:other_test"])
     releases = selection(tmp_path, "releases.json", ["//apps/app:app.ci", "//apps/other:other.ci"], "releases")
-    result = run(repo, "dispatch", "--tests", tests, "--releases", releases, "--logs", str(tmp_path / "logs"), env=env)
+    result = repo.releasekit("dispatch", "--tests", tests, "--releases", releases, "--logs", str(tmp_path / "logs"),
+                             env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     outcomes = outcomes_of(tmp_path / "logs" / "report.json")
     assert outcomes["//apps/other:other_test"]["status"] == "failed"
@@ -198,21 +175,22 @@ def test_dispatch_publishes_only_what_passed_its_tests(repo, registry, tmp_path)
     assert skipped == {label: "held back (gate all): 1 test of the run did not pass: //apps/other:other_test failed"
                        for label in ("//apps/app:app.ci", "//apps/other:other.ci")}
 
-    alone = run(repo, "dispatch", "--releases", releases, "--logs", str(tmp_path / "alone"), env=env)
+    alone = repo.releasekit("dispatch", "--releases", releases, "--logs", str(tmp_path / "alone"), env=env)
     assert alone.returncode == 2 and "pass --tests" in alone.stderr and "Traceback" not in alone.stderr
     assert not os.path.exists(tmp_path / "alone") and not [n for n in registry.catalog() if n.startswith("hole2/")]
-    change(repo, {"apps/other/run.sh": FILES["apps/other/run.sh"]}, "mend the other app")
+    repo.change({"apps/other/run.sh": FILES["apps/other/run.sh"]}, "mend the other app")
 
 
 def test_the_deps_gate_follows_what_build_files_name_into_other_repositories(repo, registry, tmp_path):
     """A library of another repository that a failing test tests and an image packages is a shared dependency; the
     rules' own machinery there (test runners, the release rules' tools), which every test and release has, is not.
     Before: only this repository's targets counted, and the image was published."""
-    change(repo, {"corelib/core.sh": "#!/bin/sh\necho broke\n"}, "break the other repository's library")
+    repo.change({"corelib/core.sh": "#!/bin/sh\necho broke\n"}, "break the other repository's library")
     env = config(tmp_path, registry, "external", "gate: deps\n")
     tests = selection(tmp_path, "tests.json", ["//libs/core:core_test", "//apps/other:other_test"])
     releases = selection(tmp_path, "releases.json", ["//apps/coreapp:coreapp.ci", "//apps/other:other.ci"], "releases")
-    result = run(repo, "dispatch", "--tests", tests, "--releases", releases, "--logs", str(tmp_path / "logs"), env=env)
+    result = repo.releasekit("dispatch", "--tests", tests, "--releases", releases, "--logs", str(tmp_path / "logs"),
+                             env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     outcomes = outcomes_of(tmp_path / "logs" / "report.json")
     assert outcomes["//libs/core:core_test"]["status"] == "failed"
@@ -220,7 +198,7 @@ def test_the_deps_gate_follows_what_build_files_name_into_other_repositories(rep
                                                                "(shares @corelib//:core.sh)")
     assert outcomes["//apps/other:other.ci"]["status"] == "published"
     assert registry.tags("external/gate/coreapp") == [] and registry.tags("external/gate/other")
-    change(repo, {"corelib/core.sh": FILES["corelib/core.sh"]}, "mend it")
+    repo.change({"corelib/core.sh": FILES["corelib/core.sh"]}, "mend it")
 
 
 def test_a_quarantined_test_cannot_hide_a_regression(repo, registry, tmp_path):
@@ -239,14 +217,14 @@ def test_a_quarantined_test_cannot_hide_a_regression(repo, registry, tmp_path):
         if os.path.exists(marker):
             os.unlink(marker)
         selected = ["--tests", tests] if command == "dispatch" else []
-        result = run(repo, command, *selected, "--quarantine", "auto", "--flaky-test-attempts", "2", "--logs",
-                     str(tmp_path / name), *args, *flags, env=env)
+        result = repo.releasekit(command, *selected, "--quarantine", "auto", "--flaky-test-attempts", "2", "--logs",
+                                 str(tmp_path / name), *args, *flags, env=env)
         return result, outcomes_of(tmp_path / name / "report.json")
 
     for number in (1, 2):  # it flakes twice: quarantined from the third run on
         result, outcomes = dispatch("run{}".format(number))
         assert result.returncode == 0 and outcomes["//libs/q:flaky_test"]["status"] == "flaky", result.stdout
-    broken_at = change(repo, {"libs/q/q.sh": "#!/bin/sh\necho broke\n"}, "break q")
+    broken_at = repo.change({"libs/q/q.sh": "#!/bin/sh\necho broke\n"}, "break q")
 
     # Every attempt fails: a failure (in the report, in JUnit), quarantined (the run stays green), and the release
     # that packages what it tests is held back; the other, by the deps gate, publishes.
@@ -271,7 +249,7 @@ def test_a_quarantined_test_cannot_hide_a_regression(repo, registry, tmp_path):
     git(repo.path, "checkout", "--", "libs/q/q.sh")
 
     # The next commit fails every attempt too: broken, not flaky. Out of quarantine, and the run fails.
-    change(repo, {"libs/q/q.sh": "#!/bin/sh\necho broke again\n"}, "still broken")
+    repo.change({"libs/q/q.sh": "#!/bin/sh\necho broke again\n"}, "still broken")
     result, outcomes = dispatch("run4", "--releases", releases, "--gate", "deps")
     assert result.returncode == 1, result.stdout + result.stderr
     flaky = outcomes["//libs/q:flaky_test"]
@@ -297,7 +275,7 @@ def test_a_quarantined_test_cannot_hide_a_regression(repo, registry, tmp_path):
     assert "<tr class='red'><td>//libs/q:flaky_test</td>" in page
     assert "held back (gate deps): //libs/q:flaky_test" in page
     assert os.stat(out).st_mode & 0o777 == 0o644
-    change(repo, {"libs/q/q.sh": FILES["libs/q/q.sh"]}, "mend q")
+    repo.change({"libs/q/q.sh": FILES["libs/q/q.sh"]}, "mend q")
 
 
 def test_a_release_whose_dependency_release_did_not_publish_is_held_back(repo, registry, tmp_path):
@@ -305,16 +283,17 @@ def test_a_release_whose_dependency_release_did_not_publish_is_held_back(repo, r
     the same run was published (and Maven resolved an app that failed with NoSuchMethodError)."""
     env = config(tmp_path, registry, "hole4")
     tests = selection(tmp_path, "tests.json", ["//apps/other:other_test"])
-    first = run(repo, "dispatch", "--tests", tests, "--releases", selection(tmp_path, "base.json", ["//jars:base.ci"],
-                                                                            "releases"), "--logs",
-                str(tmp_path / "one"), env=env)
+    base_only = selection(tmp_path, "base.json", ["//jars:base.ci"], "releases")
+    first = repo.releasekit("dispatch", "--tests", tests, "--releases", base_only, "--logs", str(tmp_path / "one"),
+                            env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     make_jar(os.path.join(repo.path, "jars", "base.jar"), "base 2: other classes, the same version")
     make_jar(os.path.join(repo.path, "jars", "top.jar"), "top 2")
     repo.commit("new jars, base's version unchanged")
     releases = selection(tmp_path, "releases.json", ["//jars:base.ci", "//jars:top.ci", "//jars:notes_after_base.ci"],
                          "releases")
-    result = run(repo, "dispatch", "--tests", tests, "--releases", releases, "--logs", str(tmp_path / "two"), env=env)
+    result = repo.releasekit("dispatch", "--tests", tests, "--releases", releases, "--logs", str(tmp_path / "two"),
+                             env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     outcomes = outcomes_of(tmp_path / "two" / "report.json")
     assert outcomes["//jars:base.ci"]["status"] == "refused", outcomes["//jars:base.ci"]
@@ -341,17 +320,17 @@ def test_release_shards_learn_the_test_shards_outcome(repo, registry, tmp_path):
 
     def test_shards(reports, selected=tests):
         for index in (1, 2):
-            result = run(repo, "dispatch", "--tests", selected, "--shard", "{}/2".format(index), "--logs",
-                         str(tmp_path / "logs"), "--report", str(reports / "report-tests-{}.json".format(index)),
-                         env=env)
+            result = repo.releasekit("dispatch", "--tests", selected, "--shard", "{}/2".format(index), "--logs",
+                                     str(tmp_path / "logs"), "--report",
+                                     str(reports / "report-tests-{}.json".format(index)), env=env)
             assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
 
     def release_shards(name, *args, gated=("--tests-selection", tests)):
         results = []
         for index in (1, 2):
             report = tmp_path / "{}-{}.json".format(name, index)
-            results.append((run(repo, "dispatch", "--releases", releases, "--shard", "{}/2".format(index), *args,
-                                *gated, "--logs", str(tmp_path / "logs"), "--report", str(report), env=env),
+            results.append((repo.releasekit("dispatch", "--releases", releases, "--shard", "{}/2".format(index), *args,
+                                            *gated, "--logs", str(tmp_path / "logs"), "--report", str(report), env=env),
                             outcomes_of(report) if report.exists() else None))
         return results
 
@@ -362,7 +341,7 @@ def test_release_shards_learn_the_test_shards_outcome(repo, registry, tmp_path):
         assert result.returncode == 2 and "pass --tests-selection FILE" in result.stderr and outcomes is None
 
     # A failing test in one shard holds back every release of every release shard.
-    change(repo, {"libs/lib/lib.sh": "#!/bin/sh\necho broke\n"}, "break the library")
+    repo.change({"libs/lib/lib.sh": "#!/bin/sh\necho broke\n"}, "break the library")
     failing = tmp_path / "failing"
     failing.mkdir()
     test_shards(failing)
@@ -372,7 +351,7 @@ def test_release_shards_learn_the_test_shards_outcome(repo, registry, tmp_path):
         assert all("//libs/lib:lib_test failed" in o["reason"] for o in outcomes.values())
 
     # Reports of another commit, or of one shard of two, say nothing of this commit's tests.
-    change(repo, {"libs/lib/lib.sh": FILES["libs/lib/lib.sh"]}, "mend the library")
+    repo.change({"libs/lib/lib.sh": FILES["libs/lib/lib.sh"]}, "mend the library")
     for result, outcomes in release_shards("stale", "--test-reports", str(failing)):
         assert result.returncode == 1 and {o["status"] for o in outcomes.values()} == {"held back"}
         assert all("tested commit" in o["reason"] and "not this run's" in o["reason"] for o in outcomes.values())
@@ -418,8 +397,8 @@ def test_release_shards_learn_the_test_shards_outcome(repo, registry, tmp_path):
 def test_a_gate_or_quarantine_setting_that_does_not_parse_is_a_usage_error(repo, registry, tmp_path, args, yaml,
                                                                            message):
     base = git(repo.path, "rev-list", "--max-parents=0", "HEAD").strip()
-    result = run(repo, "ci", "--base", base, "--head", "HEAD", "--logs", str(tmp_path / "logs"), *args,
-                 env=config(tmp_path, registry, "badoption", yaml))
+    result = repo.releasekit("ci", "--base", base, "--head", "HEAD", "--logs", str(tmp_path / "logs"), *args,
+                             env=config(tmp_path, registry, "badoption", yaml))
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "logs")  # nothing ran: no collect, no test, no release

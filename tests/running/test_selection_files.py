@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from helpers.servers import REPO_ROOT
-from helpers.workspace import BAZEL, Workspace
+from helpers.workspace import BAZEL, rules_monorepo
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 FILES = {
@@ -31,20 +31,7 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("files") / "repo"
-    path.mkdir()
-    workspace = Workspace(str(path))
-    workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n'.format(REPO_ROOT))
-    workspace.write(".gitignore", FILES[".gitignore"])
-    workspace.init_git()
-    for name, text in FILES.items():
-        workspace.write(name, text, executable=name.endswith(".sh"))
-    workspace.commit("the monorepo")
-    workspace.cache = str(tmp_path_factory.mktemp("files-cache"))
-    try:
-        yield workspace
-    finally:
-        workspace.shutdown()
+    yield from rules_monorepo(tmp_path_factory, "files", FILES)
 
 
 def dispatch(repo, tmp_path, name, tests, releases, *args):

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from helpers.servers import REPO_ROOT
-from helpers.workspace import BAZEL, Workspace, git
+from helpers.workspace import BAZEL, git, rules_monorepo
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 FILES = {
@@ -33,21 +33,8 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bazelignore") / "repo"
-    path.mkdir()
-    workspace = Workspace(str(path))
-    workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n\nlocal_repository(name = '
-                                 '"vendored", path = "third_party/vendored")\n'.format(REPO_ROOT))
-    workspace.write(".gitignore", FILES[".gitignore"])
-    workspace.init_git()
-    for name, text in FILES.items():
-        workspace.write(name, text, executable=name.endswith(".sh"))
-    workspace.commit("the monorepo")
-    workspace.cache = str(tmp_path_factory.mktemp("bazelignore-cache"))
-    try:
-        yield workspace
-    finally:
-        workspace.shutdown()
+    yield from rules_monorepo(tmp_path_factory, "bazelignore", FILES,
+                              ['local_repository(name = "vendored", path = "third_party/vendored")'])
 
 
 def collected(repo, tmp_path, files, message):

@@ -5,13 +5,11 @@ test fails."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from helpers.servers import REPO_ROOT
-from helpers.workspace import BAZEL, Workspace, git
+from helpers.workspace import git, rules_monorepo
 
 ENTRY = os.path.join(REPO_ROOT, "tools", "releasekit_entry.py")
 TOOL = "#!/bin/sh\necho stamped > \"$1\"\n"
@@ -70,39 +68,12 @@ sh_test(name = "other_test", srcs = ["other_test.sh"], data = ["other.txt"])
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("toolchains") / "repo"
-    path.mkdir()
-    workspace = Workspace(str(path))
-    workspace.write("WORKSPACE", 'local_repository(name = "rules_release", path = "{}")\n\n'
-                                 'register_toolchains("//tools/tc:tc")\n'.format(REPO_ROOT))
-    workspace.write(".gitignore", FILES[".gitignore"])
-    workspace.init_git()
-    for name, text in FILES.items():
-        workspace.write(name, text, executable=name.endswith(".sh"))
-    workspace.commit("the monorepo")
-    workspace.cache = str(tmp_path_factory.mktemp("toolchains-cache"))
-    try:
-        yield workspace
-    finally:
-        workspace.shutdown()
-
-
-def run(repo, command, *args, env=None):
-    run_env = dict(os.environ, RELEASEKIT_BAZEL=BAZEL, XDG_CACHE_HOME=repo.cache, CI="true")
-    run_env.update(env or {})
-    return subprocess.run([sys.executable, ENTRY, command, *args], cwd=repo.path, capture_output=True, text=True,
-                          env=run_env, timeout=900)
-
-
-def change(repo, files, message):
-    for name, text in files.items():
-        repo.write(name, text, executable=name.endswith(".sh"))
-    repo.commit(message)
+    yield from rules_monorepo(tmp_path_factory, "toolchains", FILES, ['register_toolchains("//tools/tc:tc")'])
 
 
 def collected(repo, tmp_path, base):
-    result = run(repo, "collect", "--base", base, "--head", "HEAD", "--tests-out", str(tmp_path / "tests.json"),
-                 "--releases-out", str(tmp_path / "releases.json"))
+    result = repo.releasekit("collect", "--base", base, "--head", "HEAD", "--tests-out", str(tmp_path / "tests.json"),
+                             "--releases-out", str(tmp_path / "releases.json"))
     assert result.returncode == 0, result.stdout + result.stderr
     return ({t["label"]: t["reasons"] for t in json.load(open(tmp_path / "tests.json"))["targets"]},
             {t["label"]: t["reasons"] for t in json.load(open(tmp_path / "releases.json"))["targets"]})
@@ -111,7 +82,7 @@ def collected(repo, tmp_path, base):
 def test_a_change_to_a_toolchains_tool_selects_what_resolves_the_toolchain(repo, tmp_path):
     """Before: the tool's test was selected, the release its rule builds with the tool was not."""
     base = git(repo.path, "rev-parse", "HEAD").strip()
-    change(repo, {"tools/tc/stamp.sh": "#!/bin/sh\necho stamped twice > \"$1\"\n"}, "change the tool")
+    repo.change({"tools/tc/stamp.sh": "#!/bin/sh\necho stamped twice > \"$1\"\n"}, "change the tool")
     tests, releases = collected(repo, tmp_path, base)
     assert set(tests) == {"//tools/tc:stamp_test"}
     assert set(releases) == {"//apps/notes:notes.ci"}
@@ -121,10 +92,10 @@ def test_a_change_to_a_toolchains_tool_selects_what_resolves_the_toolchain(repo,
     base = git(repo.path, "rev-parse", "HEAD").strip()
     build = FILES["tools/tc/BUILD.bazel"].replace('toolchain_type = ":type")',
                                                   'toolchain_type = ":type", visibility = ["//visibility:public"])')
-    change(repo, {"tools/tc/BUILD.bazel": build}, "change the toolchain rule")
+    repo.change({"tools/tc/BUILD.bazel": build}, "change the toolchain rule")
     tests, releases = collected(repo, tmp_path, base)
     assert set(releases) == {"//apps/notes:notes.ci"}
-    change(repo, {"tools/tc/stamp.sh": TOOL, "tools/tc/BUILD.bazel": FILES["tools/tc/BUILD.bazel"]}, "as it was")
+    repo.change({"tools/tc/stamp.sh": TOOL, "tools/tc/BUILD.bazel": FILES["tools/tc/BUILD.bazel"]}, "as it was")
 
 
 def test_a_recorded_target_graph_follows_the_toolchain_too(repo, tmp_path):
@@ -133,16 +104,16 @@ def test_a_recorded_target_graph_follows_the_toolchain_too(repo, tmp_path):
     graphs = "file://{}".format(tmp_path / "graphs")
     for number in (1, 2):  # the first run records the graph of these BUILD files, the second reads it
         base = git(repo.path, "rev-parse", "HEAD").strip()
-        change(repo, {"tools/tc/stamp.sh": "#!/bin/sh\necho stamped {} > \"$1\"\n".format(number)}, "the tool")
-        result = run(repo, "collect", "--base", base, "--head", "HEAD", "--target-graphs", graphs,
-                     "--record-target-graphs", "--tests-out", str(tmp_path / "tests.json"), "--releases-out",
-                     str(tmp_path / "releases.json"))
+        repo.change({"tools/tc/stamp.sh": "#!/bin/sh\necho stamped {} > \"$1\"\n".format(number)}, "the tool")
+        result = repo.releasekit("collect", "--base", base, "--head", "HEAD", "--target-graphs", graphs,
+                                 "--record-target-graphs", "--tests-out", str(tmp_path / "tests.json"),
+                                 "--releases-out", str(tmp_path / "releases.json"))
         assert result.returncode == 0, result.stdout + result.stderr
         assert ("recorded the target graph" if number == 1 else "read the target graph") in result.stdout, \
             result.stdout
         releases = {t["label"] for t in json.load(open(tmp_path / "releases.json"))["targets"]}
         assert releases == {"//apps/notes:notes.ci"}, result.stdout
-    change(repo, {"tools/tc/stamp.sh": TOOL}, "as it was")
+    repo.change({"tools/tc/stamp.sh": TOOL}, "as it was")
 
 
 def test_the_deps_gate_holds_back_a_release_built_with_a_toolchain_whose_test_failed(repo, registry, tmp_path):
@@ -152,8 +123,8 @@ def test_the_deps_gate_holds_back_a_release_built_with_a_toolchain_whose_test_fa
         .format(registry.host, tmp_path / "files"))
     env = {"RELEASEKIT_CONFIG": str(tmp_path / "releasekit.yaml")}
     # The tool breaks its test (it no longer says "stamped"), and the other release changes.
-    change(repo, {"tools/tc/stamp.sh": "#!/bin/sh\necho broke > \"$1\"\n", "apps/other/other.txt": "other 2\n"},
-           "break the tool, change the other release")
+    repo.change({"tools/tc/stamp.sh": "#!/bin/sh\necho broke > \"$1\"\n", "apps/other/other.txt": "other 2\n"},
+                "break the tool, change the other release")
     tests = tmp_path / "tests.json"
     tests.write_text(json.dumps({"format_version": 1, "kind": "tests", "targets": [
         {"label": label, "kind": "sh_test", "reasons": []} for label in ("//tools/tc:stamp_test",
@@ -162,8 +133,8 @@ def test_the_deps_gate_holds_back_a_release_built_with_a_toolchain_whose_test_fa
     releases.write_text(json.dumps({"format_version": 1, "kind": "releases", "targets": [
         {"label": label, "kind": "file_release", "reasons": []} for label in ("//apps/notes:notes.ci",
                                                                              "//apps/other:other.ci")]}))
-    result = run(repo, "dispatch", "--tests", str(tests), "--releases", str(releases), "--gate", "deps", "--logs",
-                 str(tmp_path / "logs"), env=env)
+    result = repo.releasekit("dispatch", "--tests", str(tests), "--releases", str(releases), "--gate", "deps", "--logs",
+                             str(tmp_path / "logs"), env=env)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
     outcomes = {t["label"]: t for t in json.load(open(tmp_path / "logs" / "report.json"))["targets"]}
     assert outcomes["//tools/tc:stamp_test"]["status"] == "failed"
@@ -172,4 +143,4 @@ def test_the_deps_gate_holds_back_a_release_built_with_a_toolchain_whose_test_fa
                                                            "(shares //tools/tc:stamp.sh)")
     assert outcomes["//apps/other:other.ci"]["status"] == "published"
     assert not os.path.exists(tmp_path / "files" / "apps" / "notes") and "all or nothing" not in result.stdout
-    change(repo, {"tools/tc/stamp.sh": TOOL, "apps/other/other.txt": FILES["apps/other/other.txt"]}, "as it was")
+    repo.change({"tools/tc/stamp.sh": TOOL, "apps/other/other.txt": FILES["apps/other/other.txt"]}, "as it was")
