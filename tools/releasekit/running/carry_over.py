@@ -22,7 +22,7 @@ import os
 import re
 
 from releasekit.core.errors import ReleasekitError, UsageError
-from releasekit.running.run_report import PASSED_STATES
+from releasekit.running.run_report import PASSED_STATES, report_files
 from releasekit.selection import graph, selecting
 from releasekit.selection.base_revision import has_build_file
 from releasekit.selection.bazelquery import quote
@@ -47,11 +47,8 @@ class UnknownOutstanding(ReleasekitError):
 
 def from_reports(path):
     """The Outstanding of the run reports at path (one report, or a directory of every shard's)."""
-    paths = [path]
-    if os.path.isdir(path):
-        paths = sorted(os.path.join(path, name) for name in os.listdir(path) if name.endswith(".json"))
     items = {}
-    for report_path in paths:
+    for report_path in report_files(path):
         try:
             with open(report_path, encoding="utf-8") as handle:
                 report = json.load(handle)

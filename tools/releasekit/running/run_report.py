@@ -2,6 +2,7 @@
 sharding read) and as JUnit XML, and summed up as the exit code and a table."""
 
 import dataclasses
+import os
 import xml.etree.ElementTree as ElementTree
 
 from releasekit.core.jsonio import write_atomic, write_json_atomic
@@ -51,6 +52,13 @@ def timings(started, marks):
 
 def exit_code(outcomes):
     return 1 if any(o.failed and not o.quarantined for o in outcomes) else 0
+
+
+def report_files(path):
+    """The run reports at path: the file itself, or every .json file of a directory (one report per shard)."""
+    if not os.path.isdir(path):
+        return [path]
+    return sorted(os.path.join(path, name) for name in os.listdir(path) if name.endswith(".json"))
 
 
 def write_report(path, outcomes, extra=None):

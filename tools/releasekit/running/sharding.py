@@ -1,9 +1,9 @@
 """Sharding a selection across CI machines: deterministic, and balanced by the durations of a previous run."""
 
 import json
-import os
 
 from releasekit.core.errors import UsageError
+from releasekit.running.run_report import report_files
 
 
 def parse_shard(text):
@@ -45,11 +45,8 @@ def durations_from_report(path):
     """Durations by label from a run report, or from every report in a directory (one per shard)."""
     if not path:
         return {}
-    paths = [path]
-    if os.path.isdir(path):
-        paths = sorted(os.path.join(path, name) for name in os.listdir(path) if name.endswith(".json"))
     durations = {}
-    for report_path in paths:
+    for report_path in report_files(path):
         try:
             with open(report_path, encoding="utf-8") as handle:
                 report = json.load(handle)
