@@ -84,6 +84,7 @@ def lazy(tmp_path_factory):
         agent.shutdown()
     cache.stop()
     registry.stop()
+    state["registry"].stop()  # the registry a test put in its place, if any
 
 
 def fresh_agent(lazy, name):
