@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -22,8 +23,11 @@ def chromium():
                  "--window-size=1200,900", "--user-data-dir=" + profile):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, log_output=os.devnull), options=options)
     try:
-        yield driver
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER, log_output=os.devnull), options=options)
+        try:
+            yield driver
+        finally:
+            driver.quit()
     finally:
-        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)  # a profile is tens of MB; a test leaves nothing in /tmp

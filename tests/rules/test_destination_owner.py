@@ -214,3 +214,31 @@ def test_a_store_path_owned_by_another_label_is_refused(nginx, moto, tmp_path, k
     assert (latest.content if kind == "http" else latest) == b"1.0\n"
     missing = read("app/bundle/2.0/fleet-bundle.tar.gz")
     assert (missing.status_code == 404) if kind == "http" else missing is None
+
+
+def test_a_pull_request_whose_releases_would_share_a_destination_fails_and_publishes_nothing(
+        repo, registry, tmp_path):
+    """A pull request adds two services whose BUILD files name one repository. Before: `pr` built both, said
+    `built`, and passed; the clash showed only on the main line, after the merge."""
+    checkout = str(tmp_path / "pr")
+    git(str(tmp_path), "clone", "-q", repo.path, checkout)
+    git(checkout, "config", "user.email", "test@example.com")
+    git(checkout, "config", "user.name", "Test")
+    git(checkout, "rm", "-q", "-r", "apps/one", "apps/two", "deploy")
+    git(checkout, "commit", "-q", "-m", "before the two services")
+    git(checkout, "checkout", "HEAD~1", "--", "apps/one", "apps/two")  # the pull request's working tree
+    pull_request = Workspace(checkout)
+    pull_request.cache = repo.cache
+    env = config(tmp_path / "releasekit.yaml", registry, "pr", "file://{}".format(tmp_path / "maven"))
+    try:
+        result = pull_request.releasekit("pr", "--base", "HEAD", "--logs", str(tmp_path / "logs"),
+                                         "--report", str(tmp_path / "report.json"), env=env)
+    finally:
+        pull_request.shutdown()
+    assert result.returncode != 0, result.stdout + result.stderr
+    outcomes = {t["label"]: t for t in json.load(open(tmp_path / "report.json"))["targets"]}
+    for label, other in (("//apps/one:one.ci", "//apps/two:two"), ("//apps/two:two.ci", "//apps/one:one")):
+        assert outcomes[label]["status"] == "refused", outcomes[label]
+        assert other in outcomes[label]["reason"] and "owned/shared" in outcomes[label]["reason"], outcomes[label]
+    assert "Traceback" not in result.stderr
+    assert not any(name.startswith("pr/") for name in registry.catalog())

@@ -158,11 +158,15 @@ class Dispatcher:
                 results[label] = Outcome(label, "release", "build failed", reason="the release target did not build; "
                                          "see bazel-build.log")
         to_run = [label for label in labels if label not in results]
-        if self.options.build_only:
-            for label in to_run:
-                results[label] = Outcome(label, "release", "built", reason="built only: nothing was published")
-            return [results[label] for label in labels]
         executables = {label: executable_of(label, built[label]) for label in to_run}
+        if self.options.build_only:
+            # A pull request that makes two of its releases publish to one place fails now, not on the main line.
+            self.config = self.config or (self.context.config if self.context else None)
+            self._refuse_shared_destinations(executables, results)
+            for label in to_run:
+                if label not in results:
+                    results[label] = Outcome(label, "release", "built", reason="built only: nothing was published")
+            return [results[label] for label in labels]
         self._pin_shared_inputs()
         self.pinned[environment.SELECTION.name] = json.dumps({  # for provenance
             "chosen_by": "releasekit dispatch", "selected": len(labels), "releases": _labels_digest(labels)})

@@ -90,10 +90,15 @@ class ReleaseRun:
 
 
 def executable_of(label, outputs):
-    """The release executable among a release target's outputs: the file named like the target."""
-    package, name = label[2:].split(":", 1)
+    """The release executable among a release target's outputs: the file named like the target. A target of another
+    repository (`@repo//pkg:name`, `@@repo//...`) has its outputs under that repository's directory (`external/repo/`
+    in Bazel's account of them, under whatever name the repository has there), so its path ends like the label."""
+    package, name = label.split("//", 1)[-1].split(":", 1)
     wanted = "/".join(p for p in (package, name) if p)
-    for output_name, path in outputs.items():
-        if output_name == wanted:
-            return path
+    if wanted in outputs:
+        return outputs[wanted]
+    if not label.startswith("//"):
+        ending = [path for output_name, path in outputs.items() if output_name.endswith("/" + wanted)]
+        if len(ending) == 1:
+            return ending[0]
     raise UsageError("{} built, but its executable {} is not among its outputs.".format(label, wanted))
