@@ -95,3 +95,48 @@ def test_an_upload_tried_again_reads_for_itself(tmp_path):
     other.done()
     first.done()
     assert shared.source_reads()[digest] == 2
+
+
+class UnalignedLocation(BlobLocation):
+    """A source whose chunks do not line up with the uploads' ranges (a remote cache's chunked answer)."""
+
+    def chunks(self, start=0, end=None, read_size=None):
+        yield from BlobLocation.chunks(self, start, end, read_size=700_000)
+
+
+def test_an_upload_stalled_inside_a_source_chunk_no_longer_holds_the_others_back(tmp_path, monkeypatch):
+    """Before: only an upload at the window's base counted as stalled, so one that stopped inside the oldest held
+    chunk held every other registry's upload of the blob until its own release ended."""
+    monkeypatch.setattr(shared_reads, "STALL_SECONDS", 0.5)
+    monkeypatch.setattr(shared_reads, "WINDOW_BYTES", 2 << 20)
+    path, data, digest = blob_file(tmp_path)
+    plan = Plan(path, digest)
+    plan.location = lambda blob: UnalignedLocation(path, 0, SIZE)
+    shared = SharedReads(2)
+    fast, stalled = (shared.plan_for(plan, index).location(plan.blob) for index in range(2))
+    stalled.new_hasher()
+    assert len(b"".join(bytes(c) for c in stalled.chunks(0, 1 << 20))) == 1 << 20  # ends inside a 700 kB chunk
+    finished = []
+    thread = threading.Thread(target=lambda: finished.append(upload(fast, [(0, SIZE)])), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert finished == [(data, digest)], "the fast upload still waits on the stalled one"
+    stalled.done()
+
+
+def test_the_source_is_closed_once_the_blob_is_read(tmp_path):
+    """Before: the source's reader stayed suspended, its file open, until the release ended."""
+    path, data, digest = blob_file(tmp_path)
+    plan = Plan(path, digest)
+    shared = SharedReads(2)
+    locations = [shared.plan_for(plan, index).location(plan.blob) for index in range(2)]
+    results = [None, None]
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, upload(locations[i], [(0, SIZE)])))
+               for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == [(data, digest)] * 2
+    opened = [os.path.realpath("/proc/self/fd/" + fd) for fd in os.listdir("/proc/self/fd")]
+    assert path not in opened

@@ -88,9 +88,9 @@ class _BlobStream:
         self.condition = threading.Condition()
         self.held = collections.deque()  # (offset, chunk), in order, from self.base to self.read_to
         self.base = self.read_to = 0
-        now = time.monotonic()
         self.positions = {index: 0 for index in registries}  # the uploads taking the stream: offset reached
-        self.progress_at = {index: now for index in registries}
+        # Set when the first upload takes bytes: a blob queued behind others is not a stalled upload.
+        self.progress_at = None
         self.handed = set()
         self.hasher = hashlib.sha256()
         self.reader = None
@@ -106,10 +106,8 @@ class _BlobStream:
 
     def detach(self, index):
         with self.condition:
-            if self.positions.pop(index, None) is not None:
-                self.progress_at.pop(index, None)
-                self._trim()
-                self.condition.notify_all()
+            if index in self.positions:
+                self._detach_locked(index)
 
     def position(self, index):
         with self.condition:
@@ -127,6 +125,9 @@ class _BlobStream:
                 while True:
                     if index not in self.positions:
                         return None
+                    if self.progress_at is None:
+                        now = time.monotonic()
+                        self.progress_at = {other: now for other in self.positions}
                     piece = self._held_piece(position, end)
                     if piece is not None:
                         self.positions[index] = position + len(piece)
@@ -149,20 +150,30 @@ class _BlobStream:
         chunk = None
         try:
             if self.reader is None:
-                self.source_reads += 1
+                with self.condition:
+                    self.source_reads += 1
                 self.reader = iter(self.source.chunks(0, self.size))
             chunk = next(self.reader, None)
             if chunk:
                 self.hasher.update(chunk)
         finally:
             with self.condition:
-                self.reading = False
                 if chunk:
                     self.held.append((self.read_to, chunk))
                     self.read_to += len(chunk)
                 else:  # the source failed or ended early: every upload reads for itself, and meets the error
                     self.failed = True
+                if self.failed or self.read_to >= self.size or not self.positions:
+                    self._close_reader()  # its file or cache response is not held open until the release ends
+                self.reading = False
                 self.condition.notify_all()
+
+    def _close_reader(self):
+        """Close the source's reader; only by the thread that reads, or when none is reading."""
+        reader, self.reader = self.reader, None
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
 
     def _held_piece(self, position, end):
         for offset, chunk in self.held:
@@ -179,18 +190,25 @@ class _BlobStream:
         if not self.positions:
             self.held.clear()
             self.base = self.read_to
+            if not self.reading and self.reader is not None:
+                self._close_reader()
 
     def _drop_stalled(self):
-        now = time.monotonic()
+        """Drop the uploads that hold the window back (the lowest position, wherever in a chunk they stopped) and
+        took nothing for STALL_SECONDS."""
+        if not self.positions or self.progress_at is None or self.read_to - self.base < WINDOW_BYTES:
+            return  # a slow source read holds everyone alike: nobody is dropped for it
+        now, floor = time.monotonic(), min(self.positions.values())
         for index, position in list(self.positions.items()):
-            if position <= self.base and now - self.progress_at[index] > STALL_SECONDS:
+            if position == floor and now - self.progress_at[index] > STALL_SECONDS:
                 log.info("blob %s: the upload to registry %d took nothing for %.0fs; it reads for itself",
                          self.digest[:19], index, STALL_SECONDS)
                 self._detach_locked(index)
 
     def _detach_locked(self, index):
         self.positions.pop(index, None)
-        self.progress_at.pop(index, None)
+        if self.progress_at is not None:
+            self.progress_at.pop(index, None)
         self._trim()
         self.condition.notify_all()
 

@@ -11,6 +11,7 @@ remote cache (remote_cache.py)."""
 
 import concurrent.futures
 import contextlib
+import logging
 
 from releasekit.core.errors import ImmutableVersionError
 from releasekit.publishing import channel_marker, ownership, provenance, tag_moves
@@ -23,6 +24,8 @@ from releasekit.publishing.oci import check_tag
 from releasekit.publishing.registry import RegistryClient, check_repository
 from releasekit.publishing.remote_cache import RemoteCache
 from releasekit.publishing.shared_reads import SharedReads
+
+log = logging.getLogger(__name__)
 
 _COUNTS = ("bytes_uploaded", "blobs_uploaded", "blobs_skipped", "blobs_mounted")
 
@@ -75,9 +78,7 @@ class ContainerKind(ArtifactKind):
             if provenance.enabled(release):
                 record["provenance"] = {"status": "would attach", "location": record["reference"]}
             return record
-        failed = _at_every_registry(targets, lambda target: target.prepare(manifest, fixed))
-        if failed:  # nothing pushed anywhere yet
-            raise failed[0][1]
+        _prepare_everywhere(targets, manifest, fixed)
         _push_everywhere(targets, fixed)
         for target in targets:  # every registry holds the manifest: now the tags, provenance, and the pointers
             if not target.already_there:
@@ -155,11 +156,13 @@ class _Target:
         self.counts = {count: getattr(result, count) for count in _COUNTS}
         self.already_there = result.already_there
 
-    def prepare(self, manifest, fixed):
-        """Before the first blob: the channel marker, and in CI the repository's owner and the commit tag."""
-        channel_marker.guard_registry(manifest.channel, self.destination, self.client)
+    def prepare(self, manifest, fixed, dry_run=False):
+        """Before the first blob: the channel marker, and in CI the repository's owner and the commit tag. dry_run:
+        only read them, and refuse as the writes would."""
+        channel_marker.guard_registry(manifest.channel, self.destination, self.client, dry_run=dry_run)
         if manifest.channel == "ci":
-            ownership.claim_registry(self.client, self.destination, self.repository, manifest.release)
+            ownership.claim_registry(self.client, self.destination, self.repository, manifest.release,
+                                     dry_run=dry_run)
             self.check_commit_tag(manifest, fixed)
 
     def entry(self, fixed):
@@ -210,12 +213,33 @@ def _push_everywhere(targets, fixed):
     if not failed:
         return
     target, error = failed[0]
+    _log_other_failures(failed)
     if len(targets) > 1:
         reached = [t.destination.host for t in targets if t not in [f[0] for f in failed]]
         error.args = ("{}: {} The image reached {}, untagged: no tag moved at any registry. Run the release again "
                       "to complete it.".format(target.destination.host, error,
                                                ", ".join(reached) if reached else "no registry"),)
     raise error
+
+
+def _prepare_everywhere(targets, manifest, fixed):
+    """Every registry's read-only checks first, so that a registry that refuses leaves no marker or owner record
+    written at the others; then the writes (marker, owner claim and its settle time), at every registry at once. With
+    one registry, the writes alone: they refuse as the checks would."""
+    steps = [lambda target: target.prepare(manifest, fixed)]
+    if len(targets) > 1:
+        steps.insert(0, lambda target: target.prepare(manifest, fixed, dry_run=True))
+    for step in steps:
+        failed = _at_every_registry(targets, step)
+        if failed:  # nothing pushed anywhere yet
+            _log_other_failures(failed)
+            raise failed[0][1]
+
+
+def _log_other_failures(failed):
+    """The first failure is raised; the other registries' are logged, so that none is hidden behind it."""
+    for _, error in failed[1:]:
+        log.error("%s", error)
 
 
 def _at_every_registry(targets, action, named=True):
