@@ -18,8 +18,9 @@ install:
 demo: install
 	@$(PYTHON) examples/run_demo.py
 
+# --durations=15: every CI log names the suite's slowest tests.
 test: install lint
-	@$(PYTHON) -m pytest
+	@$(PYTHON) -m pytest --durations=15
 
 lint: install
 	@$(BUILDIFIER) -mode=check -lint=warn --warnings=all $(STARLARK_FILES)

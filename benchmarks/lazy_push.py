@@ -14,14 +14,17 @@ a fresh agent (a new output base, its Bazel server started and the release targe
 Measured for each: bytes the cache served the agent (nginx's log), bytes the registry took, wall time of build and
 release, the release's peak RSS, and what of the image's layers is on the agent's disk afterwards.
 Fan-out: one release to a registry and 2 mirrors against 3 releases one after the other, one registry each (the
-image on disk, fresh registries).
+image on disk, fresh registries), twice: each registry behind a link of its own of --link-mib-per-second (a
+rate-limited TCP proxy on loopback, benchmarks/link_proxy.py; both arms through the same links), as regional mirrors
+are: fan_out_ratio; and straight to the registries on loopback, where the registries and the release share this
+machine's cores and disk: fan_out_loopback_ratio.
 
 Each case and mode runs --samples times (eager and lazy first in turn; figures are medians). Ends with one JSON line
 (ratio: lazy / eager wall time when the registry has every layer, the headline; present_downloaded_bytes,
-present_ratio, missing_one_ratio, missing_all_ratio, fan_out_ratio, ...). Without --quick the figures are written
-to docs/lazy-push.json with the commit, date, seed and load; --quick writes to a scratch directory. Targets: (a) < 1 MB
-downloaded and <= 0.2x eager's time; (b) and (c) <= eager's time with no layer on disk; peak RSS < 100 MB; fan-out
-<= 0.5x.
+present_ratio, missing_one_ratio, missing_all_ratio, fan_out_ratio, fan_out_loopback_ratio, ...). Without --quick
+the figures are written to docs/lazy-push.json with the commit, date, seed and load; --quick writes to a scratch
+directory. Targets: (a) < 1 MB downloaded and <= 0.2x eager's time; (b) and (c) <= eager's time with no layer on
+disk; peak RSS < 100 MB; fan-out (through the links) <= 0.5x.
 """
 
 import argparse
@@ -42,6 +45,7 @@ sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
 from helpers.servers import NginxStore, Registry  # noqa: E402
 from helpers.workspace import BAZEL, Workspace  # noqa: E402
+from link_proxy import LinkProxy  # noqa: E402
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 BUILD = """load("@rules_release//rules:defs.bzl", "container_release", "image_layout")
@@ -112,11 +116,11 @@ def log_size(cache):
     return os.path.getsize(cache.request_log) if os.path.exists(cache.request_log) else 0
 
 
-def config_for(path, *registries):
-    mirrors = ", ".join("'http://{}/prod'".format(r.host) for r in registries[1:])
+def config_for(path, *hosts):
+    mirrors = ", ".join("'http://{}/prod'".format(host) for host in hosts[1:])
     with open(path, "w") as handle:
         handle.write("channels:\n  ci: {{registry: 'http://{}/prod'{}}}\n  dev: {{registry: 'http://{}/dev'}}\n".format(
-            registries[0].host, ", mirrors: [{}]".format(mirrors) if mirrors else "", registries[0].host))
+            hosts[0], ", mirrors: [{}]".format(mirrors) if mirrors else "", hosts[0]))
     return path
 
 
@@ -133,7 +137,7 @@ def run_case(root, workspace, cache, builder, case, mode, flags, sample):
     try:
         if case in ("a", "b"):
             prepare_registry(registry, builder.bin("layers_4" if case == "a" else "layers_3"))
-        config = config_for(os.path.join(root, "releasekit-{}.yaml".format(name)), registry)
+        config = config_for(os.path.join(root, "releasekit-{}.yaml".format(name)), registry.host)
         build_flags = flags + (["--remote_download_minimal", "--build_runfile_links"] if mode == "lazy" else [])
         agent.bazel("build", "--nobuild", *build_flags, "//:big.ci")  # server up, target analysed: untimed
         since = log_size(cache)
@@ -155,27 +159,37 @@ def run_case(root, workspace, cache, builder, case, mode, flags, sample):
         shutil.rmtree(registry.workdir, ignore_errors=True)
 
 
-def fan_out(root, builder, sample):
+def fan_out(root, builder, sample, link_rate=None):
     """(seconds of one release to 3 registries, seconds of 3 releases one registry each), the image on disk, fresh
-    registries for each; the two go first in turn."""
+    registries for each; the two go first in turn. link_rate: each registry behind a link of that many bytes per
+    second (a LinkProxy), the same links for both; None: straight to the registries on loopback."""
+    label = "{}-{}".format("link" if link_rate else "loop", sample)
+
+    def reached(registries):
+        """Each registry's address as the release reaches it, and what to stop afterwards."""
+        proxies = [LinkProxy(r.host, link_rate) for r in registries] if link_rate else []
+        return [p.host for p in proxies] or [r.host for r in registries], proxies
+
     def together():
-        registries = [Registry(os.path.join(root, "fan-{}-{}".format(sample, i))) for i in range(3)]
+        registries = [Registry(os.path.join(root, "fan-{}-{}".format(label, i))) for i in range(3)]
+        hosts, proxies = reached(registries)
         try:
             started = time.monotonic()
-            builder.release(config_for(os.path.join(root, "fan-{}.yaml".format(sample)), *registries), {})
+            builder.release(config_for(os.path.join(root, "fan-{}.yaml".format(label)), *hosts), {})
             return time.monotonic() - started
         finally:
-            _remove(registries)
+            _remove(registries, proxies)
 
     def one_by_one():
-        registries = [Registry(os.path.join(root, "seq-{}-{}".format(sample, i))) for i in range(3)]
+        registries = [Registry(os.path.join(root, "seq-{}-{}".format(label, i))) for i in range(3)]
+        hosts, proxies = reached(registries)
         try:
             started = time.monotonic()
-            for index, registry in enumerate(registries):
-                builder.release(config_for(os.path.join(root, "seq-{}-{}.yaml".format(sample, index)), registry), {})
+            for index, host in enumerate(hosts):
+                builder.release(config_for(os.path.join(root, "seq-{}-{}.yaml".format(label, index)), host), {})
             return time.monotonic() - started
         finally:
-            _remove(registries)
+            _remove(registries, proxies)
 
     if sample % 2 == 0:
         first = together()
@@ -184,7 +198,9 @@ def fan_out(root, builder, sample):
     return together(), second
 
 
-def _remove(registries):
+def _remove(registries, proxies=()):
+    for proxy in proxies:
+        proxy.stop()
     for registry in registries:
         registry.stop()
         shutil.rmtree(registry.workdir, ignore_errors=True)
@@ -195,6 +211,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="8 MiB layers; results to a scratch directory")
     parser.add_argument("--seed", type=int, default=32)
     parser.add_argument("--samples", type=int, default=3, help="samples of each case and mode, and of fan-out (3)")
+    parser.add_argument("--link-mib-per-second", type=float, default=100.0,
+                        help="fan-out: the bandwidth of each registry's link (a rate-limited proxy on loopback), in MiB "
+                             "per second, the same for both arms (100)")
     parser.add_argument("--out", help="the results file (default: docs/lazy-push.json; --quick: a scratch file)")
     parser.add_argument("--commit", help="the commit measured (default: this checkout's HEAD), for a copy of it")
     args = parser.parse_args()
@@ -213,13 +232,16 @@ def main():
     load = os.getloadavg()
     try:
         builder.bazel("build", *flags, "//:big.ci")  # the warm cache every agent starts from
-        rows, fans = [], []
+        rows, fans, linked_fans = [], [], []
+        link_rate = int(args.link_mib_per_second * (1 << 20))
         for sample in range(args.samples):
             for index, case in enumerate(("a", "b", "c")):  # eager and lazy go first in turn
                 for mode in (("eager", "lazy") if (index + sample) % 2 == 0 else ("lazy", "eager")):
                     rows.append(run_case(root, workspace, cache, builder, case, mode, flags, sample))
                     print(json.dumps(rows[-1]), file=sys.stderr)
             fans.append(fan_out(root, builder, sample))
+            linked_fans.append(fan_out(root, builder, sample, link_rate))
+            print(json.dumps({"fan_out_loopback": fans[-1], "fan_out_linked": linked_fans[-1]}), file=sys.stderr)
     finally:
         builder.remove()
         cache.stop()
@@ -232,10 +254,14 @@ def main():
                      statistics.median(of(case, "eager", "wall_seconds")), 3)
 
     together, one_by_one = (statistics.median(times) for times in zip(*fans))
+    linked_together, linked_one_by_one = (statistics.median(times) for times in zip(*linked_fans))
     figures = {"ratio": ratio("a"), "present_downloaded_bytes": max(of("a", "lazy", "downloaded_bytes")),
                "present_ratio": ratio("a"), "missing_one_ratio": ratio("b"), "missing_all_ratio": ratio("c"),
-               "fan_out_ratio": round(together / one_by_one, 3), "fan_out_seconds": round(together, 3),
-               "sequential_seconds": round(one_by_one, 3),
+               "fan_out_ratio": round(linked_together / linked_one_by_one, 3),
+               "fan_out_seconds": round(linked_together, 3), "sequential_seconds": round(linked_one_by_one, 3),
+               "link_mib_per_second": args.link_mib_per_second,
+               "fan_out_loopback_ratio": round(together / one_by_one, 3),
+               "fan_out_loopback_seconds": round(together, 3), "sequential_loopback_seconds": round(one_by_one, 3),
                "lazy_peak_rss_bytes": max(r["peak_rss_bytes"] for r in rows if r["mode"] == "lazy"),
                "lazy_layer_bytes_on_disk": max(r["layer_bytes_on_disk"] for r in rows if r["mode"] == "lazy"),
                "eager_wall_seconds": {c: statistics.median(of(c, "eager", "wall_seconds")) for c in "abc"},
@@ -247,7 +273,8 @@ def main():
     result = {"benchmark": "benchmarks/lazy_push.py" + (" --quick" if args.quick else ""), "commit": commit,
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "seed": args.seed,
               "load_average_at_start": [round(x, 2) for x in load], "cpus": os.cpu_count(),
-              "figures": figures, "runs": rows, "fan_out_runs": [list(pair) for pair in fans]}
+              "figures": figures, "runs": rows, "fan_out_runs": [list(pair) for pair in linked_fans],
+              "fan_out_loopback_runs": [list(pair) for pair in fans]}
     out = args.out or (os.path.join(tempfile.gettempdir(), "lazy-push-quick.json") if args.quick
                        else os.path.join(REPO_ROOT, "docs", "lazy-push.json"))
     with open(out, "w") as handle:

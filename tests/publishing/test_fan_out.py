@@ -123,3 +123,37 @@ def test_every_registry_of_a_channel_is_kept_apart_from_the_other_channel():
     config = parse_config(base.format("{url: 'eu.example.com/prod', name: eu}", "'reg.example.com/dev'"), "x")
     assert [d.host for d in registries(config, "ci")] == ["reg.example.com", "eu.example.com"]
     assert [d.name for d in registries(config, "ci")] == [None, "eu"]
+
+
+def test_a_release_the_primary_refuses_writes_nothing_at_the_mirrors(three_registries, tmp_path, isolated_home):
+    """The primary's repository belongs to another label. Before: every registry's checks and writes ran at once, so
+    the mirrors got this release's channel marker and owner record although the primary refused it; the rightful
+    owner's next release was then refused at the mirrors."""
+    primary, eu, airgap = three_registries
+    make_layout(str(tmp_path / "img"), {"/x": b"owned at the primary"})
+    manifest, runfiles = releases.container_release(str(tmp_path), str(tmp_path / "img"), "team/owned", "ci")
+    credentials = dict(FAST_FAIL, CI="true", RELEASEKIT_REGISTRY_USERNAME=TEST_USER,
+                       RELEASEKIT_REGISTRY_PASSWORD=TEST_PASSWORD)
+    alone = tmp_path / "alone.yaml"
+    alone.write_text("channels:\n  ci: {{registry: 'http://{0}/owned'}}\n  dev: {{registry: 'http://{0}/owned-dev'}}\n"
+                     .format(primary.host))
+    first = releases.publish(manifest, runfiles, dict(credentials, RELEASEKIT_CONFIG=str(alone)))
+    assert first.returncode == 0, first.stderr
+    with open(manifest) as handle:  # a copy of the BUILD file: another label, the same repository
+        copied = dict(json.load(handle), release="//copy:app", target="//copy:app.ci")
+    with open(manifest, "w") as handle:
+        json.dump(copied, handle)
+    mirrored = tmp_path / "mirrored.yaml"
+    mirrored.write_text("channels:\n  ci:\n    registry: 'http://{0}/owned'\n    mirrors: ['http://{1}/owned', "
+                        "'http://{2}/owned']\n  dev: {{registry: 'http://{0}/owned-dev'}}\n".format(
+                            primary.host, eu.host, airgap.host))
+    mirror = eu.host.replace(".", "_").replace(":", "_")
+    mirror_credentials = {"RELEASEKIT_REGISTRY_{}_USERNAME".format(mirror): MIRROR_USER,
+                          "RELEASEKIT_REGISTRY_{}_PASSWORD".format(mirror): MIRROR_PASSWORD}
+    refused = releases.publish(manifest, runfiles, dict(credentials, RELEASEKIT_CONFIG=str(mirrored),
+                                                        **mirror_credentials))
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "belongs to //app:app" in refused.stderr and "Traceback" not in refused.stderr
+    for registry in (eu, airgap):
+        assert registry.tags("owned/releasekit-channel") == [], registry.host
+        assert registry.tags("owned/team/owned") == []

@@ -55,6 +55,13 @@ class BlobLocation:
                 remaining -= len(chunk)
                 yield chunk
 
+    def new_hasher(self):
+        """The hasher of one upload attempt of these bytes (shared_reads.py hashes a blob once for several)."""
+        return hashlib.sha256()
+
+    def done(self):
+        """The push of this blob is over (uploaded, found, mounted or failed)."""
+
     def mismatch(self, digest, actual):
         """The error for bytes that hashed to `actual` instead of `digest`: the image is corrupt."""
         return ImageError(

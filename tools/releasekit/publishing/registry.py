@@ -151,6 +151,12 @@ class RegistryClient(RegistryReads):
         self.present.add((repository, digest))
         return outcome
 
+    def _push_listed_blob(self, repository, blob, location, counter):
+        try:
+            return self.push_blob(repository, blob, location, counter)
+        finally:
+            location.done()
+
     def _cancel(self, upload_url, scope):
         if upload_url:
             try:
@@ -167,10 +173,10 @@ class RegistryClient(RegistryReads):
                                      "start upload " + digest[:19])
             if response.status_code != 202:
                 raise RegistryError("Starting the upload of {} answered HTTP {}.".format(digest, response.status_code))
-            upload_url, offset, hasher = _location(response), 0, hashlib.sha256()
+            upload_url, offset, hasher = _location(response), 0, location.new_hasher()
         else:
             # The registry holds the first `offset` bytes: rebuild the running hash from disk, not the network.
-            hasher = hashlib.sha256()
+            hasher = location.new_hasher()
             for chunk in location.chunks(0, offset):
                 hasher.update(chunk)
             log.info("resuming the upload of %s at byte %d of %d", digest[:19], offset, size)
@@ -269,7 +275,8 @@ class RegistryClient(RegistryReads):
         counter = ByteCounter()
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = {
-                pool.submit(self.push_blob, repository, blob, plan.location(blob), counter): blob for blob in plan.blobs
+                pool.submit(self._push_listed_blob, repository, blob, plan.location(blob), counter): blob
+                for blob in plan.blobs
             }
             failures = []
             for future in concurrent.futures.as_completed(futures):

@@ -17,6 +17,7 @@ Files of the workspace that name no repository and are read by no repository rul
 """
 
 import ast
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -253,7 +254,7 @@ def changed_targets(read_base, read_head, bazel, base_bazel, bzl_reach, workspac
     namers = {s for s in head_starlark for p in changed_data if names_file_in_text(read_head(s) or "", p)}
     reached = bzl_reach([p for p in workspace_hits if p in starlark] + sorted(namers - set(WORKSPACE_FILES)))
     repository_rules = repository_rule_classes(read_head, reached)
-    before, after = repositories(base_bazel()), repositories(bazel)
+    after, before = at_both_revisions(lambda: repositories(bazel), lambda: repositories(base_bazel()))
     binds, fetched = [], []
     for name, (kind, definition) in sorted(after.items()):
         if name not in before:
@@ -268,11 +269,21 @@ def changed_targets(read_base, read_head, bazel, base_bazel, bzl_reach, workspac
     why = "{}: external target {{}} changed".format(", ".join(workspace_hits))
     changed = {"//external:" + name: {why.format("//external:" + name)} for name in binds}
     if fetched:
-        head_contents, base_contents = contents(bazel, fetched), contents(base_bazel(), fetched)
+        head_contents, base_contents = at_both_revisions(lambda: contents(bazel, fetched),
+                                                         lambda: contents(base_bazel(), fetched))
         for label, fingerprint in sorted(head_contents.items()):
             if label in base_contents and base_contents[label] != fingerprint:
                 changed[label] = {why.format(label)}
     return changed
+
+
+def at_both_revisions(at_head, at_base):
+    """(at_head(), at_base()), asked at once: each revision has a Bazel server of its own, and the base's start-up,
+    fetches and loading overlap the head's instead of following them."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="base revision") as pool:
+        base = pool.submit(at_base)
+        head = at_head()
+        return head, base.result()
 
 
 def _remembered(read):

@@ -3,13 +3,15 @@ to each of its mirrors.
 
 A CI release first makes sure the repository is its own (ownership.py); it tags the commit, attaches the image's signed
 provenance as an OCI 1.1 referrer (provenance.py), then moves each remote tag that may move (tag_moves.py); its
-commit tag is immutable. With mirrors, the image goes to every registry at once, blobs mounted or uploaded once per
-registry, and no tag moves anywhere until every registry holds the manifest: a registry that fails leaves every tag
-where it was, and a re-run completes the release. A blob that is not on this machine is streamed from Bazel's remote
-cache (remote_cache.py)."""
+commit tag is immutable. With mirrors, the image goes to every registry at once (each registry's checks too), blobs
+mounted or uploaded once per registry, each blob read and hashed once for all the registries that upload it
+(shared_reads.py), and no tag moves anywhere until every registry holds the manifest: a registry that fails leaves
+every tag where it was, and a re-run completes the release. A blob that is not on this machine is streamed from Bazel's
+remote cache (remote_cache.py)."""
 
 import concurrent.futures
 import contextlib
+import logging
 
 from releasekit.core.errors import ImmutableVersionError
 from releasekit.publishing import channel_marker, ownership, provenance, tag_moves
@@ -21,6 +23,9 @@ from releasekit.publishing.blob_locator import BlobLocator
 from releasekit.publishing.oci import check_tag
 from releasekit.publishing.registry import RegistryClient, check_repository
 from releasekit.publishing.remote_cache import RemoteCache
+from releasekit.publishing.shared_reads import SharedReads
+
+log = logging.getLogger(__name__)
 
 _COUNTS = ("bytes_uploaded", "blobs_uploaded", "blobs_skipped", "blobs_mounted")
 
@@ -28,13 +33,14 @@ _COUNTS = ("bytes_uploaded", "blobs_uploaded", "blobs_skipped", "blobs_mounted")
 def _targets(release, destinations, repository_path, plan):
     """A _Target per registry: the primary first (the release's credentials), then each mirror (its own)."""
     locator = BlobLocator.default()
+    shared = SharedReads(len(destinations)) if len(destinations) > 1 else None  # each blob read once for all
     targets = []
-    for destination in destinations:
+    for index, destination in enumerate(destinations):
         repository = "/".join(p for p in (destination.path, repository_path) if p)
         credentials = registry_credentials(destination, release.environ)
         client = RegistryClient(destination, credentials, release.policy, workers=release.options.workers,
                                 locator=locator)
-        targets.append(_Target(destination, repository, client, plan))
+        targets.append(_Target(destination, repository, client, plan, shared, index))
     return targets
 
 
@@ -72,12 +78,7 @@ class ContainerKind(ArtifactKind):
             if provenance.enabled(release):
                 record["provenance"] = {"status": "would attach", "location": record["reference"]}
             return record
-        for target in targets:
-            with _naming(target, targets):
-                channel_marker.guard_registry(manifest.channel, target.destination, target.client)
-                if manifest.channel == "ci":
-                    ownership.claim_registry(target.client, target.destination, target.repository, manifest.release)
-                    target.check_commit_tag(manifest, fixed)
+        _prepare_everywhere(targets, manifest, fixed)
         _push_everywhere(targets, fixed)
         for target in targets:  # every registry holds the manifest: now the tags, provenance, and the pointers
             if not target.already_there:
@@ -138,8 +139,9 @@ def _registries(release):
 class _Target:
     """The image's repository at one registry, and what was done there."""
 
-    def __init__(self, destination, repository, client, plan):
+    def __init__(self, destination, repository, client, plan, shared=None, index=0):
         self.destination, self.repository, self.client, self.plan = destination, repository, client, plan
+        self.shared, self.index = shared, index  # the blob reads this registry's push shares with the others
         self.counts = {count: 0 for count in _COUNTS}
         self.moved, self.provenance, self.already_there = [], None, False
 
@@ -153,9 +155,23 @@ class _Target:
 
     def push(self, fixed):
         """Blobs and manifests, untagged; a re-run whose blobs and fixed tags are all there writes no manifest."""
-        result = self.client.push(self.repository, self.plan, [], tagged_already=fixed)
+        try:
+            plan = self.shared.plan_for(self.plan, self.index) if self.shared else self.plan
+            result = self.client.push(self.repository, plan, [], tagged_already=fixed)
+        finally:
+            if self.shared:
+                self.shared.finished(self.index)
         self.counts = {count: getattr(result, count) for count in _COUNTS}
         self.already_there = result.already_there
+
+    def prepare(self, manifest, fixed, dry_run=False):
+        """Before the first blob: the channel marker, and in CI the repository's owner and the commit tag. dry_run:
+        only read them, and refuse as the writes would."""
+        channel_marker.guard_registry(manifest.channel, self.destination, self.client, dry_run=dry_run)
+        if manifest.channel == "ci":
+            ownership.claim_registry(self.client, self.destination, self.repository, manifest.release,
+                                     dry_run=dry_run)
+            self.check_commit_tag(manifest, fixed)
 
     def entry(self, fixed):
         entry = {"registry": self.destination.host, "repository": self.name, "reference": self.reference,
@@ -201,23 +217,62 @@ class _Target:
 def _push_everywhere(targets, fixed):
     """Blobs and manifests (by digest, untagged) to every registry at once. A registry that fails fails the release,
     naming it, after the others finished: no tag has moved anywhere."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(targets)) as pool:
-        futures = [(target, pool.submit(target.push, fixed)) for target in targets]
-        failed = []
-        for target, future in futures:
-            try:
-                future.result()
-            except Exception as error:  # every registry finishes before the first failure is raised
-                failed.append((target, error))
+    failed = _at_every_registry(targets, lambda target: target.push(fixed), named=False)
     if not failed:
         return
     target, error = failed[0]
+    _log_other_failures(failed)
     if len(targets) > 1:
         reached = [t.destination.host for t in targets if t not in [f[0] for f in failed]]
         error.args = ("{}: {} The image reached {}, untagged: no tag moved at any registry. Run the release again "
                       "to complete it.".format(target.destination.host, error,
                                                ", ".join(reached) if reached else "no registry"),)
     raise error
+
+
+def _prepare_everywhere(targets, manifest, fixed):
+    """Every registry's read-only checks first, so that a registry that refuses leaves no marker or owner record
+    written at the others; then the writes (marker, owner claim and its settle time), at every registry at once. With
+    one registry, the writes alone: they refuse as the checks would."""
+    steps = [lambda target: target.prepare(manifest, fixed)]
+    if len(targets) > 1:
+        steps.insert(0, lambda target: target.prepare(manifest, fixed, dry_run=True))
+    for step in steps:
+        failed = _at_every_registry(targets, step)
+        if failed:  # nothing pushed anywhere yet
+            _log_other_failures(failed)
+            raise failed[0][1]
+
+
+def _log_other_failures(failed):
+    """The first failure is raised; the other registries' are logged, so that none is hidden behind it."""
+    for _, error in failed[1:]:
+        log.error("%s", error)
+
+
+def _at_every_registry(targets, action, named=True):
+    """action(target) at every registry at once (a registry's checks wait on its own round trips and settle time,
+    not on the others'). Returns [(target, error)] of those that failed, in the registries' order, after all
+    finished; named: each error says which registry it came from."""
+    def run(target):
+        if not named:
+            return action(target)
+        with _naming(target, targets):
+            return action(target)
+
+    def outcome(target):
+        try:
+            run(target)
+        except Exception as error:  # every registry finishes before the first failure is raised
+            return error
+        return None
+
+    if len(targets) == 1:
+        errors = [outcome(targets[0])]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(targets)) as pool:
+            errors = list(pool.map(outcome, targets))
+    return [(target, error) for target, error in zip(targets, errors) if error is not None]
 
 
 @contextlib.contextmanager
