@@ -43,7 +43,7 @@ fi
 if ! "$PYTHON" - <<'PY' 2>/dev/null
 import importlib.metadata, os, sys
 import releasekit, requests, yaml, docker, boto3, moto, kubernetes_validate, jsonschema, re2, celpy, pytest, check_jsonschema
-import matplotlib, selenium, ruff, cryptography, securesystemslib, in_toto_attestation, oras
+import matplotlib, selenium, ruff, cryptography, securesystemslib, in_toto_attestation, oras, grpc, buildgrid
 sys.exit(0 if os.path.realpath(os.path.dirname(releasekit.__file__)) == os.path.realpath("tools/releasekit") else 1)
 PY
 then

@@ -5,15 +5,14 @@ bytes; credentials of the cache never printed."""
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import requests
 
 from conftest import TEST_PASSWORD, TEST_USER
-from helpers.releases import ENTRY
+from helpers.lazy_push import Agent, dispatch, everything_said, fresh_agent, layer_files
 from helpers.servers import NginxStore, Registry
-from helpers.workspace import BAZEL, Workspace
+from helpers.workspace import Workspace
 
 HEADER_SECRET = "cache-header-never-printed-81d4"
 LAYER_BYTES = 1 << 20
@@ -36,26 +35,6 @@ image_layout(name = "other_image", base = ":middle", files = {{":data_four": "/f
 container_release(name = "app", image = ":app_image", repository = "lazy/app")
 container_release(name = "other", image = ":other_image", repository = "lazy/other")
 """
-
-
-class Agent:
-    """A Bazel output base of its own, as on a fresh CI agent: a wrapper that dispatch runs as its Bazel."""
-
-    def __init__(self, workspace, root, name):
-        self.workspace, self.output_base = workspace, os.path.join(root, name + "-output-base")
-        self.bazel = os.path.join(root, name + "-bazel")
-        with open(self.bazel, "w") as handle:
-            handle.write('#!/bin/sh\nexec {} --output_base={} "$@"\n'.format(BAZEL, self.output_base))
-        os.chmod(self.bazel, 0o755)
-
-    def run(self, *args):
-        return subprocess.run([self.bazel, *args], cwd=self.workspace.path, capture_output=True, text=True, timeout=600)
-
-    def bin(self, relative):
-        return os.path.join(self.output_base, "execroot", "lazy", "bazel-out", "k8-fastbuild", "bin", relative)
-
-    def shutdown(self):
-        self.run("shutdown")
 
 
 @pytest.fixture(scope="module")
@@ -85,45 +64,6 @@ def lazy(tmp_path_factory):
     cache.stop()
     registry.stop()
     state["registry"].stop()  # the registry a test put in its place, if any
-
-
-def fresh_agent(lazy, name):
-    agent = Agent(lazy["workspace"], lazy["root"], name)
-    lazy["agents"].append(agent)
-    return agent
-
-
-def dispatch(lazy, agent, label, logs):
-    selections = os.path.join(lazy["root"], "selections")
-    os.makedirs(selections, exist_ok=True)
-    for kind, targets in (("tests", []), ("releases", [label])):
-        with open(os.path.join(selections, kind + ".json"), "w") as handle:
-            json.dump({"format_version": 1, "kind": kind, "targets": [{"label": t, "kind": "artifact_ci_release",
-                                                                       "reasons": []} for t in targets]}, handle)
-    # The agent's own cache directory: where it remembers which repositories hold a blob, to mount it.
-    env = dict(os.environ, CI="true", XDG_CACHE_HOME=agent.output_base + "-xdg")
-    result = subprocess.run([sys.executable, ENTRY, "dispatch", "--workspace", lazy["workspace"].path,
-                             "--bazel", agent.bazel, "--tests", os.path.join(selections, "tests.json"),
-                             "--releases", os.path.join(selections, "releases.json"),
-                             "--logs", os.path.join(lazy["root"], logs), "--", *lazy["flags"]],
-                            cwd=lazy["workspace"].path, capture_output=True, text=True, env=env, timeout=900)
-    report = os.path.join(lazy["root"], logs, "report.json")
-    outcomes = json.load(open(report))["targets"] if os.path.exists(report) else []
-    return result, {o["label"]: o for o in outcomes}
-
-
-def everything_said(lazy, logs, result):
-    said = result.stdout + result.stderr
-    directory = os.path.join(lazy["root"], logs)
-    for name in os.listdir(directory):
-        if not name.endswith(".bep.json"):  # Bazel's own record of its command line holds what it was given
-            said += open(os.path.join(directory, name), errors="replace").read()
-    return said
-
-
-def layer_files(agent, image):
-    blobs = agent.bin(image + "/blobs/sha256")
-    return os.listdir(blobs) if os.path.isdir(blobs) else []
 
 
 def test_a_fresh_agent_streams_missing_layers_from_the_cache_and_downloads_nothing_the_registry_has(lazy):
@@ -233,8 +173,13 @@ def test_the_run_reads_the_cache_from_the_options_bazel_took():
     assert "https://cache.example.com/bazel" in http.note and "pw" not in http.note
     chosen = decide([("remote_cache", "http://cache:8080"), ("remote_download_outputs", "toplevel")])
     assert chosen.cache is not None and chosen.flags == ["--build_runfile_links"]
-    for options, why in (([("remote_cache", "grpcs://cache.example.com")], "not an HTTP cache"),
-                         ([("remote_cache", "cache.example.com:443")], "not an HTTP cache"),
+    grpc = decide([("remote_cache", "grpcs://cache.example.com"), ("remote_instance_name", "main"),
+                   ("remote_header", "x-token=abc"), ("tls_certificate", "/etc/ca.pem")])
+    assert grpc.cache.instance == "main" and grpc.cache.headers == (("x-token", "abc"),) and grpc.cache.is_grpc
+    assert grpc.flags == list(LAZY_FLAGS) and "grpcs://cache.example.com (instance main)" in grpc.note
+    assert decide([("remote_cache", "cache.example.com:443")]).cache.display == "grpcs://cache.example.com:443"
+    for options, why in (([("remote_cache", "unix:/run/cache.sock")], "neither an HTTP nor a TCP gRPC cache"),
+                         ([("remote_cache", "grpcs://c"), ("tls_client_certificate", "/c.pem")], "--tls_client_cert"),
                          ([("remote_cache", "https://c"), ("google_default_credentials", "true")], "--google_default"),
                          ([("remote_cache", "https://c"), ("digest_function", "BLAKE3")], "digest function is blake3")):
         off = decide(options)

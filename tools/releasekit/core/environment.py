@@ -63,14 +63,16 @@ REGISTRY_NAMED = _variable(
     "RELEASEKIT_REGISTRY_<NAME>_USERNAME", "a mirror registry's user, with `RELEASEKIT_REGISTRY_<NAME>_PASSWORD` "
     "(or `RELEASEKIT_REGISTRY_<NAME>_TOKEN`); NAME is the mirror's `name`, upper case", "the Docker config's "
     "credentials for its host")
-REMOTE_CACHE = _variable("RELEASEKIT_REMOTE_CACHE", "the HTTP remote cache a CI release streams image blobs from "
-                         "(set by dispatch from the build's `--remote_cache`)", "unset: blobs are read from disk",
+REMOTE_CACHE = _variable("RELEASEKIT_REMOTE_CACHE", "the HTTP or gRPC remote cache a CI release streams image blobs "
+                         "from (set by dispatch from the build's `--remote_cache`)", "unset: blobs are read from disk",
                          secret=True)
 REMOTE_CACHE_HEADERS = _variable("RELEASEKIT_REMOTE_CACHE_HEADERS", "the headers sent to it, a JSON list of "
                                  "`Name=value` (set by dispatch from `--remote_header` and `--remote_cache_header`)",
                                  secret=True)
-REMOTE_CACHE_CA = _variable("RELEASEKIT_REMOTE_CACHE_CA", "the CA bundle of an HTTPS remote cache (set by dispatch "
-                            "from `--tls_certificate`)")
+REMOTE_CACHE_CA = _variable("RELEASEKIT_REMOTE_CACHE_CA", "the CA bundle of an HTTPS or grpcs remote cache (set by "
+                            "dispatch from `--tls_certificate`)")
+REMOTE_CACHE_INSTANCE = _variable("RELEASEKIT_REMOTE_CACHE_INSTANCE", "the instance name of a gRPC remote cache (set "
+                                  "by dispatch from `--remote_instance_name`)", "no instance name")
 S3_ENDPOINT_URL = _variable("RELEASEKIT_S3_ENDPOINT_URL", "the S3 endpoint of s3:// stores", "`AWS_ENDPOINT_URL`, "
                             "then AWS's own")
 SIGNING_KEY = _variable("RELEASEKIT_SIGNING_KEY", "the PEM private key (Ed25519 or ECDSA P-256) CI releases sign "

@@ -226,6 +226,7 @@ class ArchiveReader(_Reader):
         plan = super().plan(root, source_path)
         # What the remote cache keeps the tarball under: its blobs are read from there at their offsets.
         plan["source_digest"] = BlobLocation(self.path, 0, os.path.getsize(self.path)).digest()
+        plan["source_size"] = os.path.getsize(self.path)
         if self.compressed_layers:
             plan["compressed_layers"] = self.compressed_layers
         return plan

@@ -105,16 +105,18 @@ class ImagePlan:
         where = entry["location"]
         if "content" in where:
             return InlineLocation(where["content"].encode("utf-8"))
+        key_size = entry["size"]  # a gRPC cache names an entry by its digest and size
         if "layers_file" in where:
             path, key, offset = os.path.join(self.layers_path or "", where["layers_file"]), entry["digest"], 0
         elif where["file"]:  # an image layout keeps each blob in a file of its own, named by its digest
             path, key, offset = os.path.join(self.image_path, where["file"]), entry["digest"], where["offset"]
         else:  # a slice of a tarball, which the cache keeps whole
             path, key, offset = self.image_path, self.data.get("source_digest"), where["offset"]
+            key_size = self.data.get("source_size")
         if os.path.isfile(path):
             return BlobLocation(path, offset, entry["size"])
         if self.cache is not None and key:
-            return self.cache.location(key, offset, entry["size"], entry["digest"])
+            return self.cache.location(key, offset, entry["size"], entry["digest"], key_size)
         return _NotHere(path, offset, entry["size"], entry["digest"])
 
     def manifest_bytes(self, entry):

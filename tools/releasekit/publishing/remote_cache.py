@@ -10,8 +10,8 @@ mount, is neither downloaded nor uploaded.
 The cache, and what the build sent it (headers, credentials in its URL), come from the Bazel options of the build
 that made the release target: dispatch reads them from Bazel's own account of the invocation and hands them to each
 release in environment.REMOTE_CACHE and environment.REMOTE_CACHE_HEADERS (secrets: redacted wherever they could
-show). Only HTTP caches are read here; a gRPC (REAPI) cache is not, and its releases have Bazel bring the image to
-disk instead.
+show). An HTTP cache is read here; a gRPC (REAPI) cache, grpc://, grpcs:// or no scheme, through its ByteStream API
+(bytestream.py), with the headers as gRPC metadata and the build's --remote_instance_name.
 
 What the cache answers is checked: a blob it no longer has (evicted) raises BlobNotInCacheError naming the blobs, and
 the release is then built here (dispatch does so itself); bytes that do not hash to their digest are never committed
@@ -34,15 +34,26 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class RemoteCache:
-    """An HTTP remote cache: its URL (credentials in it are secrets) and the headers sent with each request."""
+    """A remote cache, HTTP or gRPC: its URL (credentials in it are secrets) and the headers sent with each request."""
 
     url: str
     headers: tuple = dataclasses.field(default=(), repr=False)  # ((name, value), ...)
-    ca_bundle: str = None  # --tls_certificate: the CA that signs an HTTPS cache's certificate
+    ca_bundle: str = None  # --tls_certificate: the CA that signs an HTTPS or grpcs cache's certificate
+    instance: str = ""  # --remote_instance_name: a gRPC cache's namespace
+
+    @property
+    def is_grpc(self):
+        return not self.url.startswith(("http://", "https://"))
 
     @property
     def display(self):
         """The cache as messages name it: scheme, host and path, never credentials."""
+        if self.url.startswith("unix:"):
+            return self.url
+        if self.is_grpc:
+            scheme, _, rest = self.url.rpartition("://")
+            shown = "{}://{}".format(scheme or "grpcs", rest.rsplit("@", 1)[-1].rstrip("/"))
+            return shown + (" (instance {})".format(self.instance) if self.instance else "")
         parsed = urllib.parse.urlsplit(self.url)
         return origin(self.url) + parsed.path.rstrip("/")
 
@@ -54,6 +65,8 @@ class RemoteCache:
                                                                            for k, v in self.headers])
         if self.ca_bundle:
             variables[environment.REMOTE_CACHE_CA.name] = self.ca_bundle
+        if self.instance:
+            variables[environment.REMOTE_CACHE_INSTANCE.name] = self.instance
         return variables
 
     @classmethod
@@ -62,10 +75,10 @@ class RemoteCache:
         url = environment.REMOTE_CACHE.get(environ)
         if not url:
             return None
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ConfigError("{} is not an http:// or https:// remote cache; lazy push reads only HTTP caches. Unset "
-                              "it to read the image from disk.".format(environment.REMOTE_CACHE))
+        parsed = urllib.parse.urlsplit(url if "://" in url else "grpcs://" + url)
+        if parsed.scheme not in ("http", "https", "grpc", "grpcs") or not parsed.netloc:
+            raise ConfigError("{} is not an http://, https://, grpc:// or grpcs:// remote cache; lazy push reads no "
+                              "other. Unset it to read the image from disk.".format(environment.REMOTE_CACHE))
         register_secret(parsed.password)
         register_secret(urllib.parse.unquote(parsed.password or ""))
         headers = []
@@ -80,9 +93,11 @@ class RemoteCache:
                     environment.REMOTE_CACHE_HEADERS)) from None
             for _, value in headers:
                 register_secret(value)
-        return cls(url, tuple(headers), environment.REMOTE_CACHE_CA.get(environ))
+        return cls(url, tuple(headers), environment.REMOTE_CACHE_CA.get(environ),
+                   environment.REMOTE_CACHE_INSTANCE.get(environ) or "")
 
     def reader(self, pool_size=8):
+        """The HTTP cache's reader; a gRPC cache's is bytestream.ByteStreamReader."""
         return CacheReader(self, pool_size)
 
 
@@ -100,11 +115,11 @@ class CacheReader:
         self.downloaded = ByteCounter()
         self.blobs = set()  # digests streamed from the cache
 
-    def location(self, key, offset, size, digest):
+    def location(self, key, offset, size, digest, key_size=None):
         """Where blob `digest` (size bytes) lies: at offset in the cache's entry `key` (a sha256 digest)."""
-        return CacheLocation(self, key, offset, size, digest)
+        return CacheLocation(self, key, offset, size, digest, key_size)
 
-    def stream(self, key, start, end, digest):
+    def stream(self, key, start, end, digest, key_size=None):
         """Bytes [start, end) of the cache's entry `key`, in chunks, without holding more than one chunk."""
         url = "{}/cas/{}".format(self.base, key.split(":", 1)[1])
         headers = dict(self.cache.headers)
@@ -156,17 +171,19 @@ class CacheReader:
 
 
 class CacheLocation(BlobLocation):
-    """A blob's bytes in the remote cache: the entry `key`, from `offset`, `size` bytes long."""
+    """A blob's bytes in the remote cache: the entry `key` (key_size bytes, where known), from `offset`, `size` bytes
+    long."""
 
-    def __init__(self, reader, key, offset, size, digest):
+    def __init__(self, reader, key, offset, size, digest, key_size=None):
         super().__init__(None, offset, size)
-        self.reader, self.key, self.blob_digest = reader, key, digest
+        self.reader, self.key, self.blob_digest, self.key_size = reader, key, digest, key_size
 
     def chunks(self, start=0, end=None, read_size=READ_SIZE):
         end = self.size if end is None else end
         if end <= start:
             return
-        yield from self.reader.stream(self.key, self.offset + start, self.offset + end, self.blob_digest)
+        yield from self.reader.stream(self.key, self.offset + start, self.offset + end, self.blob_digest,
+                                      self.key_size)
 
     def mismatch(self, digest, actual):
         return CacheIntegrityError(

@@ -23,6 +23,15 @@ def _uri_path(uri):
     return uri[len("file://"):] if uri and uri.startswith("file://") else uri
 
 
+def _file_path(output, exec_root):
+    """Where a built file is on this machine. A build with a gRPC cache names what it left there by a bytestream://
+    URI even when the file is here too: its path is then the exec root, the file's path prefix and its name."""
+    uri = output.get("uri")
+    if uri and not uri.startswith("file://") and exec_root and output.get("name"):
+        return "/".join([exec_root.rstrip("/"), *output.get("pathPrefix", []), output["name"]])
+    return _uri_path(uri)
+
+
 def test_outcomes(events, labels):
     """Outcome per test label, from testSummary / testResult / targetCompleted events."""
     outcomes, logs, attempts, built, cached = {}, {}, {}, {}, {}
@@ -64,10 +73,12 @@ def test_outcomes(events, labels):
 
 def built_outputs(events, labels):
     """{label: {output name: path}} for the labels that built; a label missing from it did not build."""
-    file_sets, completed = {}, {}
+    file_sets, completed, exec_root = {}, {}, None
     for event in events:
         ident = event.get("id", {})
-        if "namedSet" in ident:
+        if "workspace" in ident:
+            exec_root = event.get("workspaceInfo", {}).get("localExecRoot")
+        elif "namedSet" in ident:
             named = event.get("namedSetOfFiles", {})
             file_sets[ident["namedSet"]["id"]] = (named.get("files", []), [s["id"] for s in named.get("fileSets", [])])
         elif "targetCompleted" in ident and event.get("completed", {}).get("success"):
@@ -86,7 +97,7 @@ def built_outputs(events, labels):
     outputs = {}
     for label in labels:
         if label in completed:
-            outputs[label] = {f["name"]: _uri_path(f.get("uri")) for f in files_of(completed[label], set())}
+            outputs[label] = {f["name"]: _file_path(f, exec_root) for f in files_of(completed[label], set())}
     return outputs
 
 

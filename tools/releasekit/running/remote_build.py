@@ -1,9 +1,10 @@
-"""Lazy push, the run's side: whether the build has an HTTP remote cache its releases can stream image blobs from.
+"""Lazy push, the run's side: whether the build has a remote cache its releases can stream image blobs from.
 
 Bazel says which options a build takes, from the command line and every rc file and config, in the canonical command
 line of its build events. Before it builds releases, dispatch asks it once (`bazel build --nobuild`, no targets: no
-loading, no analysis) and, when the build has an HTTP `--remote_cache` that releasekit can read with what the build
-sends it (`--remote_header`, `--remote_cache_header`, credentials in the URL, `--tls_certificate`):
+loading, no analysis) and, when the build has an HTTP or gRPC `--remote_cache` that releasekit can read with what the
+build sends it (`--remote_header`, `--remote_cache_header`, credentials in an HTTP URL, `--tls_certificate`,
+`--remote_instance_name`):
 - builds under `--remote_download_minimal` (unless the options choose a download mode themselves), so that the image
   layers stay in the cache, with `--build_runfile_links`, so that release executables keep their runfiles trees (whose
   links to the layers point nowhere; each release target's local copies hold the small files it reads);
@@ -11,7 +12,7 @@ sends it (`--remote_header`, `--remote_cache_header`, credentials in the URL, `-
 Bazel 4.2.3's `--remote_download_toplevel` brings a top-level target's runfiles, the layers among them: a build that
 chose it downloads them, and its releases read them from disk.
 
-A gRPC cache (grpc://, grpcs://, or no scheme), Google credentials, a credential helper or a digest function other than
+A unix socket cache, Google credentials, a credential helper, a TLS client certificate or a digest function other than
 SHA-256 leave the build as it is, and the note says why: releases then read the image from disk.
 """
 
@@ -27,7 +28,8 @@ from releasekit.publishing.remote_cache import RemoteCache
 
 log = logging.getLogger(__name__)
 LAZY_FLAGS = ("--remote_download_minimal", "--build_runfile_links")
-_UNREADABLE_AUTH = ("google_credentials", "google_default_credentials", "credential_helper")
+_READABLE_SCHEMES = ("http://", "https://", "grpc://", "grpcs://")
+_UNREADABLE_AUTH = ("google_credentials", "google_default_credentials", "credential_helper", "tls_client_certificate")
 
 
 class RemoteBuild:
@@ -62,10 +64,12 @@ def decide(options):
     url = (values.get("remote_cache") or [""])[-1]
     if not url:
         return RemoteBuild()
-    shown = RemoteCache(url).display if "://" in url else url.rsplit("@", 1)[-1]  # never its credentials
-    if not url.startswith(("http://", "https://")):
-        return RemoteBuild(note="the remote cache {} is not an HTTP cache: releases read their images from disk "
-                                "(releasekit streams blobs from HTTP caches only)".format(shown))
+    instance = (values.get("remote_instance_name") or [""])[-1]
+    shown = RemoteCache(url, instance=instance).display  # never its credentials
+    if url.startswith("unix:") or ("://" in url and not url.startswith(_READABLE_SCHEMES)):
+        return RemoteBuild(note="the remote cache {} is neither an HTTP nor a TCP gRPC cache: releases read their "
+                                "images from disk (releasekit streams blobs from http(s):// and grpc(s):// caches)"
+                           .format(shown))
     auth = [name for name in _UNREADABLE_AUTH if values.get(name) and values[name][-1] not in ("", "false", "0")]
     if auth:
         return RemoteBuild(note="the remote cache {} takes --{}, which releasekit cannot send: releases read their "
@@ -76,7 +80,7 @@ def decide(options):
                                 "read their images from disk".format(digest))
     headers = tuple(tuple(h.split("=", 1)) for name in ("remote_header", "remote_cache_header")
                     for h in values.get(name, []) if "=" in h)
-    cache = RemoteCache(url, headers, (values.get("tls_certificate") or [None])[-1])
+    cache = RemoteCache(url, headers, (values.get("tls_certificate") or [None])[-1], instance)
     flags = ["--build_runfile_links"] if values.get("remote_download_outputs") else list(LAZY_FLAGS)
     return RemoteBuild(cache, flags, "lazy push: image blobs the registries lack stream from the remote cache {}{}"
                        .format(cache.display, "" if values.get("remote_download_outputs") else

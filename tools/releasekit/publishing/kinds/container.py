@@ -57,7 +57,7 @@ class ContainerKind(ArtifactKind):
         # CI: the commit tag is immutable and always written; remote tags are pointers, which only move forward.
         fixed, movable = (tags[:1], tags[1:]) if manifest.channel == "ci" else (tags, [])
         cache = RemoteCache.from_environment(release.environ)
-        reader = cache.reader(release.options.workers + 2) if cache else None
+        reader = _cache_reader(cache, release.options.workers + 2) if cache else None
         plan = ImagePlan.load(release.runfile(container["plan"]), release.runfile(container["image"]),
                               release.runfile(container["layers"]) if container.get("layers") else None, reader)
         plan.check_unchanged(manifest.target)
@@ -119,6 +119,14 @@ class ContainerKind(ArtifactKind):
             ",".join(record["tags"]),
             human_bytes(record["bytes_uploaded"]), streamed, record["blobs_skipped"], record["blobs_mounted"],
             record["duration_seconds"])
+
+
+def _cache_reader(cache, pool_size):
+    if cache.is_grpc:
+        from releasekit.publishing.bytestream import ByteStreamReader  # grpc is imported only for a gRPC cache
+
+        return ByteStreamReader(cache)
+    return cache.reader(pool_size)
 
 
 def _registries(release):

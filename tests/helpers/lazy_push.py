@@ -1,0 +1,69 @@
+"""A fresh CI agent's side of lazy push tests: a Bazel output base of its own, and `releasekit dispatch` run as CI
+runs it. `lazy` is the test module's state: its root directory, Workspace, the build's flags, the agents started."""
+
+import json
+import os
+import subprocess
+import sys
+
+from helpers.releases import ENTRY
+from helpers.workspace import BAZEL
+
+
+class Agent:
+    """A Bazel output base of its own, as on a fresh CI agent: a wrapper that dispatch runs as its Bazel."""
+
+    def __init__(self, workspace, root, name):
+        self.workspace, self.output_base = workspace, os.path.join(root, name + "-output-base")
+        self.bazel = os.path.join(root, name + "-bazel")
+        with open(self.bazel, "w") as handle:
+            handle.write('#!/bin/sh\nexec {} --output_base={} "$@"\n'.format(BAZEL, self.output_base))
+        os.chmod(self.bazel, 0o755)
+
+    def run(self, *args):
+        return subprocess.run([self.bazel, *args], cwd=self.workspace.path, capture_output=True, text=True, timeout=600)
+
+    def bin(self, relative):
+        return os.path.join(self.output_base, "execroot", "lazy", "bazel-out", "k8-fastbuild", "bin", relative)
+
+    def shutdown(self):
+        self.run("shutdown")
+
+
+def fresh_agent(lazy, name):
+    agent = Agent(lazy["workspace"], lazy["root"], name)
+    lazy["agents"].append(agent)
+    return agent
+
+
+def dispatch(lazy, agent, label, logs):
+    selections = os.path.join(lazy["root"], "selections")
+    os.makedirs(selections, exist_ok=True)
+    for kind, targets in (("tests", []), ("releases", [label])):
+        with open(os.path.join(selections, kind + ".json"), "w") as handle:
+            json.dump({"format_version": 1, "kind": kind, "targets": [{"label": t, "kind": "artifact_ci_release",
+                                                                       "reasons": []} for t in targets]}, handle)
+    # The agent's own cache directory: where it remembers which repositories hold a blob, to mount it.
+    env = dict(os.environ, CI="true", XDG_CACHE_HOME=agent.output_base + "-xdg")
+    result = subprocess.run([sys.executable, ENTRY, "dispatch", "--workspace", lazy["workspace"].path,
+                             "--bazel", agent.bazel, "--tests", os.path.join(selections, "tests.json"),
+                             "--releases", os.path.join(selections, "releases.json"),
+                             "--logs", os.path.join(lazy["root"], logs), "--", *lazy["flags"]],
+                            cwd=lazy["workspace"].path, capture_output=True, text=True, env=env, timeout=900)
+    report = os.path.join(lazy["root"], logs, "report.json")
+    outcomes = json.load(open(report))["targets"] if os.path.exists(report) else []
+    return result, {o["label"]: o for o in outcomes}
+
+
+def everything_said(lazy, logs, result):
+    said = result.stdout + result.stderr
+    directory = os.path.join(lazy["root"], logs)
+    for name in os.listdir(directory):
+        if not name.endswith(".bep.json"):  # Bazel's own record of its command line holds what it was given
+            said += open(os.path.join(directory, name), errors="replace").read()
+    return said
+
+
+def layer_files(agent, image):
+    blobs = agent.bin(image + "/blobs/sha256")
+    return os.listdir(blobs) if os.path.isdir(blobs) else []
