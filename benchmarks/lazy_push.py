@@ -212,8 +212,8 @@ def main():
     parser.add_argument("--seed", type=int, default=32)
     parser.add_argument("--samples", type=int, default=3, help="samples of each case and mode, and of fan-out (3)")
     parser.add_argument("--link-mib-per-second", type=float, default=100.0,
-                        help="fan-out: the bandwidth of each registry's link (a rate-limited proxy on loopback), in MiB "
-                             "per second, the same for both arms (100)")
+                        help="fan-out: the bandwidth of each registry's link (a rate-limited proxy on loopback), "
+                             "in MiB per second, the same for both arms (100)")
     parser.add_argument("--out", help="the results file (default: docs/lazy-push.json; --quick: a scratch file)")
     parser.add_argument("--commit", help="the commit measured (default: this checkout's HEAD), for a copy of it")
     args = parser.parse_args()
