@@ -37,11 +37,14 @@ def _mb(count):
 
 def _load_at_end(machine):
     """How busy the machine was as the run ended (its 15-minute load average: most of a run's length), and what that
-    says of the figures when it was more than the machine's cores."""
+    says of the figures. The replay's own work (Bazel servers with eight jobs, registries, stores) keeps the load
+    average near 4 on 2 cores with nothing else running, so a run is called shared when the load was above the cores
+    before it began, or above twice the cores as it ended."""
     load = (machine.get("load_average_at_end") or [None, None, None])[2]
     if load is None:
         return ""
-    busy = load > machine["cores"]
+    before = (machine.get("load_average_at_start") or [0.0])[0]
+    busy = before > machine["cores"] or load > 2 * machine["cores"]
     return " and {} over its last 15 minutes{}".format(
         load, " (other work shared the machine during the run: not a quiet run)" if busy else "")
 
