@@ -71,3 +71,44 @@ def test_a_live_holder_slowed_by_its_network_keeps_the_lock(tmp_path):
             assert taken[0] == "taken" and released == ("released", taken[1]), events
     metadata = open(store.path("snapshots/com/example/lease/lib/maven-metadata.xml")).read()
     assert "<version>1.0.0-SNAPSHOT</version>" in metadata
+
+
+def test_a_waiter_that_meets_a_lock_just_released_takes_it(tmp_path):
+    """A waiter's MKCOL is refused (the lock is held), and the holder releases it before the waiter reads who holds
+    it. Before: the waiter found no lock directory, took the store for one without MKCOL and went on without the
+    lock, so four jar releases at once under faults lost a version from maven-metadata.xml."""
+    import threading
+
+    from releasekit.core.config import parse_history
+    from releasekit.core.http import RetryPolicy
+    from releasekit.core.run_context import RunContext
+    from releasekit.core.stores import webdav_lock
+
+    store = NginxStore(str(tmp_path / "nginx"), TEST_USER, TEST_PASSWORD)
+    # The waiter reads the owner file slowly: the holder lets go in between.
+    proxy = SlowProxy(store.url.split("//", 1)[1], delay_seconds=2.0, delay_paths=[".releasekit-lock/owner.json"])
+    context = RunContext(None, RetryPolicy(attempts=3, total_seconds=30.0, timeout=10.0),
+                         {"RELEASEKIT_HISTORY_USERNAME": TEST_USER, "RELEASEKIT_HISTORY_PASSWORD": TEST_PASSWORD})
+    holder = context.open_store(parse_history(store.url + "/locks", "the test"))
+    waiter = context.open_store(parse_history(proxy.url + "/locks", "the test"))
+    holder.put("shared/file.txt", b"x")
+    held, waited = threading.Event(), []
+    try:
+        def hold():
+            with webdav_lock.held(holder, "shared") as taken:
+                assert taken
+                held.set()
+                time.sleep(1.0)  # released while the waiter's read of the owner file is on its way
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        assert held.wait(30)
+        with webdav_lock.held(waiter, "shared") as taken:
+            waited.append(taken)
+        thread.join(30)
+    finally:
+        proxy.stop()
+        store.stop()
+    assert waited == [True]
+    taken = [e for e in _lock_events(store.request_log)["/locks/shared/.releasekit-lock/"] if e[0] == "taken"]
+    assert taken == [("taken", False), ("taken", True)]

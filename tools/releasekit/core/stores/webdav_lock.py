@@ -23,6 +23,7 @@ OWNER_WRITE_SECONDS = 5.0
 ORPHANED_LOCK_SECONDS = 3 * OWNER_WRITE_SECONDS
 LEASE_RENEW_SECONDS = 5.0
 LEASE_SECONDS = 6 * LEASE_RENEW_SECONDS
+MKCOL_REFUSALS = 3  # a 405 with no lock directory there, this many times running: the server has no MKCOL
 
 
 def _lock_owner(renewal=0):
@@ -69,6 +70,7 @@ def _acquire(store, directory, lock_dir, owner_path):
     owner_writes = store.with_policy(dataclasses.replace(store.policy, total_seconds=OWNER_WRITE_SECONDS,
                                                          timeout=min(store.policy.timeout, OWNER_WRITE_SECONDS)))
     ownerless_since, seen_owner, seen_since = None, None, None
+    refused_without_directory = 0  # MKCOL answered 405, and yet no lock directory is there
     while True:
         status = store.make_collection(lock_dir)
         if status == 409:  # a parent collection is missing
@@ -89,15 +91,22 @@ def _acquire(store, directory, lock_dir, owner_path):
         now = time.monotonic()
         if content is None:
             seen_owner = None
+            if not store.exists(lock_dir):
+                # Either the server has no MKCOL, or the holder released the lock since our MKCOL: ask again. Only
+                # a server that keeps refusing to create a directory that is not there has no MKCOL.
+                refused_without_directory += 1
+                if refused_without_directory < MKCOL_REFUSALS:
+                    ownerless_since = None
+                    continue
+                log.info("no lock on %s (the server has no MKCOL): conditional writes and read-back have to do",
+                         directory)
+                return False
+            refused_without_directory = 0
             if ownerless_since is None:
                 ownerless_since = now
-                if not store.exists(lock_dir):
-                    log.info("no lock on %s (the server has no MKCOL): conditional writes and read-back have to do",
-                             directory)
-                    return False  # the 405 was "MKCOL not allowed": there is no lock directory
             broken = now - ownerless_since > ORPHANED_LOCK_SECONDS
         else:
-            ownerless_since = None
+            ownerless_since, refused_without_directory = None, 0
             if content != seen_owner:
                 seen_owner, seen_since = content, now
             broken = _owner_has_exited(_parsed_owner(content)) or now - seen_since > LEASE_SECONDS
