@@ -166,12 +166,14 @@ class _Target:
 
     def prepare(self, manifest, fixed, dry_run=False):
         """Before the first blob: the channel marker, and in CI the repository's owner and the commit tag. dry_run:
-        only read them, and refuse as the writes would."""
-        channel_marker.guard_registry(manifest.channel, self.destination, self.client, dry_run=dry_run)
+        only read them, refuse as the writes would, and return what the writes would do."""
+        claim = channel_marker.guard_registry(manifest.channel, self.destination, self.client, dry_run=dry_run)
+        owner = None
         if manifest.channel == "ci":
-            ownership.claim_registry(self.client, self.destination, self.repository, manifest.release,
-                                     dry_run=dry_run)
+            owner = ownership.claim_registry(self.client, self.destination, self.repository, manifest.release,
+                                             dry_run=dry_run)
             self.check_commit_tag(manifest, fixed)
+        return [note for note in (claim, owner) if note]
 
     def entry(self, fixed):
         entry = {"registry": self.destination.host, "repository": self.name, "reference": self.reference,
@@ -184,11 +186,7 @@ class _Target:
 
     def check(self, manifest, release, fixed, movable):
         """A dry run at this registry, read-only: it answers, accepts the credentials for reading, and has what."""
-        claim = channel_marker.guard_registry(manifest.channel, self.destination, self.client, dry_run=True)
-        owner = ownership.claim_registry(self.client, self.destination, self.repository, manifest.release,
-                                         dry_run=True) if manifest.channel == "ci" else None
-        if manifest.channel == "ci":
-            self.check_commit_tag(manifest, fixed)
+        checks = self.prepare(manifest, fixed, dry_run=True)
         present, missing, missing_bytes, root_there = self.client.check_push(self.repository, self.plan)
         there = "image {} there already at {}".format(self.plan.root["digest"][:19], self.destination.host) \
             if root_there else None
@@ -197,7 +195,7 @@ class _Target:
         self.counts["blobs_skipped"] = present
         return {"registry": self.destination.host, "repository": self.name, "blobs_skipped": present,
                 "would_upload_blobs": missing, "would_upload_bytes": missing_bytes,
-                "checks": [c for c in (claim, owner, there) if c], "pointers": [p.as_record(True) for p in moved]}
+                "checks": checks + ([there] if there else []), "pointers": [p.as_record(True) for p in moved]}
 
 
     def check_commit_tag(self, manifest, fixed):
