@@ -7,7 +7,40 @@ import subprocess
 import sys
 
 from helpers.releases import ENTRY
-from helpers.workspace import BAZEL
+from helpers.workspace import BAZEL, Workspace
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def write_workspace(root, registry, data, images):
+    """The module's workspace at root/ws, committed: a genrule of reproducible bytes that do not compress (a rebuild
+    makes the same layer) for each (name, seed, size) of data, an image_layout for each (name, base image or None,
+    data name) of images, and container releases `app` of app_image and `other` of other_image, publishing to
+    registry (a helpers.servers.Registry)."""
+    rules = ['load("@rules_release//rules:defs.bzl", "container_release", "image_layout")\n']
+    for name, seed, size in data:
+        write = "sys.stdout.buffer.write(random.Random({}).randbytes({}))".format(seed, size)
+        rules.append('genrule(\n    name = "data_{0}",\n    outs = ["{0}.bin"],\n'
+                     '    cmd = "python3 -c \'import random, sys; {1}\' > $@",\n)\n'.format(name, write))
+    for name, base, layer in images:
+        rules.append('image_layout(name = "{}",{} files = {{":data_{}": "/{}.bin"}})\n'.format(
+            name, ' base = ":{}",'.format(base) if base else "", layer, layer))
+    rules.append('container_release(name = "app", image = ":app_image", repository = "lazy/app")\n'
+                 'container_release(name = "other", image = ":other_image", repository = "lazy/other")\n')
+    workspace = Workspace(os.path.join(root, "ws"))
+    os.makedirs(workspace.path)
+    workspace.write("WORKSPACE", 'workspace(name = "lazy")\nlocal_repository(name = "rules_release", path = "{}")\n'
+                    .format(REPO_ROOT))
+    workspace.write("BUILD.bazel", "\n".join(rules))
+    workspace.write(".gitignore", "/bazel-*\n/releasekit-logs/\n")
+    write_registry(workspace, registry)
+    workspace.init_git()
+    return workspace
+
+
+def write_registry(workspace, registry):
+    workspace.write("releasekit.yaml", "channels:\n  ci: {{registry: 'http://{0}/prod'}}\n"
+                    "  dev: {{registry: 'http://{0}/dev'}}\n".format(registry.host))
 
 
 class Agent:

@@ -10,31 +10,12 @@ import pytest
 import requests
 
 from conftest import TEST_PASSWORD, TEST_USER
-from helpers.lazy_push import Agent, dispatch, everything_said, fresh_agent, layer_files
+from helpers.lazy_push import Agent, dispatch, everything_said, fresh_agent, layer_files, write_workspace
 from helpers.servers import NginxStore, Registry
-from helpers.workspace import Workspace
 
 HEADER_SECRET = "cache-header-never-printed-81d4"
 LAYER_BYTES = 1 << 20
 
-BUILD = """load("@rules_release//rules:defs.bzl", "container_release", "image_layout")
-
-[genrule(
-    name = "data_" + name,
-    outs = [name + ".bin"],
-    # Reproducible bytes that do not compress: a rebuild makes the same layer.
-    cmd = ("python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(%d).randbytes(%d))' > $@" %
-           (seed, {size})),
-) for name, seed in [("one", 1), ("two", 2), ("three", 3), ("four", 4)]]
-
-image_layout(name = "base", files = {{":data_one": "/one.bin"}})
-image_layout(name = "middle", base = ":base", files = {{":data_two": "/two.bin"}})
-image_layout(name = "app_image", base = ":middle", files = {{":data_three": "/three.bin"}})
-image_layout(name = "other_image", base = ":middle", files = {{":data_four": "/four.bin"}})
-
-container_release(name = "app", image = ":app_image", repository = "lazy/app")
-container_release(name = "other", image = ":other_image", repository = "lazy/other")
-"""
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +23,10 @@ def lazy(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("lazy"))
     cache = NginxStore(os.path.join(root, "cache"), TEST_USER, TEST_PASSWORD)
     registry = Registry(os.path.join(root, "registry"))
-    workspace = Workspace(os.path.join(root, "ws"))
-    os.makedirs(workspace.path)
-    workspace.write("WORKSPACE", 'workspace(name = "lazy")\nlocal_repository(name = "rules_release", path = "{}")\n'
-                    .format(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-    workspace.write("BUILD.bazel", BUILD.format(size=LAYER_BYTES))
-    workspace.write(".gitignore", "/bazel-*\n/releasekit-logs/\n")
-    workspace.write("releasekit.yaml", "channels:\n  ci: {{registry: 'http://{0}/prod'}}\n  dev: {{registry: 'http://{0}/dev'}}\n"
-                    .format(registry.host))
-    workspace.init_git()
+    workspace = write_workspace(root, registry, [("one", 1, LAYER_BYTES), ("two", 2, LAYER_BYTES),
+                                                 ("three", 3, LAYER_BYTES), ("four", 4, LAYER_BYTES)],
+                                [("base", None, "one"), ("middle", "base", "two"), ("app_image", "middle", "three"),
+                                 ("other_image", "middle", "four")])
     url = cache.url.replace("http://", "http://{}:{}@".format(TEST_USER, TEST_PASSWORD)) + "/cache"
     flags = ["--remote_cache=" + url, "--remote_header=X-Cache-Token=" + HEADER_SECRET, "--noshow_progress"]
     builder = Agent(workspace, root, "builder")

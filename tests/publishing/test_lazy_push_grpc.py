@@ -13,32 +13,16 @@ import os
 import pytest
 import requests
 
-from helpers.lazy_push import Agent, dispatch, everything_said, fresh_agent, layer_files
+from helpers.lazy_push import (Agent, dispatch, everything_said, fresh_agent, layer_files, write_registry,
+                                write_workspace)
 from helpers.reapi_cache import BuildGridCache
 from helpers.servers import Registry
-from helpers.workspace import BAZEL, Workspace
+from helpers.workspace import BAZEL
 
 HEADER_SECRET = "grpc-cache-header-never-printed-5e1a"
 INSTANCE = "main"
 LAYER_BYTES = 1 << 20
 
-BUILD = """load("@rules_release//rules:defs.bzl", "container_release", "image_layout")
-
-[genrule(
-    name = "data_" + name,
-    outs = [name + ".bin"],
-    # Reproducible bytes that do not compress: a rebuild makes the same layer.
-    cmd = ("python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(%d).randbytes(%d))' > $@" %
-           (seed, size)),
-) for name, seed, size in [("one", 11, {size}), ("two", 12, {size}), ("three", 13, {size} * 3 // 2)]]
-
-image_layout(name = "base", files = {{":data_one": "/one.bin"}})
-image_layout(name = "app_image", base = ":base", files = {{":data_two": "/two.bin"}})
-image_layout(name = "other_image", base = ":base", files = {{":data_three": "/three.bin"}})
-
-container_release(name = "app", image = ":app_image", repository = "lazy/app")
-container_release(name = "other", image = ":other_image", repository = "lazy/other")
-"""
 
 
 def use_registry(lazy, name):
@@ -46,8 +30,7 @@ def use_registry(lazy, name):
     lazy["registry"].stop()
     registry = Registry(os.path.join(lazy["root"], name))
     lazy["registry"] = registry
-    lazy["workspace"].write("releasekit.yaml", "channels:\n  ci: {{registry: 'http://{0}/prod'}}\n"
-                            "  dev: {{registry: 'http://{0}/dev'}}\n".format(registry.host))
+    write_registry(lazy["workspace"], registry)
     lazy["workspace"].commit("registry " + name)
     return registry
 
@@ -59,15 +42,10 @@ def lazy(tmp_path_factory):
     registry = Registry(os.path.join(root, "registry"))
     state = {"root": root, "cache": cache, "registry": registry, "agents": []}
     try:
-        workspace = Workspace(os.path.join(root, "ws"))
-        os.makedirs(workspace.path)
-        workspace.write("WORKSPACE", 'workspace(name = "lazy")\nlocal_repository(name = "rules_release", path = "{}")\n'
-                        .format(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-        workspace.write("BUILD.bazel", BUILD.format(size=LAYER_BYTES))
-        workspace.write(".gitignore", "/bazel-*\n/releasekit-logs/\n")
-        workspace.write("releasekit.yaml", "channels:\n  ci: {{registry: 'http://{0}/prod'}}\n"
-                        "  dev: {{registry: 'http://{0}/dev'}}\n".format(registry.host))
-        workspace.init_git()
+        workspace = write_workspace(root, registry, [("one", 11, LAYER_BYTES), ("two", 12, LAYER_BYTES),
+                                                     ("three", 13, LAYER_BYTES * 3 // 2)],
+                                    [("base", None, "one"), ("app_image", "base", "two"),
+                                     ("other_image", "base", "three")])
         flags = ["--remote_cache=" + cache.url, "--remote_instance_name=" + INSTANCE,
                  "--remote_header=x-cache-token=" + HEADER_SECRET, "--noshow_progress"]
         state.update(workspace=workspace, flags=flags)
