@@ -140,3 +140,44 @@ def test_the_source_is_closed_once_the_blob_is_read(tmp_path):
     assert results == [(data, digest)] * 2
     opened = [os.path.realpath("/proc/self/fd/" + fd) for fd in os.listdir("/proc/self/fd")]
     assert path not in opened
+
+
+class ChangingLocation(UnalignedLocation):
+    """A source that answers differently once: its first read has one byte wrong in its first chunk (a cache entry
+    rewritten meanwhile); every later read is right."""
+
+    reads = 0
+
+    def chunks(self, start=0, end=None, read_size=None):
+        ChangingLocation.reads += 1
+        first = ChangingLocation.reads == 1
+        for chunk in UnalignedLocation.chunks(self, start, end):
+            if first:
+                chunk, first = bytes([chunk[0] ^ 0xFF]) + bytes(chunk[1:]), False
+            yield chunk
+
+
+def test_an_upload_that_leaves_the_stream_hashes_the_bytes_it_was_handed_not_a_second_read(tmp_path, monkeypatch):
+    """Before: the upload hashed a second read of the part it had taken from the stream. When the source answered
+    differently the second time, the digest checked before the commit agreed with the blob while the bytes sent did
+    not."""
+    monkeypatch.setattr(shared_reads, "STALL_SECONDS", 0.5)
+    monkeypatch.setattr(shared_reads, "WINDOW_BYTES", 2 << 20)
+    monkeypatch.setattr(ChangingLocation, "reads", 0)
+    path, data, digest = blob_file(tmp_path)
+    plan = Plan(path, digest)
+    plan.location = lambda blob: ChangingLocation(path, 0, SIZE)
+    shared = SharedReads(2)
+    fast, stalled = (shared.plan_for(plan, index).location(plan.blob) for index in range(2))
+    stalled_hasher = stalled.new_hasher()
+    first = b"".join(bytes(c) for c in stalled.chunks(0, 1 << 20))  # from the stream: the first read, one byte wrong
+    stalled_hasher.update(first)
+    fast_sent, fast_digest = upload(fast, [(0, SIZE)])  # the stalled upload is dropped meanwhile
+    assert fast_sent != data and fast_digest == "sha256:" + hashlib.sha256(fast_sent).hexdigest() != digest
+    rest = []
+    for chunk in stalled.chunks(1 << 20, SIZE):  # read for itself: right from here on
+        stalled_hasher.update(chunk)
+        rest.append(bytes(chunk))
+    sent = first + b"".join(rest)
+    assert sent != data and ChangingLocation.reads >= 2
+    assert "sha256:" + stalled_hasher.hexdigest() == "sha256:" + hashlib.sha256(sent).hexdigest() != digest

@@ -92,7 +92,9 @@ class _BlobStream:
         # Set when the first upload takes bytes: a blob queued behind others is not a stalled upload.
         self.progress_at = None
         self.handed = set()
-        self.hasher = hashlib.sha256()
+        self.hasher = hashlib.sha256()  # of the bytes read, [0, read_to); replaced, never updated, once read
+        self.hashed_before = {}  # offset of a held chunk -> the hasher of the bytes before it
+        self.left = {}  # upload index -> (its position, the hasher of the bytes it was handed) when it left
         self.reader = None
         self.reading = self.failed = False
         self.source_reads = 0  # whole or partial reads of the source: the stream's own, and each upload's own
@@ -155,11 +157,13 @@ class _BlobStream:
                 self.reader = iter(self.source.chunks(0, self.size))
             chunk = next(self.reader, None)
             if chunk:
-                self.hasher.update(chunk)
+                hashed = self.hasher.copy()
+                hashed.update(chunk)
         finally:
             with self.condition:
                 if chunk:
                     self.held.append((self.read_to, chunk))
+                    self.hashed_before[self.read_to], self.hasher = self.hasher, hashed
                     self.read_to += len(chunk)
                 else:  # the source failed or ended early: every upload reads for itself, and meets the error
                     self.failed = True
@@ -182,13 +186,32 @@ class _BlobStream:
                 return chunk if (start, stop) == (0, len(chunk)) else chunk[start:stop]
         return None
 
+    def _hashed_to(self, position):
+        """A hasher of the bytes [0, position) as the stream read them, or None once they are no longer held."""
+        if position == self.read_to:
+            return self.hasher.copy()
+        for offset, chunk in self.held:
+            if offset <= position < offset + len(chunk):
+                hashed = self.hashed_before[offset].copy()
+                hashed.update(chunk[:position - offset])
+                return hashed
+        return None
+
+    def hashed_when_left(self, index, position):
+        """The hasher of the bytes upload `index` was handed, if it left the stream at `position`; else None."""
+        with self.condition:
+            at, hashed = self.left.pop(index, (None, None))
+            return hashed if at == position else None
+
     def _trim(self):
         floor = min(self.positions.values()) if self.positions else self.read_to
         while self.held and self.held[0][0] + len(self.held[0][1]) <= floor:
             offset, chunk = self.held.popleft()
+            self.hashed_before.pop(offset, None)
             self.base = offset + len(chunk)
         if not self.positions:
             self.held.clear()
+            self.hashed_before.clear()
             self.base = self.read_to
             if not self.reading and self.reader is not None:
                 self._close_reader()
@@ -206,6 +229,9 @@ class _BlobStream:
                 self._detach_locked(index)
 
     def _detach_locked(self, index):
+        if index in self.positions:
+            position = self.positions[index]
+            self.left[index] = position, self._hashed_to(position)
         self.positions.pop(index, None)
         if self.progress_at is not None:
             self.progress_at.pop(index, None)
@@ -267,11 +293,14 @@ class SharedLocation(_CountedLocation):
         yield from super().chunks(position, end)
 
     def _take_over_hashing(self, position):
-        """Leaving the stream at `position` in the attempt that hashes with the stream: hash what was sent so far."""
+        """Leaving the stream at `position` in the attempt that hashes with the stream: from here it hashes for
+        itself, starting from the hash of the very bytes the stream handed it (a source read again may differ)."""
         if self.stream_hasher is not None and not self.retried and self.stream_hasher.own is None:
-            own = hashlib.sha256()
-            for chunk in super().chunks(0, position):
-                own.update(chunk)
+            own = self.stream.hashed_when_left(self.index, position)
+            if own is None:  # not known: hash a read of them (the registry checks the digest of what it took)
+                own = hashlib.sha256()
+                for chunk in super().chunks(0, position):
+                    own.update(chunk)
             self.stream_hasher.own = own
 
     def done(self):
