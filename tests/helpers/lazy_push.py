@@ -69,10 +69,10 @@ def fresh_agent(lazy, name):
     return agent
 
 
-def dispatch(lazy, agent, label, logs):
+def dispatch(lazy, agent, label, logs, tests=()):
     selections = os.path.join(lazy["root"], "selections")
     os.makedirs(selections, exist_ok=True)
-    for kind, targets in (("tests", []), ("releases", [label])):
+    for kind, targets in (("tests", list(tests)), ("releases", [label])):
         with open(os.path.join(selections, kind + ".json"), "w") as handle:
             json.dump({"format_version": 1, "kind": kind, "targets": [{"label": t, "kind": "artifact_ci_release",
                                                                        "reasons": []} for t in targets]}, handle)

@@ -4,13 +4,15 @@ bytes; credentials of the cache never printed."""
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
 import requests
 
 from conftest import TEST_PASSWORD, TEST_USER
-from helpers.lazy_push import Agent, dispatch, everything_said, fresh_agent, layer_files, write_workspace
+from helpers.lazy_push import (Agent, dispatch, everything_said, fresh_agent, layer_files, write_registry,
+                               write_workspace)
 from helpers.servers import NginxStore, Registry
 
 HEADER_SECRET = "cache-header-never-printed-81d4"
@@ -137,6 +139,44 @@ def test_a_cache_that_serves_wrong_bytes_is_refused_and_nothing_is_committed(laz
         assert registry.tags("prod/lazy/other") == []
     finally:
         registry.stop()
+
+
+def test_a_persistent_agent_keeps_bazels_analysis_cache_from_one_run_to_the_next(lazy):
+    """Before: the question of which remote cache the build has was a `bazel build` without the lazy flags nor the
+    rc files' `test` options, asked between two runs' `bazel test` that had them: on a persistent agent Bazel discarded
+    its analysis cache in every run. And a download mode the workspace chooses later is still the build's own."""
+    workspace = lazy["workspace"]
+    workspace.write("check.sh", "#!/bin/sh\ntest \"$LAZY_LEVEL\" = 1\n", executable=True)
+    build = open(os.path.join(workspace.path, "BUILD.bazel")).read()
+    workspace.write("BUILD.bazel", build + '\nsh_test(name = "check", srcs = ["check.sh"])\n')
+    workspace.write(".bazelrc", "test --test_env=LAZY_LEVEL=1\n")  # an option of the configuration `build` lacks
+    write_registry(workspace, lazy["registry"])  # a registry that runs (the test before stopped its own)
+    workspace.commit("a test, and a test option")
+    agent = fresh_agent(lazy, "agent-persistent")
+    for logs in ("logs-persistent-one", "logs-persistent-two"):
+        result, outcomes = dispatch(lazy, agent, "//:app.ci", logs, tests=["//:check"])
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert outcomes["//:check"]["status"] == "passed" and outcomes["//:app.ci"]["status"] == "published"
+    first, second = (open(os.path.join(lazy["root"], logs, "bazel-test.log")).read()
+                     for logs in ("logs-persistent-one", "logs-persistent-two"))
+    assert "discarding analysis cache" not in second, second
+    # The second run's analysis reuses the first's: a few targets configured again at most, not the whole graph.
+    assert 0 <= targets_configured(second) * 4 < targets_configured(first), second
+    assert "--remote_download_minimal" in result.stdout
+
+    workspace.write(".bazelrc", "test --test_env=LAZY_LEVEL=1\ntest --remote_download_toplevel\n")
+    workspace.commit("the workspace chooses a download mode")
+    result, outcomes = dispatch(lazy, agent, "//:app.ci", "logs-persistent-three", tests=["//:check"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "lazy push" in result.stdout and "--remote_download_minimal" not in result.stdout
+    assert outcomes["//:app.ci"]["status"] == "published"
+
+
+def targets_configured(log):
+    """N of Bazel's "Analyzed ... (P packages loaded, N targets configured)"."""
+    found = re.search(r"Analyzed \d+ targets? \(\d+ packages? loaded, (\d+) targets? configured\)", log)
+    assert found, log
+    return int(found.group(1))
 
 
 def test_the_run_reads_the_cache_from_the_options_bazel_took():

@@ -97,7 +97,8 @@ class Dispatcher:
 
     def _bazel_starting_fork_server(self, command, labels, extra, bep, releases):
         """_bazel; the fork server for the releases starts as soon as one of them is built (see StartWhenBuilt)."""
-        self.remote = remote_build.prepare(self, releases, self.remote)  # lazy push: the build's remote cache
+        # lazy push: the build's remote cache, asked with this invocation's command and options
+        self.remote = remote_build.prepare(self, releases, self.remote, command, extra)
         if not (releases and self.options.fork_server and not self.options.build_only) or self.started_fork_server:
             return self._bazel(command, labels, extra, bep)
         if os.path.exists(bep):

@@ -1,9 +1,9 @@
 """Lazy push, the run's side: whether the build has a remote cache its releases can stream image blobs from.
 
 Bazel says which options a build takes, from the command line and every rc file and config, in the canonical command
-line of its build events. Before it builds releases, dispatch asks it once (`bazel build --nobuild`, no targets: no
-loading, no analysis) and, when the build has an HTTP or gRPC `--remote_cache` that releasekit can read with what the
-build sends it (`--remote_header`, `--remote_cache_header`, credentials in an HTTP URL, `--tls_certificate`,
+line of its build events. Before it builds releases, dispatch asks it once (`--nobuild`, no targets: no loading, no
+analysis) and, when the build has an HTTP or gRPC `--remote_cache` that releasekit can read with what the build sends
+it (`--remote_header`, `--remote_cache_header`, credentials in an HTTP URL, `--tls_certificate`,
 `--remote_instance_name`):
 - builds under `--remote_download_minimal` (unless the options choose a download mode themselves), so that the image
   layers stay in the cache, with `--build_runfile_links`, so that release executables keep their runfiles trees (whose
@@ -14,8 +14,16 @@ chose it downloads them, and its releases read them from disk.
 
 A unix socket cache, Google credentials, a credential helper, a TLS client certificate or a digest function other than
 SHA-256 leave the build as it is, and the note says why: releases then read the image from disk.
+
+The question is asked with the command and configuration of the invocation that follows it (`test` when the tests'
+invocation builds the releases, its test options, and the flags the previous decision on this agent added): any option
+of the configuration that differs between two commands makes Bazel discard its analysis cache, which on a persistent
+agent would have the whole selection analysed again in every run. Where the flags added mask the build's own choice
+of a download mode, the choice is the one remembered, as long as every rc file and option that could make it says
+what it said then (otherwise Bazel is asked again without them).
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -23,6 +31,7 @@ import subprocess
 import threading
 
 from releasekit.core import environment
+from releasekit.core.jsonio import write_atomic
 from releasekit.core.redact import without_secrets
 from releasekit.publishing.remote_cache import RemoteCache
 
@@ -56,8 +65,9 @@ def canonical_options(events):
     return []
 
 
-def decide(options):
-    """The RemoteBuild for a build that takes these options."""
+def decide(options, download_mode_masked=False):
+    """The RemoteBuild for a build that takes these options. download_mode_masked: the options include LAZY_FLAGS,
+    added by releasekit to a build that chose no download mode of its own."""
     values = {}
     for name, value in options:
         values.setdefault(name, []).append(value)
@@ -81,10 +91,11 @@ def decide(options):
     headers = tuple(tuple(h.split("=", 1)) for name in ("remote_header", "remote_cache_header")
                     for h in values.get(name, []) if "=" in h)
     cache = RemoteCache(url, headers, (values.get("tls_certificate") or [None])[-1], instance)
-    flags = ["--build_runfile_links"] if values.get("remote_download_outputs") else list(LAZY_FLAGS)
-    return RemoteBuild(cache, flags, "lazy push: image blobs the registries lack stream from the remote cache {}{}"
-                       .format(cache.display, "" if values.get("remote_download_outputs") else
-                               " (the releases build under --remote_download_minimal)"))
+    chosen = values.get("remote_download_outputs") and not download_mode_masked
+    flags = ["--build_runfile_links"] if chosen else list(LAZY_FLAGS)
+    note = "lazy push: image blobs the registries lack stream from the remote cache {}{}".format(
+        cache.display, "" if chosen else " (the releases build under --remote_download_minimal)")
+    return RemoteBuild(cache, flags, note)
 
 
 def read_events(path):
@@ -103,22 +114,105 @@ NOT_YET = RemoteBuild(decided=False)  # a run that has not asked Bazel yet
 _BUILD_HERE = threading.Lock()  # one Bazel command at a time: the server takes one anyway
 
 
-def prepare(dispatcher, releases, current):
+def prepare(dispatcher, releases, current, command="build", extra=()):
     """Ask Bazel, once per run and before it builds releases, which remote cache the build has; a run that publishes
-    nothing (pr) asks nothing. Returns the RemoteBuild the run goes on with."""
+    nothing (pr) asks nothing. command, extra: the Bazel command that builds the releases and the options it adds to
+    the run's (the question takes the same configuration). Returns the RemoteBuild the run goes on with."""
     if current.decided or not releases or dispatcher.options.build_only:
         return current
-    probe = os.path.join(dispatcher.report_dir, "remote-cache.bep.json")
-    environ = without_secrets(dispatcher.workspace_environ())
-    dispatcher.bazel.run(["build", "--nobuild", "--build_event_json_file=" + probe, *dispatcher.options.bazel_flags],
-                         env=environ)
-    remote = decide(canonical_options(read_events(probe)))
-    if os.path.exists(probe):
-        os.unlink(probe)  # it holds the build's --remote_header values
+    memory = LastDecision(dispatcher.workspace, [*dispatcher.bazel.command, command, *extra,
+                                                 *dispatcher.options.bazel_flags])
+    added = memory.flags()
+    options, said = _ask(dispatcher, command, [*extra, *added])
+    if added and said != memory.said():  # an rc file or option changed since: ask again, nothing masked
+        added = []
+        options, said = _ask(dispatcher, command, list(extra))
+    remote = decide(options, download_mode_masked=added == list(LAZY_FLAGS))
+    memory.remember(remote.flags, said)
     if remote.note:
         dispatcher.progress.note(remote.note)
     dispatcher.pinned.update(release_environment(remote))  # every release of the run is handed the cache
     return remote
+
+
+def _ask(dispatcher, command, flags):
+    """(canonical options, what its rc files and options say) of `bazel <command> --nobuild <flags> <the run's>`."""
+    probe = os.path.join(dispatcher.report_dir, "remote-cache.bep.json")
+    environ = without_secrets(dispatcher.workspace_environ())
+    dispatcher.bazel.run([command, "--nobuild", "--build_event_json_file=" + probe, *flags,
+                          *dispatcher.options.bazel_flags], env=environ)
+    events = read_events(probe)
+    if os.path.exists(probe):
+        os.unlink(probe)  # it holds the build's --remote_header values
+    return canonical_options(events), what_options_say(events, flags)
+
+
+# What a decision reads (decide), and where a build's options come from: rc files and their lines, --config.
+_DECIDING = ("remote_", "google_", "credential_helper", "tls_", "digest_function", "rc_source", "default_override",
+             "config")
+
+
+def what_options_say(events, added=()):
+    """A digest of the options, as given, that could make decide() answer otherwise: every rc file read and its
+    lines (as Bazel read them), every --config, and every option decide() reads, less the flags releasekit added
+    (added). A digest: they may hold secrets."""
+    said = []
+    for event in events:
+        line = event.get("structuredCommandLine", {})
+        if line.get("commandLineLabel") != "original":
+            continue
+        for section in line.get("sections", []):
+            for option in section.get("optionList", {}).get("option", []):
+                if (option.get("optionName") or "").startswith(_DECIDING):
+                    said.append(option.get("combinedForm", ""))
+    for flag in added:  # the last of each: releasekit's, given after the workspace's own
+        if flag in said:
+            del said[len(said) - 1 - said[::-1].index(flag)]
+    return _digest(said)
+
+
+class LastDecision:
+    """The flags the last run on this agent added for this invocation (the same Bazel, command and options), and a
+    digest of what the options that made that decision said, kept in the agent's cache directory (one entry per
+    workspace, the newest few)."""
+
+    KEPT = 16
+
+    def __init__(self, workspace, invocation, path=None):
+        root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        self.path = path or os.path.join(root, "releasekit", "remote-build.json")
+        self.workspace = os.path.realpath(workspace)
+        self.key = _digest(invocation)
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                self.known = json.load(handle)
+            entry = self.known.get(self.workspace) or {}
+        except (OSError, ValueError, AttributeError):
+            self.known, entry = {}, {}
+        self.entry = entry if isinstance(entry, dict) and entry.get("key") == self.key else {}
+
+    def flags(self):
+        flags = self.entry.get("flags")
+        return list(flags) if flags in (list(LAZY_FLAGS), ["--build_runfile_links"]) else []
+
+    def said(self):
+        """what_options_say() when the flags were decided."""
+        return self.entry.get("said")
+
+    def remember(self, flags, said):
+        """flags: those decided; said: what_options_say() of the question that decided them."""
+        self.known.pop(self.workspace, None)
+        self.known = dict(list(self.known.items())[-(self.KEPT - 1):])
+        self.known[self.workspace] = {"key": self.key, "flags": list(flags), "said": said}
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            write_atomic(self.path, json.dumps(self.known, indent=1))
+        except OSError as error:
+            log.info("the remote cache decision is not remembered: %s", error)
+
+
+def _digest(values):
+    return hashlib.sha256(json.dumps(values).encode()).hexdigest()
 
 
 def release_environment(remote):
