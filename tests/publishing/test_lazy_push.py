@@ -163,6 +163,8 @@ def test_a_persistent_agent_keeps_bazels_analysis_cache_from_one_run_to_the_next
     # The second run's analysis reuses the first's: a few targets configured again at most, not the whole graph.
     assert 0 <= targets_configured(second) * 4 < targets_configured(first), second
     assert "--remote_download_minimal" in result.stdout
+    remembered = open(os.path.join(agent.output_base + "-xdg", "releasekit", "remote-build.json")).read()
+    assert HEADER_SECRET not in remembered and TEST_PASSWORD not in remembered
 
     workspace.write(".bazelrc", "test --test_env=LAZY_LEVEL=1\ntest --remote_download_toplevel\n")
     workspace.commit("the workspace chooses a download mode")
@@ -201,3 +203,43 @@ def test_the_run_reads_the_cache_from_the_options_bazel_took():
         off = decide(options)
         assert off.cache is None and off.flags == [] and why in off.note
     assert decide([]).cache is None and decide([]).note is None
+
+
+def original_command_line(*options):
+    """Build events whose original command line holds these (name, value) options."""
+    listed = [{"optionName": name, "optionValue": value, "combinedForm": "--{}={}".format(name, value) if value
+               else "--" + name} for name, value in options]
+    return [{"structuredCommandLine": {"commandLineLabel": "original", "sections": [
+        {"sectionLabel": "command options", "optionList": {"option": listed}}]}}]
+
+
+def test_what_chose_the_download_mode_is_remembered_as_a_digest_of_that_alone(tmp_path):
+    from releasekit.running.remote_build import LAZY_FLAGS, LastDecision, download_mode_said
+
+    rc = [("rc_source", "client"), ("rc_source", "/ws/.bazelrc"), ("default_override", "2:test=--test_env=A=1")]
+    said = download_mode_said(original_command_line(*rc, ("remote_header", "X-Token=" + HEADER_SECRET)))
+    # A header's value, a run's own build metadata: they choose no download mode, and change nothing remembered.
+    assert said == download_mode_said(original_command_line(*rc, ("remote_header", "X-Token=rotated"),
+                                                             ("default_override", "2:build=--build_metadata=SHA=1")))
+    assert said == download_mode_said(original_command_line(*rc, ("remote_download_minimal", "")), added=LAZY_FLAGS)
+    for chosen in (("default_override", "2:test=--remote_download_toplevel"),
+                   ("default_override", "2:build:ci=--remote_download_outputs=all"),
+                   ("default_override", "2:build=--config=ci"), ("config", "ci"), ("remote_download_toplevel", "")):
+        assert download_mode_said(original_command_line(*rc, chosen)) != said, chosen
+    assert download_mode_said(original_command_line(("default_override", "2:test=--test_env=A=1"))) is None
+
+    path = str(tmp_path / "remote-build.json")
+    memory = LastDecision("/ws", ["bazel", "test"], path=path)
+    assert memory.flags() == [] and memory.said() is None
+    memory.remember(list(LAZY_FLAGS), said)
+    again = LastDecision("/ws", ["bazel", "test"], path=path)
+    assert again.flags() == list(LAZY_FLAGS) and again.said() == said
+    assert LastDecision("/ws", ["bazel", "build"], path=path).flags() == []  # another command: not this decision
+    assert HEADER_SECRET not in open(path).read()
+    for damaged in ("not json", "[1, 2]", json.dumps({os.path.realpath("/ws"): {"key": again.key, "flags": ["--x"]}})):
+        with open(path, "w") as handle:
+            handle.write(damaged)
+        assert LastDecision("/ws", ["bazel", "test"], path=path).flags() == []  # nothing but the two known lists
+    for index in range(LastDecision.KEPT + 5):
+        LastDecision("/ws{}".format(index), ["bazel", "test"], path=path).remember([], said)
+    assert len(json.load(open(path))) == LastDecision.KEPT

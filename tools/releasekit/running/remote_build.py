@@ -1,7 +1,7 @@
 """Lazy push, the run's side: whether the build has a remote cache its releases can stream image blobs from.
 
 Bazel says which options a build takes, from the command line and every rc file and config, in the canonical command
-line of its build events. Before it builds releases, dispatch asks it once (`--nobuild`, no targets: no loading, no
+line of its build events. Before it builds releases, dispatch asks it (`--nobuild`, no targets: no loading, no
 analysis) and, when the build has an HTTP or gRPC `--remote_cache` that releasekit can read with what the build sends
 it (`--remote_header`, `--remote_cache_header`, credentials in an HTTP URL, `--tls_certificate`,
 `--remote_instance_name`):
@@ -18,9 +18,10 @@ SHA-256 leave the build as it is, and the note says why: releases then read the 
 The question is asked with the command and configuration of the invocation that follows it (`test` when the tests'
 invocation builds the releases, its test options, and the flags the previous decision on this agent added): any option
 of the configuration that differs between two commands makes Bazel discard its analysis cache, which on a persistent
-agent would have the whole selection analysed again in every run. Where the flags added mask the build's own choice
-of a download mode, the choice is the one remembered, as long as every rc file and option that could make it says
-what it said then (otherwise Bazel is asked again without them).
+agent would have the whole selection analysed again in every run. The flags added hide the build's own choice of a
+download mode from the canonical command line: the choice is the one remembered as long as every rc line and option
+that could make it (a download mode, a --config) reads as it did then; otherwise Bazel is asked again without them.
+Everything else decide() reads comes from the answer of this run.
 """
 
 import hashlib
@@ -115,18 +116,17 @@ _BUILD_HERE = threading.Lock()  # one Bazel command at a time: the server takes 
 
 
 def prepare(dispatcher, releases, current, command="build", extra=()):
-    """Ask Bazel, once per run and before it builds releases, which remote cache the build has; a run that publishes
-    nothing (pr) asks nothing. command, extra: the Bazel command that builds the releases and the options it adds to
-    the run's (the question takes the same configuration). Returns the RemoteBuild the run goes on with."""
+    """Ask Bazel, before the run builds releases, which remote cache the build has; a run that publishes nothing (pr)
+    asks nothing. command, extra: the Bazel command that builds the releases and the options it adds to the run's
+    (the question takes the same configuration). Returns the RemoteBuild the run goes on with."""
     if current.decided or not releases or dispatcher.options.build_only:
         return current
-    memory = LastDecision(dispatcher.workspace, [*dispatcher.bazel.command, command, *extra,
-                                                 *dispatcher.options.bazel_flags])
+    memory = LastDecision(dispatcher.workspace, [*dispatcher.bazel.command, command])
     added = memory.flags()
-    options, said = _ask(dispatcher, command, [*extra, *added])
-    if added and said != memory.said():  # an rc file or option changed since: ask again, nothing masked
+    options, said = _ask(dispatcher, command, [*extra, *added], added)
+    if added and (said is None or said != memory.said()):  # a download mode may be chosen now: ask, nothing masked
         added = []
-        options, said = _ask(dispatcher, command, list(extra))
+        options, said = _ask(dispatcher, command, list(extra), added)
     remote = decide(options, download_mode_masked=added == list(LAZY_FLAGS))
     memory.remember(remote.flags, said)
     if remote.note:
@@ -135,46 +135,50 @@ def prepare(dispatcher, releases, current, command="build", extra=()):
     return remote
 
 
-def _ask(dispatcher, command, flags):
-    """(canonical options, what its rc files and options say) of `bazel <command> --nobuild <flags> <the run's>`."""
+def _ask(dispatcher, command, flags, added):
+    """(canonical options, download_mode_said()) of `bazel <command> --nobuild <flags> <the run's flags>`, in the
+    environment the run's own invocations have. added: the flags among them that releasekit added."""
     probe = os.path.join(dispatcher.report_dir, "remote-cache.bep.json")
-    environ = without_secrets(dispatcher.workspace_environ())
+    environ = without_secrets(os.environ if dispatcher.options.environ is None else dispatcher.options.environ)
     dispatcher.bazel.run([command, "--nobuild", "--build_event_json_file=" + probe, *flags,
                           *dispatcher.options.bazel_flags], env=environ)
     events = read_events(probe)
     if os.path.exists(probe):
         os.unlink(probe)  # it holds the build's --remote_header values
-    return canonical_options(events), what_options_say(events, flags)
+    return canonical_options(events), download_mode_said(events, added)
 
 
-# What a decision reads (decide), and where a build's options come from: rc files and their lines, --config.
-_DECIDING = ("remote_", "google_", "credential_helper", "tls_", "digest_function", "rc_source", "default_override",
-             "config")
+_DOWNLOAD_MODE = ("remote_download", "experimental_remote_download", "config")  # and a --config may set one
 
 
-def what_options_say(events, added=()):
-    """A digest of the options, as given, that could make decide() answer otherwise: every rc file read and its
-    lines (as Bazel read them), every --config, and every option decide() reads, less the flags releasekit added
-    (added). A digest: they may hold secrets."""
-    said = []
+def download_mode_said(events, added=()):
+    """A digest of all that may choose a download mode, as given: every rc file line (as Bazel read it) and every
+    option that sets one or a --config, less the flags releasekit added; None when the build events list no rc
+    source (then what the rc files say is not known)."""
+    said, listed_rc = [], False
     for event in events:
         line = event.get("structuredCommandLine", {})
         if line.get("commandLineLabel") != "original":
             continue
         for section in line.get("sections", []):
             for option in section.get("optionList", {}).get("option", []):
-                if (option.get("optionName") or "").startswith(_DECIDING):
-                    said.append(option.get("combinedForm", ""))
-    for flag in added:  # the last of each: releasekit's, given after the workspace's own
+                name, form = option.get("optionName") or "", option.get("combinedForm", "")
+                listed_rc = listed_rc or name == "rc_source"
+                if name == "default_override":  # "<rc>:<command>[:<config>]=--<option>[=<value>]"
+                    given = (option.get("optionValue") or "").partition("=")[2]
+                    if given.lstrip("-").startswith(_DOWNLOAD_MODE):
+                        said.append(option.get("optionValue"))
+                elif name.startswith(_DOWNLOAD_MODE):
+                    said.append(form)
+    for flag in added:  # the last of each is releasekit's
         if flag in said:
             del said[len(said) - 1 - said[::-1].index(flag)]
-    return _digest(said)
+    return _digest(said) if listed_rc else None
 
 
 class LastDecision:
-    """The flags the last run on this agent added for this invocation (the same Bazel, command and options), and a
-    digest of what the options that made that decision said, kept in the agent's cache directory (one entry per
-    workspace, the newest few)."""
+    """The flags the last run on this agent added for a workspace's invocation (the same Bazel and command), and a
+    digest of what chose its download mode then, in the agent's cache directory (the newest few workspaces)."""
 
     KEPT = 16
 
@@ -183,30 +187,35 @@ class LastDecision:
         self.path = path or os.path.join(root, "releasekit", "remote-build.json")
         self.workspace = os.path.realpath(workspace)
         self.key = _digest(invocation)
+        entry = self._read().get(self.workspace)
+        self.entry = entry if isinstance(entry, dict) and entry.get("key") == self.key else {}
+
+    def _read(self):
         try:
             with open(self.path, encoding="utf-8") as handle:
-                self.known = json.load(handle)
-            entry = self.known.get(self.workspace) or {}
-        except (OSError, ValueError, AttributeError):
-            self.known, entry = {}, {}
-        self.entry = entry if isinstance(entry, dict) and entry.get("key") == self.key else {}
+                known = json.load(handle)
+        except (OSError, ValueError):
+            return {}
+        return known if isinstance(known, dict) else {}
 
     def flags(self):
         flags = self.entry.get("flags")
         return list(flags) if flags in (list(LAZY_FLAGS), ["--build_runfile_links"]) else []
 
     def said(self):
-        """what_options_say() when the flags were decided."""
+        """download_mode_said() when the flags were decided."""
         return self.entry.get("said")
 
     def remember(self, flags, said):
-        """flags: those decided; said: what_options_say() of the question that decided them."""
-        self.known.pop(self.workspace, None)
-        self.known = dict(list(self.known.items())[-(self.KEPT - 1):])
-        self.known[self.workspace] = {"key": self.key, "flags": list(flags), "said": said}
+        """flags: those decided; said: download_mode_said() of the question that decided them. The file is read
+        again first: another run on the agent may have written it meanwhile."""
+        known = self._read()
+        known.pop(self.workspace, None)
+        known = dict(list(known.items())[-(self.KEPT - 1):])
+        known[self.workspace] = {"key": self.key, "flags": list(flags), "said": said}
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            write_atomic(self.path, json.dumps(self.known, indent=1))
+            write_atomic(self.path, json.dumps(known, indent=1))
         except OSError as error:
             log.info("the remote cache decision is not remembered: %s", error)
 
