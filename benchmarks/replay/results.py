@@ -142,13 +142,24 @@ def machine():
             "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
 
 
+CODE = ("tools", "benchmarks", "rules")  # what the figures are of; a commit that changes only docs changes none
+
+
 def source(repo_root):
-    """The commit of releasekit the figures are of, and whether the checkout differed from it."""
+    """The commit of releasekit the figures are of, whether the checkout differed from it, and the trees of its code
+    (to tell whether the code changed while the replay ran)."""
     def git(*args):
         return subprocess.run(["git", "-C", repo_root, *args], capture_output=True, text=True).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain", "--", "tools",
-                                                                                  "benchmarks", "rules"))}
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain", "--", *CODE)),
+            "code": [git("rev-parse", "HEAD:" + path) for path in CODE]}
+
+
+def source_of_run(at_start, at_end):
+    """What a run's figures are of: the code it began with, which counts as changed when it differed from its commit
+    at either end or changed while the run went on (the replay runs releasekit from the checkout)."""
+    changed = at_end["uncommitted_changes"] or at_end["code"] != at_start["code"]
+    return {"commit": at_start["commit"], "uncommitted_changes": at_start["uncommitted_changes"] or changed}
 
 
 def now():

@@ -37,6 +37,25 @@ def test_quick_runs_write_to_a_scratch_directory_and_keep_the_sizes_they_are_giv
     assert (full.services, full.commits, full.out, full.render_docs) == (16, 40, os.path.join(COMMITTED, "warm"), True)
 
 
+def test_the_figures_are_of_the_code_the_run_began_with(tmp_path):
+    """Before: the commit was read when the run ended. The replay runs releasekit from the checkout, so a commit made
+    meanwhile was named as the code of figures it had no part in, and an edit saved meanwhile went unsaid."""
+    repo = Workspace(str(tmp_path))
+    repo.write("tools/releasekit/run.py", "version = 1\n")
+    repo.write("docs/page.md", "one\n")
+    repo.init_git()
+    at_start = results.source(repo.path)
+    repo.write("docs/page.md", "two\n")
+    repo.commit("docs only")
+    docs_only = results.source_of_run(at_start, results.source(repo.path))
+    assert docs_only == {"commit": at_start["commit"], "uncommitted_changes": False}
+    repo.write("tools/releasekit/run.py", "version = 2\n")  # saved while the run goes on
+    assert results.source_of_run(at_start, results.source(repo.path))["uncommitted_changes"]
+    repo.commit("the code")
+    committed = results.source_of_run(at_start, results.source(repo.path))
+    assert committed == {"commit": at_start["commit"], "uncommitted_changes": True}
+
+
 def test_the_docs_figures_are_those_of_the_committed_results_files():
     with open(os.path.join(REPO_ROOT, "docs", "benchmarks.md")) as handle:
         docs = handle.read()
