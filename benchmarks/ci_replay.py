@@ -131,6 +131,7 @@ def main(argv=None):
               "that stops during a commit is not counted", flush=True)
     workdir = tempfile.mkdtemp(prefix="releasekit-ci-replay-")
     started, machine, at_start = time.time(), results.machine(), results.source(REPO_ROOT)
+    clock_at_start = results.cpu_clock()
     try:
         origin = os.path.join(workdir, "origin")
         history, _ = make_history(origin, args.services, args.commits, args.seed)
@@ -167,6 +168,8 @@ def main(argv=None):
             "headline": headline, "repeats": repeats, "footprint": footprint, "shards": shards,
             "arm3_at_p50": kinds_at(all_rows, 50), "arm3_at_p90": kinds_at(all_rows, 90)}
         outcome["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+        outcome["machine"]["others_cpu_share"] = results.others_share(clock_at_start, results.cpu_clock(),
+                                                                      time.time() - started, machine["cores"])
         outcome["targets"] = results.targets_met(args.agents, headline)
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "commits.json"), "w") as handle:

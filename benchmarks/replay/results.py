@@ -127,6 +127,27 @@ def footprint_limits(rows, arm):
     return problems
 
 
+def cpu_clock():
+    """(seconds the machine's CPUs were busy, CPU seconds of this process and the children it waited for), since
+    boot: the replay subtracts its own from the machine's to tell what other work took (/proc/stat)."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+    except (OSError, ValueError, IndexError):
+        return None
+    own = os.times()
+    return busy, own.user + own.system + own.children_user + own.children_system
+
+
+def others_share(at_start, at_end, seconds, cores):
+    """The share of the machine's CPU capacity that work other than the replay took while it ran, or None."""
+    if not (at_start and at_end and seconds > 0):
+        return None
+    others = (at_end[0] - at_start[0]) - (at_end[1] - at_start[1])
+    return round(max(0.0, others) / (seconds * cores), 3)
+
+
 def machine():
     """What the figures were measured on, and how busy it was when the replay began."""
     model = ""
