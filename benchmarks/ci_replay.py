@@ -130,7 +130,8 @@ def main(argv=None):
         print("note: cannot wait for stopped Bazel servers here (no PR_SET_CHILD_SUBREAPER): the CPU of a server "
               "that stops during a commit is not counted", flush=True)
     workdir = tempfile.mkdtemp(prefix="releasekit-ci-replay-")
-    started, machine = time.time(), results.machine()
+    started, machine, at_start = time.time(), results.machine(), results.source(REPO_ROOT)
+    clock_at_start = results.cpu_clock()
     try:
         origin = os.path.join(workdir, "origin")
         history, _ = make_history(origin, args.services, args.commits, args.seed)
@@ -158,7 +159,8 @@ def main(argv=None):
             print_summary(repeat, repeats[-1])
         headline = results.across(repeats)
         outcome = {
-            "benchmark": "ci_replay", "date": results.now(), "source": results.source(REPO_ROOT), "machine": machine,
+            "benchmark": "ci_replay", "date": results.now(), "machine": machine,
+            "source": results.source_of_run(at_start, results.source(REPO_ROOT)),
             "run": {"seed": args.seed, "services": args.services, "commits": args.commits, "workers": args.workers,
                     "agents": args.agents, "repeats": args.repeat, "quick": args.quick, "ci_releases": ci_releases,
                     "tests": tests, "mix": {kind: counts.get(kind, 0) for kind in sorted(MIX)},
@@ -166,6 +168,8 @@ def main(argv=None):
             "headline": headline, "repeats": repeats, "footprint": footprint, "shards": shards,
             "arm3_at_p50": kinds_at(all_rows, 50), "arm3_at_p90": kinds_at(all_rows, 90)}
         outcome["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+        outcome["machine"]["others_cpu_share"] = results.others_share(clock_at_start, results.cpu_clock(),
+                                                                      time.time() - started, machine["cores"])
         outcome["targets"] = results.targets_met(args.agents, headline)
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "commits.json"), "w") as handle:

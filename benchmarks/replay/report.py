@@ -35,18 +35,25 @@ def _mb(count):
     return "{:.1f} MB".format(count / 1e6) if count >= 1e5 else "{:.0f} kB".format(count / 1e3)
 
 
+QUIET_SHARE = 0.1  # other work may take this share of the machine's CPU capacity in a quiet run
+
+
 def _load_at_end(machine):
-    """How busy the machine was as the run ended (its 15-minute load average: most of a run's length), and what that
-    says of the figures. The replay's own work (Bazel servers with eight jobs, registries, stores) keeps the load
-    average near 4 on 2 cores with nothing else running, so a run is called shared when the load was above the cores
-    before it began, or above twice the cores as it ended."""
+    """How busy the machine was as the run ended (its 15-minute load average), and what that says of the figures.
+    The replay's own work (Bazel servers with eight jobs, registries, stores) keeps the load average between 4 and 7
+    on 2 cores with nothing else running, so the load cannot tell other work apart; the CPU other processes took while
+    the run went on (others_cpu_share: the machine's busy time less the replay's own) can. A run is called shared
+    when the load was above the cores before it began, or other work took more than a tenth of the CPUs meanwhile
+    (runs that predate that measure are judged by how they began)."""
     load = (machine.get("load_average_at_end") or [None, None, None])[2]
     if load is None:
         return ""
     before = (machine.get("load_average_at_start") or [0.0])[0]
-    busy = before > machine["cores"] or load > 2 * machine["cores"]
-    return " and {} over its last 15 minutes{}".format(
-        load, " (other work shared the machine during the run: not a quiet run)" if busy else "")
+    share = machine.get("others_cpu_share")
+    busy = before > machine["cores"] or (share is not None and share > QUIET_SHARE)
+    said = "" if share is None else ", other work {:.0%} of the CPUs".format(share)
+    return " and {} over its last 15 minutes{}{}".format(
+        load, said, " (other work shared the machine during the run: not a quiet run)" if busy else "")
 
 
 def _mode(mode, r):

@@ -127,6 +127,27 @@ def footprint_limits(rows, arm):
     return problems
 
 
+def cpu_clock():
+    """(seconds the machine's CPUs were busy, CPU seconds of this process and the children it waited for), since
+    boot: the replay subtracts its own from the machine's to tell what other work took (/proc/stat)."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+    except (OSError, ValueError, IndexError):
+        return None
+    own = os.times()
+    return busy, own.user + own.system + own.children_user + own.children_system
+
+
+def others_share(at_start, at_end, seconds, cores):
+    """The share of the machine's CPU capacity that work other than the replay took while it ran, or None."""
+    if not (at_start and at_end and seconds > 0):
+        return None
+    others = (at_end[0] - at_start[0]) - (at_end[1] - at_start[1])
+    return round(max(0.0, others) / (seconds * cores), 3)
+
+
 def machine():
     """What the figures were measured on, and how busy it was when the replay began."""
     model = ""
@@ -142,13 +163,24 @@ def machine():
             "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
 
 
+CODE = ("tools", "benchmarks", "rules")  # what the figures are of; a commit that changes only docs changes none
+
+
 def source(repo_root):
-    """The commit of releasekit the figures are of, and whether the checkout differed from it."""
+    """The commit of releasekit the figures are of, whether the checkout differed from it, and the trees of its code
+    (to tell whether the code changed while the replay ran)."""
     def git(*args):
         return subprocess.run(["git", "-C", repo_root, *args], capture_output=True, text=True).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain", "--", "tools",
-                                                                                  "benchmarks", "rules"))}
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain", "--", *CODE)),
+            "code": [git("rev-parse", "HEAD:" + path) for path in CODE]}
+
+
+def source_of_run(at_start, at_end):
+    """What a run's figures are of: the code it began with, which counts as changed when it differed from its commit
+    at either end or changed while the run went on (the replay runs releasekit from the checkout)."""
+    changed = at_end["uncommitted_changes"] or at_end["code"] != at_start["code"]
+    return {"commit": at_start["commit"], "uncommitted_changes": at_start["uncommitted_changes"] or changed}
 
 
 def now():

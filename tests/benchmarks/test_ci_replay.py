@@ -37,6 +37,43 @@ def test_quick_runs_write_to_a_scratch_directory_and_keep_the_sizes_they_are_giv
     assert (full.services, full.commits, full.out, full.render_docs) == (16, 40, os.path.join(COMMITTED, "warm"), True)
 
 
+def test_the_figures_are_of_the_code_the_run_began_with(tmp_path):
+    """Before: the commit was read when the run ended. The replay runs releasekit from the checkout, so a commit made
+    meanwhile was named as the code of figures it had no part in, and an edit saved meanwhile went unsaid."""
+    repo = Workspace(str(tmp_path))
+    repo.write("tools/releasekit/run.py", "version = 1\n")
+    repo.write("docs/page.md", "one\n")
+    repo.init_git()
+    at_start = results.source(repo.path)
+    repo.write("docs/page.md", "two\n")
+    repo.commit("docs only")
+    docs_only = results.source_of_run(at_start, results.source(repo.path))
+    assert docs_only == {"commit": at_start["commit"], "uncommitted_changes": False}
+    repo.write("tools/releasekit/run.py", "version = 2\n")  # saved while the run goes on
+    assert results.source_of_run(at_start, results.source(repo.path))["uncommitted_changes"]
+    repo.commit("the code")
+    committed = results.source_of_run(at_start, results.source(repo.path))
+    assert committed == {"commit": at_start["commit"], "uncommitted_changes": True}
+
+
+def test_a_run_is_called_shared_by_the_cpu_other_work_took_not_by_its_own_load():
+    """Before: a cold replay alone keeps the 15-minute load above twice the cores, and a quiet run was called shared."""
+    from replay import report
+
+    begun = results.cpu_clock()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:  # the replay's own work
+        pass
+    ended = results.cpu_clock()
+    assert ended[1] - begun[1] >= 0.3 and ended[0] - begun[0] >= 0.9 * (ended[1] - begun[1])
+    assert results.others_share((100.0, 10.0), (160.0, 60.0), 30.0, 2) == round(10.0 / 60.0, 3)
+    machine = {"cores": 2, "load_average_at_start": [0.7, 1, 1], "load_average_at_end": [6, 5.6, 5.2]}
+    assert "not a quiet run" not in report._load_at_end(dict(machine, others_cpu_share=0.02))
+    assert "not a quiet run" in report._load_at_end(dict(machine, others_cpu_share=0.3))
+    assert "not a quiet run" not in report._load_at_end(machine)  # measured before the share was: by its start
+    assert "not a quiet run" in report._load_at_end(dict(machine, load_average_at_start=[3.1, 2, 2]))
+
+
 def test_the_docs_figures_are_those_of_the_committed_results_files():
     with open(os.path.join(REPO_ROOT, "docs", "benchmarks.md")) as handle:
         docs = handle.read()
