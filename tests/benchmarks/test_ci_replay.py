@@ -65,7 +65,7 @@ def test_a_run_is_called_shared_by_the_cpu_other_work_took_not_by_its_own_load()
     while time.process_time() < deadline:  # the replay's own work
         pass
     ended = results.cpu_clock()
-    assert ended[1] - begun[1] >= 0.3 and ended[0] - begun[0] >= 0.9 * (ended[1] - begun[1])
+    assert ended[1] - begun[1] >= 0.25 and ended[0] - begun[0] >= 0.9 * (ended[1] - begun[1])  # clock ticks: 10 ms
     assert results.others_share((100.0, 10.0), (160.0, 60.0), 30.0, 2) == round(10.0 / 60.0, 3)
     machine = {"cores": 2, "load_average_at_start": [0.7, 1, 1], "load_average_at_end": [6, 5.6, 5.2]}
     assert "not a quiet run" not in report._load_at_end(dict(machine, others_cpu_share=0.02))
