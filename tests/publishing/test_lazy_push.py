@@ -88,8 +88,7 @@ def test_a_blob_evicted_from_the_cache_after_the_build_is_built_here_and_publish
     lazy["registry"].stop()  # a registry of its own: it lacks every blob
     registry = Registry(os.path.join(lazy["root"], "registry-evicted"))
     lazy["registry"] = registry
-    lazy["workspace"].write("releasekit.yaml", "channels:\n  ci: {{registry: 'http://{0}/prod'}}\n"
-                            "  dev: {{registry: 'http://{0}/dev'}}\n".format(registry.host))
+    write_registry(lazy["workspace"], registry)
     lazy["workspace"].commit("a registry that lacks every blob")
     os.unlink(cas_entry(lazy, layer))  # evicted between the build and the release
 
@@ -118,8 +117,7 @@ def test_a_cache_that_serves_wrong_bytes_is_refused_and_nothing_is_committed(laz
     layer = max(plan["blobs"], key=lambda blob: blob["size"])
     registry = Registry(os.path.join(lazy["root"], "registry-corrupt"))
     try:
-        lazy["workspace"].write("releasekit.yaml", "channels:\n  ci: {{registry: 'http://{0}/prod'}}\n"
-                                "  dev: {{registry: 'http://{0}/dev'}}\n".format(registry.host))
+        write_registry(lazy["workspace"], registry)
         lazy["workspace"].commit("a registry of its own")
         path = cas_entry(lazy, layer["digest"])
         os.chmod(path, 0o644)

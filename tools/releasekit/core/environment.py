@@ -4,6 +4,8 @@ Library code reads a variable through its entry here, and names it in messages t
 name is spelled once. docs/configuration.md's table of variables is checked against this one by the tests.
 """
 
+import os
+
 
 class Variable:
     __slots__ = ("name", "meaning", "default", "secret")
@@ -104,6 +106,12 @@ def registry_credential_variables(name):
     """(username, password, token) variable names of the mirror registry called `name` in releasekit.yaml."""
     upper = "".join(c if c.isalnum() else "_" for c in name.upper())
     return tuple("RELEASEKIT_REGISTRY_{}_{}".format(upper, part) for part in ("USERNAME", "PASSWORD", "TOKEN"))
+
+
+def cache_directory():
+    """releasekit's directory in the user's cache (XDG_CACHE_HOME, else ~/.cache): what an agent keeps between runs."""
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                        "releasekit")
 
 
 def is_secret(name):

@@ -5,6 +5,7 @@ import logging
 import os
 import threading
 
+from releasekit.core import environment
 from releasekit.core.jsonio import write_atomic
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,7 @@ class BlobLocator:
 
     @classmethod
     def default(cls):
-        root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        return cls(os.path.join(root, "releasekit", "blob-locations.json"))
+        return cls(os.path.join(environment.cache_directory(), "blob-locations.json"))
 
     def candidates(self, host, digest, repository):
         with self.lock:

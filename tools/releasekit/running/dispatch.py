@@ -85,9 +85,7 @@ class Dispatcher:
             self.remote.flags
         args = [command, "--keep_going", "--build_event_json_file=" + bep, *extra, *self.options.bazel_flags, "--",
                 *labels]
-        # Bazel writes its client environment into the build event file: it never sees the publishers' credentials.
-        environ = os.environ if self.options.environ is None else self.options.environ
-        process = self.bazel.run(args, env=without_secrets(environ))
+        process = self.bazel.run(args, env=self.bazel_environ())
         with open(os.path.join(self.report_dir, "bazel-{}.log".format(command)), "w") as handle:
             handle.write(process.stdout + process.stderr)
         if process.returncode not in (0, 1, 3, 4) and not os.path.exists(bep):
@@ -315,6 +313,11 @@ class Dispatcher:
     def _outcome_of(self, run, code):
         """The Outcome of a release that exited with code; one the remote cache failed is built here and run again."""
         return remote_build.outcome(self, run, code)
+
+    def bazel_environ(self):
+        """The environment of the run's Bazel commands: the caller's, less the publishers' credentials (Bazel writes
+        its client environment into the build event file)."""
+        return without_secrets(os.environ if self.options.environ is None else self.options.environ)
 
     def workspace_environ(self):
         """The environment releases start from: the caller's, in this workspace."""

@@ -139,9 +139,8 @@ def _ask(dispatcher, command, flags, added):
     """(canonical options, download_mode_said()) of `bazel <command> --nobuild <flags> <the run's flags>`, in the
     environment the run's own invocations have. added: the flags among them that releasekit added."""
     probe = os.path.join(dispatcher.report_dir, "remote-cache.bep.json")
-    environ = without_secrets(os.environ if dispatcher.options.environ is None else dispatcher.options.environ)
     dispatcher.bazel.run([command, "--nobuild", "--build_event_json_file=" + probe, *flags,
-                          *dispatcher.options.bazel_flags], env=environ)
+                          *dispatcher.options.bazel_flags], env=dispatcher.bazel_environ())
     events = read_events(probe)
     if os.path.exists(probe):
         os.unlink(probe)  # it holds the build's --remote_header values
@@ -183,8 +182,7 @@ class LastDecision:
     KEPT = 16
 
     def __init__(self, workspace, invocation, path=None):
-        root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        self.path = path or os.path.join(root, "releasekit", "remote-build.json")
+        self.path = path or os.path.join(environment.cache_directory(), "remote-build.json")
         self.workspace = os.path.realpath(workspace)
         self.key = _digest(invocation)
         entry = self._read().get(self.workspace)

@@ -2,6 +2,7 @@
 
 import os
 
+from releasekit.core import environment
 from releasekit.selection.bazelquery import quote
 
 RELEASE_KIND = "artifact_ci_release"
@@ -50,11 +51,10 @@ def selectable(target):
 
 def default_base_checkout(repo_root):
     """Outside the workspace (or //... would see it), one per repository, reused so its Bazel server stays warm."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     import hashlib  # here: most selections never need a base checkout
 
     key = hashlib.sha256(os.path.realpath(repo_root).encode()).hexdigest()[:16]
-    return os.path.join(cache, "releasekit", "base-checkouts", key)
+    return os.path.join(environment.cache_directory(), "base-checkouts", key)
 
 
 def label(package, path):
